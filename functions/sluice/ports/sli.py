@@ -1,0 +1,48 @@
+"""The SLI provider port: fetch indicator values for a time window."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SliQuery:
+    """What to measure: which indicators, for which service and deployment, over which window."""
+
+    project: str
+    stage: str
+    service: str
+    indicators: Sequence[str]
+    start: str  # RFC 3339
+    end: str  # RFC 3339
+    deployment: str = "direct"  # canary | primary | direct
+    filters: Mapping[str, str] = field(default_factory=dict)
+    context: str = ""  # shkeptncontext of the delivery (the builtin provider reads by it)
+
+
+@dataclass(frozen=True)
+class SliValue:
+    """One indicator's value. ``success=False`` means "could not measure": value is None and
+    ``message`` says which indicator and why. Never a silent 0."""
+
+    metric: str
+    value: float | None
+    success: bool = True
+    message: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"metric": self.metric, "value": self.value, "success": self.success, "message": self.message}
+
+
+class SliProvider(Protocol):
+    """A source of SLI values (builtin, prometheus, cloudwatch)."""
+
+    def fetch(self, query: SliQuery) -> Sequence[SliValue]:
+        """One ``SliValue`` per requested indicator, in order.
+
+        Never raises for one indicator's failure (that indicator gets ``success=False``).
+        Raises ``ConfigurationError`` only when the provider itself is misconfigured.
+        """
+        ...
