@@ -1,0 +1,109 @@
+"""Settings, read once at the composition root (a function's first request, the CLI's start).
+
+Precedence: command-line flag > environment variable > default. This table is the one place
+where it is written down; nothing below the composition root reads ``os.environ``.
+
+| setting            | environment              | default                                 |
+|--------------------|--------------------------|-----------------------------------------|
+| state              | SLUICE_STATE             | ``local`` (``configmap`` on a cluster)  |
+| state_dir          | SLUICE_STATE_DIR         | ``.sluice``                             |
+| namespace          | SLUICE_NAMESPACE         | ``sluice``                              |
+| broker_url         | SLUICE_BROKER_URL        | ``http://127.0.0.1:8080/sluice/default``|
+| sink_url           | K_SINK (SinkBinding)     | broker_url                              |
+| backend            | SLUICE_BACKEND           | ``local``                               |
+| image_map          | SLUICE_IMAGE_MAP         | ``examples/sockshop/images.yaml``       |
+| sli_provider       | SLUICE_SLI_PROVIDER      | (project setting, else ``builtin``)     |
+| deploy_timeout_s   | SLUICE_DEPLOY_TIMEOUT    | 60                                      |
+| test_limit_s       | SLUICE_TEST_LIMIT        | 600                                     |
+| sli_timeout_s      | SLUICE_SLI_TIMEOUT       | 120                                     |
+| performance_duration_s | SLUICE_PERF_DURATION | (from tests.yaml)                       |
+| prometheus_url     | SLUICE_PROMETHEUS_URL    | ``http://127.0.0.1:9090``               |
+| bridge_url         | SLUICE_BRIDGE_URL        | ``http://127.0.0.1:8080/bridge``        |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sluice.errors import ConfigurationError
+
+DEFAULT_BROKER_URL = "http://127.0.0.1:8080/sluice/default"
+
+_ENV = {
+    "state": "SLUICE_STATE",
+    "state_dir": "SLUICE_STATE_DIR",
+    "namespace": "SLUICE_NAMESPACE",
+    "broker_url": "SLUICE_BROKER_URL",
+    "sink_url": "K_SINK",
+    "backend": "SLUICE_BACKEND",
+    "image_map": "SLUICE_IMAGE_MAP",
+    "sli_provider": "SLUICE_SLI_PROVIDER",
+    "deploy_timeout_s": "SLUICE_DEPLOY_TIMEOUT",
+    "test_limit_s": "SLUICE_TEST_LIMIT",
+    "sli_timeout_s": "SLUICE_SLI_TIMEOUT",
+    "performance_duration_s": "SLUICE_PERF_DURATION",
+    "prometheus_url": "SLUICE_PROMETHEUS_URL",
+    "bridge_url": "SLUICE_BRIDGE_URL",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    state: str = "local"
+    state_dir: str = ".sluice"
+    namespace: str = "sluice"
+    broker_url: str = DEFAULT_BROKER_URL
+    sink_url: str = ""
+    backend: str = "local"
+    image_map: str = "examples/sockshop/images.yaml"
+    sli_provider: str = ""
+    deploy_timeout_s: float = 60.0
+    test_limit_s: float = 600.0
+    sli_timeout_s: float = 120.0
+    performance_duration_s: float = 0.0
+    prometheus_url: str = "http://127.0.0.1:9090"
+    bridge_url: str = "http://127.0.0.1:8080/bridge"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:
+        """Defaults, overridden by ``environ``, overridden by non-None ``flags``."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw: Any = environ.get(_ENV[f.name])
+            if flags.get(f.name) is not None:
+                raw = flags[f.name]
+            if raw is None or raw == "":
+                continue
+            if f.type in ("float", float):
+                try:
+                    raw = float(raw)
+                except (TypeError, ValueError) as err:
+                    raise ConfigurationError(
+                        f"setting {f.name} ({_ENV[f.name]}): expected a number of seconds, found {raw!r}"
+                    ) from err
+            values[f.name] = raw
+        return cls(**values)
+
+    @property
+    def sink(self) -> str:
+        """Where functions post the events they emit beyond their reply."""
+        return self.sink_url or self.broker_url
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that hands these settings to a child process (a local function)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value not in ("", None, 0.0) and f.name != "sink_url":
+                out[_ENV[f.name]] = str(value)
+        return out

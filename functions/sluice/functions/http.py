@@ -1,0 +1,97 @@
+"""The shared adapter between functions-framework's ``http`` signature and a Sluice handler.
+
+functions-framework's ``cloud_event`` signature always answers "OK" and cannot reply with an
+event, so it cannot sit behind a Knative broker. This adapter decodes the CloudEvent (binary or
+structured mode) into a typed ``Event``, calls one handler, and answers:
+
+- the handler's first event as a binary-mode CloudEvent reply (200); further events are posted
+  to the sink (the broker) before replying;
+- ``202`` with an empty body when the handler has nothing to say;
+- ``400`` with the reason for bad input (never retried by the broker);
+- ``503`` for a transient failure (the broker retries);
+- ``422`` for a permanent or configuration error the handler could not turn into a failure
+  event (final: the broker dead-letters it);
+- ``500`` for a bug (retried, then dead-lettered).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sluice.core.events import Event
+from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
+from sluice.functions.runtime import Runtime, runtime_for
+
+log = logging.getLogger("sluice.functions")
+
+Handler = Callable[[Event, Runtime], Sequence[Event]]
+Response = tuple[bytes | str, int, dict[str, str]]
+
+_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def decode(headers: Any, body: bytes) -> Event:
+    """CloudEvent over HTTP (binary or structured) → typed ``Event``; ValidationError if bad."""
+    from cloudevents.exceptions import GenericException
+    from cloudevents.http import from_http
+
+    try:
+        ce = from_http(dict(headers), body)
+    except GenericException as err:
+        raise ValidationError("request", [f"not a CloudEvent 1.0 (binary or structured mode): {err}"]) from err
+    except (ValueError, TypeError) as err:  # malformed JSON bodies surface as these
+        raise ValidationError("request", [f"body is not valid JSON: {err}"]) from err
+    data = ce.data
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data) if data else {}
+        except ValueError as err:
+            raise ValidationError("request", [f"data is not JSON: {err}"]) from err
+    return Event.from_parts(ce.get_attributes(), data)
+
+
+def encode_binary(event: Event) -> tuple[dict[str, str], bytes]:
+    """Binary-mode headers and body for a reply, through the cloudevents SDK."""
+    from cloudevents.http import CloudEvent, to_binary
+
+    ce = CloudEvent(event.to_attributes(), event.data.to_dict())
+    headers, body = to_binary(ce)
+    headers["content-type"] = "application/json"
+    return dict(headers), body
+
+
+def serve(request: Any, function: str, handler: Handler) -> Response:
+    """Handle one functions-framework (flask) request for ``function``."""
+    if request.method == "GET":
+        return json.dumps({"function": function, "ready": True}), 200, {"Content-Type": "application/json"}
+    if request.method != "POST":
+        return f"{function}: only POST of a CloudEvent is accepted", 405, _TEXT
+    try:
+        event = decode(request.headers, request.get_data())
+    except ValidationError as err:
+        log.warning("%s: 400 %s", function, err)
+        return str(err), 400, _TEXT
+    runtime = runtime_for(function)
+    try:
+        events = list(handler(event, runtime))
+        if len(events) > 1:
+            runtime.emit(events[1:])
+    except ValidationError as err:
+        log.warning("%s: 400 for %s: %s", function, event.id, err)
+        return str(err), 400, _TEXT
+    except RetryableError as err:
+        log.warning("%s: 503 for %s: %s", function, event.id, err)
+        return str(err), 503, _TEXT
+    except (PermanentError, ConfigurationError) as err:
+        log.error("%s: 422 for %s: %s", function, event.id, err)
+        return str(err), 422, _TEXT
+    except Exception as err:
+        log.exception("%s: 500 for %s", function, event.id)
+        return f"{function}: internal error: {type(err).__name__}", 500, _TEXT
+    if not events:
+        return b"", 202, {}
+    headers, body = encode_binary(events[0])
+    return body, 200, headers

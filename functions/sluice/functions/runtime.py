@@ -1,0 +1,96 @@
+"""The composition root of a function process: settings read once, adapters built lazily.
+
+A function process builds one ``Runtime`` on its first request (cold start stays small: the
+state store, backend or SLI provider a function never asks for is never imported).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from sluice.config import Settings
+from sluice.core.events import Event
+from sluice.errors import RetryableError
+
+if TYPE_CHECKING:
+    from sluice.ports.backend import DeploymentBackend
+    from sluice.ports.state import StateStore
+
+log = logging.getLogger("sluice.functions")
+
+POST_TIMEOUT_S = 10.0
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Runtime:
+    """What a function needs from the outside world, built from ``Settings``."""
+
+    def __init__(self, settings: Settings, function: str) -> None:
+        self.settings = settings
+        self.function = function
+
+    @property
+    def source(self) -> str:
+        """The CloudEvent ``source`` of everything this function emits."""
+        return f"sluice/{self.function}"
+
+    def now(self) -> str:
+        return now_rfc3339()
+
+    @cached_property
+    def store(self) -> StateStore:
+        from sluice.adapters.state import create_store
+
+        if self.settings.state == "configmap":
+            return create_store("configmap", namespace=self.settings.namespace)
+        return create_store(self.settings.state, directory=self.settings.state_dir)
+
+    @cached_property
+    def backend(self) -> DeploymentBackend:
+        from sluice.adapters.backends import create_backend
+
+        return create_backend(self.settings.backend, settings=self.settings)
+
+    def emit(self, events: Sequence[Event]) -> None:
+        """Post events to the sink (the broker) beyond the HTTP reply; raises RetryableError."""
+        for event in events:
+            post_event(self.settings.sink, event)
+
+
+def post_event(url: str, event: Event, timeout_s: float = POST_TIMEOUT_S) -> None:
+    """POST one event in structured mode; the broker answers 2xx or we raise RetryableError."""
+    body = json.dumps(event.to_json_dict()).encode()
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/cloudevents+json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            status = response.status
+    except urllib.error.HTTPError as err:
+        detail = err.read()[:300].decode(errors="replace")
+        raise RetryableError(f"broker {url} refused event {event.id} ({event.type}): {err.code} {detail}") from err
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        raise RetryableError(f"broker {url} unreachable for event {event.id} ({event.type}): {err}") from err
+    if not 200 <= status < 300:
+        raise RetryableError(f"broker {url} answered {status} for event {event.id}")
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def runtime_for(function: str, environ: Any = None) -> Runtime:
+    """The process's runtime for ``function`` (built once; reads the environment once)."""
+    if function not in _RUNTIMES:
+        _RUNTIMES[function] = Runtime(Settings.from_env(environ if environ is not None else os.environ), function)
+    return _RUNTIMES[function]
