@@ -1,0 +1,23 @@
+"""The gatekeeper's decision (pure): promote, hold for a person, or roll back."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sluice.core.shipyard import Approval, Stage
+
+
+class GateDecision(StrEnum):
+    PROMOTE = "promote"
+    HOLD = "hold"
+    DISCARD = "discard"
+
+
+def decide(result: str, stage: Stage) -> GateDecision:
+    """``pass`` and ``warning`` promote unless the stage's approval strategy asks a person for
+    that result; ``fail`` (and anything else) discards the candidate."""
+    if result == "pass":
+        return GateDecision.HOLD if stage.approval_pass is Approval.MANUAL else GateDecision.PROMOTE
+    if result == "warning":
+        return GateDecision.HOLD if stage.approval_warning is Approval.MANUAL else GateDecision.PROMOTE
+    return GateDecision.DISCARD

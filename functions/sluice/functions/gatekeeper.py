@@ -1,0 +1,19 @@
+"""gatekeeper: ``evaluation-done`` / ``approval.finished`` → promote + next stage, hold, or roll back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.core.events import Event
+from sluice.functions.http import serve
+from sluice.functions.runtime import Runtime
+from sluice.services.gatekeeper import GatekeeperService
+from sluice.services.records import Records
+
+
+def handle(event: Event, runtime: Runtime) -> list[Event]:
+    return GatekeeperService(Records(runtime.store), runtime.now, runtime.source).handle(event)
+
+
+def main(request: Any) -> Any:
+    return serve(request, "gatekeeper", handle)

@@ -1,0 +1,18 @@
+"""The event log: every event of a delivery, in the order it arrived, under its context."""
+
+from __future__ import annotations
+
+from sluice.core.events import Event
+from sluice.services.records import Records
+
+
+class EventLogService:
+    def __init__(self, records: Records) -> None:
+        self.records = records
+
+    def handle(self, event: Event) -> list[Event]:
+        """Record ``event`` once (a duplicate delivery is recognised by source and id)."""
+        if event.data.TYPE.value.startswith("dev.knative.sources.ping"):
+            return []  # ticks belong to no delivery
+        self.records.append_event(event.shkeptncontext, event.to_json_dict())
+        return []

@@ -1,0 +1,206 @@
+"""The read-model: one view of Sluice's state for the CLI and the web view alike.
+
+Plain dicts (JSON-ready), built from the records; no second source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sluice.core.deployment import StageState
+from sluice.core.events import EventType
+from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records
+
+#: A short verb per event type, for timelines.
+_VERBS = {
+    EventType.CONFIGURATION_CHANGE.value: "configuration change",
+    EventType.DEPLOYMENT_FINISHED.value: "deployed",
+    EventType.TESTS_FINISHED.value: "tests finished",
+    EventType.START_EVALUATION.value: "evaluation requested",
+    EventType.GET_SLI.value: "SLIs requested",
+    EventType.GET_SLI_DONE.value: "SLIs fetched",
+    EventType.EVALUATION_DONE.value: "evaluated",
+    EventType.APPROVAL_TRIGGERED.value: "waiting for approval",
+    EventType.APPROVAL_FINISHED.value: "approval",
+    EventType.DONE.value: "done",
+}
+
+
+def _stage_state(records: Records, project: str, stage: str, service: str) -> StageState | None:
+    doc = records.read_json(f"deploy.{project}.{stage}.{service}", "state", None)
+    return StageState.from_dict(doc) if doc else None
+
+
+def last_evaluation_summary(evaluation: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not evaluation:
+        return None
+    return {
+        "id": evaluation.get("id"),
+        "result": evaluation.get("result"),
+        "score": evaluation.get("score"),
+        "image": evaluation.get("image", ""),
+        "context": evaluation.get("context", ""),
+        "time": evaluation.get("time", ""),
+        "notes": evaluation.get("notes", []),
+        "indicators": [
+            {
+                "name": i.get("name"),
+                "value": i.get("value"),
+                "status": i.get("status"),
+                "score": i.get("score"),
+                "targets": i.get("targets", []),
+                "message": i.get("message", ""),
+            }
+            for i in evaluation.get("indicators", [])
+        ],
+    }
+
+
+def project_status(records: Records, project: str) -> dict[str, Any]:
+    """Stages × services: primary, candidate, traffic, queue, approval and last evaluation."""
+    info = records.project(project)
+    stages = []
+    for stage in info.shipyard.stages:
+        services = []
+        gate = records.read_json(f"gate.{project}.{stage.name}", "pending", {})
+        for service in info.services:
+            state = _stage_state(records, project, stage.name, service)
+            history = records.evaluations(project, stage.name, service)
+            pending_approval = records.read_json(f"gate.{project}.{stage.name}.{service}", "pending", {}) or gate
+            candidate = None
+            traffic: dict[str, int] = {}
+            if state is not None:
+                if state.blue_green and state.candidate_image:
+                    candidate = {"image": state.candidate_image, "url": state.candidate_url}
+                weight = state.canary_weight if state.blue_green else 0
+                traffic = {"primary": 100 - weight, "canary": weight} if state.blue_green else {"direct": 100}
+            services.append(
+                {
+                    "name": service,
+                    "primary": {"image": state.primary_image, "url": state.primary_url} if state and state.primary_image else None,
+                    "candidate": candidate,
+                    "traffic": traffic,
+                    "last_good_image": state.last_good_image if state else "",
+                    "public_url": state.public_url if state else "",
+                    "active_delivery": {"context": state.active_context, "image": state.active_image} if state and state.busy else None,
+                    "queued": [{"context": q.context, "image": q.image, "since": q.queued_at} for q in state.queue] if state else [],
+                    "waiting_for_approval": [
+                        {"context": ctx, "image": held.get("image"), "result": held.get("result"), "since": held.get("held_at")}
+                        for ctx, held in pending_approval.items()
+                    ],
+                    "last_evaluation": last_evaluation_summary(history[-1] if history else None),
+                }
+            )
+        stages.append({**stage.to_dict(), "services": services})
+    return {"project": project, "stages": stages}
+
+
+def describe(event: Mapping[str, Any]) -> str:
+    """One line saying what an event did, in plain words."""
+    etype = str(event.get("type", ""))
+    data = event.get("data") or {}
+    stage = data.get("stage", "")
+    where = f" in {stage}" if stage else ""
+    if etype == EventType.CONFIGURATION_CHANGE.value:
+        action = (data.get("canary") or {}).get("action", "set")
+        image = (data.get("valuesCanary") or {}).get("image", "")
+        if action == "promote":
+            return f"promote {image}{where}"
+        if action == "discard":
+            return f"roll back{where}: discard {image}"
+        return f"deploy {image}{where or ' (first stage)'}"
+    if etype == EventType.DEPLOYMENT_FINISHED.value:
+        if data.get("result") == "fail":
+            return f"deployment FAILED{where}: {data.get('message', '')}"
+        return f"deployed {data.get('image', '')}:{data.get('tag', '')}{where} ({data.get('deploymentstrategy', '')}) at {data.get('deploymentURILocal', '')}"
+    if etype == EventType.TESTS_FINISHED.value:
+        return f"{data.get('teststrategy') or 'no'} tests {data.get('result', '')}{where}" + (
+            f": {data['message']}" if data.get("message") else ""
+        )
+    if etype == EventType.GET_SLI.value:
+        return f"SLIs {', '.join(data.get('indicators', []))} requested from {data.get('sliProvider', '')}{where}"
+    if etype == EventType.GET_SLI_DONE.value:
+        parts = []
+        for v in data.get("indicatorValues", []):
+            value = v.get("value")
+            parts.append(f"{v.get('metric')}={value:.1f}" if isinstance(value, int | float) else f"{v.get('metric')}=n/a")
+        return f"SLIs{where}: " + ", ".join(parts)
+    if etype == EventType.EVALUATION_DONE.value:
+        details = data.get("evaluationdetails") or {}
+        failing = [
+            (r.get("value") or {}).get("metric", "")
+            for r in details.get("indicatorResults", [])
+            if r.get("status") in ("fail", "error")
+        ]
+        extra = f" (failing: {', '.join(failing)})" if failing else ""
+        return f"evaluation {str(data.get('result', '')).upper()}{where}, score {details.get('score', '?')}{extra}"
+    if etype == EventType.APPROVAL_TRIGGERED.value:
+        return f"waiting for approval{where}: {data.get('image', '')}"
+    if etype == EventType.APPROVAL_FINISHED.value:
+        return f"approval{where}: {(data.get('approval') or {}).get('decision', '')}"
+    if etype == EventType.DONE.value:
+        return f"{str(data.get('outcome', '')).replace('_', ' ').upper()}{where}: {data.get('message', '')}"
+    return _VERBS.get(etype, etype)
+
+
+def delivery(records: Records, context: str) -> dict[str, Any]:
+    """One delivery: its events in order with a plain-words line each, and a chip per stage."""
+    events = records.events(context)
+    first = events[0] if events else {}
+    data = first.get("data") or {}
+    stages: dict[str, dict[str, Any]] = {}
+    for event in events:
+        d = event.get("data") or {}
+        stage = d.get("stage")
+        if not stage:
+            continue
+        chip = stages.setdefault(stage, {"stage": stage, "status": "running", "outcome": ""})
+        if event.get("type") == EventType.EVALUATION_DONE.value:
+            chip["status"] = d.get("result", "")
+            chip["score"] = (d.get("evaluationdetails") or {}).get("score")
+        elif event.get("type") == EventType.DONE.value:
+            chip["outcome"] = d.get("outcome", "")
+            if d.get("outcome") in ("rolled_back", "failed", "stopped", "declined"):
+                chip["status"] = "fail" if chip["status"] in ("running", "pass") else chip["status"]
+        elif event.get("type") == EventType.APPROVAL_TRIGGERED.value:
+            chip["status"] = "waiting"
+    image = (data.get("valuesCanary") or {}).get("image", "")
+    return {
+        "context": context,
+        "project": data.get("project", ""),
+        "service": data.get("service", ""),
+        "image": image,
+        "started": first.get("time", ""),
+        "stages": list(stages.values()),
+        "events": [{**e, "summary": describe(e)} for e in events],
+    }
+
+
+def deliveries(records: Records, project: str, service: str = "") -> list[dict[str, Any]]:
+    """Deliveries of a project (or one service), newest first, without their event lists."""
+    out = []
+    for context in records.contexts(project, service):
+        d = delivery(records, context)
+        d.pop("events")
+        out.append(d)
+    return sorted(out, key=lambda d: d["started"], reverse=True)
+
+
+def evaluations(records: Records, project: str, stage: str, service: str) -> list[dict[str, Any]]:
+    """Evaluation history, newest first (full records: indicators, targets, comparison)."""
+    return list(reversed(records.evaluations(project, stage, service)))
+
+
+def evaluation(records: Records, project: str, stage: str, service: str, evaluation_id: str) -> dict[str, Any] | None:
+    for doc in records.evaluations(project, stage, service):
+        if doc.get("id") == evaluation_id:
+            return doc
+    return None
+
+
+def services_in(records: Records, project: str) -> list[dict[str, str]]:
+    return [
+        {"project": r.labels.get(PROJECT, ""), "stage": r.labels.get(STAGE, ""), "service": r.labels.get(SERVICE, "")}
+        for r in records.store.list({KIND: "evaluations", PROJECT: project})
+    ]

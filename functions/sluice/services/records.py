@@ -1,0 +1,269 @@
+"""Sluice's records in the state store, by name, with typed access.
+
+| record name                              | holds                                                   |
+|------------------------------------------|---------------------------------------------------------|
+| ``project.<p>``                          | ``shipyard.yaml``, ``services`` (JSON list)             |
+| ``lighthouse-config-<p>``                | ``sli-provider`` (Keptn's name, kept)                   |
+| ``resources.<p>[.<stage>[.<svc>]]``      | resources by URI (``slo.yaml``, ``sli.yaml``, ``tests.yaml``) |
+| ``deploy.<p>.<stage>.<svc>``             | the stage's deployment state (``state`` JSON)           |
+| ``evaluations.<p>.<stage>.<svc>``        | evaluation history (``history`` JSON, newest last, bounded) |
+| ``measurements.<p>.<stage>.<svc>``       | the tests' measurements by delivery context (bounded)   |
+| ``tests.<p>.<stage>.<svc>``              | running test units, by event key                        |
+| ``pending.<p>.<stage>.<svc>``            | evaluations waiting for SLIs, by context                |
+| ``gate.<p>.<stage>.<svc>``               | promotions waiting for approval, by context             |
+| ``context.<uuid>``                       | one delivery's event log (``events`` JSON list)         |
+
+Each record is small and written with compare-and-swap (``cas_update``). Names use dots
+between DNS-1123 labels, so no two keys collide.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sluice.core.shipyard import Shipyard, parse_shipyard
+from sluice.errors import NotFoundError, ValidationError
+from sluice.ports.state import Record, StateStore
+from sluice.services.state import cas_update
+
+R = TypeVar("R")
+
+KIND = "sluice.dev/kind"
+PROJECT = "sluice.dev/project"
+STAGE = "sluice.dev/stage"
+SERVICE = "sluice.dev/service"
+
+#: Evaluations kept per project/stage/service in the store (older ones go to the archive).
+HISTORY_LIMIT = 100
+#: Events kept per delivery context.
+EVENTS_LIMIT = 400
+#: Measurements kept per project/stage/service (by delivery context).
+MEASUREMENTS_LIMIT = 20
+
+
+def resource_key(uri: str) -> str:
+    """A resource URI as a ConfigMap data key (``[-._a-zA-Z0-9]+``)."""
+    key = uri.strip("/").replace("/", "__")
+    if not key or any(not (c.isalnum() or c in "-._") for c in key):
+        raise ValidationError("resourceUri", [f"{uri!r}: expected a path of letters, digits, '-', '.', '_' and '/'"])
+    return key
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    shipyard: Shipyard
+    shipyard_text: str
+    services: tuple[str, ...]
+
+
+class Records:
+    """Typed reads and compare-and-swap writes of Sluice's records."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    # --- generic JSON records -------------------------------------------------------------
+    def read_json(self, name: str, key: str, default: Any) -> Any:
+        record = self.store.get(name)
+        if record is None or key not in record.data:
+            return default
+        return json.loads(record.data[key])
+
+    def update_json(
+        self, name: str, key: str, default: Any, labels: Mapping[str, str], mutate: Callable[[Any], R]
+    ) -> R:
+        """Read ``key`` of record ``name`` as JSON, let ``mutate`` change it in place and return
+        a result, then write it back with compare-and-swap (retried on conflicts)."""
+        outcome: list[R] = []
+
+        def apply(record: Record | None) -> Record | None:
+            value = json.loads(record.data[key]) if record is not None and key in record.data else default
+            outcome.clear()
+            outcome.append(mutate(value))
+            data = dict(record.data) if record is not None else {}
+            data[key] = json.dumps(value, separators=(",", ":"), sort_keys=True)
+            return Record(
+                name=name,
+                data=data,
+                labels={**(record.labels if record else {}), **labels},
+                resource_version=record.resource_version if record else None,
+            )
+
+        cas_update(self.store, name, apply)
+        return outcome[0]
+
+    @staticmethod
+    def scoped(kind: str, project: str, stage: str = "", service: str = "") -> tuple[str, dict[str, str]]:
+        parts = [p for p in (project, stage, service) if p]
+        labels = {KIND: kind, PROJECT: project}
+        if stage:
+            labels[STAGE] = stage
+        if service:
+            labels[SERVICE] = service
+        return ".".join([kind, *parts]), labels
+
+    # --- projects --------------------------------------------------------------------------
+    def create_project(self, project: str, shipyard_text: str, shipyard_doc: object) -> Project:
+        parse_shipyard(shipyard_doc, "shipyard")
+        name, labels = self.scoped("project", project)
+
+        def apply(record: Record | None) -> Record:
+            services = record.data.get("services", "[]") if record else "[]"
+            return Record(
+                name=name,
+                data={"shipyard.yaml": shipyard_text, "services": services},
+                labels=labels,
+                resource_version=record.resource_version if record else None,
+            )
+
+        cas_update(self.store, name, apply)
+        return self.project(project)
+
+    def project(self, project: str) -> Project:
+        import yaml  # the shipyard is YAML; only functions that read projects pay for it
+
+        record = self.store.get(f"project.{project}")
+        if record is None:
+            known = [r.labels.get(PROJECT, "") for r in self.store.list({KIND: "project"})]
+            raise NotFoundError(f"project {project!r} does not exist (projects: {', '.join(known) or 'none'})")
+        text = record.data.get("shipyard.yaml", "")
+        shipyard = parse_shipyard(yaml.safe_load(text), f"shipyard of project {project}")
+        return Project(project, shipyard, text, tuple(json.loads(record.data.get("services", "[]"))))
+
+    def projects(self) -> list[str]:
+        return [r.labels.get(PROJECT, "") for r in self.store.list({KIND: "project"})]
+
+    def onboard(self, project: str, service: str) -> None:
+        self.project(project)  # must exist
+        name = f"project.{project}"
+
+        def apply(record: Record | None) -> Record:
+            if record is None:
+                raise NotFoundError(f"project {project!r} does not exist")
+            services = json.loads(record.data.get("services", "[]"))
+            if service not in services:
+                services.append(service)
+            return Record(name, {**record.data, "services": json.dumps(services)}, record.labels, record.resource_version)
+
+        cas_update(self.store, name, apply)
+
+    def require_service(self, project: str, service: str) -> Project:
+        info = self.project(project)
+        if service not in info.services:
+            raise NotFoundError(
+                f"service {service!r} is not onboarded in project {project!r} "
+                f"(services: {', '.join(info.services) or 'none'}); run 'sluice onboard service {service} --project {project}'"
+            )
+        return info
+
+    # --- resources and settings ------------------------------------------------------------
+    def put_resource(self, project: str, stage: str, service: str, uri: str, text: str) -> str:
+        if service and not stage:
+            raise ValidationError("add-resource", ["--service needs --stage (resources belong to a service in a stage)"])
+        name, labels = self.scoped("resources", project, stage, service)
+        key = resource_key(uri)
+
+        def apply(record: Record | None) -> Record:
+            data = dict(record.data) if record else {}
+            data[key] = text
+            return Record(name, data, labels, record.resource_version if record else None)
+
+        cas_update(self.store, name, apply)
+        return name
+
+    def resource(self, project: str, stage: str, service: str, uri: str) -> str | None:
+        """The most specific resource: service in stage, then stage, then project."""
+        key = resource_key(uri)
+        for parts in ((project, stage, service), (project, stage), (project,)):
+            if any(not p for p in parts):
+                continue
+            record = self.store.get(".".join(["resources", *parts]))
+            if record is not None and key in record.data:
+                return record.data[key]
+        return None
+
+    def resource_levels(self, project: str, stage: str, service: str, uri: str) -> tuple[str | None, ...]:
+        """(project, stage, service) level texts of one resource, for merging (e.g. sli.yaml)."""
+        key = resource_key(uri)
+        out: list[str | None] = []
+        for parts in ((project,), (project, stage), (project, stage, service)):
+            record = self.store.get(".".join(["resources", *parts]))
+            out.append(record.data.get(key) if record else None)
+        return tuple(out)
+
+    def project_setting(self, project: str, key: str) -> str | None:
+        record = self.store.get(f"lighthouse-config-{project}")
+        return record.data.get(key) if record else None
+
+    def set_project_setting(self, project: str, key: str, value: str) -> None:
+        name = f"lighthouse-config-{project}"
+
+        def apply(record: Record | None) -> Record:
+            data = dict(record.data) if record else {}
+            data[key] = value
+            return Record(name, data, {KIND: "lighthouse-config", PROJECT: project}, record.resource_version if record else None)
+
+        cas_update(self.store, name, apply)
+
+    # --- event log ---------------------------------------------------------------------------
+    def append_event(self, context: str, event: Mapping[str, Any]) -> bool:
+        """Add ``event`` (structured JSON form) to its delivery's log; False when already there."""
+        data = event.get("data") or {}
+        labels = {KIND: "context", "sluice.dev/context": context}
+        for label, key in ((PROJECT, "project"), (SERVICE, "service")):
+            if isinstance(data, Mapping) and data.get(key):
+                labels[label] = str(data[key])
+
+        def mutate(events: list[dict[str, Any]]) -> bool:
+            if any(e.get("id") == event.get("id") and e.get("source") == event.get("source") for e in events):
+                return False
+            events.append(dict(event))
+            del events[:-EVENTS_LIMIT]
+            return True
+
+        return self.update_json(f"context.{context}", "events", [], labels, mutate)
+
+    def events(self, context: str) -> list[dict[str, Any]]:
+        return list(self.read_json(f"context.{context}", "events", []))
+
+    def contexts(self, project: str = "", service: str = "") -> list[str]:
+        labels = {KIND: "context"}
+        if project:
+            labels[PROJECT] = project
+        if service:
+            labels[SERVICE] = service
+        return [r.name.removeprefix("context.") for r in self.store.list(labels)]
+
+    # --- evaluations and measurements ------------------------------------------------------
+    def evaluations(self, project: str, stage: str, service: str) -> list[dict[str, Any]]:
+        return list(self.read_json(f"evaluations.{project}.{stage}.{service}", "history", []))
+
+    def append_evaluation(self, project: str, stage: str, service: str, evaluation: Mapping[str, Any]) -> bool:
+        name, labels = self.scoped("evaluations", project, stage, service)
+
+        def mutate(history: list[dict[str, Any]]) -> bool:
+            if any(e.get("id") == evaluation.get("id") for e in history):
+                return False
+            history.append(dict(evaluation))
+            del history[:-HISTORY_LIMIT]
+            return True
+
+        return self.update_json(name, "history", [], labels, mutate)
+
+    def put_measurements(self, project: str, stage: str, service: str, context: str, values: Mapping[str, Any]) -> None:
+        name, labels = self.scoped("measurements", project, stage, service)
+
+        def mutate(by_context: dict[str, Any]) -> None:
+            by_context[context] = dict(values)
+            for old in list(by_context)[:-MEASUREMENTS_LIMIT]:
+                del by_context[old]
+
+        self.update_json(name, "measurements", {}, labels, mutate)
+
+    def measurements(self, project: str, stage: str, service: str, context: str) -> Mapping[str, float] | None:
+        by_context = self.read_json(f"measurements.{project}.{stage}.{service}", "measurements", {})
+        return by_context.get(context)

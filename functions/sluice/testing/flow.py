@@ -1,0 +1,155 @@
+"""An in-process delivery flow: the services wired like the broker wires the functions, with
+no HTTP and no processes. Fast tests of the whole story use it with a fake backend."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sluice.core.events import DeploymentFinished, Event, EventType, GetSli
+from sluice.errors import PermanentError
+from sluice.ports.backend import Placement, Slot
+from sluice.ports.sli import SliProvider, SliQuery, SliValue
+from sluice.services.deploy import DeployService
+from sluice.services.evaluate import EvaluateService
+from sluice.services.eventlog import EventLogService
+from sluice.services.gatekeeper import GatekeeperService
+from sluice.services.records import Records
+from sluice.services.sli import SliService
+from sluice.services.testflow import Runner, TestService
+
+
+class FakeClock:
+    """A clock that moves forward one second per reading (deterministic times)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> str:
+        self.current += timedelta(seconds=1)
+        return self.current.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeBackend:
+    """Records what runs where; images in ``broken`` fail to become ready."""
+
+    slots: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    weights: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
+        self.calls.append(("deploy", placement.stage, slot.value, image))
+        if image in self.broken:
+            raise PermanentError(f"{image} did not become ready within {timeout_s:g} s")
+        self.slots[(placement.project, placement.stage, placement.service, slot.value)] = image
+        return f"http://{placement.service}-{slot.value}.{placement.namespace}"
+
+    def route(self, placement: Placement, canary_weight: int) -> str:
+        self.calls.append(("route", placement.stage, str(canary_weight)))
+        self.weights[(placement.project, placement.stage, placement.service)] = canary_weight
+        return f"http://{placement.service}.{placement.namespace}"
+
+    def scale_to_zero(self, placement: Placement, slot: Slot) -> None:
+        self.calls.append(("scale_to_zero", placement.stage, slot.value))
+        self.slots.pop((placement.project, placement.stage, placement.service, slot.value), None)
+
+    def serving(self, project: str, stage: str, service: str) -> str:
+        """The image that most of the stage's traffic reaches."""
+        weight = self.weights.get((project, stage, service), 0)
+        for slot in ("direct", "canary" if weight >= 50 else "primary"):
+            if (image := self.slots.get((project, stage, service, slot))) is not None:
+                return image
+        return ""
+
+
+class MeasurementsProvider:
+    """The builtin provider's behaviour over the records (stored test measurements)."""
+
+    def __init__(self, records: Records) -> None:
+        self.records = records
+
+    def fetch(self, query: SliQuery) -> Sequence[SliValue]:
+        stored = self.records.measurements(query.project, query.stage, query.service, query.context) or {}
+        return [
+            SliValue(name, float(stored[name])) if name in stored else SliValue(name, None, False, f"{name}: not measured")
+            for name in query.indicators
+        ]
+
+
+class Flow:
+    """Routes events between the services until the flow is quiet (a broker without HTTP)."""
+
+    def __init__(
+        self,
+        records: Records,
+        backend: FakeBackend,
+        runner: Runner,
+        clock: Callable[[], str] | None = None,
+        providers: Callable[[str, GetSli], SliProvider] | None = None,
+        sli_timeout_s: float = 120.0,
+        drop: Callable[[Event], bool] | None = None,
+    ) -> None:
+        self.records = records
+        self.clock = clock or FakeClock()
+        self.runner = runner
+        self.units: deque[dict[str, Any]] = deque()
+        self.deploy = DeployService(records, backend, self.clock, "sluice/deploy")
+        self.test = TestService(records, self.clock, "sluice/test", self.units.append)
+        self.evaluate = EvaluateService(records, self.clock, "sluice/evaluate", sli_timeout_s=sli_timeout_s)
+        self.sli = SliService(providers or (lambda name, _: MeasurementsProvider(records)), self.clock, "sluice/sli")
+        self.gatekeeper = GatekeeperService(records, self.clock, "sluice/gatekeeper")
+        self.eventlog = EventLogService(records)
+        self.drop = drop or (lambda _: False)
+        self.routes: Mapping[EventType, Callable[[Event], list[Event]]] = {
+            EventType.CONFIGURATION_CHANGE: self.deploy.handle,
+            EventType.DEPLOYMENT_FINISHED: self.test.handle,
+            EventType.TESTS_FINISHED: self.evaluate.handle,
+            EventType.START_EVALUATION: self.evaluate.handle,
+            EventType.GET_SLI: self.sli.handle,
+            EventType.GET_SLI_DONE: self.evaluate.handle,
+            EventType.EVALUATION_DONE: self.gatekeeper.handle,
+            EventType.APPROVAL_FINISHED: self.gatekeeper.handle,
+        }
+        self.seen: list[Event] = []
+        #: When True, test units wait (as if their tests were still running) until it is False.
+        self.hold_units = False
+
+    def send(self, *events: Event) -> list[Event]:
+        """Deliver ``events`` and everything they cause; returns every event in delivery order."""
+        queue = deque(events)
+        delivered: list[Event] = []
+        while queue or (self.units and not self.hold_units):
+            if not queue:
+                unit = Event.from_json_dict(self.units.popleft())
+                assert isinstance(unit.data, DeploymentFinished)
+                queue.append(self.test.run_unit(unit, self.runner))
+                continue
+            event = queue.popleft()
+            if self.drop(event):
+                continue
+            delivered.append(event)
+            self.eventlog.handle(event)
+            handler = self.routes.get(event.type)
+            if handler is not None:
+                queue.extend(handler(event))
+        self.seen.extend(delivered)
+        return delivered
+
+    def tick(self) -> list[Event]:
+        """A PingSource tick: time-driven work of evaluate and test, and what it causes."""
+        from sluice.core.events import Ping
+
+        ping = Event.new(Ping(), source="sluice/tick", id=f"tick-{self.clock()}", time=self.clock())
+        return self.send(*self.evaluate.handle(ping), *self.test.handle(ping))
+
+
+def by_type(events: Sequence[Event], event_type: EventType) -> Iterator[Event]:
+    return (e for e in events if e.type is event_type)
