@@ -1,0 +1,138 @@
+"""What the load generator is asked to do (``LoadProfile``) and what it measured (``LoadReport``)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Mode(enum.StrEnum):
+    """Open loop (a fixed arrival rate) or closed loop (virtual users that wait for answers)."""
+
+    CONSTANT_ARRIVAL_RATE = "constant-arrival-rate"
+    VIRTUAL_USERS = "virtual-users"
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """One entry of the request mix. ``expected_status`` None means "any status below 400"."""
+
+    path: str
+    method: str = "GET"
+    body: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    weight: float = 1.0
+    expected_status: int | None = None
+
+    def is_error(self, status: int) -> bool:
+        if self.expected_status is None:
+            return status >= 400
+        return status != self.expected_status
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """A bounded load: it stops by itself after ``duration_s`` or ``max_requests``, whichever first.
+
+    ``rate`` (requests/s) is used by the constant-arrival-rate mode; ``vus`` and
+    ``think_time_s`` by the virtual-users mode. ``timeout_s`` bounds each request.
+    ``max_connections`` bounds the open connections; a request that waits for one still has its
+    latency counted from its intended send time.
+    """
+
+    requests: tuple[LoadRequest, ...]
+    duration_s: float
+    mode: Mode = Mode.CONSTANT_ARRIVAL_RATE
+    rate: float = 10.0
+    vus: int = 1
+    think_time_s: float = 0.0
+    timeout_s: float = 5.0
+    max_requests: int | None = None
+    max_connections: int = 512
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.requests:
+            problems.append("requests: expected at least one request, found none")
+        if any(r.weight <= 0 for r in self.requests):
+            problems.append("requests: expected every weight > 0")
+        if self.duration_s <= 0:
+            problems.append(f"duration_s: expected > 0, found {self.duration_s}")
+        if self.mode is Mode.CONSTANT_ARRIVAL_RATE and self.rate <= 0:
+            problems.append(f"rate: expected > 0, found {self.rate}")
+        if self.mode is Mode.VIRTUAL_USERS and self.vus < 1:
+            problems.append(f"vus: expected >= 1, found {self.vus}")
+        if self.timeout_s <= 0:
+            problems.append(f"timeout_s: expected > 0, found {self.timeout_s}")
+        if self.max_requests is not None and self.max_requests < 1:
+            problems.append(f"max_requests: expected >= 1, found {self.max_requests}")
+        if problems:
+            raise ValueError("invalid load profile: " + "; ".join(problems))
+
+    def planned_requests(self) -> int | None:
+        """How many requests the profile will send (open loop), or its cap (closed loop)."""
+        if self.mode is Mode.CONSTANT_ARRIVAL_RATE:
+            planned = max(1, round(self.rate * self.duration_s))
+            return planned if self.max_requests is None else min(planned, self.max_requests)
+        return self.max_requests
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What one load run measured. Times in milliseconds; ``error_rate`` is a fraction 0..1.
+
+    Latency percentiles are None when no request got an answer or timed out. ``start`` and
+    ``end`` (RFC 3339 UTC) bound the measurement window: first intended send to last answer.
+    ``statuses`` counts answers per HTTP status; status 0 stands for no answer (see
+    ``error_kinds``: ``timeout``, ``connection``, ``cancelled``).
+    """
+
+    mode: Mode
+    requests: int
+    errors: int
+    start: str
+    end: str
+    duration_s: float
+    throughput: float
+    error_rate: float
+    response_time_avg: float | None
+    response_time_min: float | None
+    response_time_max: float | None
+    response_time_p50: float | None
+    response_time_p90: float | None
+    response_time_p95: float | None
+    response_time_p99: float | None
+    statuses: Mapping[int, int] = field(default_factory=dict)
+    error_kinds: Mapping[str, int] = field(default_factory=dict)
+    target_rate: float | None = None
+
+    def measurements(self) -> dict[str, float]:
+        """The builtin SLI values this run provides (a key is left out when it was not measured)."""
+        values: dict[str, float | None] = {
+            "throughput": self.throughput,
+            "error_rate": self.error_rate,
+            "response_time_p50": self.response_time_p50,
+            "response_time_p90": self.response_time_p90,
+            "response_time_p95": self.response_time_p95,
+            "response_time_p99": self.response_time_p99,
+            "response_time_avg": self.response_time_avg,
+        }
+        return {key: round(value, 3) for key, value in values.items() if value is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": str(self.mode),
+            "requests": self.requests,
+            "errors": self.errors,
+            "start": self.start,
+            "end": self.end,
+            "duration_s": round(self.duration_s, 3),
+            "target_rate": self.target_rate,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "error_kinds": dict(sorted(self.error_kinds.items())),
+            "response_time_min": self.response_time_min,
+            "response_time_max": self.response_time_max,
+            **self.measurements(),
+        }
