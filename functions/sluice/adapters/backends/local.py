@@ -1,0 +1,687 @@
+"""The ``local`` deployment backend: each slot is a local process, each stage a router port.
+
+The embedded default that stands in for a cluster. An *image map* (YAML, see
+``examples/sockshop/images.yaml``) says which command runs each image. ``deploy`` starts
+that command as a detached process (its own session, so it outlives the short-lived function
+process that started it) on a free ``127.0.0.1`` port and waits until ``GET <health>``
+answers 2xx. The weighted router (:mod:`sluice.adapters.backends.router`, one process,
+started on demand) gives each stage a stable URL and splits its traffic.
+
+Everything lives under ``runtime_dir`` so that many function processes share it::
+
+    runtime_dir/
+      router.json                     router pid, control port/URL (written by the router)
+      router-stages.json              each stage's port, upstreams, weight (written by the router)
+      router.log, router.lock
+      slots/<project>.<stage>.<service>.<slot>.json   one record per running slot:
+                                      image, pid, start_ticks, port, url, health, log, command
+      logs/<project>.<stage>.<service>.<slot>-<port>.log   the process's stdout + stderr
+      locks/<project>.<stage>.<service>.lock          serialises changes to one placement
+
+Replacing the image of a running slot is itself blue/green: the new process starts on a new
+port and must be ready before the router switches the slot to it; the old one is drained
+(no request in flight, bounded) and then stopped. So promote (primary takes the candidate's
+image) and direct updates never fail a request in flight.
+
+Standard library only at import time (YAML is imported when the image map is first read),
+to keep the functions' cold start short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
+from sluice.ports.backend import Placement, Slot
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How to run one image locally: argv with placeholders and the readiness path."""
+
+    image: str
+    command: tuple[str, ...]
+    health: str = "/health"
+
+
+@dataclass(frozen=True)
+class SlotRecord:
+    """A running slot, as recorded in ``runtime_dir/slots/``."""
+
+    project: str
+    stage: str
+    service: str
+    slot: str
+    image: str
+    pid: int
+    start_ticks: int | None
+    port: int
+    url: str
+    health: str
+    log: str
+    command: tuple[str, ...]
+    started_at: float
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.project, self.stage, self.service)
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    """What ``status()`` / ``reconcile()`` found (or did) for one slot."""
+
+    placement: Placement
+    slot: Slot
+    image: str
+    url: str | None
+    state: str  # running | restarted | stopped (dead, record removed) | failed: <reason>
+
+
+class LocalBackend:
+    """A ``DeploymentBackend`` that runs images as local processes behind a weighted router.
+
+    Args:
+        image_map: path of the image map YAML (or the already parsed mapping, for tests).
+        runtime_dir: where the records, logs and locks live (e.g. ``<state-dir>/runtime``).
+        python: interpreter for ``{python}`` in commands and for the router.
+        drain_timeout_s: how long a retiring upstream may finish its requests in flight.
+        stop_timeout_s: SIGTERM → SIGKILL grace period.
+        router_timeout_s: bound on starting the router and on each control call.
+        upstream_timeout_s: the router's timeout for one proxied request.
+        lock_timeout_s: bound on waiting for another process changing the same placement.
+    """
+
+    def __init__(
+        self,
+        image_map: str | Path | Mapping[str, Any],
+        runtime_dir: str | Path,
+        *,
+        python: str | None = None,
+        drain_timeout_s: float = 30.0,
+        stop_timeout_s: float = 5.0,
+        router_timeout_s: float = 10.0,
+        upstream_timeout_s: float = 60.0,
+        lock_timeout_s: float = 120.0,
+    ) -> None:
+        self._image_map_source = image_map if isinstance(image_map, Mapping) else Path(image_map)
+        self.runtime_dir = Path(runtime_dir)
+        self.python = python or sys.executable
+        self.drain_timeout_s = drain_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.router_timeout_s = router_timeout_s
+        self.upstream_timeout_s = upstream_timeout_s
+        self.lock_timeout_s = lock_timeout_s
+        self._images: dict[str, ImageSpec] | None = None
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- the port --------------------------------------------------------------------------
+
+    def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
+        """Run ``image`` in ``slot``, ready within ``timeout_s``; returns the slot's own URL."""
+        _check_placement(placement)
+        slot = Slot(slot)
+        spec = self.image_spec(image)
+        with self._lock(placement):
+            old = self._read_record(placement, slot)
+            if old is not None and normalize_image(old.image) == normalize_image(image) and self._alive(old) and _probe(old.port, old.health, 2.0):
+                self._set_upstreams(placement, {slot.value: old.url})
+                return old.url
+            new = self._start(placement, slot, image, spec, timeout_s)
+            self._write_record(new)
+            self._set_upstreams(placement, {slot.value: new.url})
+            if old is not None:
+                self._retire(old)
+            return new.url
+
+    def route(self, placement: Placement, canary_weight: int) -> str:
+        """Send ``canary_weight`` % of the stage's traffic to the canary; the stage's URL."""
+        _check_placement(placement)
+        if isinstance(canary_weight, bool) or not isinstance(canary_weight, int) or not 0 <= canary_weight <= 100:
+            raise ValidationError("canary_weight", [f"expected an integer 0-100, found {canary_weight!r}"])
+        with self._lock(placement):
+            records = {s: r for s in Slot if (r := self._read_record(placement, s)) is not None and self._alive(r)}
+            if canary_weight > 0 and Slot.CANARY not in records and Slot.DIRECT not in records:
+                raise PermanentError(
+                    f"cannot send {canary_weight}% of {_where(placement)}'s traffic to its canary: "
+                    "no canary is running (deploy the canary slot first)"
+                )
+            upstreams = {s.value: (records[s].url if s in records else None) for s in Slot}
+            stage = self._control("PUT", f"/stages/{_key(placement, '/')}", {"upstreams": upstreams, "canary_weight": canary_weight})
+            return str(stage["url"])
+
+    def scale_to_zero(self, placement: Placement, slot: Slot) -> None:
+        """Stop ``slot``: take it out of the router, let its requests finish, stop it."""
+        _check_placement(placement)
+        slot = Slot(slot)
+        with self._lock(placement):
+            record = self._read_record(placement, slot)
+            if self._router_url() is not None:
+                self._set_upstreams(placement, {slot.value: None})
+            if record is not None:
+                self._retire(record)
+
+    # -- beyond the port: lifecycle for `sluice up` / `sluice down` ------------------------
+
+    def stage_url(self, placement: Placement) -> str | None:
+        """The stage's stable URL, when the router has ever served it."""
+        stages = _read_json(self.runtime_dir / "router-stages.json")
+        entry = stages.get(_key(placement, "/"))
+        return f"http://127.0.0.1:{entry['port']}" if isinstance(entry, dict) and "port" in entry else None
+
+    def status(self) -> list[SlotStatus]:
+        """Every recorded slot and whether its process is running and healthy."""
+        found = []
+        for record in self._records():
+            healthy = self._alive(record) and _probe(record.port, record.health, 2.0)
+            found.append(
+                SlotStatus(record.placement, Slot(record.slot), record.image, record.url, "running" if healthy else "stopped")
+            )
+        return found
+
+    def reconcile(self, restart: bool = True, timeout_s: float = 30.0) -> list[SlotStatus]:
+        """Make what runs match the records after a crash; returns what it found and did.
+
+        A recorded slot whose process is gone is started again with its recorded image (when
+        ``restart``) or its record is removed; then the router is started if needed and told
+        every live slot, so each stage's URL serves again.
+        """
+        report: list[SlotStatus] = []
+        placements: set[Placement] = set()
+        for record in self._records():
+            placement, slot = record.placement, Slot(record.slot)
+            placements.add(placement)
+            if self._alive(record) and _probe(record.port, record.health, 2.0):
+                report.append(SlotStatus(placement, slot, record.image, record.url, "running"))
+                continue
+            with self._lock(placement):
+                self._stop_process(record)
+                self._delete_record(placement, slot)
+                if not restart:
+                    report.append(SlotStatus(placement, slot, record.image, None, "stopped"))
+                    continue
+                try:
+                    new = self._start(placement, slot, record.image, self.image_spec(record.image), timeout_s)
+                except (PermanentError, ConfigurationError) as err:
+                    report.append(SlotStatus(placement, slot, record.image, None, f"failed: {err}"))
+                    continue
+                self._write_record(new)
+                report.append(SlotStatus(placement, slot, new.image, new.url, "restarted"))
+        for placement in sorted(placements, key=lambda p: (p.project, p.stage, p.service)):
+            with self._lock(placement):
+                live = {s: self._read_record(placement, s) for s in Slot}
+                self._set_upstreams(placement, {s.value: (r.url if r else None) for s, r in live.items()})
+        return report
+
+    def stop_all(self) -> list[SlotStatus]:
+        """Stop the router and every recorded process; forget the slots (stage ports are kept)."""
+        self._stop_router()
+        stopped = []
+        for record in self._records():
+            placement, slot = record.placement, Slot(record.slot)
+            with self._lock(placement):
+                self._stop_process(record)
+                self._delete_record(placement, slot)
+                with contextlib.suppress(OSError):
+                    Path(record.log).unlink()
+            stopped.append(SlotStatus(placement, slot, record.image, None, "stopped"))
+        stages_file = self.runtime_dir / "router-stages.json"
+        stages = _read_json(stages_file)
+        if stages:
+            for entry in stages.values():
+                if isinstance(entry, dict):
+                    entry["upstreams"] = {}
+            _write_json(stages_file, stages)
+        return stopped
+
+    # -- the image map ---------------------------------------------------------------------
+
+    def image_spec(self, image: str) -> ImageSpec:
+        """How ``image`` runs locally; ``PermanentError`` naming the known images if unknown."""
+        images = self._load_images()
+        spec = images.get(normalize_image(image))
+        if spec is None:
+            known = ", ".join(sorted(images)) or "(none)"
+            raise PermanentError(
+                f"unknown image {image!r} for the local backend: the image map {self._image_map_name()} "
+                f"knows {known}; add an entry for it to run it locally"
+            )
+        return spec
+
+    def _image_map_name(self) -> str:
+        return str(self._image_map_source) if isinstance(self._image_map_source, Path) else "(given mapping)"
+
+    def _load_images(self) -> dict[str, ImageSpec]:
+        if self._images is not None:
+            return self._images
+        source = self._image_map_source
+        base = Path.cwd()
+        if isinstance(source, Path):
+            import yaml  # imported here: only deploys need it
+
+            base = source.resolve().parent
+            try:
+                data = yaml.safe_load(source.read_text())
+            except OSError as err:
+                raise ConfigurationError(f"image map {source}: cannot read it: {err}") from err
+            except yaml.YAMLError as err:
+                raise ConfigurationError(f"image map {source}: not valid YAML: {err}") from err
+        else:
+            data = source
+        self._images = parse_image_map(data, self._image_map_name(), {"python": self.python, "dir": str(base)})
+        return self._images
+
+    # -- processes -------------------------------------------------------------------------
+
+    def _start(self, placement: Placement, slot: Slot, image: str, spec: ImageSpec, timeout_s: float) -> SlotRecord:
+        port = _free_port()
+        argv = tuple(arg.replace("{port}", str(port)) for arg in spec.command)
+        logs = self.runtime_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{_key(placement, '.')}.{slot.value}-{port}.log"
+        what = f"image {image!r} in the {slot.value} slot of {_where(placement)}"
+        try:
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+        except OSError as err:
+            raise PermanentError(f"{what}: cannot start {argv[0]!r}: {err}") from err
+        self._children[proc.pid] = proc
+        record = SlotRecord(
+            project=placement.project,
+            stage=placement.stage,
+            service=placement.service,
+            slot=slot.value,
+            image=image,
+            pid=proc.pid,
+            start_ticks=_start_ticks(proc.pid),
+            port=port,
+            url=f"http://127.0.0.1:{port}",
+            health=spec.health,
+            log=str(log_path),
+            command=argv,
+            started_at=time.time(),
+        )
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            code = proc.poll()
+            if code is not None:
+                raise PermanentError(
+                    f"{what}: the process exited with code {code} before it was ready "
+                    f"(command {list(argv)}); last output:\n{_tail(log_path)}"
+                )
+            left = deadline - time.monotonic()
+            if _probe(port, spec.health, max(0.1, min(1.0, left))):
+                return record
+            if time.monotonic() >= deadline:
+                self._stop_process(record)
+                raise PermanentError(
+                    f"{what}: not ready within {timeout_s:g} s (GET {spec.health} on port {port} never "
+                    f"answered 2xx; the process was stopped); last output:\n{_tail(log_path)}"
+                )
+            time.sleep(_POLL_S)
+
+    def _retire(self, record: SlotRecord) -> None:
+        """Let the router finish the record's requests in flight, then stop it and forget it."""
+        if self._router_url() is not None and self._alive(record):
+            with contextlib.suppress(RetryableError):
+                self._control(
+                    "POST",
+                    f"/stages/{_key(record.placement, '/')}/drain",
+                    {"url": record.url, "timeout_s": self.drain_timeout_s},
+                    timeout_s=self.drain_timeout_s + self.router_timeout_s,
+                )
+        self._stop_process(record)
+        current = self._read_record(record.placement, Slot(record.slot))
+        if current is not None and current.pid == record.pid:
+            self._delete_record(record.placement, Slot(record.slot))
+        with contextlib.suppress(OSError):
+            Path(record.log).unlink()
+
+    def _alive(self, record: SlotRecord) -> bool:
+        return _pid_alive(record.pid, record.start_ticks)
+
+    def _stop_process(self, record: SlotRecord) -> None:
+        _terminate(record.pid, record.start_ticks, self.stop_timeout_s, self._children.pop(record.pid, None))
+
+    # -- the router ------------------------------------------------------------------------
+
+    def _router_url(self) -> str | None:
+        """The control URL of a running, answering router, or ``None``."""
+        info = _read_json(self.runtime_dir / "router.json")
+        pid, url = info.get("pid"), info.get("control_url")
+        if not isinstance(pid, int) or not isinstance(url, str) or not _pid_alive(pid, None):
+            return None
+        port = int(url.rsplit(":", 1)[1])
+        return url if _probe(port, "/health", 2.0) else None
+
+    def ensure_router(self) -> str:
+        """Start the router unless one answers; returns its control URL."""
+        url = self._router_url()
+        if url is not None:
+            return url
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        with _flock(self.runtime_dir / "router.lock", self.lock_timeout_s, "the router"):
+            url = self._router_url()
+            if url is not None:
+                return url
+            info = _read_json(self.runtime_dir / "router.json")
+            if isinstance(info.get("pid"), int):  # recorded but not answering: stuck or gone
+                _terminate(info["pid"], None, self.stop_timeout_s, None)
+            log_path = self.runtime_dir / "router.log"
+            argv = [
+                self.python, "-m", "sluice.adapters.backends.router",
+                "--runtime-dir", str(self.runtime_dir.resolve()),
+                "--upstream-timeout-s", str(self.upstream_timeout_s),
+            ]  # fmt: skip
+            try:
+                with open(log_path, "ab") as log:
+                    proc = subprocess.Popen(
+                        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+            except OSError as err:
+                raise PermanentError(f"cannot start the local router ({argv}): {err}") from err
+            self._children[proc.pid] = proc
+            deadline = time.monotonic() + self.router_timeout_s
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise PermanentError(
+                        f"the local router exited with code {proc.returncode} at start; last output:\n{_tail(log_path)}"
+                    )
+                info = _read_json(self.runtime_dir / "router.json")
+                if info.get("pid") == proc.pid and (url := self._router_url()) is not None:
+                    return url
+                time.sleep(_POLL_S)
+            _terminate(proc.pid, None, self.stop_timeout_s, self._children.pop(proc.pid, None))
+            raise PermanentError(
+                f"the local router did not answer within {self.router_timeout_s:g} s; last output:\n{_tail(log_path)}"
+            )
+
+    def _stop_router(self) -> None:
+        info = _read_json(self.runtime_dir / "router.json")
+        pid = info.get("pid")
+        if isinstance(pid, int):
+            _terminate(pid, None, self.stop_timeout_s + 10, self._children.pop(pid, None))
+        with contextlib.suppress(OSError):
+            (self.runtime_dir / "router.json").unlink()
+
+    def _set_upstreams(self, placement: Placement, upstreams: dict[str, str | None]) -> dict[str, Any]:
+        return self._control("PUT", f"/stages/{_key(placement, '/')}", {"upstreams": upstreams})
+
+    def _control(self, method: str, path: str, body: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
+        url = self.ensure_router()
+        port = int(url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s or self.router_timeout_s)
+        try:
+            conn.request(method, path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as err:
+            raise RetryableError(f"the local router at {url} did not answer {method} {path}: {err}") from err
+        finally:
+            conn.close()
+        try:
+            data = json.loads(payload or b"{}")
+        except ValueError as err:
+            raise RetryableError(f"the local router answered {method} {path} with non-JSON: {payload[:200]!r}") from err
+        if response.status >= 400:
+            error = data.get("error") if isinstance(data, dict) else data
+            raise PermanentError(f"the local router refused {method} {path}: {response.status} {error}")
+        return data if isinstance(data, dict) else {}
+
+    # -- records and locks -----------------------------------------------------------------
+
+    def _record_path(self, placement: Placement, slot: Slot) -> Path:
+        return self.runtime_dir / "slots" / f"{_key(placement, '.')}.{slot.value}.json"
+
+    def _read_record(self, placement: Placement, slot: Slot) -> SlotRecord | None:
+        return _parse_record(_read_json(self._record_path(placement, slot)))
+
+    def _write_record(self, record: SlotRecord) -> None:
+        path = self._record_path(record.placement, Slot(record.slot))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(path, asdict(record))
+
+    def _delete_record(self, placement: Placement, slot: Slot) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._record_path(placement, slot).unlink()
+
+    def _records(self) -> list[SlotRecord]:
+        folder = self.runtime_dir / "slots"
+        if not folder.is_dir():
+            return []
+        found = (_parse_record(_read_json(p)) for p in sorted(folder.glob("*.json")))
+        return [r for r in found if r is not None]
+
+    @contextlib.contextmanager
+    def _lock(self, placement: Placement) -> Iterator[None]:
+        path = self.runtime_dir / "locks" / f"{_key(placement, '.')}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _flock(path, self.lock_timeout_s, _where(placement)):
+            yield
+
+
+# -- the image map ---------------------------------------------------------------------------
+
+
+def normalize_image(image: str) -> str:
+    """A reference in its full form: ``carts:1`` → ``docker.io/library/carts:1``;
+    ``keptnexamples/carts:0.10.2`` → ``docker.io/keptnexamples/carts:0.10.2``; no tag → ``:latest``."""
+    ref = image.strip()
+    first, sep, _rest = ref.partition("/")
+    if not sep:
+        ref = f"docker.io/library/{ref}"
+    elif not ("." in first or ":" in first or first == "localhost"):
+        ref = f"docker.io/{ref}"
+    if "@" not in ref and ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
+def parse_image_map(data: Any, name: str, placeholders: Mapping[str, str]) -> dict[str, ImageSpec]:
+    """Validate an image map document; ``ConfigurationError`` listing every problem."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("images"), Mapping):
+        raise ConfigurationError(f"image map {name}: expected a mapping with an 'images' mapping, found {data!r:.200}")
+    problems: list[str] = []
+    specs: dict[str, ImageSpec] = {}
+    for image, entry in data["images"].items():
+        if not isinstance(entry, Mapping):
+            problems.append(f"{image}: expected a mapping with 'command', found {entry!r}")
+            continue
+        command = entry.get("command")
+        health = entry.get("health", "/health")
+        unknown = sorted(set(entry) - {"command", "health"})
+        if unknown:
+            problems.append(f"{image}: unknown keys {unknown} (expected command, health)")
+        if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+            problems.append(f"{image}: 'command' must be a non-empty list of strings, found {command!r}")
+            continue
+        if not isinstance(health, str) or not health.startswith("/"):
+            problems.append(f"{image}: 'health' must be a path starting with '/', found {health!r}")
+            continue
+        if not any("{port}" in a for a in command):
+            problems.append(f"{image}: 'command' never uses {{port}}, so the process cannot be reached")
+            continue
+        expanded = []
+        for arg in command:
+            for key, value in placeholders.items():
+                arg = arg.replace("{" + key + "}", value)
+            expanded.append(arg)
+        specs[normalize_image(str(image))] = ImageSpec(str(image), tuple(expanded), health)
+    if problems:
+        raise ConfigurationError(f"image map {name}: " + "; ".join(problems))
+    return specs
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _check_placement(placement: Placement) -> None:
+    problems = [
+        f"{field} must be a DNS label (lowercase letters, digits, '-'), found {value!r}"
+        for field, value in (("project", placement.project), ("stage", placement.stage), ("service", placement.service))
+        if not isinstance(value, str) or not _NAME.match(value)
+    ]
+    if problems:
+        raise ValidationError("placement", problems)
+
+
+def _key(placement: Placement, sep: str) -> str:
+    return sep.join((placement.project, placement.stage, placement.service))
+
+
+def _where(placement: Placement) -> str:
+    return f"{placement.service} in {placement.project}/{placement.stage}"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _probe(port: int, path: str, timeout_s: float) -> bool:
+    """Whether ``GET http://127.0.0.1:<port><path>`` answers 2xx within ``timeout_s``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return 200 <= response.status < 300
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks (Linux ``/proc``), to tell it from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int, start_ticks: int | None) -> bool:
+    """Whether ``pid`` runs (not a zombie) and, when known, is the process that was started."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+    stat_path = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            fields = stat_path.read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            return False
+        if not fields or fields[0] in ("Z", "X"):
+            return False
+        return start_ticks is None or _start_ticks(pid) == start_ticks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _terminate(pid: int, start_ticks: int | None, timeout_s: float, proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the process group of ``pid``, SIGKILL after ``timeout_s``; no-op when gone."""
+    if not _pid_alive(pid, start_ticks):
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + (timeout_s if sig == signal.SIGTERM else 5.0)
+        while time.monotonic() < deadline:
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=_POLL_S)
+            else:
+                time.sleep(_POLL_S)
+            if not _pid_alive(pid, start_ticks):
+                return
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_bytes()[-8192:].decode("utf-8", "replace")
+    except OSError:
+        return "(no output recorded)"
+    last = text.splitlines()[-lines:]
+    return "\n".join(last) if last else "(no output)"
+
+
+@contextlib.contextmanager
+def _flock(path: Path, timeout_s: float, what: str) -> Iterator[None]:
+    with open(path, "a+b") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as err:
+                if time.monotonic() >= deadline:
+                    raise RetryableError(
+                        f"another process has been changing {what} for more than {timeout_s:g} s (lock {path})"
+                    ) from err
+                time.sleep(_POLL_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _parse_record(data: dict[str, Any]) -> SlotRecord | None:
+    if not data:
+        return None
+    try:
+        return SlotRecord(**{**data, "command": tuple(data.get("command", ()))})
+    except TypeError:
+        return None
