@@ -1,0 +1,74 @@
+"""``sluice get event`` and ``sluice get evaluations``: read the event log and the history."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sluice.cli import common
+
+
+def register(subparsers: Any) -> None:
+    get = subparsers.add_parser("get", help="show events, evaluations, …")
+    get_sub = get.add_subparsers(dest="what", metavar="WHAT", required=True)
+    event = get_sub.add_parser("event", help="the events of a delivery (or the newest ones)")
+    event.add_argument("--context", help="a delivery (shkeptncontext)")
+    event.add_argument("--type", help="only events of this type (e.g. sh.keptn.events.evaluation-done)")
+    event.add_argument("--project", default="")
+    event.add_argument("--limit", type=int, default=50)
+    common.add_state_args(event)
+    common.add_output_arg(event)
+    event.set_defaults(func=get_event)
+
+    evals = get_sub.add_parser("evaluations", help="the evaluation history of a service in a stage")
+    evals.add_argument("--project", required=True)
+    evals.add_argument("--stage", required=True)
+    evals.add_argument("--service", required=True)
+    evals.add_argument("--all", action="store_true", help="include archived evaluations (needs an archive)")
+    common.add_state_args(evals)
+    common.add_output_arg(evals)
+    evals.set_defaults(func=get_evaluations)
+
+
+def get_event(args: argparse.Namespace) -> int:
+    records = common.records(args)
+    if args.context:
+        from sluice.core.validation import context_id
+
+        events = records.events(context_id(args.context))
+        if not events:
+            from sluice.errors import NotFoundError
+
+            raise NotFoundError(f"no events for delivery {args.context}")
+    else:
+        events = [e for c in records.contexts(args.project) for e in records.events(c)]
+        events.sort(key=lambda e: e.get("time", ""))
+        events = events[-args.limit :]
+    if args.type:
+        events = [e for e in events if e.get("type") == args.type]
+    if args.output == "json":
+        common.print_json(events)
+        return 0
+    from sluice.services.readmodel import describe
+
+    for e in events:
+        print(f"{e.get('time', '')[:23]:23}  {e.get('source', ''):18}  {describe(e)}")
+    return 0
+
+
+def get_evaluations(args: argparse.Namespace) -> int:
+    from sluice.services import readmodel
+
+    history = readmodel.evaluations(common.records(args), args.project, args.stage, args.service)
+    if args.all:
+        from sluice.services.archive import archived_evaluations
+
+        history = history + archived_evaluations(common.settings(args), args.project, args.stage, args.service)
+    if args.output == "json":
+        common.print_json(history)
+        return 0
+    for e in history:
+        failing = [i["name"] for i in e.get("indicators", []) if i.get("status") in ("fail", "error")]
+        print(f"{e.get('time', '')[:19]:19}  {e.get('image', ''):45}  {e.get('result', ''):8} score {e.get('score', 0):6.2f}"
+              + (f"  failing: {', '.join(failing)}" if failing else ""))
+    return 0

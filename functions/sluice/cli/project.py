@@ -1,0 +1,93 @@
+"""``sluice create project``, ``sluice onboard service``, ``sluice add-resource``, ``sluice set sli-provider``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from sluice.cli import common
+
+
+def register(subparsers: Any) -> None:
+    create = subparsers.add_parser("create", help="create a project")
+    create_sub = create.add_subparsers(dest="what", metavar="WHAT", required=True)
+    project = create_sub.add_parser("project", help="create (or update) a project from a shipyard file")
+    project.add_argument("name")
+    project.add_argument("--shipyard", required=True, help="shipyard.yaml: the stages, in order")
+    common.add_state_args(project)
+    project.set_defaults(func=create_project)
+
+    onboard = subparsers.add_parser("onboard", help="onboard a service into a project")
+    onboard_sub = onboard.add_subparsers(dest="what", metavar="WHAT", required=True)
+    service = onboard_sub.add_parser("service", help="onboard a service")
+    service.add_argument("name")
+    service.add_argument("--project", required=True)
+    common.add_state_args(service)
+    service.set_defaults(func=onboard_service)
+
+    resource = subparsers.add_parser("add-resource", help="store a resource (slo.yaml, sli.yaml, tests.yaml)")
+    resource.add_argument("--project", required=True)
+    resource.add_argument("--stage", default="")
+    resource.add_argument("--service", default="")
+    resource.add_argument("--resource", required=True, help="the local file")
+    resource.add_argument("--resourceUri", dest="uri", help="name in the store (default: the file's name)")
+    common.add_state_args(resource)
+    resource.set_defaults(func=add_resource)
+
+    setting = subparsers.add_parser("set", help="set a project setting")
+    setting_sub = setting.add_subparsers(dest="what", metavar="WHAT", required=True)
+    provider = setting_sub.add_parser("sli-provider", help="the SLI provider of a project (builtin, prometheus, cloudwatch)")
+    provider.add_argument("provider")
+    provider.add_argument("--project", required=True)
+    common.add_state_args(provider)
+    provider.set_defaults(func=set_sli_provider)
+
+
+def create_project(args: argparse.Namespace) -> int:
+    from sluice.core.validation import dns_label_problem
+    from sluice.errors import ValidationError
+    from sluice.services.documents import load_document
+
+    if problem := dns_label_problem("project name", args.name):
+        raise ValidationError("create project", [problem])
+    text = common.read_file(args.shipyard, "--shipyard")
+    doc = load_document(text, args.shipyard)
+    info = common.records(args).create_project(args.name, text, doc)
+    stages = " → ".join(f"{s.name} ({s.deployment_strategy.value})" for s in info.shipyard.stages)
+    print(f"Project {args.name} created: {stages}")
+    return 0
+
+
+def onboard_service(args: argparse.Namespace) -> int:
+    from sluice.core.validation import dns_label_problem
+    from sluice.errors import ValidationError
+
+    if problem := dns_label_problem("service name", args.name):
+        raise ValidationError("onboard service", [problem])
+    common.records(args).onboard(args.project, args.name)
+    print(f"Service {args.name} onboarded in project {args.project}")
+    return 0
+
+
+def add_resource(args: argparse.Namespace) -> int:
+    text = common.read_file(args.resource, "--resource")
+    uri = args.uri or Path(args.resource).name
+    records = common.records(args)
+    records.project(args.project)
+    if uri.endswith("slo.yaml"):
+        from sluice.services.documents import load_slo
+
+        load_slo(text, args.resource)  # refuse an invalid SLO now rather than at the gate
+    name = records.put_resource(args.project, args.stage, args.service, uri, text)
+    where = "/".join(p for p in (args.project, args.stage, args.service) if p)
+    print(f"Resource {uri} added to {where} ({name})")
+    return 0
+
+
+def set_sli_provider(args: argparse.Namespace) -> int:
+    records = common.records(args)
+    records.project(args.project)
+    records.set_project_setting(args.project, "sli-provider", args.provider)
+    print(f"Project {args.project} takes its SLIs from {args.provider}")
+    return 0

@@ -1,0 +1,140 @@
+"""``sluice send event …``: start deliveries, evaluations and approvals by sending CloudEvents."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sluice.cli import common
+from sluice.core.events import (
+    ApprovalFinished,
+    ConfigurationChange,
+    Event,
+    Payload,
+    StartEvaluation,
+)
+from sluice.errors import NotFoundError, ValidationError
+
+SOURCE = "sluice/cli"
+
+
+def register(subparsers: Any) -> None:
+    send = subparsers.add_parser("send", help="send an event to the broker")
+    send_sub = send.add_subparsers(dest="what", metavar="WHAT", required=True)
+    event = send_sub.add_parser("event", help="send an event: new-artifact, start-evaluation, approval, or --file")
+    event.add_argument("kind", nargs="?", choices=["new-artifact", "start-evaluation", "approval"])
+    event.add_argument("--file", help="a CloudEvent in structured JSON form")
+    event.add_argument("--project")
+    event.add_argument("--stage", default="")
+    event.add_argument("--service")
+    event.add_argument("--image")
+    event.add_argument("--tag")
+    event.add_argument("--start")
+    event.add_argument("--end")
+    event.add_argument("--timeframe", help="e.g. 5m, 1h: the window ending now")
+    event.add_argument("--context", help="the delivery (shkeptncontext) an approval is for")
+    decision = event.add_mutually_exclusive_group()
+    decision.add_argument("--approve", action="store_const", const="approve", dest="decision")
+    decision.add_argument("--decline", action="store_const", const="decline", dest="decision")
+    common.add_broker_arg(event)
+    common.add_state_args(event)
+    common.add_output_arg(event)
+    event.set_defaults(func=send_event)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _require(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{n}" for n in names if not getattr(args, n)]
+    if missing:
+        raise ValidationError(f"send event {args.kind}", [f"{', '.join(missing)} required"])
+
+
+def _timeframe(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text)
+    if not match:
+        raise ValidationError("--timeframe", [f"expected a number and a unit like 30s, 5m, 2h, 1d, found {text!r}"])
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def build_event(args: argparse.Namespace) -> Event:
+    now = _now()
+    payload: Payload
+    context: str | None = None
+    if args.file:
+        doc = json.loads(common.read_file(args.file, "--file"))
+        doc.setdefault("specversion", "1.0")
+        doc.setdefault("id", str(uuid.uuid4()))
+        doc.setdefault("source", SOURCE)
+        doc.setdefault("time", _iso(now))
+        return Event.from_json_dict(doc)
+    if args.kind == "new-artifact":
+        _require(args, "project", "service", "image")
+        image = f"{args.image}:{args.tag}" if args.tag else args.image
+        payload = ConfigurationChange(
+            project=args.project, stage=args.stage, service=args.service, image=image, action="set", value=100
+        )
+    elif args.kind == "start-evaluation":
+        _require(args, "project", "stage", "service")
+        if args.timeframe:
+            start, end = _iso(now - _timeframe(args.timeframe)), _iso(now)
+        elif args.start and args.end:
+            start, end = args.start, args.end
+        else:
+            raise ValidationError("send event start-evaluation", ["give --start and --end, or --timeframe"])
+        payload = StartEvaluation(project=args.project, stage=args.stage, service=args.service, start=start, end=end)
+    elif args.kind == "approval":
+        _require(args, "context", "stage", "decision")
+        context = args.context
+        project, service = args.project, args.service
+        if not (project and service):
+            project, service = _find_held(args, args.context, args.stage)
+        payload = ApprovalFinished(project=project, stage=args.stage, service=service, decision=args.decision)
+    else:
+        raise ValidationError("send event", ["say what to send: new-artifact, start-evaluation, approval, or --file"])
+    # Validate the payload the same way the functions will.
+    payload = type(payload).from_dict(payload.to_dict(), f"send event {args.kind}")
+    event_id = str(uuid.uuid4())
+    return Event.new(payload, source=SOURCE, id=event_id, time=_iso(now), context=context or str(uuid.uuid4()))
+
+
+def _find_held(args: argparse.Namespace, context: str, stage: str) -> tuple[str, str]:
+    from sluice.services.records import KIND
+
+    records = common.records(args)
+    for record in records.store.list({KIND: "gate", "sluice.dev/stage": stage}):
+        pending = records.read_json(record.name, "pending", {})
+        if context in pending:
+            return record.labels["sluice.dev/project"], record.labels["sluice.dev/service"]
+    raise NotFoundError(f"no delivery {context} waits for approval in stage {stage!r}")
+
+
+def send_event(args: argparse.Namespace) -> int:
+    from sluice.functions.runtime import post_event
+
+    event = build_event(args)
+    if event.type.value == "sh.keptn.event.configuration.change":
+        data = event.data
+        assert isinstance(data, ConfigurationChange)
+        if common.settings(args).state != "configmap" or args.state_dir:
+            common.records(args).require_service(data.project, data.service)
+    url = common.settings(args).broker_url
+    post_event(url, event)
+    if args.output == "json":
+        common.print_json({"id": event.id, "type": event.type.value, "shkeptncontext": event.shkeptncontext})
+    else:
+        print(f"Sent {event.type.value} (id {event.id}) to {url}")
+        print(f"Delivery context: {event.shkeptncontext}")
+        print(f"Follow it with: sluice get event --context {event.shkeptncontext}")
+    return 0

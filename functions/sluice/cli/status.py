@@ -1,0 +1,57 @@
+"""``sluice status --project P``: stages × services, versions, traffic and the last verdicts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sluice.cli import common
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser("status", help="stages × services: versions, traffic, last evaluation")
+    status.add_argument("--project", required=True)
+    common.add_state_args(status)
+    common.add_output_arg(status)
+    status.set_defaults(func=show_status)
+
+
+def render(view: dict[str, Any]) -> str:
+    lines = [f"Project {view['project']}"]
+    for stage in view["stages"]:
+        lines.append(f"  {stage['name']} ({stage['deployment_strategy']}, tests: {stage['test_strategy']})")
+        for svc in stage["services"]:
+            primary = (svc["primary"] or {}).get("image", "—")
+            lines.append(f"    {svc['name']}: primary {primary}")
+            if svc["candidate"]:
+                lines.append(f"      candidate {svc['candidate']['image']}")
+            if svc["traffic"]:
+                lines.append("      traffic " + ", ".join(f"{k} {v} %" for k, v in svc["traffic"].items()))
+            for q in svc["queued"]:
+                lines.append(f"      QUEUED {q['image']} (delivery {q['context']})")
+            for w in svc["waiting_for_approval"]:
+                lines.append(f"      WAITING FOR APPROVAL {w['image']} ({w['result']}; delivery {w['context']})")
+            last = svc["last_evaluation"]
+            if last:
+                lines.append(f"      last evaluation: {str(last['result']).upper()} score {last['score']:.2f} for {last['image']}")
+                for ind in last["indicators"]:
+                    criteria = " ".join(
+                        f"{t['criteria']}{' ✗' if t.get('violated') else ''}" for t in ind.get("targets", [])
+                    )
+                    value = ind["value"]
+                    shown = f"{value:.1f}" if isinstance(value, int | float) else "n/a"
+                    lines.append(f"        {ind['name']:22} {shown:>9}  {ind['status']:7} {criteria}")
+                for note in last.get("notes", []):
+                    lines.append(f"        note: {note}")
+    return "\n".join(lines)
+
+
+def show_status(args: argparse.Namespace) -> int:
+    from sluice.services.readmodel import project_status
+
+    view = project_status(common.records(args), args.project)
+    if args.output == "json":
+        common.print_json(view)
+    else:
+        print(render(view))
+    return 0
