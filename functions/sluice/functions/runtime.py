@@ -60,7 +60,11 @@ class Runtime:
     def backend(self) -> DeploymentBackend:
         from sluice.adapters.backends import create_backend
 
-        return create_backend(self.settings.backend, settings=self.settings)
+        if self.settings.backend == "local":
+            return create_backend(
+                "local", image_map=self.settings.image_map, runtime_dir=self.settings.state_path / "runtime"
+            )
+        return create_backend(self.settings.backend)
 
     def emit(self, events: Sequence[Event]) -> None:
         """Post events to the sink (the broker) beyond the HTTP reply; raises RetryableError."""
