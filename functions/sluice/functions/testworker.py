@@ -1,0 +1,71 @@
+"""A test unit: ``python -m sluice.functions.testworker`` with a deployment-finished event on stdin.
+
+Runs the stage's tests (``tests.yaml`` of the service in the stage, else the documented default)
+under a hard time limit, stores the measurements for the builtin SLI provider, and posts
+``tests-finished`` to the broker (retrying a few times: the event's id is stable, so a repeated
+post is a duplicate the consumers ignore).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+from sluice.core.events import DeploymentFinished, Event
+from sluice.errors import RetryableError, SluiceError
+from sluice.functions.runtime import Runtime, post_event, runtime_for
+from sluice.services.records import Records
+from sluice.services.testflow import Runner, TestOutcome
+
+log = logging.getLogger("sluice.testworker")
+
+POST_ATTEMPTS = 5
+
+
+def make_runner(runtime: Runtime) -> Runner:
+    def run(deployed: DeploymentFinished, context: str) -> TestOutcome:
+        from sluice.core.testspec import default_test_spec
+        from sluice.services.testing import run_tests
+        from sluice.services.testspecs import load_test_spec
+
+        records = Records(runtime.store)
+        text = records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")
+        where = f"tests.yaml of {deployed.service} in {deployed.project}/{deployed.stage}"
+        spec = load_test_spec(text, where) if text is not None else default_test_spec()
+        if runtime.settings.performance_duration_s:
+            spec = spec.with_duration(runtime.settings.performance_duration_s)
+        report = run_tests(spec, deployed.teststrategy, deployed.deploymentURILocal, runtime.settings.test_limit_s)
+        return TestOutcome(
+            result=report.result, start=report.start, end=report.end, message=report.message,
+            measurements=dict(report.measurements),
+        )
+
+    return run
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s testworker %(levelname)s %(message)s")
+    runtime = runtime_for("test")
+    event = Event.from_json_dict(json.load(sys.stdin))
+    from sluice.functions.test import service
+
+    try:
+        reply = service(runtime).run_unit(event, make_runner(runtime))
+    except SluiceError as err:
+        log.error("test unit for %s failed: %s", event.id, err)
+        return 1
+    for attempt in range(1, POST_ATTEMPTS + 1):
+        try:
+            post_event(runtime.settings.sink, reply)
+            log.info("tests-finished %s posted for %s (%s)", reply.id, event.id, reply.data.to_dict().get("result"))
+            return 0
+        except RetryableError as err:
+            log.warning("posting tests-finished failed (attempt %d): %s", attempt, err)
+            time.sleep(min(2.0**attempt, 10.0))
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
