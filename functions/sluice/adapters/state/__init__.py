@@ -1,0 +1,47 @@
+"""State stores: one module per store, all behind ``sluice.ports.state.StateStore``.
+
+``create_store(kind, **config)`` builds one by name:
+
+- ``memory``: ``MemoryStore()`` (no config), for tests.
+- ``local``: ``LocalStore(directory=".sluice", lock_timeout=10.0)``, JSON files (embedded default).
+- ``configmap``: ``ConfigMapStore(api=<ApiClient or Configuration>, namespace=..., request_timeout=10.0)``.
+
+Store modules are imported only when asked for, so a function pays only for the store it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from sluice.errors import ConfigurationError
+from sluice.ports.state import StateStore
+
+#: kind → (module, class); the tree under this package lists the same stores.
+STORES: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "configmap": ("sluice.adapters.state.configmap", "ConfigMapStore"),
+    "local": ("sluice.adapters.state.local", "LocalStore"),
+    "memory": ("sluice.adapters.state.memory", "MemoryStore"),
+})
+
+
+def create_store(kind: str, **config: Any) -> StateStore:
+    """The state store ``kind`` built from ``config``; ``ConfigurationError`` for an unknown
+    kind (naming the valid ones) or settings the store does not take."""
+    try:
+        module_name, class_name = STORES[kind]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown state store {kind!r}: expected one of {', '.join(sorted(STORES))}"
+        ) from None
+    factory = getattr(importlib.import_module(module_name), class_name)
+    try:
+        store: StateStore = factory(**config)
+    except TypeError as err:
+        raise ConfigurationError(f"state store {kind!r}: invalid settings {sorted(config)}: {err}") from err
+    return store
+
+
+__all__ = ["STORES", "create_store"]

@@ -1,0 +1,215 @@
+"""Kubernetes ConfigMap state store: one ConfigMap per record, in one namespace.
+
+Every ConfigMap it writes carries ``app.kubernetes.io/managed-by: sluice`` besides the record's
+own labels; ``list`` sees only those. The label is not part of the returned ``Record``.
+Compare-and-swap is the API server's own: ``metadata.resourceVersion`` on replace and in the
+delete preconditions.
+
+Errors: 409 → ``ConflictError``; 404 → ``None``/``False``; 422 "Too long" or 413 →
+``TooLargeError``; other 422/400 → ``ValidationError``; 401/403 → ``ConfigurationError`` (RBAC);
+5xx, 429 and connection failures → ``RetryableError``. No kubernetes exception crosses the port.
+
+The ``kubernetes`` package is imported when a store is built, not when this module is imported,
+so functions that never use ConfigMaps do not pay for it at cold start. The composition root
+loads the configuration (in-cluster or kubeconfig) and injects it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from sluice.adapters.state._rules import check_labels, check_name, check_record
+from sluice.errors import (
+    ConfigurationError,
+    ConflictError,
+    PermanentError,
+    RetryableError,
+    SluiceError,
+    TooLargeError,
+    ValidationError,
+)
+from sluice.ports.state import Record
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "sluice"
+_PAGE = 250
+
+
+class ConfigMapStore:
+    """Records as ConfigMaps in ``namespace``, through the official ``kubernetes`` client.
+
+    ``api`` is a ``kubernetes.client.ApiClient`` or a ``kubernetes.client.Configuration``.
+    ``request_timeout`` (seconds) bounds every call.
+    """
+
+    def __init__(self, api: Any, namespace: str, *, request_timeout: float = 10.0) -> None:
+        import urllib3
+        from kubernetes import client
+
+        if isinstance(api, client.Configuration):
+            api = client.ApiClient(api)
+        if not isinstance(api, client.ApiClient):
+            raise ConfigurationError(
+                f"ConfigMapStore: expected a kubernetes ApiClient or Configuration, found {type(api).__name__}"
+            )
+        check_name(namespace)
+        self._client = client
+        self._errors: tuple[type[Exception], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
+        self._api = client.CoreV1Api(api)
+        self._namespace = namespace
+        self._timeout = request_timeout
+
+    @property
+    def namespace(self) -> str:
+        """The namespace holding the ConfigMaps."""
+        return self._namespace
+
+    def get(self, name: str) -> Record | None:
+        """The record named ``name``, or ``None``."""
+        check_name(name)
+        try:
+            cm = self._api.read_namespaced_config_map(name, self._namespace, _request_timeout=self._timeout)
+        except self._errors as err:
+            if _status(err) == 404:
+                return None
+            raise self._error(err, f"read ConfigMap {self._namespace}/{name}") from err
+        return _record(cm)
+
+    def put(self, record: Record) -> Record:
+        """Compare-and-swap write (see ``StateStore.put``); refuses > 1 MiB before sending."""
+        check_record(record)
+        labels = {**record.labels, MANAGED_BY: MANAGER}
+        body = self._client.V1ConfigMap(
+            api_version="v1",
+            kind="ConfigMap",
+            metadata=self._client.V1ObjectMeta(
+                name=record.name,
+                namespace=self._namespace,
+                labels=labels,
+                resource_version=record.resource_version,
+            ),
+            data=dict(record.data),
+        )
+        try:
+            if record.resource_version is None:
+                cm = self._api.create_namespaced_config_map(self._namespace, body, _request_timeout=self._timeout)
+            else:
+                cm = self._api.replace_namespaced_config_map(
+                    record.name, self._namespace, body, _request_timeout=self._timeout
+                )
+        except self._errors as err:
+            code = _status(err)
+            if code == 409:
+                raise ConflictError(record.name, record.resource_version, self._found(record.name)) from err
+            if code == 404 and record.resource_version is not None:
+                raise ConflictError(record.name, record.resource_version, None) from err
+            raise self._error(err, f"write ConfigMap {self._namespace}/{record.name}") from err
+        return _record(cm)
+
+    def list(self, labels: Mapping[str, str]) -> Sequence[Record]:
+        """Sluice's records whose labels include every pair of ``labels``, sorted by name."""
+        check_labels(labels, "label selector")
+        selector = ",".join(f"{k}={v}" for k, v in {**labels, MANAGED_BY: MANAGER}.items())
+        records: list[Record] = []
+        token: str | None = None
+        try:
+            while True:
+                page = self._api.list_namespaced_config_map(
+                    self._namespace,
+                    label_selector=selector,
+                    limit=_PAGE,
+                    _continue=token,
+                    _request_timeout=self._timeout,
+                )
+                records.extend(_record(cm) for cm in page.items or [])
+                token = page.metadata._continue if page.metadata else None
+                if not token:
+                    break
+        except self._errors as err:
+            raise self._error(err, f"list ConfigMaps in {self._namespace} with labels {selector!r}") from err
+        return sorted(records, key=lambda r: r.name)
+
+    def delete(self, name: str, resource_version: str | None = None) -> bool:
+        """Delete ``name`` (only if unchanged when a version is given); ``False`` if absent."""
+        check_name(name)
+        options = None
+        if resource_version is not None:
+            options = self._client.V1DeleteOptions(
+                preconditions=self._client.V1Preconditions(resource_version=resource_version)
+            )
+        try:
+            self._api.delete_namespaced_config_map(
+                name, self._namespace, body=options, _request_timeout=self._timeout
+            )
+        except self._errors as err:
+            code = _status(err)
+            if code == 404:
+                return False
+            if code == 409:
+                raise ConflictError(name, resource_version, self._found(name)) from err
+            raise self._error(err, f"delete ConfigMap {self._namespace}/{name}") from err
+        return True
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _found(self, name: str) -> str | None:
+        """The stored version after a conflict (best effort, for the error message)."""
+        try:
+            current = self.get(name)
+        except SluiceError:
+            return "unknown"
+        return current.resource_version if current else None
+
+    def _error(self, err: Exception, action: str) -> SluiceError:
+        code = _status(err)
+        message = _message(err)
+        if code is None:
+            return RetryableError(f"cannot {action}: the Kubernetes API is unreachable ({type(err).__name__}: {err})")
+        if code == 413 or (code == 422 and "too long" in message.lower()):
+            return TooLargeError(f"cannot {action}: the Kubernetes API refused the size: {message}")
+        if code in (400, 422):
+            return ValidationError(f"ConfigMap in {self._namespace}", [f"cannot {action}: {message}"])
+        if code in (401, 403):
+            return ConfigurationError(
+                f"cannot {action}: the Kubernetes API answered {code} ({message}); "
+                "check the service account's RBAC for ConfigMaps in this namespace"
+            )
+        if code in (408, 429) or code >= 500:
+            return RetryableError(f"cannot {action}: the Kubernetes API answered {code} ({message})")
+        return PermanentError(f"cannot {action}: the Kubernetes API answered {code} ({message})")
+
+
+def _record(cm: Any) -> Record:
+    meta = cm.metadata
+    labels = dict(meta.labels or {})
+    if labels.get(MANAGED_BY) == MANAGER:
+        del labels[MANAGED_BY]
+    return Record(
+        name=meta.name,
+        data=MappingProxyType(dict(cm.data or {})),
+        labels=MappingProxyType(labels),
+        resource_version=meta.resource_version,
+    )
+
+
+def _status(err: Exception) -> int | None:
+    """The HTTP status of a kubernetes ApiException, ``None`` for transport failures."""
+    status = getattr(err, "status", None)
+    if isinstance(status, int) and status > 0 and hasattr(err, "body"):
+        return status
+    return None
+
+
+def _message(err: Exception) -> str:
+    body = getattr(err, "body", None)
+    if body:
+        try:
+            doc = json.loads(body)
+            if isinstance(doc, dict) and doc.get("message"):
+                return str(doc["message"])
+        except ValueError:
+            pass
+    return str(getattr(err, "reason", None) or err)
