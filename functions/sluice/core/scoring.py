@@ -1,0 +1,733 @@
+"""The quality-gate evaluator: score SLI values against an SLO, as Keptn's lighthouse does.
+
+Pure: it takes the SLO, the measurements (including "could not measure") and the previous
+evaluations, and returns a frozen :class:`EvaluationResult` that explains itself — per
+indicator the value, every target as applied (criterion and the threshold it resolved to),
+the comparison value and which previous evaluations it came from, and the score arithmetic.
+
+Rules (lighthouse's, see ``docs/slo-format.md``):
+
+- an objective scores its weight when one of its ``pass`` sets holds (all criteria of a set
+  must hold), else half its weight when one of its ``warning`` sets holds, else 0;
+- an objective without ``pass`` is informational (status ``info``, not scored);
+- total score = 100 × (sum of scores) / (sum of weights of scored objectives); no scored
+  objective → pass with 100; ``pass`` if score ≥ total_score.pass, ``warning`` if ≥
+  total_score.warning, else ``fail``; a failing key SLI fails the whole evaluation;
+- a relative criterion compares with the aggregate of the SLI's successfully measured values in
+  the newest admitted previous evaluations, and holds when there is nothing to compare with;
+- an SLI that could not be measured scores 0 and is listed with status ``error`` (lighthouse
+  said ``fail``, or dropped it from the list when no value arrived at all);
+- failed tests force ``fail`` whatever the score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sluice.core.slo import CriteriaSet, Objective, Slo, TotalScore
+from sluice.errors import ValidationError
+
+__all__ = [
+    "ComparisonInfo",
+    "EvaluationResult",
+    "IndicatorComparison",
+    "IndicatorResult",
+    "IndicatorStatus",
+    "Measurement",
+    "Target",
+    "TargetKind",
+    "Verdict",
+    "evaluate",
+    "select_baseline",
+]
+
+NO_VALUE_MESSAGE = "no value received from SLI provider"
+
+
+class Verdict(StrEnum):
+    """The overall result of an evaluation."""
+
+    PASS = "pass"
+    WARNING = "warning"
+    FAIL = "fail"
+
+
+class IndicatorStatus(StrEnum):
+    """One indicator's outcome. ``error`` = could not measure, never confused with ``fail``."""
+
+    PASS = "pass"
+    WARNING = "warning"
+    FAIL = "fail"
+    INFO = "info"
+    ERROR = "error"
+
+
+class TargetKind(StrEnum):
+    """Whether a target came from the objective's ``pass`` or its ``warning`` criteria."""
+
+    PASS = "pass"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One SLI value as measured. ``success=False``: could not measure (``value`` is ignored)."""
+
+    name: str
+    value: float | None
+    success: bool = True
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One criterion as applied: ``target_value`` is the threshold it resolved to (``None`` for a
+    relative criterion that had no comparison value, which then holds)."""
+
+    criteria: str
+    target_value: float | None
+    violated: bool
+    kind: TargetKind = TargetKind.PASS
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "criteria": self.criteria,
+            "targetValue": self.target_value,
+            "violated": self.violated,
+            "kind": self.kind.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorComparison:
+    """The comparison value of one SLI: ``value`` = ``aggregate_function`` over ``values``,
+    taken (newest first) from the previous evaluations ``evaluations`` (their ids)."""
+
+    value: float
+    aggregate_function: str
+    values: tuple[float, ...]
+    evaluations: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "value": self.value,
+            "aggregate_function": self.aggregate_function,
+            "values": list(self.values),
+            "evaluations": list(self.evaluations),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorResult:
+    """The outcome of one objective."""
+
+    name: str
+    value: float | None
+    status: IndicatorStatus
+    score: float
+    weight: float
+    key_sli: bool = False
+    success: bool = True
+    display_name: str = ""
+    targets: tuple[Target, ...] = ()
+    comparison: IndicatorComparison | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "value": self.value,
+            "success": self.success,
+            "status": self.status.value,
+            "score": self.score,
+            "weight": self.weight,
+            "key_sli": self.key_sli,
+            "targets": [t.to_dict() for t in self.targets],
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonInfo:
+    """How the baseline was chosen, and which previous evaluations (ids, newest first) it is."""
+
+    compare_with: str | None
+    number_of_comparison_results: int
+    include_result_with_score: str
+    aggregate_function: str
+    compared_evaluations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "compare_with": self.compare_with,
+            "number_of_comparison_results": self.number_of_comparison_results,
+            "include_result_with_score": self.include_result_with_score,
+            "aggregate_function": self.aggregate_function,
+            "compared_evaluations": list(self.compared_evaluations),
+        }
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """A finished evaluation: verdict, score and the whole explanation.
+
+    ``achieved`` / ``maximum`` are the score arithmetic (sum of objective scores / sum of
+    weights of scored objectives); ``score`` = 100 × achieved / maximum (100 when maximum is 0).
+    """
+
+    result: Verdict
+    score: float
+    indicators: tuple[IndicatorResult, ...]
+    total_score: TotalScore
+    achieved: float = 0.0
+    maximum: float = 0.0
+    comparison: ComparisonInfo | None = None
+    key_sli_failed: bool = False
+    test_failed: bool = False
+    message: str = ""
+    id: str = ""
+    project: str = ""
+    stage: str = ""
+    service: str = ""
+    start: str = ""
+    end: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def arithmetic(self) -> str:
+        """The score arithmetic as one line, e.g. ``100 × 1.5 / 2 = 75``."""
+        if self.maximum == 0:
+            return "no scored objective: score 100"
+        return f"100 × {_fmt(self.achieved)} / {_fmt(self.maximum)} = {_fmt(self.score)}"
+
+    def indicator(self, name: str) -> IndicatorResult | None:
+        """The first indicator result for SLI ``name``, if any."""
+        for ind in self.indicators:
+            if ind.name == name:
+                return ind
+        return None
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, object]:
+        """The JSON record (``sluice evaluate --output json``, history, events)."""
+        return {
+            "id": self.id,
+            "project": self.project,
+            "stage": self.stage,
+            "service": self.service,
+            "start": self.start,
+            "end": self.end,
+            "labels": dict(self.labels),
+            "result": self.result.value,
+            "score": self.score,
+            "message": self.message,
+            "test_failed": self.test_failed,
+            "key_sli_failed": self.key_sli_failed,
+            "total_score": {"pass": self.total_score.pass_, "warning": self.total_score.warning},
+            "score_arithmetic": {"achieved": self.achieved, "maximum": self.maximum, "text": self.arithmetic},
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "indicators": [i.to_dict() for i in self.indicators],
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, source: str = "evaluation") -> EvaluationResult:
+        """Rebuild a result from :meth:`to_dict` output; ``ValidationError`` naming ``source``
+        and every malformed field otherwise."""
+        return _from_dict(data, source)
+
+    def to_keptn_indicator_results(self) -> list[dict[str, object]]:
+        """Keptn lighthouse's ``indicatorResults`` shape (``evaluation.finished`` payloads).
+
+        ``targets`` is lighthouse's legacy list (warning targets, when the pass criteria failed,
+        then pass targets); ``passTargets``/``warningTargets`` its newer split. An unmeasured SLI
+        is reported as lighthouse did: status ``fail`` (``info`` if not scored), value 0,
+        ``success: false``. A relative target without baseline has ``targetValue`` 0.
+        """
+        out: list[dict[str, object]] = []
+        for ind in self.indicators:
+            passes = [_keptn_target(t) for t in ind.targets if t.kind is TargetKind.PASS]
+            warnings = [_keptn_target(t) for t in ind.targets if t.kind is TargetKind.WARNING]
+            status = ind.status.value
+            if ind.status is IndicatorStatus.ERROR:
+                status = "fail" if passes else "info"
+            legacy = ([*warnings, *passes]) if ind.status is not IndicatorStatus.PASS else passes
+            value: dict[str, object] = {
+                "metric": ind.name,
+                "value": ind.value if ind.value is not None else 0.0,
+                "success": ind.success,
+                "message": ind.message if not ind.success else "",
+            }
+            if ind.comparison is not None:
+                value["comparedValue"] = ind.comparison.value
+            out.append(
+                {
+                    "score": ind.score,
+                    "status": status,
+                    "targets": legacy,
+                    "passTargets": passes,
+                    "warningTargets": warnings,
+                    "value": value,
+                    "keySli": ind.key_sli,
+                    "displayName": ind.display_name,
+                }
+            )
+        return out
+
+
+def _keptn_target(t: Target) -> dict[str, object]:
+    return {"criteria": t.criteria, "targetValue": t.target_value or 0.0, "violated": t.violated}
+
+
+def _fmt(x: float) -> str:
+    if float(x).is_integer():
+        return str(int(x))
+    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.6g}"
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def select_baseline(
+    slo: Slo,
+    previous: Sequence[EvaluationResult],
+    project: str = "",
+    stage: str = "",
+    service: str = "",
+) -> list[EvaluationResult]:
+    """The previous evaluations to compare with, newest first.
+
+    ``previous`` is oldest first. Only evaluations of the same project/stage/service count; of
+    those, the newest whose overall result ``include_result_with_score`` admits, up to the
+    number ``compare_with`` / ``number_of_comparison_results`` give.
+    """
+    comparison = slo.comparison
+    wanted = comparison.count
+    include = comparison.include_result_with_score
+    chosen: list[EvaluationResult] = []
+    if wanted <= 0:
+        return chosen
+    for prev in reversed(previous):
+        if prev.project != project or prev.stage != stage or prev.service != service:
+            continue
+        if not include.admits(prev.result.value):
+            continue
+        chosen.append(prev)
+        if len(chosen) >= wanted:
+            break
+    return chosen
+
+
+def _baseline_index(baseline: Iterable[EvaluationResult]) -> dict[str, tuple[list[float], list[str]]]:
+    index: dict[str, tuple[list[float], list[str]]] = {}
+    for prev in baseline:
+        for ind in prev.indicators:
+            if not ind.success or ind.value is None:
+                continue
+            entry = index.get(ind.name)
+            if entry is None:
+                entry = ([], [])
+                index[ind.name] = entry
+            entry[0].append(ind.value)
+            if not entry[1] or entry[1][-1] != prev.id:
+                entry[1].append(prev.id)
+    return index
+
+
+def evaluate(
+    slo: Slo,
+    values: Sequence[Measurement],
+    previous: Sequence[EvaluationResult] = (),
+    test_failed: bool = False,
+    *,
+    evaluation_id: str = "",
+    project: str = "",
+    stage: str = "",
+    service: str = "",
+    start: str = "",
+    end: str = "",
+    labels: Mapping[str, str] | None = None,
+) -> EvaluationResult:
+    """Score ``values`` against ``slo``.
+
+    ``previous``: earlier results, oldest first (any project/stage/service; only those matching
+    this evaluation's are compared with). The first measurement of each name counts; names
+    without objective are ignored. Never raises for bad measurements: an unmeasured SLI is an
+    ``error`` indicator scoring 0.
+    """
+    measured: dict[str, Measurement] = {}
+    for m in values:
+        measured.setdefault(m.name, m)
+
+    baseline = select_baseline(slo, previous, project, stage, service) if previous else []
+    index = _baseline_index(baseline) if baseline else {}
+    aggregate = slo.comparison.aggregate_function
+
+    indicators: list[IndicatorResult] = []
+    achieved = 0.0
+    maximum = 0.0
+    failed_keys: list[str] = []
+    for obj in slo.objectives:
+        ind = _evaluate_objective(obj, measured.get(obj.sli), index, aggregate.name, aggregate.apply)
+        indicators.append(ind)
+        if obj.pass_:
+            maximum += obj.weight
+            achieved += ind.score
+            if obj.key_sli and ind.status in (IndicatorStatus.FAIL, IndicatorStatus.ERROR):
+                failed_keys.append(obj.sli)
+
+    total = slo.total_score
+    if maximum == 0:
+        score = 100.0
+        verdict = Verdict.PASS
+        message = "no scored objective: pass with score 100"
+    else:
+        score = 100.0 * (achieved / maximum)
+        verdict, message = _verdict(score, total, failed_keys)
+
+    if test_failed:
+        message = f"the tests failed: result forced to fail (the SLIs alone gave {verdict.value}, score {_fmt(score)})"
+        verdict = Verdict.FAIL
+
+    comparison = slo.comparison
+    info = ComparisonInfo(
+        compare_with=None if comparison.compare_with is None else comparison.compare_with.value,
+        number_of_comparison_results=comparison.count,
+        include_result_with_score=comparison.include_result_with_score.value,
+        aggregate_function=aggregate.name,
+        compared_evaluations=tuple(p.id for p in baseline),
+    )
+    return EvaluationResult(
+        result=verdict,
+        score=score,
+        indicators=tuple(indicators),
+        total_score=total,
+        achieved=achieved,
+        maximum=maximum,
+        comparison=info,
+        key_sli_failed=bool(failed_keys),
+        test_failed=test_failed,
+        message=message,
+        id=evaluation_id,
+        project=project,
+        stage=stage,
+        service=service,
+        start=start,
+        end=end,
+        labels=dict(labels) if labels else {},
+    )
+
+
+def _verdict(score: float, total: TotalScore, failed_keys: list[str]) -> tuple[Verdict, str]:
+    if failed_keys:
+        names = ", ".join(repr(n) for n in failed_keys)
+        return Verdict.FAIL, f"key SLI {names} failed: the evaluation fails whatever the score ({_fmt(score)})"
+    if score >= total.pass_:
+        return Verdict.PASS, f"score {_fmt(score)} ≥ pass {_fmt(total.pass_)}%"
+    if total.warning is None:
+        return Verdict.FAIL, f"score {_fmt(score)} < pass {_fmt(total.pass_)}% (no warning threshold)"
+    if score >= total.warning:
+        return (
+            Verdict.WARNING,
+            f"score {_fmt(score)} < pass {_fmt(total.pass_)}% but ≥ warning {_fmt(total.warning)}%",
+        )
+    return Verdict.FAIL, f"score {_fmt(score)} < warning {_fmt(total.warning)}%"
+
+
+def _apply_sets(
+    sets: tuple[CriteriaSet, ...],
+    kind: TargetKind,
+    value: float | None,
+    baseline: float | None,
+    targets: list[Target],
+) -> tuple[bool, bool]:
+    """Evaluate OR-combined criteria sets. Returns (satisfied, a relative criterion held
+    only for lack of a baseline). Every target is recorded, even after a set held."""
+    satisfied = False
+    no_baseline = False
+    for cset in sets:
+        set_ok = True
+        for crit in cset.criteria:
+            threshold = crit.threshold(baseline)
+            if value is None:
+                ok = False
+            elif threshold is None:
+                ok = True
+                no_baseline = True
+            else:
+                ok = crit.holds(value, threshold)
+            if not ok:
+                set_ok = False
+            targets.append(Target(crit.text, threshold, not ok, kind))
+        if set_ok:
+            satisfied = True
+    return satisfied, no_baseline
+
+
+def _evaluate_objective(
+    obj: Objective,
+    m: Measurement | None,
+    index: Mapping[str, tuple[list[float], list[str]]],
+    aggregate_name: str,
+    aggregate: object,
+) -> IndicatorResult:
+    comparison: IndicatorComparison | None = None
+    entry = index.get(obj.sli) if index else None
+    if entry is not None:
+        vals, ids = entry
+        comparison = IndicatorComparison(
+            value=aggregate(vals),  # type: ignore[operator]
+            aggregate_function=aggregate_name,
+            values=tuple(vals),
+            evaluations=tuple(ids),
+        )
+    baseline = None if comparison is None else comparison.value
+
+    if m is None:
+        value: float | None = None
+        success = False
+        problem = NO_VALUE_MESSAGE
+    elif not m.success or m.value is None or not math.isfinite(m.value):
+        value = None
+        success = False
+        problem = m.message or ("no value" if m.success else "the SLI provider reported a failure")
+    else:
+        value = float(m.value)
+        success = True
+        problem = ""
+
+    targets: list[Target] = []
+    weight = obj.weight
+    if obj.pass_:
+        passed, nb_pass = _apply_sets(obj.pass_, TargetKind.PASS, value, baseline, targets)
+    else:
+        passed, nb_pass = True, False
+    if obj.warning:
+        warned, nb_warn = _apply_sets(obj.warning, TargetKind.WARNING, value, baseline, targets)
+    else:
+        warned, nb_warn = False, False
+
+    if not success:
+        status = IndicatorStatus.ERROR
+        score = 0.0
+        message = f"could not measure: {problem}"
+    elif not obj.pass_:
+        status = IndicatorStatus.INFO
+        score = 0.0
+        message = "informational: no pass criteria, not scored"
+    elif passed:
+        status = IndicatorStatus.PASS
+        score = weight
+        message = "no baseline yet: relative criteria held without a comparison value" if nb_pass else ""
+    elif warned:
+        status = IndicatorStatus.WARNING
+        score = 0.5 * weight
+        message = _violations(targets, TargetKind.PASS, value)
+        if nb_warn:
+            message += "; no baseline yet: relative warning criteria held without a comparison value"
+    else:
+        status = IndicatorStatus.FAIL
+        score = 0.0
+        message = _violations(targets, None, value)
+
+    return IndicatorResult(
+        name=obj.sli,
+        value=value,
+        status=status,
+        score=score,
+        weight=weight,
+        key_sli=obj.key_sli,
+        success=success,
+        display_name=obj.display_name,
+        targets=tuple(targets),
+        comparison=comparison,
+        message=message,
+    )
+
+
+def _violations(targets: list[Target], kind: TargetKind | None, value: float | None) -> str:
+    groups: dict[TargetKind, list[str]] = {}
+    for t in targets:
+        if t.violated and (kind is None or t.kind is kind):
+            shown = t.criteria if t.target_value is None else f"{t.criteria} ({_fmt(t.target_value)})"
+            groups.setdefault(t.kind, []).append(shown)
+    if not groups:
+        return ""
+    parts = "; ".join(f"{k.value} {', '.join(v)}" for k, v in groups.items())
+    return f"value {'?' if value is None else _fmt(value)} violates {parts}"
+
+
+# ---------------------------------------------------------------------------- from_dict
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where.lstrip('.')}: {message}")
+
+    def mapping(self, value: object, where: str) -> Mapping[str, object]:
+        if isinstance(value, Mapping):
+            return value
+        self.fail(where, "expected a mapping")
+        return {}
+
+    def string(self, data: Mapping[str, object], key: str, where: str, default: str = "") -> str:
+        value = data.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.fail(f"{where}.{key}", f"expected a string, found {value!r}")
+            return default
+        return value
+
+    def number(self, data: Mapping[str, object], key: str, where: str, optional: bool = False) -> float | None:
+        value = data.get(key)
+        if value is None:
+            if not optional:
+                self.fail(f"{where}.{key}", "missing: expected a number")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(f"{where}.{key}", f"expected a number, found {value!r}")
+            return None
+        return float(value)
+
+    def boolean(self, data: Mapping[str, object], key: str, where: str, default: bool = False) -> bool:
+        value = data.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(f"{where}.{key}", f"expected true or false, found {value!r}")
+            return default
+        return value
+
+    def enum(self, data: Mapping[str, object], key: str, where: str, kind: type[StrEnum]) -> StrEnum | None:
+        value = data.get(key)
+        try:
+            return kind(str(value))
+        except ValueError:
+            choices = ", ".join(e.value for e in kind)
+            self.fail(f"{where}.{key}", f"expected one of {choices}, found {value!r}")
+            return None
+
+    def items(self, data: Mapping[str, object], key: str, where: str) -> list[object]:
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(f"{where}.{key}", "expected a list")
+            return []
+        return value
+
+
+def _from_dict(data: object, source: str) -> EvaluationResult:
+    r = _Reader(source)
+    if not isinstance(data, Mapping):
+        raise ValidationError(source, ["expected an evaluation (a JSON object with result, score, indicators)"])
+    verdict = r.enum(data, "result", "", Verdict)
+    score = r.number(data, "score", "")
+    total_raw = r.mapping(data.get("total_score", {}), "total_score")
+    pass_pct = r.number(total_raw, "pass", "total_score", optional=True)
+    warn_pct = r.number(total_raw, "warning", "total_score", optional=True)
+    arith = r.mapping(data.get("score_arithmetic") or {}, "score_arithmetic")
+    achieved = r.number(arith, "achieved", "score_arithmetic", optional=True) or 0.0
+    maximum = r.number(arith, "maximum", "score_arithmetic", optional=True) or 0.0
+
+    comparison: ComparisonInfo | None = None
+    comp_raw = data.get("comparison")
+    if comp_raw is not None:
+        c = r.mapping(comp_raw, "comparison")
+        count = c.get("number_of_comparison_results", 1)
+        comparison = ComparisonInfo(
+            compare_with=c.get("compare_with") if isinstance(c.get("compare_with"), str) else None,  # type: ignore[arg-type]
+            number_of_comparison_results=count if isinstance(count, int) else 1,
+            include_result_with_score=r.string(c, "include_result_with_score", "comparison", "all"),
+            aggregate_function=r.string(c, "aggregate_function", "comparison", "avg"),
+            compared_evaluations=tuple(str(x) for x in r.items(c, "compared_evaluations", "comparison")),
+        )
+
+    indicators: list[IndicatorResult] = []
+    for i, raw in enumerate(r.items(data, "indicators", "")):
+        where = f"indicators[{i}]"
+        d = r.mapping(raw, where)
+        name = r.string(d, "name", where)
+        if not name:
+            r.fail(f"{where}.name", "missing: expected the SLI name")
+        status = r.enum(d, "status", where, IndicatorStatus)
+        targets: list[Target] = []
+        for j, traw in enumerate(r.items(d, "targets", where)):
+            tw = f"{where}.targets[{j}]"
+            t = r.mapping(traw, tw)
+            kind = r.enum(t, "kind", tw, TargetKind) if "kind" in t else TargetKind.PASS
+            targets.append(
+                Target(
+                    criteria=r.string(t, "criteria", tw),
+                    target_value=r.number(t, "targetValue", tw, optional=True),
+                    violated=r.boolean(t, "violated", tw),
+                    kind=kind if isinstance(kind, TargetKind) else TargetKind.PASS,
+                )
+            )
+        ind_comp: IndicatorComparison | None = None
+        if d.get("comparison") is not None:
+            cw = f"{where}.comparison"
+            c = r.mapping(d.get("comparison"), cw)
+            ind_comp = IndicatorComparison(
+                value=r.number(c, "value", cw) or 0.0,
+                aggregate_function=r.string(c, "aggregate_function", cw, "avg"),
+                values=tuple(float(v) for v in r.items(c, "values", cw) if isinstance(v, int | float)),
+                evaluations=tuple(str(v) for v in r.items(c, "evaluations", cw)),
+            )
+        indicators.append(
+            IndicatorResult(
+                name=name,
+                value=r.number(d, "value", where, optional=True),
+                status=status if isinstance(status, IndicatorStatus) else IndicatorStatus.ERROR,
+                score=r.number(d, "score", where, optional=True) or 0.0,
+                weight=r.number(d, "weight", where, optional=True) or 1.0,
+                key_sli=r.boolean(d, "key_sli", where),
+                success=r.boolean(d, "success", where, True),
+                display_name=r.string(d, "display_name", where),
+                targets=tuple(targets),
+                comparison=ind_comp,
+                message=r.string(d, "message", where),
+            )
+        )
+
+    labels_raw = data.get("labels") or {}
+    labels: dict[str, str] = {}
+    if isinstance(labels_raw, Mapping):
+        labels = {str(k): str(v) for k, v in labels_raw.items()}
+    else:
+        r.fail("labels", "expected a mapping of strings")
+
+    key_sli_failed = r.boolean(data, "key_sli_failed", "")
+    test_failed = r.boolean(data, "test_failed", "")
+    message = r.string(data, "message", "")
+    ids = {key: r.string(data, key, "") for key in ("id", "project", "stage", "service", "start", "end")}
+    if r.problems or not isinstance(verdict, Verdict) or score is None:
+        raise ValidationError(source, r.problems)
+    return EvaluationResult(
+        result=verdict,
+        score=score,
+        indicators=tuple(indicators),
+        total_score=TotalScore(pass_=pass_pct if pass_pct is not None else 0.0, warning=warn_pct),
+        achieved=achieved,
+        maximum=maximum,
+        comparison=comparison,
+        key_sli_failed=key_sli_failed,
+        test_failed=test_failed,
+        message=message,
+        id=ids["id"],
+        project=ids["project"],
+        stage=ids["stage"],
+        service=ids["service"],
+        start=ids["start"],
+        end=ids["end"],
+        labels=labels,
+    )
