@@ -119,7 +119,7 @@ class LoadReport:
             "response_time_p99": self.response_time_p99,
             "response_time_avg": self.response_time_avg,
         }
-        return {key: round(value, 3) for key, value in values.items() if value is not None}
+        return {key: value for key, value in values.items() if value is not None}
 
     def to_dict(self) -> dict[str, Any]:
         return {
