@@ -21,6 +21,7 @@ COMMANDS = [
     "sluice.cli.send",
     "sluice.cli.get",
     "sluice.cli.status",
+    "sluice.cli.test",
 ]
 
 
