@@ -71,7 +71,8 @@ Test hooks (all thread-safe; objects given to and returned by hooks are plain di
   directly (each write moves the resourceVersion).
 - ``fake.on_read(resource, hook)``: ``hook(obj, reads) -> dict | None`` runs on every ``GET`` of
   one object (not of lists), ``reads`` counting the GETs of that object since its generation
-  last changed (1 on the first); a returned dict is stored and served. ``deployment_rollout()``
+  last changed (1 on the first). Hooks run in the order added; the first that returns a dict
+  decides (it is stored, with a new resourceVersion if it differs, and served); ``None`` passes. ``deployment_rollout()``
   and ``deployment_failing()`` are ready-made read hooks.
 - ``fake.on_write(resource, hook)``: ``hook(fake, obj) -> dict | None`` runs on every create,
   replace and patch of the main resource, before it is stored (a synchronous "controller" or
@@ -89,6 +90,7 @@ import base64
 import copy
 import json
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -289,7 +291,9 @@ class FakeKube:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-kube", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-kube", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -548,12 +552,12 @@ class FakeKube:
             return 200, self._list(t, query)
         if method == "GET":
             return 200, self._get(t)
+        content_type = headers.get("content-type", "").split(";")[0].strip()
         if method == "POST" and t.name is None:
-            return 201, self._create(t, _json_object(body), dry_run=query.get("dryRun") == "All")
+            return 201, self._create(t, _body_object(body, content_type), dry_run=query.get("dryRun") == "All")
         if method == "PUT" and t.name is not None:
-            return 200, self._replace(t, _json_object(body), dry_run=query.get("dryRun") == "All")
+            return 200, self._replace(t, _body_object(body, content_type), dry_run=query.get("dryRun") == "All")
         if method == "PATCH" and t.name is not None:
-            content_type = headers.get("content-type", "").split(";")[0].strip()
             return 200, self._patch(t, content_type, body, dry_run=query.get("dryRun") == "All")
         if method == "DELETE" and t.name is not None and t.subresource is None:
             return 200, self._delete(t, _json_object(body) if body.strip() else {})
@@ -587,14 +591,12 @@ class FakeKube:
             last_generation, reads = self._state.reads.get(key, (generation, 0))
             reads = reads + 1 if last_generation == generation else 1
             self._state.reads[key] = (generation, reads)
-            changed = False
-            candidate = copy.deepcopy(obj)
-            for hook in hooks:
-                result = hook(copy.deepcopy(candidate), reads)
-                if result is not None and result != candidate:
-                    candidate, changed = result, True
-            if changed:
-                obj = self._store(t.rtype, candidate, obj)
+            for hook in hooks:  # the first hook that answers decides
+                result = hook(copy.deepcopy(obj), reads)
+                if result is not None:
+                    if result != obj:
+                        obj = self._store(t.rtype, result, obj)
+                    break
         return self._served(t, obj)
 
     def _list(self, t: _Target, query: dict[str, str]) -> Obj:
@@ -689,6 +691,8 @@ class FakeKube:
 
     def _patch(self, t: _Target, content_type: str, body: bytes, *, dry_run: bool) -> Obj:
         current = self._current(t)
+        if content_type == "application/apply-patch+yaml":
+            raise KubeError(415, "FakeKube does not serve server-side apply; use a merge or JSON patch")
         try:
             patch = json.loads(body or b"null")
         except ValueError as err:
@@ -853,6 +857,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_fake: FakeKube
     timeout = 60
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -872,6 +881,23 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # -- pure helpers --------------------------------------------------------------------------------
+
+
+def _body_object(body: bytes, content_type: str) -> Obj:
+    """A create/replace body: JSON, or YAML (``application/yaml``) as the real API accepts."""
+    if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+        import yaml
+
+        try:
+            value = yaml.safe_load(body.decode("utf-8") or "{}")
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise KubeError(400, f"the request body is not YAML: {err}") from err
+        if not isinstance(value, dict):
+            raise KubeError(400, "the request body must be an object")
+        return value
+    if content_type not in ("", "application/json"):
+        raise KubeError(415, f"the body of the request was in an unknown format: {content_type}")
+    return _json_object(body)
 
 
 def _json_object(body: bytes) -> Obj:
@@ -1116,7 +1142,7 @@ def deployment_failing(
         if [(c.get("type"), c.get("status"), c.get("reason")) for c in old.get("conditions", [])] == [
             (c["type"], c["status"], c["reason"]) for c in conditions
         ] and old.get("observedGeneration") == status["observedGeneration"]:
-            return None
+            return obj  # already failing: unchanged, no new resourceVersion
         obj["status"] = status
         return obj
 

@@ -6,6 +6,7 @@ so a record that works on a laptop also works on a cluster.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -15,6 +16,11 @@ from sluice.ports.state import MAX_RECORD_BYTES, Record
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+#: The Kubernetes API server refuses request bodies over 3 MiB. The kubernetes client sends JSON
+#: with non-ASCII escaped (``é`` → ``\u00e9``, three times its UTF-8 size), so a record under
+#: 1 MiB can still make a body over 3 MiB; keep a margin for metadata.
+MAX_ENCODED_BYTES = 3 * 1024 * 1024 - 64 * 1024
 
 
 def name_problem(name: object) -> str | None:
@@ -81,6 +87,14 @@ def check_record(record: Record) -> None:
             f"record {record.name!r} is {size} bytes: a record holds at most {MAX_RECORD_BYTES} bytes "
             "(data keys and values, UTF-8); nothing was written"
         )
+    if size * 6 > MAX_ENCODED_BYTES:  # escaping grows a byte to at most 6: only then measure
+        encoded = len(json.dumps(dict(record.data)))
+        if encoded > MAX_ENCODED_BYTES:
+            raise TooLargeError(
+                f"record {record.name!r} is {size} bytes but {encoded} bytes as escaped JSON: a request to the "
+                f"Kubernetes API holds at most {MAX_ENCODED_BYTES} bytes of data (mostly non-ASCII or control "
+                "characters escape to 6 bytes each); nothing was written"
+            )
 
 
 def matches(record_labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
