@@ -140,6 +140,7 @@ def make_handler(carts: Carts) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: avoid 40 ms delayed-ACK stalls
         server_version = f"carts/{carts.version}"
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: no access log
