@@ -26,17 +26,17 @@ POST_ATTEMPTS = 5
 
 def make_runner(runtime: Runtime) -> Runner:
     def run(deployed: DeploymentFinished, context: str) -> TestOutcome:
-        from sluice.core.testspec import default_test_spec
         from sluice.services.testing import run_tests
         from sluice.services.testspecs import load_test_spec
 
         records = Records(runtime.store)
         text = records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")
         where = f"tests.yaml of {deployed.service} in {deployed.project}/{deployed.stage}"
-        spec = load_test_spec(text, where) if text is not None else default_test_spec()
-        if runtime.settings.performance_duration_s:
-            spec = spec.with_duration(runtime.settings.performance_duration_s)
-        report = run_tests(spec, deployed.teststrategy, deployed.deploymentURILocal, runtime.settings.test_limit_s)
+        spec = load_test_spec(text, where) if text is not None else None  # None: the documented default
+        report = run_tests(
+            spec, deployed.teststrategy, deployed.deploymentURILocal, runtime.settings.test_limit_s,
+            duration_s=runtime.settings.performance_duration_s or None,
+        )
         return TestOutcome(
             result=report.result, start=report.start, end=report.end, message=report.message,
             measurements=dict(report.measurements),
