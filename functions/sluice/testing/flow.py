@@ -12,7 +12,7 @@ from typing import Any
 from sluice.core.events import DeploymentFinished, Event, EventType, GetSli
 from sluice.errors import PermanentError
 from sluice.ports.backend import Placement, Slot
-from sluice.ports.sli import SliProvider, SliQuery, SliValue
+from sluice.ports.sli import SliProvider
 from sluice.services.deploy import DeployService
 from sluice.services.evaluate import EvaluateService
 from sluice.services.eventlog import EventLogService
@@ -70,20 +70,6 @@ class FakeBackend:
         return ""
 
 
-class MeasurementsProvider:
-    """The builtin provider's behaviour over the records (stored test measurements)."""
-
-    def __init__(self, records: Records) -> None:
-        self.records = records
-
-    def fetch(self, query: SliQuery) -> Sequence[SliValue]:
-        stored = self.records.measurements(query.project, query.stage, query.service, query.context) or {}
-        return [
-            SliValue(name, float(stored[name])) if name in stored else SliValue(name, None, False, f"{name}: not measured")
-            for name in query.indicators
-        ]
-
-
 class Flow:
     """Routes events between the services until the flow is quiet (a broker without HTTP)."""
 
@@ -104,7 +90,7 @@ class Flow:
         self.deploy = DeployService(records, backend, self.clock, "sluice/deploy")
         self.test = TestService(records, self.clock, "sluice/test", self.units.append)
         self.evaluate = EvaluateService(records, self.clock, "sluice/evaluate", sli_timeout_s=sli_timeout_s)
-        self.sli = SliService(providers or (lambda name, _: MeasurementsProvider(records)), self.clock, "sluice/sli")
+        self.sli = SliService(providers or self._builtin, self.clock, "sluice/sli")
         self.gatekeeper = GatekeeperService(records, self.clock, "sluice/gatekeeper")
         self.eventlog = EventLogService(records)
         self.drop = drop or (lambda _: False)
@@ -121,6 +107,11 @@ class Flow:
         self.seen: list[Event] = []
         #: When True, test units wait (as if their tests were still running) until it is False.
         self.hold_units = False
+
+    def _builtin(self, name: str, request: GetSli) -> SliProvider:
+        from sluice.adapters.sli import create_provider
+
+        return create_provider(name, load_measurements=self.records.measurements)
 
     def send(self, *events: Event) -> list[Event]:
         """Deliver ``events`` and everything they cause; returns every event in delivery order."""
