@@ -11,7 +11,13 @@ import pytest
 from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
 
-from sluice.testing.fake_kube import FakeKube, KubeError, deployment_failing, deployment_rollout, knative_serving
+from sluice.testing.fake_kube import (
+    FakeKube,
+    KubeError,
+    deployment_failing,
+    deployment_rollout,
+    knative_serving,
+)
 
 NS = "sockshop-staging"
 KSVC = ("serving.knative.dev", "v1", NS, "services")
