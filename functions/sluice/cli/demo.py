@@ -72,8 +72,8 @@ def follow(records: Any, context: str, last_stage: str, timeout_s: float = DELIV
 
 
 def deliver(args: argparse.Namespace, records: Any, tag: str, last_stage: str) -> list[dict[str, Any]]:
+    from sluice.adapters.publish import post_event
     from sluice.cli.send import build_event
-    from sluice.functions.runtime import post_event
 
     print(f"\n$ sluice send event new-artifact --project=sockshop --service=carts --image={IMAGE} --tag={tag}")
     ns = argparse.Namespace(

@@ -121,7 +121,7 @@ def _find_held(args: argparse.Namespace, context: str, stage: str) -> tuple[str,
 
 
 def send_event(args: argparse.Namespace) -> int:
-    from sluice.functions.runtime import post_event
+    from sluice.adapters.publish import post_event
 
     event = build_event(args)
     if event.type.value == "sh.keptn.event.configuration.change":

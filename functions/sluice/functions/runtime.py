@@ -6,27 +6,22 @@ state store, backend or SLI provider a function never asks for is never imported
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from sluice.adapters.publish import post_event
 from sluice.config import Settings
 from sluice.core.events import Event
-from sluice.errors import RetryableError
 
 if TYPE_CHECKING:
     from sluice.ports.backend import DeploymentBackend
     from sluice.ports.state import StateStore
 
 log = logging.getLogger("sluice.functions")
-
-POST_TIMEOUT_S = 10.0
 
 
 def now_rfc3339() -> str:
@@ -70,24 +65,6 @@ class Runtime:
         """Post events to the sink (the broker) beyond the HTTP reply; raises RetryableError."""
         for event in events:
             post_event(self.settings.sink, event)
-
-
-def post_event(url: str, event: Event, timeout_s: float = POST_TIMEOUT_S) -> None:
-    """POST one event in structured mode; the broker answers 2xx or we raise RetryableError."""
-    body = json.dumps(event.to_json_dict()).encode()
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/cloudevents+json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            status = response.status
-    except urllib.error.HTTPError as err:
-        detail = err.read()[:300].decode(errors="replace")
-        raise RetryableError(f"broker {url} refused event {event.id} ({event.type}): {err.code} {detail}") from err
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise RetryableError(f"broker {url} unreachable for event {event.id} ({event.type}): {err}") from err
-    if not 200 <= status < 300:
-        raise RetryableError(f"broker {url} answered {status} for event {event.id}")
 
 
 _RUNTIMES: dict[str, Runtime] = {}

@@ -13,9 +13,10 @@ import logging
 import sys
 import time
 
+from sluice.adapters.publish import post_event
 from sluice.core.events import DeploymentFinished, Event
 from sluice.errors import RetryableError, SluiceError
-from sluice.functions.runtime import Runtime, post_event, runtime_for
+from sluice.functions.runtime import Runtime, runtime_for
 from sluice.services.records import Records
 from sluice.services.testflow import Runner, TestOutcome
 
