@@ -34,6 +34,7 @@ CARTS = "docker.io/keptnexamples/carts"
 V1, V2, V3 = f"{CARTS}:0.10.1", f"{CARTS}:0.10.2", f"{CARTS}:0.10.3"
 NEVER_READY = "example.org/never-ready:1"
 CRASHES = "example.org/crashes:1"
+PORT_RACE = "example.org/port-race:1"
 STAGING = Placement("sockshop", "staging", "carts")
 DEV = Placement("sockshop", "dev", "carts")
 
@@ -50,6 +51,16 @@ def image_map(tmp_path: Path) -> Path:
     data["images"][CRASHES] = {
         "command": ["{python}", "-c", "import sys; sys.stderr.write('boom: no config\\n'); sys.exit(3)", "{port}"]
     }
+    data["images"][PORT_RACE] = {  # loses the port race once, then serves as 0.10.1
+        "command": [
+            "{python}", "-c",
+            "import os, sys; port, marker, app = sys.argv[1:]\n"
+            "if not os.path.exists(marker):\n"
+            "    open(marker, 'w').close(); print('OSError: [Errno 98] Address already in use'); sys.exit(1)\n"
+            "os.execv(sys.executable, [sys.executable, app, '--port', port, '--app-version', '0.10.1'])",
+            "{port}", str(tmp_path / "lost-once"), str(EXAMPLE / "carts" / "app.py"),
+        ]
+    }  # fmt: skip
     path = tmp_path / "images.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -319,3 +330,60 @@ def test_noop_backend_records_calls_and_fails_on_request() -> None:
     assert [c.method for c in noop.calls] == ["deploy", "route", "deploy", "scale_to_zero"]
     assert noop.images == {(STAGING, Slot.PRIMARY): V1}
     assert noop.weights == {STAGING: 0}
+
+
+@pytest.mark.slow
+def test_a_lost_port_race_is_retried_on_another_port(backend: LocalBackend, tmp_path: Path) -> None:
+    """A process that fails with 'Address already in use' is started again on a new port."""
+    url = backend.deploy(STAGING, Slot.PRIMARY, PORT_RACE, 10)
+    assert (tmp_path / "lost-once").exists()
+    assert version(url) == "0.10.1"
+
+
+@pytest.mark.slow
+def test_concurrent_deploys_from_several_processes_share_one_router(tmp_path: Path, image_map: Path) -> None:
+    """Backends in parallel (as several function processes would be) start one router and serve both stages."""
+    runtime = tmp_path / "runtime"
+    backends = [LocalBackend(image_map, runtime, stop_timeout_s=3) for _ in range(2)]
+    errors: list[BaseException] = []
+    urls: dict[str, str] = {}
+
+    def run(b: LocalBackend, placement: Placement, slot: Slot) -> None:
+        try:
+            b.deploy(placement, slot, V1, 10)
+            urls[placement.stage] = b.route(placement, 0)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=run, args=(backends[0], STAGING, Slot.PRIMARY)),
+        threading.Thread(target=run, args=(backends[1], DEV, Slot.DIRECT)),
+    ]
+    pids: list[int] = []
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        pids = _pids(runtime)
+        assert errors == []
+        assert version(urls["staging"]) == version(urls["dev"]) == "0.10.1"
+        assert len(_router_pids(runtime)) == 1
+    finally:
+        backends[0].stop_all()
+        for pid in pids + _router_pids(runtime):
+            if _pid_alive(pid, None):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _router_pids(runtime: Path) -> list[int]:
+    """Router processes serving ``runtime`` (found by their command line)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "sluice.adapters.backends.router" in text and str(runtime.resolve()) in text:
+            found.append(int(cmdline.parent.name))
+    return found

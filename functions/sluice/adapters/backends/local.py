@@ -291,6 +291,19 @@ class LocalBackend:
     # -- processes -------------------------------------------------------------------------
 
     def _start(self, placement: Placement, slot: Slot, image: str, spec: ImageSpec, timeout_s: float) -> SlotRecord:
+        """Start ``spec`` on a free port and wait until it is ready (a lost port race is retried)."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        for attempt in range(3):
+            try:
+                return self._start_once(placement, slot, image, spec, timeout_s, deadline)
+            except _PortTaken:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(
+        self, placement: Placement, slot: Slot, image: str, spec: ImageSpec, timeout_s: float, deadline: float
+    ) -> SlotRecord:
         port = _free_port()
         argv = tuple(arg.replace("{port}", str(port)) for arg in spec.command)
         logs = self.runtime_dir / "logs"
@@ -325,13 +338,17 @@ class LocalBackend:
             command=argv,
             started_at=time.time(),
         )
-        deadline = time.monotonic() + max(0.0, timeout_s)
         while True:
             code = proc.poll()
             if code is not None:
+                output = _tail(log_path)
+                if "address already in use" in output.lower():
+                    raise _PortTaken(
+                        f"{what}: port {port} was taken before the process could bind it; last output:\n{output}"
+                    )
                 raise PermanentError(
                     f"{what}: the process exited with code {code} before it was ready "
-                    f"(command {list(argv)}); last output:\n{_tail(log_path)}"
+                    f"(command {list(argv)}); last output:\n{output}"
                 )
             left = deadline - time.monotonic()
             if _probe(port, spec.health, max(0.1, min(1.0, left))):
@@ -482,6 +499,10 @@ class LocalBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _flock(path, self.lock_timeout_s, _where(placement)):
             yield
+
+
+class _PortTaken(PermanentError):
+    """Another process bound the chosen port first (retried with a new port)."""
 
 
 # -- the image map ---------------------------------------------------------------------------
