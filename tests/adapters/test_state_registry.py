@@ -52,3 +52,33 @@ def test_local_store_does_not_import_kubernetes() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_configmap_without_api_says_how_to_build_one() -> None:
+    """Asking for the ConfigMap store without an API client names load_api_client instead of failing obscurely."""
+    with pytest.raises(ConfigurationError, match="load_api_client"):
+        create_store("configmap", namespace="sluice")
+
+
+def test_load_api_client_without_cluster_is_a_configuration_error(tmp_path: Path) -> None:
+    """With no service account and no usable kubeconfig, load_api_client raises ConfigurationError."""
+    from sluice.adapters.state.configmap import load_api_client
+
+    with pytest.raises(ConfigurationError, match="kubeconfig"):
+        load_api_client(kubeconfig=str(tmp_path / "missing"))
+
+
+def test_load_api_client_reads_a_kubeconfig(tmp_path: Path) -> None:
+    """A kubeconfig file yields a client pointed at its server, usable by the ConfigMap store."""
+    from sluice.adapters.state.configmap import load_api_client
+
+    path = tmp_path / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:6443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    api = load_api_client(kubeconfig=str(path))
+    assert api.configuration.host == "http://127.0.0.1:6443"
+    assert create_store("configmap", api=api, namespace="sluice") is not None

@@ -4,7 +4,8 @@
 
 - ``memory``: ``MemoryStore()`` (no config), for tests.
 - ``local``: ``LocalStore(directory=".sluice", lock_timeout=10.0)``, JSON files (embedded default).
-- ``configmap``: ``ConfigMapStore(api=<ApiClient or Configuration>, namespace=..., request_timeout=10.0)``.
+- ``configmap``: ``ConfigMapStore(api=<ApiClient or Configuration>, namespace=..., request_timeout=10.0)``;
+  the composition root builds ``api`` with ``sluice.adapters.state.configmap.load_api_client()``.
 
 Store modules are imported only when asked for, so a function pays only for the store it uses.
 """
@@ -36,6 +37,11 @@ def create_store(kind: str, **config: Any) -> StateStore:
         raise ConfigurationError(
             f"unknown state store {kind!r}: expected one of {', '.join(sorted(STORES))}"
         ) from None
+    if kind == "configmap" and config.get("api") is None:
+        raise ConfigurationError(
+            "state store 'configmap' needs api=<kubernetes ApiClient or Configuration>: at the composition "
+            "root pass api=sluice.adapters.state.configmap.load_api_client() (in-cluster, else kubeconfig)"
+        )
     factory = getattr(importlib.import_module(module_name), class_name)
     try:
         store: StateStore = factory(**config)

@@ -182,6 +182,32 @@ class ConfigMapStore:
         return PermanentError(f"cannot {action}: the Kubernetes API answered {code} ({message})")
 
 
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """A ``kubernetes.client.ApiClient`` for the composition root to inject.
+
+    Inside a pod (and no ``kubeconfig`` given) it uses the service account (in-cluster
+    configuration); otherwise the kubeconfig file (``kubeconfig``, else ``$KUBECONFIG`` or
+    ``~/.kube/config`` as the kubernetes client resolves it) and its ``context``. Raises
+    ``ConfigurationError`` when neither is available.
+    """
+    from kubernetes import client, config
+
+    if kubeconfig is None:
+        try:
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        except config.ConfigException:
+            pass
+    try:
+        return config.new_client_from_config(config_file=kubeconfig, context=context)
+    except (config.ConfigException, OSError, TypeError) as err:
+        raise ConfigurationError(
+            "cannot reach Kubernetes for the ConfigMap state store: not running in a pod and no usable "
+            f"kubeconfig ({kubeconfig or 'KUBECONFIG or ~/.kube/config'}, context {context or 'current'}): {err}"
+        ) from err
+
+
 def _record(cm: Any) -> Record:
     meta = cm.metadata
     labels = dict(meta.labels or {})
