@@ -1,0 +1,140 @@
+"""The web view's routes: HTML pages and a JSON API over the shared read-model.
+
+Framework-free: ``Bridge.handle(method, path, query, form)`` returns ``(body, status, headers)``,
+so the ``bridge`` function (functions-framework) and tests call the same code. Actions (approve,
+decline) send the same CloudEvent the CLI sends; nothing here writes the store.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import unquote
+
+from sluice.bridge import views
+from sluice.core.events import ApprovalFinished, Event
+from sluice.errors import NotFoundError, SluiceError, ValidationError
+from sluice.services import readmodel
+from sluice.services.records import Records
+
+Response = tuple[str | bytes, int, dict[str, str]]
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+JSON = {"Content-Type": "application/json"}
+#: Seconds between refreshes of a page that shows a delivery in flight.
+REFRESH_S = 3
+
+
+def _running(view: Mapping[str, Any]) -> bool:
+    return any(
+        svc.get("active_delivery") or svc.get("queued") for stage in view.get("stages", []) for svc in stage["services"]
+    )
+
+
+class Bridge:
+    def __init__(self, records: Records, publish: Callable[[Event], None], base: str = "") -> None:
+        self.records = records
+        self.publish = publish
+        self.base = base.rstrip("/")
+
+    def handle(self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str]) -> Response:
+        parts = [unquote(p) for p in path.strip("/").split("/") if p]
+        api = bool(parts) and parts[0] == "api"
+        try:
+            if method == "POST" and parts in (["approve"], ["api", "approve"]):
+                return self._approve(form, api)
+            if method not in ("GET", "HEAD"):
+                return "method not allowed", 405, {"Content-Type": "text/plain"}
+            if parts and parts[0] == "static":
+                return self._static(parts[1:])
+            return self._api(parts[1:], query) if api else self._page(parts)
+        except NotFoundError as err:
+            return self._error(api, 404, "Not found", str(err))
+        except ValidationError as err:
+            return self._error(api, 400, "Bad request", str(err))
+        except SluiceError as err:
+            return self._error(api, 503, "Unavailable", str(err))
+
+    def _error(self, api: bool, status: int, title: str, text: str) -> Response:
+        if api:
+            return json.dumps({"error": text}), status, JSON
+        return views.message_page(self.base, title, text, "fail"), status, HTML
+
+    # --- pages -------------------------------------------------------------------------------
+    def _page(self, parts: list[str]) -> Response:
+        b = self.base
+        match parts:
+            case []:
+                return views.projects_page(b, self.records.projects()), 200, HTML
+            case ["project", project]:
+                view = readmodel.project_status(self.records, project)
+                return views.project_page(b, view, REFRESH_S if _running(view) else 0), 200, HTML
+            case ["project", project, "service", service]:
+                items = readmodel.deliveries(self.records, project, service)
+                running = any(s["status"] in ("running", "waiting") for d in items[:1] for s in d["stages"])
+                return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0), 200, HTML
+            case ["delivery", context]:
+                d = readmodel.delivery(self.records, context)
+                if not d["events"]:
+                    raise NotFoundError(f"no delivery {context}")
+                running = any(s["status"] in ("running", "waiting") for s in d["stages"])
+                return views.delivery_page(b, d, REFRESH_S if running else 0), 200, HTML
+            case ["evaluation", project, stage, service, evaluation_id]:
+                ev = readmodel.evaluation(self.records, project, stage, service, evaluation_id)
+                if ev is None:
+                    raise NotFoundError(f"no evaluation {evaluation_id} of {service} in {project}/{stage}")
+                return views.evaluation_page(b, project, stage, service, ev), 200, HTML
+            case ["history", project, stage, service]:
+                history = readmodel.evaluations(self.records, project, stage, service)
+                return views.history_page(b, project, stage, service, history, 0), 200, HTML
+        raise NotFoundError(f"no page at /{'/'.join(parts)}")
+
+    # --- JSON API ----------------------------------------------------------------------------
+    def _api(self, parts: list[str], query: Mapping[str, str]) -> Response:
+        match parts:
+            case ["projects"]:
+                data: Any = self.records.projects()
+            case ["projects", project]:
+                data = readmodel.project_status(self.records, project)
+            case ["projects", project, "services", service, "deliveries"]:
+                data = readmodel.deliveries(self.records, project, service)
+            case ["deliveries", context]:
+                data = readmodel.delivery(self.records, context)
+                if not data["events"]:
+                    raise NotFoundError(f"no delivery {context}")
+            case ["projects", project, "stages", stage, "services", service, "evaluations"]:
+                data = readmodel.evaluations(self.records, project, stage, service)
+            case ["projects", project, "stages", stage, "services", service, "evaluations", evaluation_id]:
+                data = readmodel.evaluation(self.records, project, stage, service, evaluation_id)
+                if data is None:
+                    raise NotFoundError(f"no evaluation {evaluation_id}")
+            case _:
+                raise NotFoundError(f"no API at /api/{'/'.join(parts)}")
+        return json.dumps(data, default=str), 200, JSON
+
+    # --- actions -----------------------------------------------------------------------------
+    def _approve(self, form: Mapping[str, str], api: bool) -> Response:
+        missing = [k for k in ("project", "stage", "service", "context", "decision") if not form.get(k)]
+        if missing:
+            raise ValidationError("approval", [f"{', '.join(missing)} required"])
+        payload = ApprovalFinished.from_dict(
+            {"project": form["project"], "stage": form["stage"], "service": form["service"],
+             "approval": {"decision": form["decision"]}},
+            "approval",
+        )
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        event = Event.new(payload, source="sluice/bridge", id=str(uuid.uuid4()), time=now, context=form["context"])
+        self.publish(event)
+        if api:
+            return json.dumps({"sent": event.id, "shkeptncontext": event.shkeptncontext}), 202, JSON
+        location = f"{self.base}/project/{form['project']}"
+        return "", 303, {"Location": location}
+
+    def _static(self, parts: list[str]) -> Response:
+        if parts != ["sluice.css"]:
+            raise NotFoundError("no such asset")
+        css = resources.files("sluice.bridge").joinpath("static/sluice.css").read_text(encoding="utf-8")
+        return css, 200, {"Content-Type": "text/css; charset=utf-8", "Cache-Control": "max-age=300"}

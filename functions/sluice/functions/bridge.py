@@ -1,0 +1,26 @@
+"""bridge: the web view and its JSON API (a plain HTTP function, not a CloudEvent consumer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.adapters.publish import post_event
+from sluice.bridge.app import Bridge
+from sluice.functions.runtime import runtime_for
+from sluice.services.records import Records
+
+_BRIDGES: dict[str, Bridge] = {}
+
+
+def main(request: Any) -> Any:
+    runtime = runtime_for("bridge")
+    prefix = request.headers.get("X-Forwarded-Prefix", "")
+    bridge = _BRIDGES.get(prefix)
+    if bridge is None:
+        bridge = _BRIDGES[prefix] = Bridge(
+            Records(runtime.store), lambda event: post_event(runtime.settings.sink, event), base=prefix
+        )
+    body, status, headers = bridge.handle(
+        request.method, request.path, dict(request.args), dict(request.form) if request.method == "POST" else {}
+    )
+    return body, status, headers
