@@ -128,3 +128,10 @@ def test_constructor_refuses_other_objects() -> None:
     """Building the store from something that is not an ApiClient or Configuration is a ConfigurationError."""
     with pytest.raises(ConfigurationError, match="ApiClient or Configuration"):
         ConfigMapStore("http://127.0.0.1:1", NS)
+
+
+def test_create_in_missing_namespace_is_a_configuration_error(store: ConfigMapStore, fake: FakeKube) -> None:
+    """A 404 on create (the namespace is missing on a real cluster) is a ConfigurationError naming the namespace."""
+    fake.fail_next(1, 404, method="POST", message='namespaces "sluice" not found')
+    with pytest.raises(ConfigurationError, match="namespace 'sluice'"):
+        store.put(Record("x"))

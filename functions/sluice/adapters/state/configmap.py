@@ -106,6 +106,11 @@ class ConfigMapStore:
                 raise ConflictError(record.name, record.resource_version, self._found(record.name)) from err
             if code == 404 and record.resource_version is not None:
                 raise ConflictError(record.name, record.resource_version, None) from err
+            if code == 404:
+                raise ConfigurationError(
+                    f"cannot create ConfigMap {self._namespace}/{record.name}: the API answered 404 "
+                    f"({_message(err)}); does namespace {self._namespace!r} exist?"
+                ) from err
             raise self._error(err, f"write ConfigMap {self._namespace}/{record.name}") from err
         return _record(cm)
 
