@@ -357,3 +357,36 @@ def test_body_over_3_mib_is_refused(fake: FakeKube) -> None:
     body = json.dumps({"metadata": {"name": "a"}, "data": {"k": "x" * (3 * 1024 * 1024)}})
     answer = httpx.post(f"{fake.url}/api/v1/namespaces/{NS}/configmaps", content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 413
+
+
+def test_knative_revision_not_ready_keeps_the_previous_ready(custom: client.CustomObjectsApi, fake: FakeKube) -> None:
+    """A revision the ready() callback rejects leaves latestReadyRevisionName on the previous one and the Service not Ready."""
+    fake.on_write("services.serving.knative.dev", knative_serving(ready=lambda rev: "0.10.9" not in json.dumps(rev["spec"])))
+    good = {"spec": {"containers": [{"image": "carts:0.10.1"}]}}
+    custom.create_namespaced_custom_object(*KSVC, {"metadata": {"name": "carts"}, "spec": {"template": good}})
+    bad = {"spec": {"template": {"spec": {"containers": [{"image": "carts:0.10.9"}]}}}}
+    status = custom.patch_namespaced_custom_object(*KSVC, "carts", bad)["status"]
+    assert status["latestCreatedRevisionName"] == "carts-00002"
+    assert status["latestReadyRevisionName"] == "carts-00001"
+    ready = {c["type"]: c["status"] for c in status["conditions"]}
+    assert ready["Ready"] == "False"
+
+
+def test_generate_name_dry_run_and_cross_namespace_list(core: client.CoreV1Api, fake: FakeKube) -> None:
+    """generateName makes a unique name, dryRun=All stores nothing, and /api/v1/configmaps lists every namespace."""
+    made = core.create_namespaced_config_map("one", {"metadata": {"generateName": "job-"}})
+    assert made.metadata.name.startswith("job-") and len(made.metadata.name) > 4
+    core.create_namespaced_config_map("two", {"metadata": {"name": "dry"}}, dry_run="All")
+    assert fake.get_object("configmaps", "two", "dry") is None
+    core.create_namespaced_config_map("two", {"metadata": {"name": "b"}})
+    everywhere = core.list_config_map_for_all_namespaces()
+    assert sorted((c.metadata.namespace, c.metadata.name) for c in everywhere.items) == [
+        ("one", made.metadata.name),
+        ("two", "b"),
+    ]
+
+
+def test_namespaces_are_cluster_scoped(core: client.CoreV1Api) -> None:
+    """Namespaces are created and read without a namespace in the path."""
+    core.create_namespace({"metadata": {"name": "sockshop-dev"}})
+    assert core.read_namespace("sockshop-dev").metadata.name == "sockshop-dev"
