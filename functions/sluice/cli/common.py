@@ -33,12 +33,9 @@ def settings(args: argparse.Namespace) -> Settings:
 
 
 def store(args: argparse.Namespace) -> StateStore:
-    from sluice.adapters.state import create_store
+    from sluice.compose import build_store
 
-    s = settings(args)
-    if s.state == "configmap":
-        return create_store("configmap", namespace=s.namespace)
-    return create_store(s.state, directory=s.state_dir)
+    return build_store(settings(args))
 
 
 def records(args: argparse.Namespace) -> Any:

@@ -45,21 +45,15 @@ class Runtime:
 
     @cached_property
     def store(self) -> StateStore:
-        from sluice.adapters.state import create_store
+        from sluice.compose import build_store
 
-        if self.settings.state == "configmap":
-            return create_store("configmap", namespace=self.settings.namespace)
-        return create_store(self.settings.state, directory=self.settings.state_dir)
+        return build_store(self.settings)
 
     @cached_property
     def backend(self) -> DeploymentBackend:
-        from sluice.adapters.backends import create_backend
+        from sluice.compose import build_backend
 
-        if self.settings.backend == "local":
-            return create_backend(
-                "local", image_map=self.settings.image_map, runtime_dir=self.settings.state_path / "runtime"
-            )
-        return create_backend(self.settings.backend)
+        return build_backend(self.settings)
 
     def emit(self, events: Sequence[Event]) -> None:
         """Post events to the sink (the broker) beyond the HTTP reply; raises RetryableError."""

@@ -1,0 +1,37 @@
+"""The composition root's builders: adapters from ``Settings`` (used by functions and the CLI)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sluice.config import Settings
+
+if TYPE_CHECKING:
+    from sluice.ports.backend import DeploymentBackend
+    from sluice.ports.state import StateStore
+
+
+def build_store(settings: Settings) -> StateStore:
+    """The state store the settings name: local files (default) or ConfigMaps in a namespace."""
+    from sluice.adapters.state import create_store
+
+    if settings.state == "configmap":
+        from sluice.adapters.state.configmap import load_api_client
+
+        return create_store("configmap", api=load_api_client(), namespace=settings.namespace)
+    if settings.state == "local":
+        return create_store("local", directory=settings.state_dir)
+    return create_store(settings.state)
+
+
+def build_backend(settings: Settings) -> DeploymentBackend:
+    """The deployment backend the settings name (``local`` runs processes under the state dir)."""
+    from sluice.adapters.backends import create_backend
+
+    if settings.backend == "local":
+        return create_backend("local", image_map=settings.image_map, runtime_dir=settings.state_path / "runtime")
+    if settings.backend in ("kubernetes", "knative"):
+        from sluice.adapters.state.configmap import load_api_client
+
+        return create_backend(settings.backend, api=load_api_client())
+    return create_backend(settings.backend)
