@@ -55,7 +55,8 @@ def decode(headers: Any, body: bytes) -> Event:
 
 def encode_binary(event: Event) -> tuple[dict[str, str], bytes]:
     """Binary-mode headers and body for a reply, through the cloudevents SDK."""
-    from cloudevents.http import CloudEvent, to_binary
+    from cloudevents.conversion import to_binary
+    from cloudevents.http import CloudEvent
 
     ce = CloudEvent(event.to_attributes(), event.data.to_dict())
     headers, body = to_binary(ce)
