@@ -8,14 +8,13 @@ import uuid
 
 import pytest
 import yaml
+from tests.flow.test_flow_story import CARTS, SHIPYARD, SLO, fake_runner
 
 from sluice.adapters.state.memory import MemoryStore
 from sluice.bridge.app import Bridge
 from sluice.core.events import ConfigurationChange, Event, EventType
 from sluice.services.records import Records
 from sluice.testing.flow import FakeBackend, FakeClock, Flow
-
-from tests.flow.test_flow_story import CARTS, SHIPYARD, SLO, fake_runner
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,7 @@ def test_delivery_page_makes_the_rollback_obvious(story) -> None:  # type: ignor
 
 def test_evaluation_card_marks_the_violated_criteria(story) -> None:  # type: ignore[no-untyped-def]
     """The failed staging evaluation lists response_time_p95 with its violated criterion."""
-    bridge, contexts, _, records = story
+    bridge, _contexts, _, records = story
     failed = next(e for e in records.evaluations("sockshop", "staging", "carts") if e["result"] == "fail")
     html, status = get(bridge, f"/evaluation/sockshop/staging/carts/{failed['id']}")
     assert status == 200

@@ -63,7 +63,7 @@ def version_at(url: str) -> str:
 
 def test_tutorial_on_real_processes(world) -> None:  # type: ignore[no-untyped-def]
     """0.10.2 measures p95 > 1,000 ms and is rolled back in staging; 0.10.3 measures < 600 ms and reaches production."""
-    records, backend, flow = world
+    records, _backend, flow = world
     first = deliver(flow, "0.10.1")
     assert [e.data.outcome for e in by_type(first, EventType.DONE)] == ["promoted"] * 3  # type: ignore[attr-defined]
     records.put_resource("sockshop", "staging", "carts", "slo.yaml", (EXAMPLE / "slo.yaml").read_text())

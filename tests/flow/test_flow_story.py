@@ -145,7 +145,7 @@ def test_broken_candidate_fails_the_delivery_and_frees_the_stage(world) -> None:
 
 def test_provider_that_never_answers_fails_after_the_timeout(world) -> None:  # type: ignore[no-untyped-def]
     """When get-sli is never answered, a tick after the timeout fails the evaluation and rolls back."""
-    records, backend, flow = world
+    records, _backend, flow = world
     flow.send(new_artifact("0.10.1"))
     records.put_resource("sockshop", "staging", "carts", "slo.yaml", SLO)
     flow.drop = lambda e: e.type is EventType.GET_SLI and e.data.stage == "staging"  # type: ignore[attr-defined]
@@ -179,7 +179,7 @@ def test_manual_approval_holds_then_promotes(world) -> None:  # type: ignore[no-
 
 def test_two_deliveries_racing_for_a_stage_queue(world) -> None:  # type: ignore[no-untyped-def]
     """A delivery arriving while the stage is held waits, then runs when the first one ends."""
-    records, backend, flow = world
+    records, _backend, flow = world
     flow.send(new_artifact("0.10.1"))
     flow.hold_units = True  # the first delivery's tests keep running
     a, b = new_artifact("0.10.3"), new_artifact("0.10.4")
@@ -197,7 +197,7 @@ def test_two_deliveries_racing_for_a_stage_queue(world) -> None:  # type: ignore
 
 def test_unknown_sli_provider_answers_could_not_measure(world) -> None:  # type: ignore[no-untyped-def]
     """A provider that fails to build still answers; the evaluation lists the SLI as error and fails."""
-    records, backend, flow = world
+    records, _backend, flow = world
     from sluice.errors import ConfigurationError
 
     def broken(name: str, request: GetSli):  # type: ignore[no-untyped-def]

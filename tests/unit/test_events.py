@@ -74,7 +74,7 @@ def test_missing_required_attribute_is_named(attribute: str) -> None:
 
 def test_unknown_type_lists_the_known_ones() -> None:
     """An unknown type is refused with the list of types Sluice knows."""
-    with pytest.raises(ValidationError, match="sh.keptn.events.evaluation-done"):
+    with pytest.raises(ValidationError, match=r"sh\.keptn\.events\.evaluation-done"):
         Event.from_json_dict({"specversion": "1.0", "type": "com.example.x", "source": "t", "id": "1"})
 
 
@@ -91,7 +91,7 @@ def test_replies_are_deterministic_and_carry_the_cause() -> None:
 
 def test_set_needs_an_image_but_promote_does_not() -> None:
     """canary.action set without an image is refused; promote and discard need none."""
-    with pytest.raises(ValidationError, match="valuesCanary.image"):
+    with pytest.raises(ValidationError, match=r"valuesCanary\.image"):
         ConfigurationChange.from_dict({"project": "p", "service": "s"})
     assert ConfigurationChange.from_dict({"project": "p", "service": "s", "canary": {"action": "promote"}}).action == "promote"
 
