@@ -217,3 +217,44 @@ def test_unknown_sli_provider_answers_could_not_measure(world) -> None:  # type:
 
 def _unused(q: SliQuery) -> SliValue:  # keep imports honest for type checkers
     return SliValue(q.indicators[0], None)
+
+
+class ListArchive:
+    """An in-memory archive that can be told to fail."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, str] = {}
+        self.failing = False
+
+    def put(self, key: str, document: str) -> None:
+        from sluice.errors import RetryableError
+
+        if self.failing:
+            raise RetryableError("archive unreachable")
+        self.docs[key] = document
+
+    def list(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.docs if k.startswith(prefix))
+
+    def get(self, key: str) -> str:
+        return self.docs[key]
+
+
+def test_history_overflow_goes_to_the_archive_first(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Evaluations past the bounded history are archived before they leave the store; an archive failure drops nothing."""
+    import pytest as _pytest
+
+    from sluice.errors import RetryableError
+    from sluice.services import records as records_module
+
+    monkeypatch.setattr(records_module, "HISTORY_LIMIT", 3)
+    archive = ListArchive()
+    records = Records(MemoryStore(), archive)
+    for i in range(5):
+        records.append_evaluation("p", "s", "svc", {"id": f"e{i}", "time": f"2026-01-0{i + 1}"})
+    assert [e["id"] for e in records.evaluations("p", "s", "svc")] == ["e2", "e3", "e4"]
+    assert [e["id"] for e in records.archived_evaluations("p", "s", "svc")] == ["e0", "e1"]
+    archive.failing = True
+    with _pytest.raises(RetryableError):
+        records.append_evaluation("p", "s", "svc", {"id": "e5", "time": "2026-01-06"})
+    assert [e["id"] for e in records.evaluations("p", "s", "svc")] == ["e2", "e3", "e4"]

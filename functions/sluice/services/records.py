@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from sluice.core.shipyard import Shipyard, parse_shipyard
 from sluice.errors import NotFoundError, ValidationError
+from sluice.ports.archive import Archive
 from sluice.ports.state import Record, StateStore
 from sluice.services.state import cas_update
 
@@ -63,8 +64,20 @@ class Project:
 class Records:
     """Typed reads and compare-and-swap writes of Sluice's records."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, archive: Archive | None = None) -> None:
         self.store = store
+        self.archive = archive
+
+    def _archive_overflow(self, prefix: str, items: list[dict[str, Any]], limit: int, key: str) -> None:
+        """Trim ``items`` to its newest ``limit``; with an archive, the trimmed ones are written
+        there first (an archive failure raises, so nothing is dropped from the store)."""
+        overflow = items[:-limit] if len(items) > limit else []
+        if not overflow:
+            return
+        if self.archive is not None:
+            for item in overflow:
+                self.archive.put(f"{prefix}/{item.get(key)}.json", json.dumps(item, sort_keys=True))
+        del items[: len(overflow)]
 
     # --- generic JSON records -------------------------------------------------------------
     def read_json(self, name: str, key: str, default: Any) -> Any:
@@ -222,7 +235,7 @@ class Records:
             if any(e.get("id") == event.get("id") and e.get("source") == event.get("source") for e in events):
                 return False
             events.append(dict(event))
-            del events[:-EVENTS_LIMIT]
+            self._archive_overflow(f"events/{context}", events, EVENTS_LIMIT, "id")
             return True
 
         return self.update_json(f"context.{context}", "events", [], labels, mutate)
@@ -249,10 +262,17 @@ class Records:
             if any(e.get("id") == evaluation.get("id") for e in history):
                 return False
             history.append(dict(evaluation))
-            del history[:-HISTORY_LIMIT]
+            self._archive_overflow(f"evaluations/{project}/{stage}/{service}", history, HISTORY_LIMIT, "id")
             return True
 
         return self.update_json(name, "history", [], labels, mutate)
+
+    def archived_evaluations(self, project: str, stage: str, service: str) -> list[dict[str, Any]]:
+        """Evaluations that left the store for the archive (oldest first); empty without one."""
+        if self.archive is None:
+            return []
+        docs = [json.loads(self.archive.get(k)) for k in self.archive.list(f"evaluations/{project}/{stage}/{service}/")]
+        return sorted(docs, key=lambda d: str(d.get("time", "")))
 
     def put_measurements(self, project: str, stage: str, service: str, context: str, values: Mapping[str, Any]) -> None:
         name, labels = self.scoped("measurements", project, stage, service)
