@@ -1,0 +1,158 @@
+"""The load generator against a real local target server (127.0.0.1, free port)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from sluice.loadgen import LoadProfile, LoadRequest, Mode, run_load, run_load_sync
+from sluice.testing.httptarget import Reply, TargetServer, default_handler
+
+
+@pytest.fixture
+def target() -> Iterator[TargetServer]:
+    with TargetServer() as server:
+        yield server
+
+
+def test_constant_rate_sends_the_planned_requests(target: TargetServer) -> None:
+    """An open-loop run sends rate × duration requests and reports a full, consistent report."""
+    report = run_load_sync(target.url, LoadProfile((LoadRequest("/"),), duration_s=1.0, rate=50))
+    assert report.requests == 50 == target.requests
+    assert report.errors == 0 and report.error_rate == 0.0
+    assert report.statuses == {200: 50}
+    for value in (report.response_time_p50, report.response_time_p90, report.response_time_p95,
+                  report.response_time_p99, report.response_time_avg):
+        assert value is not None and value > 0
+    assert report.response_time_p50 <= report.response_time_p95 <= report.response_time_p99  # type: ignore[operator]
+    start, end = datetime.fromisoformat(report.start), datetime.fromisoformat(report.end)
+    assert report.start.endswith("Z") and start < end
+    assert set(report.measurements()) == {
+        "throughput", "error_rate", "response_time_avg", "response_time_p50", "response_time_p90",
+        "response_time_p95", "response_time_p99",
+    }
+
+
+def test_errors_are_counted_by_status(target: TargetServer) -> None:
+    """Answers of 4xx/5xx, or other than a request's expected status, count as errors."""
+    profile = LoadProfile(
+        (LoadRequest("/status/503", weight=1), LoadRequest("/", weight=1, expected_status=201)),
+        duration_s=0.5, rate=40,
+    )
+    report = run_load_sync(target.url, profile, seed=1)
+    assert report.requests == 20
+    assert report.errors == 20 and report.error_rate == 1.0
+    assert report.error_kinds.keys() <= {"status 503", "status 200"}
+
+
+def test_request_mix_follows_weights(target: TargetServer) -> None:
+    """Requests are drawn from the mix in proportion to their weights."""
+    seen: list[str] = []
+
+    def handler(method: str, path: str, body: bytes) -> Reply:
+        seen.append(path)
+        return Reply(200, b"ok")
+
+    with TargetServer(handler) as server:
+        run_load_sync(server.url, LoadProfile((LoadRequest("/a", weight=9), LoadRequest("/b", weight=1)),
+                                              duration_s=1.0, rate=400), seed=7)
+    share = seen.count("/a") / len(seen)
+    assert 0.8 < share < 0.97
+
+
+def test_latency_counts_from_the_intended_send_time() -> None:
+    """When the target stalls, requests scheduled during the stall report the waiting time too
+    (no coordinated omission): a single connection makes later requests queue behind a slow one."""
+    calls = 0
+
+    def handler(method: str, path: str, body: bytes) -> Reply:
+        nonlocal calls
+        calls += 1
+        return Reply(200, b"ok", delay_s=0.5 if calls == 1 else 0.0)
+
+    with TargetServer(handler) as server:
+        profile = LoadProfile((LoadRequest("/"),), duration_s=0.5, rate=20, max_connections=1)
+        report = run_load_sync(server.url, profile)
+    assert report.requests == 10
+    # Requests 2..10 were due during the 500 ms stall; measured from their intended times they
+    # waited 450..50 ms, so the median is far above the target's ~1 ms service time.
+    assert report.response_time_p50 is not None and report.response_time_p50 > 150
+
+
+def test_virtual_users_are_closed_loop(target: TargetServer) -> None:
+    """Virtual users each wait for their answer: two users against a 100 ms route send about 2 per 100 ms."""
+    profile = LoadProfile((LoadRequest("/delay/100"),), duration_s=1.0, mode=Mode.VIRTUAL_USERS, vus=2)
+    report = run_load_sync(target.url, profile)
+    assert 10 <= report.requests <= 22
+    assert report.target_rate is None
+    assert report.response_time_p50 is not None and report.response_time_p50 >= 100
+
+
+def test_timeouts_are_errors_with_their_waiting_time(target: TargetServer) -> None:
+    """A request that outlives its timeout is an error of kind timeout, its latency at least the timeout."""
+    profile = LoadProfile((LoadRequest("/delay/3000"),), duration_s=0.2, rate=10, timeout_s=0.3)
+    report = run_load_sync(target.url, profile)
+    assert report.requests == 2 and report.error_kinds == {"timeout": 2}
+    assert report.response_time_p50 is not None and report.response_time_p50 >= 300
+
+
+def test_refused_connections_are_errors_without_latency() -> None:
+    """Nothing listening: every request is a connection error and no latency is reported."""
+    with TargetServer() as server:
+        url = server.url
+    report = run_load_sync(url, LoadProfile((LoadRequest("/"),), duration_s=0.2, rate=20))
+    assert report.requests == 4 and report.error_rate == 1.0
+    assert report.error_kinds == {"connection": 4}
+    assert report.response_time_p95 is None
+    assert "response_time_p95" not in report.measurements()
+
+
+def test_hard_limit_cancels_what_is_still_running(target: TargetServer) -> None:
+    """The hard limit stops the run: requests still waiting are cancelled and counted as errors."""
+    profile = LoadProfile((LoadRequest("/delay/5000"),), duration_s=0.3, rate=10, timeout_s=10)
+    report = run_load_sync(target.url, profile, hard_limit_s=0.6)
+    assert report.requests == 3
+    assert report.error_kinds == {"cancelled": 3}
+
+
+def test_progress_is_reported_and_ends_complete(target: TargetServer) -> None:
+    """The progress callback is called during the run and last with every request finished."""
+    calls: list[tuple[int, int | None]] = []
+    run_load_sync(target.url, LoadProfile((LoadRequest("/"),), duration_s=0.6, rate=20),
+                  on_progress=lambda done, total, _elapsed: calls.append((done, total)))
+    assert len(calls) >= 2
+    assert calls[-1] == (12, 12)
+
+
+def test_max_requests_bounds_the_run(target: TargetServer) -> None:
+    """max_requests caps the number of requests below rate × duration."""
+    report = run_load_sync(target.url, LoadProfile((LoadRequest("/"),), duration_s=1.0, rate=100, max_requests=7))
+    assert report.requests == 7
+
+
+def test_post_bodies_and_headers_reach_the_target() -> None:
+    """A request's method, body and headers are sent as declared."""
+    bodies: list[tuple[str, bytes]] = []
+
+    def handler(method: str, path: str, body: bytes) -> Reply:
+        bodies.append((method, body))
+        return default_handler(method, path, body)
+
+    with TargetServer(handler) as server:
+        request = LoadRequest("/echo", method="POST", body=b'{"a":1}', headers={"Content-Type": "application/json"})
+        report = asyncio.run(run_load(server.url, LoadProfile((request,), duration_s=0.1, rate=20)))
+    assert report.errors == 0
+    assert bodies == [("POST", b'{"a":1}'), ("POST", b'{"a":1}')]
+
+
+def test_invalid_profiles_and_urls_are_refused() -> None:
+    """A profile without requests, or a URL without a scheme, is refused before anything is sent."""
+    with pytest.raises(ValueError, match="at least one request"):
+        LoadProfile((), duration_s=1)
+    with pytest.raises(ValueError, match="rate"):
+        LoadProfile((LoadRequest("/"),), duration_s=1, rate=0)
+    with pytest.raises(ValueError, match="http://"):
+        run_load_sync("127.0.0.1:80", LoadProfile((LoadRequest("/"),), duration_s=1))
