@@ -19,6 +19,7 @@ where it is written down; nothing below the composition root reads ``os.environ`
 | performance_duration_s | SLUICE_PERF_DURATION | (from tests.yaml)                       |
 | prometheus_url     | SLUICE_PROMETHEUS_URL    | ``http://127.0.0.1:9090``               |
 | bridge_url         | SLUICE_BRIDGE_URL        | ``http://127.0.0.1:8080/bridge``        |
+| function_image     | SLUICE_FUNCTION_IMAGE    | ``ghcr.io/sluice-dev/sluice:0.1.0``     |
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ _ENV = {
     "performance_duration_s": "SLUICE_PERF_DURATION",
     "prometheus_url": "SLUICE_PROMETHEUS_URL",
     "bridge_url": "SLUICE_BRIDGE_URL",
+    "function_image": "SLUICE_FUNCTION_IMAGE",
 }
 
 
@@ -66,6 +68,7 @@ class Settings:
     performance_duration_s: float = 0.0
     prometheus_url: str = "http://127.0.0.1:9090"
     bridge_url: str = "http://127.0.0.1:8080/bridge"
+    function_image: str = "ghcr.io/sluice-dev/sluice:0.1.0"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:

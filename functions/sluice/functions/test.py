@@ -7,10 +7,7 @@ runs the tests under a hard time limit and posts ``tests-finished`` to the broke
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +18,26 @@ from sluice.services.records import Records
 from sluice.services.testflow import Launcher, TestService
 
 
-def local_launcher(runtime: Runtime) -> Launcher:
-    """Start ``python -m sluice.functions.testworker`` detached, handing it the event on stdin."""
+def launcher(runtime: Runtime) -> Launcher:
+    """Local worker processes, or a Job per test on a cluster (SLUICE_BACKEND kubernetes/knative)."""
+    from sluice.adapters.testunits import create_launcher
 
-    def launch(event: dict[str, Any]) -> None:
-        logs = runtime.settings.state_path / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / "test-worker.log", "ab") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "sluice.functions.testworker"],
-                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-            )
-        assert worker.stdin is not None
-        worker.stdin.write(json.dumps(event).encode())
-        worker.stdin.close()
+    settings = runtime.settings
+    if settings.backend in ("kubernetes", "knative"):
+        from sluice.adapters.state.configmap import load_api_client
 
-    return launch
+        return create_launcher(
+            "kubernetes", api=load_api_client(), namespace=settings.namespace, image=settings.function_image,
+            limit_s=settings.test_limit_s, env={"SLUICE_STATE": settings.state, "SLUICE_NAMESPACE": settings.namespace,
+                                               "SLUICE_BACKEND": settings.backend, "K_SINK": settings.sink},
+        )
+    environ = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return create_launcher("local", log_dir=settings.state_path / "logs", environ=environ)
 
 
 def service(runtime: Runtime) -> TestService:
     return TestService(
-        Records(runtime.store), runtime.now, runtime.source, local_launcher(runtime), runtime.settings.test_limit_s
+        Records(runtime.store), runtime.now, runtime.source, launcher(runtime), runtime.settings.test_limit_s
     )
 
 

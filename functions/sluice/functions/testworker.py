@@ -1,4 +1,5 @@
-"""A test unit: ``python -m sluice.functions.testworker`` with a deployment-finished event on stdin.
+"""A test unit: ``python -m sluice.functions.testworker`` with a deployment-finished event on stdin
+(locally) or in ``SLUICE_TEST_EVENT`` (a Kubernetes Job).
 
 Runs the stage's tests (``tests.yaml`` of the service in the stage, else the documented default)
 under a hard time limit, stores the measurements for the builtin SLI provider, and posts
@@ -48,8 +49,11 @@ def make_runner(runtime: Runtime) -> Runner:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s testworker %(levelname)s %(message)s")
+    import os
+
     runtime = runtime_for("test")
-    event = Event.from_json_dict(json.load(sys.stdin))
+    raw = os.environ.get("SLUICE_TEST_EVENT")  # a Job passes the event in its environment
+    event = Event.from_json_dict(json.loads(raw) if raw else json.load(sys.stdin))
     from sluice.functions.test import service
 
     try:
