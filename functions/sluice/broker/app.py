@@ -1,0 +1,408 @@
+"""The broker itself: ingress, routing by Trigger, delivery with retries, replies, dead letters.
+
+``Broker`` holds no HTTP server; ``create_app(broker)`` is the Starlette application around it:
+
+- ``POST /<namespace>/<broker>``: a CloudEvent (binary or structured) → ``202``; an invalid one
+  → ``400`` with the reason, and nothing is delivered.
+- ``GET /health``: readiness, the functions' URLs, the triggers and the counters (JSON).
+- ``/bridge/…``: proxied to the ``bridge`` function (with ``X-Forwarded-Prefix: /bridge``).
+
+Each accepted event is delivered to the subscriber of every matching Trigger, concurrently and
+independently (binary mode unless the Trigger's delivery says ``format: json``). A 2xx reply
+with a CloudEvent is published back into the broker as if it came through ingress; 2xx with an
+empty body ends the delivery; a 2xx whose body is not a CloudEvent, or a reply that fails
+validation, is dead-lettered without retry. Failures are retried per the Trigger's delivery
+(Knative's rules: 5xx, 404, 408, 409, 429, timeouts and connection errors), then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sluice.broker import deadletters
+from sluice.broker.cloudevent import STRUCTURED, RawEvent, parse
+from sluice.broker.delivery import is_retryable
+from sluice.broker.manifests import PingSourceSpec, Topology, TriggerSpec, resolve
+from sluice.errors import ValidationError
+
+log = logging.getLogger("sluice.broker")
+
+#: Recent hop latencies kept per trigger for ``/health`` and the bench.
+LATENCY_WINDOW = 20000
+PROXY_TIMEOUT_S = 60.0
+_HOP_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding"})
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Metrics:
+    """In-process counters (reset when the broker starts)."""
+
+    accepted: int = 0  # through ingress
+    rejected: int = 0
+    replies: int = 0  # reply events published back
+    pings: int = 0
+    delivered: Counter[str] = field(default_factory=Counter)  # 2xx per trigger
+    failed_attempts: Counter[str] = field(default_factory=Counter)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    hop_s: dict[str, deque[float]] = field(default_factory=dict)
+
+    def hop(self, trigger: str, seconds: float) -> None:
+        self.hop_s.setdefault(trigger, deque(maxlen=LATENCY_WINDOW)).append(seconds)
+
+    def snapshot(self) -> dict[str, Any]:
+        latency = {}
+        for trigger, values in self.hop_s.items():
+            ordered = sorted(values)
+            n = len(ordered)
+            latency[trigger] = {
+                "count": n,
+                "mean_ms": 1000 * sum(ordered) / n,
+                "p50_ms": 1000 * ordered[n // 2],
+                "p95_ms": 1000 * ordered[min(n - 1, int(n * 0.95))],
+            }
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "replies": self.replies,
+            "pings": self.pings,
+            "delivered": dict(self.delivered),
+            "failed_attempts": dict(self.failed_attempts),
+            "dead_lettered": dict(self.dead_lettered),
+            "in_flight": self.in_flight,
+            "hop_latency": latency,
+        }
+
+
+class Broker:
+    """Routing and delivery over a ``Topology``; ``function_urls`` maps Knative Service → base URL."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        function_urls: Mapping[str, str],
+        dead_letter_path: Path,
+        ingress_url: str,
+        *,
+        tick_s: float = 0.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.topology = topology
+        self.function_urls = dict(function_urls)
+        self.dead_letter_path = dead_letter_path
+        self.ingress_url = ingress_url
+        self.tick_s = tick_s
+        self.metrics = Metrics()
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        missing = {t.subscriber.service for t in topology.triggers if t.subscriber.service} - set(self.function_urls)
+        if missing:
+            raise ValueError(f"no running function for Knative Services {', '.join(sorted(missing))}")
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        self._client = httpx.AsyncClient(transport=self._transport, limits=limits, timeout=None)
+        if self.tick_s > 0 and self.topology.pingsources:
+            self._ticker = asyncio.create_task(self._tick_loop())
+
+    async def close(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *([self._ticker] if self._ticker else []), return_exceptions=True)
+        if self._client:
+            await self._client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("Broker.start() was not awaited")
+        return self._client
+
+    # --- ingress and routing ---------------------------------------------------------------
+
+    def ingest(self, headers: Mapping[str, str], body: bytes) -> RawEvent:
+        """Validate one event from ingress and start its deliveries; ValidationError if invalid."""
+        try:
+            raw = parse(headers, body)
+        except ValidationError:
+            self.metrics.rejected += 1
+            raise
+        self.metrics.accepted += 1
+        self.publish(raw)
+        return raw
+
+    def publish(self, raw: RawEvent) -> int:
+        """Start a delivery to every matching Trigger; returns how many matched."""
+        matched = 0
+        for trigger in self.topology.triggers:
+            if trigger.matches(raw.attributes):
+                matched += 1
+                self._spawn(self._deliver(trigger, raw))
+        return matched
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed", exc_info=task.exception())
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until no delivery is in flight (tests and benches); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._tasks:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    # --- delivery --------------------------------------------------------------------------
+
+    def subscriber_url(self, trigger: TriggerSpec) -> str:
+        sub = trigger.subscriber
+        if sub.service:
+            return resolve(self.function_urls[sub.service], sub.uri)
+        return sub.uri
+
+    async def _deliver(self, trigger: TriggerSpec, raw: RawEvent) -> None:
+        spec = trigger.delivery
+        url = self.subscriber_url(trigger)
+        if spec.format == "json":
+            headers, body = raw.to_structured()
+        else:
+            headers, body = raw.to_binary(), raw.data
+        attempts = 0
+        self.metrics.in_flight += 1
+        try:
+            while True:
+                attempts += 1
+                started = time.monotonic()
+                try:
+                    response = await self.client.post(url, headers=headers, content=body, timeout=spec.timeout_s)
+                except httpx.TimeoutException:
+                    status, reason = 0, f"no answer within {spec.timeout_s:g} s (delivery timeout)"
+                    retryable = True
+                except httpx.TransportError as err:
+                    status, reason = 0, f"{type(err).__name__}: {err or 'connection failed'}"
+                    retryable = True
+                else:
+                    status = response.status_code
+                    if 200 <= status < 300:
+                        problem = self._reply(trigger, raw, response)
+                        if problem is None:
+                            self.metrics.delivered[trigger.name] += 1
+                            self.metrics.hop(trigger.name, time.monotonic() - started)
+                            return
+                        await self._dead_letter(trigger, raw, status, problem, attempts, response)
+                        return
+                    reason = f"{status} {response.text[:300].strip()}".strip()
+                    retryable = is_retryable(status)
+                self.metrics.failed_attempts[trigger.name] += 1
+                if not retryable or attempts > spec.retry:
+                    final = "final status, not retried" if not retryable else f"gave up after {attempts} attempt(s)"
+                    await self._dead_letter(trigger, raw, status, f"{reason} ({final})", attempts, None)
+                    return
+                log.info("trigger %s: event %s attempt %d failed (%s); retrying", trigger.name, raw.id, attempts, reason)
+                await asyncio.sleep(spec.backoff_s(attempts))
+        finally:
+            self.metrics.in_flight -= 1
+
+    def _reply(self, trigger: TriggerSpec, cause: RawEvent, response: httpx.Response) -> str | None:
+        """Publish a 2xx reply's event; the reason it cannot be, or None when all is well."""
+        content_type = response.headers.get("content-type", "")
+        is_event = "ce-specversion" in response.headers or content_type.startswith(STRUCTURED)
+        if not is_event:
+            if not response.content:
+                return None
+            return (
+                f"reply {response.status_code} with a body that is not a CloudEvent "
+                "(answer a CloudEvent, or 202/204 with an empty body)"
+            )
+        try:
+            reply = parse(response.headers, response.content)
+        except ValidationError as err:
+            return f"reply to event {cause.id} is not a valid event: {err}"
+        self.metrics.replies += 1
+        self.publish(reply)
+        return None
+
+    async def _dead_letter(
+        self, trigger: TriggerSpec, raw: RawEvent, status: int, reason: str, attempts: int,
+        reply: httpx.Response | None,
+    ) -> None:
+        self.metrics.dead_lettered[trigger.name] += 1
+        record: dict[str, Any] = {
+            "time": _now(),
+            "trigger": trigger.name,
+            "subscriber": trigger.subscriber.describe(),
+            "status": status,
+            "reason": reason,
+            "attempts": attempts,
+            "event": raw.to_json_dict(),
+        }
+        if reply is not None:
+            record["reply"] = {
+                "headers": {k: v for k, v in reply.headers.items() if k.lower().startswith("ce-") or k.lower() == "content-type"},
+                "body": reply.content[:2000].decode(errors="replace"),
+            }
+        sink = trigger.delivery.dead_letter_sink
+        if sink is not None:
+            record["dead_letter_sink"] = await self._send_to_sink(sink.ref_name, sink.uri, raw, status, reason)
+        log.warning("trigger %s: event %s (%s) dead-lettered after %d attempt(s): %s",
+                    trigger.name, raw.id, raw.type, attempts, reason)
+        deadletters.append(self.dead_letter_path, record)
+
+    async def _send_to_sink(self, ref: str, uri: str, raw: RawEvent, status: int, reason: str) -> dict[str, Any]:
+        """One attempt to hand the event to the dead-letter sink, with Knative's error extensions."""
+        url = resolve(self.function_urls[ref], uri) if ref else uri
+        headers = raw.to_binary()
+        headers["ce-knativeerrordest"] = url
+        headers["ce-knativeerrorcode"] = str(status)
+        headers["ce-knativeerrordata"] = base64.b64encode(reason.encode()[:1024]).decode()
+        try:
+            response = await self.client.post(url, headers=headers, content=raw.data, timeout=30.0)
+        except httpx.HTTPError as err:
+            return {"url": url, "status": 0, "error": f"{type(err).__name__}: {err}"}
+        return {"url": url, "status": response.status_code}
+
+    # --- PingSource ------------------------------------------------------------------------
+
+    def ping(self, source: PingSourceSpec) -> RawEvent | None:
+        """Emit one tick of ``source`` into the broker (as Knative's PingSource would)."""
+        data, content_type = source.data.encode() or b"{}", source.content_type or "application/json"
+        try:
+            is_object = isinstance(json.loads(data), dict)
+        except ValueError:
+            is_object = False
+        if not is_object:  # Sluice's ping payload is an object: plain text becomes its message
+            data, content_type = json.dumps({"message": source.data}).encode(), "application/json"
+        headers = {
+            "ce-specversion": "1.0", "ce-type": "dev.knative.sources.ping", "ce-source": source.source,
+            "ce-id": str(uuid.uuid4()), "ce-time": _now(), "content-type": content_type,
+        }
+        try:
+            raw = parse(headers, data)
+        except ValidationError as err:
+            log.warning("PingSource %s: its event is invalid, not emitted: %s", source.name, err)
+            return None
+        self.metrics.pings += 1
+        self.publish(raw)
+        return raw
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            for source in self.topology.pingsources:
+                self.ping(source)
+
+    # --- bridge proxy ----------------------------------------------------------------------
+
+    def bridge_url(self) -> str | None:
+        for name, service in self.topology.services.items():
+            if service.target == "bridge" and name in self.function_urls:
+                return self.function_urls[name]
+        return None
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "broker": self.ingress_url,
+            "functions": dict(self.function_urls),
+            "triggers": [
+                {"name": t.name, "subscriber": t.subscriber.describe(), "retry": t.delivery.retry}
+                for t in self.topology.triggers
+            ],
+            "pingsources": [p.name for p in self.topology.pingsources],
+            "tick_s": self.tick_s,
+            "metrics": self.metrics.snapshot(),
+        }
+
+
+def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None = None) -> Starlette:
+    """The HTTP face of ``broker`` (``on_startup`` runs once the broker is started)."""
+    path = broker.topology.broker.path
+
+    async def ingress(request: Request) -> Response:
+        body = await request.body()
+        try:
+            broker.ingest(request.headers, body)
+        except ValidationError as err:
+            return PlainTextResponse(f"{err}\n", status_code=400)
+        return Response(status_code=202)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(broker.health())
+
+    async def bridge(request: Request) -> Response:
+        base = broker.bridge_url()
+        if base is None:
+            return PlainTextResponse("no bridge function is running (no Knative Service with FUNCTION_TARGET bridge)\n", 404)
+        rest = request.url.path[len("/bridge"):] or "/"
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        headers["x-forwarded-prefix"] = "/bridge"
+        try:
+            upstream = await broker.client.request(
+                request.method, base.rstrip("/") + rest, params=request.query_params, headers=headers,
+                content=await request.body(), timeout=PROXY_TIMEOUT_S,
+            )
+        except httpx.HTTPError as err:
+            return PlainTextResponse(f"bridge function unreachable: {type(err).__name__}: {err}\n", 502)
+        out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}
+        return Response(upstream.content, status_code=upstream.status_code, headers=out)
+
+    async def elsewhere(request: Request) -> Response:
+        return PlainTextResponse(
+            f"no broker at {request.url.path}; this one is {path} (POST a CloudEvent to {broker.ingress_url})\n", 404
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await broker.start()
+        if on_startup is not None:
+            await on_startup()
+        try:
+            yield
+        finally:
+            await broker.close()
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    routes = [
+        Route(path, ingress, methods=["POST"]),
+        Route(path + "/", ingress, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/bridge", bridge, methods=methods),
+        Route("/bridge/{rest:path}", bridge, methods=methods),
+        Route("/{rest:path}", elsewhere, methods=methods),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

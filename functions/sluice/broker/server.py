@@ -1,0 +1,215 @@
+"""The broker process: the composition root of ``sluice up`` and ``python -m sluice.broker``.
+
+Reads the manifests, starts the functions (each with the settings' environment and ``K_SINK`` =
+the ingress URL), serves the broker on 127.0.0.1, and stops the functions when it ends
+(SIGTERM / SIGINT). While it runs, ``<state-dir>/broker/state.json`` records its pid, port, URL
+and the functions' pids and ports; logs go to ``<state-dir>/logs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sluice
+from sluice.config import Settings
+from sluice.errors import ConfigurationError
+
+log = logging.getLogger("sluice.broker")
+
+CHECKOUT = Path(sluice.__file__).resolve().parents[2]
+DEFAULT_SOURCE = Path(sluice.__file__).resolve().parents[1] / "main.py"
+DEFAULT_PORT = 8080
+DEFAULT_TICK_S = 5.0
+STATE_FILE = Path("broker") / "state.json"
+
+
+def default_dir(name: str) -> Path:
+    """``./<name>`` when the working directory has it, else the checkout's."""
+    here = Path(name)
+    return here.resolve() if here.is_dir() else CHECKOUT / name
+
+
+def add_serve_args(parser: argparse.ArgumentParser) -> None:
+    """The options shared by ``sluice up`` and ``python -m sluice.broker``."""
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="ingress port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--state-dir", help="local state directory (default .sluice, or SLUICE_STATE_DIR)")
+    parser.add_argument("--tick", type=float, default=DEFAULT_TICK_S,
+                        help="seconds between PingSource ticks (default 5; 0 = no ticks)")
+    parser.add_argument("--backend", help="deployment backend for the functions (default local, or SLUICE_BACKEND)")
+    parser.add_argument("--sli-provider", help="SLI provider (default: the project's, else builtin)")
+    parser.add_argument("--perf-duration", type=float, help="seconds of each performance test (SLUICE_PERF_DURATION)")
+    parser.add_argument("--knative", type=Path, help="directory of the Broker, Services, PingSource (default knative/)")
+    parser.add_argument("--triggers", type=Path, help="directory of the Trigger manifests (default triggers/)")
+    parser.add_argument("--source", type=Path, help="functions-framework source (default functions/main.py)")
+    parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for the functions")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    port: int
+    tick_s: float
+    knative_dir: Path
+    triggers_dir: Path
+    source: Path
+    ready_timeout_s: float
+    settings: Settings
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.settings.state_dir)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> ServeOptions:
+        settings = Settings.from_env(
+            environ, state_dir=args.state_dir, backend=args.backend, sli_provider=args.sli_provider,
+            performance_duration_s=args.perf_duration,
+        )
+        if args.tick < 0:
+            raise ConfigurationError(f"--tick: expected seconds ≥ 0, found {args.tick:g}")
+        return cls(
+            port=args.port,
+            tick_s=args.tick,
+            knative_dir=(args.knative or default_dir("knative")).resolve(),
+            triggers_dir=(args.triggers or default_dir("triggers")).resolve(),
+            source=(args.source or DEFAULT_SOURCE).resolve(),
+            ready_timeout_s=args.ready_timeout,
+            settings=settings.with_(state_dir=str(Path(settings.state_dir).resolve())),
+        )
+
+    def forward(self) -> list[str]:
+        """These options as ``python -m sluice.broker`` arguments (for the daemon)."""
+        s = self.settings
+        argv = ["--port", str(self.port), "--state-dir", s.state_dir, "--tick", f"{self.tick_s:g}",
+                "--knative", str(self.knative_dir), "--triggers", str(self.triggers_dir),
+                "--source", str(self.source), "--ready-timeout", f"{self.ready_timeout_s:g}",
+                "--backend", s.backend]
+        if s.sli_provider:
+            argv += ["--sli-provider", s.sli_provider]
+        if s.performance_duration_s:
+            argv += ["--perf-duration", f"{s.performance_duration_s:g}"]
+        return argv
+
+
+def state_path(state_dir: str | Path) -> Path:
+    return Path(state_dir) / STATE_FILE
+
+
+def read_state(state_dir: str | Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(state_path(state_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_state(state_dir: Path, data: Mapping[str, Any]) -> None:
+    path = state_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _check_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise ConfigurationError(
+                f"port {port} on 127.0.0.1 is in use ({err.strerror}); stop what listens there or pass --port"
+            ) from err
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[[str], None] | None = None) -> int:
+    """Run the broker and its functions until SIGTERM / SIGINT; ``announce(url)`` once ready."""
+    import uvicorn
+
+    from sluice.broker import deadletters
+    from sluice.broker.app import Broker, create_app
+    from sluice.broker.manifests import load_topology
+    from sluice.broker.processes import start_functions, stop_functions
+
+    state_dir = options.state_dir
+    logs = state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    topology = load_topology(options.knative_dir, options.triggers_dir)
+    url = f"http://127.0.0.1:{options.port}{topology.broker.path}"
+    _check_port(options.port)
+    settings = options.settings.with_(broker_url=url)
+    env = {**environ, **settings.to_env(), "K_SINK": url, "PYTHONUNBUFFERED": "1"}
+    for inherited in ("FUNCTION_TARGET", "FUNCTION_SOURCE", "PORT"):
+        env.pop(inherited, None)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # functions started below are stopped on the way out
+    services = topology.subscribed_services()
+    log.info("starting %d functions: %s", len(services), ", ".join(f"{s.name}({s.target})" for s in services))
+    processes = start_functions(services, options.source, env, logs, options.ready_timeout_s)
+    state = {
+        "pid": os.getpid(),
+        "port": options.port,
+        "url": url,
+        "started": time.time(),
+        "state_dir": str(state_dir),
+        "log": str(logs / "broker.log"),
+        "functions": {p.service.name: {"pid": p.pid, "port": p.port, "target": p.service.target} for p in processes},
+    }
+    _write_state(state_dir, {**state, "ready": False})
+    broker = Broker(
+        topology, {p.service.name: p.url for p in processes}, deadletters.path_for(state_dir), url, tick_s=options.tick_s
+    )
+
+    async def ready() -> None:
+        _write_state(state_dir, {**state, "ready": True})
+        if announce is not None:
+            announce(url)
+
+    config = uvicorn.Config(
+        create_app(broker, on_startup=ready), host="127.0.0.1", port=options.port, log_level="warning",
+        access_log=False, lifespan="on",
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        stop_functions(processes)
+        current = read_state(state_dir)
+        if current is not None and current.get("pid") == os.getpid():
+            with contextlib.suppress(OSError):
+                state_path(state_dir).unlink()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sluice.broker", description="The local Knative broker stand-in.")
+    add_serve_args(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        options = ServeOptions.from_args(args, os.environ)
+        return serve(options, os.environ, announce=lambda url: print(f"broker ready at {url}", flush=True))
+    except ConfigurationError as err:
+        print(f"sluice broker: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a function that would not start, …
+        from sluice.errors import SluiceError
+
+        if isinstance(err, SluiceError):
+            print(f"sluice broker: {err}", file=sys.stderr)
+            return 1
+        raise
