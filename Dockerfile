@@ -1,0 +1,46 @@
+# The one image of every Sluice function: Knative runs it once per function, with
+# FUNCTION_TARGET naming the function (deploy, test, evaluate, sli, gatekeeper, eventlog, intake,
+# bridge) and PORT set by Knative (8080). The test function's Jobs run this image too
+# (`python -m sluice.functions.testworker`).
+#
+#   make image                      # docker build -t ghcr.io/sluice-dev/sluice:0.1.0 .
+#   docker run -e FUNCTION_TARGET=eventlog -e PORT=8080 -p 8080:8080 ghcr.io/sluice-dev/sluice:0.1.0
+#
+# The base is pinned to a patch release (bump it on purpose). Build stage: install Sluice and its
+# runtime extras into a virtualenv. Runtime stage: that virtualenv and the function source, no
+# compiler, no pip cache, no tests, run as an unprivileged user (uid 10001).
+
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY functions ./functions
+RUN pip install ".[kubernetes,prometheus,aws]"
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="sluice" \
+      org.opencontainers.image.description="Quality-gated delivery functions for Knative" \
+      org.opencontainers.image.source="https://github.com/sluice-dev/sluice" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --gid 10001 sluice \
+ && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/sluice --shell /usr/sbin/nologin sluice
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=root:root functions/main.py ./functions/main.py
+COPY --chown=root:root functions/sluice ./functions/sluice
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/home/sluice \
+    PORT=8080
+USER 10001:10001
+EXPOSE 8080
+# Shell form on purpose: FUNCTION_TARGET and PORT come from the environment Knative sets;
+# exec hands the process the signals (SIGTERM on scale-down).
+CMD exec functions-framework --source functions/main.py --target "${FUNCTION_TARGET:?set FUNCTION_TARGET to the function to run (deploy, test, evaluate, sli, gatekeeper, eventlog, intake, bridge)}" --port "$PORT"
