@@ -20,8 +20,11 @@ COMMANDS = [
     "sluice.cli.project",
     "sluice.cli.send",
     "sluice.cli.get",
+    "sluice.cli.deadletters",  # adds ``get dead-letters``: after sluice.cli.get
+    "sluice.cli.up",
     "sluice.cli.status",
     "sluice.cli.test",
+    "sluice.cli.demo",
 ]
 
 
