@@ -1,0 +1,67 @@
+"""intake: registry push webhooks → ``configuration.change`` for the first stage.
+
+Not a CloudEvent consumer behind a Trigger but a plain HTTP function (registries post their
+own JSON), routed by the last path segment: ``/dockerhub``, ``/harbor``, ``/github``, ``/ecr``
+(an EventBridge API destination), ``/cloudevents`` (Knative sources; binary or structured).
+The events it starts are posted to the sink (the broker); the registry gets a small JSON answer
+(see ``sluice.services.intake`` for the status codes). ``GET`` answers readiness.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sluice.errors import ConfigurationError, PermanentError, RetryableError
+from sluice.functions.runtime import Runtime, runtime_for
+from sluice.services.intake import MAX_BODY_BYTES, IntakeRequest, IntakeResponse, IntakeService
+
+log = logging.getLogger("sluice.functions")
+
+_JSON = {"Content-Type": "application/json"}
+_SERVICES: dict[int, IntakeService] = {}
+
+
+def service_for(runtime: Runtime) -> IntakeService:
+    """The process's intake service (ECR digests resolved with boto3's default credential chain;
+    ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_ECR`` are honoured by boto3 itself)."""
+    key = id(runtime)
+    if key not in _SERVICES:
+        from sluice.adapters.registry import create_resolver
+
+        _SERVICES[key] = IntakeService(runtime.store, runtime.emit, runtime.now, runtime.source,
+                                       resolver=create_resolver("ecr"))
+    return _SERVICES[key]
+
+
+def _read_body(request: Any, limit: int) -> bytes | None:
+    """The body, or None when it is over ``limit`` bytes (read no further than limit + 1)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        return None
+    data: bytes = request.stream.read(limit + 1) if length is None else request.get_data()
+    return None if len(data) > limit else data
+
+
+def main(request: Any) -> Any:
+    if request.method == "GET":
+        return json.dumps({"function": "intake", "ready": True}), 200, _JSON
+    if request.method != "POST":
+        return json.dumps({"status": 405, "message": "intake: only POST of a registry notification"}), 405, _JSON
+    source = request.path.rstrip("/").rpartition("/")[2]
+    body = _read_body(request, MAX_BODY_BYTES)
+    if body is None:
+        response = IntakeResponse(413, f"body over the limit of {MAX_BODY_BYTES} bytes")
+        return response.to_json(), response.status, _JSON
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    query = {k: v for k, v in request.args.items()}
+    try:
+        response = service_for(runtime_for("intake")).handle(IntakeRequest(source, headers, query, body))
+    except RetryableError as err:
+        log.warning("intake %s: 503 %s", source, err)
+        response = IntakeResponse(503, f"temporary failure, retry: {err}")
+    except (PermanentError, ConfigurationError) as err:
+        log.error("intake %s: 500 %s", source, err)
+        response = IntakeResponse(500, f"intake cannot handle this ({type(err).__name__}): {err}")
+    return response.to_json(), response.status, _JSON
