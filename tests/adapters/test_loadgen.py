@@ -64,22 +64,23 @@ def test_request_mix_follows_weights(target: TargetServer) -> None:
 
 
 def test_latency_counts_from_the_intended_send_time() -> None:
-    """When the target stalls, requests scheduled during the stall report the waiting time too
-    (no coordinated omission): a single connection makes later requests queue behind a slow one."""
+    """When the target stalls, requests that were due during the stall report their waiting time
+    too (no coordinated omission): with one connection, requests 2..7 wait behind a 300 ms answer."""
     calls = 0
 
     def handler(method: str, path: str, body: bytes) -> Reply:
         nonlocal calls
         calls += 1
-        return Reply(200, b"ok", delay_s=0.5 if calls == 1 else 0.0)
+        return Reply(200, b"ok", delay_s=0.3 if calls == 1 else 0.0)
 
     with TargetServer(handler) as server:
         profile = LoadProfile((LoadRequest("/"),), duration_s=0.5, rate=20, max_connections=1)
         report = run_load_sync(server.url, profile)
-    assert report.requests == 10
-    # Requests 2..10 were due during the 500 ms stall; measured from their intended times they
-    # waited 450..50 ms, so the median is far above the target's ~1 ms service time.
-    assert report.response_time_p50 is not None and report.response_time_p50 > 150
+    assert report.requests == 10 and report.dropped == 0
+    # Requests due at 50..250 ms were sent at ~300 ms: measured from their intended times they
+    # took 250..50 ms, so the median is far above the target's ~1 ms service time (measured from
+    # the actual send it would be ~1 ms).
+    assert report.response_time_p50 is not None and report.response_time_p50 > 30
 
 
 def test_virtual_users_are_closed_loop(target: TargetServer) -> None:
@@ -156,3 +157,14 @@ def test_invalid_profiles_and_urls_are_refused() -> None:
         LoadProfile((LoadRequest("/"),), duration_s=1, rate=0)
     with pytest.raises(ValueError, match="http://"):
         run_load_sync("127.0.0.1:80", LoadProfile((LoadRequest("/"),), duration_s=1))
+
+
+def test_saturated_open_loop_stays_bounded_and_reports_dropped() -> None:
+    """When every connection stays busy, due requests wait (latency from the intended time) and
+    what is still unsent when sending ends is reported as dropped, not silently skipped."""
+    with TargetServer() as server:
+        profile = LoadProfile((LoadRequest("/delay/2000"),), duration_s=0.5, rate=40, max_connections=4, timeout_s=5)
+        report = run_load_sync(server.url, profile)
+    assert report.requests == 4 and report.dropped == 16
+    assert report.errors == 0
+    assert report.to_dict()["dropped"] == 16

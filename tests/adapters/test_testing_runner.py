@@ -228,3 +228,22 @@ def test_carts_0_10_2_is_slow_and_0_10_3_is_fast(carts_0_10_2: str, carts_0_10_3
     assert slow.passed and fast.passed, (slow.message, fast.message)  # slow, but no errors
     assert slow.measurements["response_time_p95"] > 1000
     assert fast.measurements["response_time_p95"] < 300
+
+
+def test_undelivered_load_fails_the_performance_test(monkeypatch: pytest.MonkeyPatch, target: TargetServer) -> None:
+    """A load the generator could not deliver (requests dropped above the error limit) fails the test."""
+    import sluice.services.testing as testing
+
+    real = testing.load_profile
+
+    def narrow(profile):  # type: ignore[no-untyped-def]
+        import dataclasses
+
+        return dataclasses.replace(real(profile), max_connections=2)
+
+    monkeypatch.setattr(testing, "load_profile", narrow)
+    spec = parse_test_spec({"performance": {"rate": 40, "duration": "0.5s", "timeout": "3s",
+                                            "requests": [{"path": "/delay/1500"}]}})
+    report = run_tests(spec, "performance", target.url, 20)
+    assert not report.passed
+    assert "dropped" in report.message and "the declared load was not delivered" in report.message

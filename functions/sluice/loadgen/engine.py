@@ -12,7 +12,10 @@ latency when the target stalls, so the open loop is the default.
 
 Both stop by themselves: no request is started after ``duration_s`` (or ``max_requests``), the
 ones in flight get ``timeout_s`` to finish, and whatever is still running at the hard limit is
-cancelled and counted as an error (``cancelled``).
+cancelled and counted as an error (``cancelled``). At most ``max_connections`` requests are in
+flight; when the target (or this process) cannot keep up, due requests wait for a free slot with
+their latency still counted from their intended time, and those still unsent when sending ends
+are reported as ``dropped`` (the load asked for was not delivered).
 
 Why aiohttp and not httpx: on this machine (one core for the client, one for a fast target)
 aiohttp sustained ~13,000 req/s with 50 connections where httpx 0.28's pool reached ~500-1,200
@@ -25,6 +28,7 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import math
 import random
 import time
 from collections import Counter
@@ -36,6 +40,9 @@ from yarl import URL
 
 from sluice.loadgen.histogram import LogLinearHistogram
 from sluice.loadgen.model import LoadProfile, LoadReport, LoadRequest, Mode
+
+#: The last stretch before a request's due time is spent yielding to the loop, not sleeping.
+_SPIN_S = 0.002
 
 ProgressCallback = Callable[[int, int | None, float], None]
 """Called about four times a second with (requests finished, requests planned or None, seconds elapsed)."""
@@ -153,29 +160,48 @@ async def run_load(
             recorder.answer(status, request.is_error(status), done - intended, done)
 
     in_flight: set[asyncio.Task[None]] = set()
-
     launched = 0
+    slot: list[asyncio.Future[None]] = []  # the scheduler's wait for a free slot, when it waits
+
+    def finished(task: asyncio.Task[None]) -> None:
+        in_flight.discard(task)
+        if slot and not slot[0].done():
+            slot[0].set_result(None)
 
     def launch(request: LoadRequest, url: URL, intended: float) -> None:
         nonlocal launched
         launched += 1
         task = loop.create_task(one(request, url, intended))
         in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
+        task.add_done_callback(finished)
 
     async def open_loop() -> None:
+        # At most ``max_connections`` requests are in flight; a request due while all slots are
+        # taken is started as soon as one frees up, its latency still counted from its intended
+        # time. What is still unsent when sending ends is reported as ``dropped``.
         assert planned is not None
         interval = 1.0 / profile.rate
         index = 0
         while index < planned:
             now = loop.time()
             due = t0 + index * interval
-            if due >= send_end:
+            if due >= send_end or now >= send_end:
                 return
             if due > now:
-                await asyncio.sleep(due - now)
+                # The selector rounds a timer up to the next millisecond, so a plain sleep wakes
+                # up to ~1 ms late and that lateness would count as latency. Sleep until just
+                # before the due time, then yield to the loop (still serving I/O) until it is due.
+                gap = due - now
+                await asyncio.sleep(gap - _SPIN_S if gap > _SPIN_S else 0)
                 continue
-            while index < planned and due <= now and due < send_end:
+            if len(in_flight) >= profile.max_connections:
+                waiter: asyncio.Future[None] = loop.create_future()
+                slot[:] = [waiter]
+                await asyncio.wait((waiter,), timeout=max(0.0, send_end - now))
+                slot.clear()
+                continue
+            while (index < planned and due <= now and due < send_end
+                   and len(in_flight) < profile.max_connections):
                 request, url = picker.next()
                 launch(request, url, due)
                 index += 1
@@ -211,7 +237,7 @@ async def run_load(
             users = [loop.create_task(virtual_user()) for _ in range(profile.vus)]
             for user in users:
                 in_flight.add(user)
-                user.add_done_callback(in_flight.discard)
+                user.add_done_callback(finished)
         if in_flight:
             await asyncio.wait(set(in_flight), timeout=max(0.0, drain_end - loop.time()))
         leftover = set(in_flight)
@@ -229,13 +255,22 @@ async def run_load(
                 await progress
         await session.close()
 
+    dropped = 0
+    if profile.mode is Mode.CONSTANT_ARRIVAL_RATE and planned is not None:
+        interval = 1.0 / profile.rate
+        due_count = max(0, math.ceil((send_end - t0) / interval))
+        while due_count > 0 and t0 + (due_count - 1) * interval >= send_end:
+            due_count -= 1
+        dropped = max(0, min(planned, due_count) - launched)
     end_mono = max(recorder.last_done, t0)
     if on_progress is not None:
         on_progress(recorder.finished, planned, end_mono - t0)
-    return _report(profile, recorder, t0, end_mono, wall_ref - mono_ref)
+    return _report(profile, recorder, t0, end_mono, wall_ref - mono_ref, dropped)
 
 
-def _report(profile: LoadProfile, recorder: _Recorder, t0: float, end: float, wall_offset: float) -> LoadReport:
+def _report(
+    profile: LoadProfile, recorder: _Recorder, t0: float, end: float, wall_offset: float, dropped: int
+) -> LoadReport:
     histogram = recorder.histogram
     elapsed = max(end - t0, 1e-9)
 
@@ -262,6 +297,7 @@ def _report(profile: LoadProfile, recorder: _Recorder, t0: float, end: float, wa
         statuses=dict(recorder.statuses),
         error_kinds=dict(recorder.kinds),
         target_rate=profile.rate if profile.mode is Mode.CONSTANT_ARRIVAL_RATE else None,
+        dropped=dropped,
     )
 
 

@@ -86,7 +86,9 @@ class LoadReport:
     Latency percentiles are None when no request got an answer or timed out. ``start`` and
     ``end`` (RFC 3339 UTC) bound the measurement window: first intended send to last answer.
     ``statuses`` counts answers per HTTP status; status 0 stands for no answer (see
-    ``error_kinds``: ``timeout``, ``connection``, ``cancelled``).
+    ``error_kinds``: ``timeout``, ``connection``, ``cancelled``). ``dropped`` counts requests of
+    an open-loop run that were due but never sent, because all ``max_connections`` slots stayed
+    busy until sending ended (not counted in ``requests``).
     """
 
     mode: Mode
@@ -107,6 +109,7 @@ class LoadReport:
     statuses: Mapping[int, int] = field(default_factory=dict)
     error_kinds: Mapping[str, int] = field(default_factory=dict)
     target_rate: float | None = None
+    dropped: int = 0
 
     def measurements(self) -> dict[str, float]:
         """The builtin SLI values this run provides (a key is left out when it was not measured)."""
@@ -130,6 +133,7 @@ class LoadReport:
             "end": self.end,
             "duration_s": round(self.duration_s, 3),
             "target_rate": self.target_rate,
+            "dropped": self.dropped,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "error_kinds": dict(sorted(self.error_kinds.items())),
             "response_time_min": self.response_time_min,

@@ -318,9 +318,14 @@ def _performance(run: _Run, spec: TestSpec, health: RequestOutcome, report: Repo
              else f"{profile.vus} virtual users") + f" for {profile.duration_s:g} s"
     summary = (f"{load.requests} requests ({shape}), error rate {load.error_rate:.1%} "
                f"(limit {profile.max_error_rate:.1%}), p95 {load.response_time_p95} ms")
+    if load.dropped:
+        summary += f", {load.dropped} request(s) dropped (all {load_profile(profile).max_connections} connections busy)"
     if load.requests == 0:
         return report(False, f"no request was sent ({shape})", [health], measurements, load.to_dict())
     if load.error_rate > profile.max_error_rate:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(load.error_kinds.items()))
         return report(False, f"{summary}: error rate above the limit ({kinds})", [health], measurements, load.to_dict())
+    planned = load.requests + load.dropped
+    if load.dropped / planned > profile.max_error_rate:
+        return report(False, f"{summary}: the declared load was not delivered", [health], measurements, load.to_dict())
     return report(True, summary, [health], measurements, load.to_dict())
