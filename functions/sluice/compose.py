@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from sluice.config import Settings
 
 if TYPE_CHECKING:
+    from sluice.ports.archive import Archive
     from sluice.ports.backend import DeploymentBackend
     from sluice.ports.state import StateStore
 
@@ -35,3 +36,17 @@ def build_backend(settings: Settings) -> DeploymentBackend:
 
         return create_backend(settings.backend, api=load_api_client())
     return create_backend(settings.backend)
+
+
+def build_archive(settings: Settings) -> Archive | None:
+    """The archive for records that leave the bounded histories, or None when none is set."""
+    if not settings.archive:
+        return None
+    from sluice.adapters.archive import create_archive
+
+    if settings.archive == "s3":
+        return create_archive(
+            "s3", bucket=settings.archive_bucket, prefix=settings.archive_prefix,
+            endpoint_url=settings.s3_endpoint_url or None,
+        )
+    return create_archive(settings.archive)

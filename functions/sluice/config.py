@@ -20,6 +20,10 @@ where it is written down; nothing below the composition root reads ``os.environ`
 | prometheus_url     | SLUICE_PROMETHEUS_URL    | ``http://127.0.0.1:9090``               |
 | bridge_url         | SLUICE_BRIDGE_URL        | ``http://127.0.0.1:8080/bridge``        |
 | function_image     | SLUICE_FUNCTION_IMAGE    | ``ghcr.io/sluice-dev/sluice:0.1.0``     |
+| archive            | SLUICE_ARCHIVE           | (none; ``s3`` to archive)               |
+| archive_bucket     | SLUICE_ARCHIVE_BUCKET    |                                         |
+| archive_prefix     | SLUICE_ARCHIVE_PREFIX    | ``sluice/``                             |
+| s3_endpoint_url    | SLUICE_S3_ENDPOINT_URL   | (AWS's)                                 |
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ _ENV = {
     "prometheus_url": "SLUICE_PROMETHEUS_URL",
     "bridge_url": "SLUICE_BRIDGE_URL",
     "function_image": "SLUICE_FUNCTION_IMAGE",
+    "archive": "SLUICE_ARCHIVE",
+    "archive_bucket": "SLUICE_ARCHIVE_BUCKET",
+    "archive_prefix": "SLUICE_ARCHIVE_PREFIX",
+    "s3_endpoint_url": "SLUICE_S3_ENDPOINT_URL",
 }
 
 
@@ -69,6 +77,10 @@ class Settings:
     prometheus_url: str = "http://127.0.0.1:9090"
     bridge_url: str = "http://127.0.0.1:8080/bridge"
     function_image: str = "ghcr.io/sluice-dev/sluice:0.1.0"
+    archive: str = ""
+    archive_bucket: str = ""
+    archive_prefix: str = "sluice/"
+    s3_endpoint_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:

@@ -39,9 +39,10 @@ def store(args: argparse.Namespace) -> StateStore:
 
 
 def records(args: argparse.Namespace) -> Any:
+    from sluice.compose import build_archive
     from sluice.services.records import Records
 
-    return Records(store(args))
+    return Records(store(args), build_archive(settings(args)))
 
 
 def read_file(path: str, what: str) -> str:

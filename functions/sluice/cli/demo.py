@@ -124,13 +124,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
         print("\n== 2. carts 0.10.2 answers every request 1 s late: the staging gate must reject it")
         deliver(args, records, "0.10.2", last)
+        sluice("get", "evaluations", "--project", "sockshop", "--stage", "staging", "--service", "carts",
+               "--state-dir", state_dir)
 
         print("\n== 3. carts 0.10.3 is fast again: it must reach production")
         deliver(args, records, "0.10.3", last)
 
         print("\n== Where everything stands")
         sluice("status", "--project", "sockshop", "--state-dir", state_dir)
-        bridge = common.settings(args).bridge_url
+        bridge = f"http://127.0.0.1:{args.port}/bridge/project/sockshop"
         print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
         if args.keep_running:
             print(f"The system is still up: web view at {bridge}, broker at {args.broker}. Stop it with 'sluice down'.")

@@ -59,16 +59,24 @@ def get_event(args: argparse.Namespace) -> int:
 def get_evaluations(args: argparse.Namespace) -> int:
     from sluice.services import readmodel
 
-    history = readmodel.evaluations(common.records(args), args.project, args.stage, args.service)
+    records = common.records(args)
+    history = readmodel.evaluations(records, args.project, args.stage, args.service)
     if args.all:
-        from sluice.services.archive import archived_evaluations
+        if records.archive is None:
+            from sluice.errors import ConfigurationError
 
-        history = history + archived_evaluations(common.settings(args), args.project, args.stage, args.service)
+            raise ConfigurationError("--all reads the archive, but none is configured (set SLUICE_ARCHIVE=s3 and SLUICE_ARCHIVE_BUCKET)")
+        history = history + list(reversed(records.archived_evaluations(args.project, args.stage, args.service)))
     if args.output == "json":
         common.print_json(history)
         return 0
+    if not history:
+        print(f"no evaluations of {args.service} in {args.project}/{args.stage}")
     for e in history:
-        failing = [i["name"] for i in e.get("indicators", []) if i.get("status") in ("fail", "error")]
-        print(f"{e.get('time', '')[:19]:19}  {e.get('image', ''):45}  {e.get('result', ''):8} score {e.get('score', 0):6.2f}"
-              + (f"  failing: {', '.join(failing)}" if failing else ""))
+        print(f"{str(e.get('time', ''))[:19]:19}  {e.get('image', '')}  {str(e.get('result', '')).upper()}  score {e.get('score', 0):.2f}")
+        for ind in e.get("indicators", []):
+            criteria = " ".join(f"{t['criteria']}{' ✗' if t.get('violated') else ''}" for t in ind.get("targets", []))
+            value = ind.get("value")
+            shown = f"{value:.1f}" if isinstance(value, int | float) else "n/a"
+            print(f"    {ind.get('name', ''):22} {shown:>9}  {ind.get('status', ''):7} {criteria}  {ind.get('message', '')}".rstrip())
     return 0

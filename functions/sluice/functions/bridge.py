@@ -7,7 +7,6 @@ from typing import Any
 from sluice.adapters.publish import post_event
 from sluice.bridge.app import Bridge
 from sluice.functions.runtime import runtime_for
-from sluice.services.records import Records
 
 _BRIDGES: dict[str, Bridge] = {}
 
@@ -18,7 +17,7 @@ def main(request: Any) -> Any:
     bridge = _BRIDGES.get(prefix)
     if bridge is None:
         bridge = _BRIDGES[prefix] = Bridge(
-            Records(runtime.store), lambda event: post_event(runtime.settings.sink, event), base=prefix
+            runtime.records, lambda event: post_event(runtime.settings.sink, event), base=prefix
         )
     body, status, headers = bridge.handle(
         request.method, request.path, dict(request.args), dict(request.form) if request.method == "POST" else {}

@@ -8,12 +8,11 @@ from sluice.core.events import Event
 from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime
 from sluice.services.deploy import DeployService
-from sluice.services.records import Records
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
     service = DeployService(
-        Records(runtime.store), runtime.backend, runtime.now, runtime.source, runtime.settings.deploy_timeout_s
+        runtime.records, runtime.backend, runtime.now, runtime.source, runtime.settings.deploy_timeout_s
     )
     return service.handle(event)
 

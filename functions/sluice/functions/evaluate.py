@@ -9,12 +9,11 @@ from sluice.core.events import Event
 from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime
 from sluice.services.evaluate import EvaluateService
-from sluice.services.records import Records
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
     service = EvaluateService(
-        Records(runtime.store), runtime.now, runtime.source,
+        runtime.records, runtime.now, runtime.source,
         default_provider=runtime.settings.sli_provider, sli_timeout_s=runtime.settings.sli_timeout_s,
     )
     return service.handle(event)

@@ -8,11 +8,10 @@ from sluice.core.events import Event
 from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime
 from sluice.services.eventlog import EventLogService
-from sluice.services.records import Records
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
-    return EventLogService(Records(runtime.store)).handle(event)
+    return EventLogService(runtime.records).handle(event)
 
 
 def main(request: Any) -> Any:

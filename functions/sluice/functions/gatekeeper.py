@@ -8,11 +8,10 @@ from sluice.core.events import Event
 from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime
 from sluice.services.gatekeeper import GatekeeperService
-from sluice.services.records import Records
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
-    return GatekeeperService(Records(runtime.store), runtime.now, runtime.source).handle(event)
+    return GatekeeperService(runtime.records, runtime.now, runtime.source).handle(event)
 
 
 def main(request: Any) -> Any:

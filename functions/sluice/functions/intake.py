@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from typing import Any
 
 from sluice.errors import ConfigurationError, PermanentError, RetryableError
@@ -20,19 +21,18 @@ from sluice.services.intake import MAX_BODY_BYTES, IntakeRequest, IntakeResponse
 log = logging.getLogger("sluice.functions")
 
 _JSON = {"Content-Type": "application/json"}
-_SERVICES: dict[int, IntakeService] = {}
+_SERVICES: weakref.WeakKeyDictionary[Runtime, IntakeService] = weakref.WeakKeyDictionary()
 
 
 def service_for(runtime: Runtime) -> IntakeService:
     """The process's intake service (ECR digests resolved with boto3's default credential chain;
     ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_ECR`` are honoured by boto3 itself)."""
-    key = id(runtime)
-    if key not in _SERVICES:
+    if runtime not in _SERVICES:
         from sluice.adapters.registry import create_resolver
 
-        _SERVICES[key] = IntakeService(runtime.store, runtime.emit, runtime.now, runtime.source,
+        _SERVICES[runtime] = IntakeService(runtime.store, runtime.emit, runtime.now, runtime.source,
                                        resolver=create_resolver("ecr"))
-    return _SERVICES[key]
+    return _SERVICES[runtime]
 
 
 def _read_body(request: Any, limit: int) -> bytes | None:

@@ -20,6 +20,7 @@ from sluice.core.events import Event
 if TYPE_CHECKING:
     from sluice.ports.backend import DeploymentBackend
     from sluice.ports.state import StateStore
+    from sluice.services.records import Records
 
 log = logging.getLogger("sluice.functions")
 
@@ -48,6 +49,14 @@ class Runtime:
         from sluice.compose import build_store
 
         return build_store(self.settings)
+
+    @cached_property
+    def records(self) -> Records:
+        """Typed records over the store, with the archive when one is configured."""
+        from sluice.compose import build_archive
+        from sluice.services.records import Records
+
+        return Records(self.store, build_archive(self.settings))
 
     @cached_property
     def backend(self) -> DeploymentBackend:

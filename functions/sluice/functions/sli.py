@@ -30,7 +30,7 @@ def provider_for(runtime: Runtime, records: Records, name: str, request: GetSli)
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
-    records = Records(runtime.store)
+    records = runtime.records
     service = SliService(lambda name, request: provider_for(runtime, records, name, request), runtime.now, runtime.source)
     return service.handle(event)
 

@@ -14,7 +14,6 @@ from typing import Any
 from sluice.core.events import Event
 from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime
-from sluice.services.records import Records
 from sluice.services.testflow import Launcher, TestService
 
 
@@ -37,7 +36,7 @@ def launcher(runtime: Runtime) -> Launcher:
 
 def service(runtime: Runtime) -> TestService:
     return TestService(
-        Records(runtime.store), runtime.now, runtime.source, launcher(runtime), runtime.settings.test_limit_s
+        runtime.records, runtime.now, runtime.source, launcher(runtime), runtime.settings.test_limit_s
     )
 
 

@@ -18,7 +18,6 @@ from sluice.adapters.publish import post_event
 from sluice.core.events import DeploymentFinished, Event
 from sluice.errors import RetryableError, SluiceError
 from sluice.functions.runtime import Runtime, runtime_for
-from sluice.services.records import Records
 from sluice.services.testflow import Runner, TestOutcome
 
 log = logging.getLogger("sluice.testworker")
@@ -31,7 +30,7 @@ def make_runner(runtime: Runtime) -> Runner:
         from sluice.services.testing import run_tests
         from sluice.services.testspecs import load_test_spec
 
-        records = Records(runtime.store)
+        records = runtime.records
         text = records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")
         where = f"tests.yaml of {deployed.service} in {deployed.project}/{deployed.stage}"
         spec = load_test_spec(text, where) if text is not None else None  # None: the documented default
