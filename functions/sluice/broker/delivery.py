@@ -2,8 +2,9 @@
 
 - ``retry``: how many times a failed delivery is retried (absent: 0, Knative's default when
   neither the Trigger nor the Broker says).
-- ``backoffPolicy``: ``exponential`` (default) waits ``backoffDelay * 2**n`` before retry n,
-  ``linear`` waits ``backoffDelay * n`` (n = 1, 2, …), as Knative documents.
+- ``backoffPolicy``: before retry n (n = 1, 2, …) ``exponential`` (default) waits
+  ``backoffDelay * 2**(n-1)`` and ``linear`` waits ``backoffDelay * n``: the first retry always
+  waits ``backoffDelay`` (PT0.5S exponential: 0.5 s, 1 s, 2 s, 4 s, …).
 - ``backoffDelay``: an ISO-8601 duration (``PT0.2S``; default ``PT0.2S``).
 - ``timeout``: an ISO-8601 duration bounding one attempt (default ``DEFAULT_TIMEOUT_S``, so
   every wait is bounded).
@@ -114,7 +115,7 @@ class DeliverySpec:
         """Wait before retry ``retry_number`` (1-based)."""
         if self.backoff_policy == "linear":
             return self.backoff_delay_s * retry_number
-        return self.backoff_delay_s * (2**retry_number)
+        return self.backoff_delay_s * (2 ** (retry_number - 1))
 
 
 def _parse_sink(raw: object, where: str) -> DeadLetterSink:

@@ -134,7 +134,8 @@ def _check_port(port: int) -> None:
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    """SIGTERM is how ``sluice down`` asks us to stop: unwind (stopping the functions), exit 0."""
+    raise SystemExit(0)
 
 
 def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[[str], None] | None = None) -> int:
