@@ -141,7 +141,7 @@ def test_github_bad_or_missing_signature_is_401(setup, mangle: str) -> None:  # 
 
 def test_source_without_configured_secret_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
     """A source nobody set a secret for refuses every call (fail closed) and says how to set one."""
-    store, sent, _, _ = setup
+    _, sent, _, _ = setup
     service = IntakeService(MemoryStore(), sent, lambda: NOW, "sluice/intake")
     response = service.handle(request("dockerhub", body("dockerhub_push.json"), query={"token": SECRET}))
     assert response.status == 401 and "sluice set intake-secret --source dockerhub" in response.message
