@@ -25,6 +25,7 @@ COMMANDS = [
     "sluice.cli.status",
     "sluice.cli.test",
     "sluice.cli.demo",
+    "sluice.cli.triggers",  # adds ``get triggers`` and ``set intake-secret``: after get and project
 ]
 
 
