@@ -2,6 +2,9 @@
 
 - ``local``: processes on this machine behind the weighted local router (the embedded default)
 - ``noop``: runs nothing and records the calls (tests of the flow)
+- ``kubernetes``: Deployments + Services per slot; Istio VirtualService weights or a Service
+  selector switch (on a cluster)
+- ``knative``: one Knative Service per stage; revisions with ``primary``/``canary`` traffic tags
 
 Modules are imported only when chosen, so picking ``noop`` never loads the others.
 """
@@ -17,6 +20,8 @@ from sluice.ports.backend import DeploymentBackend
 BACKENDS: dict[str, tuple[str, str]] = {
     "local": ("sluice.adapters.backends.local", "LocalBackend"),
     "noop": ("sluice.adapters.backends.noop", "NoopBackend"),
+    "kubernetes": ("sluice.adapters.backends.kubernetes", "KubernetesBackend"),
+    "knative": ("sluice.adapters.backends.knative", "KnativeBackend"),
 }
 
 

@@ -1,0 +1,181 @@
+"""Shared by the ``kubernetes`` and ``knative`` backends: plain-dict calls through the official
+client, its exceptions turned into Sluice's, and a bounded poll.
+
+Objects go in and come out as JSON dicts (camelCase, as ``kubectl get -o json`` shows them), so
+both backends read Deployments, Services and custom resources the same way. Every call has a
+request timeout. Error mapping (no ``kubernetes`` or ``urllib3`` exception leaves this module):
+
+- 404 → ``NotFoundError`` (``get`` answers ``None`` instead)
+- 409 → ``ConflictError`` (callers re-read and retry)
+- 401, 403 → ``ConfigurationError`` (the ServiceAccount lacks a right: see ``knative/rbac.yaml``)
+- 400, 422 and other 4xx → ``PermanentError`` (the API server refuses the object)
+- 429, 5xx, no answer → ``RetryableError``
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sluice.errors import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    SluiceError,
+    ValidationError,
+)
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+MERGE_PATCH = "application/merge-patch+json"
+#: Labels every object the backends create carries.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "sluice"}
+#: Attempts of a read-modify-write that loses compare-and-swap races.
+CONFLICT_ATTEMPTS = 4
+
+
+class Kube:
+    """The typed client APIs over one ``ApiClient``; every call returns a JSON dict."""
+
+    def __init__(self, api: Any, request_timeout: float = 10.0) -> None:
+        import urllib3
+        from kubernetes import client
+
+        if isinstance(api, client.Configuration):
+            api = client.ApiClient(api)
+        if not isinstance(api, client.ApiClient):
+            raise ConfigurationError(
+                f"deployment backend: expected a kubernetes ApiClient or Configuration, found {type(api).__name__}"
+            )
+        self.api_client = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.apis = client.ApisApi(api)
+        self.timeout = request_timeout
+        self._errors: tuple[type[Exception], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
+
+    def call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        """``method(*args, **kwargs)`` as a dict; errors mapped as the module says."""
+        if "_content_type" in kwargs and kwargs["_content_type"] is None:
+            del kwargs["_content_type"]
+        try:
+            response = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            raw = response.data
+        except self._errors as err:
+            raise api_error(err, what) from err
+        try:
+            value = json.loads(raw or b"{}")
+        except ValueError as err:
+            raise RetryableError(f"{what}: the API server answered something that is not JSON: {raw[:200]!r}") from err
+        if not isinstance(value, dict):
+            raise RetryableError(f"{what}: expected a JSON object from the API server, found {type(value).__name__}")
+        return value
+
+    def get(self, what: str, method: Callable[..., Any], *args: Any) -> Obj | None:
+        """Like ``call`` for a read, but ``None`` when the object does not exist."""
+        try:
+            return self.call(what, method, *args)
+        except NotFoundError:
+            return None
+
+    def api_group_version(self, group: str) -> str | None:
+        """The preferred version of API ``group`` (e.g. ``v1beta1``), ``None`` when not served."""
+        try:
+            doc = self.call(f"discover API group {group}", self.apis.get_api_versions)
+        except NotFoundError:
+            return None
+        for entry in doc.get("groups") or []:
+            if entry.get("name") == group:
+                preferred = (entry.get("preferredVersion") or {}).get("version")
+                versions = [v.get("version") for v in entry.get("versions") or []]
+                return str(preferred or (versions[0] if versions else "")) or None
+        return None
+
+
+def api_error(err: Exception, what: str) -> SluiceError:
+    """The Sluice error for a client exception raised while doing ``what``."""
+    status = getattr(err, "status", None)
+    if not isinstance(status, int) or status <= 0 or not hasattr(err, "body"):
+        return RetryableError(f"{what}: the Kubernetes API could not be reached: {err}")
+    message = _message(err)
+    if status == 404:
+        return NotFoundError(f"{what}: not found ({message})")
+    if status == 409:
+        return ConflictError(what, None, message)
+    if status in (401, 403):
+        return ConfigurationError(
+            f"{what}: the API server refused ({status} {message}); the function's ServiceAccount "
+            "needs this right (see knative/rbac.yaml and the RoleBindings of the project's namespaces)"
+        )
+    if status == 429 or status >= 500:
+        return RetryableError(f"{what}: the API server answered {status} ({message})")
+    return PermanentError(f"{what}: the API server refused it with {status} ({message})")
+
+
+def _message(err: Exception) -> str:
+    body = getattr(err, "body", None)
+    if body:
+        try:
+            doc = json.loads(body)
+        except (TypeError, ValueError):
+            return str(body)[:300]
+        if isinstance(doc, dict) and doc.get("message"):
+            return str(doc["message"])
+    return str(getattr(err, "reason", "") or err).strip()
+
+
+def with_conflict_retry(step: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """Run a read-modify-write ``step`` again (it re-reads) while it loses a race (409)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except ConflictError as err:
+            if attempt == attempts:
+                raise RetryableError(f"{err.name}: still changed underneath after {attempts} attempts ({err.found})") from err
+    raise AssertionError("unreachable")
+
+
+class Deadline:
+    """A monotonic deadline for a wait, and the sleep between polls."""
+
+    def __init__(self, timeout_s: float, poll_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+        self._end = time.monotonic() + max(0.0, timeout_s)
+        self._sleep = sleep
+
+    @property
+    def passed(self) -> bool:
+        return time.monotonic() >= self._end
+
+    def pause(self) -> None:
+        """Sleep one poll interval (never past the deadline by more than that)."""
+        self._sleep(max(0.0, min(self.poll_s, self._end - time.monotonic())))
+
+
+def condition(obj: Obj, kind: str) -> Obj | None:
+    """The status condition of type ``kind``, or ``None``."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == kind:
+            return cond
+    return None
+
+
+def check_image(image: object, where: str) -> str:
+    """``image`` if it is a non-empty reference without spaces, else ``PermanentError``."""
+    if not isinstance(image, str) or not image or any(c.isspace() for c in image):
+        raise PermanentError(f"{where}: expected an image reference like repo/name:tag, found {image!r}")
+    return image
+
+
+def check_weight(weight: object) -> int:
+    """``weight`` if it is a whole number 0–100, else ``ValidationError``."""
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+        raise ValidationError("canary_weight", [f"expected a whole number from 0 to 100, found {weight!r}"])
+    return weight

@@ -1,0 +1,366 @@
+"""The ``knative`` deployment backend: the service under delivery is a Knative Service.
+
+For service ``<svc>`` of a stage, Knative Service ``<svc>`` in ``<project>-<stage>``. Each image
+runs as a Revision; ``spec.traffic`` names revisions explicitly (never ``latestRevision``, once
+the first revision is ready), so changing the template never moves traffic by itself:
+
+- ``deploy(primary)``: the revision running the image (created by updating the template when
+  there is none) gets the ``primary`` tag; its percent stays (``route`` moves it). Promote is
+  ``deploy(primary, candidate)`` → ``route(0)`` → ``scale_to_zero(canary)``: 100 % and the
+  ``primary`` tag end on the candidate's revision.
+- ``deploy(canary)``: the candidate's revision gets the ``canary`` tag with 0 % (its own URL,
+  ``http://canary-<svc>.<ns>.<domain>``, reaches it for tests); the primary keeps 100 %.
+- ``route(w)``: ``w`` % to the ``canary`` target, the rest to ``primary``.
+- ``scale_to_zero(canary)``: drops the ``canary`` target (refused while it has traffic); Knative
+  scales a revision without traffic to zero by itself. Discard is ``route(0)`` →
+  ``scale_to_zero(canary)``: 100 % back on the previous revision. ``scale_to_zero`` of the
+  primary is a no-op: the stage keeps its route and Knative scales it to zero when idle.
+- ``deploy(direct)``: one target, 100 % on the image's revision (annotation
+  ``sluice.dev/strategy: direct``; ``route`` ignores the weight).
+
+Waits: a new revision until its ``Ready`` condition is ``True`` (``False`` → ``PermanentError``
+with its reason and message, e.g. an image pull error; no verdict within the timeout →
+``PermanentError``); a traffic change until the Service has observed it and ``RoutesReady`` is
+``True``. Traffic writes carry the read ``resourceVersion`` (compare-and-swap; a lost race is
+re-read and retried).
+
+Verbs used (ClusterRole ``sluice-deployer``): services.serving.knative.dev get, create, patch;
+revisions.serving.knative.dev get, list.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sluice.adapters.backends._kube import (
+    MANAGED_BY,
+    MERGE_PATCH,
+    Deadline,
+    Kube,
+    Obj,
+    check_image,
+    check_weight,
+    condition,
+    with_conflict_retry,
+)
+from sluice.errors import NotFoundError, PermanentError
+from sluice.ports.backend import Placement, Slot
+
+GROUP, VERSION = "serving.knative.dev", "v1"
+STRATEGY_ANNOTATION = "sluice.dev/strategy"
+IMAGE_ANNOTATION = "sluice.dev/image"
+SERVICE_LABEL = "serving.knative.dev/service"
+GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
+PRIMARY, CANARY = Slot.PRIMARY.value, Slot.CANARY.value
+
+
+class KnativeBackend:
+    """A ``DeploymentBackend`` over one Knative Service per stage, revisions and traffic tags.
+
+    ``api``: a ``kubernetes.client.ApiClient`` (or ``Configuration``) built by the composition
+    root. ``route_timeout_s`` bounds ``route`` and ``scale_to_zero`` (they take no timeout).
+    """
+
+    def __init__(
+        self,
+        api: Any,
+        *,
+        container_port: int = 8080,
+        poll_s: float = 1.0,
+        request_timeout: float = 10.0,
+        route_timeout_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._kube = Kube(api, request_timeout)
+        self.container_port = container_port
+        self.poll_s = poll_s
+        self.route_timeout_s = route_timeout_s
+        self._sleep = sleep
+
+    # --- the port ------------------------------------------------------------------------------
+
+    def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
+        """Tag the revision running ``image`` as the slot (creating it) and wait until ready."""
+        slot = Slot(slot)
+        where = f"{placement.service} ({slot.value}) in {placement.namespace}"
+        check_image(image, where)
+        deadline = Deadline(timeout_s, self.poll_s, self._sleep)
+        if slot is Slot.CANARY and self._read_service(placement) is None:
+            raise PermanentError(
+                f"{where}: expected Knative Service {placement.namespace}/{placement.service} with a primary "
+                "revision beside which to run the candidate, found none: deploy the primary first"
+            )
+        revision = self._revision_for(placement, image, deadline, where, direct=slot is Slot.DIRECT)
+
+        def retarget(traffic: list[Obj], svc: Obj) -> list[Obj]:
+            if slot is Slot.DIRECT:
+                return [{"revisionName": revision, "percent": 100}]
+            primary, canary = _target(traffic, PRIMARY), _target(traffic, CANARY)
+            if slot is Slot.PRIMARY:
+                entry = {"tag": PRIMARY, "revisionName": revision, "percent": primary["percent"] if primary else 100}
+                if primary is None and canary is not None:
+                    entry["percent"] = 100 - canary["percent"]
+                return [entry] + ([canary] if canary else [])
+            if primary is None:
+                raise PermanentError(
+                    f"{where}: expected a primary revision (tag {PRIMARY}) beside which to run the candidate, "
+                    "found none: deploy the primary first"
+                )
+            percent = canary["percent"] if canary and canary.get("revisionName") == revision else 0
+            return [{**primary, "percent": 100 - percent}, {"tag": CANARY, "revisionName": revision, "percent": percent}]
+
+        svc = self._set_traffic(placement, retarget, deadline, where, direct=slot is Slot.DIRECT)
+        if slot is Slot.DIRECT:
+            return str((svc.get("status") or {}).get("url") or "")
+        return _tag_url(svc, slot.value, where)
+
+    def route(self, placement: Placement, canary_weight: int) -> str:
+        """Send ``canary_weight`` % to the ``canary`` target, the rest to ``primary``."""
+        weight = check_weight(canary_weight)
+        where = f"route {placement.service} in {placement.namespace}"
+        deadline = Deadline(self.route_timeout_s, self.poll_s, self._sleep)
+
+        def split(traffic: list[Obj], svc: Obj) -> list[Obj]:
+            if _is_direct(svc):
+                return traffic
+            primary, canary = _target(traffic, PRIMARY), _target(traffic, CANARY)
+            if primary is None:
+                raise PermanentError(f"{where}: expected a primary revision (tag {PRIMARY}), found none: deploy first")
+            if canary is None:
+                if weight > 0:
+                    raise PermanentError(f"{where}: {weight} % to the canary, but there is no canary revision (tag {CANARY})")
+                return [{**primary, "percent": 100}]
+            return [{**primary, "percent": 100 - weight}, {**canary, "percent": weight}]
+
+        svc = self._set_traffic(placement, split, deadline, where)
+        return str((svc.get("status") or {}).get("url") or "")
+
+    def scale_to_zero(self, placement: Placement, slot: Slot) -> None:
+        """Drop the canary's target (Knative scales it down); primary/direct: no-op (see module)."""
+        slot = Slot(slot)
+        if slot is not Slot.CANARY:
+            return
+        where = f"scale the canary of {placement.service} in {placement.namespace} to zero"
+        if self._read_service(placement) is None:
+            return
+        deadline = Deadline(self.route_timeout_s, self.poll_s, self._sleep)
+
+        def drop(traffic: list[Obj], svc: Obj) -> list[Obj]:
+            canary = _target(traffic, CANARY)
+            if canary is None:
+                return traffic
+            if canary.get("percent"):
+                raise PermanentError(f"{where}: it still receives {canary['percent']} % of the traffic; route 0 % to it first")
+            return [t for t in traffic if t.get("tag") != CANARY]
+
+        self._set_traffic(placement, drop, deadline, where)
+
+    # --- revisions -----------------------------------------------------------------------------
+
+    def _read_service(self, placement: Placement) -> Obj | None:
+        ns, name = placement.namespace, placement.service
+        return self._kube.get(
+            f"read Knative Service {ns}/{name}", self._kube.custom.get_namespaced_custom_object,
+            GROUP, VERSION, ns, "services", name,
+        )
+
+    def _revisions(self, placement: Placement) -> list[Obj]:
+        ns, name = placement.namespace, placement.service
+        listed = self._kube.call(
+            f"list revisions of Knative Service {ns}/{name}", self._kube.custom.list_namespaced_custom_object,
+            GROUP, VERSION, ns, "revisions", label_selector=f"{SERVICE_LABEL}={name}",
+        )
+        items = [r for r in listed.get("items") or [] if isinstance(r, dict)]
+        return sorted(items, key=lambda r: int((r["metadata"].get("labels") or {}).get(GENERATION_LABEL, "0") or 0))
+
+    def _revision_for(self, placement: Placement, image: str, deadline: Deadline, where: str, *, direct: bool) -> str:
+        """The name of a ready revision running ``image``; creates it (template update) if none."""
+        ns, name = placement.namespace, placement.service
+        custom = self._kube.custom
+        existing = [r for r in self._revisions(placement) if _revision_image(r) == image]
+        if existing:
+            return self._wait_revision(ns, existing[-1]["metadata"]["name"], image, deadline, where)
+
+        def step() -> None:
+            svc = self._read_service(placement)
+            if svc is None:
+                body = {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": name,
+                        "namespace": ns,
+                        "labels": {"app.kubernetes.io/name": name, **MANAGED_BY,
+                                   "sluice.dev/project": placement.project, "sluice.dev/stage": placement.stage},
+                        "annotations": {STRATEGY_ANNOTATION: "direct" if direct else "blue_green"},
+                    },
+                    "spec": {
+                        "template": self._template(None, image),
+                        "traffic": [{"latestRevision": True, "percent": 100}],
+                    },
+                }
+                self._kube.call(
+                    f"create Knative Service {ns}/{name}", custom.create_namespaced_custom_object,
+                    GROUP, VERSION, ns, "services", body,
+                )
+                return
+            patch = {
+                "metadata": {"resourceVersion": svc["metadata"]["resourceVersion"]},
+                "spec": {"template": self._template(svc, image)},
+            }
+            self._kube.call(
+                f"update the template of Knative Service {ns}/{name} to {image}", custom.patch_namespaced_custom_object,
+                GROUP, VERSION, ns, "services", name, patch, _content_type=MERGE_PATCH,
+            )
+
+        with_conflict_retry(step)
+        while True:  # the controller names the new revision in status.latestCreatedRevisionName
+            svc = self._read_service(placement)
+            status = (svc or {}).get("status") or {}
+            created = status.get("latestCreatedRevisionName")
+            if svc is not None and created and int(status.get("observedGeneration", 0) or 0) >= int(svc["metadata"].get("generation", 0) or 0):
+                return self._wait_revision(ns, str(created), image, deadline, where)
+            if deadline.passed:
+                raise PermanentError(f"{where}: no revision for {image} was created within {deadline.timeout_s:g} s")
+            deadline.pause()
+
+    def _template(self, svc: Obj | None, image: str) -> Obj:
+        """The current template with ``image`` in its first container (other settings kept)."""
+        template = copy.deepcopy(((svc or {}).get("spec") or {}).get("template") or {})
+        template.pop("status", None)
+        meta = template.setdefault("metadata", {})
+        meta.pop("name", None)  # a fixed revision name would clash with the next image
+        meta.setdefault("annotations", {})[IMAGE_ANNOTATION] = image
+        spec = template.setdefault("spec", {})
+        containers = spec.get("containers") or [{"ports": [{"containerPort": self.container_port}]}]
+        containers[0]["image"] = image
+        spec["containers"] = containers
+        return template
+
+    def _wait_revision(self, ns: str, name: str, image: str, deadline: Deadline, where: str) -> str:
+        custom = self._kube.custom
+        while True:
+            revision = self._kube.get(
+                f"read Revision {ns}/{name}", custom.get_namespaced_custom_object, GROUP, VERSION, ns, "revisions", name
+            )
+            if revision is None:
+                raise PermanentError(f"{where}: revision {name} of {image} disappeared")
+            if _revision_image(revision) != image:
+                raise PermanentError(
+                    f"{where}: revision {name} runs {_revision_image(revision)!r}, expected {image!r} "
+                    "(someone else changed the Knative Service's template meanwhile)"
+                )
+            ready = condition(revision, "Ready")
+            if ready and ready.get("status") == "True":
+                return name
+            if ready and ready.get("status") == "False":
+                detail = ": ".join(str(x) for x in (ready.get("reason"), ready.get("message")) if x)
+                raise PermanentError(f"{where}: revision {name} of {image} failed: {detail or 'Ready=False'}")
+            if deadline.passed:
+                state = f"Ready={ready.get('status')} {ready.get('reason', '')}".strip() if ready else "no Ready condition yet"
+                raise PermanentError(f"{where}: revision {name} of {image} not ready within {deadline.timeout_s:g} s ({state})")
+            deadline.pause()
+
+    # --- traffic -------------------------------------------------------------------------------
+
+    def _set_traffic(
+        self,
+        placement: Placement,
+        change: Callable[[list[Obj], Obj], list[Obj]],
+        deadline: Deadline,
+        where: str,
+        *,
+        direct: bool | None = None,
+    ) -> Obj:
+        """Apply ``change`` to ``spec.traffic`` (compare-and-swap), then wait for RoutesReady."""
+        ns, name = placement.namespace, placement.service
+        custom = self._kube.custom
+
+        def step() -> Obj:
+            svc = self._read_service(placement)
+            if svc is None:
+                raise NotFoundError(f"{where}: Knative Service {ns}/{name} does not exist: deploy first")
+            traffic = _pinned(svc)
+            wanted = [_clean(t) for t in change(copy.deepcopy(traffic), svc)]
+            patch: Obj = {"metadata": {"resourceVersion": svc["metadata"]["resourceVersion"]}}
+            if direct is not None and _is_direct(svc) != direct:
+                patch["metadata"]["annotations"] = {STRATEGY_ANNOTATION: "direct" if direct else "blue_green"}
+            elif [_clean(t) for t in (svc.get("spec") or {}).get("traffic") or []] == wanted:
+                return svc
+            patch["spec"] = {"traffic": wanted}
+            return self._kube.call(
+                f"set the traffic of Knative Service {ns}/{name}", custom.patch_namespaced_custom_object,
+                GROUP, VERSION, ns, "services", name, patch, _content_type=MERGE_PATCH,
+            )
+
+        written = with_conflict_retry(step)
+        generation = int(written["metadata"].get("generation", 0) or 0)
+        while True:
+            svc = self._read_service(placement)
+            if svc is None:
+                raise PermanentError(f"{where}: Knative Service {ns}/{name} disappeared")
+            observed = int((svc.get("status") or {}).get("observedGeneration", 0) or 0)
+            routes = condition(svc, "RoutesReady")
+            if observed >= generation and routes and routes.get("status") == "True":
+                return svc
+            if observed >= generation and routes and routes.get("status") == "False":
+                detail = ": ".join(str(x) for x in (routes.get("reason"), routes.get("message")) if x)
+                raise PermanentError(f"{where}: the route did not become ready: {detail or 'RoutesReady=False'}")
+            if deadline.passed:
+                state = f"RoutesReady={routes.get('status')}" if routes else f"observed generation {observed} of {generation}"
+                raise PermanentError(f"{where}: traffic not switched within {deadline.timeout_s:g} s ({state})")
+            deadline.pause()
+
+
+# --- traffic helpers ----------------------------------------------------------------------------
+
+
+def _is_direct(svc: Obj) -> bool:
+    return ((svc.get("metadata") or {}).get("annotations") or {}).get(STRATEGY_ANNOTATION) == "direct"
+
+
+def _clean(entry: Obj) -> Obj:
+    """A traffic target as written in ``spec`` (no ``url``, ``percent`` as an int)."""
+    out = {k: entry[k] for k in ("tag", "revisionName", "latestRevision", "configurationName") if entry.get(k) is not None}
+    if out.get("latestRevision") is False:
+        del out["latestRevision"]
+    out["percent"] = int(entry.get("percent", 0) or 0)
+    return out
+
+
+def _pinned(svc: Obj) -> list[Obj]:
+    """``spec.traffic`` with ``latestRevision`` targets resolved to the revision names in status."""
+    spec_traffic = (svc.get("spec") or {}).get("traffic") or []
+    resolved = {(t.get("tag"), bool(t.get("latestRevision"))): t.get("revisionName") for t in (svc.get("status") or {}).get("traffic") or []}
+    latest_ready = (svc.get("status") or {}).get("latestReadyRevisionName")
+    out = []
+    for entry in spec_traffic:
+        entry = _clean(entry)
+        if entry.pop("latestRevision", False):
+            entry["revisionName"] = resolved.get((entry.get("tag"), True)) or latest_ready
+        out.append(entry)
+    if out and not _is_direct(svc) and not any(t.get("tag") for t in out):  # first deploy: it is the primary
+        out[0]["tag"] = PRIMARY
+    return out
+
+
+def _target(traffic: list[Obj], tag: str) -> Obj | None:
+    for entry in traffic:
+        if entry.get("tag") == tag:
+            return entry
+    return None
+
+
+def _tag_url(svc: Obj, tag: str, where: str) -> str:
+    for entry in (svc.get("status") or {}).get("traffic") or []:
+        if entry.get("tag") == tag and entry.get("url"):
+            return str(entry["url"])
+    raise PermanentError(f"{where}: the Knative Service reports no URL for tag {tag!r} in status.traffic")
+
+
+def _revision_image(revision: Obj) -> str | None:
+    containers = (revision.get("spec") or {}).get("containers") or []
+    return containers[0].get("image") if containers else None
