@@ -18,6 +18,7 @@ __all__ = ["PROVIDERS", "create_provider"]
 #: Provider name → "module:factory" (the factory takes the provider's keyword configuration).
 PROVIDERS: dict[str, str] = {
     "builtin": "sluice.adapters.sli.builtin:BuiltinSliProvider",
+    "prometheus": "sluice.adapters.sli.prometheus:PrometheusSliProvider",
 }
 
 

@@ -1,0 +1,243 @@
+"""``sli.yaml``: indicator name → query, merged across levels, and safe placeholder substitution.
+
+An ``sli.yaml`` resource (Keptn's format) maps indicator names to provider queries (PromQL for
+the ``prometheus`` provider)::
+
+    spec_version: "1.0"
+    indicators:
+      response_time_p95: histogram_quantile(0.95, sum by (le) (rate(...{job="$SERVICE-$PROJECT-$STAGE"}[$DURATION_SECONDS])))
+
+It may exist at the project, stage and service level; :func:`merge_sli_configs` merges the
+three per indicator, the most specific level winning.
+
+Placeholders in a query: ``$PROJECT``, ``$STAGE``, ``$SERVICE``, ``$DEPLOYMENT`` (canary |
+primary | direct), ``$DURATION_SECONDS`` (the window in whole seconds, e.g. ``600s``) and
+``$<key>`` for each SLO ``filter`` entry. :func:`render_query` substitutes them so that no value
+can change the query's shape: it lexes the query and, per occurrence, escapes the value for the
+string it sits in (double-quoted, single-quoted) or rejects it (a backquoted raw string cannot
+hold a backquote; outside any string a value must be one token: a name, a number or a
+duration, and not a PromQL keyword).
+
+Pure: standard library only, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sluice.errors import ValidationError
+
+__all__ = [
+    "DEPLOYMENTS",
+    "LEVELS",
+    "RESERVED_PLACEHOLDERS",
+    "SliConfig",
+    "duration_placeholder",
+    "merge_sli_configs",
+    "parse_sli_config",
+    "placeholder_values",
+    "render_query",
+]
+
+#: The levels an sli.yaml can live at, least specific first.
+LEVELS = ("project", "stage", "service")
+#: Placeholders every query may use; an SLO filter key may not take one of these names.
+RESERVED_PLACEHOLDERS = ("PROJECT", "STAGE", "SERVICE", "DEPLOYMENT", "DURATION_SECONDS")
+#: The values ``$DEPLOYMENT`` can take.
+DEPLOYMENTS = ("canary", "primary", "direct")
+
+_TOP_KEYS = ("spec_version", "indicators")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INDICATOR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# One PromQL token that cannot change an expression's shape outside a string.
+_BARE_TOKEN = re.compile(r"^(?:[A-Za-z_:][A-Za-z0-9_:]*|[0-9]+(?:\.[0-9]+)?|(?:[0-9]+(?:ms|[smhdwy]))+)$")
+_KEYWORDS = frozenset({
+    "and", "or", "unless", "atan2", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "offset", "bool", "start", "end", "inf", "nan",
+})
+_CODE, _DQ, _SQ, _BQ, _COMMENT = "code", '"', "'", "`", "comment"
+_CONTEXT_NAMES = {_CODE: "outside a string", _DQ: "in a double-quoted string",
+                  _SQ: "in a single-quoted string", _BQ: "in a backquoted string", _COMMENT: "in a comment"}
+
+
+@dataclass(frozen=True)
+class SliConfig:
+    """The indicators of one (merged) sli.yaml: name → query, and the level each came from."""
+
+    indicators: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)  # name → "project" | "stage" | "service"
+    spec_version: str = ""
+
+    def query(self, name: str) -> str | None:
+        return self.indicators.get(name)
+
+
+def parse_sli_config(doc: object, source: str, level: str = "") -> SliConfig:
+    """Validate one loaded sli.yaml document (``None``, an empty file, is an empty config).
+
+    ``ValidationError(source, problems)`` lists every problem: not a mapping, unknown top-level
+    keys, ``indicators`` not a mapping, an indicator name that is not a plain name, a query that
+    is not a non-empty string.
+    """
+    if doc is None:
+        return SliConfig()
+    if not isinstance(doc, Mapping):
+        raise ValidationError(source, [f"expected a mapping with spec_version and indicators, found {type(doc).__name__}"])
+    problems: list[str] = []
+    unknown = sorted(str(k) for k in doc if k not in _TOP_KEYS)
+    if unknown:
+        problems.append(f"unknown key(s) {', '.join(unknown)}: expected only {', '.join(_TOP_KEYS)}")
+    version = doc.get("spec_version", "")
+    if isinstance(version, bool) or not isinstance(version, str | int | float):
+        problems.append(f"spec_version: expected a string such as '1.0', found {type(version).__name__}")
+        version = ""
+    raw = doc.get("indicators")
+    indicators: dict[str, str] = {}
+    if raw is None:
+        problems.append("indicators: missing (expected a mapping of indicator name → query)")
+    elif not isinstance(raw, Mapping):
+        problems.append(f"indicators: expected a mapping of indicator name → query, found {type(raw).__name__}")
+    else:
+        for name, query in raw.items():
+            if not isinstance(name, str) or not _INDICATOR.match(name):
+                problems.append(f"indicators: {name!r} is not an indicator name (letters, digits, '_', '.', ':', '-')")
+            elif not isinstance(query, str) or not query.strip():
+                problems.append(f"indicators.{name}: expected a non-empty query string, found {query!r}")
+            else:
+                indicators[name] = query.strip()
+    if problems:
+        raise ValidationError(source, problems)
+    return SliConfig(indicators, dict.fromkeys(indicators, level), str(version))
+
+
+def merge_sli_configs(project_doc: object, stage_doc: object, service_doc: object) -> SliConfig:
+    """Merge the project, stage and service level sli.yaml documents (each may be ``None``).
+
+    Per indicator the most specific level wins (service over stage over project). Every level
+    is validated; the first invalid one raises ``ValidationError`` naming its level.
+    """
+    indicators: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    version = ""
+    for level, doc in zip(LEVELS, (project_doc, stage_doc, service_doc), strict=True):
+        config = parse_sli_config(doc, f"sli.yaml ({level} level)", level)
+        indicators.update(config.indicators)
+        sources.update(config.sources)
+        version = config.spec_version or version
+    return SliConfig(indicators, sources, version)
+
+
+def duration_placeholder(start_s: float, end_s: float) -> str:
+    """``$DURATION_SECONDS`` for a window: whole seconds rounded up, at least 1 (``"600s"``)."""
+    span = end_s - start_s
+    if not math.isfinite(span) or span <= 0:
+        raise ValidationError("window", [f"expected end after start, found a span of {span} s"])
+    return f"{max(1, math.ceil(span - 1e-6))}s"
+
+
+def placeholder_values(
+    project: str, stage: str, service: str, deployment: str, duration: str, filters: Mapping[str, str]
+) -> dict[str, str]:
+    """The placeholder → value table of one query; ``ValidationError`` for a hostile or malformed
+    value: names that are not lowercase DNS labels, an unknown deployment, a filter key that is
+    not a plain name or that takes a reserved placeholder's name."""
+    problems: list[str] = []
+    for what, value in (("project", project), ("stage", stage), ("service", service)):
+        if not isinstance(value, str) or not _NAME.match(value):
+            problems.append(f"{what}: expected a lowercase name (a-z, 0-9, '-'), found {value!r}")
+    if deployment not in DEPLOYMENTS:
+        problems.append(f"deployment: expected one of {', '.join(DEPLOYMENTS)}, found {deployment!r}")
+    if not re.fullmatch(r"[1-9][0-9]*s", duration):
+        problems.append(f"duration: expected whole seconds such as '600s', found {duration!r}")
+    values = {"PROJECT": project, "STAGE": stage, "SERVICE": service, "DEPLOYMENT": deployment,
+              "DURATION_SECONDS": duration}
+    for key, value in filters.items():
+        if not isinstance(key, str) or not _FILTER_KEY.match(key):
+            problems.append(f"filter key {key!r}: expected a name of letters, digits and '_' (used as ${key})")
+        elif key in RESERVED_PLACEHOLDERS:
+            problems.append(f"filter key {key!r}: ${key} is reserved ({', '.join(RESERVED_PLACEHOLDERS)})")
+        elif not isinstance(value, str):
+            problems.append(f"filter {key}: expected a string value, found {type(value).__name__}")
+        else:
+            values[key] = value
+    if problems:
+        raise ValidationError("SLI query placeholders", problems)
+    return values
+
+
+def render_query(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with every ``$NAME`` replaced by ``values[NAME]``, safely for its context.
+
+    Names are matched longest first, as plain text (``$SERVICE_x`` with no ``SERVICE_x`` value is
+    ``$SERVICE`` then ``_x``), so Keptn's sli.yaml files work unchanged. A ``$`` followed by a name
+    that is no placeholder is an error, as is a value that would change the query's shape.
+    Values are never themselves scanned for placeholders. ``ValidationError`` lists every problem.
+    """
+    names = sorted(values, key=len, reverse=True)
+    out: list[str] = []
+    problems: list[str] = []
+    state = _CODE
+    i, n = 0, len(template)
+    while i < n:
+        c = template[i]
+        if c == "$":
+            name = next((k for k in names if template.startswith(k, i + 1)), None)
+            if name is not None:
+                out.append(_encode(name, values[name], state, problems))
+                i += 1 + len(name)
+                continue
+            ident = _IDENT.match(template, i + 1)
+            if ident is not None:
+                known = ", ".join(f"${k}" for k in sorted(values))
+                problems.append(f"unknown placeholder ${ident.group()} (known: {known})")
+        out.append(c)
+        i += 1
+        if state == _CODE:
+            if c in (_DQ, _SQ, _BQ):
+                state = c
+            elif c == "#":
+                state = _COMMENT
+        elif state in (_DQ, _SQ):
+            if c == "\\" and i < n:
+                out.append(template[i])
+                i += 1
+            elif c == state:
+                state = _CODE
+        elif state == _BQ:
+            if c == _BQ:
+                state = _CODE
+        elif c == "\n":  # the end of a comment
+            state = _CODE
+    if problems:
+        raise ValidationError("SLI query", list(dict.fromkeys(problems)))
+    return "".join(out)
+
+
+def _encode(name: str, value: str, state: str, problems: list[str]) -> str:
+    """``value`` escaped for ``state``, or a problem appended (and an empty string returned)."""
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    where = _CONTEXT_NAMES[state]
+    bad = [ch for ch in value if (ord(ch) < 0x20 and ch not in "\n\r\t") or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF]
+    if bad:
+        problems.append(f"${name} = {shown!r}: control characters are not allowed in a query value")
+        return ""
+    if state in (_DQ, _SQ):
+        escaped = value.replace("\\", "\\\\").replace(state, "\\" + state)
+        return escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    if state == _BQ:
+        if "`" in value or any(ch in value for ch in "\n\r"):
+            problems.append(f"${name} = {shown!r}: a value {where} cannot contain a backquote or a line break")
+            return ""
+        return value
+    if not _BARE_TOKEN.match(value) or value.lower() in _KEYWORDS:
+        problems.append(
+            f"${name} = {shown!r}: {where} a value must be one name, number or duration (and not a PromQL "
+            "keyword); put the placeholder inside quotes to use any text"
+        )
+        return ""
+    return value

@@ -1,0 +1,35 @@
+"""The YAML edge of ``sli.yaml``: resource texts → a merged, validated :class:`SliConfig`.
+
+The merge rules and validation are pure (:mod:`sluice.core.sli_config`); this module only
+parses the YAML of each level and reads the levels from the store.
+"""
+
+from __future__ import annotations
+
+from sluice.core.sli_config import LEVELS, SliConfig, merge_sli_configs, parse_sli_config
+from sluice.services.documents import load_document
+from sluice.services.records import Records
+
+__all__ = ["SLI_URI", "load_sli_config", "merged_sli_config", "sli_config_for"]
+
+#: The resource URI of the SLI queries.
+SLI_URI = "sli.yaml"
+
+
+def load_sli_config(text: str, source: str) -> SliConfig:
+    """One sli.yaml text; ``ValidationError`` naming ``source`` and every problem."""
+    return parse_sli_config(load_document(text, source), source)
+
+
+def merged_sli_config(project_text: str | None, stage_text: str | None, service_text: str | None) -> SliConfig:
+    """The three levels' texts (each may be None) merged, the most specific level winning."""
+    docs = [
+        None if text is None else load_document(text, f"sli.yaml ({level} level)")
+        for level, text in zip(LEVELS, (project_text, stage_text, service_text), strict=True)
+    ]
+    return merge_sli_configs(*docs)
+
+
+def sli_config_for(records: Records, project: str, stage: str, service: str) -> SliConfig:
+    """The merged sli.yaml of a service in a stage, as stored (empty when there is none)."""
+    return merged_sli_config(*records.resource_levels(project, stage, service, SLI_URI))
