@@ -26,6 +26,8 @@ HTML = {"Content-Type": "text/html; charset=utf-8"}
 JSON = {"Content-Type": "application/json"}
 #: Seconds between refreshes of a page that shows a delivery in flight.
 REFRESH_S = 3
+#: Deliveries listed under the stages of a project page (all of them: the service's page).
+RECENT = 10
 
 
 def _running(view: Mapping[str, Any]) -> bool:
@@ -48,7 +50,7 @@ class Bridge:
                 return self._approve(form, api)
             if method not in ("GET", "HEAD"):
                 return "method not allowed", 405, {"Content-Type": "text/plain"}
-            if parts and parts[0] == "static":
+            if parts and parts[0] in ("assets", "static"):
                 return self._static(parts[1:])
             return self._api(parts[1:], query) if api else self._page(parts)
         except NotFoundError as err:
@@ -71,7 +73,8 @@ class Bridge:
                 return views.projects_page(b, self.records.projects()), 200, HTML
             case ["project", project]:
                 view = readmodel.project_status(self.records, project)
-                return views.project_page(b, view, REFRESH_S if _running(view) else 0), 200, HTML
+                recent = readmodel.deliveries(self.records, project)[:RECENT]
+                return views.project_page(b, view, REFRESH_S if _running(view) else 0, recent), 200, HTML
             case ["project", project, "service", service]:
                 items = readmodel.deliveries(self.records, project, service)
                 running = any(s["status"] in ("running", "waiting") for d in items[:1] for s in d["stages"])
@@ -86,7 +89,8 @@ class Bridge:
                 ev = readmodel.evaluation(self.records, project, stage, service, evaluation_id)
                 if ev is None:
                     raise NotFoundError(f"no evaluation {evaluation_id} of {service} in {project}/{stage}")
-                return views.evaluation_page(b, project, stage, service, ev), 200, HTML
+                history = readmodel.evaluations(self.records, project, stage, service)
+                return views.evaluation_page(b, project, stage, service, ev, history), 200, HTML
             case ["history", project, stage, service]:
                 history = readmodel.evaluations(self.records, project, stage, service)
                 return views.history_page(b, project, stage, service, history, 0), 200, HTML
@@ -134,6 +138,8 @@ class Bridge:
         return "", 303, {"Location": location}
 
     def _static(self, parts: list[str]) -> Response:
+        # Served under /assets/: functions-framework's Flask app claims /static/ for itself (its
+        # own, empty static folder answers 404), so a link to /static/ never reaches the bridge.
         if parts != ["sluice.css"]:
             raise NotFoundError("no such asset")
         css = resources.files("sluice.bridge").joinpath("static/sluice.css").read_text(encoding="utf-8")

@@ -1,19 +1,26 @@
 """HTML for the web view, rendered on the server from the read-model's dicts.
 
 Everything shown is escaped (image names, messages and SLI names come from outside). No
-script is needed to read a page; pages with a delivery in flight refresh themselves.
+script is needed to read a page; pages with a delivery in flight refresh themselves. Charts are
+server-rendered SVG: one small chart per SLI with its own axis, a point per evaluation.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
 STATUS_CLASSES = {"pass": "pass", "warning": "warning", "fail": "fail", "error": "error", "info": "info",
-                  "waiting": "waiting", "running": "running", "promoted": "pass", "rolled_back": "fail"}
+                  "waiting": "waiting", "running": "running", "queued": "waiting", "promoted": "pass",
+                  "rolled_back": "fail", "failed": "fail", "declined": "fail", "stopped": "fail", "superseded": "info"}
+#: What a stage's part of a delivery ended in, in plain words.
+OUTCOMES = {"promoted": "promoted", "rolled_back": "rolled back", "failed": "failed", "declined": "declined",
+            "stopped": "stopped", "superseded": "superseded"}
+_PALETTE = {"pass": "#2f855a", "warning": "#dd6b20", "fail": "#c53030", "error": "#6b46c1", "info": "#718096"}
 
 
 def e(value: object) -> str:
@@ -38,16 +45,46 @@ def fmt(value: object, digits: int = 1) -> str:
     return str(value)
 
 
+def num(value: object) -> str:
+    """A measured value with as many decimals as it needs (1,050 · 52.5 · 0.013)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "n/a"
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    return f"{value:.3g}"
+
+
+def when(timestamp: object) -> str:
+    """``2026-01-01T00:20:32.000Z`` → ``2026-01-01 00:20:32`` (times are UTC)."""
+    text = str(timestamp or "")
+    return text[:19].replace("T", " ") if len(text) >= 19 else text
+
+
+def clock(timestamp: object) -> str:
+    """The time of day of a timestamp, to the second."""
+    text = str(timestamp or "")
+    return text[11:19] if len(text) >= 19 else text
+
+
+def tag_of(image: object) -> str:
+    text = str(image or "")
+    tail = text.rsplit("/", 1)[-1]
+    return tail.split(":", 1)[1] if ":" in tail else tail
+
+
 def page(title: str, body: str, base: str, crumbs: Sequence[tuple[str, str]] = (), refresh: int = 0) -> str:
     nav = " / ".join(f'<a href="{e(base + href)}">{e(text)}</a>' if href else e(text) for text, href in crumbs)
     meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    live = (f'<span class="live" title="a delivery is running: this page reloads every {refresh} s">live · refreshes every {refresh} s</span>'
+            if refresh else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)} · Sluice</title>{meta}
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="{e(base)}/static/sluice.css"></head>
-<body><header><a class="brand" href="{e(base)}/">Sluice</a><nav>{nav}</nav>
-{'<span class="live" title="this page refreshes while a delivery runs">live</span>' if refresh else ''}</header>
-<main>{body}</main></body></html>"""
+<link rel="stylesheet" href="{e(base)}/assets/sluice.css"></head>
+<body><header><a class="brand" href="{e(base)}/">Sluice</a><nav>{nav}</nav>{live}</header>
+<main>{body}</main><footer>times in UTC</footer></body></html>"""
 
 
 def projects_page(base: str, projects: Iterable[str]) -> str:
@@ -56,188 +93,401 @@ def projects_page(base: str, projects: Iterable[str]) -> str:
     return page("Projects", body, base, [("projects", "")])
 
 
+# --- project -----------------------------------------------------------------------------------
+
+
+def _approval_form(base: str, project: str, stage: str, service: str, context: str) -> str:
+    hidden = "".join(f'<input type="hidden" name="{k}" value="{e(v)}">'
+                     for k, v in (("project", project), ("stage", stage), ("service", service), ("context", context)))
+    return (f'<form method="post" action="{e(base)}/approve" class="approval">{hidden}'
+            '<button name="decision" value="approve" class="approve">Approve</button>'
+            '<button name="decision" value="decline" class="decline">Decline</button></form>')
+
+
 def _service_card(base: str, project: str, stage: Mapping[str, Any], svc: Mapping[str, Any]) -> str:
     name = svc["name"]
-    primary = (svc.get("primary") or {}).get("image") or "—"
-    parts = [f'<div class="service" data-service="{e(name)}" data-stage="{e(stage["name"])}">',
-             f'<h3><a href="{e(base + u("project", project, "service", name))}">{e(name)}</a></h3>',
-             f'<div class="version primary">primary <code>{e(primary)}</code></div>']
-    if svc.get("candidate"):
-        share = (svc.get("traffic") or {}).get("canary", 0)
-        parts.append(f'<div class="version candidate">candidate <code>{e(svc["candidate"]["image"])}</code> · {e(share)} % of traffic</div>')
+    stage_name = stage["name"]
+    primary = (svc.get("primary") or {}).get("image")
     traffic = svc.get("traffic") or {}
-    if traffic:
-        parts.append('<div class="traffic">' + " · ".join(f"{e(k)} {e(v)} %" for k, v in traffic.items()) + "</div>")
-    for q in svc.get("queued", []):
-        parts.append(f'<div class="notice queued">queued: <code>{e(q["image"])}</code> waits for the stage</div>')
-    for w in svc.get("waiting_for_approval", []):
-        form = (
-            f'<form method="post" action="{e(base)}/approve" class="approval">'
-            f'<input type="hidden" name="project" value="{e(project)}"><input type="hidden" name="stage" value="{e(stage["name"])}">'
-            f'<input type="hidden" name="service" value="{e(name)}"><input type="hidden" name="context" value="{e(w["context"])}">'
-            '<button name="decision" value="approve" class="approve">Approve</button>'
-            '<button name="decision" value="decline" class="decline">Decline</button></form>'
+    candidate = svc.get("candidate")
+    share = int(traffic.get("canary", 0) or 0)
+    parts = [f'<div class="service" data-service="{e(name)}" data-stage="{e(stage_name)}">',
+             f'<h3><a href="{e(base + u("project", project, "service", name))}" title="deliveries of {e(name)}">{e(name)}</a></h3>']
+    if primary:
+        split = f' <span class="share">{100 - share} %</span>' if candidate else ""
+        parts.append(f'<div class="version primary"><span class="role">primary</span> <code>{e(primary)}</code>{split}</div>')
+    else:
+        parts.append('<div class="version primary none"><span class="role">primary</span> <em>not deployed yet</em></div>')
+    if candidate:
+        parts.append(f'<div class="version candidate"><span class="role">candidate</span> <code>{e(candidate["image"])}</code>'
+                     f' <span class="share">{share} %</span></div>')
+    waiting = svc.get("waiting_for_approval") or []
+    waiting_contexts = {w.get("context") for w in waiting}
+    active = svc.get("active_delivery")
+    if active and active.get("context") not in waiting_contexts:
+        href = base + u("delivery", str(active.get("context", "")))
+        parts.append(f'<div class="notice running">delivery running: <code>{e(active.get("image"))}</code>'
+                     f' · <a href="{e(href)}">event stream</a></div>')
+    for w in waiting:
+        href = base + u("delivery", str(w.get("context", "")))
+        parts.append(
+            f'<div class="notice waiting">waiting for approval since {e(clock(w.get("since")))}: <code>{e(w.get("image"))}</code>'
+            f' {chip(w.get("result"))} · <a href="{e(href)}">event stream</a>'
+            f'{_approval_form(base, project, stage_name, name, str(w.get("context", "")))}</div>'
         )
-        parts.append(f'<div class="notice waiting">waiting for approval: <code>{e(w["image"])}</code> ({e(w["result"])}) {form}</div>')
+    for q in svc.get("queued") or []:
+        href = base + u("delivery", str(q.get("context", "")))
+        parts.append(f'<div class="notice queued">queued since {e(clock(q.get("since")))}: <code>{e(q.get("image"))}</code>'
+                     f' waits for the running delivery · <a href="{e(href)}">event stream</a></div>')
     last = svc.get("last_evaluation")
     if last:
-        href = base + u("evaluation", project, stage["name"], name, str(last["id"]))
+        href = base + u("evaluation", project, stage_name, name, str(last["id"]))
         label = f"{last['result']} {fmt(last['score'], 0)}"
         parts.append(f'<div class="last-eval">last evaluation <a href="{e(href)}">{chip(last["result"], label)}</a>'
-                     f' <small>{e(last.get("image", ""))}</small></div>')
-        parts.append(f'<a class="small" href="{e(base + u("history", project, stage["name"], name))}">history</a>')
-    parts.append("</div>")
+                     f' <span class="muted" title="evaluated {e(when(last.get("time")))} UTC">of {e(tag_of(last.get("image")))}</span></div>')
+    links = [f'<a href="{e(base + u("project", project, "service", name))}">deliveries</a>']
+    if last:
+        links.append(f'<a href="{e(base + u("history", project, stage_name, name))}">evaluation history</a>')
+    parts.append(f'<div class="links">{" · ".join(links)}</div></div>')
     return "".join(parts)
 
 
-def project_page(base: str, view: Mapping[str, Any], refresh: int) -> str:
+def _delivery_rows(base: str, deliveries: Sequence[Mapping[str, Any]], with_service: bool) -> str:
+    rows = []
+    for d in deliveries:
+        chips = "".join(chip(s["status"], s["stage"], s.get("outcome", "")) for s in d["stages"])
+        service = f'<td>{e(d.get("service"))}</td>' if with_service else ""
+        rows.append(
+            f'<tr class="delivery" data-context="{e(d["context"])}"><td><a href="{e(base + u("delivery", d["context"]))}">'
+            f'{e(when(d["started"]))}</a></td>{service}<td><code>{e(d["image"])}</code></td><td class="reached">{chips}</td>'
+            f'<td>{e(delivery_state(d))}</td></tr>'
+        )
+    head = "<tr><th>started</th>" + ("<th>service</th>" if with_service else "") + "<th>image</th><th>stages reached</th><th>state</th></tr>"
+    return f"<table class='deliveries'>{head}{''.join(rows)}</table>"
+
+
+def delivery_state(d: Mapping[str, Any]) -> str:
+    """Where a delivery stands, in a few words (``rolled back in staging``, ``running in dev``)."""
+    stages = d.get("stages") or []
+    if not stages:
+        return "started"
+    last = stages[-1]
+    for s in stages:
+        if s.get("outcome") in ("rolled_back", "failed", "declined", "stopped"):
+            return f"{OUTCOMES[s['outcome']]} in {s['stage']}"
+    if last.get("status") == "waiting":
+        return f"waiting for approval in {last['stage']}"
+    if last.get("outcome"):
+        return f"{OUTCOMES.get(last['outcome'], last['outcome'])} in {last['stage']}"
+    return f"running in {last['stage']}"
+
+
+def project_page(base: str, view: Mapping[str, Any], refresh: int, recent: Sequence[Mapping[str, Any]] = ()) -> str:
     project = view["project"]
     columns = []
     for stage in view["stages"]:
         cards = "".join(_service_card(base, project, stage, svc) for svc in stage["services"])
+        approval = stage.get("approval_strategy") or {}
+        manual = [k for k, v in approval.items() if v == "manual"]
+        rule = f' · approval on {" and ".join(manual)}' if manual else ""
         columns.append(
             f'<section class="stage" data-stage="{e(stage["name"])}"><h2>{e(stage["name"])}</h2>'
-            f'<div class="strategy">{e(stage["deployment_strategy"])} · tests: {e(stage["test_strategy"])}</div>{cards}</section>'
+            f'<div class="strategy">{e(str(stage["deployment_strategy"]).replace("_", " "))} · tests: {e(stage["test_strategy"])}{e(rule)}</div>'
+            f'{cards}</section>'
         )
     body = f'<h1>Project {e(project)}</h1><div class="stages">{"".join(columns)}</div>'
+    if recent:
+        body += "<h2>Recent deliveries</h2>" + _delivery_rows(base, recent, with_service=True)
     return page(project, body, base, [("projects", "/"), (project, "")], refresh)
 
 
 def deliveries_page(base: str, project: str, service: str, deliveries: Sequence[Mapping[str, Any]], refresh: int) -> str:
-    rows = []
-    for d in deliveries:
-        chips = "".join(chip(s["status"], s["stage"], s.get("outcome", "")) for s in d["stages"])
-        rows.append(
-            f'<tr class="delivery"><td><a href="{e(base + u("delivery", d["context"]))}">{e(d["started"][:19])}</a></td>'
-            f'<td><code>{e(d["image"])}</code></td><td>{chips}</td></tr>'
-        )
-    body = (f"<h1>Deliveries of {e(service)}</h1><table class='deliveries'><tr><th>started</th><th>image</th><th>stages</th></tr>"
-            + "".join(rows) + "</table>")
+    table = _delivery_rows(base, deliveries, with_service=False) if deliveries else "<p>No delivery yet.</p>"
+    body = f"<h1>Deliveries of {e(service)} <small class='muted'>newest first</small></h1>{table}"
     return page(f"{service} deliveries", body, base, [("projects", "/"), (project, u("project", project)), (service, "")], refresh)
 
 
+# --- delivery (event stream) ---------------------------------------------------------------------
+
+_KINDS = {
+    "sh.keptn.event.configuration.change": "change",
+    "sh.keptn.events.deployment-finished": "deployed",
+    "sh.keptn.events.tests-finished": "tests",
+    "sh.keptn.event.start-evaluation": "evaluation",
+    "sh.keptn.internal.event.get-sli": "SLIs",
+    "sh.keptn.internal.event.get-sli.done": "SLIs",
+    "sh.keptn.events.evaluation-done": "evaluation",
+    "sh.keptn.event.approval.triggered": "approval",
+    "sh.keptn.event.approval.finished": "approval",
+    "sh.keptn.events.done": "done",
+}
+
+
+def _event_item(base: str, ev: Mapping[str, Any]) -> str:
+    data = ev.get("data") or {}
+    etype = str(ev.get("type", ""))
+    kind = _KINDS.get(etype, "event")
+    classes = ["event"]
+    if etype == "sh.keptn.events.done":
+        kind = OUTCOMES.get(str(data.get("outcome")), kind)
+        if data.get("outcome") == "rolled_back":
+            classes.append("rollback")
+        elif data.get("outcome") in ("failed", "declined", "stopped"):
+            classes.append("failed")
+        elif data.get("outcome") == "promoted":
+            classes.append("promoted")
+    elif etype == "sh.keptn.event.configuration.change":
+        action = (data.get("canary") or {}).get("action", "set")
+        kind = {"promote": "promote", "discard": "roll back"}.get(action, "deploy")
+        if action == "discard":
+            classes.append("rollback")
+    elif data.get("result") == "fail":
+        classes.append("failed")
+    elif data.get("result") == "warning":
+        classes.append("warning")
+    if etype == "sh.keptn.event.approval.triggered":
+        classes.append("waiting")
+    link = ""
+    if etype == "sh.keptn.events.evaluation-done":
+        eid = (data.get("evaluationdetails") or {}).get("evaluationId", "")
+        if eid:
+            href = base + u("evaluation", str(data.get("project", "")), str(data.get("stage", "")), str(data.get("service", "")), str(eid))
+            link = f' · <a class="open" href="{e(href)}">open the evaluation</a>'
+    raw = json.dumps({k: v for k, v in ev.items() if k != "summary"}, indent=2, default=str, sort_keys=True)
+    return (
+        f'<li class="{" ".join(classes)}" data-type="{e(etype)}"><time title="{e(ev.get("time"))}">{e(clock(ev.get("time")))}</time>'
+        f'<span class="kind">{e(kind)}</span><span class="summary">{e(ev.get("summary"))}{link}</span>'
+        f'<span class="source">{e(ev.get("source"))}</span>'
+        f'<details><summary>raw CloudEvent</summary><pre>{e(raw)}</pre></details></li>'
+    )
+
+
 def delivery_page(base: str, d: Mapping[str, Any], refresh: int) -> str:
-    items = []
-    stage = None
+    # One group per stage, in the order the delivery reached them; each group in event order
+    # (the gatekeeper's promote of one stage and the deploy in the next interleave in time).
+    groups: dict[str, list[Mapping[str, Any]]] = {}
     for ev in d["events"]:
-        data = ev.get("data") or {}
-        if data.get("stage") and data.get("stage") != stage:
-            stage = data["stage"]
-            items.append(f'<li class="separator">stage {e(stage)}</li>')
-        kind = "event"
-        if ev.get("type") == "sh.keptn.events.done" and data.get("outcome") == "rolled_back":
-            kind = "event rollback"
-        elif data.get("result") == "fail":
-            kind = "event failed"
-        link = ""
-        if ev.get("type") == "sh.keptn.events.evaluation-done":
-            eid = (data.get("evaluationdetails") or {}).get("evaluationId", "")
-            link = f' <a href="{e(base + u("evaluation", data.get("project", ""), data.get("stage", ""), data.get("service", ""), eid))}">evaluation</a>'
-        raw = json.dumps(ev, indent=2, default=str)
-        items.append(
-            f'<li class="{kind}" data-type="{e(ev.get("type"))}"><time>{e(str(ev.get("time", ""))[11:23])}</time> '
-            f'<span class="source">{e(ev.get("source"))}</span> <span class="summary">{e(ev.get("summary"))}</span>{link}'
-            f'<details><summary>raw CloudEvent</summary><pre>{e(raw)}</pre></details></li>'
-        )
-    chips = "".join(chip(s["status"], s["stage"]) for s in d["stages"])
-    rolled = any(s.get("outcome") == "rolled_back" for s in d["stages"])
-    banner = '<div class="banner rollback">ROLLED BACK</div>' if rolled else ""
-    body = (f'<h1>Delivery of <code>{e(d["image"])}</code></h1>{banner}<div class="chips">{chips}</div>'
-            f'<p class="context">context {e(d["context"])}</p><ol class="events">{"".join(items)}</ol>')
+        groups.setdefault(str((ev.get("data") or {}).get("stage") or ""), []).append(ev)
+    by_stage = {s["stage"]: s for s in d["stages"]}
+    items = []
+    for stage, events in groups.items():
+        if stage:
+            info = by_stage.get(stage, {})
+            state = OUTCOMES.get(str(info.get("outcome")), "") or {"waiting": "waiting for approval"}.get(str(info.get("status")), "running")
+            items.append(f'<li class="separator" data-stage="{e(stage)}"><span class="stage-name">stage {e(stage)}</span>'
+                         f'{chip(info.get("status", "running"))} <span class="muted">{e(state)}</span></li>')
+        else:
+            items.append('<li class="separator" data-stage=""><span class="stage-name">start</span></li>')
+        items.extend(_event_item(base, ev) for ev in events)
+    chips = "".join(chip(s["status"], s["stage"], s.get("outcome", "")) for s in d["stages"])
+    banner = ""
+    rolled = [s for s in d["stages"] if s.get("outcome") == "rolled_back"]
+    if rolled:
+        message = next((str((ev.get("data") or {}).get("message", "")) for ev in d["events"]
+                        if ev.get("type") == "sh.keptn.events.done" and (ev.get("data") or {}).get("outcome") == "rolled_back"), "")
+        banner = f'<div class="banner rollback"><strong>ROLLED BACK in {e(rolled[0]["stage"])}</strong> {e(message)}</div>'
+    body = (f'<h1>Delivery of <code>{e(d["image"])}</code></h1>{banner}'
+            f'<div class="chips">stages reached {chips} <span class="muted">· {e(delivery_state(d))}</span></div>'
+            f'<p class="context muted">started {e(when(d.get("started")))} · shkeptncontext <code>{e(d["context"])}</code></p>'
+            f'<ol class="events">{"".join(items)}</ol>')
     crumbs = [("projects", "/"), (d["project"], u("project", d["project"])),
-              (d["service"], u("project", d["project"], "service", d["service"])), ("delivery", "")]
-    return page("delivery", body, base, crumbs, refresh)
+              (d["service"], u("project", d["project"], "service", d["service"])), (f"delivery {tag_of(d['image'])}", "")]
+    return page(f"delivery {tag_of(d['image'])}", body, base, crumbs, refresh)
 
 
-def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mapping[str, Any]) -> str:
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def _targets(ind: Mapping[str, Any], kind: str) -> str:
+    out = []
+    for t in ind.get("targets", []):
+        if t.get("kind", "pass") != kind:
+            continue
+        resolved = t.get("targetValue")
+        relative = _is_relative(str(t.get("criteria", "")))
+        shown = f' <span class="resolved">({e(num(resolved))})</span>' if relative and resolved is not None else ""
+        mark = ' <span class="mark">✗ violated</span>' if t.get("violated") else ""
+        title = f"resolved to {num(resolved)}" if resolved is not None else "no comparison value: held"
+        out.append(f'<span class="target{" violated" if t.get("violated") else ""}" title="{e(title)}">{e(t.get("criteria"))}{shown}{mark}</span>')
+    return "<br>".join(out) or '<span class="muted">—</span>'
+
+
+def _score_bar(score: object, total: Mapping[str, Any], result: object) -> str:
+    value = float(score) if isinstance(score, int | float) else 0.0
+    marks = "".join(
+        f'<span class="mark {k}" style="left:{float(total[k]):.0f}%" title="{k} ≥ {fmt(total[k], 0)}"><span>{k} {fmt(total[k], 0)}</span></span>'
+        for k in ("warning", "pass") if isinstance(total.get(k), int | float)
+    )
+    cls = STATUS_CLASSES.get(str(result), "unknown")
+    return f'<div class="scorebar"><span class="fill {cls}" style="width:{max(0.0, min(100.0, value)):.0f}%"></span>{marks}</div>'
+
+
+def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mapping[str, Any],
+                    history: Sequence[Mapping[str, Any]] = ()) -> str:
     total = ev.get("total_score") or {}
+    images = {str(h.get("id")): str(h.get("image", "")) for h in history}
+
+    def evaluation_link(eid: str) -> str:
+        label = tag_of(images[eid]) if eid in images else eid[:8]
+        return f'<a href="{e(base + u("evaluation", project, stage, service, eid))}">{e(label)}</a>'
+
     rows = []
     for ind in ev.get("indicators", []):
-        targets = " ".join(
-            f'<span class="target{" violated" if t.get("violated") else ""}" title="resolved to {e(fmt(t.get("targetValue")))}">'
-            f'{e(t.get("criteria"))}{" ✗" if t.get("violated") else ""}</span>'
-            for t in ind.get("targets", [])
-        )
         comp = ind.get("comparison")
-        comp_text = (f'{fmt(comp.get("value"))} ({e(comp.get("aggregate_function"))} of {len(comp.get("evaluations", []))} evaluation(s))'
-                     if comp else "—")
+        if comp:
+            sources = ", ".join(evaluation_link(str(x)) for x in comp.get("evaluations", []))
+            values = ", ".join(num(v) for v in comp.get("values", []))
+            comp_text = (f'<strong>{e(num(comp.get("value")))}</strong> <span class="muted">= {e(comp.get("aggregate_function"))}'
+                         f' of {e(values)} from</span> {sources}')
+        else:
+            comp_text = '<span class="muted">no earlier value</span>'
+        name = ind.get("name")
+        label = e(ind.get("display_name") or name) + (f' <small class="muted">{e(name)}</small>' if ind.get("display_name") else "")
+        key = ' <span class="key" title="key SLI: failing it fails the evaluation">key</span>' if ind.get("key_sli") else ""
+        scored = any(t.get("kind", "pass") == "pass" for t in ind.get("targets", []))
         rows.append(
-            f'<tr class="indicator" data-sli="{e(ind.get("name"))}" data-status="{e(ind.get("status"))}">'
-            f'<td>{e(ind.get("display_name") or ind.get("name"))}{" 🔑" if ind.get("key_sli") else ""}</td>'
-            f'<td class="value">{e(fmt(ind.get("value")))}</td><td>{chip(ind.get("status"))}</td><td>{targets}</td>'
-            f'<td>{comp_text}</td><td>{e(fmt(ind.get("score"), 2))}</td><td class="message">{e(ind.get("message"))}</td></tr>'
+            f'<tr class="indicator" data-sli="{e(name)}" data-status="{e(ind.get("status"))}">'
+            f'<td>{label}{key}</td><td class="value">{e(num(ind.get("value")))}</td><td>{chip(ind.get("status"))}</td>'
+            f'<td>{_targets(ind, "pass")}</td><td>{_targets(ind, "warning")}</td><td>{comp_text}</td>'
+            f'<td class="num">{e(fmt(ind.get("score"), 2)) if scored else "<span class=muted>not scored</span>"}</td>'
+            f'<td class="message">{e(ind.get("message"))}</td></tr>'
         )
+    comparison = ev.get("comparison") or {}
+    compared = [str(x) for x in comparison.get("compared_evaluations", [])]
+    if comparison:
+        which = (f'the last {e(comparison.get("number_of_comparison_results", 1))} evaluation(s) with result '
+                 f'{e(comparison.get("include_result_with_score", "all"))} ({e(comparison.get("compare_with"))}, '
+                 f'{e(comparison.get("aggregate_function"))})')
+        found = ", ".join(evaluation_link(x) for x in compared) or "none found yet"
+        comparison_line = f'<p class="comparison">Compared with {which}: {found}</p>'
+    else:
+        comparison_line = ""
     notes = "".join(f"<li>{e(n)}</li>" for n in ev.get("notes", []))
     arithmetic = (ev.get("score_arithmetic") or {}).get("text", "")
+    delivery_href = base + u("delivery", str(ev.get("context", "")))
     body = (
         f'<h1>Evaluation of <code>{e(ev.get("image"))}</code> in {e(stage)}</h1>'
         f'<div class="verdict">{chip(ev.get("result"), str(ev.get("result", "")).upper())} '
-        f'score <strong class="score">{e(fmt(ev.get("score"), 2))}</strong> '
-        f'(pass ≥ {e(fmt(total.get("pass"), 0))}, warning ≥ {e(fmt(total.get("warning"), 0))}) <small>{e(arithmetic)}</small></div>'
-        f'<p>window {e(ev.get("start"))} → {e(ev.get("end"))} · provider {e(ev.get("sli_provider"))}'
-        f' · <a href="{e(base + u("delivery", str(ev.get("context", ""))))}">delivery</a></p>'
-        f'<ul class="notes">{notes}</ul>'
-        "<table class='indicators'><tr><th>SLI</th><th>value</th><th>status</th><th>criteria</th><th>compared with</th><th>score</th><th>message</th></tr>"
+        f'score <strong class="score">{e(fmt(ev.get("score"), 0))}</strong> of 100 '
+        f'<span class="muted">(pass ≥ {e(fmt(total.get("pass"), 0))}, warning ≥ {e(fmt(total.get("warning"), 0))}; {e(arithmetic)})</span></div>'
+        f'{_score_bar(ev.get("score"), total, ev.get("result"))}'
+        f'<p class="muted">evaluated {e(when(ev.get("time")))} · test window {e(when(ev.get("start")))} → {e(when(ev.get("end")))}'
+        f' · SLIs from <strong>{e(ev.get("sli_provider"))}</strong>'
+        f' · <a href="{e(delivery_href)}">delivery</a> · <a href="{e(base + u("history", project, stage, service))}">history</a></p>'
+        f'{comparison_line}<ul class="notes">{notes}</ul>'
+        "<table class='indicators'><tr><th>SLI</th><th>value</th><th>status</th><th>pass criteria</th><th>warning criteria</th>"
+        "<th>comparison value</th><th>score</th><th>message</th></tr>"
         + "".join(rows) + "</table>"
-        f'<details><summary>SLO applied</summary><pre>{e(ev.get("slo_file", ""))}</pre></details>'
+        f'<details class="slo"><summary>SLO applied</summary><pre>{e(ev.get("slo_file", "")) or "(no SLO: the test result decided)"}</pre></details>'
     )
-    crumbs = [("projects", "/"), (project, u("project", project)), (service, u("history", project, stage, service)), ("evaluation", "")]
+    crumbs = [("projects", "/"), (project, u("project", project)), (f"{service} in {stage}", u("history", project, stage, service)),
+              (f"evaluation {tag_of(ev.get('image'))}", "")]
     return page("evaluation", body, base, crumbs)
 
 
-def _svg_chart(series: Mapping[str, list[tuple[int, float]]], count: int, width: int = 720, height: int = 220) -> str:
-    """A line chart of SLI values over the evaluations (x: evaluation index)."""
-    values = [v for points in series.values() for _, v in points]
-    if not values or count == 0:
-        return "<p>No SLI values yet.</p>"
-    top = max(values) * 1.1 or 1.0
-    pad = 40
-    palette = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b7791f", "#c53030"]
-    lines = []
-    for i, (name, points) in enumerate(sorted(series.items())):
-        coords = " ".join(
-            f"{pad + (x / max(count - 1, 1)) * (width - 2 * pad):.1f},{height - pad - (v / top) * (height - 2 * pad):.1f}" for x, v in points
-        )
-        color = palette[i % len(palette)]
-        lines.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"><title>{e(name)}</title></polyline>')
-        lines.append(f'<text x="{width - pad}" y="{16 + 14 * i}" fill="{color}" text-anchor="end" font-size="12">{e(name)}</text>')
-    axis = (f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
-            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
-            f'<text x="{pad - 4}" y="{pad}" text-anchor="end" font-size="11">{fmt(top, 0)}</text>'
-            f'<text x="{pad - 4}" y="{height - pad}" text-anchor="end" font-size="11">0</text>')
-    return f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="SLI values over time">{axis}{"".join(lines)}</svg>'
+# --- history -------------------------------------------------------------------------------------
+
+
+def _nice_top(value: float) -> float:
+    """The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10ⁿ) at or above ``value``."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value)
+
+
+def _is_relative(criteria: str) -> bool:
+    """``<=+10%`` and ``<+50`` compare with earlier values; ``<600`` is absolute."""
+    return "%" in criteria or criteria.lstrip("<>=")[:1] in ("+", "-")
+
+
+def _sli_chart(name: str, points: Sequence[tuple[int, float, str, str, str]], count: int,
+               thresholds: Sequence[tuple[str, float]] = ()) -> str:
+    """One SLI over the evaluations: y from 0 to a round maximum, one labelled point per evaluation,
+    and the current SLO's absolute thresholds as dashed lines."""
+    width, height, left, right, top, bottom = 420, 190, 58, 16, 28, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    ymax = _nice_top(max([v for _, v, *_ in points] + [t for _, t in thresholds]))
+
+    def x(i: int) -> float:
+        return left + (plot_w / 2 if count == 1 else i * plot_w / (count - 1))
+
+    def y(v: float) -> float:
+        return top + plot_h - v / ymax * plot_h
+
+    grid = []
+    for tick in (0.0, ymax / 2, ymax):
+        grid.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - right}" y2="{y(tick):.1f}" class="grid"/>'
+                    f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="tick">{e(num(tick))}</text>')
+    step = max(1, math.ceil(count / 8))
+    labels = [f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" class="tick">{e(label)}</text>'
+              for i, _v, _s, _h, label in points if i % step == 0 or i == count - 1]
+    for label, value in thresholds:
+        kind = label.split(" ", 1)[0]
+        grid.append(f'<line x1="{left}" y1="{y(value):.1f}" x2="{width - right}" y2="{y(value):.1f}" class="threshold {e(kind)}"/>'
+                    f'<text x="{width - right}" y="{y(value) - 3:.1f}" text-anchor="end" class="threshold-label {e(kind)}">{e(label)}</text>')
+    line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v, *_ in points)
+    dots = "".join(
+        f'<a href="{e(href)}"><circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="5" fill="{_PALETTE.get(status, "#718096")}">'
+        f'<title>{e(label)}: {e(num(v))} ({e(status)})</title></circle></a>'
+        for i, v, status, href, label in points
+    )
+    return (
+        f'<figure class="sli-chart" data-sli="{e(name)}"><svg viewBox="0 0 {width} {height}" role="img" aria-label="{e(name)} per evaluation">'
+        f'<text x="{left}" y="16" class="title">{e(name)}</text>{"".join(grid)}'
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" class="axis"/>'
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" class="axis"/>'
+        f'<polyline points="{line}" class="line"/>{dots}{"".join(labels)}'
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" class="caption">evaluation (build), oldest → newest</text>'
+        "</svg></figure>"
+    )
 
 
 def history_page(base: str, project: str, stage: str, service: str, history: Sequence[Mapping[str, Any]], refresh: int) -> str:
     recent = list(reversed(history[:50]))  # oldest first, at most 50
+    if not recent:
+        body = f"<h1>{e(service)} in {e(stage)}</h1><p>No evaluation yet.</p>"
+        return page("history", body, base, [("projects", "/"), (project, u("project", project)), (f"{service} in {stage}", "")], refresh)
     names: list[str] = []
     for ev in recent:
         for ind in ev.get("indicators", []):
             if ind.get("name") not in names:
                 names.append(ind.get("name"))
 
-    def cell(ev: Mapping[str, Any], status: object, text: str) -> str:
-        href = base + u("evaluation", project, stage, service, str(ev.get("id")))
-        return f'<td class="cell {STATUS_CLASSES.get(str(status), "unknown")}"><a href="{e(href)}" title="{e(ev.get("image"))}">{e(text)}</a></td>'
+    def href(ev: Mapping[str, Any]) -> str:
+        return base + u("evaluation", project, stage, service, str(ev.get("id")))
 
-    head = "".join(f'<th title="{e(ev.get("time"))}">{e(str(ev.get("image", "")).rsplit(":", 1)[-1])}</th>' for ev in recent)
-    score_row = "".join(cell(ev, ev.get("result"), fmt(ev.get("score"), 0)) for ev in recent)
+    def cell(ev: Mapping[str, Any], status: object, text: str, what: str) -> str:
+        title = f"{tag_of(ev.get('image'))} · {what} · {status} · {when(ev.get('time'))}"
+        return (f'<td class="cell {STATUS_CLASSES.get(str(status), "unknown")}" data-status="{e(status)}">'
+                f'<a href="{e(href(ev))}" title="{e(title)}">{e(text)}</a></td>')
+
+    head = "".join(f'<th title="{e(ev.get("image"))} · {e(when(ev.get("time")))}">{e(tag_of(ev.get("image")))}</th>' for ev in recent)
+    score_row = "".join(cell(ev, ev.get("result"), fmt(ev.get("score"), 0), f"score {fmt(ev.get('score'), 0)}") for ev in recent)
     rows = [f'<tr class="score-row"><th>score</th>{score_row}</tr>']
-    series: dict[str, list[tuple[int, float]]] = {}
+    charts = []
     for name in names:
         cells = []
+        points: list[tuple[int, float, str, str, str]] = []
         for x, ev in enumerate(recent):
             ind = next((i for i in ev.get("indicators", []) if i.get("name") == name), None)
             if ind is None:
-                cells.append('<td class="cell none"></td>')
+                cells.append('<td class="cell none" title="not measured"></td>')
                 continue
-            cells.append(cell(ev, ind.get("status"), fmt(ind.get("value"), 0)))
+            cells.append(cell(ev, ind.get("status"), num(ind.get("value")), f"{name} = {num(ind.get('value'))}"))
             if isinstance(ind.get("value"), int | float):
-                series.setdefault(name, []).append((x, float(ind["value"])))
+                points.append((x, float(ind["value"]), str(ind.get("status")), href(ev), tag_of(ev.get("image"))))
         rows.append(f'<tr data-sli="{e(name)}"><th>{e(name)}</th>{"".join(cells)}</tr>')
-    body = (f"<h1>{e(service)} in {e(stage)}: the last {len(recent)} evaluations</h1>"
-            f"<table class='heatmap'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
-            f"<h2>SLI values over time</h2>{_svg_chart(series, len(recent))}")
+        if points:
+            newest: Mapping[str, Any] = next((i for ev in reversed(recent) for i in ev.get("indicators", []) if i.get("name") == name), {})
+            thresholds = [(f'{t.get("kind", "pass")} {t["criteria"]}', float(t["targetValue"])) for t in newest.get("targets", [])
+                          if isinstance(t.get("targetValue"), int | float) and not _is_relative(str(t.get("criteria", "")))]
+            charts.append(_sli_chart(name, points, len(recent), thresholds))
+    legend = "".join(chip(s) for s in ("pass", "warning", "fail", "error", "info"))
+    body = (f"<h1>{e(service)} in {e(stage)}: the last {len(recent)} evaluation{'s' if len(recent) != 1 else ''}</h1>"
+            f"<p class='muted'>oldest left, newest right; click a cell to open its evaluation · {legend}</p>"
+            f"<div class='scroll'><table class='heatmap'><tr><th></th>{head}</tr>{''.join(rows)}</table></div>"
+            f"<h2>SLI values per evaluation</h2><div class='charts'>{''.join(charts) or '<p>No SLI values yet.</p>'}</div>")
     crumbs = [("projects", "/"), (project, u("project", project)), (f"{service} in {stage}", "")]
     return page("history", body, base, crumbs, refresh)
 
