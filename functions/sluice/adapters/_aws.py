@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 #: Error codes that mean "that thing does not exist".
 NOT_FOUND = frozenset({
-    "NoSuchKey", "NoSuchBucket", "404", "NotFound", "ImageNotFoundException", "RepositoryNotFoundException",
+    "NoSuchKey", "404", "NotFound", "ImageNotFoundException", "RepositoryNotFoundException",
     "ResourceNotFound", "ResourceNotFoundException",
 })
 #: Error codes that mean "the credentials or permissions are wrong" (retrying will not help).
@@ -47,6 +47,8 @@ def map_error(err: Exception, what: str) -> SluiceError:
         code = str(error.get("Code", ""))
         status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         message = f"{what}: {code or status} {error.get('Message', '')}".rstrip()
+        if code == "NoSuchBucket":
+            return ConfigurationError(f"{message} (create the bucket, or fix the configured bucket name)")
         if code in NOT_FOUND:
             return NotFoundError(message)
         if code in NOT_ALLOWED or status in (401, 403):
