@@ -232,13 +232,15 @@ def test_carts_0_10_2_is_slow_and_0_10_3_is_fast(carts_0_10_2: str, carts_0_10_3
 
 def test_undelivered_load_fails_the_performance_test(monkeypatch: pytest.MonkeyPatch, target: TargetServer) -> None:
     """A load the generator could not deliver (requests dropped above the error limit) fails the test."""
+    import dataclasses
+
     import sluice.services.testing as testing
+    from sluice.core.testspec import PerformanceProfile
+    from sluice.loadgen import LoadProfile
 
     real = testing.load_profile
 
-    def narrow(profile):  # type: ignore[no-untyped-def]
-        import dataclasses
-
+    def narrow(profile: PerformanceProfile) -> LoadProfile:
         return dataclasses.replace(real(profile), max_connections=2)
 
     monkeypatch.setattr(testing, "load_profile", narrow)
