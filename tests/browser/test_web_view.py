@@ -121,6 +121,10 @@ def test_approve_sends_approval_finished(page: Any, bridge_url: str, stories: St
     staging = card(page, "staging")
     assert "waiting for approval" in staging.locator(".notice.waiting").inner_text()
     assert f"{CARTS}:0.10.3" in staging.locator(".notice.queued").inner_text()
+    queued_row = page.locator(f'tr.delivery[data-context="{stories.contexts[("approvals", "0.10.3")]}"]')
+    assert queued_row.locator("td").last.inner_text() == "queued for staging"
+    assert queued_row.locator('.chip[data-status="queued"]').inner_text() == "staging"
+    assert "candidate 100 %" in staging.locator(".traffic").inner_text()
     shot(page, artifacts, "project-approvals")
     staging.locator("button.approve").click()
     page.wait_for_load_state()

@@ -76,9 +76,11 @@ class Bridge:
                 recent = readmodel.deliveries(self.records, project)[:RECENT]
                 return views.project_page(b, view, REFRESH_S if _running(view) else 0, recent), 200, HTML
             case ["project", project, "service", service]:
+                self.records.require_service(project, service)
                 items = readmodel.deliveries(self.records, project, service)
                 running = any(s["status"] in ("running", "waiting") for d in items[:1] for s in d["stages"])
-                return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0), 200, HTML
+                queued = views.queued_contexts(readmodel.project_status(self.records, project))
+                return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0, queued), 200, HTML
             case ["delivery", context]:
                 d = readmodel.delivery(self.records, context)
                 if not d["events"]:
@@ -92,6 +94,7 @@ class Bridge:
                 history = readmodel.evaluations(self.records, project, stage, service)
                 return views.evaluation_page(b, project, stage, service, ev, history), 200, HTML
             case ["history", project, stage, service]:
+                self.records.require_service(project, service)
                 history = readmodel.evaluations(self.records, project, stage, service)
                 return views.history_page(b, project, stage, service, history, 0), 200, HTML
         raise NotFoundError(f"no page at /{'/'.join(parts)}")

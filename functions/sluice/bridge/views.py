@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 STATUS_CLASSES = {"pass": "pass", "warning": "warning", "fail": "fail", "error": "error", "info": "info",
-                  "waiting": "waiting", "running": "running", "queued": "waiting", "promoted": "pass",
+                  "waiting": "waiting", "running": "running", "queued": "queued", "promoted": "pass",
                   "rolled_back": "fail", "failed": "fail", "declined": "fail", "stopped": "fail", "superseded": "info"}
 #: What a stage's part of a delivery ended in, in plain words.
 OUTCOMES = {"promoted": "promoted", "rolled_back": "rolled back", "failed": "failed", "declined": "declined",
@@ -114,13 +114,13 @@ def _service_card(base: str, project: str, stage: Mapping[str, Any], svc: Mappin
     parts = [f'<div class="service" data-service="{e(name)}" data-stage="{e(stage_name)}">',
              f'<h3><a href="{e(base + u("project", project, "service", name))}" title="deliveries of {e(name)}">{e(name)}</a></h3>']
     if primary:
-        split = f' <span class="share">{100 - share} %</span>' if candidate else ""
-        parts.append(f'<div class="version primary"><span class="role">primary</span> <code>{e(primary)}</code>{split}</div>')
+        parts.append(f'<div class="version primary"><span class="role">primary</span> <code>{e(primary)}</code></div>')
     else:
         parts.append('<div class="version primary none"><span class="role">primary</span> <em>not deployed yet</em></div>')
     if candidate:
-        parts.append(f'<div class="version candidate"><span class="role">candidate</span> <code>{e(candidate["image"])}</code>'
-                     f' <span class="share">{share} %</span></div>')
+        parts.append(f'<div class="version candidate"><span class="role">candidate</span> <code>{e(candidate["image"])}</code></div>'
+                     f'<div class="traffic" title="share of the stage\'s traffic"><span class="bar"><span class="canary" style="width:{share}%">'
+                     f'</span></span> traffic: primary <strong>{100 - share} %</strong> · candidate <strong class="share">{share} %</strong></div>')
     waiting = svc.get("waiting_for_approval") or []
     waiting_contexts = {w.get("context") for w in waiting}
     active = svc.get("active_delivery")
@@ -152,9 +152,14 @@ def _service_card(base: str, project: str, stage: Mapping[str, Any], svc: Mappin
     return "".join(parts)
 
 
-def _delivery_rows(base: str, deliveries: Sequence[Mapping[str, Any]], with_service: bool) -> str:
+def _delivery_rows(base: str, deliveries: Sequence[Mapping[str, Any]], with_service: bool,
+                   queued: Mapping[str, str] | None = None) -> str:
     rows = []
     for d in deliveries:
+        where = (queued or {}).get(d["context"])
+        if where:  # the read-model's chip says "running" for a stage the delivery waits to enter
+            d = {**d, "stages": [{**s, "status": "queued"} if s["stage"] == where and s["status"] == "running" else s
+                                 for s in d["stages"]], "queued_in": where}
         chips = "".join(chip(s["status"], s["stage"], s.get("outcome", "")) for s in d["stages"])
         service = f'<td>{e(d.get("service"))}</td>' if with_service else ""
         rows.append(
@@ -175,11 +180,19 @@ def delivery_state(d: Mapping[str, Any]) -> str:
     for s in stages:
         if s.get("outcome") in ("rolled_back", "failed", "declined", "stopped"):
             return f"{OUTCOMES[s['outcome']]} in {s['stage']}"
+    if d.get("queued_in"):
+        return f"queued for {d['queued_in']}"
     if last.get("status") == "waiting":
         return f"waiting for approval in {last['stage']}"
     if last.get("outcome"):
         return f"{OUTCOMES.get(last['outcome'], last['outcome'])} in {last['stage']}"
     return f"running in {last['stage']}"
+
+
+def queued_contexts(view: Mapping[str, Any]) -> dict[str, str]:
+    """Context → stage of every delivery queued behind another one (from the project's status)."""
+    return {str(q.get("context")): stage["name"] for stage in view.get("stages", [])
+            for svc in stage["services"] for q in svc.get("queued") or []}
 
 
 def project_page(base: str, view: Mapping[str, Any], refresh: int, recent: Sequence[Mapping[str, Any]] = ()) -> str:
@@ -197,12 +210,13 @@ def project_page(base: str, view: Mapping[str, Any], refresh: int, recent: Seque
         )
     body = f'<h1>Project {e(project)}</h1><div class="stages">{"".join(columns)}</div>'
     if recent:
-        body += "<h2>Recent deliveries</h2>" + _delivery_rows(base, recent, with_service=True)
+        body += "<h2>Recent deliveries</h2>" + _delivery_rows(base, recent, with_service=True, queued=queued_contexts(view))
     return page(project, body, base, [("projects", "/"), (project, "")], refresh)
 
 
-def deliveries_page(base: str, project: str, service: str, deliveries: Sequence[Mapping[str, Any]], refresh: int) -> str:
-    table = _delivery_rows(base, deliveries, with_service=False) if deliveries else "<p>No delivery yet.</p>"
+def deliveries_page(base: str, project: str, service: str, deliveries: Sequence[Mapping[str, Any]], refresh: int,
+                    queued: Mapping[str, str] | None = None) -> str:
+    table = _delivery_rows(base, deliveries, with_service=False, queued=queued) if deliveries else "<p>No delivery yet.</p>"
     body = f"<h1>Deliveries of {e(service)} <small class='muted'>newest first</small></h1>{table}"
     return page(f"{service} deliveries", body, base, [("projects", "/"), (project, u("project", project)), (service, "")], refresh)
 
@@ -409,8 +423,10 @@ def _sli_chart(name: str, points: Sequence[tuple[int, float, str, str, str]], co
     plot_w, plot_h = width - left - right, height - top - bottom
     ymax = _nice_top(max([v for _, v, *_ in points] + [t for _, t in thresholds]))
 
+    inset = 14  # keep the first and last points off the axes
+
     def x(i: int) -> float:
-        return left + (plot_w / 2 if count == 1 else i * plot_w / (count - 1))
+        return left + (plot_w / 2 if count == 1 else inset + i * (plot_w - 2 * inset) / (count - 1))
 
     def y(v: float) -> float:
         return top + plot_h - v / ymax * plot_h
