@@ -19,6 +19,7 @@ __all__ = ["PROVIDERS", "create_provider"]
 PROVIDERS: dict[str, str] = {
     "builtin": "sluice.adapters.sli.builtin:BuiltinSliProvider",
     "prometheus": "sluice.adapters.sli.prometheus:PrometheusSliProvider",
+    "cloudwatch": "sluice.adapters.sli.cloudwatch:CloudWatchSliProvider",
 }
 
 
