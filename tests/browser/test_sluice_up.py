@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.browser.conftest import ROOT, Requests, free_port
 from tests.browser.story import Stories
 
