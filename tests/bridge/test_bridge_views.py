@@ -109,3 +109,16 @@ def test_stylesheet_is_served_under_assets_and_static() -> None:
         css, status, headers = bridge.handle("GET", path, {}, {})
         assert status == 200 and headers["Content-Type"].startswith("text/css") and ".chip" in str(css)
     assert bridge.handle("GET", "/assets/other.js", {}, {})[1] == 404
+
+
+def test_approval_with_the_broker_down_says_so() -> None:
+    """When the broker cannot take the approval the person sees a 503 page with the reason, not a redirect."""
+    from sluice.errors import RetryableError
+
+    def down(event: object) -> None:
+        raise RetryableError("broker http://127.0.0.1:9/sluice/default unreachable")
+
+    bridge = Bridge(Records(MemoryStore()), down)
+    form = {"project": "p", "stage": "staging", "service": "carts", "context": "c1", "decision": "approve"}
+    html, status, headers = bridge.handle("POST", "/approve", {}, form)
+    assert status == 503 and "Location" not in headers and "unreachable" in str(html)
