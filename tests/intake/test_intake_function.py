@@ -184,3 +184,12 @@ def test_broker_down_is_503_so_the_registry_retries(client, broker) -> None:  # 
 def test_get_answers_readiness(client) -> None:  # type: ignore[no-untyped-def]
     """GET answers 200 with the function name (readiness probe)."""
     assert client.get("/").get_json() == {"function": "intake", "ready": True}
+
+
+def test_cloudevents_path_answers_202_empty_as_a_sink_must(client, broker) -> None:  # type: ignore[no-untyped-def]
+    """On /cloudevents a started delivery answers 202 with an empty body (a broker counts other 2xx bodies as failures)."""
+    doc = json.loads((FIXTURES / "harbor_push_cloudevent.json").read_text())
+    response = client.post("/cloudevents", data=json.dumps(doc), headers={"X-Sluice-Token": SECRET},
+                           content_type="application/cloudevents+json")
+    assert response.status_code == 202 and response.data == b""
+    assert_started(broker, "harbor.example.com/sockshop/carts:0.10.2", f"harbor-{doc['id']}")

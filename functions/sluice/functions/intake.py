@@ -4,7 +4,9 @@ Not a CloudEvent consumer behind a Trigger but a plain HTTP function (registries
 own JSON), routed by the last path segment: ``/dockerhub``, ``/harbor``, ``/github``, ``/ecr``
 (an EventBridge API destination), ``/cloudevents`` (Knative sources; binary or structured).
 The events it starts are posted to the sink (the broker); the registry gets a small JSON answer
-(see ``sluice.services.intake`` for the status codes). ``GET`` answers readiness.
+(see ``sluice.services.intake`` for the status codes) — except on ``/cloudevents``, where a
+success or "nothing to do" is 202 with an empty body (what a broker Trigger or a Knative
+source expects of a sink). ``GET`` answers readiness.
 """
 
 from __future__ import annotations
@@ -64,4 +66,7 @@ def main(request: Any) -> Any:
     except (PermanentError, ConfigurationError) as err:
         log.error("intake %s: 500 %s", source, err)
         response = IntakeResponse(500, f"intake cannot handle this ({type(err).__name__}): {err}")
+    if source == "cloudevents" and response.status in (200, 202):
+        # Behind a broker Trigger a 2xx must be a CloudEvent or empty: the events went to the sink.
+        return b"", 202, {}
     return response.to_json(), response.status, _JSON
