@@ -201,7 +201,16 @@ class KubernetesBackend:
 
     def _template(self, placement: Placement, slot: Slot, image: str) -> Obj:
         return {
-            "metadata": {"labels": self._labels(placement, slot), "annotations": {IMAGE_ANNOTATION: image}},
+            "metadata": {
+                "labels": self._labels(placement, slot),
+                # the annotations an annotation-driven Prometheus scrape config looks for
+                "annotations": {
+                    IMAGE_ANNOTATION: image,
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(self.container_port),
+                    "prometheus.io/path": "/metrics",
+                },
+            },
             "spec": {
                 "containers": [
                     {
