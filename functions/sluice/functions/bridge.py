@@ -8,17 +8,11 @@ from sluice.adapters.publish import post_event
 from sluice.bridge.app import Bridge
 from sluice.functions.runtime import runtime_for
 
-_BRIDGES: dict[str, Bridge] = {}
-
 
 def main(request: Any) -> Any:
     runtime = runtime_for("bridge")
-    prefix = request.headers.get("X-Forwarded-Prefix", "")
-    bridge = _BRIDGES.get(prefix)
-    if bridge is None:
-        bridge = _BRIDGES[prefix] = Bridge(
-            runtime.records, lambda event: post_event(runtime.settings.sink, event), base=prefix
-        )
+    prefix = request.headers.get("X-Forwarded-Prefix", "")  # set by the local broker's /bridge proxy
+    bridge = Bridge(runtime.records, lambda event: post_event(runtime.settings.sink, event), base=prefix)
     body, status, headers = bridge.handle(
         request.method, request.path, dict(request.args), dict(request.form) if request.method == "POST" else {}
     )
