@@ -309,7 +309,18 @@ def run_load_sync(
     hard_limit_s: float | None = None,
     seed: int | None = None,
 ) -> LoadReport:
-    """``run_load`` on a fresh event loop (for synchronous callers; not from inside a running loop)."""
-    return asyncio.run(
-        run_load(base_url, profile, on_progress=on_progress, hard_limit_s=hard_limit_s, seed=seed)
-    )
+    """``run_load`` on a fresh event loop, for synchronous callers. When this thread already runs
+    a loop (an embedding application, a browser driver in tests), the load runs on its own
+    thread with its own loop, so it never competes with the caller's."""
+
+    def run() -> LoadReport:
+        return asyncio.run(run_load(base_url, profile, on_progress=on_progress, hard_limit_s=hard_limit_s, seed=seed))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-load") as pool:
+        return pool.submit(run).result()
