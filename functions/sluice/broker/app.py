@@ -4,7 +4,8 @@
 
 - ``POST /<namespace>/<broker>``: a CloudEvent (binary or structured) → ``202``; an invalid one
   → ``400`` with the reason, and nothing is delivered.
-- ``GET /health``: readiness, the functions' URLs, the triggers and the counters (JSON).
+- ``GET /health``: readiness, the functions' URLs, the triggers and the counters (JSON); hop
+  latency per trigger over the recent window, or over the last N hops with ``?last=N``.
 - ``/bridge/…``: proxied to the ``bridge`` function (with ``X-Forwarded-Prefix: /bridge``).
 
 Each accepted event is delivered to the subscriber of every matching Trigger, concurrently and
@@ -72,10 +73,11 @@ class Metrics:
     def hop(self, trigger: str, seconds: float) -> None:
         self.hop_s.setdefault(trigger, deque(maxlen=LATENCY_WINDOW)).append(seconds)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, last: int = 0) -> dict[str, Any]:
+        """The counters, and hop latency over the whole window or the ``last`` N hops per trigger."""
         latency = {}
         for trigger, values in self.hop_s.items():
-            ordered = sorted(values)
+            ordered = sorted(list(values)[-last:] if last > 0 else values)
             n = len(ordered)
             latency[trigger] = {
                 "count": n,
@@ -126,7 +128,9 @@ class Broker:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        # functions-framework's gunicorn closes idle connections after 2 s: drop ours after 1 s,
+        # so a delivery never races a server closing the connection it reuses
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=1.0)
         self._client = httpx.AsyncClient(transport=self._transport, limits=limits, timeout=None)
         if self.tick_s > 0 and self.topology.pingsources:
             self._ticker = asyncio.create_task(self._tick_loop())
@@ -334,7 +338,7 @@ class Broker:
                 return self.function_urls[name]
         return None
 
-    def health(self) -> dict[str, Any]:
+    def health(self, last: int = 0) -> dict[str, Any]:
         return {
             "status": "ok",
             "broker": self.ingress_url,
@@ -345,7 +349,7 @@ class Broker:
             ],
             "pingsources": [p.name for p in self.topology.pingsources],
             "tick_s": self.tick_s,
-            "metrics": self.metrics.snapshot(),
+            "metrics": self.metrics.snapshot(last),
         }
 
 
@@ -362,7 +366,8 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
         return Response(status_code=202)
 
     async def health(request: Request) -> Response:
-        return JSONResponse(broker.health())
+        last = request.query_params.get("last", "0")
+        return JSONResponse(broker.health(int(last) if last.isdigit() else 0))
 
     async def bridge(request: Request) -> Response:
         base = broker.bridge_url()

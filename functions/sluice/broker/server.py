@@ -33,6 +33,8 @@ DEFAULT_SOURCE = Path(sluice.__file__).resolve().parents[1] / "main.py"
 DEFAULT_PORT = 8080
 DEFAULT_TICK_S = 5.0
 STATE_FILE = Path("broker") / "state.json"
+#: Idle keep-alive of ingress connections (uvicorn's default of 5 s makes busy clients race it).
+KEEP_ALIVE_S = 75
 
 
 def default_dir(name: str) -> Path:
@@ -182,7 +184,7 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
 
     config = uvicorn.Config(
         create_app(broker, on_startup=ready), host="127.0.0.1", port=options.port, log_level="warning",
-        access_log=False, lifespan="on",
+        access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_S,
     )
     try:
         uvicorn.Server(config).run()
