@@ -100,3 +100,23 @@ def test_reply_is_a_binary_cloudevent(tmp_path, monkeypatch) -> None:  # type: i
 def test_get_reports_readiness(client) -> None:  # type: ignore[no-untyped-def]
     """GET / answers 200 so a supervisor can tell the function is up."""
     assert client.get("/").status_code == 200
+
+
+def test_dead_letter_sink_keeps_what_the_broker_gave_up_on(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The eventlog's /dead-letter path keeps an event with Knative's error attributes, even an invalid one."""
+    monkeypatch.setenv("SLUICE_STATE_DIR", str(tmp_path))
+    from sluice.adapters.state.local import LocalStore
+    from sluice.functions import runtime
+    from sluice.services.records import Records
+
+    runtime._RUNTIMES.clear()
+    app = create_app("eventlog", SOURCE, "http").test_client()
+    headers = binary_headers(**{"ce-type": "com.example.unknown", "ce-id": "dl-1", "ce-knativeerrorcode": "400",
+                                "ce-knativeerrordest": "http://sluice-deploy.sluice.svc"})
+    first = app.post("/dead-letter", data=json.dumps({"x": 1}), headers=headers)
+    again = app.post("/dead-letter", data=json.dumps({"x": 1}), headers=headers)
+    runtime._RUNTIMES.clear()
+    assert first.status_code == again.status_code == 202
+    letters = Records(LocalStore(tmp_path)).dead_letters()
+    assert len(letters) == 1
+    assert letters[0]["status"] == "400" and letters[0]["event"]["type"] == "com.example.unknown"

@@ -28,7 +28,8 @@ def get_dead_letters(args: argparse.Namespace) -> int:
     from sluice.config import Settings
 
     path = deadletters.path_for(Settings.from_env(os.environ, state_dir=args.state_dir).state_dir)
-    records = deadletters.read(path)
+    records = deadletters.read(path) + common.records(args).dead_letters()  # local broker + a cluster's sink
+    records.sort(key=lambda r: str(r.get("time", "")))
     if args.trigger:
         records = [r for r in records if r.get("trigger") == args.trigger]
     if args.limit > 0:

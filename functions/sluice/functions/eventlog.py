@@ -1,12 +1,14 @@
-"""eventlog: every event (a catch-all Trigger) into its delivery's log."""
+"""eventlog: every event (a catch-all Trigger) into its delivery's log; ``/dead-letter`` is the
+Broker's dead-letter sink: what the broker gave up on is kept with Knative's error attributes."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sluice.core.events import Event
 from sluice.functions.http import serve
-from sluice.functions.runtime import Runtime
+from sluice.functions.runtime import Runtime, runtime_for
 from sluice.services.eventlog import EventLogService
 
 
@@ -14,5 +16,32 @@ def handle(event: Event, runtime: Runtime) -> list[Event]:
     return EventLogService(runtime.records).handle(event)
 
 
+def dead_letter(request: Any) -> Any:
+    """Keep a dead-lettered CloudEvent as it came, valid or not (it may be why it died)."""
+    from cloudevents.exceptions import GenericException
+    from cloudevents.http import from_http
+
+    try:
+        ce = from_http(dict(request.headers), request.get_data())
+    except (GenericException, ValueError, TypeError) as err:
+        return f"dead-letter sink: not a CloudEvent: {err}", 400, {"Content-Type": "text/plain"}
+    attributes = {k: str(v) for k, v in ce.get_attributes().items()}
+    data = ce.data
+    if isinstance(data, bytes):
+        data = data.decode(errors="replace")
+    letter = {
+        "key": f"{attributes.get('source')}#{attributes.get('id')}#{attributes.get('knativeerrordest', '')}",
+        "time": attributes.get("time", ""),
+        "trigger": attributes.get("knativeerrordest", ""),
+        "status": attributes.get("knativeerrorcode", ""),
+        "reason": attributes.get("knativeerrordata", ""),
+        "event": {**attributes, "data": data},
+    }
+    runtime_for("eventlog").records.append_dead_letter(json.loads(json.dumps(letter, default=str)))
+    return b"", 202, {}
+
+
 def main(request: Any) -> Any:
+    if request.path.rstrip("/").endswith("/dead-letter"):
+        return dead_letter(request)
     return serve(request, "eventlog", handle)

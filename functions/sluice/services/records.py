@@ -41,6 +41,8 @@ SERVICE = "sluice.dev/service"
 HISTORY_LIMIT = 100
 #: Events kept per delivery context.
 EVENTS_LIMIT = 400
+#: Dead letters kept (a cluster broker's dead-letter sink posts them to the eventlog function).
+DEAD_LETTERS_LIMIT = 200
 #: Measurements kept per project/stage/service (by delivery context).
 MEASUREMENTS_LIMIT = 20
 
@@ -250,6 +252,21 @@ class Records:
         if service:
             labels[SERVICE] = service
         return [r.name.removeprefix("context.") for r in self.store.list(labels)]
+
+    def append_dead_letter(self, letter: Mapping[str, Any]) -> bool:
+        """Keep a dead-lettered delivery (bounded; the newest stay); False when already kept."""
+
+        def mutate(letters: list[dict[str, Any]]) -> bool:
+            if any(x.get("key") == letter.get("key") for x in letters):
+                return False
+            letters.append(dict(letter))
+            del letters[:-DEAD_LETTERS_LIMIT]
+            return True
+
+        return self.update_json("dead-letters", "letters", [], {KIND: "dead-letters"}, mutate)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return list(self.read_json("dead-letters", "letters", []))
 
     # --- evaluations and measurements ------------------------------------------------------
     def evaluations(self, project: str, stage: str, service: str) -> list[dict[str, Any]]:
