@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sluice.core.sli_config import (
+    LEVELS,
     SliConfig,
     duration_placeholder,
     placeholder_values,
@@ -185,7 +186,7 @@ class PrometheusSliProvider:
             config = queries
         else:
             mapping = dict(queries or {})
-            config = SliConfig(mapping, dict.fromkeys(mapping, "given"))
+            config = SliConfig(mapping, {})
         if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s) and timeout_s > 0):
             raise ConfigurationError(f"prometheus provider: timeout_s: expected seconds > 0, found {timeout_s!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -232,7 +233,8 @@ class PrometheusSliProvider:
     ) -> tuple[SliValue, str]:
         """The value of one indicator, and the reason when the server turned out unreachable."""
         template = self.config.query(name)
-        origin = f"sli.yaml, {self.config.sources.get(name, 'given')} level"
+        level = self.config.sources.get(name, "")
+        origin = f"sli.yaml, {level} level" if level in LEVELS else "sli.yaml"
         if template is None:
             template = builtin_query(name, deployment)
             origin = "built-in query"
@@ -245,7 +247,7 @@ class PrometheusSliProvider:
             return self._failed(name, f"{origin}: {err}"), ""
         about = f"{origin}: {promql}"
         try:
-            data = client.custom_query(promql, params={"time": f"{end:.3f}", "timeout": f"{self.timeout_s:g}s"})
+            data = client.custom_query(promql, params={"time": f"{end:.3f}", "timeout": f"{max(1, round(self.timeout_s * 1000))}ms"})
         except Exception as err:  # vendor errors never cross the port: each becomes a message
             reason, unreachable = self._explain(err, where)
             return self._failed(name, f"{reason} ({about})"), (reason if unreachable else "")
@@ -277,7 +279,7 @@ class PrometheusSliProvider:
         if math.isnan(number):
             return self._failed(name, f"NaN (e.g. no requests in the window: 0/0) ({about})")
         if math.isinf(number):
-            return self._failed(name, f"{'+' if number > 0 else '-'}Inf (e.g. the quantile lies in the +Inf bucket) ({about})")
+            return self._failed(name, f"{'+' if number > 0 else '-'}Inf (a division by zero, or a quantile in the +Inf bucket) ({about})")
         return SliValue(name, number)
 
     def _explain(self, err: Exception, where: str) -> tuple[str, bool]:
@@ -285,6 +287,8 @@ class PrometheusSliProvider:
         import requests
         from prometheus_api_client.exceptions import PrometheusApiClientException
 
+        if isinstance(err, requests.exceptions.ConnectionError) and _read_timeout(err):
+            err = requests.exceptions.ReadTimeout(str(err))  # retries exhausted on a read timeout
         if isinstance(err, requests.exceptions.SSLError):
             reason, unreachable = f"{where}: TLS failed ({_short(err)})", True
         elif isinstance(err, requests.exceptions.ConnectTimeout | requests.exceptions.ConnectionError):
@@ -321,7 +325,7 @@ class PrometheusSliProvider:
                       backoff_factor=0.2, status_forcelist=(502, 503, 504), raise_on_status=False)
         return PrometheusConnect(
             url=c.url, headers=headers, disable_ssl=not c.verify_tls, retry=retry,
-            auth=(c.username, c.password) if c.username else None, timeout=self.timeout_s + 1.0,
+            auth=(c.username, c.password) if c.username else None, timeout=self.timeout_s,
         )
 
 
@@ -333,6 +337,23 @@ def _epoch(value: str, what: str) -> float:
     if moment.tzinfo is None:
         raise ValidationError("window", [f"{what}: expected a time zone (e.g. Z) in {value!r}"])
     return moment.timestamp()
+
+
+def _read_timeout(err: BaseException) -> bool:
+    """Whether a requests ``ConnectionError`` is urllib3's read timeout wrapped by the retries."""
+    from urllib3.exceptions import ReadTimeoutError
+
+    seen: list[BaseException] = []
+    todo: list[object] = [err]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        if isinstance(item, ReadTimeoutError):
+            return True
+        seen.append(item)
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+    return False
 
 
 def _safe_url(url: str) -> str:
@@ -373,7 +394,7 @@ def _api_error(text: str, where: str, timeout_s: float) -> str:
     if error_type == "timeout":
         return f"{where}: the query timed out on the server (timeout {timeout_s:g} s): {error}"
     if error_type == "bad_data":
-        return f"{where}: the query is not valid PromQL: {error}"
+        return f"{where} rejected the query as invalid (bad_data): {error}"
     if error:
         return f"{where}: query failed (HTTP {status}, {error_type or 'error'}): {error}"
     return f"{where}: query failed (HTTP {status}): {_short(Exception(body))}"
