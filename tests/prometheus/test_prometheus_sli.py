@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from tests.prometheus.conftest import PromStack, carts_buckets, require_prometheus
@@ -224,3 +225,17 @@ def test_replaced_canary_is_scraped_under_the_same_job(prom_stack: PromStack, fa
     began = time.monotonic()
     prom_stack.wait_for(f'carts_info{{job="{JOB}",version="0.0.0-replaced"}}', "the replaced canary", timeout_s=15.0)
     print(f"replaced canary scraped after {time.monotonic() - began:.1f} s")
+
+
+def test_example_sli_yaml_measures_the_canary(prom_stack: PromStack, fast: Measured) -> None:
+    """examples/sockshop/sli.yaml, loaded through the service edge, gives the same p95 as the built-in."""
+    from sluice.services.sli_config import load_sli_config
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "sockshop" / "sli.yaml"
+    config = load_sli_config(path.read_text(), str(path))
+    p = PrometheusSliProvider(PrometheusConnection(prom_stack.url), config)
+    values = {v.metric: v for v in p.fetch(window_query(fast.report))}
+    assert all(v.success for v in values.values()), [v.message for v in values.values()]
+    assert values["error_rate"].value == 0.0  # no 5xx: an empty result, counted as 0
+    builtin_p95 = fast.values["response_time_p95"].value
+    assert builtin_p95 is not None and values["response_time_p95"].value == pytest.approx(builtin_p95, rel=0.05)
