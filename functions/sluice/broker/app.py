@@ -52,6 +52,18 @@ PROXY_TIMEOUT_S = 60.0
 _HOP_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding"})
 
 
+def remember_missing_sniffio() -> None:
+    """httpcore tries ``import sniffio`` on every request; without sniffio installed (anyio 4
+    does not need it) each try searches sys.path again — a third of the broker's time under
+    load. Recording it as missing makes the failed import instant (httpcore then assumes
+    asyncio, which is what runs here)."""
+    import importlib.util
+    import sys
+
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -109,6 +121,7 @@ class Broker:
         ingress_url: str,
         *,
         tick_s: float = 0.0,
+        max_concurrency: int = 8,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.topology = topology
@@ -121,6 +134,8 @@ class Broker:
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self.max_concurrency = max_concurrency
+        self._slots: dict[str, asyncio.Semaphore] = {}
         missing = {t.subscriber.service for t in topology.triggers if t.subscriber.service} - set(self.function_urls)
         if missing:
             raise ValueError(f"no running function for Knative Services {', '.join(sorted(missing))}")
@@ -128,6 +143,7 @@ class Broker:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        remember_missing_sniffio()
         # functions-framework's gunicorn closes idle connections after 2 s: drop ours after 1 s,
         # so a delivery never races a server closing the connection it reuses
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=1.0)
@@ -199,9 +215,20 @@ class Broker:
             return resolve(self.function_urls[sub.service], sub.uri)
         return sub.uri
 
+    def _slots_for(self, trigger: TriggerSpec) -> asyncio.Semaphore:
+        """Requests in flight to one subscriber are bounded, as a revision's containerConcurrency
+        bounds them on a cluster (and never above what one local process serves at once)."""
+        key = trigger.subscriber.service or trigger.subscriber.uri
+        if key not in self._slots:
+            service = self.topology.services.get(trigger.subscriber.service)
+            wanted = service.concurrency if service is not None and service.concurrency > 0 else self.max_concurrency
+            self._slots[key] = asyncio.Semaphore(max(1, min(wanted, self.max_concurrency)))
+        return self._slots[key]
+
     async def _deliver(self, trigger: TriggerSpec, raw: RawEvent) -> None:
         spec = trigger.delivery
         url = self.subscriber_url(trigger)
+        slots = self._slots_for(trigger)
         if spec.format == "json":
             headers, body = raw.to_structured()
         else:
@@ -211,9 +238,10 @@ class Broker:
         try:
             while True:
                 attempts += 1
-                started = time.monotonic()
                 try:
-                    response = await self.client.post(url, headers=headers, content=body, timeout=spec.timeout_s)
+                    async with slots:
+                        started = time.monotonic()
+                        response = await self.client.post(url, headers=headers, content=body, timeout=spec.timeout_s)
                 except httpx.TimeoutException:
                     status, reason = 0, f"no answer within {spec.timeout_s:g} s (delivery timeout)"
                     retryable = True

@@ -54,6 +54,8 @@ class ServiceSpec:
     namespace: str
     target: str
     origin: str
+    #: ``spec.template.spec.containerConcurrency`` (0: not set, Knative's "unlimited").
+    concurrency: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,13 @@ def _spec(doc: Mapping[str, Any], origin: str) -> Mapping[str, Any]:
     return spec
 
 
+def _container_concurrency(spec: Mapping[str, Any]) -> int:
+    template = spec.get("template")
+    pod = template.get("spec") if isinstance(template, Mapping) else None
+    value = pod.get("containerConcurrency") if isinstance(pod, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _function_target(spec: Mapping[str, Any]) -> str:
     template = spec.get("template")
     pod = template.get("spec") if isinstance(template, Mapping) else None
@@ -166,9 +175,10 @@ def load_topology(knative_dir: Path | None, triggers_dir: Path | None) -> Topolo
     services: dict[str, ServiceSpec] = {}
     for origin, doc in service_docs:
         name, namespace = _meta(doc, origin, broker.namespace)
-        target = _function_target(_spec(doc, origin))
+        spec = _spec(doc, origin)
+        target = _function_target(spec)
         if target:
-            services[name] = ServiceSpec(name, namespace, target, origin)
+            services[name] = ServiceSpec(name, namespace, target, origin, _container_concurrency(spec))
     triggers: list[TriggerSpec] = []
     if triggers_dir is not None and triggers_dir.is_dir():
         for origin, doc in _documents(triggers_dir, "*"):

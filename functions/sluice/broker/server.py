@@ -135,6 +135,12 @@ def _check_port(port: int) -> None:
             ) from err
 
 
+def function_threads(env: Mapping[str, str]) -> int:
+    """How many requests one functions-framework process serves at once (its gunicorn threads)."""
+    threads = env.get("THREADS", "")
+    return int(threads) if threads.isdigit() and int(threads) > 0 else (os.cpu_count() or 1) * 4
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM is how ``sluice down`` asks us to stop: unwind (stopping the functions), exit 0."""
     raise SystemExit(0)
@@ -174,7 +180,8 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
     }
     _write_state(state_dir, {**state, "ready": False})
     broker = Broker(
-        topology, {p.service.name: p.url for p in processes}, deadletters.path_for(state_dir), url, tick_s=options.tick_s
+        topology, {p.service.name: p.url for p in processes}, deadletters.path_for(state_dir), url,
+        tick_s=options.tick_s, max_concurrency=function_threads(env),
     )
 
     async def ready() -> None:
