@@ -198,8 +198,10 @@ def test_stopped_server_is_unreachable(tmp_path: object, fast: Measured) -> None
     state = f"{tmp_path}/stopped"
     url = ensure_prometheus(state, 0, watch=False)
     p = PrometheusSliProvider(PrometheusConnection(url), {"one": "vector(1)"}, timeout_s=5.0, retries=1)
-    assert p.fetch(window_query(fast.report, "one"))[0].value == 1.0  # it answered while running
-    assert stop_prometheus(state) is True
+    try:
+        assert p.fetch(window_query(fast.report, "one"))[0].value == 1.0  # it answered while running
+    finally:
+        assert stop_prometheus(state) is True
     values = p.fetch(window_query(fast.report, "one", "response_time_p95"))
     assert [v.success for v in values] == [False, False]
     assert all("unreachable" in v.message and url in v.message for v in values)

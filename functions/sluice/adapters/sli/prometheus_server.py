@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import re
@@ -339,7 +340,7 @@ def _relay_handler(runtime_dir: Path) -> type[BaseHTTPRequestHandler]:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}{metrics_path}", timeout=2.0) as response:
                     body = response.read()
                     content_type = response.headers.get("Content-Type", "text/plain; version=0.0.4")
-            except (urllib.error.URLError, OSError, ValueError) as err:
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
                 return self._answer(503, f"slot {'/'.join(parts[1:])} on port {port} did not answer: {err}\n".encode())
             return self._answer(200, body, content_type)
 
