@@ -78,6 +78,12 @@ def notce(request):
     return "OK", 200
 
 
+def bridge(request):
+    """Shows what the broker's /bridge proxy passed on."""
+    return json.dumps({{"method": request.method, "path": request.path, "query": dict(request.args),
+                       "prefix": request.headers.get("X-Forwarded-Prefix", "")}}), 200, {{"Content-Type": "application/json"}}
+
+
 def replier(request):
     """Replies a valid CloudEvent (binary mode), or an invalid one for message "invalid"."""
     if request.method == "GET":

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from tests.broker.conftest import RunningBroker, process_alive, read_jsonl, start_broker, wait_for
 from tests.broker.fixtures import ksvc_ref, trigger, write_functions, write_knative
@@ -56,7 +57,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
     root = tmp_path_factory.mktemp("broker")
     record = root / "record.jsonl"
     source = write_functions(root, record)
-    write_knative(root / "knative", ["recorder", "flaky", "status", "hang", "notce", "replier"], pingsource=True)
+    write_knative(root / "knative", ["recorder", "flaky", "status", "hang", "notce", "replier", "bridge"], pingsource=True)
     (root / "triggers").mkdir()
     for name, spec in triggers(free_port()).items():
         (root / "triggers" / f"{name}.yaml").write_text(trigger(name, spec))
@@ -295,3 +296,11 @@ def test_health_reports_functions_triggers_and_latency(broker: RunningBroker, pi
     assert set(health["functions"]) >= {"fn-recorder", "fn-flaky", "fn-replier"}
     assert "rec" in {t["name"] for t in health["triggers"]}
     assert health["metrics"]["hop_latency"]["rec"]["count"] >= 1
+
+
+def test_bridge_is_proxied_under_its_prefix(broker: RunningBroker) -> None:
+    """``/bridge/…`` reaches the bridge function with the path, the query and X-Forwarded-Prefix."""
+    response = httpx.get(f"http://127.0.0.1:{broker.port}/bridge/project/sockshop", params={"stage": "dev"}, timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"method": "GET", "path": "/project/sockshop", "query": {"stage": "dev"},
+                               "prefix": "/bridge"}

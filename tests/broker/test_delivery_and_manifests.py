@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,36 @@ def test_repository_manifests_load_when_present() -> None:
         pytest.skip("triggers/ has no Trigger manifests yet")
     topology = load_topology(root / "knative", root / "triggers")
     assert topology.triggers
+
+
+def test_container_concurrency_bounds_deliveries(tmp_path: Path) -> None:
+    """A Service's containerConcurrency bounds the deliveries in flight to it, never above the local maximum."""
+    from sluice.broker.app import Broker
+
+    write_knative(tmp_path / "knative", ["deploy", "eventlog"])
+    text = (tmp_path / "knative" / "broker.yaml").read_text()
+    (tmp_path / "knative" / "broker.yaml").write_text(
+        text.replace("      containers:", "      containerConcurrency: 3\n      containers:", 1)
+    )
+    write_trigger(tmp_path / "triggers", "deploy", ksvc_ref("fn-deploy"))
+    write_trigger(tmp_path / "triggers", "eventlog", ksvc_ref("fn-eventlog"))
+    topology = load_topology(tmp_path / "knative", tmp_path / "triggers")
+    assert topology.services["fn-deploy"].concurrency == 3 and topology.services["fn-eventlog"].concurrency == 0
+    urls = {"fn-deploy": "http://127.0.0.1:9/", "fn-eventlog": "http://127.0.0.1:9/"}
+    broker = Broker(topology, urls, tmp_path / "dl.jsonl", "http://127.0.0.1:8080/sluice/default", max_concurrency=8)
+    limits = {t.name: broker._slots_for(t)._value for t in topology.triggers}
+    assert limits == {"deploy": 3, "eventlog": 8}
+
+
+def test_pingsource_text_data_becomes_a_message(tmp_path: Path) -> None:
+    """A PingSource whose data is not a JSON object is emitted as ``{"message": data}``, a valid ping."""
+    from sluice.broker.app import Broker
+    from sluice.broker.manifests import PingSourceSpec
+
+    topology = load_topology(None, None)
+    broker = Broker(topology, {}, tmp_path / "dl.jsonl", "http://127.0.0.1:8080/sluice/default")
+    raw = broker.ping(PingSourceSpec("tick", "sluice", "* * * * *", "hello", "text/plain", "test"))
+    assert raw is not None and json.loads(raw.data) == {"message": "hello"}
+    assert raw.attributes["source"] == "/apis/v1/namespaces/sluice/pingsources/tick"
+    raw = broker.ping(PingSourceSpec("tick", "sluice", "* * * * *", '{"message": "tick"}', "application/json", "t"))
+    assert raw is not None and json.loads(raw.data) == {"message": "tick"}
