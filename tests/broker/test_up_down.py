@@ -114,3 +114,17 @@ def test_a_function_that_cannot_start_fails_up_with_its_log(system: list[str], t
     assert up.returncode != 0
     assert "fn-echo" in up.stderr
     assert not (tmp_path / "state" / "broker" / "state.json").exists()
+
+
+def test_down_stops_the_functions_of_a_killed_broker(system: list[str], tmp_path: Path) -> None:
+    """If the broker was killed (SIGKILL), ``sluice down`` still stops the functions it had started."""
+    state_dir = tmp_path / "state"
+    assert sluice("up", *system).returncode == 0
+    broker_pid, *functions = pids_of(state_dir)
+    os.kill(broker_pid, signal.SIGKILL)
+    wait_for(lambda: not process_alive(broker_pid), 10, "the broker to die")
+    assert all(process_alive(p) for p in functions)
+    down = sluice("down", "--state-dir", str(state_dir))
+    assert down.returncode == 0 and "left behind" in down.stdout
+    for pid in functions:
+        wait_for(lambda p=pid: not process_alive(p), 10, f"process {pid} to end")  # type: ignore[misc]

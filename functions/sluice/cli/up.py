@@ -82,6 +82,8 @@ def run_up(args: argparse.Namespace) -> int:
             return 0
         print(f"sluice is starting already (pid {state.get('pid')}); see {state.get('log')}")
         return 0
+    if state is not None:  # a broker that was killed: its functions may still run
+        _stop_functions_of(state)
     if args.foreground:
         print(f"starting the broker and the functions (logs in {logs}/); Ctrl-C stops them", flush=True)
         return server.serve(
@@ -147,12 +149,7 @@ def run_down(args: argparse.Namespace) -> int:
             _stop_pid(pid, args.timeout)
             print(f"stopped the broker (pid {pid})")
             said = True
-        left = 0
-        for info in (state.get("functions") or {}).values():
-            fpid = info.get("pid") if isinstance(info, dict) else None
-            if isinstance(fpid, int) and _alive(fpid, "functions-framework"):
-                _stop_pid(fpid, 5.0, group=True)
-                left += 1
+        left = _stop_functions_of(state)
         if left:
             print(f"stopped {left} function process(es) the broker left behind")
             said = True
@@ -165,6 +162,17 @@ def run_down(args: argparse.Namespace) -> int:
     if not said:
         print(f"sluice is not up (nothing running for {state_dir})")
     return 0
+
+
+def _stop_functions_of(state: dict[str, Any]) -> int:
+    """Stop the function processes a state file lists that still run; how many there were."""
+    left = 0
+    for info in (state.get("functions") or {}).values():
+        fpid = info.get("pid") if isinstance(info, dict) else None
+        if isinstance(fpid, int) and _alive(fpid, "functions-framework"):
+            _stop_pid(fpid, 5.0, group=True)
+            left += 1
+    return left
 
 
 def _stop_deployments(settings: Settings) -> int:
