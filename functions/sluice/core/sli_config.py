@@ -49,7 +49,7 @@ RESERVED_PLACEHOLDERS = ("PROJECT", "STAGE", "SERVICE", "DEPLOYMENT", "DURATION_
 #: The values ``$DEPLOYMENT`` can take.
 DEPLOYMENTS = ("canary", "primary", "direct")
 
-_TOP_KEYS = ("spec_version", "indicators")
+_TOP_KEYS = ("spec_version", "indicators", "cloudwatch")  # cloudwatch: the CloudWatch provider's section
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INDICATOR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
