@@ -42,7 +42,7 @@ from sluice.broker import deadletters
 from sluice.broker.cloudevent import STRUCTURED, RawEvent, parse
 from sluice.broker.delivery import is_retryable
 from sluice.broker.manifests import PingSourceSpec, Topology, TriggerSpec, resolve
-from sluice.errors import ValidationError
+from sluice.errors import ConfigurationError, ValidationError
 
 log = logging.getLogger("sluice.broker")
 
@@ -138,7 +138,7 @@ class Broker:
         self._slots: dict[str, asyncio.Semaphore] = {}
         missing = {t.subscriber.service for t in topology.triggers if t.subscriber.service} - set(self.function_urls)
         if missing:
-            raise ValueError(f"no running function for Knative Services {', '.join(sorted(missing))}")
+            raise ConfigurationError(f"no running function for Knative Services {', '.join(sorted(missing))}")
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -197,15 +197,6 @@ class Broker:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
-
-    async def drain(self, timeout_s: float) -> bool:
-        """Wait until no delivery is in flight (tests and benches); False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while self._tasks:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.01)
-        return True
 
     # --- delivery --------------------------------------------------------------------------
 
@@ -279,12 +270,12 @@ class Broker:
                 return None
             return (
                 f"reply {response.status_code} with a body that is not a CloudEvent "
-                "(answer a CloudEvent, or 202/204 with an empty body)"
+                "(answer a CloudEvent, or 202/204 with an empty body; not retried)"
             )
         try:
             reply = parse(response.headers, response.content)
         except ValidationError as err:
-            return f"reply to event {cause.id} is not a valid event: {err}"
+            return f"reply to event {cause.id} is not a valid event (not retried): {err}"
         self.metrics.replies += 1
         self.publish(reply)
         return None
