@@ -6,7 +6,8 @@
   → ``400`` with the reason, and nothing is delivered.
 - ``GET /health``: readiness, the functions' URLs, the triggers and the counters (JSON); hop
   latency per trigger over the recent window, or over the last N hops with ``?last=N``.
-- ``/bridge/…``: proxied to the ``bridge`` function (with ``X-Forwarded-Prefix: /bridge``).
+- ``/bridge/…``: proxied to the ``bridge`` function (with ``X-Forwarded-Prefix: /bridge``);
+  ``/intake/…`` likewise to ``intake`` (registry webhooks: ``/intake/dockerhub``, …).
 
 Each accepted event is delivered to the subscriber of every matching Trigger, concurrently and
 independently (binary mode unless the Trigger's delivery says ``format: json``). A 2xx reply
@@ -41,7 +42,7 @@ from starlette.routing import Route
 from sluice.broker import deadletters
 from sluice.broker.cloudevent import STRUCTURED, RawEvent, parse
 from sluice.broker.delivery import is_retryable
-from sluice.broker.manifests import PingSourceSpec, Topology, TriggerSpec, resolve
+from sluice.broker.manifests import PROXIED_TARGETS, PingSourceSpec, Topology, TriggerSpec, resolve
 from sluice.errors import ConfigurationError, ValidationError
 
 log = logging.getLogger("sluice.broker")
@@ -351,11 +352,15 @@ class Broker:
 
     # --- bridge proxy ----------------------------------------------------------------------
 
-    def bridge_url(self) -> str | None:
+    def function_url(self, target: str) -> str | None:
+        """Where the function with ``FUNCTION_TARGET`` ``target`` runs, if it does."""
         for name, service in self.topology.services.items():
-            if service.target == "bridge" and name in self.function_urls:
+            if service.target == target and name in self.function_urls:
                 return self.function_urls[name]
         return None
+
+    def bridge_url(self) -> str | None:
+        return self.function_url("bridge")
 
     def health(self, last: int = 0) -> dict[str, Any]:
         return {
@@ -388,22 +393,29 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
         last = request.query_params.get("last", "0")
         return JSONResponse(broker.health(int(last) if last.isdigit() else 0))
 
-    async def bridge(request: Request) -> Response:
-        base = broker.bridge_url()
-        if base is None:
-            return PlainTextResponse("no bridge function is running (no Knative Service with FUNCTION_TARGET bridge)\n", 404)
-        rest = request.url.path[len("/bridge"):] or "/"
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-        headers["x-forwarded-prefix"] = "/bridge"
-        try:
-            upstream = await broker.client.request(
-                request.method, base.rstrip("/") + rest, params=request.query_params, headers=headers,
-                content=await request.body(), timeout=PROXY_TIMEOUT_S,
-            )
-        except httpx.HTTPError as err:
-            return PlainTextResponse(f"bridge function unreachable: {type(err).__name__}: {err}\n", 502)
-        out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}
-        return Response(upstream.content, status_code=upstream.status_code, headers=out)
+    def proxy(target: str) -> Callable[[Request], Awaitable[Response]]:
+        prefix = f"/{target}"
+
+        async def forward(request: Request) -> Response:
+            base = broker.function_url(target)
+            if base is None:
+                return PlainTextResponse(
+                    f"no {target} function is running (no Knative Service with FUNCTION_TARGET {target})\n", 404
+                )
+            rest = request.url.path[len(prefix):] or "/"
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+            headers["x-forwarded-prefix"] = prefix
+            try:
+                upstream = await broker.client.request(
+                    request.method, base.rstrip("/") + rest, params=request.query_params, headers=headers,
+                    content=await request.body(), timeout=PROXY_TIMEOUT_S,
+                )
+            except httpx.HTTPError as err:
+                return PlainTextResponse(f"{target} function unreachable: {type(err).__name__}: {err}\n", 502)
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}
+            return Response(upstream.content, status_code=upstream.status_code, headers=out)
+
+        return forward
 
     async def elsewhere(request: Request) -> Response:
         return PlainTextResponse(
@@ -425,8 +437,14 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
         Route(path, ingress, methods=["POST"]),
         Route(path + "/", ingress, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
-        Route("/bridge", bridge, methods=methods),
-        Route("/bridge/{rest:path}", bridge, methods=methods),
+        *(
+            route
+            for target in PROXIED_TARGETS
+            for route in (
+                Route(f"/{target}", proxy(target), methods=methods),
+                Route(f"/{target}/{{rest:path}}", proxy(target), methods=methods),
+            )
+        ),
         Route("/{rest:path}", elsewhere, methods=methods),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -102,11 +102,17 @@ class Topology:
     pingsources: tuple[PingSourceSpec, ...]
 
     def subscribed_services(self) -> list[ServiceSpec]:
-        """The Knative Services a Trigger or dead-letter sink refers to, plus the ``bridge``."""
+        """The Knative Services a Trigger or dead-letter sink refers to, plus the plain-HTTP ones
+        (``bridge``: the web view; ``intake``: registry webhooks), which the broker proxies."""
         names = {t.subscriber.service for t in self.triggers if t.subscriber.service}
         names |= {t.delivery.dead_letter_sink.ref_name for t in self.triggers if t.delivery.dead_letter_sink}
-        names |= {s.name for s in self.services.values() if s.target == "bridge"}
+        names |= {s.name for s in self.services.values() if s.target in PROXIED_TARGETS}
         return [self.services[n] for n in sorted(names) if n in self.services]
+
+
+#: Functions that answer plain HTTP (not CloudEvents from a Trigger): the broker serves them under
+#: ``/<target>/…`` so that ``sluice up`` offers one address for everything.
+PROXIED_TARGETS = ("bridge", "intake")
 
 
 def _documents(directory: Path, pattern: str) -> Iterator[tuple[str, Mapping[str, Any]]]:

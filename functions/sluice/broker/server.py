@@ -162,6 +162,13 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
     url = f"http://127.0.0.1:{options.port}{topology.broker.path}"
     _check_port(options.port)
     settings = options.settings.with_(broker_url=url)
+    if settings.sli_provider == "prometheus" and settings.backend == "local":
+        # A real Prometheus scraping every local deployment (stopped by ``sluice down``).
+        from sluice.adapters.sli.prometheus_server import ensure_prometheus
+
+        prometheus = ensure_prometheus(str(state_dir), 0, runtime_dir=str(state_dir / "runtime"))
+        log.info("Prometheus at %s scrapes the local deployments", prometheus)
+        settings = settings.with_(prometheus_url=prometheus)
     env = {**environ, **settings.to_env(), "K_SINK": url, "PYTHONUNBUFFERED": "1"}
     for inherited in ("FUNCTION_TARGET", "FUNCTION_SOURCE", "PORT"):
         env.pop(inherited, None)

@@ -66,10 +66,16 @@ def _healthy(port: object) -> bool:
 
 
 def _announce(url: str, state: dict[str, Any] | None, logs: Path) -> None:
-    functions = len((state or {}).get("functions") or {})
+    functions = (state or {}).get("functions") or {}
     pid = (state or {}).get("pid", "?")
-    print(f"sluice is up: broker (pid {pid}) and {functions} functions; logs in {logs}/", flush=True)
-    print(url, flush=True)
+    print(f"sluice is up: broker (pid {pid}) and {len(functions)} functions; logs in {logs}/", flush=True)
+    targets = {f.get("target") for f in functions.values() if isinstance(f, dict)}
+    root = url.split("/", 3)[:3]
+    if "bridge" in targets:
+        print(f"web view: {'/'.join(root)}/bridge/", flush=True)
+    if "intake" in targets:
+        print(f"registry webhooks: {'/'.join(root)}/intake/<dockerhub|harbor|github|ecr|cloudevents>", flush=True)
+    print(url, flush=True)  # last line: the broker URL (scripts read it)
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -156,6 +162,11 @@ def run_down(args: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):
             server.state_path(state_dir).unlink()
     stopped = _stop_deployments(settings.with_(state_dir=str(state_dir)))
+    from sluice.adapters.sli.prometheus_server import stop_prometheus
+
+    if stop_prometheus(str(state_dir)):
+        print("stopped Prometheus")
+        said = True
     if stopped:
         print(f"stopped {stopped} local deployment process(es)")
         said = True
