@@ -49,8 +49,8 @@ test: $(STAMP) $(SYSTEM_STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-demo: $(STAMP)
-	$(BIN)/python -m sluice.cli.demo
+demo: $(STAMP) $(if $(findstring prometheus,$(DEMO_ARGS)),$(SYSTEM_STAMP))
+	$(BIN)/python -m sluice.cli.demo $(DEMO_ARGS)
 
 bench: $(STAMP) $(SYSTEM_STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

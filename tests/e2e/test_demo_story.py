@@ -24,12 +24,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def story(tmp_path_factory):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=["builtin", "prometheus"])
+def story(request, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The demo, with SLIs from the test's own measurements and from a real Prometheus."""
+    if request.param == "prometheus":
+        import shutil
+
+        assert shutil.which("prometheus"), "the prometheus binary is missing: 'make test' installs it (apt-get install prometheus)"
     state = tmp_path_factory.mktemp("demo") / "state"
     run = subprocess.run(
         [sys.executable, "-m", "sluice.cli.demo", "--state-dir", str(state), "--port", str(free_port()),
-         "--perf-duration", "4"],
+         "--perf-duration", "5", "--sli-provider", request.param],
         cwd=ROOT, capture_output=True, text=True, timeout=540,
     )
     assert run.returncode == 0, f"demo failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"

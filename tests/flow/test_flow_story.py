@@ -258,3 +258,19 @@ def test_history_overflow_goes_to_the_archive_first(monkeypatch) -> None:  # typ
     with _pytest.raises(RetryableError):
         records.append_evaluation("p", "s", "svc", {"id": "e5", "time": "2026-01-06"})
     assert [e["id"] for e in records.evaluations("p", "s", "svc")] == ["e2", "e3", "e4"]
+
+
+def test_invalid_tests_yaml_fails_the_tests_explicitly(world) -> None:  # type: ignore[no-untyped-def]
+    """A test unit that cannot run (an invalid tests.yaml) still reports tests-finished fail with the reason."""
+    from sluice.errors import ValidationError
+
+    _, _, flow = world
+
+    def broken(deployed, context):  # type: ignore[no-untyped-def]
+        raise ValidationError("tests.yaml of carts", ["performance.rate: expected a number, found 'fast'"])
+
+    flow.runner = broken
+    events = flow.send(new_artifact("0.10.1"))
+    finished = next(by_type(events, EventType.TESTS_FINISHED))
+    assert finished.data.result == "fail" and "performance.rate" in finished.data.message  # type: ignore[attr-defined]
+    assert outcomes(events) == [("dev", "stopped")]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sluice.core.events import DeploymentFinished, Event, Ping, Result, TestsFinished
+from sluice.errors import ConfigurationError, PermanentError, ValidationError
 from sluice.services.records import KIND, Records
 
 log = logging.getLogger("sluice.test")
@@ -97,7 +98,11 @@ class TestService:
         done = self.records.read_json(name, "runs", {}).get(event.dedup_key, {})
         if done.get("state") == "finished":
             return Event.from_json_dict(done["reply"])
-        outcome = runner(deployed, event.shkeptncontext)
+        try:
+            outcome = runner(deployed, event.shkeptncontext)
+        except (ValidationError, PermanentError, ConfigurationError) as err:  # e.g. an invalid tests.yaml
+            now = self.now()
+            outcome = TestOutcome(Result.FAIL.value, now, now, f"tests could not run: {err}")
         if outcome.measurements:
             self.records.put_measurements(
                 deployed.project, deployed.stage, deployed.service, event.shkeptncontext, outcome.measurements
