@@ -43,6 +43,16 @@ def register(subparsers: Any) -> None:
     common.add_state_args(provider)
     provider.set_defaults(func=set_sli_provider)
 
+    prom = setting_sub.add_parser("prometheus", help="where a project's Prometheus is, and how to log in")
+    prom.add_argument("--project", required=True)
+    prom.add_argument("--url", required=True, help="e.g. http://prometheus.monitoring:9090")
+    prom.add_argument("--token-file", help="a file holding a bearer token")
+    prom.add_argument("--user", help="basic-auth user (with --password-file)")
+    prom.add_argument("--password-file", help="a file holding the basic-auth password")
+    prom.add_argument("--insecure-skip-tls-verify", action="store_true")
+    common.add_state_args(prom)
+    prom.set_defaults(func=set_prometheus)
+
 
 def create_project(args: argparse.Namespace) -> int:
     from sluice.core.validation import dns_label_problem
@@ -90,4 +100,24 @@ def set_sli_provider(args: argparse.Namespace) -> int:
     records.project(args.project)
     records.set_project_setting(args.project, "sli-provider", args.provider)
     print(f"Project {args.project} takes its SLIs from {args.provider}")
+    return 0
+
+
+def set_prometheus(args: argparse.Namespace) -> int:
+    """Store the project's Prometheus connection; secrets come from files, never from flags."""
+    from sluice.services.prometheus_config import store_connection
+
+    data = {"url": args.url}
+    if args.token_file:
+        data["token"] = common.read_file(args.token_file, "--token-file").strip()
+    if args.user:
+        data["user"] = args.user
+        data["password"] = common.read_file(args.password_file, "--password-file").strip() if args.password_file else ""
+    if args.insecure_skip_tls_verify:
+        data["insecure_skip_tls_verify"] = "true"
+    records = common.records(args)
+    records.project(args.project)
+    store_connection(records, args.project, data)
+    login = "bearer token" if args.token_file else ("basic auth" if args.user else "no login")
+    print(f"Project {args.project} reads Prometheus at {args.url} ({login})")
     return 0
