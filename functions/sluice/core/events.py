@@ -190,21 +190,38 @@ _result = _enum_check(Result)
 _opt_str = _str_check
 
 
-@dataclass(frozen=True)
-class ConfigurationChange(Payload):
+@dataclass(frozen=True, kw_only=True)
+class Scoped(Payload):
+    """A payload about one service in one stage of a project (most of them)."""
+
+    project: str = _f("project", check=_label)
+    stage: str = _f("stage", check=_label)
+    service: str = _f("service", check=_label)
+    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Staged(Scoped):
+    """A payload about the artifact under delivery in a stage, and the stage's strategies."""
+
+    image: str = _f("image", "", check=_opt_str)
+    tag: str = _f("tag", "", check=_opt_str)
+    teststrategy: str = _f("teststrategy", "", check=_opt_str)
+    deploymentstrategy: str = _f("deploymentstrategy", "", check=_opt_str)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigurationChange(Scoped):
     """Deploy ``image`` to a stage (``set``), or ``promote`` / ``discard`` its candidate.
 
     ``stage`` may be empty for a new artifact: the first stage of the shipyard is meant.
     """
 
     TYPE: ClassVar[EventType] = EventType.CONFIGURATION_CHANGE
-    project: str = _f("project", check=_label)
-    service: str = _f("service", check=_label)
     stage: str = _f("stage", "", check=_opt_label)
     image: str = _f("valuesCanary.image", "", check=_optional(image_problem))
     action: str = _f("canary.action", CanaryAction.SET.value, check=_enum_check(CanaryAction))
     value: int = _f("canary.value", 100, check=_int_0_100)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
     @classmethod
     def _extra_problems(cls, values: Mapping[str, Any]) -> list[str]:
@@ -217,153 +234,101 @@ class ConfigurationChange(Payload):
         return CanaryAction(self.action)
 
 
-@dataclass(frozen=True)
-class DeploymentFinished(Payload):
+@dataclass(frozen=True, kw_only=True)
+class DeploymentFinished(Staged):
     """The candidate is reachable at ``deploymentURILocal`` — or the deployment failed."""
 
     TYPE: ClassVar[EventType] = EventType.DEPLOYMENT_FINISHED
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
-    image: str = _f("image", "", check=_opt_str)
-    tag: str = _f("tag", "", check=_opt_str)
-    teststrategy: str = _f("teststrategy", "", check=_opt_str)
-    deploymentstrategy: str = _f("deploymentstrategy", "", check=_opt_str)
     deploymentURILocal: str = _f("deploymentURILocal", "", check=_opt_str)
     deploymentURIPublic: str = _f("deploymentURIPublic", "", check=_opt_str)
     result: str = _f("result", Result.PASS.value, check=_result)
     message: str = _f("message", "", check=_opt_str)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
-@dataclass(frozen=True)
-class TestsFinished(Payload):
+@dataclass(frozen=True, kw_only=True)
+class TestsFinished(Staged):
     """The test window and its result."""
 
     __test__ = False  # not a pytest test class
     TYPE: ClassVar[EventType] = EventType.TESTS_FINISHED
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
     start: str = _f("start", check=_time)
     end: str = _f("end", check=_time)
     result: str = _f("result", Result.PASS.value, check=_result)
-    image: str = _f("image", "", check=_opt_str)
-    tag: str = _f("tag", "", check=_opt_str)
-    teststrategy: str = _f("teststrategy", "", check=_opt_str)
-    deploymentstrategy: str = _f("deploymentstrategy", "", check=_opt_str)
     message: str = _f("message", "", check=_opt_str)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
-@dataclass(frozen=True)
-class StartEvaluation(Payload):
+@dataclass(frozen=True, kw_only=True)
+class StartEvaluation(Scoped):
     """A quality gate on a time window, without deploying."""
 
     TYPE: ClassVar[EventType] = EventType.START_EVALUATION
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
     start: str = _f("start", check=_time)
     end: str = _f("end", check=_time)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
-@dataclass(frozen=True)
-class GetSli(Payload):
+@dataclass(frozen=True, kw_only=True)
+class GetSli(Staged):
     """Ask a provider for indicator values over a window."""
 
     TYPE: ClassVar[EventType] = EventType.GET_SLI
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
     sliProvider: str = _f("sliProvider", check=_str_check)
     start: str = _f("start", check=_time)
     end: str = _f("end", check=_time)
     indicators: list[str] = _f("indicators", [], check=_list_check)
     customFilters: list[dict[str, str]] = _f("customFilters", [], check=_list_check)
     deployment: str = _f("deployment", "direct", check=_opt_str)
-    image: str = _f("image", "", check=_opt_str)
-    tag: str = _f("tag", "", check=_opt_str)
-    teststrategy: str = _f("teststrategy", "", check=_opt_str)
-    deploymentstrategy: str = _f("deploymentstrategy", "", check=_opt_str)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
-@dataclass(frozen=True)
-class GetSliDone(Payload):
+@dataclass(frozen=True, kw_only=True)
+class GetSliDone(Scoped):
     """Indicator values: ``[{metric, value, success, message}]``."""
 
     TYPE: ClassVar[EventType] = EventType.GET_SLI_DONE
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
     start: str = _f("start", check=_time)
     end: str = _f("end", check=_time)
     indicatorValues: list[dict[str, Any]] = _f("indicatorValues", [], check=_list_check)
     sliProvider: str = _f("sliProvider", "", check=_opt_str)
     message: str = _f("message", "", check=_opt_str)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
-@dataclass(frozen=True)
-class EvaluationDone(Payload):
+@dataclass(frozen=True, kw_only=True)
+class EvaluationDone(Staged):
     """The gate's verdict, in the seed's shape."""
 
     TYPE: ClassVar[EventType] = EventType.EVALUATION_DONE
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
     result: str = _f("result", check=_result)
     evaluationdetails: dict[str, Any] = _f("evaluationdetails", {}, check=_mapping_check)
-    image: str = _f("image", "", check=_opt_str)
-    tag: str = _f("tag", "", check=_opt_str)
-    teststrategy: str = _f("teststrategy", "", check=_opt_str)
-    deploymentstrategy: str = _f("deploymentstrategy", "", check=_opt_str)
     message: str = _f("message", "", check=_opt_str)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
-@dataclass(frozen=True)
-class ApprovalTriggered(Payload):
+@dataclass(frozen=True, kw_only=True)
+class ApprovalTriggered(Scoped):
     """A promotion waits for a person: approve or decline with ``approval.finished``."""
 
     TYPE: ClassVar[EventType] = EventType.APPROVAL_TRIGGERED
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
     image: str = _f("image", "", check=_opt_str)
     result: str = _f("result", Result.PASS.value, check=_result)
     message: str = _f("message", "", check=_opt_str)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
-@dataclass(frozen=True)
-class ApprovalFinished(Payload):
+@dataclass(frozen=True, kw_only=True)
+class ApprovalFinished(Scoped):
     """A person's decision on a held promotion (``approve`` or ``decline``)."""
 
     TYPE: ClassVar[EventType] = EventType.APPROVAL_FINISHED
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
     decision: str = _f("approval.decision", check=_enum_check(Decision))
     message: str = _f("message", "", check=_opt_str)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
-@dataclass(frozen=True)
-class Done(Payload):
+@dataclass(frozen=True, kw_only=True)
+class Done(Scoped):
     """A stage's part of a delivery has ended, with its outcome."""
 
     TYPE: ClassVar[EventType] = EventType.DONE
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
     outcome: str = _f("outcome", check=_enum_check(Outcome))
     result: str = _f("result", Result.PASS.value, check=_result)
     image: str = _f("image", "", check=_opt_str)
     message: str = _f("message", "", check=_opt_str)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
 
 
 @dataclass(frozen=True)
