@@ -93,7 +93,7 @@ def test_registry_builds_builtin_and_rejects_unknown_names() -> None:
     assert isinstance(provider, BuiltinSliProvider)
     with pytest.raises(ConfigurationError, match=r"unknown SLI provider 'dynatrace': expected one of .*builtin"):
         create_provider("dynatrace")
-    with pytest.raises(ConfigurationError, match="invalid configuration"):
+    with pytest.raises(ConfigurationError, match="invalid settings"):
         create_provider("builtin", nonsense=1)
 
 

@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from sluice.errors import ConfigurationError
+from sluice.adapters.catalogue import build
 from sluice.ports.registry import DigestResolver
 
 RESOLVERS: dict[str, str] = {
@@ -20,15 +19,7 @@ RESOLVERS: dict[str, str] = {
 
 def create_resolver(name: str, **config: Any) -> DigestResolver:
     """The digest resolver ``name`` (imported only when asked for)."""
-    target = RESOLVERS.get(name)
-    if target is None:
-        raise ConfigurationError(f"unknown registry {name!r}: expected one of {', '.join(sorted(RESOLVERS))}")
-    module_name, _, attribute = target.partition(":")
-    factory = getattr(importlib.import_module(module_name), attribute)
-    try:
-        resolver: DigestResolver = factory(**config)
-    except TypeError as err:
-        raise ConfigurationError(f"registry {name!r}: invalid configuration {sorted(config)}: {err}") from err
+    resolver: DigestResolver = build("registry", RESOLVERS, name, config)
     return resolver
 
 

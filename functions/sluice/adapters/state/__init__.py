@@ -12,41 +12,31 @@ Store modules are imported only when asked for, so a function pays only for the 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from sluice.adapters.catalogue import build
 from sluice.errors import ConfigurationError
 from sluice.ports.state import StateStore
 
-#: kind → (module, class); the tree under this package lists the same stores.
-STORES: Mapping[str, tuple[str, str]] = MappingProxyType({
-    "configmap": ("sluice.adapters.state.configmap", "ConfigMapStore"),
-    "local": ("sluice.adapters.state.local", "LocalStore"),
-    "memory": ("sluice.adapters.state.memory", "MemoryStore"),
+#: kind → "module:Class"; the tree under this package lists the same stores.
+STORES: Mapping[str, str] = MappingProxyType({
+    "configmap": "sluice.adapters.state.configmap:ConfigMapStore",
+    "local": "sluice.adapters.state.local:LocalStore",
+    "memory": "sluice.adapters.state.memory:MemoryStore",
 })
 
 
 def create_store(kind: str, **config: Any) -> StateStore:
     """The state store ``kind`` built from ``config``; ``ConfigurationError`` for an unknown
     kind (naming the valid ones) or settings the store does not take."""
-    try:
-        module_name, class_name = STORES[kind]
-    except KeyError:
-        raise ConfigurationError(
-            f"unknown state store {kind!r}: expected one of {', '.join(sorted(STORES))}"
-        ) from None
     if kind == "configmap" and config.get("api") is None:
         raise ConfigurationError(
             "state store 'configmap' needs api=<kubernetes ApiClient or Configuration>: at the composition "
             "root pass api=sluice.adapters.state.configmap.load_api_client() (in-cluster, else kubeconfig)"
         )
-    factory = getattr(importlib.import_module(module_name), class_name)
-    try:
-        store: StateStore = factory(**config)
-    except TypeError as err:
-        raise ConfigurationError(f"state store {kind!r}: invalid settings {sorted(config)}: {err}") from err
+    store: StateStore = build("state store", STORES, kind, config)
     return store
 
 

@@ -6,11 +6,10 @@ A launcher takes a ``deployment-finished`` event (structured JSON) and starts
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-from sluice.errors import ConfigurationError
+from sluice.adapters.catalogue import build
 
 Launcher = Callable[[dict[str, Any]], None]
 
@@ -21,9 +20,5 @@ LAUNCHERS: dict[str, str] = {
 
 
 def create_launcher(name: str, **config: Any) -> Launcher:
-    target = LAUNCHERS.get(name)
-    if target is None:
-        raise ConfigurationError(f"unknown test-unit launcher {name!r}: expected one of {', '.join(sorted(LAUNCHERS))}")
-    module, _, attribute = target.partition(":")
-    launcher: Launcher = getattr(importlib.import_module(module), attribute)(**config)
+    launcher: Launcher = build("test-unit launcher", LAUNCHERS, name, config)
     return launcher
