@@ -43,6 +43,9 @@ class SliProvider(Protocol):
         """One ``SliValue`` per requested indicator, in order.
 
         Never raises for one indicator's failure (that indicator gets ``success=False``).
-        Raises ``ConfigurationError`` only when the provider itself is misconfigured.
+        Raises ``ConfigurationError`` when the provider itself is misconfigured, and
+        ``RetryableError`` only when its own bookkeeping is briefly unreachable (the sli function
+        then answers 5xx and the broker retries); an unreachable metrics backend is a per-indicator
+        ``success=False``, never an exception.
         """
         ...
