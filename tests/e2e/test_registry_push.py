@@ -16,12 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.aws.motoserver import moto_server
 
 from sluice.adapters.state.local import LocalStore
 from sluice.core.intake import Trigger
 from sluice.services.intake import add_trigger, github_signature, set_secret
 from sluice.services.records import Records
-from tests.aws.motoserver import moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
