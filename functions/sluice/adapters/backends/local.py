@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sluice.adapters.backends._files import read_json, write_json
 from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
 from sluice.ports.backend import Placement, Slot
 
@@ -182,7 +183,7 @@ class LocalBackend:
 
     def stage_url(self, placement: Placement) -> str | None:
         """The stage's stable URL, when the router has ever served it."""
-        stages = _read_json(self.runtime_dir / "router-stages.json")
+        stages = read_json(self.runtime_dir / "router-stages.json")
         entry = stages.get(_key(placement, "/"))
         return f"http://127.0.0.1:{entry['port']}" if isinstance(entry, dict) and "port" in entry else None
 
@@ -243,12 +244,12 @@ class LocalBackend:
                     Path(record.log).unlink()
             stopped.append(SlotStatus(placement, slot, record.image, None, "stopped"))
         stages_file = self.runtime_dir / "router-stages.json"
-        stages = _read_json(stages_file)
+        stages = read_json(stages_file)
         if stages:
             for entry in stages.values():
                 if isinstance(entry, dict):
                     entry["upstreams"] = {}
-            _write_json(stages_file, stages)
+            write_json(stages_file, stages)
         return stopped
 
     # -- the image map ---------------------------------------------------------------------
@@ -388,7 +389,7 @@ class LocalBackend:
 
     def _router_url(self) -> str | None:
         """The control URL of a running, answering router, or ``None``."""
-        info = _read_json(self.runtime_dir / "router.json")
+        info = read_json(self.runtime_dir / "router.json")
         pid, url = info.get("pid"), info.get("control_url")
         if not isinstance(pid, int) or not isinstance(url, str) or not _pid_alive(pid, None):
             return None
@@ -405,7 +406,7 @@ class LocalBackend:
             url = self._router_url()
             if url is not None:
                 return url
-            info = _read_json(self.runtime_dir / "router.json")
+            info = read_json(self.runtime_dir / "router.json")
             if isinstance(info.get("pid"), int):  # recorded but not answering: stuck or gone
                 _terminate(info["pid"], None, self.stop_timeout_s, None)
             log_path = self.runtime_dir / "router.log"
@@ -428,7 +429,7 @@ class LocalBackend:
                     raise PermanentError(
                         f"the local router exited with code {proc.returncode} at start; last output:\n{_tail(log_path)}"
                     )
-                info = _read_json(self.runtime_dir / "router.json")
+                info = read_json(self.runtime_dir / "router.json")
                 if info.get("pid") == proc.pid and (url := self._router_url()) is not None:
                     return url
                 time.sleep(_POLL_S)
@@ -438,7 +439,7 @@ class LocalBackend:
             )
 
     def _stop_router(self) -> None:
-        info = _read_json(self.runtime_dir / "router.json")
+        info = read_json(self.runtime_dir / "router.json")
         pid = info.get("pid")
         if isinstance(pid, int):
             _terminate(pid, None, self.stop_timeout_s + 10, self._children.pop(pid, None))
@@ -475,12 +476,12 @@ class LocalBackend:
         return self.runtime_dir / "slots" / f"{_key(placement, '.')}.{slot.value}.json"
 
     def _read_record(self, placement: Placement, slot: Slot) -> SlotRecord | None:
-        return _parse_record(_read_json(self._record_path(placement, slot)))
+        return _parse_record(read_json(self._record_path(placement, slot)))
 
     def _write_record(self, record: SlotRecord) -> None:
         path = self._record_path(record.placement, Slot(record.slot))
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(path, asdict(record))
+        write_json(path, asdict(record))
 
     def _delete_record(self, placement: Placement, slot: Slot) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -490,7 +491,7 @@ class LocalBackend:
         folder = self.runtime_dir / "slots"
         if not folder.is_dir():
             return []
-        found = (_parse_record(_read_json(p)) for p in sorted(folder.glob("*.json")))
+        found = (_parse_record(read_json(p)) for p in sorted(folder.glob("*.json")))
         return [r for r in found if r is not None]
 
     @contextlib.contextmanager
@@ -683,20 +684,6 @@ def _flock(path: Path, timeout_s: float, what: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _parse_record(data: dict[str, Any]) -> SlotRecord | None:

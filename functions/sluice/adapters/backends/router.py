@@ -58,6 +58,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from sluice.adapters.backends._files import read_json, write_json
+
 log = logging.getLogger("sluice.router")
 
 INFO_FILE = "router.json"
@@ -158,7 +160,7 @@ class Router:
         self._control = _Server(_config(self._control_app()))
         self._control_task = asyncio.create_task(self._control.serve(sockets=[sock]))
         port = sock.getsockname()[1]
-        _write_json(
+        write_json(
             self.runtime_dir / INFO_FILE,
             {"pid": os.getpid(), "control_port": port, "control_url": f"http://127.0.0.1:{port}", "started_at": time.time()},
         )
@@ -173,7 +175,7 @@ class Router:
             await asyncio.wait(tasks, timeout=10)
         for client in self.clients.values():
             await client.aclose()
-        info = _read_json(self.runtime_dir / INFO_FILE)
+        info = read_json(self.runtime_dir / INFO_FILE)
         if info.get("pid") == os.getpid():
             with contextlib.suppress(OSError):
                 (self.runtime_dir / INFO_FILE).unlink()
@@ -252,11 +254,11 @@ class Router:
         return client
 
     def _load(self) -> dict[str, dict[str, Any]]:
-        data = _read_json(self.runtime_dir / STAGES_FILE)
+        data = read_json(self.runtime_dir / STAGES_FILE)
         return {k: v for k, v in data.items() if isinstance(v, dict)}
 
     def _save(self) -> None:
-        _write_json(self.runtime_dir / STAGES_FILE, {k: s.to_dict() for k, s in sorted(self.stages.items())})
+        write_json(self.runtime_dir / STAGES_FILE, {k: s.to_dict() for k, s in sorted(self.stages.items())})
 
     def describe(self, stage: Stage) -> dict[str, Any]:
         return {
@@ -450,20 +452,6 @@ def _config(app: Any) -> uvicorn.Config:
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,
     )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 async def serve(runtime_dir: Path, control_port: int, upstream_timeout_s: float) -> None:
