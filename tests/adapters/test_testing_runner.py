@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from sluice.core.testspec import parse_test_spec
 from sluice.errors import ValidationError
 from sluice.services.testing import NO_TEST_MESSAGE, run_tests
 from sluice.services.testspecs import load_test_spec
+from sluice.testing.carts import run_carts
 from sluice.testing.httptarget import Reply, TargetServer, default_handler
 
 CARTS = Path(__file__).resolve().parents[2] / "examples" / "sockshop" / "carts"
@@ -176,29 +174,8 @@ def _free_port() -> int:
 
 
 def _carts(*args: str) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(CARTS / "app.py"), "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            assert proc.poll() is None, "carts exited at start"
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "carts did not become healthy within 10 s"
-            time.sleep(0.05)
+    with run_carts(*args) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from sluice.testing.carts import run_carts
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "sockshop" / "carts" / "app.py"
 
@@ -28,30 +27,8 @@ def _free_port() -> int:
 
 
 def _start(*args: str) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(APP), "--port", str(port), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert proc.poll() is None, f"carts exited: {proc.stderr.read() if proc.stderr else ''!r}"
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "carts did not answer /health within 10 s"
-            time.sleep(0.05)
+    with run_carts(*args) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture
