@@ -81,11 +81,6 @@ class DeployService:
 
         return self.records.update_json(name, "state", {}, labels, apply)
 
-    def state(self, placement: Placement) -> dep.StageState | None:
-        name, _ = self._name(placement)
-        doc = self.records.read_json(name, "state", None)
-        return dep.StageState.from_dict(doc) if doc else None
-
     def _run(self, placement: Placement, actions: list[dep.Action]) -> dict[str, str]:
         urls: dict[str, str] = {}
         for action in actions:

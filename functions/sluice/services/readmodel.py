@@ -10,7 +10,7 @@ from typing import Any
 
 from sluice.core.deployment import StageState
 from sluice.core.events import EventType
-from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records
+from sluice.services.records import Records
 
 #: A short verb per event type, for timelines.
 _VERBS = {
@@ -28,7 +28,7 @@ _VERBS = {
 
 
 def _stage_state(records: Records, project: str, stage: str, service: str) -> StageState | None:
-    doc = records.read_json(f"deploy.{project}.{stage}.{service}", "state", None)
+    doc = records.read_json(records.scoped("deploy", project, stage, service)[0], "state", None)
     return StageState.from_dict(doc) if doc else None
 
 
@@ -63,11 +63,10 @@ def project_status(records: Records, project: str) -> dict[str, Any]:
     stages = []
     for stage in info.shipyard.stages:
         services = []
-        gate = records.read_json(f"gate.{project}.{stage.name}", "pending", {})
         for service in info.services:
             state = _stage_state(records, project, stage.name, service)
             history = records.evaluations(project, stage.name, service)
-            pending_approval = records.read_json(f"gate.{project}.{stage.name}.{service}", "pending", {}) or gate
+            pending_approval = records.read_json(records.scoped("gate", project, stage.name, service)[0], "pending", {})
             candidate = None
             traffic: dict[str, int] = {}
             if state is not None:
@@ -197,10 +196,3 @@ def evaluation(records: Records, project: str, stage: str, service: str, evaluat
         if doc.get("id") == evaluation_id:
             return doc
     return None
-
-
-def services_in(records: Records, project: str) -> list[dict[str, str]]:
-    return [
-        {"project": r.labels.get(PROJECT, ""), "stage": r.labels.get(STAGE, ""), "service": r.labels.get(SERVICE, "")}
-        for r in records.store.list({KIND: "evaluations", PROJECT: project})
-    ]
