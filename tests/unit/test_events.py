@@ -115,3 +115,14 @@ def test_split_image() -> None:
 def test_tests_finished_is_not_collected_by_pytest() -> None:
     """Payload classes named Test* are not mistaken for test classes."""
     assert TestsFinished.__test__ is False  # type: ignore[attr-defined]
+
+
+def test_join_image_inverts_split() -> None:
+    """Joining a split reference gives it back; a tagged or digested name is left as it is."""
+    from sluice.core.validation import join_image
+
+    for ref in ("docker.io/keptnexamples/carts:0.10.2", "localhost:5000/carts:v1"):
+        assert join_image(*split_image(ref)) == ref
+    assert join_image("carts:1", "1") == "carts:1"
+    assert join_image("carts@sha256:" + "a" * 64, "1") == "carts@sha256:" + "a" * 64
+    assert join_image("carts", "") == "carts"

@@ -16,7 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
-from sluice.core.validation import context_id, dns_label_problem, image_problem, rfc3339_problem, split_image
+from sluice.core.validation import context_id, dns_label_problem, image_problem, rfc3339_problem
 from sluice.errors import ValidationError
 
 SPEC_VERSION = "1.0"
@@ -472,8 +472,3 @@ class Event:
         """Decode the structured-mode JSON form."""
         attrs = {k: v for k, v in doc.items() if k not in ("data", "data_base64")}
         return cls.from_parts(attrs, doc.get("data"))
-
-
-def image_tag(image: str) -> tuple[str, str]:
-    """``('docker.io/keptnexamples/carts', '0.10.2')`` for the full reference."""
-    return split_image(image)

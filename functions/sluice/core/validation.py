@@ -54,6 +54,14 @@ def split_image(reference: str) -> tuple[str, str]:
     return match.group("name"), match.group("tag") or ""
 
 
+def join_image(name: str, tag: str) -> str:
+    """``name:tag`` — the inverse of ``split_image`` (a reference that already has the tag, or a
+    digest, is returned as it is)."""
+    if not tag or name.endswith(f":{tag}") or "@" in name:
+        return name
+    return f"{name}:{tag}"
+
+
 def rfc3339_problem(field: str, value: object) -> str | None:
     """Problem with an RFC 3339 timestamp (a zone offset or ``Z`` is required)."""
     if not isinstance(value, str):

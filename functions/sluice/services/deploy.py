@@ -22,9 +22,9 @@ from sluice.core.events import (
     Event,
     Outcome,
     Result,
-    image_tag,
 )
 from sluice.core.shipyard import Stage
+from sluice.core.validation import split_image
 from sluice.errors import PermanentError
 from sluice.ports.backend import DeploymentBackend, Placement, Slot
 from sluice.services.records import Records
@@ -116,7 +116,7 @@ class DeployService:
         if claimed.kind == "queued":
             log.info("%s: %s waits for stage %s (held by %s)", change.service, change.image, stage.name, claimed.state.active_context)
             return []
-        repo, tag = image_tag(change.image)
+        repo, tag = split_image(change.image)
         common: Mapping[str, Any] = {
             "project": change.project, "stage": stage.name, "service": change.service, "image": repo, "tag": tag,
             "teststrategy": stage.test_strategy.value, "deploymentstrategy": stage.deployment_strategy.value,

@@ -28,9 +28,9 @@ from sluice.core.events import (
 )
 from sluice.core.scoring import EvaluationResult, Measurement, evaluate
 from sluice.core.slo import Slo, parse_slo
+from sluice.core.validation import join_image
 from sluice.errors import ValidationError
 from sluice.services.documents import load_slo
-from sluice.services.gatekeeper import full_image
 from sluice.services.records import KIND, Records
 
 log = logging.getLogger("sluice.evaluate")
@@ -177,7 +177,7 @@ class EvaluateService:
             service=service, start=info["start"], end=info["end"], labels=info.get("labels") or {},
         )
         notes = [m for m in (message, result.message, info.get("test_message") if info.get("test_failed") else "") if m]
-        image = full_image(info.get("image", ""), info.get("tag", ""))
+        image = join_image(info.get("image", ""), info.get("tag", ""))
         record = {
             **result.to_dict(), "context": event.shkeptncontext, "image": image, "time": self.now(),
             "sli_provider": provider, "notes": notes, "slo_file": slo_text,

@@ -23,13 +23,8 @@ from sluice.core.events import (
 )
 from sluice.core.gate import GateDecision, decide
 from sluice.core.shipyard import Shipyard
+from sluice.core.validation import join_image
 from sluice.services.records import Records
-
-
-def full_image(image: str, tag: str) -> str:
-    if not tag or image.endswith(f":{tag}") or "@" in image:
-        return image
-    return f"{image}:{tag}"
 
 
 class GatekeeperService:
@@ -51,7 +46,7 @@ class GatekeeperService:
     def _evaluated(self, event: Event, done: EvaluationDone) -> list[Event]:
         shipyard = self.records.project(done.project).shipyard
         stage = shipyard.stage(done.stage)
-        image = full_image(done.image, done.tag)
+        image = join_image(done.image, done.tag)
         decision = decide(done.result, stage)
         if decision is GateDecision.HOLD:
             name, labels = self._gate_name(done.project, done.stage, done.service)
