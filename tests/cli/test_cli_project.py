@@ -78,3 +78,12 @@ def test_send_timeframe_must_be_a_duration(state, capsys) -> None:  # type: igno
     code = main(["send", "event", "start-evaluation", "--project", "p", "--stage", "dev", "--service", "carts",
                  "--timeframe", "five minutes", "--broker", "http://127.0.0.1:9/x"])
     assert code == 2 and "30s, 5m, 2h, 1d" in capsys.readouterr().err
+
+
+def test_send_file_that_is_not_json_is_one_sentence(state, capsys) -> None:  # type: ignore[no-untyped-def]
+    """send event --file with a broken file names the file and exits 2, no traceback."""
+    bad = state / "event.json"
+    bad.write_text("{not json")
+    assert main(["send", "event", "--file", str(bad), "--broker", "http://127.0.0.1:9/x"]) == 2
+    err = capsys.readouterr().err
+    assert "event.json is not JSON" in err and "Traceback" not in err

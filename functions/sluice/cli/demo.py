@@ -73,14 +73,10 @@ def follow(records: Any, context: str, last_stage: str, timeout_s: float = DELIV
 
 def deliver(args: argparse.Namespace, records: Any, tag: str, last_stage: str) -> list[dict[str, Any]]:
     from sluice.adapters.publish import post_event
-    from sluice.cli.send import build_event
+    from sluice.cli.send import new_artifact_event
 
     print(f"\n$ sluice send event new-artifact --project=sockshop --service=carts --image={IMAGE} --tag={tag}")
-    ns = argparse.Namespace(
-        file=None, kind="new-artifact", project="sockshop", service="carts", stage="", image=IMAGE, tag=tag,
-        start=None, end=None, timeframe=None, context=None, decision=None,
-    )
-    event = build_event(ns)
+    event = new_artifact_event("sockshop", "carts", IMAGE, tag)
     post_event(common.settings(args).broker_url, event)
     print(f"   delivery {event.shkeptncontext}")
     return follow(records, event.shkeptncontext, last_stage)

@@ -17,6 +17,7 @@ from sluice.core.events import (
     Payload,
     StartEvaluation,
 )
+from sluice.core.validation import join_image
 from sluice.errors import NotFoundError, ValidationError
 
 SOURCE = "sluice/cli"
@@ -73,7 +74,12 @@ def build_event(args: argparse.Namespace) -> Event:
     payload: Payload
     context: str | None = None
     if args.file:
-        doc = json.loads(common.read_file(args.file, "--file"))
+        try:
+            doc = json.loads(common.read_file(args.file, "--file"))
+        except ValueError as err:
+            raise ValidationError("--file", [f"{args.file} is not JSON: {err}"]) from err
+        if not isinstance(doc, dict):
+            raise ValidationError("--file", [f"{args.file}: expected a CloudEvent (a JSON object), found {type(doc).__name__}"])
         doc.setdefault("specversion", "1.0")
         doc.setdefault("id", str(uuid.uuid4()))
         doc.setdefault("source", SOURCE)
@@ -81,11 +87,8 @@ def build_event(args: argparse.Namespace) -> Event:
         return Event.from_json_dict(doc)
     if args.kind == "new-artifact":
         _require(args, "project", "service", "image")
-        image = f"{args.image}:{args.tag}" if args.tag else args.image
-        payload = ConfigurationChange(
-            project=args.project, stage=args.stage, service=args.service, image=image, action="set", value=100
-        )
-    elif args.kind == "start-evaluation":
+        return new_artifact_event(args.project, args.service, args.image, args.tag or "", args.stage)
+    if args.kind == "start-evaluation":
         _require(args, "project", "stage", "service")
         if args.timeframe:
             start, end = _iso(now - _timeframe(args.timeframe)), _iso(now)
@@ -103,10 +106,21 @@ def build_event(args: argparse.Namespace) -> Event:
         payload = ApprovalFinished(project=project, stage=args.stage, service=service, decision=args.decision)
     else:
         raise ValidationError("send event", ["say what to send: new-artifact, start-evaluation, approval, or --file"])
-    # Validate the payload the same way the functions will.
-    payload = type(payload).from_dict(payload.to_dict(), f"send event {args.kind}")
-    event_id = str(uuid.uuid4())
-    return Event.new(payload, source=SOURCE, id=event_id, time=_iso(now), context=context or str(uuid.uuid4()))
+    return _event(payload, f"send event {args.kind}", context)
+
+
+def new_artifact_event(project: str, service: str, image: str, tag: str = "", stage: str = "") -> Event:
+    """A new delivery of ``image[:tag]`` into ``stage`` (default: the shipyard's first stage)."""
+    change = ConfigurationChange(
+        project=project, stage=stage, service=service, image=join_image(image, tag), action="set", value=100
+    )
+    return _event(change, "send event new-artifact", None)
+
+
+def _event(payload: Payload, subject: str, context: str | None) -> Event:
+    """Validate ``payload`` the way the functions will, and wrap it in a new event."""
+    payload = type(payload).from_dict(payload.to_dict(), subject)
+    return Event.new(payload, source=SOURCE, id=str(uuid.uuid4()), time=_iso(_now()), context=context or str(uuid.uuid4()))
 
 
 def _find_held(args: argparse.Namespace, context: str, stage: str) -> tuple[str, str]:
