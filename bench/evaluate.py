@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sluice.core.scoring import EvaluationResult, Measurement, evaluate
 from sluice.core.slo import parse_slo
+from sluice.services.documents import load_slo
 
-TUTORIAL = {
-    "spec_version": "0.1.1",
-    "comparison": {
-        "compare_with": "single_result",
-        "include_result_with_score": "pass",
-        "aggregate_function": "avg",
-        "number_of_comparison_results": 1,
-    },
-    "objectives": [
-        {
-            "sli": "response_time_p95",
-            "pass": [{"criteria": ["<=+10%", "<600"]}],
-            "warning": [{"criteria": ["<=800"]}],
-        }
-    ],
-    "total_score": {"pass": "90%", "warning": "75%"},
-}
+TUTORIAL_SLO = Path(__file__).resolve().parents[1] / "examples" / "quality-gate" / "slo.yaml"
 
 
 def large_slo() -> dict[str, object]:
@@ -70,7 +56,7 @@ def timed(fn: Callable[[], object], seconds: float) -> tuple[int, float]:
 
 
 def main() -> None:
-    slo = parse_slo(TUTORIAL, "tutorial")
+    slo = load_slo(TUTORIAL_SLO.read_text(), str(TUTORIAL_SLO))
     prev = [evaluate(slo, [Measurement("response_time_p95", 350.0)], evaluation_id="prev")]
     values = [Measurement("response_time_p95", 380.0)]
     count, elapsed = timed(lambda: evaluate(slo, values, prev), 2.0)
