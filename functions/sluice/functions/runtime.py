@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sluice.adapters.publish import post_event
 from sluice.config import Settings
 from sluice.core.events import Event
 
@@ -66,6 +65,8 @@ class Runtime:
 
     def emit(self, events: Sequence[Event]) -> None:
         """Post events to the sink (the broker) beyond the HTTP reply; raises RetryableError."""
+        from sluice.adapters.publish import post_event  # urllib.request: only functions that emit pay for it
+
         for event in events:
             post_event(self.settings.sink, event)
 
