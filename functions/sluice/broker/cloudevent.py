@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from sluice.core.events import Event
 from sluice.errors import ValidationError
 from sluice.functions.http import decode
 
@@ -27,7 +26,6 @@ _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
 class RawEvent:
     attributes: Mapping[str, str]
     data: bytes
-    event: Event
 
     @property
     def id(self) -> str:
@@ -79,12 +77,12 @@ def parse(headers: Mapping[str, str], body: bytes) -> RawEvent:
     Raises ``ValidationError`` (with every problem) for anything the functions would refuse.
     """
     lower = {k.lower(): v for k, v in headers.items()}
-    event = decode(lower, body)
+    decode(lower, body)  # the functions' own validation; the broker forwards what came
     if "ce-specversion" in lower:
         attrs = {k[3:]: unquote(v) for k, v in lower.items() if k.startswith("ce-")}
         if lower.get("content-type"):
             attrs["datacontenttype"] = lower["content-type"]
-        return RawEvent(attrs, body, event)
+        return RawEvent(attrs, body)
     try:
         doc = json.loads(body)
     except ValueError as err:  # decode accepted it, so this is not expected
@@ -104,9 +102,4 @@ def parse(headers: Mapping[str, str], body: bytes) -> RawEvent:
     else:
         data = json.dumps(doc["data"]).encode()
         attrs.setdefault("datacontenttype", "application/json")
-    return RawEvent(attrs, data, event)
-
-
-def from_event(event: Event) -> RawEvent:
-    """The broker's form of an event it makes itself (a PingSource tick)."""
-    return RawEvent(event.to_attributes(), json.dumps(event.data.to_dict()).encode(), event)
+    return RawEvent(attrs, data)
