@@ -76,7 +76,6 @@ class KubernetesBackend:
 
     ``api``: a ``kubernetes.client.ApiClient`` (or ``Configuration``) built by the composition
     root. ``istio``: ``None`` detects the ``networking.istio.io`` API group on first use.
-    ``route_timeout_s`` bounds ``route`` and ``scale_to_zero`` (they take no timeout).
     """
 
     def __init__(
@@ -90,7 +89,6 @@ class KubernetesBackend:
         cluster_domain: str = "svc.cluster.local",
         poll_s: float = 1.0,
         request_timeout: float = 10.0,
-        route_timeout_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._kube = Kube(api, request_timeout)
@@ -101,7 +99,6 @@ class KubernetesBackend:
         self.replicas = replicas
         self.cluster_domain = cluster_domain
         self.poll_s = poll_s
-        self.route_timeout_s = route_timeout_s
         self._sleep = sleep
 
     # --- the port ------------------------------------------------------------------------------
