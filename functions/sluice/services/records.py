@@ -88,19 +88,18 @@ class Records:
             return default
         return json.loads(record.data[key])
 
-    def update_json(
-        self, name: str, key: str, default: Any, labels: Mapping[str, str], mutate: Callable[[Any], R]
+    def update_data(
+        self, name: str, labels: Mapping[str, str], mutate: Callable[[dict[str, str], bool], R]
     ) -> R:
-        """Read ``key`` of record ``name`` as JSON, let ``mutate`` change it in place and return
-        a result, then write it back with compare-and-swap (retried on conflicts)."""
+        """Let ``mutate`` change record ``name``'s data in place (its second argument says whether
+        the record exists) and return a result; write it back with compare-and-swap, retried on
+        conflicts, adding ``labels``. ``mutate`` may run more than once: no side effects."""
         outcome: list[R] = []
 
-        def apply(record: Record | None) -> Record | None:
-            value = json.loads(record.data[key]) if record is not None and key in record.data else default
-            outcome.clear()
-            outcome.append(mutate(value))
+        def apply(record: Record | None) -> Record:
             data = dict(record.data) if record is not None else {}
-            data[key] = json.dumps(value, separators=(",", ":"), sort_keys=True)
+            outcome.clear()
+            outcome.append(mutate(data, record is not None))
             return Record(
                 name=name,
                 data=data,
@@ -110,6 +109,20 @@ class Records:
 
         cas_update(self.store, name, apply)
         return outcome[0]
+
+    def update_json(
+        self, name: str, key: str, default: Any, labels: Mapping[str, str], mutate: Callable[[Any], R]
+    ) -> R:
+        """Read ``key`` of record ``name`` as JSON, let ``mutate`` change it in place and return
+        a result, then write it back (``update_data``)."""
+
+        def change(data: dict[str, str], _exists: bool) -> R:
+            value = json.loads(data[key]) if key in data else default
+            result = mutate(value)
+            data[key] = json.dumps(value, separators=(",", ":"), sort_keys=True)
+            return result
+
+        return self.update_data(name, labels, change)
 
     @staticmethod
     def scoped(kind: str, project: str, stage: str = "", service: str = "") -> tuple[str, dict[str, str]]:
@@ -126,16 +139,11 @@ class Records:
         parse_shipyard(shipyard_doc, "shipyard")
         name, labels = self.scoped("project", project)
 
-        def apply(record: Record | None) -> Record:
-            services = record.data.get("services", "[]") if record else "[]"
-            return Record(
-                name=name,
-                data={"shipyard.yaml": shipyard_text, "services": services},
-                labels=labels,
-                resource_version=record.resource_version if record else None,
-            )
+        def change(data: dict[str, str], _exists: bool) -> None:
+            data["shipyard.yaml"] = shipyard_text
+            data.setdefault("services", "[]")
 
-        cas_update(self.store, name, apply)
+        self.update_data(name, labels, change)
         return self.project(project)
 
     def project(self, project: str) -> Project:
@@ -153,18 +161,17 @@ class Records:
         return [r.labels.get(PROJECT, "") for r in self.store.list({KIND: "project"})]
 
     def onboard(self, project: str, service: str) -> None:
-        self.project(project)  # must exist
-        name = f"project.{project}"
+        name, labels = self.scoped("project", project)
 
-        def apply(record: Record | None) -> Record:
-            if record is None:
+        def change(data: dict[str, str], exists: bool) -> None:
+            if not exists:
                 raise NotFoundError(f"project {project!r} does not exist")
-            services = json.loads(record.data.get("services", "[]"))
+            services = json.loads(data.get("services", "[]"))
             if service not in services:
-                services.append(service)
-            return Record(name, {**record.data, "services": json.dumps(services)}, record.labels, record.resource_version)
+                data["services"] = json.dumps([*services, service])
 
-        cas_update(self.store, name, apply)
+        self.project(project)  # must exist, with a valid shipyard
+        self.update_data(name, labels, change)
 
     def require_service(self, project: str, service: str) -> Project:
         info = self.project(project)
@@ -181,13 +188,7 @@ class Records:
             raise ValidationError("add-resource", ["--service needs --stage (resources belong to a service in a stage)"])
         name, labels = self.scoped("resources", project, stage, service)
         key = resource_key(uri)
-
-        def apply(record: Record | None) -> Record:
-            data = dict(record.data) if record else {}
-            data[key] = text
-            return Record(name, data, labels, record.resource_version if record else None)
-
-        cas_update(self.store, name, apply)
+        self.update_data(name, labels, lambda data, _: data.update({key: text}))
         return name
 
     def resource(self, project: str, stage: str, service: str, uri: str) -> str | None:
@@ -215,14 +216,8 @@ class Records:
         return record.data.get(key) if record else None
 
     def set_project_setting(self, project: str, key: str, value: str) -> None:
-        name = f"lighthouse-config-{project}"
-
-        def apply(record: Record | None) -> Record:
-            data = dict(record.data) if record else {}
-            data[key] = value
-            return Record(name, data, {KIND: "lighthouse-config", PROJECT: project}, record.resource_version if record else None)
-
-        cas_update(self.store, name, apply)
+        labels = {KIND: "lighthouse-config", PROJECT: project}
+        self.update_data(f"lighthouse-config-{project}", labels, lambda data, _: data.update({key: value}))
 
     # --- event log ---------------------------------------------------------------------------
     def append_event(self, context: str, event: Mapping[str, Any]) -> bool:
