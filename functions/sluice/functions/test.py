@@ -7,6 +7,7 @@ runs the tests under a hard time limit and posts ``tests-finished`` to the broke
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from sluice.functions.runtime import Runtime
 from sluice.services.testflow import Launcher, TestService
 
 
+@functools.cache
 def launcher(runtime: Runtime) -> Launcher:
-    """Local worker processes, or a Job per test on a cluster (SLUICE_BACKEND kubernetes/knative)."""
+    """Local worker processes, or a Job per test on a cluster (SLUICE_BACKEND kubernetes/knative);
+    built once per process (the cluster client reads its credentials once)."""
     from sluice.adapters.testunits import create_launcher
 
     settings = runtime.settings
