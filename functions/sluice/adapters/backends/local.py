@@ -331,7 +331,7 @@ class LocalBackend:
             slot=slot.value,
             image=image,
             pid=proc.pid,
-            start_ticks=_start_ticks(proc.pid),
+            start_ticks=_start_ticks(_stat_fields(proc.pid)),
             port=port,
             url=f"http://127.0.0.1:{port}",
             health=spec.health,
@@ -599,15 +599,18 @@ def _probe(port: int, path: str, timeout_s: float) -> bool:
         conn.close()
 
 
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks (Linux ``/proc``), to tell it from a reused pid."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), ``None`` if unreadable."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[-1].split()
+
+
+def _start_ticks(fields: list[str] | None) -> int | None:
+    """The process's start time in clock ticks (Linux ``/proc``), to tell it from a reused pid."""
     try:
-        return int(fields[19])
+        return int(fields[19]) if fields else None
     except (IndexError, ValueError):
         return None
 
@@ -616,15 +619,11 @@ def _pid_alive(pid: int, start_ticks: int | None) -> bool:
     """Whether ``pid`` runs (not a zombie) and, when known, is the process that was started."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
-    stat_path = Path(f"/proc/{pid}/stat")
     if Path("/proc/self/stat").exists():
-        try:
-            fields = stat_path.read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            return False
+        fields = _stat_fields(pid)
         if not fields or fields[0] in ("Z", "X"):
             return False
-        return start_ticks is None or _start_ticks(pid) == start_ticks
+        return start_ticks is None or _start_ticks(fields) == start_ticks
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
