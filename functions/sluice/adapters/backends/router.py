@@ -78,6 +78,8 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+#: Request headers not passed on: hop-by-hop ones and Host (the upstream gets its own).
+_NOT_FORWARDED = HOP_BY_HOP | {"host"}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 Scope = dict[str, Any]
@@ -285,7 +287,7 @@ class Router:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        headers = [(k, v) for k, v in scope["headers"] if k.decode("latin-1").lower() not in HOP_BY_HOP | {"host"}]
+        headers = [(k, v) for k, v in scope["headers"] if k.decode("latin-1").lower() not in _NOT_FORWARDED]
         client_addr = scope.get("client")
         if client_addr:
             headers.append((b"x-forwarded-for", str(client_addr[0]).encode()))
