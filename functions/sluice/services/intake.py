@@ -41,6 +41,7 @@ from sluice.core.intake import (
 from sluice.errors import ConfigurationError, NotFoundError, RetryableError, ValidationError
 from sluice.ports.registry import DigestResolver
 from sluice.ports.state import Record, StateStore
+from sluice.services.records import Records
 from sluice.services.state import cas_update
 
 log = logging.getLogger("sluice.intake")
@@ -76,33 +77,28 @@ def list_triggers(store: StateStore) -> list[Trigger]:
 def add_trigger(store: StateStore, trigger: Trigger) -> bool:
     """Store ``trigger`` (replacing one for the same repository and project/service).
     Returns True when it was new."""
-    outcome: list[bool] = []
 
-    def mutate(record: Record | None) -> Record:
-        docs = json.loads(record.data.get("triggers", "[]")) if record else []
+    def mutate(docs: list[dict[str, Any]]) -> bool:
         kept = [d for d in docs if Trigger.from_dict(d).key != trigger.key]
-        outcome[:] = [len(kept) == len(docs)]
-        kept.append(trigger.to_dict())
-        kept.sort(key=lambda d: (d["repository"], d["project"], d["service"]))
-        return Record(TRIGGERS, {"triggers": json.dumps(kept, indent=1)}, KIND_LABELS)
+        new = len(kept) == len(docs)
+        docs[:] = sorted([*kept, trigger.to_dict()], key=lambda d: (d["repository"], d["project"], d["service"]))
+        return new
 
-    cas_update(store, TRIGGERS, mutate)
-    return outcome[0]
+    return Records(store).update_json(TRIGGERS, "triggers", [], KIND_LABELS, mutate)
 
 
 def remove_trigger(store: StateStore, repository: str, project: str, service: str) -> bool:
     """Delete the trigger of ``repository`` for ``project``/``service``; False when there was none."""
     key = Trigger.create(project, service, repository).key
-    outcome: list[bool] = []
+    if store.get(TRIGGERS) is None:  # nothing to remove: write no empty record either
+        return False
 
-    def mutate(record: Record | None) -> Record | None:
-        docs = json.loads(record.data.get("triggers", "[]")) if record else []
-        kept = [d for d in docs if Trigger.from_dict(d).key != key]
-        outcome[:] = [len(kept) != len(docs)]
-        return Record(TRIGGERS, {"triggers": json.dumps(kept, indent=1)}, KIND_LABELS) if outcome[0] else None
+    def mutate(docs: list[dict[str, Any]]) -> bool:
+        before = len(docs)
+        docs[:] = [d for d in docs if Trigger.from_dict(d).key != key]
+        return len(docs) != before
 
-    cas_update(store, TRIGGERS, mutate)
-    return outcome[0]
+    return Records(store).update_json(TRIGGERS, "triggers", [], KIND_LABELS, mutate)
 
 
 def set_secret(store: StateStore, source: str, secret: str) -> None:
@@ -246,6 +242,7 @@ class IntakeService:
         max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self.store = store
+        self.records = Records(store)
         self.emit = emit
         self.now = now
         self.source = source
@@ -269,18 +266,19 @@ class IntakeService:
         except ValidationError as err:
             log.warning("intake %s: 400 %s", request.source, err)
             return IntakeResponse(400, str(err))
-        the_plan = plan(parsed, list_triggers(self.store), source=self.source, time=self.now())
+        triggers = list_triggers(self.store)
+        the_plan = plan(parsed, triggers, source=self.source, time=self.now())
         if not the_plan.events:
             message = "; ".join(the_plan.skipped) or "nothing to start"
             log.info("intake %s: 202 %s", request.source, message)
             return IntakeResponse(202, message)
         try:
-            events = self._resolve_digests(parsed, the_plan)
+            events = self._resolve_digests(parsed, triggers, the_plan)
         except NotFoundError as err:
             return IntakeResponse(422, f"{request.source}: pushed image not found: {err}")
         return self._start(events, the_plan.skipped)
 
-    def _resolve_digests(self, parsed: Parsed, the_plan: Plan) -> tuple[Event, ...]:
+    def _resolve_digests(self, parsed: Parsed, triggers: Sequence[Trigger], the_plan: Plan) -> tuple[Event, ...]:
         """ECR pushes: the digest as the registry has it (recorded in the label ``digest``, and
         in the image reference when the trigger pins digests)."""
         ecr = [p for p in parsed.pushes if p.source == "ecr"]
@@ -292,7 +290,7 @@ class IntakeService:
                                            registry_id=push.registry_id, region=push.region)
             resolved[push.delivery_id] = replace(push, digest=digest)
         refreshed = plan(Parsed(tuple(resolved.get(p.delivery_id, p) for p in parsed.pushes)),
-                         list_triggers(self.store), source=self.source, time=the_plan.events[0].time)
+                         triggers, source=self.source, time=the_plan.events[0].time)
         return refreshed.events
 
     def _start(self, events: tuple[Event, ...], skipped: Sequence[str]) -> IntakeResponse:
@@ -303,22 +301,18 @@ class IntakeService:
         every consumer de-duplicates."""
         delivery = "+".join(sorted({e.triggeredid for e in events}))
         now = self.now()
-        decision: list[str] = []
 
-        def mutate(record: Record | None) -> Record | None:
-            seen = json.loads(record.data.get("deliveries", "{}")) if record else {}
+        def accept(seen: dict[str, Any]) -> str:
             entry = seen.get(delivery)
             if entry is not None:
-                decision[:] = ["duplicate-sent" if entry.get("state") == "sent" else "duplicate-unsent"]
-                return None
-            decision[:] = ["new"]
+                return "duplicate-sent" if entry.get("state") == "sent" else "duplicate-unsent"
             seen[delivery] = {"events": [e.id for e in events], "state": "accepted", "time": now}
             for old in sorted(seen, key=lambda k: seen[k].get("time", ""))[: max(0, len(seen) - DELIVERIES_LIMIT)]:
                 del seen[old]
-            return Record(DELIVERIES, {"deliveries": json.dumps(seen, separators=(",", ":"))}, KIND_LABELS)
+            return "new"
 
-        cas_update(self.store, DELIVERIES, mutate)
-        if decision[0] == "duplicate-sent":
+        decision = self.records.update_json(DELIVERIES, "deliveries", {}, KIND_LABELS, accept)
+        if decision == "duplicate-sent":
             log.info("intake: 200 duplicate delivery %s", delivery)
             return IntakeResponse(200, f"duplicate: delivery {delivery} was handled before; nothing new started")
         try:
@@ -327,7 +321,7 @@ class IntakeService:
             log.warning("intake: 503 emitting delivery %s: %s", delivery, err)
             return IntakeResponse(503, f"could not send the events of delivery {delivery}; retry: {err}")
         self._mark_sent(delivery)
-        if decision[0] == "duplicate-unsent":
+        if decision == "duplicate-unsent":
             return IntakeResponse(200, f"duplicate: delivery {delivery} was accepted before; its events were sent again "
                                        "(same ids, nothing new started)", events)
         started = ", ".join(f"{e.data.to_dict()['project']}/{e.data.to_dict()['service']}" for e in events)
@@ -335,11 +329,8 @@ class IntakeService:
         return IntakeResponse(200, f"started: {started}", events, tuple(skipped))
 
     def _mark_sent(self, delivery: str) -> None:
-        def mutate(record: Record | None) -> Record | None:
-            seen = json.loads(record.data.get("deliveries", "{}")) if record else {}
-            if delivery not in seen or seen[delivery].get("state") == "sent":
-                return None
-            seen[delivery]["state"] = "sent"
-            return Record(DELIVERIES, {"deliveries": json.dumps(seen, separators=(",", ":"))}, KIND_LABELS)
+        def sent(seen: dict[str, Any]) -> None:
+            if delivery in seen:
+                seen[delivery]["state"] = "sent"
 
-        cas_update(self.store, DELIVERIES, mutate)
+        self.records.update_json(DELIVERIES, "deliveries", {}, KIND_LABELS, sent)
