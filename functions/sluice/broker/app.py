@@ -29,7 +29,6 @@ import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from sluice.broker.cloudevent import STRUCTURED, RawEvent, parse
 from sluice.broker.delivery import is_retryable
 from sluice.broker.manifests import PROXIED_TARGETS, PingSourceSpec, Topology, TriggerSpec, resolve
 from sluice.errors import ConfigurationError, ValidationError
+from sluice.functions.runtime import now_rfc3339
 
 log = logging.getLogger("sluice.broker")
 
@@ -63,10 +63,6 @@ def remember_missing_sniffio() -> None:
 
     if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
         sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -287,7 +283,7 @@ class Broker:
     ) -> None:
         self.metrics.dead_lettered[trigger.name] += 1
         record: dict[str, Any] = {
-            "time": _now(),
+            "time": now_rfc3339(),
             "trigger": trigger.name,
             "subscriber": trigger.subscriber.describe(),
             "status": status,
@@ -333,7 +329,7 @@ class Broker:
             data, content_type = json.dumps({"message": source.data}).encode(), "application/json"
         headers = {
             "ce-specversion": "1.0", "ce-type": "dev.knative.sources.ping", "ce-source": source.source,
-            "ce-id": str(uuid.uuid4()), "ce-time": _now(), "content-type": content_type,
+            "ce-id": str(uuid.uuid4()), "ce-time": now_rfc3339(), "content-type": content_type,
         }
         try:
             raw = parse(headers, data)
@@ -358,9 +354,6 @@ class Broker:
             if service.target == target and name in self.function_urls:
                 return self.function_urls[name]
         return None
-
-    def bridge_url(self) -> str | None:
-        return self.function_url("bridge")
 
     def health(self, last: int = 0) -> dict[str, Any]:
         return {
