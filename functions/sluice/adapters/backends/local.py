@@ -34,7 +34,6 @@ import fcntl
 import http.client
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -46,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from sluice.adapters.backends._files import read_json, write_json
+from sluice.core.validation import dns_label_problem
 from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
 from sluice.ports.backend import Placement, Slot
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _POLL_S = 0.05
 
 
@@ -565,7 +564,7 @@ def _check_placement(placement: Placement) -> None:
     problems = [
         f"{field} must be a DNS label (lowercase letters, digits, '-'), found {value!r}"
         for field, value in (("project", placement.project), ("stage", placement.stage), ("service", placement.service))
-        if not isinstance(value, str) or not _NAME.match(value)
+        if dns_label_problem(field, value) is not None
     ]
     if problems:
         raise ValidationError("placement", problems)

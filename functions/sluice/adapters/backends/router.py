@@ -41,7 +41,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -59,6 +58,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sluice.adapters.backends._files import read_json, write_json
+from sluice.core.validation import dns_label_problem
 
 log = logging.getLogger("sluice.router")
 
@@ -80,7 +80,6 @@ HOP_BY_HOP = frozenset(
 )
 #: Request headers not passed on: hop-by-hop ones and Host (the upstream gets its own).
 _NOT_FORWARDED = HOP_BY_HOP | {"host"}
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 Scope = dict[str, Any]
 
@@ -408,7 +407,7 @@ class Router:
 
 def _key(request: Request) -> str | None:
     parts = [request.path_params[p] for p in ("project", "stage", "service")]
-    return "/".join(parts) if all(_NAME.match(p) for p in parts) else None
+    return "/".join(parts) if all(dns_label_problem("name", p) is None for p in parts) else None
 
 
 def _problem(status: int, message: str) -> JSONResponse:
