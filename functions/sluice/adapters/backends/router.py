@@ -59,12 +59,13 @@ from starlette.routing import Route
 
 from sluice.adapters.backends._files import read_json, write_json
 from sluice.core.validation import dns_label_problem
+from sluice.ports.backend import Slot
 
 log = logging.getLogger("sluice.router")
 
 INFO_FILE = "router.json"
 STAGES_FILE = "router-stages.json"
-SLOTS = ("primary", "canary", "direct")
+SLOTS = tuple(slot.value for slot in Slot)
 HOP_BY_HOP = frozenset(
     {
         "connection",
