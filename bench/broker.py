@@ -34,6 +34,7 @@ import httpx
 
 from sluice.broker.app import remember_missing_sniffio
 from sluice.broker.processes import free_port
+from sluice.broker.server import read_state
 
 FUNCTIONS = '''
 import json
@@ -220,8 +221,7 @@ def main() -> int:
             broker = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
-            while not (root / "state" / "broker" / "state.json").exists() or \
-                    not json.loads((root / "state" / "broker" / "state.json").read_text()).get("ready"):
+            while not read_state(root / "state").get("ready"):
                 if broker.poll() is not None or time.monotonic() > deadline:
                     print(log.read_text(), file=sys.stderr)
                     return 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sluice
+from sluice.adapters.backends._files import read_json, write_json
 from sluice.config import Settings
 from sluice.errors import ConfigurationError
 
@@ -108,20 +108,15 @@ def state_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / STATE_FILE
 
 
-def read_state(state_dir: str | Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(state_path(state_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+def read_state(state_dir: str | Path) -> dict[str, Any]:
+    """The running broker's record; ``{}`` when there is none (or it is half-written)."""
+    return read_json(state_path(state_dir))
 
 
-def _write_state(state_dir: Path, data: Mapping[str, Any]) -> None:
+def _write_state(state_dir: Path, data: dict[str, Any]) -> None:
     path = state_path(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, data)
 
 
 def _check_port(port: int) -> None:
@@ -204,8 +199,7 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
         uvicorn.Server(config).run()
     finally:
         stop_functions(processes)
-        current = read_state(state_dir)
-        if current is not None and current.get("pid") == os.getpid():
+        if read_state(state_dir).get("pid") == os.getpid():
             with contextlib.suppress(OSError):
                 state_path(state_dir).unlink()
     return 0

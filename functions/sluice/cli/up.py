@@ -65,9 +65,9 @@ def _healthy(port: object) -> bool:
         return False
 
 
-def _announce(url: str, state: dict[str, Any] | None, logs: Path) -> None:
-    functions = (state or {}).get("functions") or {}
-    pid = (state or {}).get("pid", "?")
+def _announce(url: str, state: dict[str, Any], logs: Path) -> None:
+    functions = state.get("functions") or {}
+    pid = state.get("pid", "?")
     print(f"sluice is up: broker (pid {pid}) and {len(functions)} functions; logs in {logs}/", flush=True)
     targets = {f.get("target") for f in functions.values() if isinstance(f, dict)}
     root = url.split("/", 3)[:3]
@@ -88,7 +88,7 @@ def run_up(args: argparse.Namespace) -> int:
             return 0
         print(f"sluice is starting already (pid {state.get('pid')}); see {state.get('log')}")
         return 0
-    if state is not None:  # a broker that was killed: its functions may still run
+    if state:  # a broker that was killed: its functions may still run
         _stop_functions_of(state)
     if args.foreground:
         print(f"starting the broker and the functions (logs in {logs}/); Ctrl-C stops them", flush=True)
@@ -149,7 +149,7 @@ def run_down(args: argparse.Namespace) -> int:
     state_dir = Path(settings.state_dir).resolve()
     state = server.read_state(state_dir)
     said = False
-    if state is not None:
+    if state:
         pid = state.get("pid")
         if isinstance(pid, int) and _alive(pid, "sluice.broker"):
             _stop_pid(pid, args.timeout)
