@@ -12,7 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sluice.errors import ConfigurationError, RetryableError
+from sluice.adapters.backends._kube import Kube
+from sluice.errors import ConfigurationError, ConflictError, PermanentError
 
 
 class JobLauncher:
@@ -67,20 +68,15 @@ class JobLauncher:
         }
 
     def __call__(self, event: dict[str, Any]) -> None:
+        """Create the event's Job (request timeout and error mapping of ``Kube.call``)."""
         from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
 
+        kube = Kube(self.api)
         job = self.job_for(event)
+        what = f"create test Job {self.namespace}/{job['metadata']['name']}"
         try:
-            client.BatchV1Api(self.api).create_namespaced_job(self.namespace, job)  # type: ignore[arg-type]
-        except ApiException as err:
-            if err.status == 409:
-                return  # the same event's Job exists: a duplicate delivery
-            if err.status in (401, 403, 404, 422):
-                raise ConfigurationError(
-                    f"cannot create test Job {job['metadata']['name']} in {self.namespace}: {err.status} {err.reason}"
-                ) from err
-            raise RetryableError(f"creating test Job {job['metadata']['name']} failed: {err.status} {err.reason}") from err
-        except HTTPError as err:
-            raise RetryableError(f"Kubernetes API unreachable creating a test Job: {err}") from err
+            kube.call(what, client.BatchV1Api(kube.api_client).create_namespaced_job, self.namespace, job)
+        except ConflictError:
+            return  # the same event's Job exists: a duplicate delivery
+        except PermanentError as err:  # no such namespace, or the API server refuses the Job
+            raise ConfigurationError(str(err)) from err
