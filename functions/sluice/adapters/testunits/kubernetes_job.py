@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sluice.adapters.backends._kube import Kube
+from sluice.adapters.backends._kube import MANAGED_BY, Kube
 from sluice.errors import ConfigurationError, ConflictError, PermanentError
 
 
@@ -44,7 +44,7 @@ class JobLauncher:
             "metadata": {
                 "name": f"sluice-test-{digest}",
                 "namespace": self.namespace,
-                "labels": {"app.kubernetes.io/managed-by": "sluice", "sluice.dev/project": str(data.get("project", "")),
+                "labels": {**MANAGED_BY, "sluice.dev/project": str(data.get("project", "")),
                            "sluice.dev/stage": str(data.get("stage", "")), "sluice.dev/service": str(data.get("service", ""))},
             },
             "spec": {
