@@ -24,7 +24,7 @@ from typing import Any
 import sluice
 from sluice.adapters.backends._files import read_json, write_json
 from sluice.config import Settings
-from sluice.errors import ConfigurationError
+from sluice.errors import ConfigurationError, SluiceError
 
 log = logging.getLogger("sluice.broker")
 
@@ -217,10 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as err:
         print(f"sluice broker: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # a function that would not start, …
-        from sluice.errors import SluiceError
-
-        if isinstance(err, SluiceError):
-            print(f"sluice broker: {err}", file=sys.stderr)
-            return 1
-        raise
+    except SluiceError as err:  # a function that would not start, …
+        print(f"sluice broker: {err}", file=sys.stderr)
+        return 1
