@@ -106,9 +106,11 @@ def run_up(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
+            from sluice.broker.processes import tail
+
             print(f"sluice up: the broker exited with code {code} while starting; last lines of {log_path}:",
                   file=sys.stderr)
-            print(_tail(log_path), file=sys.stderr)
+            print(tail(log_path, 20), file=sys.stderr)
             return 1
         state = server.read_state(options.state_dir)
         if state and state.get("pid") == process.pid and state.get("ready") and _healthy(options.port):
@@ -119,13 +121,6 @@ def run_up(args: argparse.Namespace) -> int:
     print(f"sluice up: not ready within {options.ready_timeout_s + START_MARGIN_S:g} s; stopped it; see {log_path}",
           file=sys.stderr)
     return 1
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _stop_pid(pid: int, timeout_s: float, group: bool = False) -> None:
