@@ -10,20 +10,15 @@ from sluice.core.cloudwatch_sli import CloudWatchConfig, merge_sections
 from sluice.core.events import GetSli
 from sluice.errors import ConfigurationError, ValidationError
 from sluice.ports.sli import SliProvider
-from sluice.services.documents import load_document
 from sluice.services.records import Records
+from sluice.services.sli_config import level_documents
 
 __all__ = ["cloudwatch_config_for", "cloudwatch_provider"]
-
-SLI_URI = "sli.yaml"
 
 
 def cloudwatch_config_for(records: Records, project: str, stage: str, service: str) -> CloudWatchConfig:
     """The merged ``cloudwatch`` section of a service in a stage (empty when there is none)."""
-    texts = records.resource_levels(project, stage, service, SLI_URI)
-    docs = [None if t is None else load_document(t, f"sli.yaml ({level} level)")
-            for level, t in zip(("project", "stage", "service"), texts, strict=True)]
-    return merge_sections(*docs)
+    return merge_sections(*level_documents(records, project, stage, service))
 
 
 def cloudwatch_provider(records: Records, request: GetSli, endpoint_url: str | None = None) -> SliProvider:

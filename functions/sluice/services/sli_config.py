@@ -10,7 +10,7 @@ from sluice.core.sli_config import LEVELS, SliConfig, merge_sli_configs, parse_s
 from sluice.services.documents import load_document
 from sluice.services.records import Records
 
-__all__ = ["SLI_URI", "load_sli_config", "merged_sli_config", "sli_config_for"]
+__all__ = ["SLI_URI", "level_documents", "load_sli_config", "merged_sli_config", "sli_config_for"]
 
 #: The resource URI of the SLI queries.
 SLI_URI = "sli.yaml"
@@ -21,15 +21,25 @@ def load_sli_config(text: str, source: str) -> SliConfig:
     return parse_sli_config(load_document(text, source), source)
 
 
+def _documents(texts: tuple[str | None, ...]) -> list[object]:
+    """The (project, stage, service) levels' texts loaded as YAML (``None`` stays ``None``)."""
+    return [
+        None if text is None else load_document(text, f"sli.yaml ({level} level)")
+        for level, text in zip(LEVELS, texts, strict=True)
+    ]
+
+
+def level_documents(records: Records, project: str, stage: str, service: str) -> list[object]:
+    """The stored sli.yaml of a service in a stage at each level (project, stage, service),
+    loaded as YAML; ``None`` where a level has none. Providers merge their own sections."""
+    return _documents(records.resource_levels(project, stage, service, SLI_URI))
+
+
 def merged_sli_config(project_text: str | None, stage_text: str | None, service_text: str | None) -> SliConfig:
     """The three levels' texts (each may be None) merged, the most specific level winning."""
-    docs = [
-        None if text is None else load_document(text, f"sli.yaml ({level} level)")
-        for level, text in zip(LEVELS, (project_text, stage_text, service_text), strict=True)
-    ]
-    return merge_sli_configs(*docs)
+    return merge_sli_configs(*_documents((project_text, stage_text, service_text)))
 
 
 def sli_config_for(records: Records, project: str, stage: str, service: str) -> SliConfig:
     """The merged sli.yaml of a service in a stage, as stored (empty when there is none)."""
-    return merged_sli_config(*records.resource_levels(project, stage, service, SLI_URI))
+    return merge_sli_configs(*level_documents(records, project, stage, service))
