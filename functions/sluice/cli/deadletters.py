@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from sluice.cli import common
@@ -25,9 +24,8 @@ def register(subparsers: Any) -> None:
 
 def get_dead_letters(args: argparse.Namespace) -> int:
     from sluice.broker import deadletters
-    from sluice.config import Settings
 
-    path = deadletters.path_for(Settings.from_env(os.environ, state_dir=args.state_dir).state_dir)
+    path = deadletters.path_for(common.settings(args).state_dir)
     records = deadletters.read(path) + common.records(args).dead_letters()  # local broker + a cluster's sink
     records.sort(key=lambda r: str(r.get("time", "")))
     if args.trigger:
