@@ -77,3 +77,11 @@ def test_short_secret_is_refused(state: str, capsys, monkeypatch) -> None:  # ty
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["set", "intake-secret", "--source", "harbor", "--state-dir", state]) == 2
     assert "16 characters" in capsys.readouterr().err
+
+
+def test_cli_sources_are_the_intake_sources() -> None:
+    """The CLI's copy of the source names (kept to spare its start-up the core import) equals intake's."""
+    from sluice.cli import triggers
+    from sluice.core.intake import SOURCES
+
+    assert triggers.SOURCES == SOURCES

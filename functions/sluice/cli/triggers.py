@@ -9,6 +9,7 @@ from typing import Any
 
 from sluice.cli import common
 
+#: ``sluice.core.intake.SOURCES`` (a test keeps them equal; importing it would slow every CLI start).
 SOURCES = ("dockerhub", "harbor", "github", "ecr", "cloudevents")
 
 
@@ -72,8 +73,8 @@ def add_trigger(args: argparse.Namespace) -> int:
     source = f" from {trigger.source}" if trigger.source else ""
     print(f"Trigger {verb}: pushes of {trigger.repository}{source} with tags matching {trigger.tag_pattern} "
           f"start a delivery of {trigger.service} in project {trigger.project}")
-    missing = [s for s in ([trigger.source] if trigger.source else SOURCES[:4])
-               if s not in intake.configured_sources(store)]
+    configured = intake.configured_sources(store)
+    missing = [s for s in ([trigger.source] if trigger.source else SOURCES[:4]) if s not in configured]
     if missing:
         print(f"Note: no intake secret set for {', '.join(missing)} (calls from there are refused): "
               f"sluice set intake-secret --source {missing[0]} < secret-file", file=sys.stderr)
