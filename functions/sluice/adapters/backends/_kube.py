@@ -28,6 +28,7 @@ from sluice.errors import (
     SluiceError,
     ValidationError,
 )
+from sluice.ports.backend import Placement
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -157,6 +158,16 @@ class Deadline:
     def pause(self) -> None:
         """Sleep one poll interval (never past the deadline by more than that)."""
         self._sleep(max(0.0, min(self.poll_s, self._end - time.monotonic())))
+
+
+def placement_labels(placement: Placement) -> dict[str, str]:
+    """The labels of every object made for ``placement``: its service, Sluice, project and stage."""
+    return {
+        "app.kubernetes.io/name": placement.service,
+        **MANAGED_BY,
+        "sluice.dev/project": placement.project,
+        "sluice.dev/stage": placement.stage,
+    }
 
 
 def condition(obj: Obj, kind: str) -> Obj | None:

@@ -36,7 +36,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sluice.adapters.backends._kube import (
-    MANAGED_BY,
     MERGE_PATCH,
     Deadline,
     Kube,
@@ -44,6 +43,7 @@ from sluice.adapters.backends._kube import (
     check_image,
     check_weight,
     condition,
+    placement_labels,
     with_conflict_retry,
 )
 from sluice.errors import NotFoundError, PermanentError
@@ -193,8 +193,7 @@ class KnativeBackend:
                     "metadata": {
                         "name": name,
                         "namespace": ns,
-                        "labels": {"app.kubernetes.io/name": name, **MANAGED_BY,
-                                   "sluice.dev/project": placement.project, "sluice.dev/stage": placement.stage},
+                        "labels": placement_labels(placement),
                         "annotations": {STRATEGY_ANNOTATION: "direct" if direct else "blue_green"},
                     },
                     "spec": {

@@ -41,7 +41,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sluice.adapters.backends._kube import (
-    MANAGED_BY,
     MERGE_PATCH,
     Deadline,
     Kube,
@@ -49,6 +48,7 @@ from sluice.adapters.backends._kube import (
     check_image,
     check_weight,
     condition,
+    placement_labels,
     with_conflict_retry,
 )
 from sluice.errors import NotFoundError, PermanentError
@@ -183,13 +183,7 @@ class KubernetesBackend:
 
     @staticmethod
     def _labels(placement: Placement, slot: Slot | None = None) -> dict[str, str]:
-        labels = {
-            "app": placement.service,
-            "app.kubernetes.io/name": placement.service,
-            **MANAGED_BY,
-            "sluice.dev/project": placement.project,
-            "sluice.dev/stage": placement.stage,
-        }
+        labels = {"app": placement.service, **placement_labels(placement)}
         if slot is not None:
             labels[SLOT_LABEL] = slot.value
         return labels
