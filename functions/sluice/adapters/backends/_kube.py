@@ -87,11 +87,8 @@ class Kube:
 
     def api_group_version(self, group: str) -> str | None:
         """The preferred version of API ``group`` (e.g. ``v1beta1``), ``None`` when not served."""
-        try:
-            doc = self.call(f"discover API group {group}", self.apis.get_api_versions)
-        except NotFoundError:
-            return None
-        for entry in doc.get("groups") or []:
+        doc = self.get(f"discover API group {group}", self.apis.get_api_versions)
+        for entry in (doc or {}).get("groups") or []:
             if entry.get("name") == group:
                 preferred = (entry.get("preferredVersion") or {}).get("version")
                 versions = [v.get("version") for v in entry.get("versions") or []]
