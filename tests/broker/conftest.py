@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,12 +127,3 @@ def ping_headers() -> Callable[..., dict[str, str]]:
         return headers
 
     return make
-
-
-@pytest.fixture
-def no_leftovers() -> Iterator[Callable[[list[int]], None]]:
-    """Asserts, at the end, that the given pids are gone."""
-    pids: list[int] = []
-    yield pids.extend
-    for pid in pids:
-        wait_for(lambda p=pid: not process_alive(p), 10, f"process {pid} to end")  # type: ignore[misc]
