@@ -60,6 +60,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sluice.adapters.backends._files import read_json, write_json
 from sluice.adapters.sli.prometheus import job_name
 from sluice.errors import ConfigurationError, PermanentError, RetryableError
 
@@ -106,11 +107,11 @@ def slot_keys(runtime_dir: str | Path) -> dict[tuple[str, str, str, str], int]:
     """(project, stage, service, slot) → port of every slot the local backend recorded."""
     found = {}
     for path in sorted((Path(runtime_dir) / "slots").glob("*.json")):
+        record = read_json(path)
         try:
-            record = json.loads(path.read_text())
             key = (str(record["project"]), str(record["stage"]), str(record["service"]), str(record["slot"]))
             found[key] = int(record["port"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             continue  # being written, or not a slot record
     return found
 
@@ -329,15 +330,13 @@ def _relay_handler(runtime_dir: Path) -> type[BaseHTTPRequestHandler]:
             parts = self.path.split("?", 1)[0].strip("/").split("/")
             if len(parts) != 5 or parts[0] != "metrics" or not all(_SAFE.match(p) for p in parts[1:]):
                 return self._answer(404, b"expected /metrics/<project>/<stage>/<service>/<slot>\n")
-            record_path = runtime_dir / "slots" / (".".join(parts[1:]) + ".json")
+            record = read_json(runtime_dir / "slots" / (".".join(parts[1:]) + ".json"))
             try:
-                record = json.loads(record_path.read_text())
                 port = int(record["port"])
-                metrics_path = "/metrics"
-            except (OSError, ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 return self._answer(404, f"no slot {'/'.join(parts[1:])} is running\n".encode())
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{metrics_path}", timeout=2.0) as response:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2.0) as response:
                     body = response.read()
                     content_type = response.headers.get("Content-Type", "text/plain; version=0.0.4")
             except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
@@ -439,7 +438,7 @@ def _alive(pid: object, ticks: object) -> bool:
         return False
     if not fields or fields[0] in ("Z", "X"):
         return False
-    return ticks is None or _start_ticks(pid) == ticks
+    return ticks is None or (len(fields) > 19 and fields[19] == str(ticks))  # field 22: start time
 
 
 def _free_port() -> int:
@@ -449,17 +448,11 @@ def _free_port() -> int:
 
 
 def _read_state(where: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((where / "state.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json(where / "state.json")
 
 
 def _write_state(where: Path, state: Mapping[str, Any]) -> None:
-    tmp = where / f".state.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(dict(state), indent=1) + "\n")
-    os.replace(tmp, where / "state.json")
+    write_json(where / "state.json", dict(state))
 
 
 def _clear_state(where: Path) -> None:
