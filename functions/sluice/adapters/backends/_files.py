@@ -8,6 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+#: Written by the router: its pid and control URL.
+ROUTER_INFO = "router.json"
+#: Written by the router: each stage's port, upstreams and weight.
+ROUTER_STAGES = "router-stages.json"
+
 
 def read_json(path: Path) -> dict[str, Any]:
     try:

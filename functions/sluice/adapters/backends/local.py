@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice.adapters.backends._files import read_json, write_json
+from sluice.adapters.backends._files import ROUTER_INFO, ROUTER_STAGES, read_json, write_json
 from sluice.core.validation import dns_label_problem
 from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
 from sluice.ports.backend import Placement, Slot
@@ -182,7 +182,7 @@ class LocalBackend:
 
     def stage_url(self, placement: Placement) -> str | None:
         """The stage's stable URL, when the router has ever served it."""
-        stages = read_json(self.runtime_dir / "router-stages.json")
+        stages = read_json(self.runtime_dir / ROUTER_STAGES)
         entry = stages.get(_key(placement, "/"))
         return f"http://127.0.0.1:{entry['port']}" if isinstance(entry, dict) and "port" in entry else None
 
@@ -242,7 +242,7 @@ class LocalBackend:
                 with contextlib.suppress(OSError):
                     Path(record.log).unlink()
             stopped.append(SlotStatus(placement, slot, record.image, None, "stopped"))
-        stages_file = self.runtime_dir / "router-stages.json"
+        stages_file = self.runtime_dir / ROUTER_STAGES
         stages = read_json(stages_file)
         if stages:
             for entry in stages.values():
@@ -388,7 +388,7 @@ class LocalBackend:
 
     def _router_url(self) -> str | None:
         """The control URL of a running, answering router, or ``None``."""
-        info = read_json(self.runtime_dir / "router.json")
+        info = read_json(self.runtime_dir / ROUTER_INFO)
         pid, url = info.get("pid"), info.get("control_url")
         if not isinstance(pid, int) or not isinstance(url, str) or not _pid_alive(pid, None):
             return None
@@ -405,7 +405,7 @@ class LocalBackend:
             url = self._router_url()
             if url is not None:
                 return url
-            info = read_json(self.runtime_dir / "router.json")
+            info = read_json(self.runtime_dir / ROUTER_INFO)
             if isinstance(info.get("pid"), int):  # recorded but not answering: stuck or gone
                 _terminate(info["pid"], None, self.stop_timeout_s, None)
             log_path = self.runtime_dir / "router.log"
@@ -428,7 +428,7 @@ class LocalBackend:
                     raise PermanentError(
                         f"the local router exited with code {proc.returncode} at start; last output:\n{_tail(log_path)}"
                     )
-                info = read_json(self.runtime_dir / "router.json")
+                info = read_json(self.runtime_dir / ROUTER_INFO)
                 if info.get("pid") == proc.pid and (url := self._router_url()) is not None:
                     return url
                 time.sleep(_POLL_S)
@@ -438,12 +438,12 @@ class LocalBackend:
             )
 
     def _stop_router(self) -> None:
-        info = read_json(self.runtime_dir / "router.json")
+        info = read_json(self.runtime_dir / ROUTER_INFO)
         pid = info.get("pid")
         if isinstance(pid, int):
             _terminate(pid, None, self.stop_timeout_s + 10, self._children.pop(pid, None))
         with contextlib.suppress(OSError):
-            (self.runtime_dir / "router.json").unlink()
+            (self.runtime_dir / ROUTER_INFO).unlink()
 
     def _set_upstreams(self, placement: Placement, upstreams: dict[str, str | None]) -> dict[str, Any]:
         return self._control("PUT", f"/stages/{_key(placement, '/')}", {"upstreams": upstreams})

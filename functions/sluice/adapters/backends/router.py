@@ -57,14 +57,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sluice.adapters.backends._files import read_json, write_json
+from sluice.adapters.backends._files import ROUTER_INFO, ROUTER_STAGES, read_json, write_json
 from sluice.core.validation import dns_label_problem
 from sluice.ports.backend import Slot
 
 log = logging.getLogger("sluice.router")
 
-INFO_FILE = "router.json"
-STAGES_FILE = "router-stages.json"
 SLOTS = tuple(slot.value for slot in Slot)
 HOP_BY_HOP = frozenset(
     {
@@ -163,7 +161,7 @@ class Router:
         self._control_task = asyncio.create_task(self._control.serve(sockets=[sock]))
         port = sock.getsockname()[1]
         write_json(
-            self.runtime_dir / INFO_FILE,
+            self.runtime_dir / ROUTER_INFO,
             {"pid": os.getpid(), "control_port": port, "control_url": f"http://127.0.0.1:{port}", "started_at": time.time()},
         )
         return int(port)
@@ -177,10 +175,10 @@ class Router:
             await asyncio.wait(tasks, timeout=10)
         for client in self.clients.values():
             await client.aclose()
-        info = read_json(self.runtime_dir / INFO_FILE)
+        info = read_json(self.runtime_dir / ROUTER_INFO)
         if info.get("pid") == os.getpid():
             with contextlib.suppress(OSError):
-                (self.runtime_dir / INFO_FILE).unlink()
+                (self.runtime_dir / ROUTER_INFO).unlink()
 
     # -- stages ----------------------------------------------------------------------------
 
@@ -256,11 +254,11 @@ class Router:
         return client
 
     def _load(self) -> dict[str, dict[str, Any]]:
-        data = read_json(self.runtime_dir / STAGES_FILE)
+        data = read_json(self.runtime_dir / ROUTER_STAGES)
         return {k: v for k, v in data.items() if isinstance(v, dict)}
 
     def _save(self) -> None:
-        write_json(self.runtime_dir / STAGES_FILE, {k: s.to_dict() for k, s in sorted(self.stages.items())})
+        write_json(self.runtime_dir / ROUTER_STAGES, {k: s.to_dict() for k, s in sorted(self.stages.items())})
 
     def describe(self, stage: Stage) -> dict[str, Any]:
         return {
