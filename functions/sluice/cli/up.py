@@ -17,8 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +56,9 @@ def _alive(pid: object, marker: str) -> bool:
 
 
 def _healthy(port: object) -> bool:
+    import urllib.error  # here, not at the top: every ``sluice`` command imports this module
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2.0) as response:
             return bool(response.status == 200)
