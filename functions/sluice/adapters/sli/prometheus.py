@@ -362,12 +362,9 @@ def _safe_url(url: str) -> str:
 
 
 def _short(err: BaseException) -> str:
-    text = str(err)
-    reason = getattr(err, "args", None)
-    inner = reason[0] if reason else None
-    for attr in ("reason",):  # urllib3's MaxRetryError carries the underlying error in .reason
-        if inner is not None and getattr(inner, attr, None) is not None:
-            text = str(getattr(inner, attr))
+    inner = err.args[0] if err.args else None
+    reason = getattr(inner, "reason", None)  # urllib3's MaxRetryError carries the underlying error in .reason
+    text = str(err) if reason is None else str(reason)
     text = re.sub(r"<urllib3\.connection\.HTTPS?Connection object at 0x[0-9a-f]+>: ", "", text)
     return text if len(text) <= 300 else text[:297] + "..."
 
