@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sluice.adapters._aws import aws_call
+from sluice.adapters._aws import aws_call, map_error
 from sluice.errors import ConfigurationError
 
 
@@ -46,18 +46,16 @@ class S3Archive:
 
     def list(self, prefix: str) -> Sequence[str]:
         """Keys under ``prefix`` (without this archive's own prefix), sorted."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         full = self._key(prefix)
         strip = len(self._key(""))
-        keys: list[str] = []
         what = f"S3 list s3://{self.bucket}/{full}"
-        paginator = aws_call(what, self._s3.get_paginator, operation_name="list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=full)
-        iterator = iter(pages)
-        while True:
-            page = _next_page(what, iterator)
-            if page is None:
-                break
-            keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        try:  # the pages are fetched while iterating: map errors around the whole loop
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
+            keys = [obj["Key"][strip:] for page in pages for obj in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as err:
+            raise map_error(err, what) from err
         return sorted(keys)
 
     def get(self, key: str) -> str:
@@ -67,14 +65,3 @@ class S3Archive:
         body: bytes = aws_call(what, response["Body"].read)
         return body.decode()
 
-
-def _next_page(what: str, iterator: Any) -> Any:
-    """The next page of a paginator (None at the end), with botocore errors mapped."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from sluice.adapters._aws import map_error
-
-    try:
-        return next(iterator, None)
-    except (ClientError, BotoCoreError) as err:
-        raise map_error(err, what) from err
