@@ -64,4 +64,3 @@ class S3Archive:
         response = aws_call(what, self._s3.get_object, Bucket=self.bucket, Key=self._key(key))
         body: bytes = aws_call(what, response["Body"].read)
         return body.decode()
-
