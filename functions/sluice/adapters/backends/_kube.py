@@ -1,5 +1,5 @@
-"""Shared by the ``kubernetes`` and ``knative`` backends: plain-dict calls through the official
-client, its exceptions turned into Sluice's, and a bounded poll.
+"""Shared by the ``kubernetes`` and ``knative`` backends (and the Job test-unit launcher): plain-dict
+calls through the official client, its exceptions turned into Sluice's, and a bounded poll.
 
 Objects go in and come out as JSON dicts (camelCase, as ``kubectl get -o json`` shows them), so
 both backends read Deployments, Services and custom resources the same way. Every call has a
