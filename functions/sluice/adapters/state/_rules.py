@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
 
 from sluice.errors import TooLargeError, ValidationError
 from sluice.ports.state import MAX_RECORD_BYTES, Record
@@ -100,3 +102,13 @@ def check_record(record: Record) -> None:
 def matches(record_labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     """True when ``record_labels`` include every pair of ``selector``."""
     return all(record_labels.get(key) == value for key, value in selector.items())
+
+
+def stored(record: Record, version: str) -> Record:
+    """``record`` as a store keeps and returns it: read-only data and labels, at ``version``."""
+    return replace(
+        record,
+        data=MappingProxyType(dict(record.data)),
+        labels=MappingProxyType(dict(record.labels)),
+        resource_version=version,
+    )

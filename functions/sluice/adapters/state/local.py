@@ -21,12 +21,11 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sluice.adapters.state._rules import check_labels, check_name, check_record, matches
+from sluice.adapters.state._rules import check_labels, check_name, check_record, matches, stored
 from sluice.errors import ConfigurationError, ConflictError, PermanentError, RetryableError
 from sluice.ports.state import Record
 
@@ -80,14 +79,9 @@ class LocalStore:
             found = current.resource_version if current else None
             if record.resource_version != found:
                 raise ConflictError(record.name, record.resource_version, found)
-            stored = replace(
-                record,
-                data=MappingProxyType(dict(record.data)),
-                labels=MappingProxyType(dict(record.labels)),
-                resource_version=next_version(),
-            )
-            self._write(path, stored)
-            return stored
+            kept = stored(record, next_version())
+            self._write(path, kept)
+            return kept
 
     def delete(self, name: str, resource_version: str | None = None) -> bool:
         """Delete ``name`` (only if unchanged when a version is given); ``False`` if absent."""

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from types import MappingProxyType
 
-from sluice.adapters.state._rules import check_labels, check_name, check_record, matches
+from sluice.adapters.state._rules import check_labels, check_name, check_record, matches, stored
 from sluice.errors import ConflictError
 from sluice.ports.state import Record
-
-
-def _frozen(record: Record, version: str) -> Record:
-    return replace(
-        record,
-        data=MappingProxyType(dict(record.data)),
-        labels=MappingProxyType(dict(record.labels)),
-        resource_version=version,
-    )
 
 
 class MemoryStore:
@@ -44,9 +33,8 @@ class MemoryStore:
             if record.resource_version != found:
                 raise ConflictError(record.name, record.resource_version, found)
             self._version += 1
-            stored = _frozen(record, str(self._version))
-            self._records[record.name] = stored
-            return stored
+            self._records[record.name] = kept = stored(record, str(self._version))
+            return kept
 
     def list(self, labels: Mapping[str, str]) -> Sequence[Record]:
         """Records whose labels include every pair of ``labels``, sorted by name."""
