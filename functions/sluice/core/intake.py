@@ -3,7 +3,7 @@
 Four registries announce a pushed image, each in its own shape; ``parse_*`` turns each into
 ``Push`` values (repository as a full, normalised reference, tag, digest when the registry
 gives one, and the registry's delivery id). ``Trigger`` says which project/service a
-repository feeds and which tags count; ``new_artifact_events`` builds the events to start.
+repository feeds and which tags count; ``plan`` builds the events to start.
 
 Nothing here authenticates, stores or sends: that is ``sluice.services.intake``.
 """
