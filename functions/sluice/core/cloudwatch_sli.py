@@ -33,13 +33,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sluice.core.sli_config import LEVELS
+from sluice.core.sli_config import INDICATOR_NAME, LEVELS
 from sluice.errors import ValidationError
 
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
 AGGREGATES = ("average", "sum", "min", "max", "last")
 _PERCENTILE = re.compile(r"^p(?:[0-9]{1,2}(?:\.[0-9]{1,2})?|100)$")
-_INDICATOR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _KEYS = ("namespace", "metric", "dimensions", "statistic", "period", "unit", "aggregate")
 _DEFAULT_AGGREGATE = {"Sum": "sum", "SampleCount": "sum", "Minimum": "min", "Maximum": "max"}
@@ -129,7 +128,7 @@ def parse_section(doc: object, source: str) -> CloudWatchConfig:
         problems.append(f"cloudwatch.indicators: expected a mapping of indicator → metric query, found {type(raw).__name__}")
         raw = {}
     for name, spec in raw.items():
-        if not isinstance(name, str) or not _INDICATOR.match(name):
+        if not isinstance(name, str) or not INDICATOR_NAME.match(name):
             problems.append(f"cloudwatch.indicators: {name!r} is not an indicator name")
             continue
         query = _query(name, spec, problems)

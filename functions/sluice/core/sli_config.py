@@ -32,6 +32,7 @@ from sluice.errors import ValidationError
 
 __all__ = [
     "DEPLOYMENTS",
+    "INDICATOR_NAME",
     "LEVELS",
     "RESERVED_PLACEHOLDERS",
     "SliConfig",
@@ -48,11 +49,12 @@ LEVELS = ("project", "stage", "service")
 RESERVED_PLACEHOLDERS = ("PROJECT", "STAGE", "SERVICE", "DEPLOYMENT", "DURATION_SECONDS")
 #: The values ``$DEPLOYMENT`` can take.
 DEPLOYMENTS = ("canary", "primary", "direct")
+#: An indicator name, in any provider's section of sli.yaml.
+INDICATOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 
 _TOP_KEYS = ("spec_version", "indicators", "cloudwatch")  # cloudwatch: the CloudWatch provider's section
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_INDICATOR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # One PromQL token that cannot change an expression's shape outside a string.
 _BARE_TOKEN = re.compile(r"^(?:[A-Za-z_:][A-Za-z0-9_:]*|[0-9]+(?:\.[0-9]+)?|(?:[0-9]+(?:ms|[smhdwy]))+)$")
@@ -104,7 +106,7 @@ def parse_sli_config(doc: object, source: str, level: str = "") -> SliConfig:
         problems.append(f"indicators: expected a mapping of indicator name → query, found {type(raw).__name__}")
     else:
         for name, query in raw.items():
-            if not isinstance(name, str) or not _INDICATOR.match(name):
+            if not isinstance(name, str) or not INDICATOR_NAME.match(name):
                 problems.append(f"indicators: {name!r} is not an indicator name (letters, digits, '_', '.', ':', '-')")
             elif not isinstance(query, str) or not query.strip():
                 problems.append(f"indicators.{name}: expected a non-empty query string, found {query!r}")
