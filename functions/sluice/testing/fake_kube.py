@@ -776,14 +776,9 @@ class FakeKube:
         meta["resourceVersion"] = str(self._state.version)
         if current is None:
             meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-            if rtype.status:
-                meta["generation"] = 1
-        elif rtype.status:
-            generation = int(current["metadata"].get("generation", 1))
-            if _spec_of(obj) != _spec_of(current):
-                generation += 1
-            meta["generation"] = generation
+            meta.setdefault("creationTimestamp", _now())
+        if rtype.status:
+            meta["generation"] = _next_generation(obj, current)
         obj["apiVersion"] = rtype.api_version()
         obj["kind"] = rtype.kind
         stored = copy.deepcopy(obj)
@@ -797,8 +792,7 @@ class FakeKube:
         # Hooks see the generation the object will have once stored.
         meta = obj["metadata"]
         if t.rtype.status:
-            generation = int((current or {}).get("metadata", {}).get("generation", 0))
-            meta["generation"] = generation + 1 if current is None or _spec_of(obj) != _spec_of(current) else generation
+            meta["generation"] = _next_generation(obj, current)
         for hook in hooks:
             result = hook(self, copy.deepcopy(obj))
             if result is not None:
@@ -908,6 +902,14 @@ def _json_object(body: bytes) -> Obj:
     if not isinstance(value, dict):
         raise KubeError(400, "the request body must be a JSON object")
     return value
+
+
+def _next_generation(obj: Obj, current: Obj | None) -> int:
+    """``metadata.generation`` of ``obj`` once stored over ``current``: 1 when new, +1 when the spec changed."""
+    if current is None:
+        return 1
+    generation = int(current["metadata"].get("generation", 1))
+    return generation + 1 if _spec_of(obj) != _spec_of(current) else generation
 
 
 def _spec_of(obj: Obj) -> Obj:
