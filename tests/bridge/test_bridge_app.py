@@ -10,11 +10,12 @@ import pytest
 import yaml
 from tests.flow.test_flow_story import CARTS, SHIPYARD, SLO, fake_runner
 
+from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.bridge.app import Bridge
 from sluice.core.events import ConfigurationChange, Event, EventType
 from sluice.services.records import Records
-from sluice.testing.flow import FakeBackend, FakeClock, Flow
+from sluice.testing.flow import FakeClock, Flow
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def story():  # type: ignore[no-untyped-def]
     records = Records(MemoryStore())
     records.create_project("sockshop", SHIPYARD, yaml.safe_load(SHIPYARD))
     records.onboard("sockshop", "carts")
-    flow = Flow(records, FakeBackend(), fake_runner, FakeClock())
+    flow = Flow(records, NoopBackend(), fake_runner, FakeClock())
     contexts = {}
     for tag in ("0.10.1", "0.10.2", "0.10.3"):
         if tag == "0.10.2":

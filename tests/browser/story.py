@@ -16,11 +16,12 @@ from pathlib import Path
 import yaml
 from tests.flow.test_flow_story import CARTS, SHIPYARD
 
+from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.local import LocalStore
 from sluice.core.events import ConfigurationChange, DeploymentFinished, Event
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
-from sluice.testing.flow import FakeBackend, FakeClock, Flow
+from sluice.testing.flow import FakeClock, Flow
 
 ROOT = Path(__file__).resolve().parents[2]
 SLO = (ROOT / "examples" / "sockshop" / "slo.yaml").read_text()
@@ -73,7 +74,7 @@ def write_stories(state_dir: Path) -> Stories:
     records = Records(LocalStore(state_dir))
     stories = Stories(state_dir)
     clock = FakeClock()
-    flow = Flow(records, FakeBackend(), runner, clock)
+    flow = Flow(records, NoopBackend(), runner, clock)
 
     records.create_project("sockshop", SHIPYARD, yaml.safe_load(SHIPYARD))
     records.onboard("sockshop", "carts")

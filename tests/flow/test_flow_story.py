@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.events import (
     ApprovalFinished,
@@ -17,10 +18,11 @@ from sluice.core.events import (
     GetSli,
     Result,
 )
+from sluice.ports.backend import Placement
 from sluice.ports.sli import SliQuery, SliValue
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
-from sluice.testing.flow import FakeBackend, FakeClock, Flow, by_type
+from sluice.testing.flow import FakeClock, Flow, by_type
 
 ROOT = Path(__file__).resolve().parents[2]
 CARTS = "docker.io/keptnexamples/carts"
@@ -69,7 +71,7 @@ def world():  # type: ignore[no-untyped-def]
     records = Records(MemoryStore())
     records.create_project("sockshop", SHIPYARD, yaml.safe_load(SHIPYARD))
     records.onboard("sockshop", "carts")
-    backend = FakeBackend()
+    backend = NoopBackend()
     flow = Flow(records, backend, fake_runner, FakeClock())
     return records, backend, flow
 
@@ -96,12 +98,12 @@ def test_tutorial_story(world) -> None:  # type: ignore[no-untyped-def]
     assert evaluation.data.result == Result.FAIL.value  # type: ignore[attr-defined]
     failing = [r["value"]["metric"] for r in evaluation.data.evaluationdetails["indicatorResults"] if r["status"] == "fail"]  # type: ignore[attr-defined]
     assert failing == ["response_time_p95"]
-    assert backend.serving("sockshop", "staging", "carts") == f"{CARTS}:0.10.1"
-    assert all("0.10.2" not in c[-1] for c in backend.calls if c[1] == "production")
+    assert backend.serving(Placement("sockshop", "staging", "carts")) == f"{CARTS}:0.10.1"
+    assert all("0.10.2" not in (c.image or "") for c in backend.calls if c.placement.stage == "production")
 
     fast = flow.send(new_artifact("0.10.3"))
     assert outcomes(fast) == [("dev", "promoted"), ("staging", "promoted"), ("production", "promoted")]
-    assert backend.serving("sockshop", "production", "carts") == f"{CARTS}:0.10.3"
+    assert backend.serving(Placement("sockshop", "production", "carts")) == f"{CARTS}:0.10.3"
     state = records.read_json("deploy.sockshop.staging.carts", "state", {})
     assert state["primary_image"] == f"{CARTS}:0.10.3" and state["last_good_image"] == f"{CARTS}:0.10.3"
 
@@ -133,13 +135,13 @@ def test_broken_candidate_fails_the_delivery_and_frees_the_stage(world) -> None:
     """A candidate that never becomes ready ends in deployment-finished fail, a failed gate and a rollback."""
     records, backend, flow = world
     flow.send(new_artifact("0.10.1"))
-    backend.broken.add(f"{CARTS}:0.10.9")
+    backend.fail_images.add(f"{CARTS}:0.10.9")
     events = flow.send(new_artifact("0.10.9"))
     deployed = next(by_type(events, EventType.DEPLOYMENT_FINISHED))
-    assert deployed.data.result == "fail" and "did not become ready" in deployed.data.message  # type: ignore[attr-defined]
+    assert deployed.data.result == "fail" and "not ready within" in deployed.data.message  # type: ignore[attr-defined]
     assert outcomes(events) == [("dev", "stopped")]
     assert "dev keeps serving docker.io/keptnexamples/carts:0.10.1" in next(by_type(events, EventType.DONE)).data.message  # type: ignore[attr-defined]
-    assert backend.serving("sockshop", "dev", "carts") == f"{CARTS}:0.10.1"
+    assert backend.serving(Placement("sockshop", "dev", "carts")) == f"{CARTS}:0.10.1"
     assert records.read_json("deploy.sockshop.dev.carts", "state", {})["active_context"] == ""
 
 
@@ -174,7 +176,7 @@ def test_manual_approval_holds_then_promotes(world) -> None:  # type: ignore[no-
     )
     after = flow.send(approval)
     assert outcomes(after) == [("production", "promoted")]
-    assert backend.serving("sockshop", "production", "carts") == f"{CARTS}:0.10.1"
+    assert backend.serving(Placement("sockshop", "production", "carts")) == f"{CARTS}:0.10.1"
 
 
 def test_two_deliveries_racing_for_a_stage_queue(world) -> None:  # type: ignore[no-untyped-def]

@@ -1,17 +1,15 @@
 """An in-process delivery flow: the services wired like the broker wires the functions, with
-no HTTP and no processes. Fast tests of the whole story use it with a fake backend."""
+no HTTP and no processes. Fast tests of the whole story use it with the ``noop`` backend."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sluice.core.events import DeploymentFinished, Event, EventType, GetSli
-from sluice.errors import PermanentError
-from sluice.ports.backend import Placement, Slot
+from sluice.ports.backend import DeploymentBackend
 from sluice.ports.sli import SliProvider
 from sluice.services.deploy import DeployService
 from sluice.services.evaluate import EvaluateService
@@ -36,47 +34,13 @@ class FakeClock:
         self.current += timedelta(seconds=seconds)
 
 
-@dataclass
-class FakeBackend:
-    """Records what runs where; images in ``broken`` fail to become ready."""
-
-    slots: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
-    weights: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    broken: set[str] = field(default_factory=set)
-    calls: list[tuple[str, ...]] = field(default_factory=list)
-
-    def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
-        self.calls.append(("deploy", placement.stage, slot.value, image))
-        if image in self.broken:
-            raise PermanentError(f"{image} did not become ready within {timeout_s:g} s")
-        self.slots[(placement.project, placement.stage, placement.service, slot.value)] = image
-        return f"http://{placement.service}-{slot.value}.{placement.namespace}"
-
-    def route(self, placement: Placement, canary_weight: int) -> str:
-        self.calls.append(("route", placement.stage, str(canary_weight)))
-        self.weights[(placement.project, placement.stage, placement.service)] = canary_weight
-        return f"http://{placement.service}.{placement.namespace}"
-
-    def scale_to_zero(self, placement: Placement, slot: Slot) -> None:
-        self.calls.append(("scale_to_zero", placement.stage, slot.value))
-        self.slots.pop((placement.project, placement.stage, placement.service, slot.value), None)
-
-    def serving(self, project: str, stage: str, service: str) -> str:
-        """The image that most of the stage's traffic reaches."""
-        weight = self.weights.get((project, stage, service), 0)
-        for slot in ("direct", "canary" if weight >= 50 else "primary"):
-            if (image := self.slots.get((project, stage, service, slot))) is not None:
-                return image
-        return ""
-
-
 class Flow:
     """Routes events between the services until the flow is quiet (a broker without HTTP)."""
 
     def __init__(
         self,
         records: Records,
-        backend: FakeBackend,
+        backend: DeploymentBackend,
         runner: Runner,
         clock: Callable[[], str] | None = None,
         providers: Callable[[str, GetSli], SliProvider] | None = None,

@@ -30,7 +30,7 @@ class NoopBackend:
     """A ``DeploymentBackend`` that only remembers what it was asked to do."""
 
     def __init__(self, fail_images: Iterable[str] = ()) -> None:
-        self.fail_images = frozenset(fail_images)
+        self.fail_images = set(fail_images)  # tests may add images later
         self.calls: list[Call] = []
         self.images: dict[tuple[Placement, Slot], str] = {}
         self.weights: dict[Placement, int] = {}
@@ -57,3 +57,11 @@ class NoopBackend:
         slot = Slot(slot)
         self.calls.append(Call("scale_to_zero", placement, slot))
         self.images.pop((placement, slot), None)
+
+    def serving(self, placement: Placement) -> str:
+        """The image most of ``placement``'s traffic reaches now ('' when nothing runs)."""
+        weight = self.weights.get(placement, 0)
+        for slot in (Slot.DIRECT, Slot.CANARY if weight >= 50 else Slot.PRIMARY):
+            if (image := self.images.get((placement, slot))) is not None:
+                return image
+        return ""
