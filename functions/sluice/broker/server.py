@@ -141,6 +141,19 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _reconcile_deployments(settings: Settings) -> None:
+    """After a crash, start again the local deployments the records say should run (their
+    stage URLs serve again); a slot that cannot start is reported and its record dropped."""
+    from sluice.compose import build_backend
+
+    try:
+        for slot in build_backend(settings).reconcile():  # type: ignore[attr-defined]
+            if slot.state != "running":
+                log.info("reconciled %s %s of %s: %s", slot.placement.stage, slot.slot.value, slot.placement.service, slot.state)
+    except SluiceError as err:
+        log.warning("could not reconcile the local deployments: %s", err)
+
+
 def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[[str], None] | None = None) -> int:
     """Run the broker and its functions until SIGTERM / SIGINT; ``announce(url)`` once ready."""
     import uvicorn
@@ -164,6 +177,8 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
         prometheus = ensure_prometheus(str(state_dir), 0, runtime_dir=str(state_dir / "runtime"))
         log.info("Prometheus at %s scrapes the local deployments", prometheus)
         settings = settings.with_(prometheus_url=prometheus)
+    if settings.backend == "local" and (state_dir / "runtime" / "slots").is_dir():
+        _reconcile_deployments(settings)
     env = {**environ, **settings.to_env(), "K_SINK": url, "PYTHONUNBUFFERED": "1"}
     for inherited in ("FUNCTION_TARGET", "FUNCTION_SOURCE", "PORT"):
         env.pop(inherited, None)
