@@ -126,3 +126,12 @@ def test_join_image_inverts_split() -> None:
     assert join_image("carts:1", "1") == "carts:1"
     assert join_image("carts@sha256:" + "a" * 64, "1") == "carts@sha256:" + "a" * 64
     assert join_image("carts", "") == "carts"
+
+
+@pytest.mark.parametrize("value", ["sockshop\n", "carts\n"])
+def test_a_trailing_newline_is_not_a_dns_label(value: str) -> None:
+    """Names are matched whole: a trailing newline does not slip through a `$` anchor."""
+    from sluice.core.validation import dns_label_problem
+
+    assert dns_label_problem("project", value) is not None
+    assert image_problem("image", "docker.io/keptnexamples/carts:0.10.2\n") is not None

@@ -128,7 +128,7 @@ def parse_section(doc: object, source: str) -> CloudWatchConfig:
         problems.append(f"cloudwatch.indicators: expected a mapping of indicator → metric query, found {type(raw).__name__}")
         raw = {}
     for name, spec in raw.items():
-        if not isinstance(name, str) or not INDICATOR_NAME.match(name):
+        if not isinstance(name, str) or not INDICATOR_NAME.fullmatch(name):
             problems.append(f"cloudwatch.indicators: {name!r} is not an indicator name")
             continue
         query = _query(name, spec, problems)

@@ -106,7 +106,7 @@ def parse_sli_config(doc: object, source: str, level: str = "") -> SliConfig:
         problems.append(f"indicators: expected a mapping of indicator name → query, found {type(raw).__name__}")
     else:
         for name, query in raw.items():
-            if not isinstance(name, str) or not INDICATOR_NAME.match(name):
+            if not isinstance(name, str) or not INDICATOR_NAME.fullmatch(name):
                 problems.append(f"indicators: {name!r} is not an indicator name (letters, digits, '_', '.', ':', '-')")
             elif not isinstance(query, str) or not query.strip():
                 problems.append(f"indicators.{name}: expected a non-empty query string, found {query!r}")
@@ -150,7 +150,7 @@ def placeholder_values(
     not a plain name or that takes a reserved placeholder's name."""
     problems: list[str] = []
     for what, value in (("project", project), ("stage", stage), ("service", service)):
-        if not isinstance(value, str) or not _NAME.match(value):
+        if not isinstance(value, str) or not _NAME.fullmatch(value):
             problems.append(f"{what}: expected a lowercase name (a-z, 0-9, '-'), found {value!r}")
     if deployment not in DEPLOYMENTS:
         problems.append(f"deployment: expected one of {', '.join(DEPLOYMENTS)}, found {deployment!r}")
@@ -159,7 +159,7 @@ def placeholder_values(
     values = {"PROJECT": project, "STAGE": stage, "SERVICE": service, "DEPLOYMENT": deployment,
               "DURATION_SECONDS": duration}
     for key, value in filters.items():
-        if not isinstance(key, str) or not _FILTER_KEY.match(key):
+        if not isinstance(key, str) or not _FILTER_KEY.fullmatch(key):
             problems.append(f"filter key {key!r}: expected a name of letters, digits and '_' (used as ${key})")
         elif key in RESERVED_PLACEHOLDERS:
             problems.append(f"filter key {key!r}: ${key} is reserved ({', '.join(RESERVED_PLACEHOLDERS)})")
@@ -236,7 +236,7 @@ def _encode(name: str, value: str, state: str, problems: list[str]) -> str:
             problems.append(f"${name} = {shown!r}: a value {where} cannot contain a backquote or a line break")
             return ""
         return value
-    if not _BARE_TOKEN.match(value) or value.lower() in _KEYWORDS:
+    if not _BARE_TOKEN.fullmatch(value) or value.lower() in _KEYWORDS:
         problems.append(
             f"${name} = {shown!r}: {where} a value must be one name, number or duration (and not a PromQL "
             "keyword); put the placeholder inside quotes to use any text"

@@ -29,7 +29,7 @@ def dns_label_problem(field: str, value: object) -> str | None:
     """Problem with a Kubernetes DNS-1123 label (project, stage, service names)."""
     if not isinstance(value, str) or not value:
         return f"{field}: expected a DNS-1123 label (lower-case letters, digits, '-'), found {value!r}"
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
         return (
             f"{field}: {value!r} is not a DNS-1123 label "
             "(at most 63 lower-case letters, digits or '-', starting and ending with a letter or digit)"
@@ -41,14 +41,14 @@ def image_problem(field: str, value: object) -> str | None:
     """Problem with an OCI image reference such as ``docker.io/keptnexamples/carts:0.10.2``."""
     if not isinstance(value, str) or not value:
         return f"{field}: expected an image reference like 'docker.io/org/name:tag', found {value!r}"
-    if len(value) > 255 or not _REFERENCE.match(value):
+    if len(value) > 255 or not _REFERENCE.fullmatch(value):
         return f"{field}: {value!r} is not a valid OCI image reference (expected [registry/]name[:tag][@digest])"
     return None
 
 
 def split_image(reference: str) -> tuple[str, str]:
     """Split ``registry/name:tag@digest`` into (name, tag); tag is ``''`` when absent."""
-    match = _REFERENCE.match(reference)
+    match = _REFERENCE.fullmatch(reference)
     if not match:
         return reference, ""
     return match.group("name"), match.group("tag") or ""
