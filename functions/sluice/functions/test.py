@@ -15,7 +15,8 @@ from typing import Any
 from sluice.core.events import Event
 from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime
-from sluice.services.testflow import Launcher, TestService
+from sluice.ports.testunit import Launcher
+from sluice.services.testflow import TestService
 
 
 @functools.cache

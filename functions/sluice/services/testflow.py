@@ -17,6 +17,7 @@ from typing import Any
 
 from sluice.core.events import DeploymentFinished, Event, Ping, Result, TestsFinished
 from sluice.errors import ConfigurationError, PermanentError, ValidationError
+from sluice.ports.testunit import Launcher
 from sluice.services.records import KIND, Records
 
 log = logging.getLogger("sluice.test")
@@ -40,8 +41,6 @@ class TestOutcome:
 
 #: Runs the tests for a deployment: (deployment-finished payload, its context) → outcome.
 Runner = Callable[[DeploymentFinished, str], TestOutcome]
-#: Starts a unit of work for an event (its structured JSON form); must not block on the tests.
-Launcher = Callable[[dict[str, Any]], None]
 
 
 class TestService:

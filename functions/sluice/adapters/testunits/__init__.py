@@ -6,12 +6,10 @@ A launcher takes a ``deployment-finished`` event (structured JSON) and starts
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sluice.adapters.catalogue import build
-
-Launcher = Callable[[dict[str, Any]], None]
+from sluice.ports.testunit import Launcher
 
 LAUNCHERS: dict[str, str] = {
     "local": "sluice.adapters.testunits.local:LocalProcessLauncher",
