@@ -31,10 +31,24 @@ def u(*parts: str) -> str:
     return "/" + "/".join(quote(p, safe="") for p in parts)
 
 
+def link(base: str, parts: Sequence[str], text: object, title: str = "", cls: str = "") -> str:
+    """A link to the page at ``parts`` under ``base``, its text escaped."""
+    attrs = (f' class="{e(cls)}"' if cls else "") + f' href="{e(base + u(*parts))}"' + (f' title="{e(title)}"' if title else "")
+    return f"<a{attrs}>{e(text)}</a>"
+
+
+def status_class(status: object) -> str:
+    return STATUS_CLASSES.get(str(status), "unknown")
+
+
 def chip(status: object, label: object | None = None, title: str = "") -> str:
-    cls = STATUS_CLASSES.get(str(status), "unknown")
     text = label if label is not None else status
-    return f'<span class="chip {cls}" data-status="{e(status)}" title="{e(title)}">{e(text)}</span>'
+    return f'<span class="chip {status_class(status)}" data-status="{e(status)}" title="{e(title)}">{e(text)}</span>'
+
+
+def stage_chips(stages: Iterable[Mapping[str, Any]]) -> str:
+    """One chip per stage a delivery reached, titled with its outcome."""
+    return "".join(chip(s["status"], s["stage"], s.get("outcome", "")) for s in stages)
 
 
 def fmt(value: object, digits: int = 1) -> str:
@@ -87,8 +101,13 @@ def page(title: str, body: str, base: str, crumbs: Sequence[tuple[str, str]] = (
 <main>{body}</main><footer>times in UTC</footer></body></html>"""
 
 
+def _in_project(project: str, *more: tuple[str, str]) -> list[tuple[str, str]]:
+    """Breadcrumbs of a page inside ``project``: projects / project / ``more``."""
+    return [("projects", "/"), (project, u("project", project)), *more]
+
+
 def projects_page(base: str, projects: Iterable[str]) -> str:
-    items = "".join(f'<li><a href="{e(base + u("project", p))}">{e(p)}</a></li>' for p in projects)
+    items = "".join(f'<li>{link(base, ("project", p), p)}</li>' for p in projects)
     body = f"<h1>Projects</h1><ul class='projects'>{items or '<li>No project yet: <code>sluice create project</code></li>'}</ul>"
     return page("Projects", body, base, [("projects", "")])
 
@@ -112,7 +131,7 @@ def _service_card(base: str, project: str, stage: Mapping[str, Any], svc: Mappin
     candidate = svc.get("candidate")
     share = int(traffic.get("canary", 0) or 0)
     parts = [f'<div class="service" data-service="{e(name)}" data-stage="{e(stage_name)}">',
-             f'<h3><a href="{e(base + u("project", project, "service", name))}" title="deliveries of {e(name)}">{e(name)}</a></h3>']
+             f'<h3>{link(base, ("project", project, "service", name), name, title=f"deliveries of {name}")}</h3>']
     if primary:
         parts.append(f'<div class="version primary"><span class="role">primary</span> <code>{e(primary)}</code></div>')
     else:
@@ -124,30 +143,30 @@ def _service_card(base: str, project: str, stage: Mapping[str, Any], svc: Mappin
     waiting = svc.get("waiting_for_approval") or []
     waiting_contexts = {w.get("context") for w in waiting}
     active = svc.get("active_delivery")
+
+    def stream(d: Mapping[str, Any]) -> str:
+        return link(base, ("delivery", str(d.get("context", ""))), "event stream")
+
     if active and active.get("context") not in waiting_contexts:
-        href = base + u("delivery", str(active.get("context", "")))
-        parts.append(f'<div class="notice running">delivery running: <code>{e(active.get("image"))}</code>'
-                     f' · <a href="{e(href)}">event stream</a></div>')
+        parts.append(f'<div class="notice running">delivery running: <code>{e(active.get("image"))}</code> · {stream(active)}</div>')
     for w in waiting:
-        href = base + u("delivery", str(w.get("context", "")))
         parts.append(
             f'<div class="notice waiting">waiting for approval since {e(clock(w.get("since")))}: <code>{e(w.get("image"))}</code>'
-            f' {chip(w.get("result"))} · <a href="{e(href)}">event stream</a>'
+            f' {chip(w.get("result"))} · {stream(w)}'
             f'{_approval_form(base, project, stage_name, name, str(w.get("context", "")))}</div>'
         )
     for q in svc.get("queued") or []:
-        href = base + u("delivery", str(q.get("context", "")))
         parts.append(f'<div class="notice queued">queued since {e(clock(q.get("since")))}: <code>{e(q.get("image"))}</code>'
-                     f' waits for the running delivery · <a href="{e(href)}">event stream</a></div>')
+                     f' waits for the running delivery · {stream(q)}</div>')
     last = svc.get("last_evaluation")
     if last:
         href = base + u("evaluation", project, stage_name, name, str(last["id"]))
         label = f"{last['result']} {fmt(last['score'], 0)}"
         parts.append(f'<div class="last-eval">last evaluation <a href="{e(href)}">{chip(last["result"], label)}</a>'
                      f' <span class="muted" title="evaluated {e(when(last.get("time")))} UTC">of {e(tag_of(last.get("image")))}</span></div>')
-    links = [f'<a href="{e(base + u("project", project, "service", name))}">deliveries</a>']
+    links = [link(base, ("project", project, "service", name), "deliveries")]
     if last:
-        links.append(f'<a href="{e(base + u("history", project, stage_name, name))}">evaluation history</a>')
+        links.append(link(base, ("history", project, stage_name, name), "evaluation history"))
     parts.append(f'<div class="links">{" · ".join(links)}</div></div>')
     return "".join(parts)
 
@@ -160,11 +179,10 @@ def _delivery_rows(base: str, deliveries: Sequence[Mapping[str, Any]], with_serv
         if where:  # the read-model's chip says "running" for a stage the delivery waits to enter
             d = {**d, "stages": [{**s, "status": "queued"} if s["stage"] == where and s["status"] == "running" else s
                                  for s in d["stages"]], "queued_in": where}
-        chips = "".join(chip(s["status"], s["stage"], s.get("outcome", "")) for s in d["stages"])
         service = f'<td>{e(d.get("service"))}</td>' if with_service else ""
         rows.append(
-            f'<tr class="delivery" data-context="{e(d["context"])}"><td><a href="{e(base + u("delivery", d["context"]))}">'
-            f'{e(when(d["started"]))}</a></td>{service}<td><code>{e(d["image"])}</code></td><td class="reached">{chips}</td>'
+            f'<tr class="delivery" data-context="{e(d["context"])}"><td>{link(base, ("delivery", d["context"]), when(d["started"]))}</td>'
+            f'{service}<td><code>{e(d["image"])}</code></td><td class="reached">{stage_chips(d["stages"])}</td>'
             f'<td>{e(delivery_state(d))}</td></tr>'
         )
     head = "<tr><th>started</th>" + ("<th>service</th>" if with_service else "") + "<th>image</th><th>stages reached</th><th>state</th></tr>"
@@ -218,7 +236,7 @@ def deliveries_page(base: str, project: str, service: str, deliveries: Sequence[
                     queued: Mapping[str, str] | None = None) -> str:
     table = _delivery_rows(base, deliveries, with_service=False, queued=queued) if deliveries else "<p>No delivery yet.</p>"
     body = f"<h1>Deliveries of {e(service)} <small class='muted'>newest first</small></h1>{table}"
-    return page(f"{service} deliveries", body, base, [("projects", "/"), (project, u("project", project)), (service, "")], refresh)
+    return page(f"{service} deliveries", body, base, _in_project(project, (service, "")), refresh)
 
 
 # --- delivery (event stream) ---------------------------------------------------------------------
@@ -261,16 +279,16 @@ def _event_item(base: str, ev: Mapping[str, Any]) -> str:
         classes.append("warning")
     if etype == "sh.keptn.event.approval.triggered":
         classes.append("waiting")
-    link = ""
+    opener = ""
     if etype == "sh.keptn.events.evaluation-done":
         eid = (data.get("evaluationdetails") or {}).get("evaluationId", "")
         if eid:
-            href = base + u("evaluation", str(data.get("project", "")), str(data.get("stage", "")), str(data.get("service", "")), str(eid))
-            link = f' · <a class="open" href="{e(href)}">open the evaluation</a>'
+            where = [str(data.get(k, "")) for k in ("project", "stage", "service")]
+            opener = " · " + link(base, ("evaluation", *where, str(eid)), "open the evaluation", cls="open")
     raw = json.dumps({k: v for k, v in ev.items() if k != "summary"}, indent=2, default=str, sort_keys=True)
     return (
         f'<li class="{" ".join(classes)}" data-type="{e(etype)}"><time title="{e(ev.get("time"))}">{e(clock(ev.get("time")))}</time>'
-        f'<span class="kind">{e(kind)}</span><span class="summary">{e(ev.get("summary"))}{link}</span>'
+        f'<span class="kind">{e(kind)}</span><span class="summary">{e(ev.get("summary"))}{opener}</span>'
         f'<span class="source">{e(ev.get("source"))}</span>'
         f'<details><summary>raw CloudEvent</summary><pre>{e(raw)}</pre></details></li>'
     )
@@ -293,7 +311,6 @@ def delivery_page(base: str, d: Mapping[str, Any], refresh: int) -> str:
         else:
             items.append('<li class="separator" data-stage=""><span class="stage-name">start</span></li>')
         items.extend(_event_item(base, ev) for ev in events)
-    chips = "".join(chip(s["status"], s["stage"], s.get("outcome", "")) for s in d["stages"])
     banner = ""
     rolled = [s for s in d["stages"] if s.get("outcome") == "rolled_back"]
     if rolled:
@@ -301,11 +318,11 @@ def delivery_page(base: str, d: Mapping[str, Any], refresh: int) -> str:
                         if ev.get("type") == "sh.keptn.events.done" and (ev.get("data") or {}).get("outcome") == "rolled_back"), "")
         banner = f'<div class="banner rollback"><strong>ROLLED BACK in {e(rolled[0]["stage"])}</strong> {e(message)}</div>'
     body = (f'<h1>Delivery of <code>{e(d["image"])}</code></h1>{banner}'
-            f'<div class="chips">stages reached {chips} <span class="muted">· {e(delivery_state(d))}</span></div>'
+            f'<div class="chips">stages reached {stage_chips(d["stages"])} <span class="muted">· {e(delivery_state(d))}</span></div>'
             f'<p class="context muted">started {e(when(d.get("started")))} · shkeptncontext <code>{e(d["context"])}</code></p>'
             f'<ol class="events">{"".join(items)}</ol>')
-    crumbs = [("projects", "/"), (d["project"], u("project", d["project"])),
-              (d["service"], u("project", d["project"], "service", d["service"])), (f"delivery {tag_of(d['image'])}", "")]
+    crumbs = _in_project(d["project"], (d["service"], u("project", d["project"], "service", d["service"])),
+                         (f"delivery {tag_of(d['image'])}", ""))
     return page(f"delivery {tag_of(d['image'])}", body, base, crumbs, refresh)
 
 
@@ -332,8 +349,7 @@ def _score_bar(score: object, total: Mapping[str, Any], result: object) -> str:
         f'<span class="mark {k}" style="left:{float(total[k]):.0f}%" title="{k} ≥ {fmt(total[k], 0)}"><span>{k} {fmt(total[k], 0)}</span></span>'
         for k in ("warning", "pass") if isinstance(total.get(k), int | float)
     )
-    cls = STATUS_CLASSES.get(str(result), "unknown")
-    return f'<div class="scorebar"><span class="fill {cls}" style="width:{max(0.0, min(100.0, value)):.0f}%"></span>{marks}</div>'
+    return f'<div class="scorebar"><span class="fill {status_class(result)}" style="width:{max(0.0, min(100.0, value)):.0f}%"></span>{marks}</div>'
 
 
 def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mapping[str, Any],
@@ -342,8 +358,7 @@ def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mappi
     images = {str(h.get("id")): str(h.get("image", "")) for h in history}
 
     def evaluation_link(eid: str) -> str:
-        label = tag_of(images[eid]) if eid in images else eid[:8]
-        return f'<a href="{e(base + u("evaluation", project, stage, service, eid))}">{e(label)}</a>'
+        return link(base, ("evaluation", project, stage, service, eid), tag_of(images[eid]) if eid in images else eid[:8])
 
     rows = []
     for ind in ev.get("indicators", []):
@@ -378,7 +393,6 @@ def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mappi
         comparison_line = ""
     notes = "".join(f"<li>{e(n)}</li>" for n in ev.get("notes", []))
     arithmetic = (ev.get("score_arithmetic") or {}).get("text", "")
-    delivery_href = base + u("delivery", str(ev.get("context", "")))
     body = (
         f'<h1>Evaluation of <code>{e(ev.get("image"))}</code> in {e(stage)}</h1>'
         f'<div class="verdict">{chip(ev.get("result"), str(ev.get("result", "")).upper())} '
@@ -387,15 +401,15 @@ def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mappi
         f'{_score_bar(ev.get("score"), total, ev.get("result"))}'
         f'<p class="muted">evaluated {e(when(ev.get("time")))} · test window {e(when(ev.get("start")))} → {e(when(ev.get("end")))}'
         f' · SLIs from <strong>{e(ev.get("sli_provider"))}</strong>'
-        f' · <a href="{e(delivery_href)}">delivery</a> · <a href="{e(base + u("history", project, stage, service))}">history</a></p>'
+        f' · {link(base, ("delivery", str(ev.get("context", ""))), "delivery")} · {link(base, ("history", project, stage, service), "history")}</p>'
         f'{comparison_line}<ul class="notes">{notes}</ul>'
         "<table class='indicators'><tr><th>SLI</th><th>value</th><th>status</th><th>pass criteria</th><th>warning criteria</th>"
         "<th>comparison value</th><th>score</th><th>message</th></tr>"
         + "".join(rows) + "</table>"
         f'<details class="slo"><summary>SLO applied</summary><pre>{e(ev.get("slo_file", "")) or "(no SLO: the test result decided)"}</pre></details>'
     )
-    crumbs = [("projects", "/"), (project, u("project", project)), (f"{service} in {stage}", u("history", project, stage, service)),
-              (f"evaluation {tag_of(ev.get('image'))}", "")]
+    crumbs = _in_project(project, (f"{service} in {stage}", u("history", project, stage, service)),
+                         (f"evaluation {tag_of(ev.get('image'))}", ""))
     return page("evaluation", body, base, crumbs)
 
 
@@ -461,22 +475,22 @@ def _sli_chart(name: str, points: Sequence[tuple[int, float, str, str, str]], co
 
 def history_page(base: str, project: str, stage: str, service: str, history: Sequence[Mapping[str, Any]], refresh: int) -> str:
     recent = list(reversed(history[:50]))  # oldest first, at most 50
+    crumbs = _in_project(project, (f"{service} in {stage}", ""))
     if not recent:
         body = f"<h1>{e(service)} in {e(stage)}</h1><p>No evaluation yet.</p>"
-        return page("history", body, base, [("projects", "/"), (project, u("project", project)), (f"{service} in {stage}", "")], refresh)
+        return page("history", body, base, crumbs, refresh)
     names: list[str] = []
     for ev in recent:
         for ind in ev.get("indicators", []):
             if ind.get("name") not in names:
                 names.append(ind.get("name"))
 
-    def href(ev: Mapping[str, Any]) -> str:
-        return base + u("evaluation", project, stage, service, str(ev.get("id")))
+    def address(ev: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("evaluation", project, stage, service, str(ev.get("id")))
 
     def cell(ev: Mapping[str, Any], status: object, text: str, what: str) -> str:
         title = f"{tag_of(ev.get('image'))} · {what} · {status} · {when(ev.get('time'))}"
-        return (f'<td class="cell {STATUS_CLASSES.get(str(status), "unknown")}" data-status="{e(status)}">'
-                f'<a href="{e(href(ev))}" title="{e(title)}">{e(text)}</a></td>')
+        return f'<td class="cell {status_class(status)}" data-status="{e(status)}">{link(base, address(ev), text, title=title)}</td>'
 
     head = "".join(f'<th title="{e(ev.get("image"))} · {e(when(ev.get("time")))}">{e(tag_of(ev.get("image")))}</th>' for ev in recent)
     score_row = "".join(cell(ev, ev.get("result"), fmt(ev.get("score"), 0), f"score {fmt(ev.get('score'), 0)}") for ev in recent)
@@ -492,7 +506,7 @@ def history_page(base: str, project: str, stage: str, service: str, history: Seq
                 continue
             cells.append(cell(ev, ind.get("status"), num(ind.get("value")), f"{name} = {num(ind.get('value'))}"))
             if isinstance(ind.get("value"), int | float):
-                points.append((x, float(ind["value"]), str(ind.get("status")), href(ev), tag_of(ev.get("image"))))
+                points.append((x, float(ind["value"]), str(ind.get("status")), base + u(*address(ev)), tag_of(ev.get("image"))))
         rows.append(f'<tr data-sli="{e(name)}"><th>{e(name)}</th>{"".join(cells)}</tr>')
         if points:
             newest: Mapping[str, Any] = next((i for ev in reversed(recent) for i in ev.get("indicators", []) if i.get("name") == name), {})
@@ -504,7 +518,6 @@ def history_page(base: str, project: str, stage: str, service: str, history: Seq
             f"<p class='muted'>oldest left, newest right; click a cell to open its evaluation · {legend}</p>"
             f"<div class='scroll'><table class='heatmap'><tr><th></th>{head}</tr>{''.join(rows)}</table></div>"
             f"<h2>SLI values per evaluation</h2><div class='charts'>{''.join(charts) or '<p>No SLI values yet.</p>'}</div>")
-    crumbs = [("projects", "/"), (project, u("project", project)), (f"{service} in {stage}", "")]
     return page("history", body, base, crumbs, refresh)
 
 
