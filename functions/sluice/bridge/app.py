@@ -36,6 +36,11 @@ def _running(view: Mapping[str, Any]) -> bool:
     )
 
 
+def _in_flight(stages: list[Mapping[str, Any]]) -> bool:
+    """Whether a delivery still runs or waits in one of its stages."""
+    return any(s["status"] in ("running", "waiting") for s in stages)
+
+
 class Bridge:
     def __init__(self, records: Records, publish: Callable[[Event], None], base: str = "") -> None:
         self.records = records
@@ -78,15 +83,14 @@ class Bridge:
             case ["project", project, "service", service]:
                 self.records.require_service(project, service)
                 items = readmodel.deliveries(self.records, project, service)
-                running = any(s["status"] in ("running", "waiting") for d in items[:1] for s in d["stages"])
+                running = bool(items) and _in_flight(items[0]["stages"])
                 queued = views.queued_contexts(readmodel.project_status(self.records, project))
                 return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0, queued), 200, HTML
             case ["delivery", context]:
                 d = readmodel.delivery(self.records, context)
                 if not d["events"]:
                     raise NotFoundError(f"no delivery {context}")
-                running = any(s["status"] in ("running", "waiting") for s in d["stages"])
-                return views.delivery_page(b, d, REFRESH_S if running else 0), 200, HTML
+                return views.delivery_page(b, d, REFRESH_S if _in_flight(d["stages"]) else 0), 200, HTML
             case ["evaluation", project, stage, service, evaluation_id]:
                 ev = readmodel.evaluation(self.records, project, stage, service, evaluation_id)
                 if ev is None:
