@@ -61,17 +61,6 @@ class LoadMode(enum.StrEnum):
     VIRTUAL_USERS = "virtual-users"
 
 
-class TestStrategy(enum.StrEnum):
-    """The stage's ``teststrategy``: ``""`` means no test."""
-
-    NONE = ""
-    FUNCTIONAL = "functional"
-    PERFORMANCE = "performance"
-
-
-TestStrategy.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
-
-
 @dataclass(frozen=True)
 class HealthCheck:
     """``GET path`` must answer ``expected_status``; it is polled for up to ``wait_s`` seconds."""

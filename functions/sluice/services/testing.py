@@ -26,13 +26,13 @@ from typing import Any
 import httpx
 
 from sluice.core.events import Result
+from sluice.core.shipyard import TestStrategy
 from sluice.core.testspec import (
     HealthCheck,
     LoadMode,
     PerformanceProfile,
     RequestSpec,
     TestSpec,
-    TestStrategy,
     default_test_spec,
 )
 from sluice.errors import ValidationError
