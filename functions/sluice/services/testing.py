@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -144,10 +144,7 @@ class _Run:
             if outcome.passed or self.clock() + HEALTH_POLL_S > give_up:
                 if not outcome.passed:
                     waited = self.clock() - began
-                    outcome = RequestOutcome(
-                        outcome.name, outcome.method, outcome.path, False, outcome.status, outcome.latency_ms,
-                        f"{outcome.message} (after {attempts} attempt(s) in {waited:.1f} s)",
-                    )
+                    outcome = replace(outcome, message=f"{outcome.message} (after {attempts} attempt(s) in {waited:.1f} s)")
                 return outcome
             time.sleep(HEALTH_POLL_S)
 
@@ -206,7 +203,7 @@ def load_profile(profile: PerformanceProfile) -> LoadProfile:
             for r in profile.requests
         ),
         duration_s=profile.duration_s,
-        mode=Mode.CONSTANT_ARRIVAL_RATE if profile.mode is LoadMode.CONSTANT_ARRIVAL_RATE else Mode.VIRTUAL_USERS,
+        mode=Mode(profile.mode.value),
         rate=profile.rate,
         vus=profile.vus,
         think_time_s=profile.think_time_s,
@@ -243,7 +240,6 @@ def run_tests(
     start = rfc3339(wall())
     if chosen is TestStrategy.NONE:
         return TestReport(Result.PASS.value, start, start, NO_TEST_MESSAGE, strategy=chosen.value)
-    used_default = spec is None
     spec = default_test_spec() if spec is None else spec
     if duration_s is not None:
         spec = spec.with_duration(duration_s)
@@ -257,7 +253,7 @@ def run_tests(
         verdict = Result.PASS.value if passed else Result.FAIL.value
         return TestReport(
             verdict, start, rfc3339(wall()), f"{chosen.value} test {verdict}: {message}; spec: {about}",
-            strategy=chosen.value, used_default_spec=spec.is_default or used_default, outcomes=tuple(outcomes),
+            strategy=chosen.value, used_default_spec=spec.is_default, outcomes=tuple(outcomes),
             measurements=dict(measurements or {}), load=load,
         )
 
@@ -309,8 +305,9 @@ def _performance(run: _Run, spec: TestSpec, health: RequestOutcome, report: Repo
             f"{run.remaining():.0f} s left of the hard time limit",
             [health],
         )
+    asked = load_profile(profile)
     load = run_load_sync(
-        run.base_url, load_profile(profile), hard_limit_s=run.remaining() - SLACK_S / 2,
+        run.base_url, asked, hard_limit_s=run.remaining() - SLACK_S / 2,
         on_progress=lambda done, total, _elapsed: run.progress("performance", done, total),
     )
     measurements = load.measurements()
@@ -319,7 +316,7 @@ def _performance(run: _Run, spec: TestSpec, health: RequestOutcome, report: Repo
     summary = (f"{load.requests} requests ({shape}), error rate {load.error_rate:.1%} "
                f"(limit {profile.max_error_rate:.1%}), p95 {load.response_time_p95} ms")
     if load.dropped:
-        summary += f", {load.dropped} request(s) dropped (all {load_profile(profile).max_connections} connections busy)"
+        summary += f", {load.dropped} request(s) dropped (all {asked.max_connections} connections busy)"
     if load.requests == 0:
         return report(False, f"no request was sent ({shape})", [health], measurements, load.to_dict())
     if load.error_rate > profile.max_error_rate:
