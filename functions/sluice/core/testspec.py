@@ -145,14 +145,6 @@ def default_test_spec() -> TestSpec:
 # --- parsing --------------------------------------------------------------------------------
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        self.items.append(message)
-
-
 def parse_duration(value: object) -> float | None:
     """Seconds from a number (seconds) or a string like ``500ms``, ``30s``, ``2m``, ``1h``; None if invalid."""
     if isinstance(value, bool):
@@ -166,49 +158,50 @@ def parse_duration(value: object) -> float | None:
     return None
 
 
-def _unknown(where: str, data: Mapping[str, Any], known: set[str], problems: _Problems) -> None:
+def _unknown(where: str, data: Mapping[str, Any], known: set[str], problems: list[str]) -> None:
     for key in data:
         if key not in known:
-            problems.add(f"{where}.{key}: unknown field (valid: {', '.join(sorted(known))})")
+            field_name = f"{where}.{key}" if where else key
+            problems.append(f"{field_name}: unknown field (valid: {', '.join(sorted(known))})")
 
 
-def _duration(where: str, value: object, problems: _Problems, low: float, high: float) -> float | None:
+def _duration(where: str, value: object, problems: list[str], low: float, high: float) -> float | None:
     seconds = parse_duration(value)
     if seconds is None:
-        problems.add(f"{where}: expected a duration like 30s, 500ms, 2m or a number of seconds, found {value!r}")
+        problems.append(f"{where}: expected a duration like 30s, 500ms, 2m or a number of seconds, found {value!r}")
         return None
     if not low < seconds <= high:
-        problems.add(f"{where}: expected more than {low:g} s and at most {high:g} s, found {value!r}")
+        problems.append(f"{where}: expected more than {low:g} s and at most {high:g} s, found {value!r}")
         return None
     return seconds
 
 
-def _status(where: str, value: object, problems: _Problems) -> int | None:
+def _status(where: str, value: object, problems: list[str]) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
-        problems.add(f"{where}: expected an HTTP status code 100..599, found {value!r}")
+        problems.append(f"{where}: expected an HTTP status code 100..599, found {value!r}")
         return None
     return value
 
 
-def _path(where: str, value: object, problems: _Problems) -> str | None:
+def _path(where: str, value: object, problems: list[str]) -> str | None:
     if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
-        problems.add(f"{where}: expected a URL path starting with '/' and without spaces, found {value!r}")
+        problems.append(f"{where}: expected a URL path starting with '/' and without spaces, found {value!r}")
         return None
     return value
 
 
-def _number(where: str, value: object, problems: _Problems, low: float, high: float, *, integer: bool = False) -> float | None:
+def _number(where: str, value: object, problems: list[str], low: float, high: float, *, integer: bool = False) -> float | None:
     ok_type = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_type) or not math.isfinite(value):
-        problems.add(f"{where}: expected {'an integer' if integer else 'a number'} in {low:g}..{high:g}, found {value!r}")
+        problems.append(f"{where}: expected {'an integer' if integer else 'a number'} in {low:g}..{high:g}, found {value!r}")
         return None
     if not low <= value <= high:
-        problems.add(f"{where}: expected {low:g}..{high:g}, found {value!r}")
+        problems.append(f"{where}: expected {low:g}..{high:g}, found {value!r}")
         return None
     return float(value)
 
 
-def _fraction(where: str, value: object, problems: _Problems) -> float | None:
+def _fraction(where: str, value: object, problems: list[str]) -> float | None:
     """A fraction 0..1, or a percentage string like ``10%``."""
     if isinstance(value, str) and value.strip().endswith("%"):
         try:
@@ -220,33 +213,33 @@ def _fraction(where: str, value: object, problems: _Problems) -> float | None:
     else:
         number = -1.0
     if not 0.0 <= number <= 1.0:
-        problems.add(f"{where}: expected a fraction 0..1 or a percentage like '10%', found {value!r}")
+        problems.append(f"{where}: expected a fraction 0..1 or a percentage like '10%', found {value!r}")
         return None
     return number
 
 
-def _request(where: str, data: object, problems: _Problems, *, weighted: bool) -> RequestSpec | None:
+def _request(where: str, data: object, problems: list[str], *, weighted: bool) -> RequestSpec | None:
     if not isinstance(data, Mapping):
-        problems.add(f"{where}: expected a mapping with at least 'path', found {type(data).__name__} {data!r}")
+        problems.append(f"{where}: expected a mapping with at least 'path', found {type(data).__name__} {data!r}")
         return None
     known = {"name", "method", "path", "body", "headers", "expected_status", "expected_text"}
     known.add("weight" if weighted else "timeout")
     _unknown(where, data, known, problems)
-    start = len(problems.items)
+    start = len(problems)
     path = _path(f"{where}.path", data.get("path"), problems)
     method = data.get("method", "GET")
     if not isinstance(method, str) or method.upper() not in METHODS:
-        problems.add(f"{where}.method: expected one of {', '.join(sorted(METHODS))}, found {method!r}")
+        problems.append(f"{where}.method: expected one of {', '.join(sorted(METHODS))}, found {method!r}")
         method = "GET"
     name = data.get("name", "")
     if not isinstance(name, str):
-        problems.add(f"{where}.name: expected a string, found {name!r}")
+        problems.append(f"{where}.name: expected a string, found {name!r}")
     headers_raw = data.get("headers", {})
     headers: dict[str, str] = {}
     if not isinstance(headers_raw, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool) for k, v in headers_raw.items()
     ):
-        problems.add(f"{where}.headers: expected a mapping of header names to strings, found {headers_raw!r}")
+        problems.append(f"{where}.headers: expected a mapping of header names to strings, found {headers_raw!r}")
     else:
         headers = {k: str(v) for k, v in headers_raw.items()}
     body_raw = data.get("body")
@@ -258,21 +251,21 @@ def _request(where: str, data: object, problems: _Problems, *, weighted: bool) -
     elif isinstance(body_raw, str):
         body = body_raw
     elif body_raw is not None:
-        problems.add(f"{where}.body: expected a string, a mapping or a list, found {body_raw!r}")
+        problems.append(f"{where}.body: expected a string, a mapping or a list, found {body_raw!r}")
     status = _status(f"{where}.expected_status", data.get("expected_status", 200), problems)
     text = data.get("expected_text")
     if text is not None and not isinstance(text, str):
-        problems.add(f"{where}.expected_text: expected a string (a substring of the answer), found {text!r}")
+        problems.append(f"{where}.expected_text: expected a string (a substring of the answer), found {text!r}")
     weight = 1.0
     if weighted:
         value = _number(f"{where}.weight", data.get("weight", 1), problems, 0.0, 1e6)
         if value is not None and value <= 0:
-            problems.add(f"{where}.weight: expected a number > 0, found {data.get('weight')!r}")
+            problems.append(f"{where}.weight: expected a number > 0, found {data.get('weight')!r}")
         weight = value or 0.0
     timeout = DEFAULT_TIMEOUT_S
     if not weighted and "timeout" in data:
         timeout = _duration(f"{where}.timeout", data["timeout"], problems, 0.0, 300.0) or DEFAULT_TIMEOUT_S
-    if len(problems.items) > start or path is None or status is None:
+    if len(problems) > start or path is None or status is None:
         return None
     return RequestSpec(
         path=path, method=method.upper(), name=name if isinstance(name, str) else "", body=body, headers=headers,
@@ -280,11 +273,11 @@ def _request(where: str, data: object, problems: _Problems, *, weighted: bool) -
     )
 
 
-def _health(data: object, problems: _Problems) -> HealthCheck:
+def _health(data: object, problems: list[str]) -> HealthCheck:
     if data is None:
         return HealthCheck()
     if not isinstance(data, Mapping):
-        problems.add(f"health: expected a mapping (path, expected_status, wait, timeout), found {data!r}")
+        problems.append(f"health: expected a mapping (path, expected_status, wait, timeout), found {data!r}")
         return HealthCheck()
     _unknown("health", data, {"path", "expected_status", "wait", "timeout"}, problems)
     path = _path("health.path", data.get("path", "/health"), problems) or "/health"
@@ -297,47 +290,47 @@ def _health(data: object, problems: _Problems) -> HealthCheck:
     )
 
 
-def _performance(data: object, problems: _Problems) -> PerformanceProfile | None:
+def _performance(data: object, problems: list[str]) -> PerformanceProfile | None:
     if data is None:
         return None
     if not isinstance(data, Mapping):
-        problems.add(f"performance: expected a mapping (mode, rate or vus, duration, requests, ...), found {data!r}")
+        problems.append(f"performance: expected a mapping (mode, rate or vus, duration, requests, ...), found {data!r}")
         return None
     known = {"mode", "rate", "vus", "think_time", "duration", "requests", "max_error_rate", "timeout"}
     _unknown("performance", data, known, problems)
-    start = len(problems.items)
+    start = len(problems)
     mode_raw = data.get("mode", LoadMode.CONSTANT_ARRIVAL_RATE.value)
     try:
         mode = LoadMode(mode_raw)
     except ValueError:
-        problems.add(f"performance.mode: expected one of {', '.join(m.value for m in LoadMode)}, found {mode_raw!r}")
+        problems.append(f"performance.mode: expected one of {', '.join(m.value for m in LoadMode)}, found {mode_raw!r}")
         mode = LoadMode.CONSTANT_ARRIVAL_RATE
     rate = 20.0
     vus = 10
     think = 0.0
     if mode is LoadMode.CONSTANT_ARRIVAL_RATE:
         if "rate" not in data:
-            problems.add("performance.rate: required for mode constant-arrival-rate (requests per second), missing")
+            problems.append("performance.rate: required for mode constant-arrival-rate (requests per second), missing")
         else:
             value = _number("performance.rate", data["rate"], problems, 0.0, MAX_RATE)
             if value is not None and value <= 0:
-                problems.add(f"performance.rate: expected a number > 0, found {data['rate']!r}")
+                problems.append(f"performance.rate: expected a number > 0, found {data['rate']!r}")
             rate = value or 0.0
         for key in ("vus", "think_time"):
             if key in data:
-                problems.add(f"performance.{key}: only valid for mode virtual-users, found it with constant-arrival-rate")
+                problems.append(f"performance.{key}: only valid for mode virtual-users, found it with constant-arrival-rate")
     else:
         if "vus" not in data:
-            problems.add("performance.vus: required for mode virtual-users (number of virtual users), missing")
+            problems.append("performance.vus: required for mode virtual-users (number of virtual users), missing")
         else:
             vus = int(_number("performance.vus", data["vus"], problems, 1, MAX_VUS, integer=True) or 1)
         if "think_time" in data:
             think = _duration("performance.think_time", data["think_time"], problems, -1e-9, 3600.0) or 0.0
         if "rate" in data:
-            problems.add("performance.rate: only valid for mode constant-arrival-rate, found it with virtual-users")
+            problems.append("performance.rate: only valid for mode constant-arrival-rate, found it with virtual-users")
     duration = None
     if "duration" not in data:
-        problems.add("performance.duration: required (e.g. 60s), missing")
+        problems.append("performance.duration: required (e.g. 60s), missing")
     else:
         duration = _duration("performance.duration", data["duration"], problems, 0.0, MAX_DURATION_S)
     max_error = DEFAULT_MAX_ERROR_RATE
@@ -347,13 +340,13 @@ def _performance(data: object, problems: _Problems) -> PerformanceProfile | None
     raw_requests = data.get("requests")
     requests: list[RequestSpec] = []
     if not isinstance(raw_requests, list) or not raw_requests:
-        problems.add(f"performance.requests: expected a non-empty list of requests (method, path, weight, ...), found {raw_requests!r}")
+        problems.append(f"performance.requests: expected a non-empty list of requests (method, path, weight, ...), found {raw_requests!r}")
     else:
         for i, raw in enumerate(raw_requests):
             request = _request(f"performance.requests[{i}]", raw, problems, weighted=True)
             if request is not None:
                 requests.append(request)
-    if len(problems.items) > start or duration is None:
+    if len(problems) > start or duration is None:
         return None
     return PerformanceProfile(
         requests=tuple(requests), duration_s=duration, mode=mode, rate=rate, vus=vus, think_time_s=think,
@@ -363,25 +356,24 @@ def _performance(data: object, problems: _Problems) -> PerformanceProfile | None
 
 def parse_test_spec(data: object, source: str = "tests.yaml") -> TestSpec:
     """A ``TestSpec`` from a loaded ``tests.yaml`` mapping; ``ValidationError`` lists every problem."""
-    problems = _Problems()
+    problems: list[str] = []
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ValidationError(source, [f"expected a mapping with health, functional, performance, found {type(data).__name__}"])
     _unknown("", data, {"health", "functional", "performance"}, problems)
-    problems.items = [p[1:] if p.startswith(".") else p for p in problems.items]
     health = _health(data.get("health"), problems)
     functional: list[RequestSpec] = []
     raw_functional = data.get("functional")
     if raw_functional is not None:
         if not isinstance(raw_functional, list):
-            problems.add(f"functional: expected a list of requests, found {raw_functional!r}")
+            problems.append(f"functional: expected a list of requests, found {raw_functional!r}")
         else:
             for i, raw in enumerate(raw_functional):
                 request = _request(f"functional[{i}]", raw, problems, weighted=False)
                 if request is not None:
                     functional.append(request)
     performance = _performance(data.get("performance"), problems)
-    if problems.items:
-        raise ValidationError(source, problems.items)
+    if problems:
+        raise ValidationError(source, problems)
     return TestSpec(health=health, functional=tuple(functional), performance=performance, source=source)
