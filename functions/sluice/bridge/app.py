@@ -92,10 +92,10 @@ class Bridge:
                     raise NotFoundError(f"no delivery {context}")
                 return views.delivery_page(b, d, REFRESH_S if _in_flight(d["stages"]) else 0), 200, HTML
             case ["evaluation", project, stage, service, evaluation_id]:
-                ev = readmodel.evaluation(self.records, project, stage, service, evaluation_id)
+                history = readmodel.evaluations(self.records, project, stage, service)  # one read: the page and its links
+                ev = next((h for h in history if h.get("id") == evaluation_id), None)
                 if ev is None:
                     raise NotFoundError(f"no evaluation {evaluation_id} of {service} in {project}/{stage}")
-                history = readmodel.evaluations(self.records, project, stage, service)
                 return views.evaluation_page(b, project, stage, service, ev, history), 200, HTML
             case ["history", project, stage, service]:
                 self.records.require_service(project, service)
