@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -26,6 +23,9 @@ from typing import Any
 import pytest
 from tests.browser.story import Stories, write_stories
 
+from sluice.broker.processes import free_port, functions_framework
+from sluice.errors import ConfigurationError
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,12 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-quic",
 ]
 START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class FakeBroker:
@@ -117,9 +111,10 @@ def broker() -> Iterator[FakeBroker]:
 @pytest.fixture(scope="session")
 def bridge_url(stories: Stories, broker: FakeBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The bridge function served by functions-framework on 127.0.0.1, reading the stories."""
-    framework = shutil.which("functions-framework", path=str(Path(sys.executable).parent)) or shutil.which("functions-framework")
-    if framework is None:
-        pytest.fail("functions-framework is not installed in this environment (pip install -e '.[test]')", pytrace=False)
+    try:
+        framework = functions_framework()
+    except ConfigurationError as err:
+        pytest.fail(str(err), pytrace=False)
     port = free_port()
     env = {**os.environ, "SLUICE_STATE_DIR": str(stories.state_dir), "SLUICE_STATE": "local", "SLUICE_BROKER_URL": broker.url}
     env.pop("K_SINK", None)
