@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
-from sluice.loadgen import LoadProfile, LoadRequest, Mode, run_load, run_load_sync
+from sluice.loadgen import LoadProfile, LoadRequest, Mode, run_load_sync
 from sluice.testing.httptarget import Reply, TargetServer, default_handler
 
 
@@ -144,7 +143,7 @@ def test_post_bodies_and_headers_reach_the_target() -> None:
 
     with TargetServer(handler) as server:
         request = LoadRequest("/echo", method="POST", body=b'{"a":1}', headers={"Content-Type": "application/json"})
-        report = asyncio.run(run_load(server.url, LoadProfile((request,), duration_s=0.1, rate=20)))
+        report = run_load_sync(server.url, LoadProfile((request,), duration_s=0.1, rate=20))
     assert report.errors == 0
     assert bodies == [("POST", b'{"a":1}'), ("POST", b'{"a":1}')]
 
