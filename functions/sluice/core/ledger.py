@@ -238,16 +238,30 @@ class Lane:
         return replace(self, active=active, gates=gates, finished=(*self.finished, summary)).bounded()
 
     def bounded(self) -> Lane:
-        """Forget the oldest finished runs until the lane fits its count and byte budgets."""
-        lane = self
-        while lane.finished and (len(lane.finished) > FINISHED_LIMIT or lane.size() > LANE_BUDGET):
-            oldest, rest = lane.finished[0], lane.finished[1:]
-            horizon = max(lane.horizon, oldest.event_time, key=_sort_key) if oldest.event_time else lane.horizon
-            lane = replace(lane, finished=rest, horizon=horizon)
-        return lane
+        """Forget the oldest finished runs until the lane fits its count and byte budgets; the
+        horizon moves to the newest event time among the forgotten."""
+        drop = max(0, len(self.finished) - FINISHED_LIMIT)
+        excess = self.size() - LANE_BUDGET
+        while excess > 0 and drop < len(self.finished):
+            excess -= len(json.dumps(_plain(self.finished[drop]), separators=(",", ":")))
+            drop += 1
+        if not drop:
+            return self
+        horizon = self.horizon
+        for forgotten in self.finished[:drop]:
+            if forgotten.event_time and (not horizon or before(horizon, forgotten.event_time)):
+                horizon = forgotten.event_time
+        return replace(self, finished=self.finished[drop:], horizon=horizon)
 
     def size(self) -> int:
         return len(self.to_json())
+
+    def encode(self) -> str:
+        """The stored form, within the lane's budgets (serialised once when nothing is dropped)."""
+        text = self.to_json()
+        if len(text) <= LANE_BUDGET and len(self.finished) <= FINISHED_LIMIT:
+            return text
+        return self.bounded().to_json()
 
     # --- encoding --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -272,10 +286,6 @@ class Lane:
 
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _sort_key(value: str) -> datetime:
-    return parse_time(value)
 
 
 def before(a: str, b: str) -> bool:
@@ -310,27 +320,40 @@ def record(run: Run, step: Transition, replies: list[dict[str, Any]]) -> Run:
 T = TypeVar("T")
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """A record class's field names (looked up once per class: loading a lane is frequent)."""
+    if cls not in _NAMES:
+        _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return _NAMES[cls]
+
+
 def _plain(value: Any) -> Any:
+    """JSON-ready form of a record: dataclasses and tuples of them converted; mappings and lists
+    inside a record (labels, stored events) are JSON already and pass as they are."""
     if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {name: _plain(getattr(value, name)) for name in _names(type(value))}
+    if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, StrEnum):
         return value.value
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return dict(value)
     return value
 
 
 def _load(cls: type[T], doc: Mapping[str, Any]) -> T:
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    known = _names(cls)
     return cls(**{k: v for k, v in doc.items() if k in known})
 
 
 def _run(doc: object) -> Run | None:
     if not isinstance(doc, Mapping):
         return None
-    values = {k: v for k, v in doc.items() if k in {f.name for f in fields(Run)}}
+    known = _names(Run)
+    values = {k: v for k, v in doc.items() if k in known}
     values["phase"] = Phase(values["phase"])
     values["test"] = _load(TestRun, doc["test"]) if doc.get("test") else None
     values["evaluation"] = _load(PendingEvaluation, doc["evaluation"]) if doc.get("evaluation") else None

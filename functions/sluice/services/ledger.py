@@ -92,7 +92,7 @@ class Ledger:
             lane = Lane.from_dict(json.loads(data[KEY])) if KEY in data else Lane()
             new, result = mutate(lane)
             if new != lane:
-                data[KEY] = new.bounded().to_json()
+                data[KEY] = new.encode()
             return result
 
         return self.records.update_data(name, labels, apply)

@@ -186,10 +186,11 @@ def delivery(records: Records, context: str) -> dict[str, Any]:
     }
 
 
-def deliveries(records: Records, project: str, service: str = "") -> list[dict[str, Any]]:
-    """Deliveries of a project (or one service), newest first, without their event lists."""
+def deliveries(records: Records, project: str, service: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` deliveries of a project (or one service), newest first, without their
+    event lists: ``limit`` + 1 reads, whatever the length of history."""
     out = []
-    for context in records.contexts(project, service):
+    for context in records.contexts(project, service, limit=limit):
         d = delivery(records, context)
         d.pop("events")
         out.append(d)

@@ -175,14 +175,17 @@ class Records:
         return self.project(project)
 
     def project(self, project: str) -> Project:
-        import yaml  # the shipyard is YAML; only functions that read projects pay for it
+        from sluice.services.documents import (
+            load_document,  # YAML: only functions that read projects pay for it
+        )
 
         record = self.store.get(f"project.{project}")
         if record is None:
             known = [r.labels.get(PROJECT, "") for r in self.store.list({KIND: "project"})]
             raise NotFoundError(f"project {project!r} does not exist (projects: {', '.join(known) or 'none'})")
         text = record.data.get("shipyard.yaml", "")
-        shipyard = parse_shipyard(yaml.safe_load(text), f"shipyard of project {project}")
+        source = f"shipyard of project {project}"
+        shipyard = parse_shipyard(load_document(text, source), source)
         return Project(project, shipyard, text, tuple(json.loads(record.data.get("services", "[]"))))
 
     def projects(self) -> list[str]:
