@@ -7,11 +7,15 @@ same events again, which every consumer de-duplicates.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
+from sluice.core.approval_auth import APPROVER_ATTRIBUTE, KeyLookup, check_approval
 from sluice.core.events import (
     ApprovalFinished,
+    ApprovalRejected,
     ApprovalTriggered,
     ConfigurationChange,
     Decision,
@@ -27,11 +31,26 @@ from sluice.core.validation import join_image
 from sluice.services.records import Records
 
 
+def _parse_now(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _approved_by(reply: Event, approver: str) -> Event:
+    """A decision event of an approval names who approved (SECURITY, issue 14)."""
+    if isinstance(reply.data, ConfigurationChange):
+        return dataclasses.replace(reply, data=dataclasses.replace(reply.data, approver=approver))
+    return reply
+
+
 class GatekeeperService:
-    def __init__(self, records: Records, now: Callable[[], str], source: str) -> None:
+    def __init__(
+        self, records: Records, now: Callable[[], str], source: str, approver_keys: KeyLookup | None = None
+    ) -> None:
         self.records = records
         self.now = now
         self.source = source
+        #: SECURITY (issue 14): project -> approver key; None → every approval is refused.
+        self.approver_keys: KeyLookup = approver_keys or (lambda project: None)
 
     def handle(self, event: Event) -> list[Event]:
         if isinstance(event.data, EvaluationDone):
@@ -66,6 +85,22 @@ class GatekeeperService:
         return self._carry_out(event, shipyard, done.project, done.stage, done.service, image, decision, done.labels)
 
     def _approval(self, event: Event, approval: ApprovalFinished) -> list[Event]:
+        # --- SECURITY HOOK (issue 14): an approval is obeyed only when it proves its sender. ---
+        # Unsigned, badly signed or stale → nothing changes; the rejection is answered (and so
+        # recorded in the delivery's event log) with the reason. Carry this into the new gatekeeper
+        # before any state is read or written; pass ``check.approver`` into the decision events.
+        check = check_approval(event, self.approver_keys, _parse_now(self.now()))
+        if not check.ok:
+            rejected = ApprovalRejected(
+                project=approval.project, stage=approval.stage, service=approval.service, labels=approval.labels,
+                decision=approval.decision, approver=event.extensions.get(APPROVER_ATTRIBUTE, "")[:128],
+                reason=check.reason,
+            )
+            return [event.reply(rejected, source=self.source, time=self.now())]
+        return [_approved_by(reply, check.approver) for reply in self._obey_approval(event, approval)]
+        # --- end of SECURITY HOOK --------------------------------------------------------------
+
+    def _obey_approval(self, event: Event, approval: ApprovalFinished) -> list[Event]:
         name, labels = self._gate_name(approval.project, approval.stage, approval.service)
 
         def take(pending: dict[str, Any]) -> Mapping[str, Any] | None:
