@@ -7,27 +7,24 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.flow.test_flow_story import CARTS, SHIPYARD, fake_runner
+from tests.flow.test_flow_story import CARTS
+from tests.security.world import KEY, held_world, keys
 
-from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.secrets.memory import MemorySecrets
-from sluice.adapters.state.memory import MemoryStore
 from sluice.core.approval_auth import (
     APPROVER_ATTRIBUTE,
     SIGNATURE_ATTRIBUTE,
     check_approval,
     sign,
 )
-from sluice.core.events import ApprovalFinished, ConfigurationChange, Event, EventType
+from sluice.core.events import ApprovalFinished, Event, EventType
 from sluice.ports.backend import Placement
 from sluice.services.approvals import ensure_key, key_lookup, key_name, sign_approval
 from sluice.services.records import Records
-from sluice.testing.flow import FakeClock, Flow, by_type
+from sluice.testing.flow import by_type
 
-KEY = b"0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
@@ -35,10 +32,6 @@ def approval(decision: str = "approve", *, id: str = "a-1", time: str = "2026-01
              context: str = "ctx-1", stage: str = "production") -> Event:
     payload = ApprovalFinished(project="sockshop", stage=stage, service="carts", decision=decision)
     return Event.new(payload, source="sluice/cli", id=id, time=time, context=context)
-
-
-def keys(project: str) -> bytes | None:
-    return KEY if project == "sockshop" else None
 
 
 def test_a_signed_approval_names_its_approver() -> None:
@@ -112,23 +105,12 @@ def test_approver_keys_live_in_the_secret_store() -> None:
 
 # --- through the gate ------------------------------------------------------------------------
 
-MANUAL = SHIPYARD + "    approval_strategy: {pass: manual, warning: manual}\n"
 PRODUCTION = Placement("sockshop", "production", "carts")
 
 
 @pytest.fixture
 def held():  # type: ignore[no-untyped-def]
-    """0.10.1 passed staging and waits for approval to enter production."""
-    records = Records(MemoryStore())
-    records.create_project("sockshop", MANUAL, yaml.safe_load(MANUAL))
-    records.onboard("sockshop", "carts")
-    backend = NoopBackend()
-    clock = FakeClock()
-    flow = Flow(records, backend, fake_runner, clock, approver_keys=keys)
-    change = ConfigurationChange(project="sockshop", service="carts", image=f"{CARTS}:0.10.1")
-    events = flow.send(Event.new(change, source="test", id=str(uuid.uuid4()), time=clock()))
-    assert next(by_type(events, EventType.APPROVAL_TRIGGERED)).data.stage == "production"  # type: ignore[attr-defined]
-    return records, backend, flow, events[0].shkeptncontext
+    return held_world()
 
 
 def _gate_state(records: Records) -> dict[str, object]:
