@@ -144,7 +144,7 @@ def set_prometheus(args: argparse.Namespace) -> int:
         data["insecure_skip_tls_verify"] = "true"
     records = common.records(args)
     records.project(args.project)
-    store_connection(records, args.project, data)
+    store_connection(records, args.project, data, common.secrets(args))
     login = "bearer token" if args.token_file else ("basic auth" if args.user else "no login")
     print(f"Project {args.project} reads Prometheus at {args.url} ({login})")
     return 0
