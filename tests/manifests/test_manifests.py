@@ -231,6 +231,18 @@ def test_every_event_type_is_classified_as_consumed_or_produced_only() -> None:
     assert not set(CONSUMERS) & PRODUCED_ONLY
 
 
+def test_functions_refuse_exactly_the_types_their_triggers_do_not_send() -> None:
+    """The functions' own table of what they consume matches the Triggers (CONSUMERS)."""
+    from sluice.functions.http import CONSUMES
+
+    table = {f"sluice-{name}": set(types) for name, types in CONSUMES.items()}
+    from_triggers: dict[str, set[EventType]] = {}
+    for event_type, functions in CONSUMERS.items():
+        for function in functions:
+            from_triggers.setdefault(function, set()).add(event_type)
+    assert table == from_triggers
+
+
 def test_every_consumed_event_type_has_a_trigger_to_its_function() -> None:
     """Each consumed type has a Trigger filtered on exactly that type to each function that consumes it."""
     routed: dict[str, set[str]] = {}
