@@ -131,3 +131,17 @@ def test_secret_files_are_private(tmp_path: Path, name: str) -> None:
         os.umask(old)
     path = LocalSecrets(tmp_path).directory / f"{name}.json"
     assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_state_dir_is_private(tmp_path: Path) -> None:
+    """A state dir Sluice creates, and its records' folder, are 0700; an old 0755 folder is closed."""
+    import os
+
+    from sluice.ports.state import Record
+
+    state = tmp_path / "new" / "state"
+    LocalStore(state).put(Record("r", {"a": "b"}))
+    assert state.stat().st_mode & 0o777 == 0o700 and (state / "configmaps").stat().st_mode & 0o777 == 0o700
+    os.chmod(state / "configmaps", 0o755)
+    LocalStore(state).put(Record("s", {"a": "b"}))
+    assert (state / "configmaps").stat().st_mode & 0o777 == 0o700
