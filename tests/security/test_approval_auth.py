@@ -162,3 +162,16 @@ def test_a_re_signed_replay_after_the_decision_changes_nothing(held) -> None:  #
     assert _changes(replay) == []
     assert backend.serving(PRODUCTION) == f"{CARTS}:0.10.1"
     assert _gate_state(records) == before
+
+
+def test_the_event_stream_says_who_approved_and_what_was_rejected(held) -> None:  # type: ignore[no-untyped-def]
+    """The read-model (CLI and web view) names the approver, and a rejection with its reason."""
+    from sluice.services.readmodel import delivery
+
+    records, _backend, flow, context = held
+    flow.send(approval(id="a-0", time=flow.clock(), context=context))  # unsigned
+    flow.send(sign(approval(time=flow.clock(), context=context), KEY, "alice"))
+    lines = [e["summary"] for e in delivery(records, context)["events"]]
+    assert any(line.startswith("approval REJECTED in production") and "unsigned" in line for line in lines)
+    assert "approval in production: approve by alice" in lines
+    assert any(line.startswith("promote") and line.endswith("(approved by alice)") for line in lines)
