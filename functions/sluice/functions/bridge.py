@@ -36,11 +36,13 @@ def bridge_for(runtime: Runtime, base: str) -> Bridge:
 def main(request: Any) -> Any:
     runtime = runtime_for("bridge")
     prefix = request.headers.get("X-Forwarded-Prefix", "")  # set by the local broker's /bridge proxy
+    from werkzeug.exceptions import HTTPException
+
     form: dict[str, str] = {}
     if request.method == "POST":
         try:
             form = {k: v for k, v in request.form.items() if isinstance(v, str)}
-        except Exception:  # a body the form parser cannot read: answered below as missing fields
+        except (HTTPException, ValueError):  # too large or unreadable: answered as missing fields
             form = {}
     body, status, headers = bridge_for(runtime, prefix).handle(
         request.method, request.path, dict(request.args), form, dict(request.headers)
