@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.security.world import held_world
 
 from sluice.adapters.secrets.local import LocalSecrets
+from sluice.adapters.state.local import LocalStore
 from sluice.cli.main import main
 from sluice.core.approval_auth import check_approval
 from sluice.core.events import Event
 from sluice.services.approvals import key_lookup, key_name
+from sluice.services.records import Records
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPYARD = ROOT / "examples" / "sockshop" / "shipyard.yaml"
@@ -46,10 +49,13 @@ def test_send_event_approval_signs_with_the_project_key(state: Path, monkeypatch
     """The posted approval.finished carries a signature the gate accepts, naming the approver."""
     sent: list[Event] = []
     monkeypatch.setattr("sluice.adapters.publish.post_event", lambda url, event: sent.append(event))
-    assert main(["create", "project", "sockshop", "--shipyard", str(SHIPYARD)]) == 0
+    _, _, _, context = held_world(records=Records(LocalStore(state)))
+    assert main(["approver-key", "create", "--project", "sockshop"]) == 0
     assert main(["send", "event", "approval", "--project", "sockshop", "--service", "carts", "--stage", "production",
-                 "--context", "0f6ad3c2-6b48-4b7e-9c43-123456789abc", "--approve", "--approver", "carol"]) == 0
-    (event,) = sent
+                 "--context", context, "--approve", "--approver", "carol"]) == 0
+    assert main(["send", "event", "approval", "--stage", "production", "--context", context, "--decline"]) == 0
+    event = sent[0]
+    assert sent[1].extensions["sluiceapprover"]  # the user's name by default
     now = datetime.fromisoformat(event.time.replace("Z", "+00:00"))
     assert check_approval(event, key_lookup(LocalSecrets(state)), now).approver == "carol"
 
@@ -58,8 +64,18 @@ def test_send_event_approval_without_the_key_is_refused(state: Path, monkeypatch
     """Someone who cannot read the project's key cannot send an approval (exit 2, how to get one)."""
     sent: list[Any] = []
     monkeypatch.setattr("sluice.adapters.publish.post_event", lambda url, event: sent.append(event))
-    assert main(["create", "project", "sockshop", "--shipyard", str(SHIPYARD)]) == 0
-    LocalSecrets(state).delete(key_name("sockshop"))
+    _, _, _, context = held_world(records=Records(LocalStore(state)))
     assert main(["send", "event", "approval", "--project", "sockshop", "--service", "carts", "--stage", "production",
-                 "--context", "c1", "--approve", "--approver", "carol"]) == 2
+                 "--context", context, "--approve", "--approver", "carol"]) == 2
     assert "no approver key" in capsys.readouterr().err and sent == []
+
+
+def test_send_event_approval_for_a_delivery_that_does_not_wait_sends_nothing(state: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A random context (it made a phantom failed delivery before): exit 2, nothing sent."""
+    sent: list[Any] = []
+    monkeypatch.setattr("sluice.adapters.publish.post_event", lambda url, event: sent.append(event))
+    held_world(records=Records(LocalStore(state)))
+    assert main(["approver-key", "create", "--project", "sockshop"]) == 0
+    assert main(["send", "event", "approval", "--project", "sockshop", "--service", "carts", "--stage", "production",
+                 "--context", "0f6ad3c2-6b48-4b7e-9c43-123456789abc", "--approve", "--approver", "carol"]) == 2
+    assert "waits for approval" in capsys.readouterr().err and sent == []

@@ -22,9 +22,11 @@ def keys(project: str) -> bytes | None:
     return KEY if project == "sockshop" else None
 
 
-def held_world(tag: str = "0.10.1", labels: dict[str, str] | None = None) -> tuple[Records, NoopBackend, Flow, str]:
+def held_world(
+    tag: str = "0.10.1", labels: dict[str, str] | None = None, records: Records | None = None
+) -> tuple[Records, NoopBackend, Flow, str]:
     """``tag`` passed staging and waits for approval to enter production: (records, backend, flow, context)."""
-    records = Records(MemoryStore())
+    records = records or Records(MemoryStore())
     records.create_project("sockshop", MANUAL, yaml.safe_load(MANUAL))
     records.onboard("sockshop", "carts")
     backend = NoopBackend()
