@@ -36,6 +36,10 @@ def load_document(text: str, source: str) -> object:
             ) from err
     try:
         return yaml.load(text, Loader=SAFE_LOADER)
+    except yaml.YAMLError:
+        pass
+    try:  # the pure-Python parser places errors where a person looks for them (libyaml often at the end)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]

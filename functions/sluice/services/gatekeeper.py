@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from sluice.core.approval_auth import APPROVER_ATTRIBUTE, KeyLookup, check_approval
 from sluice.core.events import (
     ApprovalFinished,
+    ApprovalRejected,
     ApprovalTriggered,
     ConfigurationChange,
     Decision,
@@ -37,6 +39,7 @@ from sluice.core.ledger import (
     Transition,
     enter,
     expired,
+    parse_time,
 )
 from sluice.core.shipyard import OnTimeout, Shipyard, Stage
 from sluice.errors import SluiceError
@@ -48,11 +51,16 @@ log = logging.getLogger("sluice.gatekeeper")
 
 
 class GatekeeperService:
-    def __init__(self, records: Records, now: Callable[[], str], source: str, deploy_phase_s: float = 240.0) -> None:
+    def __init__(
+        self, records: Records, now: Callable[[], str], source: str, approver_keys: KeyLookup | None = None,
+        deploy_phase_s: float = 240.0,
+    ) -> None:
         self.records = records
         self.ledger = Ledger(records)
         self.now = now
         self.source = source
+        #: project -> approver key (None: no key, so every approval of that project is refused).
+        self.approver_keys: KeyLookup = approver_keys or (lambda project: None)
         self.deploy_phase_s = deploy_phase_s
 
     def handle(self, event: Event) -> list[Event]:
@@ -98,6 +106,16 @@ class GatekeeperService:
 
     # --- approval.finished -----------------------------------------------------------------------
     def _approval(self, event: Event, approval: ApprovalFinished) -> list[Event]:
+        """Obeyed only when it proves its sender (signed with the project's approver key, fresh);
+        otherwise nothing changes and the rejection is answered with the reason."""
+        check = check_approval(event, self.approver_keys, parse_time(self.now()))
+        if not check.ok:
+            rejected = ApprovalRejected(
+                project=approval.project, stage=approval.stage, service=approval.service, labels=approval.labels,
+                decision=approval.decision, approver=event.extensions.get(APPROVER_ATTRIBUTE, "")[:128],
+                reason=check.reason,
+            )
+            return [event.reply(rejected, source=self.source, time=self.now())]
         placement = Placement(approval.project, approval.stage, approval.service)
         lane = self.ledger.lane(placement)
         run = lane.run(event.shkeptncontext)
@@ -109,7 +127,7 @@ class GatekeeperService:
             )
             return [] if run is None else run_events(run, Transition.APPROVED)
         approve = approval.decision == Decision.APPROVE.value
-        who = _approver(event)
+        who = check.approver
         shipyard = self.records.project(approval.project).shipyard
         decision = HoldDecision.APPROVED if approve else HoldDecision.DECLINED
         reason = f"{decision.value} by {who}" + (f": {approval.message}" if approval.message else "")
@@ -124,23 +142,26 @@ class GatekeeperService:
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             assert run.hold is not None  # set with the held phase
             decided = replace(run, hold=replace(run.hold, decision=decision, by=who, decided_at=now, reason=reason))
-            return self._act(lane.put(decided), cause, shipyard, placement, decided, promote, now)
+            return self._act(lane.put(decided), cause, shipyard, placement, decided, promote, now, approver=who)
 
         return self.ledger.advance(placement, cause.shkeptncontext, Transition.APPROVED, effect).events()
 
     # --- carrying out ----------------------------------------------------------------------------
     def _act(
-        self, lane: Lane, cause: Event, shipyard: Shipyard, placement: Placement, run: Run, promote: bool, now: str
+        self, lane: Lane, cause: Event, shipyard: Shipyard, placement: Placement, run: Run, promote: bool, now: str,
+        approver: str = "",
     ) -> tuple[Lane, list[dict[str, Any]]]:
-        """``run`` moves to promoting (with the next stage's set) or discarding; the events that say so."""
+        """``run`` moves to promoting (with the next stage's set) or discarding; the events that say
+        so (naming the ``approver`` when a person decided)."""
         base: dict[str, Any] = {"project": placement.project, "service": placement.service, "labels": dict(run.labels)}
+        decided: dict[str, Any] = {"approver": approver} if approver else {}
         if not promote:
-            discard = ConfigurationChange(**base, stage=placement.stage, image=run.image, action="discard", value=0)
+            discard = ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action="discard", value=0)
             reply = cause.reply(discard, source=self.source, time=now, discriminator="discard")
             return lane.put(enter(run, Phase.DISCARDING, now, self.deploy_phase_s)), [reply.to_json_dict()]
         replies = [
             cause.reply(
-                ConfigurationChange(**base, stage=placement.stage, image=run.image, action="promote", value=0),
+                ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action="promote", value=0),
                 source=self.source, time=now, discriminator="promote",
             ).to_json_dict()
         ]
@@ -197,9 +218,3 @@ class GatekeeperService:
 def run_events(run: Run, step: Transition) -> list[Event]:
     return [Event.from_json_dict(e) for e in run.stored(step) or []]
 
-
-def _approver(event: Event) -> str:
-    """Who decided: the authenticated approver once approvals are signed; until then, unverified."""
-    data = event.data
-    assert isinstance(data, ApprovalFinished)
-    return data.labels.get("approver", "") or "an unauthenticated sender"
