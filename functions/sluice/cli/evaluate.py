@@ -47,10 +47,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--previous",
-        nargs="*",
+        action="extend",  # '--previous a b' and '--previous a --previous b' both keep every file
+        nargs="+",
         default=[],
         metavar="EVAL.json",
-        help="earlier outputs of 'sluice evaluate --output json', oldest first",
+        help="earlier outputs of 'sluice evaluate --output json', oldest first (repeatable)",
     )
     parser.add_argument(
         "--test-result",
