@@ -247,3 +247,20 @@ def test_comparison_history_leaves_out_inconclusive_unless_passed() -> None:
     thin_pass = evaluate(slo, [Measurement("response_time_p95", 300, samples=5)], evaluation_id="thin")
     kept = comparison_history([ok, lost, failed, thin_pass])
     assert [e.id for e in kept] == ["ok", "failed", "thin"]
+
+
+def test_shipyard_stage_reads_on_inconclusive() -> None:
+    """A shipyard stage's on_inconclusive is parsed (default fail); a bad one is reported naming the stage."""
+    from sluice.core.shipyard import parse_shipyard
+    from sluice.errors import ValidationError
+
+    shipyard = parse_shipyard(
+        {"stages": [{"name": "dev"}, {"name": "staging", "on_inconclusive": {"action": "retry", "max_retries": 2}}]}
+    )
+    assert shipyard.stage("dev").inconclusive == InconclusivePolicy()
+    assert shipyard.stage("staging").inconclusive.action is InconclusiveAction.RETRY
+    assert shipyard.stage("staging").to_dict()["on_inconclusive"] == {
+        "action": "retry", "max_retries": 2, "min_samples": 100, "no_baseline": "pass"}
+    with pytest.raises(ValidationError) as info:
+        parse_shipyard({"stages": [{"name": "dev", "on_inconclusive": "wait"}]})
+    assert "stage 'dev'.on_inconclusive.action: expected one of fail, hold, retry, found 'wait'" in info.value.problems

@@ -8,6 +8,7 @@
         deployment_strategy: blue_green_service
         test_strategy: performance
         approval_strategy: {pass: automatic, warning: manual}
+        on_inconclusive: hold                  # fail (default) | hold | retry, or a mapping (core.inconclusive)
 
 The first entry is the first stage; a stage's next stage is the next entry.
 """
@@ -15,9 +16,10 @@ The first entry is the first stage; a stage's next stage is the next entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sluice.core.inconclusive import InconclusivePolicy, parse_on_inconclusive
 from sluice.core.validation import dns_label_problem
 from sluice.errors import ValidationError
 
@@ -46,6 +48,7 @@ class Stage:
     test_strategy: TestStrategy = TestStrategy.NONE
     approval_pass: Approval = Approval.AUTOMATIC
     approval_warning: Approval = Approval.AUTOMATIC
+    inconclusive: InconclusivePolicy = field(default_factory=InconclusivePolicy)
 
     @property
     def blue_green(self) -> bool:
@@ -57,6 +60,7 @@ class Stage:
             "deployment_strategy": self.deployment_strategy.value,
             "test_strategy": self.test_strategy.value or "none",
             "approval_strategy": {"pass": self.approval_pass.value, "warning": self.approval_warning.value},
+            "on_inconclusive": self.inconclusive.to_dict(),
         }
 
 
@@ -112,7 +116,7 @@ def parse_shipyard(doc: object, source: str = "shipyard.yaml") -> Shipyard:
         if name in seen:
             problems.append(f"{where}: the name appears twice")
         seen.add(name)
-        unknown = set(raw) - {"name", "deployment_strategy", "test_strategy", "approval_strategy"}
+        unknown = set(raw) - {"name", "deployment_strategy", "test_strategy", "approval_strategy", "on_inconclusive"}
         if unknown:
             problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         deployment = _enum_value(
@@ -129,8 +133,9 @@ def parse_shipyard(doc: object, source: str = "shipyard.yaml") -> Shipyard:
         a_warn = _enum_value(
             Approval, f"{where}.approval_strategy.warning", approval.get("warning", "automatic"), problems, {}
         )
+        inconclusive = parse_on_inconclusive(raw.get("on_inconclusive"), f"{where}.on_inconclusive", problems)
         stages.append(
-            Stage(name, DeploymentStrategy(deployment), TestStrategy(test), Approval(a_pass), Approval(a_warn))
+            Stage(name, DeploymentStrategy(deployment), TestStrategy(test), Approval(a_pass), Approval(a_warn), inconclusive)
         )
     if problems:
         raise ValidationError(source, problems)
