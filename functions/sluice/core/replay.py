@@ -83,6 +83,7 @@ class ReplayedBuild:
             "transition": self.transition,
             "flips": [f.to_dict() for f in self.flips],
             "not_measured_then": list(self.not_measured_then),
+            "evaluation": r.to_dict(),
         }
 
 
