@@ -495,7 +495,8 @@ def evaluate(
 
     baseline = select_baseline(slo, previous, project, stage, service) if previous else []
     index = _baseline_index(baseline) if baseline else {}
-    samples_index = _baseline_distributions(baseline) if baseline else {}
+    wants_samples = any(o.noise is not None and o.noise.method is ComparisonMethod.MANN_WHITNEY for o in slo.objectives)
+    samples_index = _baseline_distributions(baseline) if baseline and wants_samples else {}
     aggregate = slo.comparison.aggregate_function
 
     indicators: list[IndicatorResult] = []
