@@ -264,3 +264,22 @@ def test_shipyard_stage_reads_on_inconclusive() -> None:
     with pytest.raises(ValidationError) as info:
         parse_shipyard({"stages": [{"name": "dev", "on_inconclusive": "wait"}]})
     assert "stage 'dev'.on_inconclusive.action: expected one of fail, hold, retry, found 'wait'" in info.value.problems
+
+
+def test_attempt_label_round_trip_and_garbage() -> None:
+    """The attempt number travels in the labels; absent or garbage reads as the first attempt."""
+    from sluice.core.inconclusive import ATTEMPT_LABEL, attempt_of, next_attempt
+
+    assert attempt_of({}) == 1 and attempt_of({ATTEMPT_LABEL: "x"}) == 1 and attempt_of({ATTEMPT_LABEL: "0"}) == 1
+    labels = next_attempt({"buildId": "7"})
+    assert labels == {"buildId": "7", ATTEMPT_LABEL: "2"} and attempt_of(next_attempt(labels)) == 3
+
+
+def test_inconclusive_in_evaluation_details() -> None:
+    """The gatekeeper reads the marker from evaluation-done's evaluationdetails['sluice']."""
+    from sluice.core.inconclusive import inconclusive_in
+
+    r = evaluate(tutorial(), [Measurement("response_time_p95", None, False, "timeout")])
+    assert inconclusive_in({"sluice": r.to_dict()}) == (True, [r.inconclusive_reasons[0].message])
+    assert inconclusive_in({"sluice": evaluate(tutorial(), [Measurement("response_time_p95", 3)]).to_dict()}) == (False, [])
+    assert inconclusive_in({}) == (False, []) and inconclusive_in({"sluice": "x"}) == (False, [])

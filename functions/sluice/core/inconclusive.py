@@ -30,13 +30,17 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 
 __all__ = [
+    "ATTEMPT_LABEL",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MIN_SAMPLES",
     "DataRules",
     "InconclusiveAction",
     "InconclusivePolicy",
+    "attempt_of",
     "comparison_history",
     "inconclusive_action",
+    "inconclusive_in",
+    "next_attempt",
     "parse_on_inconclusive",
 ]
 
@@ -163,3 +167,30 @@ def comparison_history(previous: Sequence[J]) -> list[J]:
     """The previous evaluations a new one may compare with (oldest first): an inconclusive
     evaluation counts only when it passed — a build the gate could not judge is no baseline."""
     return [p for p in previous if not p.inconclusive or str(getattr(p.result, "value", p.result)) == "pass"]
+
+
+#: The label that carries a stage's attempt number through a retried test + evaluation
+#: (deployment-finished → tests-finished → evaluation-done copy their labels).
+ATTEMPT_LABEL = "sluice.sh/attempt"
+
+
+def attempt_of(labels: Mapping[str, str]) -> int:
+    """The attempt number in ``labels`` (1 when absent or not a whole number ≥ 1)."""
+    raw = str(labels.get(ATTEMPT_LABEL, "1"))
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+
+
+def next_attempt(labels: Mapping[str, str]) -> dict[str, str]:
+    """``labels`` with the attempt number raised by one (for the retried deployment-finished)."""
+    return {**labels, ATTEMPT_LABEL: str(attempt_of(labels) + 1)}
+
+
+def inconclusive_in(details: Mapping[str, object]) -> tuple[bool, list[str]]:
+    """(inconclusive?, the reasons) from an ``evaluation-done`` payload's ``evaluationdetails``
+    (Sluice's record is under ``sluice``; an evaluation without it is conclusive)."""
+    record = details.get("sluice")
+    if not isinstance(record, Mapping) or not record.get("inconclusive"):
+        return False, []
+    reasons = record.get("inconclusive_reasons")
+    texts = [str(r.get("message", "")) for r in reasons if isinstance(r, Mapping)] if isinstance(reasons, list) else []
+    return True, texts or ["the gate could not judge"]
