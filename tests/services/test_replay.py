@@ -111,6 +111,9 @@ def test_indicators_missing_then_are_reported_never_guessed(records: Records) ->
         assert ind is not None and ind.status is IndicatorStatus.ERROR and ind.value is None
         assert NOT_MEASURED_THEN in ind.message
         assert b.replayed.inconclusive
+        assert all(f.sli != "response_time_p99" for f in b.flips)  # reported once, as not measured then
+    assert [b.for_lack_of_data for b in report.builds] == [True, False, True]  # pass→fail twice, fail stays fail
+    assert report.to_dict()["summary"]["changed_for_lack_of_data"] == 2  # type: ignore[index]
 
 
 def test_replay_writes_nothing(records: Records, stories: Stories) -> None:

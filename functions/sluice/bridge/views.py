@@ -628,12 +628,13 @@ def _replay_table(base: str, project: str, stage: str, service: str, replay: Map
         before = f"{stored.get('result')} {fmt(stored.get('score'), 0)}"
         after = f"{new.get('result')} {fmt(new.get('score'), 0)}"
         flipped = "<br>".join(e(f) for f in flips) or "—"
+        lacking = ' <span class="muted">(lacking data)</span>' if b.get("for_lack_of_data") else ""
         rows.append(
             f'<tr class="replayed-build" data-id="{e(b.get("id"))}" data-transition="{e(b.get("transition"))}">'
             f'<td>{link(base, ("evaluation", project, stage, service, str(b.get("id"))), tag_of(b.get("image")) or b.get("id"))}</td>'
             f'<td>{chip(stored.get("result"), before)}</td>'
             f'<td>{chip(new.get("result"), after)}{inconclusive_chip(new)}</td>'
-            f'<td>{e(b.get("transition"))}</td><td>{flipped}</td></tr>'
+            f'<td>{e(b.get("transition"))}{lacking}</td><td>{flipped}</td></tr>'
         )
     return ("<h2>Per build</h2><table class='replay'><tr><th>build</th><th>stored</th><th>under the pasted SLO</th>"
             f"<th>change</th><th>objectives that flipped</th></tr>{''.join(rows)}</table>")

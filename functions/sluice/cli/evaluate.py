@@ -299,7 +299,8 @@ def render_replay(report: ReplayReport, args: argparse.Namespace, out: TextIO) -
             replayed += f" [{_INCONCLUSIVE_STYLE}](inconclusive)[/]"
         flips = [f"{f.sli}: {f.before.value if f.before else 'no objective'} → {f.after.value}" for f in b.flips]
         flips += [f"{n}: not measured then" for n in b.not_measured_then]
-        table.add_row(b.time[:19], b.image or b.id, stored, replayed, b.transition, "\n".join(flips) or "-")
+        change = b.transition + (" (lacking data)" if b.for_lack_of_data else "")
+        table.add_row(b.time[:19], b.image or b.id, stored, replayed, change, "\n".join(flips) or "-")
     console.print(table)
     summary = report.to_dict()["summary"]
     assert isinstance(summary, dict)
@@ -307,7 +308,9 @@ def render_replay(report: ReplayReport, args: argparse.Namespace, out: TextIO) -
         f"Summary: {summary['builds']} build(s): {summary['unchanged']} unchanged, "
         f"{summary['pass_to_fail']} pass→fail, {summary['fail_to_pass']} fail→pass"
         + "".join(f", {n} {t}" for t, n in summary["transitions"].items() if t not in ("unchanged", "pass→fail", "fail→pass"))
-        + f"; {summary['inconclusive']} inconclusive under the new SLO",
+        + f"; {summary['inconclusive']} inconclusive under the new SLO"
+        + (f"; {summary['changed_for_lack_of_data']} changed only where data was not measured then"
+           if summary["changed_for_lack_of_data"] else ""),
         markup=False,
     )
     if report.missing_data:

@@ -66,6 +66,12 @@ class ReplayedBuild:
         return self.stored is not self.replayed.result
 
     @property
+    def for_lack_of_data(self) -> bool:
+        """The verdict changed and the new SLO names indicators this build never measured: the
+        change may say more about the missing data than about the build."""
+        return self.changed and bool(self.not_measured_then)
+
+    @property
     def transition(self) -> str:
         """``pass→fail`` and the like; ``unchanged`` when the verdict stayed."""
         return f"{self.stored.value}→{self.replayed.result.value}" if self.changed else "unchanged"
@@ -81,6 +87,7 @@ class ReplayedBuild:
                 "compared_with": [] if r.comparison is None else list(r.comparison.compared_evaluations),
             },
             "transition": self.transition,
+            "for_lack_of_data": self.for_lack_of_data,
             "flips": [f.to_dict() for f in self.flips],
             "not_measured_then": list(self.not_measured_then),
             "evaluation": r.to_dict(),
@@ -119,6 +126,7 @@ class ReplayReport:
                 "pass_to_fail": t.get("pass→fail", 0),
                 "fail_to_pass": t.get("fail→pass", 0),
                 "transitions": dict(sorted(t.items())),
+                "changed_for_lack_of_data": sum(1 for b in self.builds if b.for_lack_of_data),
                 "inconclusive": sum(1 for b in self.builds if b.replayed.inconclusive),
                 "not_measured_then": list(self.missing_data),
             },
@@ -168,10 +176,10 @@ def replay(
         )
         replayed.append(new)
         before = {i.name: i.status for i in old.indicators}
-        flips = tuple(
+        flips = tuple(  # an indicator missing then is reported once, as not measured then
             Flip(ind.name, before.get(ind.name), ind.status)
             for ind in new.indicators
-            if before.get(ind.name) is not ind.status
+            if before.get(ind.name) is not ind.status and ind.name not in missing
         )
         builds.append(
             ReplayedBuild(
