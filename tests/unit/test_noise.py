@@ -269,3 +269,41 @@ def test_slo_to_dict_round_trips_the_options() -> None:
     """Slo.to_dict writes the options back in the file's vocabulary."""
     slo = example_slo()
     assert parse_slo(slo.to_dict(), "again").objectives == slo.objectives
+
+
+RANK = {IndicatorStatus.FAIL: 0, IndicatorStatus.ERROR: 0, IndicatorStatus.WARNING: 1, IndicatorStatus.PASS: 2,
+        IndicatorStatus.INFO: 2}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    base=st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=40),
+    cand=st.lists(st.integers(min_value=1, max_value=80), min_size=1, max_size=40),
+    floor=st.one_of(st.none(), st.floats(min_value=0, max_value=30)),
+    method=st.sampled_from(["point", "mann_whitney"]),
+    criteria=st.sampled_from([["<=+10%"], ["<=+10%", "<60"], [">=-5%"], ["<+3"]]),
+)
+def test_opting_in_never_makes_a_status_worse(base: list[int], cand: list[int], floor: float | None, method: str,
+                                              criteria: list[str]) -> None:
+    """Whatever the samples and options, an objective's status with the noise-aware comparison is at
+    least as good as Keptn's, and its score at least as high; the result round-trips through JSON."""
+    extra: dict[str, Any] = {"comparison": {"method": method}}
+    if floor is not None:
+        extra["noise_floor"] = floor
+    doc = {"objectives": [{"sli": "rt", "pass": [{"criteria": criteria}], "warning": [{"criteria": ["<=+50%"]}]}],
+           "total_score": {"pass": "90%", "warning": "50%"}}
+    plain = parse_slo(doc, "plain")
+    doc["objectives"][0].update(extra)  # type: ignore[index]
+    noisy = parse_slo(doc, "noisy")
+
+    def m(values: list[int]) -> Measurement:
+        dist = Distribution.of((v, 1) for v in values)
+        return Measurement("rt", float(sorted(values)[int(0.95 * (len(values) - 1))]), samples=len(values), distribution=dist)
+
+    prev_noisy = evaluate(noisy, [m(base)], evaluation_id="b")
+    prev_plain = evaluate(plain, [m(base)], evaluation_id="b")
+    with_noise = evaluate(noisy, [m(cand)], [prev_noisy])
+    keptn = evaluate(plain, [m(cand)], [prev_plain])
+    assert RANK[with_noise.indicators[0].status] >= RANK[keptn.indicators[0].status]
+    assert with_noise.score >= keptn.score
+    assert EvaluationResult.from_dict(json.loads(json.dumps(with_noise.to_dict()))) == with_noise

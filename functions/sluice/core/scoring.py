@@ -748,7 +748,8 @@ def _evaluate_objective(
 
     targets: list[Target] = []
     checks: list[NoiseCheck] = []
-    forgive = _noise_judge(obj.noise, m, baseline_samples, checks) if obj.noise is not None else None
+    active = obj.noise is not None and (obj.noise.method is ComparisonMethod.MANN_WHITNEY or obj.noise.noise_floor is not None)
+    forgive = _noise_judge(obj.noise, m, baseline_samples, checks) if obj.noise is not None and active else None
     weight = obj.weight
     if obj.pass_:
         passed, nb_pass = _apply_sets(obj.pass_, TargetKind.PASS, value, baseline, targets, forgive)
