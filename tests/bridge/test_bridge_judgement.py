@@ -112,3 +112,15 @@ def test_replay_of_an_unknown_service_is_404(bridge: Bridge) -> None:
     """Nothing a request names that does not exist is created; it is a 404 naming it."""
     body, status, _ = bridge.handle("POST", "/history/sockshop/staging/orders/replay", {}, {"slo": LOOSER})
     assert status == 404 and "orders" in str(body)
+
+
+def test_alias_bomb_slo_is_refused_quickly(bridge: Bridge) -> None:
+    """YAML aliases repeating one objective and one criteria list thousands of times (a small text that
+    would expand to millions of criteria) are refused as too many, before anything is scored."""
+    crits = ", ".join(["*c"] * 2000)
+    objs = ", ".join(["*o"] * 2000)
+    text = (f"x: &c '<600'\ny: &l [{crits}]\nz: &o {{sli: rt, pass: [{{criteria: *l}}]}}\n"
+            f"objectives: [{objs}]\ntotal_score: {{pass: 90%}}\n")
+    assert len(text.encode()) < views.REPLAY_SLO_LIMIT
+    body, status, _ = bridge.handle("POST", "/history/sockshop/staging/carts/replay", {}, {"slo": text})
+    assert status == 400 and "expected at most 1000 objectives, found 2000" in str(body)

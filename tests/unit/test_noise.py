@@ -307,3 +307,14 @@ def test_opting_in_never_makes_a_status_worse(base: list[int], cand: list[int], 
     assert RANK[with_noise.indicators[0].status] >= RANK[keptn.indicators[0].status]
     assert with_noise.score >= keptn.score
     assert EvaluationResult.from_dict(json.loads(json.dumps(with_noise.to_dict()))) == with_noise
+
+
+def test_absurd_sizes_are_refused_naming_the_bound() -> None:
+    """More than 1000 objectives, or more than 100 criteria in a list, is refused (no real SLO is that big)."""
+    crit = {"sli": "x", "pass": [{"criteria": ["<1"] * 101}]}
+    with pytest.raises(ValidationError, match="expected at most 100 criteria, found 101"):
+        parse_slo({"objectives": [crit], "total_score": {"pass": "90%"}}, "s")
+    many = [{"sli": f"s{i}"} for i in range(1001)]
+    with pytest.raises(ValidationError, match="expected at most 1000 objectives, found 1001"):
+        parse_slo({"objectives": many, "total_score": {"pass": "90%"}}, "s")
+    assert len(parse_slo({"objectives": many[:1000], "total_score": {"pass": "90%"}}, "s").objectives) == 1000

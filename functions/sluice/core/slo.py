@@ -87,6 +87,10 @@ class IncludeResultWithScore(StrEnum):
 _CRITERION = re.compile(r"^(<=|>=|<|>|=)([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(%?)$")
 _PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
 _LIGHTHOUSE_DEFAULT_COUNT = 3
+#: Bounds no real SLO reaches; past them a file (e.g. YAML aliases repeating one objective
+#: thousands of times) is refused before it costs anything to score.
+MAX_OBJECTIVES = 1000
+MAX_CRITERIA = 100  # criteria sets per pass/warning, and criteria per set
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,6 +525,9 @@ def _parse_objectives(doc: Mapping[object, object], problems: _Problems) -> list
     if not isinstance(raw, list):
         problems.add("objectives", f"expected a list of objectives, found {_type_name(raw)}")
         return []
+    if len(raw) > MAX_OBJECTIVES:
+        problems.add("objectives", f"expected at most {MAX_OBJECTIVES} objectives, found {len(raw)}")
+        return []
     out: list[Objective] = []
     for index, item in enumerate(raw):
         parsed = _parse_objective(index, item, problems)
@@ -641,6 +648,9 @@ def _parse_criteria_sets(raw: object, where: str, problems: _Problems) -> tuple[
     if not isinstance(raw, list):
         problems.add(where, f"expected a list of {{criteria: [...]}} entries, found {_type_name(raw)}")
         return ()
+    if len(raw) > MAX_CRITERIA:
+        problems.add(where, f"expected at most {MAX_CRITERIA} criteria lists, found {len(raw)}")
+        return ()
     sets: list[CriteriaSet] = []
     for i, entry in enumerate(raw):
         here = f"{where}[{i}]"
@@ -655,6 +665,9 @@ def _parse_criteria_sets(raw: object, where: str, problems: _Problems) -> tuple[
             crits = []
         if not isinstance(crits, list):
             problems.add(f"{here}.criteria", f"expected a list of criteria strings, found {_type_name(crits)}")
+            continue
+        if len(crits) > MAX_CRITERIA:
+            problems.add(f"{here}.criteria", f"expected at most {MAX_CRITERIA} criteria, found {len(crits)}")
             continue
         parsed: list[Criterion] = []
         for j, text in enumerate(crits):
