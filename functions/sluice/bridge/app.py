@@ -168,7 +168,7 @@ class Bridge:
             return problem(400, "slo: paste an SLO (slo.yaml) or choose a file to replay the history under")
         try:
             slo = load_slo(text, "the pasted SLO")
-            report, _skipped = replay_history(self.records, project, stage, service, slo)
+            report, _skipped = replay_history(self.records, project, stage, service, slo, include_archive=False)
         except ValidationError as err:
             return problem(400, str(err))
         body = views.history_page(self.base, project, stage, service, history, 0, replay=report.to_dict(), slo_text=text)

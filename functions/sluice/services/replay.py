@@ -43,9 +43,13 @@ def stored_evaluations(docs: Iterable[Mapping[str, Any]], source: str) -> tuple[
 
 
 def replay_history(
-    records: Records, project: str, stage: str, service: str, slo: Slo, last: int | None = None
+    records: Records, project: str, stage: str, service: str, slo: Slo, last: int | None = None,
+    *, include_archive: bool = True,
 ) -> tuple[ReplayReport, list[str]]:
     """Replay the stage's whole stored history of ``service`` under ``slo``; show the newest ``last``.
+
+    ``include_archive=False`` replays only what the store keeps (bounded: the web view's page must
+    read a bounded number of records; the CLI reads the archive too).
 
     ``NotFoundError`` when the project, stage or service does not exist (nothing is created).
     Returns the report and the notes on stored evaluations it had to skip.
@@ -55,7 +59,8 @@ def replay_history(
     if stage not in stages:
         raise NotFoundError(f"stage {stage!r} is not in the shipyard of project {project!r} (stages: {', '.join(stages)})")
     rules = stages[stage].inconclusive.rules
-    docs = [*records.archived_evaluations(project, stage, service), *records.evaluations(project, stage, service)]
+    archived = records.archived_evaluations(project, stage, service) if include_archive else []
+    docs = [*archived, *records.evaluations(project, stage, service)]
     stored, skipped = stored_evaluations(docs, f"evaluations of {service} in {project}/{stage}")
     for note in skipped:
         log.warning("%s", note)
