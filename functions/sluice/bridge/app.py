@@ -2,7 +2,9 @@
 
 Framework-free: ``Bridge.handle(method, path, query, form)`` returns ``(body, status, headers)``,
 so the ``bridge`` function (functions-framework) and tests call the same code. Actions (approve,
-decline) send the same CloudEvent the CLI sends; nothing here writes the store.
+decline) send the same CloudEvent the CLI sends; nothing here writes the store. The what-if replay
+(``POST /history/<p>/<stage>/<svc>/replay`` with an SLO in ``slo`` or an uploaded ``slo_file``)
+only reads: a POST because an SLO is too big for a URL and does not belong in access logs.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ class Bridge:
                 raise ValidationError("path", [f"each part at most {MAX_PART} characters, without NUL"])
             if method == "POST" and parts in (["approve"], ["api", "approve"]):
                 return self._approve(form, api, headers)
+            if method == "POST" and len(parts) == 5 and parts[0] == "history" and parts[4] == "replay":
+                if (problem := guard.origin_problem(headers, bearer=False)) or (problem := guard.csrf_problem(headers, form)):
+                    return self._error(False, 403, "Forbidden", problem)
+                return self._replay(parts[1], parts[2], parts[3], form)
             if method not in ("GET", "HEAD"):
                 return "method not allowed", 405, {"Content-Type": "text/plain"}
             if parts and parts[0] in ("assets", "static"):
@@ -201,6 +207,32 @@ class Bridge:
             raise NotFoundError(
                 f"no delivery {context[:80]} waits for approval of {approval.service} in {approval.stage}"
             )
+
+    def _replay(self, project: str, stage: str, service: str, form: Mapping[str, str]) -> Response:
+        """The history page recoloured under a pasted or uploaded SLO (nothing is written)."""
+        from sluice.services.documents import load_slo  # YAML: only this route pays for it
+        from sluice.services.replay import replay_history
+
+        self.records.require_service(project, service)
+        history = readmodel.evaluations(self.records, project, stage, service)
+        text = form.get("slo_file") or form.get("slo") or ""
+
+        def problem(status: int, message: str) -> Response:
+            page = views.history_page(self.base, project, stage, service, history, 0, slo_text=text[: views.REPLAY_SLO_LIMIT],
+                                      problem=message)
+            return page, status, HTML
+
+        if len(text.encode("utf-8")) > views.REPLAY_SLO_LIMIT:
+            return problem(413, f"slo: the SLO is larger than {views.REPLAY_SLO_LIMIT // 1024} KiB")
+        if not text.strip():
+            return problem(400, "slo: paste an SLO (slo.yaml) or choose a file to replay the history under")
+        try:
+            slo = load_slo(text, "the pasted SLO")
+            report, _skipped = replay_history(self.records, project, stage, service, slo, include_archive=False)
+        except ValidationError as err:
+            return problem(400, str(err))
+        body = views.history_page(self.base, project, stage, service, history, 0, replay=report.to_dict(), slo_text=text)
+        return body, 200, HTML
 
     def _static(self, parts: list[str]) -> Response:
         # Served under /assets/: functions-framework's Flask app claims /static/ for itself (its

@@ -33,6 +33,10 @@ def bridge_for(runtime: Runtime, base: str) -> Bridge:
     return Bridge(runtime.records, lambda event: post_event(runtime.settings.sink, event), base=base, auth=auth, sign=sign)
 
 
+#: Most bytes read of an uploaded file (the what-if replay's SLO); the bridge refuses more.
+UPLOAD_LIMIT = 64 * 1024
+
+
 def main(request: Any) -> Any:
     runtime = runtime_for("bridge")
     prefix = request.headers.get("X-Forwarded-Prefix", "")  # set by the local broker's /bridge proxy
@@ -42,9 +46,17 @@ def main(request: Any) -> Any:
     if request.method == "POST":
         try:
             form = {k: v for k, v in request.form.items() if isinstance(v, str)}
+            for name, upload in request.files.items():  # the what-if replay's SLO file, as text
+                if upload.filename:
+                    form[name] = upload.read(UPLOAD_LIMIT + 1).decode("utf-8", "replace")
         except (HTTPException, ValueError):  # too large or unreadable: answered as missing fields
             form = {}
     body, status, headers = bridge_for(runtime, prefix).handle(
         request.method, request.path, dict(request.args), form, dict(request.headers)
     )
     return body, status, headers
+
+
+#: Most bytes read of an uploaded file (the what-if replay's SLO); the bridge refuses more.
+UPLOAD_LIMIT = 64 * 1024
+

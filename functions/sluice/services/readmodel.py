@@ -46,6 +46,8 @@ def last_evaluation_summary(evaluation: Mapping[str, Any] | None) -> dict[str, A
         "context": evaluation.get("context", ""),
         "time": evaluation.get("time", ""),
         "notes": evaluation.get("notes", []),
+        "inconclusive": bool(evaluation.get("inconclusive", False)),
+        "inconclusive_reasons": evaluation.get("inconclusive_reasons", []),
         "indicators": [
             {
                 "name": i.get("name"),
