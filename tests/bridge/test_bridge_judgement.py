@@ -140,3 +140,15 @@ def test_alias_bomb_slo_is_refused_quickly(bridge: Bridge) -> None:
     assert len(text.encode()) < views.REPLAY_SLO_LIMIT
     body, status, _ = post(bridge, "/history/sockshop/staging/carts/replay", {"slo": text})
     assert status == 400 and "expected at most 1000 objectives, found 2000" in str(body)
+
+
+def test_project_page_names_a_stage_policy_other_than_fail() -> None:
+    """A stage that holds or retries inconclusive evaluations says so under its name."""
+    view = {"project": "p", "stages": [
+        {"name": "dev", "deployment_strategy": "direct", "test_strategy": "functional", "services": [],
+         "on_inconclusive": {"action": "fail"}},
+        {"name": "staging", "deployment_strategy": "blue_green_service", "test_strategy": "performance", "services": [],
+         "on_inconclusive": {"action": "retry", "max_retries": 2}},
+    ]}
+    html = views.project_page("", view, 0)
+    assert html.count("inconclusive:") == 1 and "inconclusive: retry ×2" in html

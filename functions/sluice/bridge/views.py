@@ -236,6 +236,10 @@ def project_page(base: str, view: Mapping[str, Any], refresh: int, recent: Seque
         approval = stage.get("approval_strategy") or {}
         manual = [k for k, v in approval.items() if v == "manual"]
         rule = f' · approval on {" and ".join(manual)}' if manual else ""
+        policy = stage.get("on_inconclusive") or {}
+        if policy.get("action") not in (None, "fail"):
+            retries = f" ×{policy.get('max_retries')}" if policy.get("action") == "retry" else ""
+            rule += f" · inconclusive: {policy.get('action')}{retries}"
         columns.append(
             f'<section class="stage" data-stage="{e(stage["name"])}"><h2>{e(stage["name"])}</h2>'
             f'<div class="strategy">{e(str(stage["deployment_strategy"]).replace("_", " "))} · tests: {e(stage["test_strategy"])}{e(rule)}</div>'
