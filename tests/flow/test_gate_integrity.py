@@ -220,7 +220,7 @@ def test_records_stay_small_with_big_slos_and_long_histories() -> None:
     store = world.records.store
     sizes = {r.name: len(json.dumps(dict(r.data))) for r in store.list({})}
     assert max(sizes.values()) < 900 * 1024, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
-    assert len(world.records.evaluations("sockshop", "dev", "carts")) >= 10
+    assert len(world.records.evaluations("sockshop", "dev", "carts")) >= 5  # ~100 KB each: the rest left by bytes
     assert len(world.records.contexts("sockshop")) <= 1000
     assert len([n for n in sizes if n.startswith("context.")]) <= 1000
 

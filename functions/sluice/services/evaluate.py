@@ -28,6 +28,7 @@ from sluice.core.events import (
     StartEvaluation,
     TestsFinished,
 )
+from sluice.core.inconclusive import attempt_of, comparison_history
 from sluice.core.ledger import (
     HANDOFF_S,
     SLO_MAX_BYTES,
@@ -108,8 +109,8 @@ class EvaluateService:
         for step in (Transition.EVALUATING, Transition.EVALUATED):
             if (stored := run.stored(step)) is not None:
                 return [Event.from_json_dict(e) for e in stored]
-        if run.phase is not Phase.TESTED:
-            return []
+        if run.phase is not Phase.TESTED or attempt_of(data.labels) != run.attempt:
+            return []  # not waiting for an evaluation, or tests-finished of an earlier attempt
         pending = PendingEvaluation(
             start=data.start, end=data.end, slo="", provider="", request_id="", deadline="",
             test_failed=isinstance(data, TestsFinished) and data.result == Result.FAIL.value,
@@ -160,18 +161,9 @@ class EvaluateService:
         if (stored := run.stored(Transition.EVALUATED)) is not None:
             self._remember_evaluation(placement, stored)  # a crash may have come between the two writes
             return [Event.from_json_dict(e) for e in stored]
-        if run.phase is not Phase.EVALUATING or run.evaluation is None:
-            return []
-        values = [
-            Measurement(
-                name=str(v.get("metric", "")),
-                value=v.get("value") if isinstance(v.get("value"), int | float) and not isinstance(v.get("value"), bool) else None,
-                success=bool(v.get("success", True)),
-                message=str(v.get("message", "")),
-            )
-            for v in done.indicatorValues
-            if isinstance(v, Mapping)
-        ]
+        if run.phase is not Phase.EVALUATING or run.evaluation is None or event.triggeredid != run.evaluation.request_id:
+            return []  # not waiting for SLIs, or the answer to an earlier attempt's request
+        values = [Measurement.from_indicator_value(v) for v in done.indicatorValues if isinstance(v, Mapping)]
         slo = load_slo(run.evaluation.slo, "slo.yaml")
         return self._finish(event, placement, run, run.evaluation, slo, values, done.message)
 
@@ -220,9 +212,11 @@ class EvaluateService:
                 previous.append(EvaluationResult.from_dict(doc))
             except ValidationError as err:
                 log.warning("skipping an unreadable evaluation in the history of %s: %s", placement, err)
+        policy = self.records.project(project).shipyard.stage(stage).inconclusive
         result = evaluate(
-            slo, values, previous, pending.test_failed or force_fail, evaluation_id=evaluation_id, project=project,
-            stage=stage, service=service, start=pending.start, end=pending.end, labels=dict(run.labels),
+            slo, values, comparison_history(previous), pending.test_failed or force_fail, evaluation_id=evaluation_id,
+            project=project, stage=stage, service=service, start=pending.start, end=pending.end,
+            labels=dict(run.labels), rules=policy.rules,
         )
         notes = [m for m in (message, result.message, pending.test_message if pending.test_failed else "") if m]
         now = self.now()
@@ -243,7 +237,10 @@ class EvaluateService:
             message="; ".join(notes), labels=dict(run.labels),
         )
         reply = event.reply(payload, source=self.source, time=now)
-        verdict = Verdict(result.result.value, result.score, evaluation_id)
+        verdict = Verdict(
+            result.result.value, result.score, evaluation_id, result.inconclusive,
+            tuple(r.message for r in result.inconclusive_reasons),
+        )
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             moved = enter(run, Phase.EVALUATED, now, HANDOFF_S, verdict=verdict, evaluation=None)
@@ -262,3 +259,4 @@ class EvaluateService:
             slo = base64.b64decode(details.get("sloFileContent") or "").decode()
             entry = {**details["sluice"], **details.get("sluiceRecord", {}), "slo_file": slo}
             self.records.append_evaluation(placement.project, placement.stage, placement.service, entry)
+

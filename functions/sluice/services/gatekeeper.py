@@ -22,6 +22,7 @@ from sluice.core.events import (
     ApprovalTriggered,
     ConfigurationChange,
     Decision,
+    DeploymentFinished,
     Done,
     EvaluationDone,
     Event,
@@ -30,7 +31,9 @@ from sluice.core.events import (
     Result,
 )
 from sluice.core.gate import GateDecision, decide
+from sluice.core.inconclusive import InconclusiveAction, inconclusive_action, next_attempt
 from sluice.core.ledger import (
+    HANDOFF_S,
     Hold,
     HoldDecision,
     Lane,
@@ -40,6 +43,7 @@ from sluice.core.ledger import (
     enter,
     expired,
     parse_time,
+    record,
 )
 from sluice.core.shipyard import OnTimeout, Shipyard, Stage
 from sluice.errors import SluiceError
@@ -87,13 +91,21 @@ class GatekeeperService:
                 ended = enter(run, Phase.DONE, now, None, outcome=Outcome.EVALUATED.value)
                 return lane.put(ended).retire(ended), [done]
             decision = decide(run.verdict.result, stage)
+            why = ""
+            if run.verdict.inconclusive:  # the gate could not judge: the stage's on_inconclusive says what now
+                action = inconclusive_action(stage.inconclusive, run.attempt)
+                if action is InconclusiveAction.RETRY and (retried := self._retry(lane, event, run, now)) is not None:
+                    return retried
+                if action is InconclusiveAction.HOLD:
+                    decision = GateDecision.HOLD
+                    why = f" (inconclusive: {'; '.join(run.verdict.reasons)})"
             if decision is GateDecision.HOLD:
                 held = enter(run, Phase.HELD, now, stage.approval_timeout_s)
                 hold = Hold(run.verdict.result, now, held.deadline, stage.approval_on_timeout)
                 triggered = ApprovalTriggered(
                     project=placement.project, stage=placement.stage, service=placement.service, image=run.image,
                     result=run.verdict.result,
-                    message=f"{run.image} {run.verdict.result}ed the gate in {placement.stage}; promotion waits for "
+                    message=f"{run.image} {run.verdict.result}ed the gate in {placement.stage}{why}; promotion waits for "
                     f"approval until {held.deadline}, then {stage.approval_on_timeout.value}s "
                     f"(sluice send event approval --context {run.context} --stage {placement.stage} --approve|--decline)",
                     labels=dict(run.labels),
@@ -103,6 +115,24 @@ class GatekeeperService:
             return self._act(lane, event, shipyard, placement, run, decision is GateDecision.PROMOTE, now)
 
         return self.ledger.advance(placement, event.shkeptncontext, Transition.DECIDED, effect).events()
+
+    def _retry(self, lane: Lane, cause: Event, run: Run, now: str) -> tuple[Lane, list[dict[str, Any]]] | None:
+        """Re-run the stage's tests and evaluation (``on_inconclusive: retry``): the run goes back to
+        ``deployed`` as its next attempt, with the deployment-finished of the candidate sent again.
+        None when there is nothing to re-test (no deployment, or a deployment that failed)."""
+        stored = run.stored(Transition.DEPLOYED)
+        if not stored:
+            return None
+        previous = Event.from_json_dict(stored[0])
+        deployed = previous.data
+        if not isinstance(deployed, DeploymentFinished) or deployed.result != Result.PASS.value:
+            return None
+        attempt = run.attempt + 1
+        again = replace(deployed, labels=next_attempt(deployed.labels),
+                        message=f"{deployed.message}; attempt {attempt}: the evaluation was inconclusive, so it runs again")
+        reply = cause.reply(again, source=self.source, time=now, discriminator=f"retry:{attempt}").to_json_dict()
+        moved = replace(enter(run, Phase.DEPLOYED, now, HANDOFF_S), attempt=attempt, verdict=None, test=None)
+        return lane.put(record(moved, moved.key(Transition.DEPLOYED), [reply])), [reply]
 
     # --- approval.finished -----------------------------------------------------------------------
     def _approval(self, event: Event, approval: ApprovalFinished) -> list[Event]:

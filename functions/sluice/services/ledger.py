@@ -109,18 +109,19 @@ class Ledger:
                 return lane, Advanced(False, stored)
             if not run.can(step):
                 return lane, Advanced(False, [])
+            key = run.key(step)  # the attempt the step belongs to, before the effect (a retry raises it)
             new, replies = effect(lane, run)
-            return _remember(new, context, step, replies), Advanced(True, replies)
+            return _remember(new, context, key, replies), Advanced(True, replies)
 
         return self.change(placement, mutate)
 
 
-def _remember(lane: Lane, context: str, step: Transition, replies: list[dict[str, Any]]) -> Lane:
-    """Store ``replies`` under ``step`` on ``context``'s run wherever it now is."""
+def _remember(lane: Lane, context: str, key: str, replies: list[dict[str, Any]]) -> Lane:
+    """Store ``replies`` under ``key`` on ``context``'s run wherever it now is."""
     run = lane.run(context)
     if run is None:
-        raise SluiceError(f"ledger: the run of {context} vanished during its own transition {step.value}")
-    updated = record(run, step, replies)
+        raise SluiceError(f"ledger: the run of {context} vanished during its own transition {key}")
+    updated = record(run, key, replies)
     if any(f.context == context for f in lane.finished):
         return replace(lane, finished=tuple(updated if f.context == context else f for f in lane.finished))
     return lane.put(updated)
