@@ -222,8 +222,9 @@ class Lane:
         return self.run(context) is not None or any(q.context == context for q in self.queue)
 
     def stale(self, context: str, event_time: str) -> bool:
-        """True for a delivery this lane forgot: unknown, and older than the horizon."""
-        return bool(self.horizon and event_time) and not self.knows(context) and before(event_time, self.horizon)
+        """True for a delivery this lane forgot: unknown, and no newer than the horizon (the
+        newest event time among the forgotten, which is itself forgotten)."""
+        return bool(self.horizon and event_time) and not self.knows(context) and not before(self.horizon, event_time)
 
     # --- changes ---------------------------------------------------------------------------
     def put(self, run: Run) -> Lane:
@@ -237,13 +238,17 @@ class Lane:
 
     def retire(self, run: Run) -> Lane:
         """``run`` has ended: keep a small summary of it among the finished ones."""
+        active = None if self.active is not None and self.active.context == run.context else self.active
+        gates = tuple(g for g in self.gates if g.context != run.context)
+        return replace(self, active=active, gates=gates).remember(run)
+
+    def remember(self, run: Run) -> Lane:
+        """Add an ended ``run`` (as a small summary: its outcome and last events) to the finished."""
         summary = replace(
             run, test=None, evaluation=None,
             replies={k: v for k, v in run.replies.items() if k.split("@")[0] == Transition.FINISHED.value},
         )
-        active = None if self.active is not None and self.active.context == run.context else self.active
-        gates = tuple(g for g in self.gates if g.context != run.context)
-        return replace(self, active=active, gates=gates, finished=(*self.finished, summary)).bounded()
+        return replace(self, finished=(*self.finished, summary)).bounded()
 
     def bounded(self) -> Lane:
         """Forget the oldest finished runs until the lane fits its count and byte budgets; the

@@ -90,19 +90,14 @@ class EvaluateService:
         placement = Placement(data.project, data.stage, data.service)
         now = self.now()
 
-        def open_gate(lane: Lane) -> tuple[Lane, bool]:
-            if lane.run(event.shkeptncontext) is not None:
-                return lane, False
-            run = Run(event.shkeptncontext, "", Phase.TESTED, now, "", event_time=event.time, labels=dict(data.labels))
-            return lane.put(enter(run, Phase.TESTED, now, HANDOFF_S)), True
-
-        self.ledger.change(placement, open_gate)
+        run = Run(event.shkeptncontext, "", Phase.TESTED, now, "", event_time=event.time, labels=dict(data.labels))
+        self.ledger.open_gate(placement, enter(run, Phase.TESTED, now, HANDOFF_S))
         return self._start(event, data)
 
     def _start(self, event: Event, data: TestsFinished | StartEvaluation) -> list[Event]:
         placement = Placement(data.project, data.stage, data.service)
         context = event.shkeptncontext
-        run = self.ledger.lane(placement).run(context)
+        run = self.ledger.run(placement, context)
         if run is None:
             log.info("%s for %s: its delivery does not wait in %s", event.type.value, context, placement)
             return []
@@ -154,7 +149,7 @@ class EvaluateService:
     # --- score -------------------------------------------------------------------------------
     def _score(self, event: Event, done: GetSliDone) -> list[Event]:
         placement = Placement(done.project, done.stage, done.service)
-        run = self.ledger.lane(placement).run(event.shkeptncontext)
+        run = self.ledger.run(placement, event.shkeptncontext)
         if run is None:
             log.warning("get-sli.done %s for %s: no evaluation waits for it", event.id, event.shkeptncontext)
             return []
@@ -173,7 +168,7 @@ class EvaluateService:
         never started (tests-finished was lost)."""
         now = self.now()
         replies: list[Event] = []
-        for found in self.ledger.lanes():
+        for found in (*self.ledger.lanes(), *self.ledger.gates()):
             lane = found.lane
             for run in (*((lane.active,) if lane.active else ()), *lane.gates):
                 if run.phase not in (Phase.TESTED, Phase.EVALUATING) or not expired(run, now):

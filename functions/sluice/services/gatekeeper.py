@@ -114,7 +114,10 @@ class GatekeeperService:
                 return lane.put(replace(held, hold=hold)), [reply.to_json_dict()]
             return self._act(lane, event, shipyard, placement, run, decision is GateDecision.PROMOTE, now)
 
-        return self.ledger.advance(placement, event.shkeptncontext, Transition.DECIDED, effect).events()
+        decided = self.ledger.advance(placement, event.shkeptncontext, Transition.DECIDED, effect)
+        if decided.applied and any(e.get("type") == Done.TYPE.value for e in decided.replies):
+            self.ledger.close_gate(placement, event.shkeptncontext)  # a gate ended: its record goes
+        return decided.events()
 
     def _retry(self, lane: Lane, cause: Event, run: Run, now: str) -> tuple[Lane, list[dict[str, Any]]] | None:
         """Re-run the stage's tests and evaluation (``on_inconclusive: retry``): the run goes back to
@@ -147,8 +150,7 @@ class GatekeeperService:
             )
             return [event.reply(rejected, source=self.source, time=self.now())]
         placement = Placement(approval.project, approval.stage, approval.service)
-        lane = self.ledger.lane(placement)
-        run = lane.run(event.shkeptncontext)
+        run = self.ledger.lane(placement).run(event.shkeptncontext)
         if run is None or run.phase is not Phase.HELD:
             ended = run.hold.decision.value if run is not None and run.hold and run.hold.decision else ""
             log.info(
@@ -219,8 +221,11 @@ class GatekeeperService:
         runs whose evaluation-done never reached the gatekeeper."""
         now = self.now()
         replies: list[Event] = []
-        for found in self.ledger.lanes():
+        for found in (*self.ledger.lanes(), *self.ledger.gates()):
             lane = found.lane
+            if lane.finished and not lane.gates and lane.active is None and lane.finished[-1].context in found.name:
+                self.ledger.close_gate(found.placement, lane.finished[-1].context)  # ended, but its record stayed
+                continue
             for run in (*((lane.active,) if lane.active else ()), *lane.gates):
                 if run.phase not in (Phase.EVALUATED, Phase.HELD) or not expired(run, now):
                     continue
