@@ -15,6 +15,8 @@ import yaml
 from sluice.adapters.backends.local import LocalBackend
 from sluice.adapters.state.local import LocalStore
 from sluice.core.events import ConfigurationChange, DeploymentFinished, Event, EventType
+from sluice.ports.backend import Placement
+from sluice.services.ledger import Ledger
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
 from sluice.services.testing import run_tests
@@ -73,13 +75,13 @@ def test_tutorial_on_real_processes(world) -> None:  # type: ignore[no-untyped-d
     assert done == [("dev", "promoted"), ("staging", "rolled_back")]
     measured = records.measurements("sockshop", "staging", "carts", slow[0].shkeptncontext)
     assert measured["response_time_p95"] > 1000
-    staging = records.read_json("deploy.sockshop.staging.carts", "state", {})
-    assert version_at(staging["public_url"]) == "0.10.1"
+    staging = Ledger(records).lane(Placement("sockshop", "staging", "carts"))
+    assert version_at(staging.serving.public_url) == "0.10.1"
 
     fast = deliver(flow, "0.10.3")
     done = [(e.data.stage, e.data.outcome) for e in by_type(fast, EventType.DONE)]  # type: ignore[attr-defined]
     assert done == [("dev", "promoted"), ("staging", "promoted"), ("production", "promoted")]
     measured = records.measurements("sockshop", "staging", "carts", fast[0].shkeptncontext)
     assert measured["response_time_p95"] < 600
-    production = records.read_json("deploy.sockshop.production.carts", "state", {})
-    assert version_at(production["public_url"]) == "0.10.3"
+    production = Ledger(records).lane(Placement("sockshop", "production", "carts"))
+    assert version_at(production.serving.public_url) == "0.10.3"

@@ -20,6 +20,7 @@ from sluice.core.events import (
 )
 from sluice.ports.backend import Placement
 from sluice.ports.sli import SliQuery, SliValue
+from sluice.services.ledger import Ledger
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
 from sluice.testing.flow import FakeClock, Flow, by_type
@@ -104,8 +105,8 @@ def test_tutorial_story(world) -> None:  # type: ignore[no-untyped-def]
     fast = flow.send(new_artifact("0.10.3"))
     assert outcomes(fast) == [("dev", "promoted"), ("staging", "promoted"), ("production", "promoted")]
     assert backend.serving(Placement("sockshop", "production", "carts")) == f"{CARTS}:0.10.3"
-    state = records.read_json("deploy.sockshop.staging.carts", "state", {})
-    assert state["primary_image"] == f"{CARTS}:0.10.3" and state["last_good_image"] == f"{CARTS}:0.10.3"
+    state = Ledger(records).lane(Placement("sockshop", "staging", "carts"))
+    assert state.serving.primary_image == f"{CARTS}:0.10.3" and state.serving.last_good_image == f"{CARTS}:0.10.3"
 
     context = slow[0].shkeptncontext
     logged = records.events(context)
@@ -142,7 +143,7 @@ def test_broken_candidate_fails_the_delivery_and_frees_the_stage(world) -> None:
     assert outcomes(events) == [("dev", "stopped")]
     assert "dev keeps serving docker.io/keptnexamples/carts:0.10.1" in next(by_type(events, EventType.DONE)).data.message  # type: ignore[attr-defined]
     assert backend.serving(Placement("sockshop", "dev", "carts")) == f"{CARTS}:0.10.1"
-    assert records.read_json("deploy.sockshop.dev.carts", "state", {})["active_context"] == ""
+    assert Ledger(records).lane(Placement("sockshop", "dev", "carts")).active is None
 
 
 def test_provider_that_never_answers_fails_after_the_timeout(world) -> None:  # type: ignore[no-untyped-def]
@@ -187,9 +188,9 @@ def test_two_deliveries_racing_for_a_stage_queue(world) -> None:  # type: ignore
     a, b = new_artifact("0.10.3"), new_artifact("0.10.4")
     flow.send(a)
     flow.send(b)
-    state = records.read_json("deploy.sockshop.dev.carts", "state", {})
-    assert state["active_context"] == a.shkeptncontext
-    assert [q["context"] for q in state["queue"]] == [b.shkeptncontext]
+    state = Ledger(records).lane(Placement("sockshop", "dev", "carts"))
+    assert state.active is not None and state.active.context == a.shkeptncontext
+    assert [q.context for q in state.queue] == [b.shkeptncontext]
     flow.hold_units = False
     done = flow.send()  # the tests report: a finishes, then b runs
     promoted = [(e.data.stage, e.data.image) for e in by_type(done, EventType.DONE)]  # type: ignore[attr-defined]

@@ -79,10 +79,19 @@ def test_unknown_project_is_a_final_error_not_a_retry(tmp_path, monkeypatch) -> 
 
 
 def test_reply_is_a_binary_cloudevent(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A handler's reply comes back as a binary-mode CloudEvent with the cause as triggeredid."""
+    """A handler's reply comes back as a binary-mode CloudEvent with the cause as triggeredid (the
+    delivery is waiting for its tests in the ledger)."""
     monkeypatch.setenv("SLUICE_STATE_DIR", str(tmp_path))
+    from sluice.adapters.state.local import LocalStore
+    from sluice.core.ledger import Phase, Run
+    from sluice.core.validation import context_id
     from sluice.functions import runtime
+    from sluice.ports.backend import Placement
+    from sluice.services.ledger import Ledger
+    from sluice.services.records import Records
 
+    run = Run(context_id("c1"), "carts:1", Phase.DEPLOYED, "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z")
+    Ledger(Records(LocalStore(tmp_path))).change(Placement("sockshop", "dev", "carts"), lambda lane: (type(lane)(active=run), None))
     runtime._RUNTIMES.clear()
     app = create_app("test", SOURCE, "http").test_client()
     deployed = {"project": "sockshop", "stage": "dev", "service": "carts", "result": "fail", "message": "boom"}

@@ -41,7 +41,7 @@ CONSUMERS: dict[EventType, set[str]] = {
     EventType.GET_SLI_DONE: {"sluice-evaluate"},
     EventType.EVALUATION_DONE: {"sluice-gatekeeper"},
     EventType.APPROVAL_FINISHED: {"sluice-gatekeeper"},
-    EventType.PING: {"sluice-evaluate", "sluice-test"},
+    EventType.PING: {"sluice-evaluate", "sluice-test", "sluice-deploy", "sluice-gatekeeper"},
 }
 #: Produced for people and the read-model (CLI, web view), consumed by no function's Trigger.
 PRODUCED_ONLY = {EventType.APPROVAL_TRIGGERED, EventType.DONE}

@@ -78,7 +78,7 @@ class Bridge:
                 return views.projects_page(b, self.records.projects()), 200, HTML
             case ["project", project]:
                 view = readmodel.project_status(self.records, project)
-                recent = readmodel.deliveries(self.records, project)[:RECENT]
+                recent = readmodel.deliveries(self.records, project, limit=RECENT)
                 return views.project_page(b, view, REFRESH_S if _running(view) else 0, recent), 200, HTML
             case ["project", project, "service", service]:
                 self.records.require_service(project, service)

@@ -148,11 +148,14 @@ def _service_card(base: str, project: str, stage: Mapping[str, Any], svc: Mappin
         return link(base, ("delivery", str(d.get("context", ""))), "event stream")
 
     if active and active.get("context") not in waiting_contexts:
-        parts.append(f'<div class="notice running">delivery running: <code>{e(active.get("image"))}</code> · {stream(active)}</div>')
+        parts.append(f'<div class="notice running">delivery running: <code>{e(active.get("image"))}</code>'
+                     f' <span class="muted">({e(active.get("phase"))} until {e(clock(active.get("deadline")))})</span>'
+                     f' · {stream(active)}</div>')
     for w in waiting:
         parts.append(
             f'<div class="notice waiting">waiting for approval since {e(clock(w.get("since")))}: <code>{e(w.get("image"))}</code>'
             f' {chip(w.get("result"))} · {stream(w)}'
+            f' <span class="muted expiry">{e(w.get("on_timeout"))}s at {e(clock(w.get("deadline")))} unless decided</span>'
             f'{_approval_form(base, project, stage_name, name, str(w.get("context", "")))}</div>'
         )
     for q in svc.get("queued") or []:

@@ -40,11 +40,15 @@ def get_event(args: argparse.Namespace) -> int:
             from sluice.errors import NotFoundError
 
             raise NotFoundError(f"no events for delivery {args.context}")
-    else:
-        events = [e for c in records.contexts(args.project) for e in records.events(c)]
+    else:  # the newest deliveries first, until the page is full: reads do not grow with history
+        events = []
+        for context in reversed(records.contexts(args.project)):
+            events.extend(e for e in records.events(context) if not args.type or e.get("type") == args.type)
+            if len(events) >= args.limit:
+                break
         events.sort(key=lambda e: e.get("time", ""))
         events = events[-args.limit :]
-    if args.type:
+    if args.type and args.context:
         events = [e for e in events if e.get("type") == args.type]
     if args.output == "json":
         common.print_json(events)

@@ -124,13 +124,13 @@ def _event(payload: Payload, subject: str, context: str | None) -> Event:
 
 
 def _find_held(args: argparse.Namespace, context: str, stage: str) -> tuple[str, str]:
-    from sluice.services.records import KIND
+    from sluice.core.ledger import Phase
+    from sluice.services.ledger import Ledger
 
-    records = common.records(args)
-    for record in records.store.list({KIND: "gate", "sluice.dev/stage": stage}):
-        pending = records.read_json(record.name, "pending", {})
-        if context in pending:
-            return record.labels["sluice.dev/project"], record.labels["sluice.dev/service"]
+    for found in Ledger(common.records(args)).lanes(stage=stage):
+        run = found.lane.run(context)
+        if run is not None and run.phase is Phase.HELD:
+            return found.placement.project, found.placement.service
     raise NotFoundError(f"no delivery {context} waits for approval in stage {stage!r}")
 
 

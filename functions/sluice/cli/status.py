@@ -27,10 +27,19 @@ def render(view: dict[str, Any]) -> str:
                 lines.append(f"      candidate {svc['candidate']['image']}")
             if svc["traffic"]:
                 lines.append("      traffic " + ", ".join(f"{k} {v} %" for k, v in svc["traffic"].items()))
+            active = svc.get("active_delivery")
+            if active:
+                lines.append(f"      DELIVERING {active['image'] or '(quality gate)'}: {active['phase']} until {active['deadline']} "
+                             f"(delivery {active['context']})")
             for q in svc["queued"]:
                 lines.append(f"      QUEUED {q['image']} (delivery {q['context']})")
             for w in svc["waiting_for_approval"]:
-                lines.append(f"      WAITING FOR APPROVAL {w['image']} ({w['result']}; delivery {w['context']})")
+                lines.append(f"      WAITING FOR APPROVAL {w['image']} ({w['result']}; delivery {w['context']}); "
+                             f"{w['on_timeout']}s at {w['deadline']} unless decided")
+            decision = svc.get("last_decision")
+            if decision:
+                lines.append(f"      last approval decision: {decision['reason'] or decision['decision']} at {decision['at']} "
+                             f"(delivery {decision['context']})")
             last = svc["last_evaluation"]
             if last:
                 lines.append(f"      last evaluation: {str(last['result']).upper()} score {last['score']:.2f} for {last['image']}")

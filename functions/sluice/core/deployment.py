@@ -1,19 +1,17 @@
-"""A stage's deployment state and its transitions (pure).
+"""What a stage serves and the backend steps that change it (pure).
 
-The record keeps apart what the seed mixed up: the primary image (serving), the candidate
-image (under test), the traffic weight, and the last image that passed the gate. One delivery
-(``active_context``) owns a stage at a time; a later delivery waits in ``queue``.
+``Serving`` keeps apart what the seed mixed up: the primary image (serving), the candidate
+image (under test), the traffic weight, and the last image that passed the gate. Which
+delivery holds the stage, and who waits for it, is the ledger's (``sluice.core.ledger``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
-#: How many handled event keys a record remembers (to answer duplicates identically).
-PROCESSED_LIMIT = 64
+from sluice.core.shipyard import DeploymentStrategy
 
 
 class Step(StrEnum):
@@ -34,81 +32,25 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Queued:
-    """A delivery waiting for the stage: the event that asked for it, kept to re-send later."""
+class Serving:
+    """What a stage runs for one service: primary, candidate, weight, last good image, URLs."""
 
-    context: str
-    image: str
-    event: dict[str, Any]
-    queued_at: str
-
-
-@dataclass(frozen=True)
-class StageState:
     strategy: str = "direct"
     primary_image: str = ""
     candidate_image: str = ""
     canary_weight: int = 0
     last_good_image: str = ""
-    active_context: str = ""
-    active_image: str = ""
     public_url: str = ""
     primary_url: str = ""
     candidate_url: str = ""
     updated: str = ""
-    queue: tuple[Queued, ...] = ()
-    processed: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def blue_green(self) -> bool:
-        return self.strategy == "blue_green_service"
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.active_context)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["queue"] = [asdict(q) for q in self.queue]
-        out["processed"] = dict(self.processed)
-        return out
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> StageState:
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in doc.items() if k in known}
-        values["queue"] = tuple(Queued(**q) for q in doc.get("queue", []))
-        values["processed"] = dict(doc.get("processed", {}))
-        return cls(**values)
-
-    def remember(self, key: str, replies: list[dict[str, Any]]) -> StageState:
-        """Record that the event ``key`` was handled with ``replies`` (bounded, oldest dropped)."""
-        processed = dict(self.processed)
-        processed[key] = replies
-        while len(processed) > PROCESSED_LIMIT:
-            processed.pop(next(iter(processed)))
-        return replace(self, processed=processed)
-
-    def forget(self, key: str) -> StageState:
-        processed = dict(self.processed)
-        processed.pop(key, None)
-        return replace(self, processed=processed)
+        return self.strategy == DeploymentStrategy.BLUE_GREEN.value
 
 
-def claim(state: StageState, context: str, image: str, now: str) -> StageState:
-    """The delivery ``context`` takes the stage (the caller checked it is free or already its own)."""
-    return replace(state, active_context=context, active_image=image, updated=now)
-
-
-def enqueue(state: StageState, item: Queued) -> StageState:
-    """A later delivery waits; a newer one for the same image replaces nothing, a waiting one of
-    another context stays (first come, first served)."""
-    if any(q.context == item.context for q in state.queue):
-        return state
-    return replace(state, queue=(*state.queue, item))
-
-
-def plan_set(state: StageState, image: str, weight: int) -> list[Action]:
+def plan_set(state: Serving, image: str, weight: int) -> list[Action]:
     """Backend steps to run ``image`` as the stage's new version."""
     if not state.blue_green:
         return [Action(Step.DEPLOY_DIRECT, image), Action(Step.ROUTE, weight=100)]
@@ -117,7 +59,7 @@ def plan_set(state: StageState, image: str, weight: int) -> list[Action]:
     return [Action(Step.DEPLOY_CANARY, image), Action(Step.ROUTE, weight=weight)]
 
 
-def after_set(state: StageState, image: str, weight: int, urls: Mapping[str, str], now: str) -> StageState:
+def after_set(state: Serving, image: str, weight: int, urls: Mapping[str, str], now: str) -> Serving:
     if not state.blue_green:
         return replace(
             state, primary_image=image, candidate_image=image, canary_weight=0, updated=now,
@@ -136,7 +78,7 @@ def after_set(state: StageState, image: str, weight: int, urls: Mapping[str, str
     )
 
 
-def plan_promote(state: StageState) -> list[Action]:
+def plan_promote(state: Serving) -> list[Action]:
     """The primary takes the candidate's image (ready before traffic moves), then traffic goes
     to the primary and the candidate scales to zero."""
     if not state.blue_green:
@@ -150,7 +92,7 @@ def plan_promote(state: StageState) -> list[Action]:
     ]
 
 
-def plan_discard(state: StageState) -> list[Action]:
+def plan_discard(state: Serving) -> list[Action]:
     """Traffic back to the primary, candidate to zero; a direct stage goes back to its last
     good image when it has one."""
     if not state.blue_green:
@@ -160,23 +102,18 @@ def plan_discard(state: StageState) -> list[Action]:
     return [Action(Step.ROUTE, weight=0), Action(Step.SCALE_CANARY_TO_ZERO)]
 
 
-def release(state: StageState, now: str, *, promoted: bool) -> tuple[StageState, Queued | None]:
-    """End the active delivery; returns the new state and the next queued delivery, if any."""
+def release(state: Serving, now: str, *, promoted: bool) -> Serving:
+    """The stage after its delivery ended: promoted, the candidate is the new primary and last
+    good image; otherwise a direct stage goes back to its last good image."""
     if promoted:
         image = state.candidate_image or state.primary_image
         state = replace(state, primary_image=image, last_good_image=image)
     elif not state.blue_green and state.last_good_image:
         state = replace(state, primary_image=state.last_good_image)
-    state = replace(
+    return replace(
         state,
         candidate_image="",
         canary_weight=0,
         candidate_url="" if state.blue_green else state.candidate_url,
-        active_context="",
-        active_image="",
         updated=now,
     )
-    if not state.queue:
-        return state, None
-    head, rest = state.queue[0], state.queue[1:]
-    return replace(state, queue=rest), head

@@ -65,6 +65,7 @@ class Outcome(StrEnum):
     DECLINED = "declined"
     FAILED = "failed"
     SUPERSEDED = "superseded"
+    EVALUATED = "evaluated"  # a quality gate without a deployment ended (``result`` is its verdict)
 
 
 # --- field helpers -------------------------------------------------------------------------

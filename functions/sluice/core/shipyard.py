@@ -7,7 +7,7 @@
       - name: staging
         deployment_strategy: blue_green_service
         test_strategy: performance
-        approval_strategy: {pass: automatic, warning: manual}
+        approval_strategy: {pass: automatic, warning: manual, timeout: 24h, on_timeout: decline}
 
 The first entry is the first stage; a stage's next stage is the next entry.
 """
@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sluice.core.testspec import parse_duration
 from sluice.core.validation import dns_label_problem
 from sluice.errors import ValidationError
 
@@ -39,6 +40,19 @@ class Approval(StrEnum):
     MANUAL = "manual"
 
 
+class OnTimeout(StrEnum):
+    """What a held promotion that nobody decided in time becomes."""
+
+    DECLINE = "decline"
+    APPROVE = "approve"
+
+
+#: How long a held promotion waits for a person by default (``approval_strategy.timeout``).
+DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600.0
+#: The longest wait a shipyard may ask for.
+MAX_APPROVAL_TIMEOUT_S = 30 * 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -46,6 +60,8 @@ class Stage:
     test_strategy: TestStrategy = TestStrategy.NONE
     approval_pass: Approval = Approval.AUTOMATIC
     approval_warning: Approval = Approval.AUTOMATIC
+    approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
+    approval_on_timeout: OnTimeout = OnTimeout.DECLINE
 
     @property
     def blue_green(self) -> bool:
@@ -56,7 +72,10 @@ class Stage:
             "name": self.name,
             "deployment_strategy": self.deployment_strategy.value,
             "test_strategy": self.test_strategy.value or "none",
-            "approval_strategy": {"pass": self.approval_pass.value, "warning": self.approval_warning.value},
+            "approval_strategy": {
+                "pass": self.approval_pass.value, "warning": self.approval_warning.value,
+                "timeout": f"{self.approval_timeout_s:g}s", "on_timeout": self.approval_on_timeout.value,
+            },
         }
 
 
@@ -123,14 +142,33 @@ def parse_shipyard(doc: object, source: str = "shipyard.yaml") -> Shipyard:
         )
         approval = raw.get("approval_strategy") or {}
         if not isinstance(approval, Mapping):
-            problems.append(f"{where}.approval_strategy: expected {{pass: automatic|manual, warning: automatic|manual}}")
+            problems.append(
+                f"{where}.approval_strategy: expected {{pass: automatic|manual, warning: automatic|manual, "
+                "timeout: a duration like 24h, on_timeout: decline|approve}"
+            )
             approval = {}
+        unknown_approval = set(approval) - {"pass", "warning", "timeout", "on_timeout"}
+        if unknown_approval:
+            problems.append(f"{where}.approval_strategy: unknown keys {', '.join(sorted(map(str, unknown_approval)))}")
         a_pass = _enum_value(Approval, f"{where}.approval_strategy.pass", approval.get("pass", "automatic"), problems, {})
         a_warn = _enum_value(
             Approval, f"{where}.approval_strategy.warning", approval.get("warning", "automatic"), problems, {}
         )
+        timeout = parse_duration(approval.get("timeout", DEFAULT_APPROVAL_TIMEOUT_S))
+        if timeout is None or not 0 < timeout <= MAX_APPROVAL_TIMEOUT_S:
+            problems.append(
+                f"{where}.approval_strategy.timeout: expected a duration like 30m or 24h, more than 0 and at most "
+                f"30 days, found {approval.get('timeout')!r}"
+            )
+            timeout = DEFAULT_APPROVAL_TIMEOUT_S
+        on_timeout = _enum_value(
+            OnTimeout, f"{where}.approval_strategy.on_timeout", approval.get("on_timeout", "decline"), problems, {}
+        )
         stages.append(
-            Stage(name, DeploymentStrategy(deployment), TestStrategy(test), Approval(a_pass), Approval(a_warn))
+            Stage(
+                name, DeploymentStrategy(deployment), TestStrategy(test), Approval(a_pass), Approval(a_warn),
+                timeout, OnTimeout(on_timeout),
+            )
         )
     if problems:
         raise ValidationError(source, problems)

@@ -377,3 +377,15 @@ def parse_test_spec(data: object, source: str = "tests.yaml") -> TestSpec:
     if problems:
         raise ValidationError(source, problems)
     return TestSpec(health=health, functional=tuple(functional), performance=performance, source=source)
+
+
+def expected_length_s(spec: TestSpec, strategy: str, duration_s: float | None = None) -> float:
+    """How long a run of ``spec`` by ``strategy`` takes at most (health wait and timeouts
+    included; ``duration_s`` overrides the performance duration): a unit's deadline follows it."""
+    health = spec.health.wait_s + spec.health.timeout_s
+    if strategy == "functional":
+        return health + sum(r.timeout_s for r in spec.functional)
+    if strategy == "performance" and spec.performance is not None:
+        profile = spec.performance
+        return health + (duration_s or profile.duration_s) + profile.timeout_s
+    return health

@@ -32,6 +32,9 @@ class Placement:
     def namespace(self) -> str:
         return f"{self.project}-{self.stage}"
 
+    def __str__(self) -> str:
+        return f"{self.project}/{self.stage}/{self.service}"
+
 
 class DeploymentBackend(Protocol):
     """Runs images in slots and splits a stage's traffic between primary and canary.

@@ -1,16 +1,20 @@
 """The deploy service: ``configuration.change`` → backend → ``deployment-finished`` / ``done``.
 
-Claim, act, record: the delivery first claims the stage with a compare-and-swap write (a
-later delivery is queued instead), then drives the backend (every step idempotent), then
-records the outcome together with the handled event's key, so a duplicate delivery changes
-nothing and gets the same reply.
+Claim, act, record. A ``set`` claims the stage's lane for its delivery (or queues it behind
+the delivery that holds it) in one write; the backend then deploys (every backend step is
+idempotent); the outcome is recorded with the ``deployed`` transition. ``promote`` and
+``discard`` are obeyed only for the run the gatekeeper moved to ``promoting`` / ``discarding``;
+the ``finished`` transition releases the stage and hands it to the next queued delivery in the
+same write. Every error after a claim ends in an event: a failed deployment is reported as
+``deployment-finished`` with ``result: fail`` (the gate then rolls it back); a retryable one is
+left to the broker's retries and, past the phase's deadline, to the tick.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from sluice.core import deployment as dep
@@ -21,22 +25,32 @@ from sluice.core.events import (
     Done,
     Event,
     Outcome,
+    Ping,
     Result,
+)
+from sluice.core.ledger import (
+    HANDOFF_S,
+    QUEUE_LIMIT,
+    HoldDecision,
+    Lane,
+    Phase,
+    Queued,
+    Run,
+    Transition,
+    enter,
+    expired,
 )
 from sluice.core.shipyard import Stage
 from sluice.core.validation import split_image
-from sluice.errors import PermanentError
+from sluice.errors import RetryableError, SluiceError
 from sluice.ports.backend import DeploymentBackend, Placement, Slot
+from sluice.services.ledger import Ledger
 from sluice.services.records import Records
 
 log = logging.getLogger("sluice.deploy")
 
-
-@dataclass
-class _Claim:
-    kind: str  # "replay" | "queued" | "go" | "stale"
-    state: dep.StageState
-    replies: list[dict[str, Any]]
+#: Extra time a phase of the deploy function gets beyond the backend's own timeouts.
+GRACE_S = 60.0
 
 
 class DeployService:
@@ -49,13 +63,21 @@ class DeployService:
         timeout_s: float = 60.0,
     ) -> None:
         self.records = records
+        self.ledger = Ledger(records)
         self.backend = backend
         self.now = now
         self.source = source
         self.timeout_s = timeout_s
 
+    @property
+    def phase_s(self) -> float:
+        """How long a deploy phase may take: three backend steps and a grace."""
+        return 3 * self.timeout_s + GRACE_S
+
     # --- entry -------------------------------------------------------------------------------
     def handle(self, event: Event) -> list[Event]:
+        if isinstance(event.data, Ping):
+            return self._expire()
         change = event.data
         assert isinstance(change, ConfigurationChange)
         project = self.records.require_service(change.project, change.service)
@@ -63,23 +85,7 @@ class DeployService:
         placement = Placement(change.project, stage.name, change.service)
         if change.canary_action is CanaryAction.SET:
             return self._set(event, change, stage, placement)
-        return self._finish(event, change, stage, placement, promote=change.canary_action is CanaryAction.PROMOTE)
-
-    # --- state helpers -----------------------------------------------------------------------
-    def _name(self, placement: Placement) -> tuple[str, dict[str, str]]:
-        return self.records.scoped("deploy", placement.project, placement.stage, placement.service)
-
-    def _update(self, placement: Placement, stage: Stage, mutate: Callable[[dep.StageState], tuple[dep.StageState, Any]]) -> Any:
-        name, labels = self._name(placement)
-
-        def apply(doc: dict[str, Any]) -> Any:
-            state = dep.StageState.from_dict(doc) if doc else dep.StageState(strategy=stage.deployment_strategy.value)
-            new_state, result = mutate(state)
-            doc.clear()
-            doc.update(new_state.to_dict())
-            return result
-
-        return self.records.update_json(name, "state", {}, labels, apply)
+        return self._finish(event, stage, placement, promote=change.canary_action is CanaryAction.PROMOTE)
 
     def _run(self, placement: Placement, actions: list[dep.Action]) -> dict[str, str]:
         urls: dict[str, str] = {}
@@ -98,81 +104,110 @@ class DeployService:
 
     # --- set -----------------------------------------------------------------------------------
     def _set(self, event: Event, change: ConfigurationChange, stage: Stage, placement: Placement) -> list[Event]:
-        key, context, now = event.dedup_key, event.shkeptncontext, self.now()
+        context, now = event.shkeptncontext, self.now()
 
-        def claim(state: dep.StageState) -> tuple[dep.StageState, _Claim]:
-            if key in state.processed:
-                return state, _Claim("replay", state, state.processed[key])
-            if state.busy and state.active_context != context:
-                queued = dep.Queued(context, change.image, event.to_json_dict(), now)
-                new = dep.enqueue(state, queued).remember(key, [])
-                return new, _Claim("queued", new, [])
-            new = dep.claim(state, context, change.image, now)
-            return new, _Claim("go", new, [])
+        def claim(lane: Lane) -> tuple[Lane, tuple[str, Any]]:
+            run = lane.run(context)
+            if run is not None:
+                if run is lane.active and run.phase is Phase.DEPLOYING:
+                    return lane, ("go", lane.serving)  # claimed before (a crash, or dequeued): deploy
+                return lane, ("known", run.stored(Transition.DEPLOYED) or [])
+            if any(q.context == context for q in lane.queue):
+                return lane, ("known", [])
+            if lane.stale(context, event.time):
+                return lane, ("stale", [])
+            if lane.active is not None:
+                if len(lane.queue) >= QUEUE_LIMIT:
+                    return lane, ("full", [])
+                queued = Queued(context, change.image, event.to_json_dict(), now)
+                return replace(lane, queue=(*lane.queue, queued)), ("queued", lane.active.context)
+            serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy.value)
+            run = Run(context, change.image, Phase.DEPLOYING, now, "", event_time=event.time, labels=dict(change.labels))
+            return replace(lane, serving=serving, active=enter(run, Phase.DEPLOYING, now, self.phase_s)), ("go", serving)
 
-        claimed: _Claim = self._update(placement, stage, claim)
-        if claimed.kind == "replay":
-            return [Event.from_json_dict(e) for e in claimed.replies]
-        if claimed.kind == "queued":
-            log.info("%s: %s waits for stage %s (held by %s)", change.service, change.image, stage.name, claimed.state.active_context)
+        kind, detail = self.ledger.change(placement, claim)
+        if kind == "known":
+            return [Event.from_json_dict(e) for e in detail]
+        if kind == "stale":
+            log.warning("%s: ignored a stale duplicate of delivery %s (older than every delivery this stage remembers)",
+                        placement, context)
             return []
-        repo, tag = split_image(change.image)
+        if kind == "queued":
+            log.info("%s: %s waits for stage %s (held by %s)", change.service, change.image, stage.name, detail)
+            return []
+        if kind == "full":
+            done = Done(
+                project=change.project, stage=stage.name, service=change.service, labels=change.labels,
+                outcome=Outcome.FAILED.value, result=Result.FAIL.value, image=change.image,
+                message=f"{QUEUE_LIMIT} deliveries already wait for {stage.name}; {change.image} was not queued",
+            )
+            return [event.reply(done, source=self.source, time=now)]
+        return self._deploy(event, change.image, stage, placement, detail, change.value, change.labels)
+
+    def _deploy(
+        self, cause: Event, image: str, stage: Stage, placement: Placement, serving: dep.Serving, value: int,
+        labels: Mapping[str, str],
+    ) -> list[Event]:
+        """Run the backend for a claimed run, then record ``deployed`` (failures included)."""
+        repo, tag = split_image(image)
         common: Mapping[str, Any] = {
-            "project": change.project, "stage": stage.name, "service": change.service, "image": repo, "tag": tag,
+            "project": placement.project, "stage": stage.name, "service": placement.service, "image": repo, "tag": tag,
             "teststrategy": stage.test_strategy.value, "deploymentstrategy": stage.deployment_strategy.value,
-            "labels": change.labels,
+            "labels": dict(labels),
         }
-        weight = change.value if stage.blue_green else 100
+        weight = value if stage.blue_green else 100
+        urls: dict[str, str] = {}
         try:
-            urls = self._run(placement, dep.plan_set(claimed.state, change.image, weight))
+            urls = self._run(placement, dep.plan_set(serving, image, weight))
             candidate = urls.get("canary") or urls.get("direct") or ""
             payload = DeploymentFinished(
                 **common, deploymentURILocal=candidate, deploymentURIPublic=urls.get("public", ""),
                 result=Result.PASS.value,
-                message=f"{change.image} runs in {stage.name}"
+                message=f"{image} runs in {stage.name}"
                 + (f" beside the primary, with {weight} % of the traffic" if stage.blue_green else ""),
             )
-        except PermanentError as err:
+        except RetryableError:
+            raise  # the broker retries; past the phase's deadline the tick fails it
+        except Exception as err:  # permanent, configuration, or a defect: the stage must not stay claimed
+            if not _expected(err):
+                log.exception("deploying %s to %s failed unexpectedly", image, placement)
+            payload = DeploymentFinished(**common, result=Result.FAIL.value, message=f"deployment of {image} failed: {err}")
             urls = {}
-            payload = DeploymentFinished(**common, result=Result.FAIL.value, message=f"deployment of {change.image} failed: {err}")
-        reply = event.reply(payload, source=self.source, time=self.now())
+        reply = cause.reply(payload, source=self.source, time=self.now())
+        return self._record_deployed(placement, cause.shkeptncontext, image, weight, urls, reply)
 
-        def record(state: dep.StageState) -> tuple[dep.StageState, list[dict[str, Any]]]:
-            if key in state.processed:
-                return state, state.processed[key]
-            new = dep.after_set(state, change.image, weight, urls, self.now()) if urls else state
-            replies = [reply.to_json_dict()]
-            return new.remember(key, replies), replies
+    def _record_deployed(
+        self, placement: Placement, context: str, image: str, weight: int, urls: dict[str, str], reply: Event
+    ) -> list[Event]:
+        now = self.now()
 
-        stored = self._update(placement, stage, record)
-        return [Event.from_json_dict(e) for e in stored]
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            serving = dep.after_set(lane.serving, image, weight, urls, now) if urls else lane.serving
+            return replace(lane, serving=serving).put(enter(run, Phase.DEPLOYED, now, HANDOFF_S)), [reply.to_json_dict()]
+
+        return self.ledger.advance(placement, context, Transition.DEPLOYED, effect).events()
 
     # --- promote / discard ---------------------------------------------------------------------
-    def _finish(
-        self, event: Event, change: ConfigurationChange, stage: Stage, placement: Placement, *, promote: bool
+    def _finish(self, event: Event, stage: Stage, placement: Placement, *, promote: bool) -> list[Event]:
+        context = event.shkeptncontext
+        lane = self.ledger.lane(placement)
+        run = lane.run(context)
+        wanted = Phase.PROMOTING if promote else Phase.DISCARDING
+        if run is None or run.stored(Transition.FINISHED) is not None or run.phase is not wanted:
+            stored = run.stored(Transition.FINISHED) if run is not None else None
+            if stored is None:
+                log.info("%s: %s for delivery %s ignored: %s", placement, "promote" if promote else "discard", context,
+                         f"its run is {run.phase.value}" if run else "no such delivery in this stage")
+            return [Event.from_json_dict(e) for e in stored or []]
+        return self._carry_out(event, stage, placement, lane, run, promote=promote)
+
+    def _carry_out(
+        self, cause: Event, stage: Stage, placement: Placement, lane: Lane, run: Run, *, promote: bool, final: bool = False
     ) -> list[Event]:
-        key, context = event.dedup_key, event.shkeptncontext
-
-        def check(state: dep.StageState) -> tuple[dep.StageState, _Claim]:
-            if key in state.processed:
-                return state, _Claim("replay", state, state.processed[key])
-            if state.active_context != context:
-                return state, _Claim("stale", state, [])
-            return state, _Claim("go", state, [])
-
-        claimed: _Claim = self._update(placement, stage, check)
-        if claimed.kind == "replay":
-            return [Event.from_json_dict(e) for e in claimed.replies]
-        state = claimed.state
-        base: dict[str, Any] = {"project": change.project, "stage": stage.name, "service": change.service, "labels": change.labels}
-        if claimed.kind == "stale":
-            stale = Done(
-                **base, outcome=Outcome.FAILED.value, result=Result.FAIL.value, image=change.image,
-                message=f"nothing to {change.action} in {stage.name}: the stage is not held by delivery {context} "
-                f"(held by {state.active_context or 'nobody'})",
-            )
-            return [event.reply(stale, source=self.source, time=self.now())]
-        image = state.active_image or state.candidate_image
+        """Promote or discard ``run``'s candidate, then record ``finished`` (releasing the stage).
+        ``final``: the last attempt (from the tick) — a retryable error fails the run too."""
+        state = lane.serving
+        image = run.image
         try:
             if promote:
                 self._run(placement, dep.plan_promote(state))
@@ -182,31 +217,94 @@ class DeployService:
                 actions = dep.plan_discard(state)
                 self._run(placement, actions)
                 rolled_to = state.primary_image if stage.blue_green else state.last_good_image
-                if actions:
-                    outcome, message = Outcome.ROLLED_BACK, f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
-                else:
+                outcome, result = Outcome.ROLLED_BACK, Result.FAIL
+                if not actions:
                     serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"
                     outcome, message = Outcome.STOPPED, f"delivery of {image} stopped in {stage.name}; {serving}"
-                result = Result.FAIL
-        except PermanentError as err:
-            promote = False
-            outcome, result = Outcome.FAILED, Result.FAIL
-            message = f"{change.action} of {image} in {stage.name} failed: {err}"
-        done = event.reply(
+                else:
+                    message = f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
+                hold = run.hold
+                if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
+                    outcome = Outcome.DECLINED
+                    message = f"{hold.reason}; {message}"
+        except RetryableError:
+            if not final:
+                raise
+            promote, outcome, result = False, Outcome.FAILED, Result.FAIL
+            message = f"{'promotion' if promote else 'roll-back'} of {image} in {stage.name} did not finish in time"
+        except Exception as err:
+            if not _expected(err):
+                log.exception("finishing %s in %s failed unexpectedly", image, placement)
+            promote, outcome, result = False, Outcome.FAILED, Result.FAIL
+            message = f"{'promotion' if promote else 'roll-back'} of {image} in {stage.name} failed: {err}"
+        base: dict[str, Any] = {"project": placement.project, "stage": stage.name, "service": placement.service,
+                                "labels": dict(run.labels)}
+        done = cause.reply(
             Done(**base, outcome=outcome.value, result=result.value, image=image, message=message),
             source=self.source, time=self.now(),
         )
+        now = self.now()
 
-        def record(current: dep.StageState) -> tuple[dep.StageState, list[dict[str, Any]]]:
-            if key in current.processed:
-                return current, current.processed[key]
-            released, head = dep.release(current, self.now(), promoted=promote)
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            ended = replace(run, phase=Phase.DONE, since=now, deadline="", outcome=outcome.value, reason=message)
+            lane = replace(lane, serving=dep.release(lane.serving, now, promoted=promote)).put(ended).retire(ended)
             replies = [done.to_json_dict()]
-            if head is not None:
+            if lane.queue:
+                head, rest = lane.queue[0], lane.queue[1:]
                 queued = Event.from_json_dict(head.event)
-                released = released.forget(queued.dedup_key)
-                replies.append(head.event)
-            return released.remember(key, replies), replies
+                data = queued.data
+                assert isinstance(data, ConfigurationChange)
+                claimed = Run(head.context, head.image, Phase.DEPLOYING, now, "", event_time=queued.time,
+                              labels=dict(data.labels))
+                lane = replace(lane, queue=rest, active=enter(claimed, Phase.DEPLOYING, now, self.phase_s))
+                replies.append(head.event)  # the deploy function gets it again and deploys it
+            return lane, replies
 
-        stored = self._update(placement, stage, record)
-        return [Event.from_json_dict(e) for e in stored]
+        return self.ledger.advance(placement, run.context, Transition.FINISHED, effect).events()
+
+    # --- tick ----------------------------------------------------------------------------------
+    def _expire(self) -> list[Event]:
+        """End what waits too long for this function: a deployment that never finished (the
+        broker gave up, or the process died), a promotion or roll-back that never happened."""
+        now = self.now()
+        replies: list[Event] = []
+        for found in self.ledger.lanes():
+            run = found.lane.active
+            if run is None or not expired(run, now):
+                continue
+            try:
+                replies.extend(self._expire_run(found.placement, found.lane, run, now))
+            except Exception as err:  # one lane's trouble never stops the tick for the others
+                log.error("tick: could not end the %s run of %s in %s: %s", run.phase.value, run.context,
+                          found.placement, err)
+        return replies
+
+    def _expire_run(self, placement: Placement, lane: Lane, run: Run, now: str) -> list[Event]:
+        cause = _tick_cause(self.source, run, placement, now)
+        stage = self.records.project(placement.project).shipyard.stage(placement.stage)
+        if run.phase is Phase.DEPLOYING:
+            repo, tag = split_image(run.image)
+            payload = DeploymentFinished(
+                project=placement.project, stage=stage.name, service=placement.service, image=repo, tag=tag,
+                teststrategy=stage.test_strategy.value, deploymentstrategy=stage.deployment_strategy.value,
+                labels=dict(run.labels), result=Result.FAIL.value,
+                message=f"deployment of {run.image} did not finish within {self.phase_s:g} s",
+            )
+            reply = cause.reply(payload, source=self.source, time=now)
+            return self._record_deployed(placement, run.context, run.image, 0, {}, reply)
+        if run.phase in (Phase.PROMOTING, Phase.DISCARDING):
+            return self._carry_out(cause, stage, placement, lane, run, promote=run.phase is Phase.PROMOTING, final=True)
+        return []
+
+
+def _tick_cause(source: str, run: Run, placement: Placement, now: str) -> Event:
+    """The event a tick acts on behalf of (its id is stable per run and phase, so replies are too)."""
+    return Event(
+        type=Ping.TYPE, data=Ping(), source=source, id=f"{placement}/{run.context}/{run.phase.value}/timeout",
+        time=now, shkeptncontext=run.context,
+    )
+
+
+def _expected(err: Exception) -> bool:
+    """Errors Sluice raises on purpose (logged as one line, not with a traceback)."""
+    return isinstance(err, SluiceError)

@@ -19,6 +19,9 @@ from sluice.errors import ValidationError
 __all__ = ["load_document", "load_evaluation", "load_slo", "load_values", "values_from_document"]
 
 
+#: PyYAML's safe loader, in C when libyaml is there (a 100-objective SLO parses ~10× faster).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 def load_document(text: str, source: str) -> object:
     """Parse YAML (a superset of JSON) or, for ``*.json`` sources, JSON.
 
@@ -32,7 +35,7 @@ def load_document(text: str, source: str) -> object:
                 source, [f"line {err.lineno}, column {err.colno}: not valid JSON: {err.msg}"]
             ) from err
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]

@@ -2,9 +2,11 @@
 get-sli.done → score against the history → evaluation-done; a PingSource tick fails
 evaluations whose SLI provider did not answer in time.
 
-Per project/stage/service, the ``pending`` record keeps each delivery's evaluation: waiting
-(with its deadline and the SLO text it asked with) or finished (with the reply to repeat for a
-duplicate delivery).
+A run's evaluation is two ledger transitions: ``evaluating`` (the SLO it asks with, the
+provider, a deadline) and ``evaluated`` (the verdict, stored with the evaluation-done it
+caused). The timeout tick and a late get-sli.done race for ``evaluated``: one wins, the other
+re-emits the winner's evaluation-done; the history gets the winner's evaluation only, once.
+A quality gate without a deployment (start-evaluation) is a run of its own in the lane.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import base64
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import replace
 from typing import Any
 
 from sluice.core.events import (
@@ -26,17 +28,29 @@ from sluice.core.events import (
     StartEvaluation,
     TestsFinished,
 )
+from sluice.core.ledger import (
+    HANDOFF_S,
+    SLO_MAX_BYTES,
+    Lane,
+    PendingEvaluation,
+    Phase,
+    Run,
+    Transition,
+    Verdict,
+    enter,
+    expired,
+)
 from sluice.core.scoring import EvaluationResult, Measurement, evaluate
 from sluice.core.slo import Slo, parse_slo
-from sluice.core.validation import join_image
-from sluice.errors import ValidationError
+from sluice.core.validation import join_image, split_image
+from sluice.errors import SluiceError, ValidationError
+from sluice.ports.backend import Placement
 from sluice.services.documents import load_slo
-from sluice.services.records import KIND, Records
+from sluice.services.ledger import Ledger
+from sluice.services.records import Records
 
 log = logging.getLogger("sluice.evaluate")
 
-#: Finished entries kept in a pending record (to answer duplicates the same way).
-FINISHED_LIMIT = 32
 NO_SLO = parse_slo({"objectives": [], "total_score": {"pass": "90%", "warning": "75%"}}, "no slo.yaml")
 
 
@@ -50,14 +64,17 @@ class EvaluateService:
         sli_timeout_s: float = 120.0,
     ) -> None:
         self.records = records
+        self.ledger = Ledger(records)
         self.now = now
         self.source = source
         self.default_provider = default_provider
         self.sli_timeout_s = sli_timeout_s
 
     def handle(self, event: Event) -> list[Event]:
-        if isinstance(event.data, TestsFinished | StartEvaluation):
-            return self._start(event)
+        if isinstance(event.data, TestsFinished):
+            return self._start(event, event.data)
+        if isinstance(event.data, StartEvaluation):
+            return self._gate(event, event.data)
         if isinstance(event.data, GetSliDone):
             return self._score(event, event.data)
         if isinstance(event.data, Ping):
@@ -65,144 +82,183 @@ class EvaluateService:
         return []
 
     # --- start -------------------------------------------------------------------------------
-    def _start(self, event: Event) -> list[Event]:
-        data = event.data
-        assert isinstance(data, TestsFinished | StartEvaluation)
-        info: dict[str, Any] = {
-            "project": data.project, "stage": data.stage, "service": data.service,
-            "start": data.start, "end": data.end, "labels": dict(data.labels),
-            "image": getattr(data, "image", ""), "tag": getattr(data, "tag", ""),
-            "teststrategy": getattr(data, "teststrategy", ""),
-            "deploymentstrategy": getattr(data, "deploymentstrategy", ""),
-            "test_failed": isinstance(data, TestsFinished) and data.result == Result.FAIL.value,
-            "test_message": getattr(data, "message", "") if isinstance(data, TestsFinished) else "",
-        }
-        name, labels = self.records.scoped("pending", data.project, data.stage, data.service)
-        known = self.records.read_json(name, "pending", {}).get(event.shkeptncontext)
-        if known is not None and known.get("state") == "finished":
-            return [Event.from_json_dict(known["reply"])]
+    def _gate(self, event: Event, data: StartEvaluation) -> list[Event]:
+        """A quality gate on a window without a deployment: a run of its own, then as tests-finished."""
+        info = self.records.require_service(data.project, data.service)
+        info.shipyard.stage(data.stage)  # must exist: nothing is created for an unknown stage
+        placement = Placement(data.project, data.stage, data.service)
+        now = self.now()
+
+        def open_gate(lane: Lane) -> tuple[Lane, bool]:
+            if lane.run(event.shkeptncontext) is not None:
+                return lane, False
+            run = Run(event.shkeptncontext, "", Phase.TESTED, now, "", event_time=event.time, labels=dict(data.labels))
+            return lane.put(enter(run, Phase.TESTED, now, HANDOFF_S)), True
+
+        self.ledger.change(placement, open_gate)
+        return self._start(event, data)
+
+    def _start(self, event: Event, data: TestsFinished | StartEvaluation) -> list[Event]:
+        placement = Placement(data.project, data.stage, data.service)
+        context = event.shkeptncontext
+        run = self.ledger.lane(placement).run(context)
+        if run is None:
+            log.info("%s for %s: its delivery does not wait in %s", event.type.value, context, placement)
+            return []
+        for step in (Transition.EVALUATING, Transition.EVALUATED):
+            if (stored := run.stored(step)) is not None:
+                return [Event.from_json_dict(e) for e in stored]
+        if run.phase is not Phase.TESTED:
+            return []
+        pending = PendingEvaluation(
+            start=data.start, end=data.end, slo="", provider="", request_id="", deadline="",
+            test_failed=isinstance(data, TestsFinished) and data.result == Result.FAIL.value,
+            test_message=data.message if isinstance(data, TestsFinished) else "",
+            teststrategy=data.teststrategy if isinstance(data, TestsFinished) else "",
+            deploymentstrategy=data.deploymentstrategy if isinstance(data, TestsFinished) else "",
+        )
         slo_text = self.records.resource(data.project, data.stage, data.service, "slo.yaml")
         if slo_text is None:
             message = (
                 f"no SLO found for {data.service} in {data.stage} (add one with "
                 f"'sluice add-resource --resource slo.yaml --resourceUri slo.yaml'): the test result decides"
             )
-            return self._finish(event, info, NO_SLO, "", [], message, provider="")
+            return self._finish(event, placement, run, pending, NO_SLO, [], message)
         try:
+            if len(slo_text.encode()) > SLO_MAX_BYTES:
+                raise ValidationError("slo.yaml", [f"the file has {len(slo_text.encode())} bytes; at most {SLO_MAX_BYTES}"])
             slo = load_slo(slo_text, f"slo.yaml of {data.service} in {data.project}/{data.stage}")
         except ValidationError as err:
-            return self._finish(event, info, NO_SLO, slo_text, [], f"the SLO is not valid: {err}", provider="", force_fail=True)
+            return self._finish(event, placement, run, pending, NO_SLO, [], f"the SLO is not valid: {err}", force_fail=True)
         provider = self.records.project_setting(data.project, "sli-provider") or self.default_provider or "builtin"
-        deadline = datetime.fromisoformat(self.now()) + timedelta(seconds=self.sli_timeout_s)
+        repo, tag = split_image(run.image) if run.image else ("", "")
         request = GetSli(
             project=data.project, stage=data.stage, service=data.service, sliProvider=provider,
             start=data.start, end=data.end, indicators=list(dict.fromkeys(o.sli for o in slo.objectives)),
             customFilters=[{"key": k, "value": v} for k, v in slo.filter.items()],
-            deployment="canary" if info["deploymentstrategy"] == "blue_green_service" else "direct",
-            image=info["image"], tag=info["tag"], teststrategy=info["teststrategy"],
-            deploymentstrategy=info["deploymentstrategy"], labels=info["labels"],
+            deployment="canary" if pending.deploymentstrategy == "blue_green_service" else "direct",
+            image=repo, tag=tag, teststrategy=pending.teststrategy,
+            deploymentstrategy=pending.deploymentstrategy, labels=dict(run.labels),
         )
-        reply = event.reply(request, source=self.source, time=self.now())
-        waiting = {
-            **info, "state": "waiting", "slo": slo_text, "provider": provider,
-            "deadline": deadline.isoformat(), "request_id": reply.id,
-        }
+        now = self.now()
+        reply = event.reply(request, source=self.source, time=now)
+        waiting = replace(pending, slo=slo_text, provider=provider, request_id=reply.id)
 
-        def wait(pending: dict[str, Any]) -> dict[str, Any]:
-            return pending.setdefault(event.shkeptncontext, waiting)
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            moved = enter(run, Phase.EVALUATING, now, self.sli_timeout_s)
+            return lane.put(replace(moved, evaluation=replace(waiting, deadline=moved.deadline))), [reply.to_json_dict()]
 
-        entry = self.records.update_json(name, "pending", {}, labels, wait)
-        if entry.get("state") == "finished":
-            return [Event.from_json_dict(entry["reply"])]
-        return [reply]
+        return self.ledger.advance(placement, context, Transition.EVALUATING, effect).events()
 
     # --- score -------------------------------------------------------------------------------
     def _score(self, event: Event, done: GetSliDone) -> list[Event]:
-        name, _ = self.records.scoped("pending", done.project, done.stage, done.service)
-        entry = self.records.read_json(name, "pending", {}).get(event.shkeptncontext)
-        if entry is None:
+        placement = Placement(done.project, done.stage, done.service)
+        run = self.ledger.lane(placement).run(event.shkeptncontext)
+        if run is None:
             log.warning("get-sli.done %s for %s: no evaluation waits for it", event.id, event.shkeptncontext)
             return []
-        if entry.get("state") == "finished":
-            return [Event.from_json_dict(entry["reply"])]
-        slo = load_slo(entry["slo"], "slo.yaml")
+        if (stored := run.stored(Transition.EVALUATED)) is not None:
+            self._remember_evaluation(placement, stored)  # a crash may have come between the two writes
+            return [Event.from_json_dict(e) for e in stored]
+        if run.phase is not Phase.EVALUATING or run.evaluation is None:
+            return []
         values = [
             Measurement(
                 name=str(v.get("metric", "")),
-                value=v.get("value") if isinstance(v.get("value"), int | float) else None,
+                value=v.get("value") if isinstance(v.get("value"), int | float) and not isinstance(v.get("value"), bool) else None,
                 success=bool(v.get("success", True)),
                 message=str(v.get("message", "")),
             )
             for v in done.indicatorValues
             if isinstance(v, Mapping)
         ]
-        message = done.message
-        return self._finish(event, entry, slo, entry["slo"], values, message, provider=entry.get("provider", ""))
+        slo = load_slo(run.evaluation.slo, "slo.yaml")
+        return self._finish(event, placement, run, run.evaluation, slo, values, done.message)
 
     # --- expire ------------------------------------------------------------------------------
     def _expire(self) -> list[Event]:
-        now = datetime.fromisoformat(self.now())
+        """Fail evaluations whose SLI provider did not answer in time, and runs whose evaluation
+        never started (tests-finished was lost)."""
+        now = self.now()
         replies: list[Event] = []
-        for record in self.records.store.list({KIND: "pending"}):
-            for context, entry in self.records.read_json(record.name, "pending", {}).items():
-                if entry.get("state") != "waiting" or datetime.fromisoformat(entry["deadline"]) > now:
+        for found in self.ledger.lanes():
+            lane = found.lane
+            for run in (*((lane.active,) if lane.active else ()), *lane.gates):
+                if run.phase not in (Phase.TESTED, Phase.EVALUATING) or not expired(run, now):
                     continue
-                slo = load_slo(entry["slo"], "slo.yaml")
-                provider = entry.get("provider", "?")
-                reason = f"no answer from SLI provider {provider!r} within {self.sli_timeout_s:g} s"
-                values = [Measurement(o.sli, None, False, reason) for o in slo.objectives]
-                cause = Event(
-                    type=Ping.TYPE, data=Ping(), source=self.source, id=f"{entry['request_id']}-timeout",
-                    time=self.now(), shkeptncontext=context, triggeredid=entry["request_id"],
-                )
-                replies.extend(self._finish(cause, entry, slo, entry["slo"], values, reason, provider, force_fail=True))
+                try:
+                    replies.extend(self._expire_run(found.placement, run))
+                except (SluiceError, KeyError, ValueError) as err:
+                    log.error("tick: could not end the evaluation of %s in %s: %s", run.context, found.placement, err)
         return replies
+
+    def _expire_run(self, placement: Placement, run: Run) -> list[Event]:
+        cause = Event(
+            type=Ping.TYPE, data=Ping(), source=self.source, id=f"{placement}/{run.context}/{run.phase.value}/timeout",
+            time=self.now(), shkeptncontext=run.context,
+        )
+        if run.phase is Phase.EVALUATING and run.evaluation is not None:
+            slo = load_slo(run.evaluation.slo, "slo.yaml")
+            reason = f"no answer from SLI provider {run.evaluation.provider!r} within {self.sli_timeout_s:g} s"
+            values = [Measurement(o.sli, None, False, reason) for o in slo.objectives]
+            return self._finish(cause, placement, run, run.evaluation, slo, values, reason, force_fail=True)
+        now = self.now()
+        pending = PendingEvaluation(start=run.since, end=now, slo="", provider="", request_id="", deadline="")
+        reason = f"the evaluation never started within {HANDOFF_S:g} s of the tests"
+        return self._finish(cause, placement, run, pending, NO_SLO, [], reason, force_fail=True)
 
     # --- finish ------------------------------------------------------------------------------
     def _finish(
-        self, event: Event, info: Mapping[str, Any], slo: Slo, slo_text: str, values: list[Measurement],
-        message: str, provider: str, force_fail: bool = False,
+        self, event: Event, placement: Placement, run: Run, pending: PendingEvaluation, slo: Slo,
+        values: list[Measurement], message: str, force_fail: bool = False,
     ) -> list[Event]:
-        project, stage, service = info["project"], info["stage"], info["service"]
+        project, stage, service = placement.project, placement.stage, placement.service
         evaluation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}#evaluation"))
         previous = []
         for doc in self.records.evaluations(project, stage, service):
             try:
                 previous.append(EvaluationResult.from_dict(doc))
             except ValidationError as err:
-                log.warning("skipping an unreadable evaluation in the history of %s/%s/%s: %s", project, stage, service, err)
-        test_failed = bool(info.get("test_failed")) or force_fail
+                log.warning("skipping an unreadable evaluation in the history of %s: %s", placement, err)
         result = evaluate(
-            slo, values, previous, test_failed, evaluation_id=evaluation_id, project=project, stage=stage,
-            service=service, start=info["start"], end=info["end"], labels=info.get("labels") or {},
+            slo, values, previous, pending.test_failed or force_fail, evaluation_id=evaluation_id, project=project,
+            stage=stage, service=service, start=pending.start, end=pending.end, labels=dict(run.labels),
         )
-        notes = [m for m in (message, result.message, info.get("test_message") if info.get("test_failed") else "") if m]
-        image = join_image(info.get("image", ""), info.get("tag", ""))
-        record = {
-            **result.to_dict(), "context": event.shkeptncontext, "image": image, "time": self.now(),
-            "sli_provider": provider, "notes": notes, "slo_file": slo_text,
-        }
-        self.records.append_evaluation(project, stage, service, record)
+        notes = [m for m in (message, result.message, pending.test_message if pending.test_failed else "") if m]
+        now = self.now()
+        repo, tag = split_image(run.image) if run.image else ("", "")
         details = {
-            "timeStart": info["start"], "timeEnd": info["end"], "score": result.score, "result": result.result.value,
-            "sloFileContent": base64.b64encode(slo_text.encode()).decode(),
+            "timeStart": pending.start, "timeEnd": pending.end, "score": result.score, "result": result.result.value,
+            "sloFileContent": base64.b64encode(pending.slo.encode()).decode(),
             "indicatorResults": result.to_keptn_indicator_results(), "evaluationId": evaluation_id,
             "sluice": result.to_dict(),
+            "sluiceRecord": {
+                "context": event.shkeptncontext, "image": join_image(repo, tag), "time": now,
+                "sli_provider": pending.provider, "notes": notes,
+            },
         }
         payload = EvaluationDone(
             project=project, stage=stage, service=service, result=result.result.value, evaluationdetails=details,
-            image=info.get("image", ""), tag=info.get("tag", ""), teststrategy=info.get("teststrategy", ""),
-            deploymentstrategy=info.get("deploymentstrategy", ""), message="; ".join(notes), labels=info.get("labels") or {},
+            image=repo, tag=tag, teststrategy=pending.teststrategy, deploymentstrategy=pending.deploymentstrategy,
+            message="; ".join(notes), labels=dict(run.labels),
         )
-        reply = event.reply(payload, source=self.source, time=self.now())
-        name, labels = self.records.scoped("pending", project, stage, service)
-        finished = {"state": "finished", "reply": reply.to_json_dict()}
+        reply = event.reply(payload, source=self.source, time=now)
+        verdict = Verdict(result.result.value, result.score, evaluation_id)
 
-        def close(pending: dict[str, Any]) -> None:
-            pending[event.shkeptncontext] = finished
-            done = [k for k, v in pending.items() if v.get("state") == "finished"]
-            for old in done[:-FINISHED_LIMIT]:
-                del pending[old]
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            moved = enter(run, Phase.EVALUATED, now, HANDOFF_S, verdict=verdict, evaluation=None)
+            return lane.put(moved), [reply.to_json_dict()]
 
-        self.records.update_json(name, "pending", {}, labels, close)
-        return [reply]
+        advanced = self.ledger.advance(placement, run.context, Transition.EVALUATED, effect)
+        self._remember_evaluation(placement, advanced.replies)
+        return advanced.events()
+
+    def _remember_evaluation(self, placement: Placement, replies: list[dict[str, Any]]) -> None:
+        """Add the evaluation an ``evaluated`` transition stored to the history (once, by id)."""
+        for reply in replies:
+            details = (reply.get("data") or {}).get("evaluationdetails") or {}
+            if "sluice" not in details:
+                continue
+            slo = base64.b64decode(details.get("sloFileContent") or "").decode()
+            entry = {**details["sluice"], **details.get("sluiceRecord", {}), "slo_file": slo}
+            self.records.append_evaluation(placement.project, placement.stage, placement.service, entry)

@@ -1,13 +1,18 @@
 """The gatekeeper: ``evaluation-done`` → promote this stage and deliver to the next one, hold
-for approval, or roll back; ``approval.finished`` → carry out the held decision.
+for approval, or roll back; ``approval.finished`` → carry out the held decision; a tick expires
+approvals nobody gave in time and decides runs whose evaluation-done was lost.
 
-Its replies have ids derived from the event they answer, so a duplicate delivery sends the
-same events again, which every consumer de-duplicates.
+It decides on the verdict the ledger stored with the ``evaluated`` transition, never on the
+event's own ``result``: a replayed or forged evaluation-done cannot promote a failed build. The
+``decided`` and ``approved`` transitions happen once per run; a duplicate, late or replayed
+event gets the stored events again and changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sluice.core.events import (
@@ -19,93 +24,182 @@ from sluice.core.events import (
     EvaluationDone,
     Event,
     Outcome,
+    Ping,
     Result,
 )
 from sluice.core.gate import GateDecision, decide
-from sluice.core.shipyard import Shipyard
-from sluice.core.validation import join_image
+from sluice.core.ledger import (
+    Hold,
+    HoldDecision,
+    Lane,
+    Phase,
+    Run,
+    Transition,
+    enter,
+    expired,
+)
+from sluice.core.shipyard import OnTimeout, Shipyard, Stage
+from sluice.errors import SluiceError
+from sluice.ports.backend import Placement
+from sluice.services.ledger import Ledger
 from sluice.services.records import Records
+
+log = logging.getLogger("sluice.gatekeeper")
 
 
 class GatekeeperService:
-    def __init__(self, records: Records, now: Callable[[], str], source: str) -> None:
+    def __init__(self, records: Records, now: Callable[[], str], source: str, deploy_phase_s: float = 240.0) -> None:
         self.records = records
+        self.ledger = Ledger(records)
         self.now = now
         self.source = source
+        self.deploy_phase_s = deploy_phase_s
 
     def handle(self, event: Event) -> list[Event]:
         if isinstance(event.data, EvaluationDone):
-            return self._evaluated(event, event.data)
+            data = event.data
+            return self._evaluated(event, Placement(data.project, data.stage, data.service))
         if isinstance(event.data, ApprovalFinished):
             return self._approval(event, event.data)
+        if isinstance(event.data, Ping):
+            return self._expire()
         return []
 
-    def _gate_name(self, project: str, stage: str, service: str) -> tuple[str, dict[str, str]]:
-        return self.records.scoped("gate", project, stage, service)
-
-    def _evaluated(self, event: Event, done: EvaluationDone) -> list[Event]:
-        shipyard = self.records.project(done.project).shipyard
-        stage = shipyard.stage(done.stage)
-        image = join_image(done.image, done.tag)
-        decision = decide(done.result, stage)
-        if decision is GateDecision.HOLD:
-            name, labels = self._gate_name(done.project, done.stage, done.service)
-            held = {"image": image, "result": done.result, "evaluation_event": event.id, "held_at": self.now()}
-
-            def hold(pending: dict[str, Any]) -> None:
-                pending.setdefault(event.shkeptncontext, held)
-
-            self.records.update_json(name, "pending", {}, labels, hold)
-            triggered = ApprovalTriggered(
-                project=done.project, stage=done.stage, service=done.service, image=image, result=done.result,
-                message=f"{image} {done.result}ed the gate in {done.stage}; promotion waits for approval "
-                f"(sluice send event approval --context {event.shkeptncontext} --stage {done.stage} --approve|--decline)",
-                labels=done.labels,
-            )
-            return [event.reply(triggered, source=self.source, time=self.now())]
-        return self._carry_out(event, shipyard, done.project, done.stage, done.service, image, decision, done.labels)
-
-    def _approval(self, event: Event, approval: ApprovalFinished) -> list[Event]:
-        name, labels = self._gate_name(approval.project, approval.stage, approval.service)
-
-        def take(pending: dict[str, Any]) -> Mapping[str, Any] | None:
-            return pending.pop(event.shkeptncontext, None)
-
-        held = self.records.update_json(name, "pending", {}, labels, take)
-        base: dict[str, Any] = {"project": approval.project, "stage": approval.stage, "service": approval.service, "labels": approval.labels}
-        if held is None:
-            done = Done(
-                **base, outcome=Outcome.FAILED.value, result=Result.FAIL.value,
-                message=f"no promotion of delivery {event.shkeptncontext} waits for approval in {approval.stage}",
-            )
-            return [event.reply(done, source=self.source, time=self.now())]
-        shipyard = self.records.project(approval.project).shipyard
-        decision = GateDecision.PROMOTE if approval.decision == Decision.APPROVE.value else GateDecision.DISCARD
-        return self._carry_out(
-            event, shipyard, approval.project, approval.stage, approval.service, str(held["image"]), decision, approval.labels
-        )
-
-    def _carry_out(
-        self, event: Event, shipyard: Shipyard, project: str, stage: str, service: str, image: str,
-        decision: GateDecision, labels: Mapping[str, str],
-    ) -> list[Event]:
-        base: dict[str, Any] = {"project": project, "service": service, "labels": dict(labels)}
+    # --- evaluation-done -------------------------------------------------------------------------
+    def _evaluated(self, event: Event, placement: Placement) -> list[Event]:
+        shipyard = self.records.project(placement.project).shipyard
+        stage = shipyard.stage(placement.stage)
         now = self.now()
-        if decision is GateDecision.DISCARD:
-            discard = ConfigurationChange(**base, stage=stage, image=image, action="discard", value=0)
-            return [event.reply(discard, source=self.source, time=now, discriminator="discard")]
-        replies = [
-            event.reply(
-                ConfigurationChange(**base, stage=stage, image=image, action="promote", value=0),
-                source=self.source, time=now, discriminator="promote",
+
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            assert run.verdict is not None  # set by the evaluated transition, the only way into this phase
+            if any(g.context == run.context for g in lane.gates):  # a gate without a deployment ends here
+                done = self._done(event, placement, run, Outcome.EVALUATED, run.verdict.result,
+                                  f"quality gate {run.verdict.result} (score {run.verdict.score:g})")
+                ended = enter(run, Phase.DONE, now, None, outcome=Outcome.EVALUATED.value)
+                return lane.put(ended).retire(ended), [done]
+            decision = decide(run.verdict.result, stage)
+            if decision is GateDecision.HOLD:
+                held = enter(run, Phase.HELD, now, stage.approval_timeout_s)
+                hold = Hold(run.verdict.result, now, held.deadline, stage.approval_on_timeout)
+                triggered = ApprovalTriggered(
+                    project=placement.project, stage=placement.stage, service=placement.service, image=run.image,
+                    result=run.verdict.result,
+                    message=f"{run.image} {run.verdict.result}ed the gate in {placement.stage}; promotion waits for "
+                    f"approval until {held.deadline}, then {stage.approval_on_timeout.value}s "
+                    f"(sluice send event approval --context {run.context} --stage {placement.stage} --approve|--decline)",
+                    labels=dict(run.labels),
+                )
+                reply = event.reply(triggered, source=self.source, time=now)
+                return lane.put(replace(held, hold=hold)), [reply.to_json_dict()]
+            return self._act(lane, event, shipyard, placement, run, decision is GateDecision.PROMOTE, now)
+
+        return self.ledger.advance(placement, event.shkeptncontext, Transition.DECIDED, effect).events()
+
+    # --- approval.finished -----------------------------------------------------------------------
+    def _approval(self, event: Event, approval: ApprovalFinished) -> list[Event]:
+        placement = Placement(approval.project, approval.stage, approval.service)
+        lane = self.ledger.lane(placement)
+        run = lane.run(event.shkeptncontext)
+        if run is None or run.phase is not Phase.HELD:
+            ended = run.hold.decision.value if run is not None and run.hold and run.hold.decision else ""
+            log.info(
+                "approval %s for %s in %s changes nothing: %s", event.id, event.shkeptncontext, placement,
+                f"the promotion was already {ended}" if ended else "no promotion of that delivery waits for approval there",
             )
+            return [] if run is None else run_events(run, Transition.APPROVED)
+        approve = approval.decision == Decision.APPROVE.value
+        who = _approver(event)
+        shipyard = self.records.project(approval.project).shipyard
+        decision = HoldDecision.APPROVED if approve else HoldDecision.DECLINED
+        reason = f"{decision.value} by {who}" + (f": {approval.message}" if approval.message else "")
+        return self._decide_hold(event, shipyard, placement, decision, who, reason, approve)
+
+    def _decide_hold(
+        self, cause: Event, shipyard: Shipyard, placement: Placement, decision: HoldDecision, who: str, reason: str,
+        promote: bool,
+    ) -> list[Event]:
+        now = self.now()
+
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            assert run.hold is not None  # set with the held phase
+            decided = replace(run, hold=replace(run.hold, decision=decision, by=who, decided_at=now, reason=reason))
+            return self._act(lane.put(decided), cause, shipyard, placement, decided, promote, now)
+
+        return self.ledger.advance(placement, cause.shkeptncontext, Transition.APPROVED, effect).events()
+
+    # --- carrying out ----------------------------------------------------------------------------
+    def _act(
+        self, lane: Lane, cause: Event, shipyard: Shipyard, placement: Placement, run: Run, promote: bool, now: str
+    ) -> tuple[Lane, list[dict[str, Any]]]:
+        """``run`` moves to promoting (with the next stage's set) or discarding; the events that say so."""
+        base: dict[str, Any] = {"project": placement.project, "service": placement.service, "labels": dict(run.labels)}
+        if not promote:
+            discard = ConfigurationChange(**base, stage=placement.stage, image=run.image, action="discard", value=0)
+            reply = cause.reply(discard, source=self.source, time=now, discriminator="discard")
+            return lane.put(enter(run, Phase.DISCARDING, now, self.deploy_phase_s)), [reply.to_json_dict()]
+        replies = [
+            cause.reply(
+                ConfigurationChange(**base, stage=placement.stage, image=run.image, action="promote", value=0),
+                source=self.source, time=now, discriminator="promote",
+            ).to_json_dict()
         ]
-        following = shipyard.next_stage(stage)
+        following: Stage | None = shipyard.next_stage(placement.stage)
         if following is not None:
             replies.append(
-                event.reply(
-                    ConfigurationChange(**base, stage=following.name, image=image, action="set", value=100),
+                cause.reply(
+                    ConfigurationChange(**base, stage=following.name, image=run.image, action="set", value=100),
                     source=self.source, time=now, discriminator=f"set:{following.name}",
-                )
+                ).to_json_dict()
             )
+        return lane.put(enter(run, Phase.PROMOTING, now, self.deploy_phase_s)), replies
+
+    def _done(self, cause: Event, placement: Placement, run: Run, outcome: Outcome, result: str, message: str) -> dict[str, Any]:
+        done = Done(
+            project=placement.project, stage=placement.stage, service=placement.service, labels=dict(run.labels),
+            outcome=outcome.value, result=result if result in {r.value for r in Result} else Result.FAIL.value,
+            image=run.image, message=message,
+        )
+        return cause.reply(done, source=self.source, time=self.now()).to_json_dict()
+
+    # --- tick ------------------------------------------------------------------------------------
+    def _expire(self) -> list[Event]:
+        """Expire held promotions (``approval_strategy.timeout``; ``on_timeout`` decides) and decide
+        runs whose evaluation-done never reached the gatekeeper."""
+        now = self.now()
+        replies: list[Event] = []
+        for found in self.ledger.lanes():
+            lane = found.lane
+            for run in (*((lane.active,) if lane.active else ()), *lane.gates):
+                if run.phase not in (Phase.EVALUATED, Phase.HELD) or not expired(run, now):
+                    continue
+                cause = Event(
+                    type=Ping.TYPE, data=Ping(), source=self.source,
+                    id=f"{found.placement}/{run.context}/{run.phase.value}/timeout", time=now, shkeptncontext=run.context,
+                )
+                try:
+                    if run.phase is Phase.EVALUATED:
+                        replies.extend(self._evaluated(cause, found.placement))
+                        continue
+                    assert run.hold is not None
+                    shipyard = self.records.project(found.placement.project).shipyard
+                    approve = run.hold.on_timeout is OnTimeout.APPROVE
+                    reason = f"approval expired at {run.deadline} (no decision in time; on_timeout: {run.hold.on_timeout.value})"
+                    replies.extend(
+                        self._decide_hold(cause, shipyard, found.placement, HoldDecision.EXPIRED, "", reason, approve)
+                    )
+                except (SluiceError, KeyError, ValueError) as err:
+                    log.error("tick: could not end the %s run of %s in %s: %s", run.phase.value, run.context,
+                              found.placement, err)
         return replies
+
+
+def run_events(run: Run, step: Transition) -> list[Event]:
+    return [Event.from_json_dict(e) for e in run.stored(step) or []]
+
+
+def _approver(event: Event) -> str:
+    """Who decided: the authenticated approver once approvals are signed; until then, unverified."""
+    data = event.data
+    assert isinstance(data, ApprovalFinished)
+    return data.labels.get("approver", "") or "an unauthenticated sender"

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sluice.core.deployment import StageState
 from sluice.core.events import EventType
+from sluice.core.ledger import Lane, Phase, Run
+from sluice.ports.backend import Placement
+from sluice.services.ledger import Ledger
 from sluice.services.records import Records
 
 #: A short verb per event type, for timelines.
@@ -27,9 +29,9 @@ _VERBS = {
 }
 
 
-def _stage_state(records: Records, project: str, stage: str, service: str) -> StageState | None:
-    doc = records.read_json(records.scoped("deploy", project, stage, service)[0], "state", None)
-    return StageState.from_dict(doc) if doc else None
+def _run_view(run: Run) -> dict[str, Any]:
+    return {"context": run.context, "image": run.image, "phase": run.phase.value, "since": run.since,
+            "deadline": run.deadline}
 
 
 def last_evaluation_summary(evaluation: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -58,36 +60,44 @@ def last_evaluation_summary(evaluation: Mapping[str, Any] | None) -> dict[str, A
 
 
 def project_status(records: Records, project: str) -> dict[str, Any]:
-    """Stages × services: primary, candidate, traffic, queue, approval and last evaluation."""
+    """Stages × services: primary, candidate, traffic, the delivery holding the stage (with its
+    phase and deadline), the queue, held approvals and the last evaluation."""
     info = records.project(project)
+    ledger = Ledger(records)
     stages = []
     for stage in info.shipyard.stages:
         services = []
         for service in info.services:
-            state = _stage_state(records, project, stage.name, service)
+            lane: Lane = ledger.lane(Placement(project, stage.name, service))
+            state = lane.serving
             history = records.evaluations(project, stage.name, service)
-            pending_approval = records.read_json(records.scoped("gate", project, stage.name, service)[0], "pending", {})
-            candidate = None
-            traffic: dict[str, int] = {}
-            if state is not None:
-                if state.blue_green and state.candidate_image:
-                    candidate = {"image": state.candidate_image, "url": state.candidate_url}
-                weight = state.canary_weight if state.blue_green else 0
-                traffic = {"primary": 100 - weight, "canary": weight} if state.blue_green else {"direct": 100}
+            active = lane.active
+            held = [r for r in (active,) if r is not None and r.phase is Phase.HELD and r.hold is not None]
+            weight = state.canary_weight if state.blue_green else 0
+            traffic = ({"primary": 100 - weight, "canary": weight} if state.blue_green else {"direct": 100}) if state.updated else {}
             services.append(
                 {
                     "name": service,
-                    "primary": {"image": state.primary_image, "url": state.primary_url} if state and state.primary_image else None,
-                    "candidate": candidate,
+                    "primary": {"image": state.primary_image, "url": state.primary_url} if state.primary_image else None,
+                    "candidate": {"image": state.candidate_image, "url": state.candidate_url}
+                    if state.blue_green and state.candidate_image else None,
                     "traffic": traffic,
-                    "last_good_image": state.last_good_image if state else "",
-                    "public_url": state.public_url if state else "",
-                    "active_delivery": {"context": state.active_context, "image": state.active_image} if state and state.busy else None,
-                    "queued": [{"context": q.context, "image": q.image, "since": q.queued_at} for q in state.queue] if state else [],
+                    "last_good_image": state.last_good_image,
+                    "public_url": state.public_url,
+                    "active_delivery": _run_view(active) if active is not None else None,
+                    "queued": [{"context": q.context, "image": q.image, "since": q.queued_at} for q in lane.queue],
                     "waiting_for_approval": [
-                        {"context": ctx, "image": held.get("image"), "result": held.get("result"), "since": held.get("held_at")}
-                        for ctx, held in pending_approval.items()
+                        {"context": r.context, "image": r.image, "result": r.hold.result, "since": r.hold.held_at,
+                         "deadline": r.deadline, "on_timeout": r.hold.on_timeout.value}
+                        for r in held if r.hold is not None
                     ],
+                    "last_decision": next(
+                        ({"context": r.context, "decision": r.hold.decision.value, "by": r.hold.by, "reason": r.hold.reason,
+                          "at": r.hold.decided_at}
+                         for r in reversed((*lane.finished, *((active,) if active else ())))
+                         if r.hold is not None and r.hold.decision is not None),
+                        None,
+                    ),
                     "last_evaluation": last_evaluation_summary(history[-1] if history else None),
                 }
             )
@@ -176,10 +186,11 @@ def delivery(records: Records, context: str) -> dict[str, Any]:
     }
 
 
-def deliveries(records: Records, project: str, service: str = "") -> list[dict[str, Any]]:
-    """Deliveries of a project (or one service), newest first, without their event lists."""
+def deliveries(records: Records, project: str, service: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` deliveries of a project (or one service), newest first, without their
+    event lists: ``limit`` + 1 reads, whatever the length of history."""
     out = []
-    for context in records.contexts(project, service):
+    for context in records.contexts(project, service, limit=limit):
         d = delivery(records, context)
         d.pop("events")
         out.append(d)

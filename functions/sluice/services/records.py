@@ -5,32 +5,37 @@
 | ``project.<p>``                          | ``shipyard.yaml``, ``services`` (JSON list)             |
 | ``lighthouse-config-<p>``                | ``sli-provider`` (Keptn's name, kept)                   |
 | ``resources.<p>[.<stage>[.<svc>]]``      | resources by URI (``slo.yaml``, ``sli.yaml``, ``tests.yaml``) |
-| ``deploy.<p>.<stage>.<svc>``             | the stage's deployment state (``state`` JSON)           |
-| ``evaluations.<p>.<stage>.<svc>``        | evaluation history (``history`` JSON, newest last, bounded) |
+| ``stage.<p>.<stage>.<svc>``              | the lane: what the stage serves, the delivery holding it (a |
+|                                          | typed run with its phase), the queue (``sluice.core.ledger``) |
+| ``evaluations.<p>.<stage>.<svc>``        | evaluation history (``history``, newest last, bounded in bytes; |
+|                                          | SLO texts once each by hash in ``slos``)                |
 | ``measurements.<p>.<stage>.<svc>``       | the tests' measurements by delivery context (bounded)   |
-| ``tests.<p>.<stage>.<svc>``              | running test units, by event key                        |
-| ``pending.<p>.<stage>.<svc>``            | evaluations waiting for SLIs, by context                |
-| ``gate.<p>.<stage>.<svc>``               | promotions waiting for approval, by context             |
-| ``context.<uuid>``                       | one delivery's event log (``events`` JSON list)         |
+| ``deliveries.<p>``                       | the project's recent deliveries, newest last (bounded: older |
+|                                          | event logs are archived or deleted)                     |
+| ``context.<uuid>``                       | one delivery's event log (``events`` JSON list, bounded in bytes) |
 
 Each record is small and written with compare-and-swap (``cas_update``). Names use dots
-between DNS-1123 labels, so no two keys collide.
+between DNS-1123 labels, so no two keys collide. Every record stays under its byte budget
+(``RECORD_BUDGET``), far below a ConfigMap's 1 MiB.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sluice.core.shipyard import Shipyard, parse_shipyard
-from sluice.errors import NotFoundError, ValidationError
+from sluice.errors import NotFoundError, SluiceError, ValidationError
 from sluice.ports.archive import Archive
 from sluice.ports.state import Record, StateStore
 from sluice.services.state import cas_update
 
 R = TypeVar("R")
+log = logging.getLogger("sluice.records")
 
 KIND = "sluice.dev/kind"
 PROJECT = "sluice.dev/project"
@@ -45,6 +50,20 @@ EVENTS_LIMIT = 400
 DEAD_LETTERS_LIMIT = 200
 #: Measurements kept per project/stage/service (by delivery context).
 MEASUREMENTS_LIMIT = 20
+#: Bytes a list record (history, event log) may hold; the oldest entries leave first.
+RECORD_BUDGET = 800 * 1024
+#: Deliveries remembered per project (count) and for how long; older event logs are archived
+#: (with an archive) and deleted.
+DELIVERIES_LIMIT = 1000
+DELIVERIES_MAX_AGE_S = 30 * 24 * 3600.0
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), sort_keys=True))
+
+
+def slo_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def resource_key(uri: str) -> str:
@@ -70,15 +89,24 @@ class Records:
         self.store = store
         self.archive = archive
 
-    def _archive_overflow(self, prefix: str, items: list[dict[str, Any]], limit: int, key: str) -> None:
-        """Trim ``items`` to its newest ``limit``; with an archive, the trimmed ones are written
-        there first (an archive failure raises, so nothing is dropped from the store)."""
-        overflow = items[:-limit] if len(items) > limit else []
+    def _archive_overflow(
+        self, prefix: str, items: list[dict[str, Any]], limit: int, key: str, budget: int = RECORD_BUDGET,
+        full: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+    ) -> None:
+        """Trim ``items`` to its newest ``limit`` and to ``budget`` bytes (the newest always
+        stays); with an archive, the trimmed ones (as ``full`` makes them) are written there
+        first (an archive failure raises, so nothing is dropped from the store)."""
+        keep = min(len(items), limit)
+        total = sum(_size(i) for i in items[len(items) - keep:])
+        while keep > 1 and total > budget:
+            total -= _size(items[len(items) - keep])
+            keep -= 1
+        overflow = items[: len(items) - keep]
         if not overflow:
             return
         if self.archive is not None:
             for item in overflow:
-                self.archive.put(f"{prefix}/{item.get(key)}.json", json.dumps(item, sort_keys=True))
+                self.archive.put(f"{prefix}/{item.get(key)}.json", json.dumps(full(item), sort_keys=True))
         del items[: len(overflow)]
 
     # --- generic JSON records -------------------------------------------------------------
@@ -147,14 +175,17 @@ class Records:
         return self.project(project)
 
     def project(self, project: str) -> Project:
-        import yaml  # the shipyard is YAML; only functions that read projects pay for it
+        from sluice.services.documents import (
+            load_document,  # YAML: only functions that read projects pay for it
+        )
 
         record = self.store.get(f"project.{project}")
         if record is None:
             known = [r.labels.get(PROJECT, "") for r in self.store.list({KIND: "project"})]
             raise NotFoundError(f"project {project!r} does not exist (projects: {', '.join(known) or 'none'})")
         text = record.data.get("shipyard.yaml", "")
-        shipyard = parse_shipyard(yaml.safe_load(text), f"shipyard of project {project}")
+        source = f"shipyard of project {project}"
+        shipyard = parse_shipyard(load_document(text, source), source)
         return Project(project, shipyard, text, tuple(json.loads(record.data.get("services", "[]"))))
 
     def projects(self) -> list[str]:
@@ -221,12 +252,17 @@ class Records:
 
     # --- event log ---------------------------------------------------------------------------
     def append_event(self, context: str, event: Mapping[str, Any]) -> bool:
-        """Add ``event`` (structured JSON form) to its delivery's log; False when already there."""
+        """Add ``event`` (structured JSON form) to its delivery's log; False when already there.
+
+        A new delivery is first entered in its project's index (``deliveries.<p>``); deliveries
+        that fall out of the index (count or age) have their logs archived and deleted."""
         data = event.get("data") or {}
         labels = {KIND: "context", "sluice.dev/context": context}
         for label, key in ((PROJECT, "project"), (SERVICE, "service")):
-            if isinstance(data, Mapping) and data.get(key):
+            if isinstance(data, Mapping) and isinstance(data.get(key), str) and data.get(key):
                 labels[label] = str(data[key])
+        if self.store.get(f"context.{context}") is None:
+            self._index_delivery(context, labels.get(PROJECT, ""), labels.get(SERVICE, ""), str(event.get("time") or ""))
 
         def mutate(events: list[dict[str, Any]]) -> bool:
             if any(e.get("id") == event.get("id") and e.get("source") == event.get("source") for e in events):
@@ -237,16 +273,53 @@ class Records:
 
         return self.update_json(f"context.{context}", "events", [], labels, mutate)
 
+    def _index_name(self, project: str) -> tuple[str, dict[str, str]]:
+        """A known project's index, or the shared one (events naming no existing project)."""
+        if project and self.store.get(f"project.{project}") is not None:
+            return f"deliveries.{project}", {KIND: "deliveries", PROJECT: project}
+        return "deliveries", {KIND: "deliveries"}
+
+    def _index_delivery(self, context: str, project: str, service: str, started: str) -> None:
+        from sluice.core.ledger import after, before  # times: shared with the ledger
+
+        name, labels = self._index_name(project)
+
+        def mutate(index: list[dict[str, Any]]) -> list[str]:
+            if any(d.get("context") == context for d in index):
+                return []
+            index.append({"context": context, "service": service, "started": started})
+            newest = max((d["started"] for d in index if d.get("started")), default="")
+            horizon = after(newest, -DELIVERIES_MAX_AGE_S) if newest else ""
+            dropped = [
+                d for i, d in enumerate(index)
+                if i < len(index) - DELIVERIES_LIMIT or (horizon and d.get("started") and before(d["started"], horizon))
+            ]
+            index[:] = [d for d in index if d not in dropped]
+            return [d["context"] for d in dropped]
+
+        for old in self.update_json(name, "deliveries", [], labels, mutate):
+            self._retire_delivery(old)
+
+    def _retire_delivery(self, context: str) -> None:
+        """An old delivery's log leaves the store (to the archive first, when there is one)."""
+        try:
+            if self.archive is not None:
+                self.archive.put(f"events/{context}/log.json", json.dumps(self.events(context), sort_keys=True))
+            self.store.delete(f"context.{context}")
+        except SluiceError as err:  # the next retention pass tries again; nothing else depends on it
+            log.warning("could not retire the event log of delivery %s: %s", context, err)
+
     def events(self, context: str) -> list[dict[str, Any]]:
         return list(self.read_json(f"context.{context}", "events", []))
 
-    def contexts(self, project: str = "", service: str = "") -> list[str]:
-        labels = {KIND: "context"}
-        if project:
-            labels[PROJECT] = project
-        if service:
-            labels[SERVICE] = service
-        return [r.name.removeprefix("context.") for r in self.store.list(labels)]
+    def contexts(self, project: str = "", service: str = "", limit: int | None = None) -> list[str]:
+        """Recent deliveries of ``project`` (optionally of one service), oldest first, from the
+        project's index: one read, whatever the length of history. ``limit``: the newest N."""
+        if not project:
+            return [r.name.removeprefix("context.") for r in self.store.list({KIND: "context"})]
+        index = self.read_json(f"deliveries.{project}", "deliveries", [])
+        found = [d["context"] for d in index if not service or d.get("service") == service]
+        return found[-limit:] if limit else found
 
     def append_dead_letter(self, letter: Mapping[str, Any]) -> bool:
         """Keep a dead-lettered delivery (bounded; the newest stay); False when already kept."""
@@ -265,19 +338,42 @@ class Records:
 
     # --- evaluations and measurements ------------------------------------------------------
     def evaluations(self, project: str, stage: str, service: str) -> list[dict[str, Any]]:
-        return list(self.read_json(f"evaluations.{project}.{stage}.{service}", "history", []))
+        """The stored evaluation history, oldest first, each with its SLO text (``slo_file``)."""
+        record = self.store.get(f"evaluations.{project}.{stage}.{service}")
+        if record is None:
+            return []
+        history = json.loads(record.data.get("history", "[]"))
+        slos = json.loads(record.data.get("slos", "{}"))
+        for entry in history:
+            if "slo_hash" in entry:
+                entry["slo_file"] = slos.get(entry.pop("slo_hash"), "")
+        return list(history)
 
     def append_evaluation(self, project: str, stage: str, service: str, evaluation: Mapping[str, Any]) -> bool:
+        """Add ``evaluation`` once (by id); its SLO text is kept once per distinct text. The
+        history stays within its count and byte budgets (the oldest leave, to the archive)."""
         name, labels = self.scoped("evaluations", project, stage, service)
 
-        def mutate(history: list[dict[str, Any]]) -> bool:
+        def change(data: dict[str, str], _exists: bool) -> bool:
+            history = json.loads(data.get("history", "[]"))
             if any(e.get("id") == evaluation.get("id") for e in history):
                 return False
-            history.append(dict(evaluation))
-            self._archive_overflow(f"evaluations/{project}/{stage}/{service}", history, HISTORY_LIMIT, "id")
+            slos = json.loads(data.get("slos", "{}"))
+            entry = dict(evaluation)
+            text = str(entry.pop("slo_file", "") or "")
+            entry["slo_hash"] = slo_hash(text)
+            slos[entry["slo_hash"]] = text
+            history.append(entry)
+            self._archive_overflow(
+                f"evaluations/{project}/{stage}/{service}", history, HISTORY_LIMIT, "id", RECORD_BUDGET - _size(slos),
+                full=lambda old: {**old, "slo_file": slos.get(old.get("slo_hash"), "")},
+            )
+            used = {e.get("slo_hash") for e in history}
+            data["history"] = json.dumps(history, separators=(",", ":"), sort_keys=True)
+            data["slos"] = json.dumps({h: t for h, t in slos.items() if h in used}, separators=(",", ":"), sort_keys=True)
             return True
 
-        return self.update_json(name, "history", [], labels, mutate)
+        return self.update_data(name, labels, change)
 
     def archived_evaluations(self, project: str, stage: str, service: str) -> list[dict[str, Any]]:
         """Evaluations that left the store for the archive (oldest first); empty without one."""

@@ -1,10 +1,11 @@
 """The test service: ``deployment-finished`` → a test unit → ``tests-finished``.
 
-Long tests must not hang on one HTTP request: the function claims the run (so a duplicate
-delivery starts nothing), hands the event to a launcher (locally a worker process; on a
-cluster a Job) and acknowledges. The unit runs the tests under a hard time limit, stores
-the measurements for the builtin SLI provider and reports ``tests-finished``. A unit that never
-reports is failed on a PingSource tick after its deadline.
+Long tests must not hang on one HTTP request: the function moves the run to ``testing`` (so a
+duplicate delivery starts nothing), hands the event to a launcher (locally a worker process; on
+a cluster a Job) and acknowledges. The unit runs the tests under a hard time limit, stores the
+measurements for the builtin SLI provider and records ``tested``. The run's deadline follows the
+test's own length (its health wait, requests or load, plus a grace): a unit that never reports
+is failed on a PingSource tick after it.
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from sluice.core.events import DeploymentFinished, Event, Ping, Result, TestsFinished
-from sluice.errors import ConfigurationError, PermanentError, ValidationError
+from sluice.core.ledger import HANDOFF_S, Lane, Phase, Run, TestRun, Transition, enter, expired
+from sluice.core.testspec import expected_length_s
+from sluice.errors import ConfigurationError, PermanentError, SluiceError, ValidationError
+from sluice.ports.backend import Placement
 from sluice.ports.testunit import Launcher
-from sluice.services.records import KIND, Records
+from sluice.services.ledger import Ledger
+from sluice.services.records import Records
 
 log = logging.getLogger("sluice.test")
 
-FINISHED_LIMIT = 32
-#: Extra time a unit gets past its hard limit before a tick declares it lost.
+#: Extra time a unit gets past the test's own length before a tick declares it lost (start-up,
+#: storing measurements, reporting).
 GRACE_S = 30.0
 
 
@@ -47,39 +51,59 @@ class TestService:
     __test__ = False
 
     def __init__(
-        self, records: Records, now: Callable[[], str], source: str, launcher: Launcher, limit_s: float = 600.0
+        self, records: Records, now: Callable[[], str], source: str, launcher: Launcher, limit_s: float = 600.0,
+        duration_s: float | None = None,
     ) -> None:
         self.records = records
+        self.ledger = Ledger(records)
         self.now = now
         self.source = source
         self.launcher = launcher
         self.limit_s = limit_s
+        self.duration_s = duration_s
 
     def handle(self, event: Event) -> list[Event]:
         if isinstance(event.data, Ping):
             return self._expire()
         deployed = event.data
         assert isinstance(deployed, DeploymentFinished)
-        now = self.now()
-        if deployed.result == Result.FAIL.value:
-            return [self._reply(event, deployed, Result.FAIL.value, now, now, f"not tested: {deployed.message}")]
-        if not deployed.teststrategy:
-            return [self._reply(event, deployed, Result.PASS.value, now, now, "no test (test_strategy none)")]
-        name, labels = self.records.scoped("tests", deployed.project, deployed.stage, deployed.service)
-        deadline = datetime.fromisoformat(now) + timedelta(seconds=self.limit_s + GRACE_S)
-        entry = {"state": "running", "started": now, "deadline": deadline.isoformat(), "event": event.to_json_dict()}
+        placement = Placement(deployed.project, deployed.stage, deployed.service)
+        context, now = event.shkeptncontext, self.now()
+        if deployed.result == Result.FAIL.value or not deployed.teststrategy:
+            message = f"not tested: {deployed.message}" if deployed.result == Result.FAIL.value else "no test (test_strategy none)"
+            result = Result.FAIL.value if deployed.result == Result.FAIL.value else Result.PASS.value
+            reply = self._reply(event, deployed, result, now, now, message)
+            return self._record_tested(placement, context, reply)
+        limit = self._length(deployed)
+        unit = TestRun(event.dedup_key, now, "", limit, event.to_json_dict())
 
-        def claim(runs: dict[str, Any]) -> bool:
-            if event.dedup_key in runs:
-                return False
-            runs[event.dedup_key] = entry
-            return True
+        def start(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            return lane.put(enter(run, Phase.TESTING, now, limit + GRACE_S, test=unit)), []
 
-        if not self.records.update_json(name, "runs", {}, labels, claim):
-            log.info("tests for %s already started: duplicate delivery ignored", event.id)
-            return []
-        self.launcher(event.to_json_dict())
+        started = self.ledger.advance(placement, context, Transition.TESTING, start)
+        if not started.applied:
+            log.info("tests for %s not started: %s", event.id, "duplicate delivery" if started.known else
+                     "its delivery does not wait for tests in this stage")
+            tested = self.ledger.lane(placement).run(context)
+            return [Event.from_json_dict(e) for e in (tested.stored(Transition.TESTED) or []) if tested] if tested else []
+        try:
+            self.launcher(event.to_json_dict())
+        except (SluiceError, OSError) as err:  # the unit cannot start: the run must not wait for it
+            reply = self._reply(event, deployed, Result.FAIL.value, now, self.now(), f"the test unit could not start: {err}")
+            return self._record_tested(placement, context, reply)
         return []
+
+    def _length(self, deployed: DeploymentFinished) -> float:
+        """The test's own length (capped by the hard limit); an unreadable spec fails fast in the unit."""
+        from sluice.core.testspec import default_test_spec
+        from sluice.services.testspecs import load_test_spec
+
+        text = self.records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")
+        try:
+            spec = load_test_spec(text) if text is not None else default_test_spec()
+        except ValidationError:
+            return min(self.limit_s, 60.0)
+        return min(self.limit_s, expected_length_s(spec, deployed.teststrategy, self.duration_s))
 
     def _reply(self, event: Event, deployed: DeploymentFinished, result: str, start: str, end: str, message: str) -> Event:
         payload = TestsFinished(
@@ -89,14 +113,27 @@ class TestService:
         )
         return event.reply(payload, source=self.source, time=self.now())
 
-    def run_unit(self, event: Event, runner: Runner) -> Event:
-        """The unit of work: run, store measurements, record the outcome, return tests-finished."""
+    def _record_tested(self, placement: Placement, context: str, reply: Event) -> list[Event]:
+        now = self.now()
+
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            return lane.put(enter(run, Phase.TESTED, now, HANDOFF_S)), [reply.to_json_dict()]
+
+        return self.ledger.advance(placement, context, Transition.TESTED, effect).events()
+
+    def run_unit(self, event: Event, runner: Runner) -> Event | None:
+        """The unit of work: run, store measurements, record ``tested``, return tests-finished
+        (the stored one when the run was already decided, e.g. by the tick; None when its
+        delivery no longer waits for it)."""
         deployed = event.data
         assert isinstance(deployed, DeploymentFinished)
-        name, labels = self.records.scoped("tests", deployed.project, deployed.stage, deployed.service)
-        done = self.records.read_json(name, "runs", {}).get(event.dedup_key, {})
-        if done.get("state") == "finished":
-            return Event.from_json_dict(done["reply"])
+        placement = Placement(deployed.project, deployed.stage, deployed.service)
+        run = self.ledger.lane(placement).run(event.shkeptncontext)
+        if run is None:
+            return None
+        if run.phase is not Phase.TESTING or run.test is None or run.test.key != event.dedup_key:
+            stored = run.stored(Transition.TESTED)
+            return Event.from_json_dict(stored[0]) if stored else None
         try:
             outcome = runner(deployed, event.shkeptncontext)
         except (ValidationError, PermanentError, ConfigurationError) as err:  # e.g. an invalid tests.yaml
@@ -107,32 +144,38 @@ class TestService:
                 deployed.project, deployed.stage, deployed.service, event.shkeptncontext, outcome.measurements
             )
         reply = self._reply(event, deployed, outcome.result, outcome.start, outcome.end, outcome.message)
-        self._close(name, labels, event.dedup_key, reply)
-        return reply
-
-    def _close(self, name: str, labels: dict[str, str], key: str, reply: Event) -> None:
-        def close(runs: dict[str, Any]) -> None:
-            runs[key] = {"state": "finished", "reply": reply.to_json_dict()}
-            finished = [k for k, v in runs.items() if v.get("state") == "finished"]
-            for old in finished[:-FINISHED_LIMIT]:
-                del runs[old]
-
-        self.records.update_json(name, "runs", {}, labels, close)
+        recorded = self._record_tested(placement, event.shkeptncontext, reply)
+        return recorded[0] if recorded else None
 
     def _expire(self) -> list[Event]:
+        """Fail runs whose tests never started (deployment-finished was lost) or whose unit never
+        reported within the test's length and a grace."""
         now = self.now()
-        replies = []
-        for record in self.records.store.list({KIND: "tests"}):
-            for key, run in self.records.read_json(record.name, "runs", {}).items():
-                if run.get("state") != "running" or datetime.fromisoformat(run["deadline"]) > datetime.fromisoformat(now):
-                    continue
-                cause = Event.from_json_dict(run["event"])
-                deployed = cause.data
-                assert isinstance(deployed, DeploymentFinished)
-                reply = self._reply(
-                    cause, deployed, Result.FAIL.value, run["started"], now,
-                    f"the test unit did not report within its limit of {self.limit_s:g} s (lost or killed)",
-                )
-                self._close(record.name, dict(record.labels), key, reply)
-                replies.append(reply)
+        replies: list[Event] = []
+        for found in self.ledger.lanes():
+            run = found.lane.active
+            if run is None or run.phase not in (Phase.DEPLOYED, Phase.TESTING) or not expired(run, now):
+                continue
+            try:
+                replies.extend(self._expire_run(found.placement, run, now))
+            except (SluiceError, KeyError, ValueError) as err:
+                log.error("tick: could not end the %s run of %s in %s: %s", run.phase.value, run.context, found.placement, err)
         return replies
+
+    def _expire_run(self, placement: Placement, run: Run, now: str) -> list[Event]:
+        if run.phase is Phase.TESTING and run.test is not None:
+            cause = Event.from_json_dict(run.test.event)
+            message = f"the test unit did not report within {run.test.limit_s + GRACE_S:g} s (the test's length and a grace): lost or killed"
+            start = run.test.started
+        else:
+            deployed = run.stored(Transition.DEPLOYED)
+            if not deployed:
+                return []
+            cause = Event.from_json_dict(deployed[0])
+            message = f"the tests never started within {HANDOFF_S:g} s of the deployment"
+            start = run.since
+        data = cause.data
+        assert isinstance(data, DeploymentFinished)
+        return self._record_tested(placement, run.context, self._reply(cause, data, Result.FAIL.value, start, now, message))
+
+

@@ -85,7 +85,8 @@ class Flow:
             if not queue:
                 unit = Event.from_json_dict(self.units.popleft())
                 assert isinstance(unit.data, DeploymentFinished)
-                queue.append(self.test.run_unit(unit, self.runner))
+                if (finished := self.test.run_unit(unit, self.runner)) is not None:
+                    queue.append(finished)
                 continue
             event = queue.popleft()
             if self.drop(event):
@@ -103,7 +104,9 @@ class Flow:
         from sluice.core.events import Ping
 
         ping = Event.new(Ping(), source="sluice/tick", id=f"tick-{self.clock()}", time=self.clock())
-        return self.send(*self.evaluate.handle(ping), *self.test.handle(ping))
+        return self.send(
+            *self.deploy.handle(ping), *self.test.handle(ping), *self.evaluate.handle(ping), *self.gatekeeper.handle(ping)
+        )
 
 
 def by_type(events: Sequence[Event], event_type: EventType) -> Iterator[Event]:

@@ -1,0 +1,369 @@
+"""The ledger's records and transitions (pure): one *lane* per service in a stage.
+
+A lane (record ``stage.<project>.<stage>.<service>``) holds everything that waits in that
+stage for that service, so every state change is one compare-and-swap write of one record:
+
+- ``serving``: what the stage runs (primary, candidate, weights, last good image, URLs);
+- ``active``: the delivery that holds the stage — a ``Run`` with an explicit ``Phase`` and a
+  deadline for that phase; ``queue``: the deliveries waiting for it (first come, first served);
+- ``gates``: quality gates without a deployment (``start-evaluation``), each a ``Run`` too;
+- ``finished``: a bounded memory of ended runs, and ``horizon``: the newest event time among
+  the runs it forgot. A ``set`` for a delivery the lane does not know and that is older than
+  the horizon is a stale duplicate: it is refused, never re-run.
+
+A run moves through the phases in one direction only::
+
+    DEPLOYING → DEPLOYED → TESTING → TESTED → EVALUATING → EVALUATED → HELD ┐
+        │           └────────────→ TESTED        └────────→ EVALUATED      ├→ PROMOTING ┐
+        └ (every phase has a deadline; a tick ends an expired phase with     └→ DISCARDING ┴→ DONE
+           an explicit failure, which moves it on like any other outcome)
+
+Each transition is a ``Transition``. A transition stores the events it caused under its step
+(``Run.replies``); asked again — a duplicate delivery, the loser of a race (a timeout tick and
+a late answer), a redelivery after a crash between the write and the reply — it changes
+nothing and returns those stored events. A transition from any other phase changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sluice.core.deployment import Serving
+from sluice.core.shipyard import OnTimeout
+
+#: Byte budget of a lane (a ConfigMap holds 1 MiB; the rest is headroom for keys and labels).
+LANE_BUDGET = 700 * 1024
+#: Finished runs remembered per lane at most (older ones only move the horizon).
+FINISHED_LIMIT = 100
+#: Deliveries that may wait for one stage; a later one is refused with an explicit event.
+QUEUE_LIMIT = 50
+#: Quality gates without a deployment kept per lane.
+GATES_LIMIT = 20
+#: Size limit of an SLO file (it travels in the evaluation-done event, as Keptn's does).
+SLO_MAX_BYTES = 64 * 1024
+
+
+class Phase(StrEnum):
+    """Where a run is; the name says what it waits for."""
+
+    DEPLOYING = "deploying"  # the backend deploys the candidate
+    DEPLOYED = "deployed"  # deployment-finished sent: waits for the test function
+    TESTING = "testing"  # a test unit runs
+    TESTED = "tested"  # tests-finished sent: waits for the evaluate function
+    EVALUATING = "evaluating"  # get-sli sent: waits for the SLI provider
+    EVALUATED = "evaluated"  # evaluation-done sent: waits for the gatekeeper
+    HELD = "held"  # the promotion waits for a person
+    PROMOTING = "promoting"  # promote sent: waits for the deploy function
+    DISCARDING = "discarding"  # discard sent: waits for the deploy function
+    DONE = "done"
+
+
+class Transition(StrEnum):
+    """A transition; a run stores the events each step caused."""
+
+    DEPLOYED = "deployed"
+    TESTING = "testing"
+    TESTED = "tested"
+    EVALUATING = "evaluating"
+    EVALUATED = "evaluated"
+    DECIDED = "decided"
+    APPROVED = "approved"
+    FINISHED = "finished"
+
+
+#: The phases each step starts from.
+SOURCES: Mapping[Transition, frozenset[Phase]] = {
+    Transition.DEPLOYED: frozenset({Phase.DEPLOYING}),
+    Transition.TESTING: frozenset({Phase.DEPLOYED}),
+    Transition.TESTED: frozenset({Phase.DEPLOYED, Phase.TESTING}),
+    Transition.EVALUATING: frozenset({Phase.TESTED}),
+    Transition.EVALUATED: frozenset({Phase.TESTED, Phase.EVALUATING}),
+    Transition.DECIDED: frozenset({Phase.EVALUATED}),
+    Transition.APPROVED: frozenset({Phase.HELD}),
+    Transition.FINISHED: frozenset({Phase.PROMOTING, Phase.DISCARDING}),
+}
+
+#: How long a run may stay in a phase that waits for the next function (the broker's retries
+#: take minutes at most); phases with their own length (deploying, testing, evaluating, held)
+#: get their deadline from the settings or the test's length.
+HANDOFF_S = 300.0
+
+
+class HoldDecision(StrEnum):
+    """How a held promotion ended."""
+
+    APPROVED = "approved"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """A test unit: the deployment-finished event it runs for, its deadline."""
+
+    __test__ = False
+    key: str
+    started: str
+    deadline: str
+    limit_s: float
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PendingEvaluation:
+    """An evaluation waiting for its SLIs: the window, the SLO it asked with, the provider."""
+
+    start: str
+    end: str
+    slo: str
+    provider: str
+    request_id: str
+    deadline: str
+    test_failed: bool = False
+    test_message: str = ""
+    teststrategy: str = ""
+    deploymentstrategy: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's verdict for a run (stored with the transition that produced it)."""
+
+    result: str
+    score: float
+    evaluation_id: str
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A promotion held for a person, and how it ended."""
+
+    result: str
+    held_at: str
+    deadline: str
+    on_timeout: OnTimeout = OnTimeout.DECLINE
+    decision: HoldDecision | None = None
+    by: str = ""
+    decided_at: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One delivery (``context``) of ``image`` through one stage."""
+
+    context: str
+    image: str
+    phase: Phase
+    since: str  # when the run entered its phase
+    deadline: str  # when the phase expires ('' = never: only DONE)
+    event_time: str = ""  # time of the event that started the run (for the horizon)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    test: TestRun | None = None
+    evaluation: PendingEvaluation | None = None
+    verdict: Verdict | None = None
+    hold: Hold | None = None
+    outcome: str = ""  # an Outcome value once DONE
+    reason: str = ""
+    replies: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def stored(self, step: Transition) -> list[dict[str, Any]] | None:
+        return self.replies.get(step.value)
+
+    def can(self, step: Transition) -> bool:
+        return self.phase in SOURCES[step] and step.value not in self.replies
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A delivery waiting for the stage: the event that asked for it, re-sent when its turn comes."""
+
+    context: str
+    image: str
+    event: dict[str, Any]
+    queued_at: str
+
+
+@dataclass(frozen=True)
+class Lane:
+    """Everything that waits in one stage for one service (one record)."""
+
+    serving: Serving = field(default_factory=Serving)
+    active: Run | None = None
+    queue: tuple[Queued, ...] = ()
+    gates: tuple[Run, ...] = ()
+    finished: tuple[Run, ...] = ()
+    horizon: str = ""
+
+    # --- lookups ---------------------------------------------------------------------------
+    def run(self, context: str) -> Run | None:
+        """The run of ``context`` here: active, a gate, or finished."""
+        if self.active is not None and self.active.context == context:
+            return self.active
+        for run in (*self.gates, *reversed(self.finished)):
+            if run.context == context:
+                return run
+        return None
+
+    def knows(self, context: str) -> bool:
+        return self.run(context) is not None or any(q.context == context for q in self.queue)
+
+    def stale(self, context: str, event_time: str) -> bool:
+        """True for a delivery this lane forgot: unknown, and older than the horizon."""
+        return bool(self.horizon and event_time) and not self.knows(context) and before(event_time, self.horizon)
+
+    # --- changes ---------------------------------------------------------------------------
+    def put(self, run: Run) -> Lane:
+        """``run`` replaces the run of its context (the active one, or a gate)."""
+        if self.active is not None and self.active.context == run.context:
+            return replace(self, active=run)
+        gates = tuple(run if g.context == run.context else g for g in self.gates)
+        if gates == self.gates and all(g.context != run.context for g in self.gates):
+            gates = (*self.gates, run)[-GATES_LIMIT:]
+        return replace(self, gates=gates)
+
+    def retire(self, run: Run) -> Lane:
+        """``run`` has ended: keep a small summary of it among the finished ones."""
+        summary = replace(
+            run, test=None, evaluation=None,
+            replies={k: v for k, v in run.replies.items() if k == Transition.FINISHED.value},
+        )
+        active = None if self.active is not None and self.active.context == run.context else self.active
+        gates = tuple(g for g in self.gates if g.context != run.context)
+        return replace(self, active=active, gates=gates, finished=(*self.finished, summary)).bounded()
+
+    def bounded(self) -> Lane:
+        """Forget the oldest finished runs until the lane fits its count and byte budgets; the
+        horizon moves to the newest event time among the forgotten."""
+        drop = max(0, len(self.finished) - FINISHED_LIMIT)
+        excess = self.size() - LANE_BUDGET
+        while excess > 0 and drop < len(self.finished):
+            excess -= len(json.dumps(_plain(self.finished[drop]), separators=(",", ":")))
+            drop += 1
+        if not drop:
+            return self
+        horizon = self.horizon
+        for forgotten in self.finished[:drop]:
+            if forgotten.event_time and (not horizon or before(horizon, forgotten.event_time)):
+                horizon = forgotten.event_time
+        return replace(self, finished=self.finished[drop:], horizon=horizon)
+
+    def size(self) -> int:
+        return len(self.to_json())
+
+    def encode(self) -> str:
+        """The stored form, within the lane's budgets (serialised once when nothing is dropped)."""
+        text = self.to_json()
+        if len(text) <= LANE_BUDGET and len(self.finished) <= FINISHED_LIMIT:
+            return text
+        return self.bounded().to_json()
+
+    # --- encoding --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Lane:
+        return Lane(
+            serving=_load(Serving, doc.get("serving") or {}),
+            active=_run(doc.get("active")),
+            queue=tuple(_load(Queued, q) for q in doc.get("queue") or ()),
+            gates=tuple(r for r in (_run(g) for g in doc.get("gates") or ()) if r is not None),
+            finished=tuple(r for r in (_run(g) for g in doc.get("finished") or ()) if r is not None),
+            horizon=str(doc.get("horizon") or ""),
+        )
+
+
+# --- time ----------------------------------------------------------------------------------
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def before(a: str, b: str) -> bool:
+    return parse_time(a) < parse_time(b)
+
+
+def after(now: str, seconds: float) -> str:
+    """``now`` plus ``seconds``, in the same RFC 3339 form."""
+    moved = parse_time(now) + timedelta(seconds=seconds)
+    return moved.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def expired(run: Run, now: str) -> bool:
+    return bool(run.deadline) and run.phase is not Phase.DONE and not before(now, run.deadline)
+
+
+# --- transitions (pure) ---------------------------------------------------------------------
+
+def enter(run: Run, phase: Phase, now: str, wait_s: float | None, **changes: Any) -> Run:
+    """``run`` in ``phase`` from ``now`` on, with a deadline ``wait_s`` later (None: no deadline)."""
+    deadline = after(now, wait_s) if wait_s is not None else ""
+    return replace(run, phase=phase, since=now, deadline=deadline, **changes)
+
+
+def record(run: Run, step: Transition, replies: list[dict[str, Any]]) -> Run:
+    """Store the events ``step`` caused (a later duplicate gets them again)."""
+    return replace(run, replies={**run.replies, step.value: list(replies)})
+
+
+# --- generic (de)serialisation of the frozen records ----------------------------------------
+
+T = TypeVar("T")
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """A record class's field names (looked up once per class: loading a lane is frequent)."""
+    if cls not in _NAMES:
+        _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return _NAMES[cls]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of a record: dataclasses and tuples of them converted; mappings and lists
+    inside a record (labels, stored events) are JSON already and pass as they are."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in _names(type(value))}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _load(cls: type[T], doc: Mapping[str, Any]) -> T:
+    known = _names(cls)
+    return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+def _run(doc: object) -> Run | None:
+    if not isinstance(doc, Mapping):
+        return None
+    known = _names(Run)
+    values = {k: v for k, v in doc.items() if k in known}
+    values["phase"] = Phase(values["phase"])
+    values["test"] = _load(TestRun, doc["test"]) if doc.get("test") else None
+    values["evaluation"] = _load(PendingEvaluation, doc["evaluation"]) if doc.get("evaluation") else None
+    values["verdict"] = _load(Verdict, doc["verdict"]) if doc.get("verdict") else None
+    if doc.get("hold"):
+        hold = dict(doc["hold"])
+        hold["on_timeout"] = OnTimeout(hold.get("on_timeout") or OnTimeout.DECLINE.value)
+        hold["decision"] = HoldDecision(hold["decision"]) if hold.get("decision") else None
+        values["hold"] = _load(Hold, hold)
+    values["labels"] = dict(doc.get("labels") or {})
+    values["replies"] = {str(k): list(v) for k, v in (doc.get("replies") or {}).items()}
+    return Run(**values)
+
