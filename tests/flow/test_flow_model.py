@@ -186,14 +186,19 @@ class DeliveryModel(RuleBasedStateMachine):
             self.world.check_promotions()
 
     @invariant()
-    def claims_are_live(self) -> None:
+    def claims_belong_to_live_deliveries(self) -> None:
         if hasattr(self, "world"):
             self.world.check_claims()
 
     @invariant()
-    def waits_have_deadlines(self) -> None:
+    def nothing_waits_for_an_ended_delivery(self) -> None:
         if hasattr(self, "world"):
             self.world.check_waits()
+
+    @invariant()
+    def every_wait_has_a_deadline(self) -> None:
+        if hasattr(self, "world"):
+            self.world.check_deadlines()
 
     def teardown(self) -> None:
         if hasattr(self, "world") and sys.exc_info()[0] is None:  # not after a failed step

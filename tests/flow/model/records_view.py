@@ -1,36 +1,42 @@
 """The ONE place where the model test reads Sluice's internal records (and knows their bounds).
 
 Everything else in ``tests/flow/model`` talks to the services through ``handle(event)`` and to
-the ``NoopBackend``; only this module knows how the deploy, test, evaluate and gatekeeper
-services keep their waits, so porting the model to another state layer means porting this file.
+the ``NoopBackend``; only this module knows how the services keep their waits (the ledger's
+lanes, ``sluice.services.ledger``), so porting the model to another state layer means porting
+this file.
 
 It answers four questions, in the model's own small types:
 
 - ``claims``: which delivery holds each stage, and until when (its deadline, if any);
-- ``waits``: everything that waits for a delivery in a stage (a queued delivery, a running test,
-  a pending evaluation, a held promotion), with its deadline, if any;
+- ``waits``: everything that waits for a delivery in a stage (the active run in its phase, a
+  queued delivery, a quality gate), with its deadline, if any;
 - ``stored_evaluations``: the evaluation history, as (stage, service, context, result, id);
-- ``snapshot``: a delivery's event log, its stages' deploy records and its evaluations, to
-  compare before and after a replay.
+  ``verdicts``: the same for the verdicts the ledger keeps on its runs;
+- ``snapshot``: a delivery's event log, its stages' lanes and its evaluations, to compare
+  before and after a replay.
 
-``small_bounds`` shrinks the bounded memories of handled events while a test runs, so the model
-reaches their wrap-around within a few dozen steps (the small-scope hypothesis); it is a no-op
-for every bound that no longer exists.
+``small_bounds`` shrinks the bounded memories of ended runs while a test runs, so the model
+reaches their wrap-around (and the lane's horizon) within a few dozen steps (the small-scope
+hypothesis); it is a no-op for every bound that no longer exists.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sluice.core.ledger import Phase, Run, parse_time
+from sluice.ports.backend import Placement
 from sluice.ports.state import StateStore
+from sluice.services.ledger import LaneRecord, Ledger
+from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records
 
-#: Waits without a deadline of their own: a queued delivery waits for the claim ahead of it.
-QUEUED, TEST_RUN, EVALUATION, APPROVAL = "queued", "test-run", "evaluation", "approval"
+#: A queued delivery waits for the claim ahead of it (no deadline of its own); other waits are
+#: named by the phase of the run that waits.
+QUEUED = "queued"
 
 
 @dataclass(frozen=True)
@@ -63,101 +69,89 @@ class StoredEvaluation:
     id: str
 
 
-def _json(store: StateStore, name: str, key: str, default: Any) -> Any:
-    record = store.get(name)
-    if record is None or key not in record.data:
-        return default
-    return json.loads(record.data[key])
+def _lanes(store: StateStore, project: str) -> Iterator[LaneRecord]:
+    return Ledger(Records(store)).lanes(project=project)
 
 
-def _scope(name: str, project: str) -> tuple[str, str] | None:
-    """``<kind>.<project>.<stage>.<service>`` → (stage, service)."""
-    parts = name.split(".")
-    if len(parts) != 4 or parts[1] != project:
-        return None
-    return parts[2], parts[3]
+def _time(text: str) -> datetime | None:
+    return parse_time(text) if text else None
 
 
-def _records(store: StateStore, kind: str, project: str) -> Iterator[tuple[str, str, str]]:
-    for record in store.list({"sluice.dev/kind": kind, "sluice.dev/project": project}):
-        scope = _scope(record.name, project)
-        if scope is not None:
-            yield record.name, *scope
-
-
-def _time(text: object) -> datetime | None:
-    return datetime.fromisoformat(str(text)) if text else None
+def _run_wait(kind: str, placement: Placement, run: Run) -> Wait:
+    return Wait(kind, placement.service, placement.stage, run.context, _time(run.deadline))
 
 
 def waits(store: StateStore, project: str) -> list[Wait]:
+    """The active run of each lane (its kind is its phase), its queue, and its quality gates."""
     out: list[Wait] = []
-    for name, stage, service in _records(store, "deploy", project):
-        for queued in _json(store, name, "state", {}).get("queue", []):
-            out.append(Wait(QUEUED, service, stage, queued["context"], None))
-    for name, stage, service in _records(store, "tests", project):
-        for run in _json(store, name, "runs", {}).values():
-            if run.get("state") == "running":
-                out.append(Wait(TEST_RUN, service, stage, run["event"]["shkeptncontext"], _time(run.get("deadline"))))
-    for name, stage, service in _records(store, "pending", project):
-        for context, entry in _json(store, name, "pending", {}).items():
-            if entry.get("state") == "waiting":
-                out.append(Wait(EVALUATION, service, stage, context, _time(entry.get("deadline"))))
-    for name, stage, service in _records(store, "gate", project):
-        for context, held in _json(store, name, "pending", {}).items():
-            out.append(Wait(APPROVAL, service, stage, context, _time(held.get("deadline"))))
+    for found in _lanes(store, project):
+        lane, placement = found.lane, found.placement
+        if lane.active is not None:
+            out.append(_run_wait(lane.active.phase.value, placement, lane.active))
+        out.extend(Wait(QUEUED, placement.service, placement.stage, q.context, None) for q in lane.queue)
+        out.extend(_run_wait(f"gate-{g.phase.value}", placement, g) for g in lane.gates if g.phase is not Phase.DONE)
     return out
 
 
 def claims(store: StateStore, project: str) -> list[Claim]:
-    """The stage claims. The current deploy record has no deadline of its own: a claim's deadline
-    is the earliest deadline of what waits for its delivery in that stage."""
-    pending = waits(store, project)
-    out: list[Claim] = []
-    for name, stage, service in _records(store, "deploy", project):
-        context = _json(store, name, "state", {}).get("active_context", "")
-        if not context:
-            continue
-        deadlines = [
-            w.deadline for w in pending
-            if (w.service, w.stage, w.context) == (service, stage, context) and w.deadline is not None
-        ]
-        out.append(Claim(service, stage, context, min(deadlines) if deadlines else None))
+    """The stage claims: the active run of each lane, with its phase's deadline."""
+    return [
+        Claim(found.placement.service, found.placement.stage, found.lane.active.context, _time(found.lane.active.deadline))
+        for found in _lanes(store, project) if found.lane.active is not None
+    ]
+
+
+def verdicts(store: StateStore, project: str) -> list[StoredEvaluation]:
+    """The gate verdicts the ledger keeps on its runs (active, gates and remembered finished
+    ones); ``id`` is the evaluation's id."""
+    out: list[StoredEvaluation] = []
+    for found in _lanes(store, project):
+        lane, placement = found.lane, found.placement
+        runs = [*([lane.active] if lane.active is not None else []), *lane.gates, *lane.finished]
+        out.extend(
+            StoredEvaluation(placement.service, placement.stage, run.context, run.verdict.result, run.verdict.evaluation_id)
+            for run in runs if run.verdict is not None
+        )
     return out
 
 
 def stored_evaluations(store: StateStore, project: str) -> list[StoredEvaluation]:
+    records = Records(store)
     out: list[StoredEvaluation] = []
-    for name, stage, service in _records(store, "evaluations", project):
-        for doc in _json(store, name, "history", []):
+    for record in store.list({KIND: "evaluations", PROJECT: project}):
+        stage, service = record.labels.get(STAGE, ""), record.labels.get(SERVICE, "")
+        for doc in records.evaluations(project, stage, service):
             out.append(StoredEvaluation(service, stage, str(doc.get("context", "")), str(doc.get("result")), str(doc.get("id"))))
     return out
 
 
 def snapshot(store: StateStore, project: str, context: str) -> dict[str, Any]:
-    """What a replay of old events must not change: the delivery's event log, the deploy records
-    of the stages it went through and its evaluations."""
-    events = _json(store, f"context.{context}", "events", [])
+    """What a replay of old events must not change: the delivery's event log, the lanes of the
+    stages it went through and its evaluations."""
+    records = Records(store)
+    events = records.events(context)
     stages = {str((e.get("data") or {}).get("stage") or "") for e in events} - {""}
     services = {str((e.get("data") or {}).get("service") or "") for e in events} - {""}
-    deploy = {
-        f"{stage}/{service}": _json(store, f"deploy.{project}.{stage}.{service}", "state", {})
+    ledger = Ledger(records)
+    lanes = {
+        f"{stage}/{service}": ledger.lane(Placement(project, stage, service)).to_dict()
         for stage in sorted(stages) for service in sorted(services)
     }
-    for state in deploy.values():
-        state.pop("processed", None)  # the handled-event memory is bookkeeping, not the stage's state
     evaluations = sorted(
         (e.stage, e.service, e.result, e.id) for e in stored_evaluations(store, project) if e.context == context
     )
-    return {"events": events, "deploy": deploy, "evaluations": evaluations}
+    return {"events": events, "deploy": lanes, "evaluations": evaluations}
 
 
 @contextlib.contextmanager
 def small_bounds(processed: int = 4, finished: int = 4) -> Iterator[None]:
-    """Shrink the bounded memories of handled events (deploy ``PROCESSED_LIMIT``, the finished
-    entries of evaluate and test) for the duration; bounds that no longer exist are skipped."""
+    """Shrink the bounded memories of ended runs (the lane's ``FINISHED_LIMIT``; before the
+    ledger: deploy's ``PROCESSED_LIMIT`` and the finished entries of evaluate and test) for the
+    duration; bounds that do not exist are skipped."""
     import importlib
 
     wanted = {
+        ("sluice.core.ledger", "FINISHED_LIMIT"): processed,
         ("sluice.core.deployment", "PROCESSED_LIMIT"): processed,
         ("sluice.services.evaluate", "FINISHED_LIMIT"): finished,
         ("sluice.services.testflow", "FINISHED_LIMIT"): finished,

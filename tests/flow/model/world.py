@@ -80,7 +80,7 @@ SLI_FAULTS: Mapping[str, type[Exception]] = {
 TERMINAL = frozenset({EventType.DONE, EventType.APPROVAL_TRIGGERED})
 PASSING = frozenset({"pass", "warning"})
 #: Names of the invariants (``World.check_<name>``; ``finish`` is the liveness check at the end).
-CHECKS = ("sizes", "once", "promotions", "claims", "waits", "finish")
+CHECKS = ("sizes", "once", "promotions", "claims", "waits", "deadlines", "finish")
 
 
 @contextlib.contextmanager
@@ -146,6 +146,7 @@ class View:
     claims: list[records_view.Claim]
     waits: list[records_view.Wait]
     evaluations: list[records_view.StoredEvaluation]
+    verdicts: list[records_view.StoredEvaluation]
 
 
 @dataclass(frozen=True)
@@ -337,6 +338,7 @@ class World:
                 records_view.claims(self.store, PROJECT),
                 records_view.waits(self.store, PROJECT),
                 records_view.stored_evaluations(self.store, PROJECT),
+                records_view.verdicts(self.store, PROJECT),
             )
             self._view = (self.store.writes, view)
         return self._view[1]
@@ -448,13 +450,14 @@ class World:
     def run_unit(self, index: int) -> None:
         unit = self.units.pop(index)
         event = Event.from_json_dict(unit)
-        self.emit([self.test.run_unit(event, runner)])
+        reply = self.test.run_unit(event, runner)
+        self.emit([reply] if reply is not None else [])
 
     def tick(self, advance: float) -> None:
-        """A PingSource tick after ``advance`` seconds, to evaluate and test."""
+        """A PingSource tick after ``advance`` seconds, to every service that owns deadlines."""
         self.clock.advance(advance)
         ping = Event.new(Ping(), source="sluice/tick", id=self._next("tick"), time=self.clock())
-        for service in (self.evaluate, self.test):
+        for service in (self.deploy, self.test, self.evaluate, self.gatekeeper):
             try:
                 replies = service.handle(ping)
             except Exception as err:  # PingSource does not retry; the next tick comes anyway
@@ -517,14 +520,15 @@ class World:
         return True
 
     def passed(self, context: str, stage: Stage, stored: Sequence[records_view.StoredEvaluation]) -> str:
-        """'' when the delivery passed ``stage``'s gate, else why not."""
+        """'' when the delivery passed ``stage``'s gate, else why not: the verdicts of the
+        evaluation-done events the model saw and the stored ones must exist and all pass."""
         seen = list(self.verdicts.get((context, stage.name), {}).values())
         kept = [e.result for e in stored if (e.context, e.stage) == (context, stage.name)]
-        if not seen:
-            return f"no evaluation-done of {stage.name} was ever emitted"
+        if not seen and not kept:
+            return f"no evaluation of {stage.name} was ever emitted or stored"
         if any(r not in PASSING for r in seen + kept):
             return f"its evaluations of {stage.name} were {sorted(seen)} (emitted) / {sorted(kept)} (stored)"
-        held = [r for r in seen if decide(r, stage) is GateDecision.HOLD]
+        held = [r for r in seen + kept if decide(r, stage) is GateDecision.HOLD]
         if held and "approve" not in self.decisions.get((context, stage.name), set()):
             return f"{stage.name} held it for approval and nobody approved it"
         return ""
@@ -534,7 +538,7 @@ class World:
         """No build is primary in a stage unless it passed the gate of every earlier stage."""
         if "promotions" not in self.checks:
             return
-        stored = self.view().evaluations
+        stored = [*self.view().evaluations, *self.view().verdicts]
         for service in SERVICES:
             for index, stage in enumerate(self.shipyard.stages):
                 if index == 0:
@@ -550,34 +554,43 @@ class World:
                     assert not why, f"{image} is primary in {stage.name}/{service}, but {why} (delivery {delivery.context})"
 
     def check_claims(self) -> None:
-        """At most one claim per stage; a claim belongs to a live delivery with a deadline."""
+        """At most one claim per stage, and a claim belongs to a delivery whose part in that stage
+        has not ended."""
         if "claims" not in self.checks:
             return
         claims = self.view().claims
         per_stage = Counter((c.service, c.stage) for c in claims)
         assert all(n == 1 for n in per_stage.values()), f"a stage is claimed more than once: {per_stage}"
         for claim in claims:
-            where = f"{claim.stage}/{claim.service}"
             assert not self.ended(claim.context, claim.stage), (
-                f"{where} is claimed by delivery {claim.context}, whose part in {claim.stage} has ended "
-                f"({sorted(self.dones[(claim.context, claim.stage)].values())})"
-            )
-            assert claim.deadline is not None or self.in_flight(claim.context, claim.stage), (
-                f"{where} is claimed by delivery {claim.context} with no deadline and nothing in flight "
-                "that would move it on: it stays claimed for ever"
+                f"{claim.stage}/{claim.service} is claimed by delivery {claim.context}, whose part in {claim.stage} "
+                f"has ended ({sorted(self.dones[(claim.context, claim.stage)].values())})"
             )
 
     def check_waits(self) -> None:
-        """Every wait has a deadline, and nothing waits for a delivery whose stage has ended."""
+        """Nothing waits for a delivery whose part in that stage has ended."""
         if "waits" not in self.checks:
             return
         for wait in self.view().waits:
-            where = f"a {wait.kind} of delivery {wait.context} in {wait.stage}/{wait.service}"
             assert not self.ended(wait.context, wait.stage), (
-                f"{where} waits, but that delivery's part in {wait.stage} has ended "
-                f"({sorted(self.dones[(wait.context, wait.stage)].values())})"
+                f"a {wait.kind} of delivery {wait.context} in {wait.stage}/{wait.service} waits, but that "
+                f"delivery's part in {wait.stage} has ended ({sorted(self.dones[(wait.context, wait.stage)].values())})"
             )
-            assert wait.kind == records_view.QUEUED or wait.deadline is not None, f"{where} waits with no deadline"
+
+    def check_deadlines(self) -> None:
+        """Every claim and every wait has a deadline (a claim may instead have something in flight
+        that moves it on; a queued delivery waits for the claim ahead of it)."""
+        if "deadlines" not in self.checks:
+            return
+        for claim in self.view().claims:
+            assert claim.deadline is not None or self.in_flight(claim.context, claim.stage), (
+                f"{claim.stage}/{claim.service} is claimed by delivery {claim.context} with no deadline and nothing "
+                "in flight that would move it on: it stays claimed for ever"
+            )
+        for wait in self.view().waits:
+            assert wait.kind == records_view.QUEUED or wait.deadline is not None, (
+                f"a {wait.kind} of delivery {wait.context} in {wait.stage}/{wait.service} waits with no deadline"
+            )
 
     def check_once(self) -> None:
         """Each evaluation, promotion and discard happens at most once per delivery and stage,
@@ -612,6 +625,7 @@ class World:
         self.check_promotions()
         self.check_claims()
         self.check_waits()
+        self.check_deadlines()
 
     # --- liveness ------------------------------------------------------------------------------
     def drain(self, budget: int = 20_000) -> None:
@@ -635,7 +649,8 @@ class World:
         for _ in range(ticks):
             self.drain()
             self.check_all()
-            if all(self.delivery_ended(c) for c in self.deliveries):
+            view = self.view()
+            if all(self.delivery_ended(c) for c in self.deliveries) and not view.claims and not view.waits:
                 break
             self.tick(2 * 86_400)
         self.drain()
