@@ -1,11 +1,11 @@
 """Re-posting every event of old, finished deliveries changes nothing (issue 13, defect 6).
 
 The broker delivers at least once, and a duplicate can come back long after its delivery ended
-(a dead-letter replay, an operator re-posting events). Here the real services, with their real
-bounds, run some deliveries to their end, then many newer ones; then every event of the old
-deliveries is posted again, in any order. The old deliveries' event logs, the deploy records of
-their stages and their evaluations must stay exactly as they were, and so must what each stage
-serves.
+(a dead-letter replay, an operator re-posting events). Here the real services run some
+deliveries to their end, then newer ones, more than a stage remembers (``records_view.small_bounds``
+shrinks that memory to 4 runs, so "many" is a dozen, not a hundred); then every event of the old
+deliveries is posted again, in any order. The old deliveries' event logs, the records of their
+stages and their evaluations must stay exactly as they were, and so must what each stage serves.
 """
 
 from __future__ import annotations
@@ -28,25 +28,27 @@ def _serving(world: World) -> dict[str, str]:
     }
 
 
+@pytest.mark.timeout(1200)
 @pytest.mark.xfail(
     strict=True, raises=AssertionError,
-    reason="issue 13, defect 6: the handled-event memory of a stage is bounded, so an old duplicate re-runs "
-    "a finished delivery (the typed ledger fixes it; remove this mark when it is merged)",
+    reason="issue 13, defect 6: a re-posted set of the delivery a lane forgot last is not recognised as stale "
+    "(Lane.stale compares event_time < horizon; the forgotten delivery's own time equals the horizon) - "
+    "see tests/flow/MODEL_FINDINGS.md; remove this mark when it is fixed",
 )
 @settings(
-    max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow],
+    max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow],
     phases=[Phase.explicit, Phase.generate, Phase.shrink],
 )
 @given(
     old=st.lists(SPEED, min_size=1, max_size=3),
-    newer=st.lists(st.tuples(st.sampled_from(SERVICES[:2]), SPEED), min_size=20, max_size=80),
+    newer=st.lists(st.tuples(st.sampled_from(SERVICES[:2]), SPEED), min_size=0, max_size=12),
     order=st.randoms(use_true_random=False),
 )
 def test_replaying_old_deliveries_changes_nothing(old, newer, order) -> None:  # type: ignore[no-untyped-def]
     """After many newer deliveries, re-posting all events of old finished ones (in any order)
     leaves their event log, deploy records and evaluations, and every stage's serving image, as
     they were."""
-    with libyaml():
+    with records_view.small_bounds(), libyaml():
         world = World()
         old_contexts = []
         for speed in old:
