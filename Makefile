@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system-packages
 IMAGE ?= ghcr.io/sluice-dev/sluice:0.1.0
 
-.PHONY: demo test lint unit bench venv system-deps image deploy clean help
+.PHONY: demo test soak lint unit bench venv system-deps image deploy clean help
 
 help:
 	@echo "make demo   - run the quality-gate tutorial locally (no cluster needed)"
 	@echo "make test   - install what the tests need, lint, and run every test"
+	@echo "make soak   - the delivery-flow model test with many more examples (SLUICE_SOAK_EXAMPLES, default 3000)"
 	@echo "make lint   - ruff, import-linter and mypy"
 	@echo "make bench  - print the benchmark figures"
 	@echo "make image / make deploy - build the function image / install on a cluster"
@@ -48,6 +49,11 @@ lint: $(STAMP)
 test: $(STAMP) $(SYSTEM_STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# The model-based test of the delivery flow (tests/flow/test_flow_model.py), many more examples
+# with random seeds; --runxfail shows what it finds even while the test is marked as expected to fail.
+soak: $(STAMP)
+	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --runxfail tests/flow/test_flow_model.py
 
 demo: $(STAMP) $(if $(findstring prometheus,$(DEMO_ARGS)),$(SYSTEM_STAMP))
 	$(BIN)/python -m sluice.cli.demo $(DEMO_ARGS)
