@@ -192,7 +192,8 @@ RAW_BODIES = st.one_of(
 CONTENT_TYPES = st.sampled_from(["application/cloudevents+json", "application/json", "text/plain", "",
                                  "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+#: Examples per property (``SLUICE_HOSTILE_EXAMPLES=1000`` for a longer run).
+FAST = settings(max_examples=int(os.environ.get("SLUICE_HOSTILE_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                       HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
