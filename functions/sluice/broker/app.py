@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import http.cookiejar
 import json
 import logging
 import time
@@ -144,7 +145,10 @@ class Broker:
         # functions-framework's gunicorn closes idle connections after 2 s: drop ours after 1 s,
         # so a delivery never races a server closing the connection it reuses
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=1.0)
-        self._client = httpx.AsyncClient(transport=self._transport, limits=limits, timeout=None)
+        # No cookie jar: the /bridge proxy is shared by every browser, so a cookie one of them is
+        # given (the web view's CSRF token) must never be stored and sent along for another.
+        no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self._client = httpx.AsyncClient(transport=self._transport, limits=limits, timeout=None, cookies=no_cookies)
         if self.tick_s > 0 and self.topology.pingsources:
             self._ticker = asyncio.create_task(self._tick_loop())
 
@@ -398,6 +402,7 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
             rest = request.url.path[len(prefix):] or "/"
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
             headers["x-forwarded-prefix"] = prefix
+            headers["x-forwarded-host"] = request.headers.get("host", "")  # the web view's Origin check
             try:
                 upstream = await broker.client.request(
                     request.method, base.rstrip("/") + rest, params=request.query_params, headers=headers,
