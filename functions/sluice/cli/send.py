@@ -153,13 +153,16 @@ def _find_held(args: argparse.Namespace, context: str, stage: str) -> tuple[str,
 
 def send_event(args: argparse.Namespace) -> int:
     from sluice.adapters.publish import post_event
+    from sluice.functions.frontdoor import existence_problems
 
     event = build_event(args)
-    if event.type.value == "sh.keptn.event.configuration.change":
+    if common.settings(args).state != "configmap" or args.state_dir:  # what the front door checks
         data = event.data
-        assert isinstance(data, ConfigurationChange)
-        if common.settings(args).state != "configmap" or args.state_dir:
+        if isinstance(data, ConfigurationChange):
             common.records(args).require_service(data.project, data.service)
+        problems = existence_problems(data.to_dict(), common.records(args))
+        if problems:
+            raise ValidationError(f"send event {event.type.value}", problems)
     url = common.settings(args).broker_url
     post_event(url, event)
     if args.wait < 0:

@@ -46,7 +46,7 @@ def check(headers: Mapping[str, str], body: bytes, records: Records) -> Event:
             problems.extend(err.problems)
     if event is not None and event.type is EventType.PING:
         problems.append(f"type: {event.type.value} is the broker's tick, not an event to send through the front door")
-    problems.extend(_existence_problems(_data(headers, body) if event is None else event.data.to_dict(), records))
+    problems.extend(existence_problems(_data(headers, body) if event is None else event.data.to_dict(), records))
     if problems or event is None:
         raise ValidationError("event", problems or ["not a Sluice event"])
     return event
@@ -80,7 +80,8 @@ def _data(headers: Mapping[str, str], body: bytes) -> object:
     return doc if "ce-specversion" in lower else (doc.get("data") if isinstance(doc, dict) else None)
 
 
-def _existence_problems(data: object, records: Records) -> list[str]:
+def existence_problems(data: object, records: Records) -> list[str]:
+    """What a payload names that does not exist: its project, its stage, its service."""
     if not isinstance(data, Mapping):
         return []
     project, stage, service = (data.get(k) for k in ("project", "stage", "service"))
