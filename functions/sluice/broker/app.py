@@ -505,7 +505,9 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
                 )
             except httpx.HTTPError as err:
                 return PlainTextResponse(f"{target} function unreachable: {type(err).__name__}: {err}\n", 502)
-            out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}
+            # uvicorn sets its own server and date headers: the function's would be doubled
+            dropped = _HOP_HEADERS | {"content-encoding", "server", "date"}
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in dropped}
             return Response(upstream.content, status_code=upstream.status_code, headers=out)
 
         return forward
