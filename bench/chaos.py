@@ -10,8 +10,9 @@ What it does (one real ``sluice up`` in a temporary state directory, the socksho
 - while they run, every ``--chaos-every`` seconds one random act of chaos:
   re-posting a random event already seen (any delivery, ended or not) to the broker; re-posting
   every event of a delivery that ended at least ``--old-after`` seconds ago (once per delivery);
-  SIGKILL of a random function process; SIGKILL of a random local deployment process; SIGKILL
-  of the broker right after it answered 202 to a re-post, followed by ``sluice up``;
+  SIGKILL of a random function process; SIGKILL of a random local deployment process; and, every
+  ``--broker-every`` seconds (up to ``--broker-kills`` times), SIGKILL of the broker right after
+  it answered 202 to a re-post, followed by ``sluice up``;
 - stops the chaos once every delivery has ended (or at ``--timeout``), and prints: deliveries
   started / ended / stuck (each stuck one with its last event), wrong promotions (a 0.10.2
   promoted in staging or production, or a promotion in a stage whose evaluation failed in the
@@ -25,7 +26,8 @@ A delivery has ended when its event log holds a ``sh.keptn.events.done`` that is
 promotion, or a promotion in the last stage. Aim: 0 stuck, 0 wrong promotions.
 
 Run from the checkout: .venv/bin/python bench/chaos.py [--deliveries 24] [--services 4]
-    [--timeout 900] [--chaos-every 4] [--seed 1] [--perf-duration 3] [--keep]
+    [--timeout 900] [--chaos-every 3] [--broker-kills 3] [--broker-every 20] [--seed 1]
+    [--perf-duration 3] [--keep]
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class Run:
         self.deliveries: dict[str, Delivery] = {}
         self.chaos = Chaos()
         self.last_stage = "production"
+        self.last_broker_kill = time.monotonic()
 
     # --- the system ----------------------------------------------------------------------
 
@@ -181,10 +184,11 @@ class Run:
         return response.status_code
 
     def act(self) -> None:
-        acts = ["repost"] * 3 + ["old"] * 2 + ["function"] + ["deployment"]
-        if self.chaos.broker_kills < self.args.broker_kills:
-            acts.append("broker")
+        acts = ["repost"] * 3 + ["old"] * 2 + ["function"] * 2 + ["deployment"] * 2
         what = self.rng.choice(acts)
+        due = time.monotonic() - self.last_broker_kill >= self.args.broker_every
+        if self.chaos.broker_kills < self.args.broker_kills and due:
+            what, self.last_broker_kill = "broker", time.monotonic()
         try:
             getattr(self, f"_{what}")()
         except (httpx.HTTPError, OSError, ValueError, KeyError, IndexError) as err:
@@ -279,9 +283,10 @@ def main() -> int:
     parser.add_argument("--deliveries", type=int, default=24)
     parser.add_argument("--services", type=int, default=4, choices=range(1, len(SERVICES) + 1))
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds until deliveries count as stuck")
-    parser.add_argument("--chaos-every", type=float, default=4.0)
+    parser.add_argument("--chaos-every", type=float, default=3.0)
     parser.add_argument("--old-after", type=float, default=30.0, help="a delivery ended this long ago is 'old'")
-    parser.add_argument("--broker-kills", type=int, default=3)
+    parser.add_argument("--broker-kills", type=int, default=3, help="how many (at most)")
+    parser.add_argument("--broker-every", type=float, default=20.0, help="seconds between broker kills")
     parser.add_argument("--perf-duration", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the state directory (printed)")

@@ -20,7 +20,7 @@ _seen = {{}}
 def _record(target, request):
     attrs = {{k.lower()[3:]: v for k, v in request.headers.items() if k.lower().startswith("ce-")}}
     entry = {{"target": target, "attrs": attrs, "content_type": request.headers.get("Content-Type", ""),
-             "body": request.get_data(as_text=True)}}
+             "prefer": request.headers.get("Prefer", ""), "body": request.get_data(as_text=True)}}
     with _lock:
         with open(RECORD, "a") as out:
             out.write(json.dumps(entry) + "\\n")

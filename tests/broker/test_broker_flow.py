@@ -84,6 +84,7 @@ def test_binary_event_is_accepted_and_delivered_as_sent(broker: RunningBroker, p
     assert got[0]["attrs"]["type"] == "dev.knative.sources.ping"
     assert got[0]["attrs"]["shkeptncontext"] == "ctx-1"
     assert json.loads(got[0]["body"]) == {"message": "hi"}
+    assert got[0]["prefer"] == "reply"  # Knative's data plane: the broker takes reply events
 
 
 def test_structured_event_is_accepted_and_delivered_in_binary_mode(broker: RunningBroker) -> None:

@@ -288,6 +288,7 @@ class Broker:
             headers, body = raw.to_structured()
         else:
             headers, body = raw.to_binary(), raw.data
+        headers["prefer"] = "reply"  # Knative's data plane: a broker says it takes reply events
         attempts = 0
         self.metrics.in_flight += 1
         try:
@@ -309,7 +310,7 @@ class Broker:
                         try:
                             problem = await self._reply(trigger, raw, response)
                         except OSError as err:  # the reply could not be persisted: deliver again
-                            problem, reason, retryable = None, f"reply not accepted by the journal: {err}", True
+                            reason, retryable = f"reply not accepted by the journal: {err}", True
                         else:
                             if problem is None:
                                 self.metrics.delivered[trigger.name] += 1
