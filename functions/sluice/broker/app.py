@@ -200,7 +200,7 @@ class Broker:
         if self._client:
             await self._client.aclose()
         if self.journal is not None:
-            self.journal.close()
+            await self.journal.aclose()
 
     @property
     def client(self) -> httpx.AsyncClient:

@@ -123,7 +123,13 @@ class Journal:
         self._rewrite()
         return left
 
+    async def aclose(self) -> None:
+        """Write what is buffered (waiting for a write in progress), then close."""
+        await self.flush()
+        self.close()
+
     def close(self) -> None:
+        """Close at once (from outside the event loop; a write in progress must be over)."""
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 if self._buffer:
