@@ -210,11 +210,6 @@ DeliveryModel.TestCase.settings = PROFILE
 
 # generation and shrinking are bounded by Hypothesis (a soak run by nothing), not by a timeout
 @pytest.mark.timeout(0 if os.environ.get("SLUICE_SOAK") else 1800)
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="issue 13: on the ledger the model still finds N1 (a lane passes 1 MiB) and N2 (a stale duplicate "
-    "of the last forgotten delivery re-runs it), see tests/flow/MODEL_FINDINGS.md; remove when both are fixed",
-)
 def test_delivery_flow_model() -> None:
     """Under any interleaving of duplicates, reorderings, races, crashes, timeouts, approvals and
     adapter errors: no build skips a gate, nothing stays claimed, each effect happens once, every
@@ -295,11 +290,8 @@ def _step(machine: DeliveryModel, rule: str, arguments: dict[str, object]) -> No
         getattr(machine, rule)(**arguments)
 
 
-#: Scenarios that still fail on the ledger (tests/flow/MODEL_FINDINGS.md, N1 and N2).
-STILL_FAILING = {
-    "5 big SLO files and a long history": "N1: quality gates of a big SLO make the lane pass 1 MiB",
-    "6 an old duplicate after newer deliveries": "N2: Lane.stale misses the delivery whose time is the horizon",
-}
+#: Scenarios that still fail on the ledger (tests/flow/MODEL_FINDINGS.md): none since N1 and N2 were fixed.
+STILL_FAILING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
