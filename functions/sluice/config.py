@@ -24,6 +24,7 @@ where it is written down; nothing below the composition root reads ``os.environ`
 | archive_bucket     | SLUICE_ARCHIVE_BUCKET    |                                         |
 | archive_prefix     | SLUICE_ARCHIVE_PREFIX    | ``sluice/``                             |
 | s3_endpoint_url    | SLUICE_S3_ENDPOINT_URL   | (AWS's)                                 |
+| secrets_dir        | SLUICE_SECRETS_DIR       | ``<state_dir>/secrets`` (a Secret volume on a cluster) |
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ _ENV = {
     "archive_bucket": "SLUICE_ARCHIVE_BUCKET",
     "archive_prefix": "SLUICE_ARCHIVE_PREFIX",
     "s3_endpoint_url": "SLUICE_S3_ENDPOINT_URL",
+    "secrets_dir": "SLUICE_SECRETS_DIR",
 }
 
 
@@ -81,6 +83,7 @@ class Settings:
     archive_bucket: str = ""
     archive_prefix: str = "sluice/"
     s3_endpoint_url: str = ""
+    secrets_dir: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:
@@ -110,6 +113,10 @@ class Settings:
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def secrets_path(self) -> Path:
+        return Path(self.secrets_dir) if self.secrets_dir else self.state_path / "secrets"
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -4,6 +4,8 @@ Broker's dead-letter sink: what the broker gave up on is kept with Knative's err
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sluice.core.events import Event
@@ -13,7 +15,20 @@ from sluice.services.eventlog import EventLogService
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
-    return EventLogService(runtime.records).handle(event)
+    return EventLogService(runtime.records, _insight(runtime)).handle(event)
+
+
+def _insight(runtime: Runtime) -> Callable[[Event], None]:
+    """Metrics and notifications (``sluice.services.insight``) fed by every event."""
+    from sluice.adapters.notify.secretfiles import SecretFiles
+    from sluice.adapters.notify.webhook import HttpWebhookSender
+    from sluice.services.insight import InsightService, observer
+
+    service = InsightService(
+        runtime.records, lambda: datetime.now(UTC), sender=HttpWebhookSender,
+        secrets=SecretFiles(runtime.settings.secrets_path), bridge_url=runtime.settings.bridge_url,
+    )
+    return observer(service)
 
 
 def dead_letter(request: Any) -> Any:
