@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -90,3 +93,54 @@ def make_world(sender: Callable[[], Any] | None = None, secrets: Any = None, sen
 @pytest.fixture
 def world() -> World:
     return make_world()
+
+
+class Receiver:
+    """A real HTTP webhook receiver on 127.0.0.1: answers ``statuses`` in turn (then 200); while
+    ``gate`` is not set, every request waits for it (a slow receiver)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.gate.wait(30)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body),
+                                          "raw": body, "status": status})
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """Requests answered 2xx."""
+        return [r for r in self.received if 200 <= r["status"] < 300]
+
+    def close(self) -> None:
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()
