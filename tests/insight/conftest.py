@@ -76,13 +76,16 @@ class World:
         return self.flow.send(self.artifact(tag, service))
 
 
-def make_world(sender: Callable[[], Any] | None = None, secrets: Any = None, send_timeout_s: float = 2.0) -> World:
-    records = Records(MemoryStore())
+def make_world(
+    sender: Callable[[], Any] | None = None, secrets: Any = None, send_timeout_s: float = 2.0, store: Any = None,
+    start: datetime | None = None,
+) -> World:
+    records = Records(store if store is not None else MemoryStore())
     records.create_project("sockshop", SHIPYARD, yaml.safe_load(SHIPYARD))
     records.onboard("sockshop", "carts")
     records.onboard("sockshop", "orders")
     records.put_resource("sockshop", "staging", "", "slo.yaml", SLO)
-    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    clock = FakeClock(start or datetime(2026, 1, 1, tzinfo=UTC))
     flow = Flow(records, NoopBackend(), fake_runner, clock)
     insight = InsightService(records, lambda: clock.current, sender=sender, secrets=secrets,
                              bridge_url="http://127.0.0.1:8080/bridge", send_timeout_s=send_timeout_s)
