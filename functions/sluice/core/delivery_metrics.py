@@ -386,6 +386,7 @@ def _hist_summary(hists: list[Mapping[str, Any]], bounds: Sequence[float]) -> di
         "median_s": _round(quantile(merged, bounds, 0.5)),
         "p90_s": _round(quantile(merged, bounds, 0.9)),
         "mean_s": _round(merged["sum"] / n) if n else None,
+        "buckets": merged["b"],
     }
 
 
