@@ -8,12 +8,11 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.insight.world import World, make_world
 
 from sluice.core import delivery_metrics as dm
 from sluice.core.events import Event, EventType
 from sluice.services.insight import delivery_metrics, metrics_docs, record_name
-
-from .conftest import World, make_world
 
 
 def stage(summary: dict, name: str) -> dict:

@@ -8,11 +8,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
+from tests.insight.world import make_world
 
 from sluice.bridge.app import Bridge
 from sluice.core.events import EventType
-
-from .conftest import make_world
 
 
 def scrape(bridge: Bridge) -> dict[str, dict]:

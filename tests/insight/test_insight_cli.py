@@ -9,14 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.insight.world import Receiver, make_world
 
 from sluice.adapters.notify.webhook import HttpWebhookSender
 from sluice.adapters.state.local import LocalStore
 from sluice.cli import insight as cli_insight
 from sluice.cli.main import main
 from sluice.core import notification as nt
-
-from .conftest import Receiver, make_world
 
 
 @pytest.fixture

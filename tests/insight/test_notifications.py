@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from tests.insight.world import Receiver, World, make_world
 
 from sluice.adapters.notify.secretfiles import SecretFiles
 from sluice.adapters.notify.webhook import HttpWebhookSender
@@ -17,8 +18,6 @@ from sluice.core import delivery_metrics as dm
 from sluice.core import notification as nt
 from sluice.core.events import Event, EventType, Ping
 from sluice.services.insight import add_notification, outbox_entries
-
-from .conftest import Receiver, World, make_world
 
 
 def tick(world: World) -> None:
