@@ -72,7 +72,9 @@ def _failing(details: Mapping[str, Any]) -> tuple[tuple[dm.Failing, ...], dm.Rea
         if status not in ("fail", "error"):
             continue
         targets = [t for t in ind.get("targets", []) if isinstance(t, Mapping)]
-        violated = [str(t.get("criteria", "")) for t in targets if t.get("violated")] or [str(t.get("criteria", "")) for t in targets]
+        pass_targets = [t for t in targets if t.get("kind", "pass") == "pass"] or targets
+        violated = [str(t.get("criteria", "")) for t in pass_targets if t.get("violated")] or [
+            str(t.get("criteria", "")) for t in pass_targets]
         value = ind.get("value")
         failing.append(dm.Failing(
             name=str(ind.get("display_name") or ind.get("name", ""))[:80],
