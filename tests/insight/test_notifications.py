@@ -201,3 +201,17 @@ def test_approval_notification_carries_the_approval_event(receiver: Receiver) ->
     triggered = next(e for e in events if e.type is EventType.APPROVAL_TRIGGERED)
     [message] = receiver.delivered()
     assert message["body"] == triggered.to_json_dict()
+
+
+def test_a_tick_reads_only_records_with_waiting_messages(receiver: Receiver) -> None:
+    """The outbox's label says whether messages wait: after they are sent, a tick lists nothing."""
+    world = make_world(sender=HttpWebhookSender)
+    configure(world, receiver.url, "promoted", stage="production")
+    receiver.statuses = [500]
+    world.deliver("0.10.1")
+    waiting = {"sluice.dev/kind": "insight", "sluice.dev/notifications-waiting": "true"}
+    assert [r.name for r in world.records.store.list(waiting)] == ["insight.sockshop.carts"]
+    world.clock.advance(10)
+    tick(world)
+    assert world.records.store.list(waiting) == []
+    assert [r["status"] for r in receiver.received] == [500, 200]

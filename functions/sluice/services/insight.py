@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sluice.core import delivery_metrics as dm
 from sluice.core import notification as nt
@@ -45,12 +45,17 @@ from sluice.core.events import (
 )
 from sluice.errors import ConfigurationError, NotFoundError, RetryableError, SluiceError
 from sluice.ports.notify import SecretReader, WebhookSender
+from sluice.ports.state import Record
 from sluice.services.records import KIND, PROJECT, SERVICE, Records
+from sluice.services.state import cas_update
 
 log = logging.getLogger("sluice.insight")
+R = TypeVar("R")
 
 INSIGHT = "insight"
 NOTIFICATIONS = "notifications"
+#: Label of an insight record whose outbox has messages waiting (a tick lists only those).
+WAITING = "sluice.dev/notifications-waiting"
 
 
 def record_name(project: str, service: str) -> str:
@@ -180,8 +185,28 @@ class InsightService:
             doc["outbox"] = json.dumps(outbox, separators=(",", ":"), sort_keys=True)
             return True
 
-        if self.records.update_data(name, labels, change):
+        if self._update(name, labels, change):
             self.pump(project, service)
+
+    def _update(self, name: str, labels: Mapping[str, str], mutate: Callable[[dict[str, str], bool], R]) -> R:
+        """One CAS write of an insight record; its ``WAITING`` label says whether messages wait.
+        A record that does not exist is not created unless ``mutate`` put data in it."""
+        out: list[R] = []
+
+        def apply(record: Record | None) -> Record | None:
+            data = dict(record.data) if record is not None else {}
+            out.clear()
+            out.append(mutate(data, record is not None))
+            if record is None and not data:
+                return None
+            waiting = any(e.get("phase") in (nt.Phase.PENDING.value, nt.Phase.SENDING.value)
+                          for e in json.loads(data.get("outbox", "{}")).values())
+            return Record(name=name, data=data,
+                          labels={**(record.labels if record else {}), **labels, WAITING: "true" if waiting else "false"},
+                          resource_version=record.resource_version if record else None)
+
+        cas_update(self.records.store, name, apply)
+        return out[0]
 
     def _onboarded(self, project: str, service: str) -> bool:
         record = self.records.store.get(f"project.{project}")
@@ -248,7 +273,7 @@ class InsightService:
     def pump_all(self) -> None:
         """Send what is due in every service's outbox (on a tick)."""
         now = self.now()
-        for record in self.records.store.list({KIND: INSIGHT}):
+        for record in self.records.store.list({KIND: INSIGHT, WAITING: "true"}):
             try:
                 outbox = json.loads(record.data.get("outbox", "{}"))
             except ValueError:
@@ -284,7 +309,7 @@ class InsightService:
                     return {**outbox[key], "action": action}
             return None
 
-        return self.records.update_data(name, labels, take)
+        return self._update(name, labels, take)
 
     def _record(self, name: str, labels: Mapping[str, str], key: str, attempt: int, code: int | None, error: str) -> None:
         """CAS: the answer of attempt ``attempt`` (a stale answer changes nothing)."""
@@ -301,7 +326,7 @@ class InsightService:
                 nt.record_answer(item, attempt, answered, code, error)
             doc["outbox"] = json.dumps(outbox, separators=(",", ":"), sort_keys=True)
 
-        self.records.update_data(name, labels, record)
+        self._update(name, labels, record)
 
     def _send(self, project: str, item: Mapping[str, Any]) -> tuple[int | None, str]:
         """(status code, error): code None = no answer; ``_REJECTED`` = the configuration is refused."""
