@@ -107,7 +107,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.gate.wait(30)
+                receiver.gate.wait(120)  # a hung receiver answers only when let go (or after 2 min)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body),
                                           "raw": body, "status": status})
