@@ -153,3 +153,21 @@ def test_events_of_unknown_services_create_nothing(world: World) -> None:
         data["service"] = "ghost"
         world.insight.observe(Event.from_json_dict({**e.to_json_dict(), "data": data}))
     assert metrics_docs(world.records, "sockshop", "ghost") == []
+
+
+def test_declined_approval_is_its_own_reason() -> None:
+    """A promotion a person declines counts as caught by 'approval declined or expired'."""
+    import yaml
+
+    from sluice.core.events import ApprovalFinished
+
+    w = make_world()
+    manual = w.records.project("sockshop").shipyard_text + "    approval_strategy: {pass: manual}\n"
+    w.records.create_project("sockshop", manual, yaml.safe_load(manual))
+    events = w.deliver("0.10.1")
+    decline = Event.new(ApprovalFinished(project="sockshop", stage="production", service="carts", decision="decline"),
+                        source="test", id="decline-1", time=w.clock(), context=events[0].shkeptncontext)
+    w.flow.send(decline)
+    m = delivery_metrics(w.records, "sockshop", "carts", timedelta(days=30), w.now())
+    assert stage(m, "production")["reasons"] == {"approval_declined_or_expired": 1}
+    assert stage(m, "production")["approvals_held"] == 1

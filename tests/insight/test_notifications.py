@@ -215,3 +215,25 @@ def test_a_tick_reads_only_records_with_waiting_messages(receiver: Receiver) -> 
     tick(world)
     assert world.records.store.list(waiting) == []
     assert [r["status"] for r in receiver.received] == [500, 200]
+
+
+def test_outbox_stays_within_its_byte_budget() -> None:
+    """Hundreds of large waiting messages: the outbox keeps under its budget by dropping
+    finished entries first, then giving up the oldest waiting ones (recorded as failed)."""
+    from datetime import UTC, datetime, timedelta
+
+    entries: dict = {}
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(400):
+        now = start + timedelta(seconds=i)
+        key = f"team#{i:04d}#dev#promoted"
+        entries[key] = nt.new_entry(name="team", key=key, context=f"{i:04d}", stage="dev", trigger="promoted",
+                                    now=now, body={"text": "x" * 4000}, headers={})
+        if i % 3 == 0:  # every third one is sent at once
+            assert nt.claim(entries[key], now) == "send" and nt.record_answer(entries[key], 1, now, 200, "")
+        nt.trim(entries, now)
+        size = len(json.dumps(entries, separators=(",", ":")).encode())
+        assert size <= nt.OUTBOX_BYTES and len(entries) <= nt.OUTBOX_LIMIT
+    newest = entries["team#0398#dev#promoted"]
+    assert newest["phase"] == "pending" and "body" in newest
+    assert any(e["phase"] == "failed" and "byte budget" in e["error"] for e in entries.values())

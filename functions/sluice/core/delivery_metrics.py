@@ -336,7 +336,7 @@ def _done(doc: dict[str, Any], delivery: dict[str, Any], entry: dict[str, Any], 
     caught = fact.outcome not in NOT_CAUGHT
     reason = ""
     if caught:
-        if fact.outcome == "declined" or "expired" in fact.message.lower():
+        if fact.outcome in ("declined", "expired") or "expired" in fact.message.lower():
             reason = Reason.APPROVAL.value
         elif entry.get("reason"):
             reason = str(entry["reason"])

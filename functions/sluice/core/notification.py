@@ -14,9 +14,10 @@ returns ``None`` (the caller changes nothing).
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,8 +35,10 @@ DEADLINE_S = 15 * 60.0
 #: Retry n waits ``BACKOFF_S * 2**(n-1)``, at most ``BACKOFF_MAX_S``.
 BACKOFF_S = 1.0
 BACKOFF_MAX_S = 120.0
-#: Entries kept per service (the newest; finished ones go first).
+#: Entries kept per service (the newest; finished ones go first), and their byte budget (UTF-8
+#: JSON; with the metrics' 600 KiB the record stays under 900 KiB).
 OUTBOX_LIMIT = 120
+OUTBOX_BYTES = 250 * 1024
 #: Messages sent per handled event (more wait for the next event or tick).
 SENDS_PER_CALL = 3
 
@@ -267,13 +270,27 @@ def record_answer(entry: dict[str, Any], attempt: int, now: datetime, code: int 
     return True
 
 
-def trim(entries: dict[str, Any]) -> None:
-    """Keep the newest ``OUTBOX_LIMIT`` entries (finished ones are dropped first)."""
-    if len(entries) <= OUTBOX_LIMIT:
-        return
+def _size(value: object) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def trim(entries: dict[str, Any], now: datetime | None = None) -> None:
+    """Keep at most ``OUTBOX_LIMIT`` entries within ``OUTBOX_BYTES``: finished entries leave
+    first (oldest first); past that, the oldest waiting messages are given up (``failed``,
+    which drops their bodies) rather than let the record outgrow its budget."""
     order = sorted(entries, key=lambda k: (entries[k].get("phase") not in FINAL, str(entries[k].get("created", "")), k))
-    for key in order[: len(entries) - OUTBOX_LIMIT]:
-        del entries[key]
+    size = _size(entries)
+    for key in order:
+        if len(entries) <= OUTBOX_LIMIT and size <= OUTBOX_BYTES:
+            return
+        item = entries[key]
+        before = _size({key: item})
+        if item.get("phase") in FINAL or len(entries) > OUTBOX_LIMIT:
+            del entries[key]
+            size -= before
+        else:
+            _finish(item, Phase.FAILED, now or datetime.now(UTC), error="given up unsent: the outbox was over its byte budget")
+            size -= before - _size({key: item})
 
 
 def next_due(entries: Mapping[str, Any], now: datetime) -> list[str]:

@@ -180,7 +180,7 @@ class InsightService:
                 return False
             if trigger:
                 self._enqueue(outbox, configs, event, fact, trigger, entry)
-                nt.trim(outbox)
+                nt.trim(outbox, fact.time)
             doc["metrics"] = json.dumps(metrics, separators=(",", ":"), sort_keys=True)
             doc["outbox"] = json.dumps(outbox, separators=(",", ":"), sort_keys=True)
             return True
