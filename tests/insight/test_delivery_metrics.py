@@ -171,3 +171,21 @@ def test_declined_approval_is_its_own_reason() -> None:
     m = delivery_metrics(w.records, "sockshop", "carts", timedelta(days=30), w.now())
     assert stage(m, "production")["reasons"] == {"approval_declined_or_expired": 1}
     assert stage(m, "production")["approvals_held"] == 1
+
+
+def test_fit_keeps_a_document_within_its_byte_budget() -> None:
+    """Deliveries with large stage entries: ``fit`` drops the least recently active ones
+    until the document is within the budget, and the horizon follows."""
+    from datetime import UTC, datetime
+
+    doc: dict = {}
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    failing = tuple(dm.Failing("sli-" + "n" * 70, 1.5, "<" + "9" * 110, "fail") for _ in range(5))
+    for i in range(dm.OPEN_LIMIT):
+        for s in range(dm.STAGES_LIMIT):
+            dm.observe(doc, dm.Fact(dm.FactKind.EVALUATED, context=f"c{i:04d}", stage=f"stage-{s}",
+                                    time=start + timedelta(minutes=i), result="fail", failing=failing, image="i" * 300))
+    assert dm.size_of(doc) > dm.BYTES_BUDGET
+    dm.fit(doc)
+    assert dm.size_of(doc) <= dm.BYTES_BUDGET and "c0000" not in doc["open"] and f"c{dm.OPEN_LIMIT - 1:04d}" in doc["open"]
+    assert doc["horizon"] > dm.iso(start)

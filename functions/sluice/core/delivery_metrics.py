@@ -229,18 +229,30 @@ def size_of(value: object) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
+def _drop_oldest(doc: dict[str, Any]) -> int:
+    """Drop the least recently active delivery; the horizon moves to its last activity.
+    Returns the bytes it took (approximately)."""
+    open_ = doc["open"]
+    oldest = min(open_, key=lambda c: (str(open_[c].get("last", "")), c))
+    gone = open_.pop(oldest)
+    last = str(gone.get("last", ""))
+    if last > str(doc.get("horizon", "")):
+        doc["horizon"] = last
+    return size_of({oldest: gone})
+
+
 def _evict(doc: dict[str, Any]) -> None:
-    """Drop the least recently active deliveries past ``OPEN_LIMIT`` or past the byte budget;
-    the horizon moves to the newest activity dropped."""
     open_ = doc.setdefault("open", {})
+    while len(open_) > OPEN_LIMIT:
+        _drop_oldest(doc)
+
+
+def fit(doc: dict[str, Any], budget: int = BYTES_BUDGET) -> None:
+    """Drop the least recently active deliveries until ``doc`` is within ``budget`` bytes (the
+    caller checks the size of what it writes anyway, so this runs only when it is too big)."""
     size = size_of(doc)
-    while open_ and (len(open_) > OPEN_LIMIT or size > BYTES_BUDGET):
-        oldest = min(open_, key=lambda c: (str(open_[c].get("last", "")), c))
-        gone = open_.pop(oldest)
-        size -= size_of({oldest: gone}) - 1
-        last = str(gone.get("last", ""))
-        if last > str(doc.get("horizon", "")):
-            doc["horizon"] = last
+    while size > budget and doc.get("open"):
+        size -= _drop_oldest(doc)
 
 
 def _short(text: str) -> str:

@@ -181,7 +181,11 @@ class InsightService:
             if trigger:
                 self._enqueue(outbox, configs, event, fact, trigger, entry)
                 nt.trim(outbox, fact.time)
-            doc["metrics"] = json.dumps(metrics, separators=(",", ":"), sort_keys=True)
+            text = json.dumps(metrics, separators=(",", ":"), sort_keys=True)
+            if len(text) > dm.BYTES_BUDGET:  # bytes ≥ characters: only then measure and shrink
+                dm.fit(metrics)
+                text = json.dumps(metrics, separators=(",", ":"), sort_keys=True)
+            doc["metrics"] = text
             doc["outbox"] = json.dumps(outbox, separators=(",", ":"), sort_keys=True)
             return True
 
