@@ -187,9 +187,9 @@ class InsightService:
                 text = json.dumps(metrics, separators=(",", ":"), sort_keys=True)
             doc["metrics"] = text
             doc["outbox"] = json.dumps(outbox, separators=(",", ":"), sort_keys=True)
-            return True
+            return bool(nt.next_due(outbox, self.now()))
 
-        if self._update(name, labels, change):
+        if self._update(name, labels, change):  # messages are due: send them now
             self.pump(project, service)
 
     def _update(self, name: str, labels: Mapping[str, str], mutate: Callable[[dict[str, str], bool], R]) -> R:
