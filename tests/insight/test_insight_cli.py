@@ -96,3 +96,14 @@ def test_add_then_get_notifications(state: Path, capsys: pytest.CaptureFixture[s
     assert main(["get", "notifications", "--project", "sockshop", "-o", "json"]) == 0
     [entry] = json.loads(capsys.readouterr().out)
     assert entry["phase"] == "sent" and entry["code"] == 200 and "body" not in entry
+
+
+def test_links_follow_the_local_broker_port() -> None:
+    """Messages link to the web view of the local broker they came through, unless set."""
+    from sluice.config import Settings
+    from sluice.functions.eventlog import web_view_url
+
+    assert web_view_url(Settings(broker_url="http://127.0.0.1:33517/sluice/default")) == "http://127.0.0.1:33517/bridge"
+    assert web_view_url(Settings(bridge_url="https://sluice.example.com")) == "https://sluice.example.com"
+    assert web_view_url(Settings(broker_url="http://broker-ingress.knative-eventing.svc.cluster.local/sluice/default")) == \
+        Settings().bridge_url
