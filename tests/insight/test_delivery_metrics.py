@@ -122,6 +122,7 @@ def test_record_stays_bounded_and_old_duplicates_are_ignored(world: World) -> No
     1 MiB, and replaying the first delivery after it left the table changes nothing."""
     first = world.deliver("0.10.2")
     slim = [e for e in first if e.type in (EventType.CONFIGURATION_CHANGE, EventType.EVALUATION_DONE, EventType.DONE)]
+    world.clock.advance((dm.OPEN_LIMIT + 61) * 3600)  # the replays below are in the past, not the future
     for n in range(1, dm.OPEN_LIMIT + 60):
         for e in _replayed(slim, n, n):
             world.insight.observe(e)
@@ -189,3 +190,21 @@ def test_fit_keeps_a_document_within_its_byte_budget() -> None:
     dm.fit(doc)
     assert dm.size_of(doc) <= dm.BYTES_BUDGET and "c0000" not in doc["open"] and f"c{dm.OPEN_LIMIT - 1:04d}" in doc["open"]
     assert doc["horizon"] > dm.iso(start)
+
+
+def test_an_event_from_the_future_cannot_blind_the_metrics(world: World) -> None:
+    """A done stamped in year 9999 counts as arriving now; later deliveries still count."""
+    events = world.deliver("0.10.1")
+    done = next(e for e in events if e.type is EventType.DONE).to_json_dict()
+    done.update(id="future", time="9999-01-01T00:00:00Z", shkeptncontext="f" * 8 + "-0000-4000-8000-" + "0" * 12)
+    world.insight.observe(Event.from_json_dict(done))
+    doc = json.loads(world.records.store.get(record_name("sockshop", "carts")).data["metrics"])  # type: ignore[union-attr]
+    assert max(doc["days"]) < "2027"
+    for n in range(dm.OPEN_LIMIT + 5):  # the future delivery leaves the table; the horizon stays in the present
+        world.clock.advance(60)
+        world.insight.observe(Event.from_json_dict({**done, "id": f"d{n}", "time": world.clock(),
+                                                    "shkeptncontext": f"{n:08d}-0000-4000-8000-{'0' * 12}"}))
+    before = delivery_metrics(world.records, "sockshop", "carts", timedelta(days=30), world.now())
+    world.deliver("0.10.3")
+    after = delivery_metrics(world.records, "sockshop", "carts", timedelta(days=30), world.now())
+    assert after["deployment_frequency"]["deployments"] == before["deployment_frequency"]["deployments"] + 1

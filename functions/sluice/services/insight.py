@@ -94,11 +94,17 @@ def _failing(details: Mapping[str, Any]) -> tuple[tuple[dm.Failing, ...], dm.Rea
     return tuple(failing), reason
 
 
-def fact_of(event: Event, is_last_stage: Callable[[str, str], bool]) -> dm.Fact | None:
-    """What ``event`` tells the metrics, or None (an event they do not count)."""
-    when = dm.parse_time(event.time)
-    if when is None:
-        return None
+#: An event stamped further ahead than this is counted at the time it arrives (a clock gone
+#: wrong must not move the metrics' horizon into the future).
+MAX_SKEW = timedelta(minutes=5)
+
+
+def fact_of(event: Event, is_last_stage: Callable[[str, str], bool], now: datetime) -> dm.Fact | None:
+    """What ``event`` tells the metrics, or None (an event they do not count). An event
+    without a time, or stamped in the future, counts at ``now``."""
+    when = dm.parse_time(event.time) or now
+    if when > now + MAX_SKEW:
+        when = now
     data = event.data
     common: dict[str, Any] = {"context": event.shkeptncontext, "time": when}
     if isinstance(data, ConfigurationChange):
@@ -163,11 +169,9 @@ class InsightService:
             return
         data = event.data
         project, service = getattr(data, "project", ""), getattr(data, "service", "")
-        if not project or not service or not self._onboarded(project, service):
-            return  # nothing is created for what does not exist
-        fact = fact_of(event, self._is_last_stage)
-        if fact is None:
-            return
+        fact = fact_of(event, self._is_last_stage, self.now()) if project and service else None
+        if fact is None or not self._onboarded(project, service):
+            return  # an event the metrics do not count; nothing is created for what does not exist
         trigger = "approval" if fact.kind is dm.FactKind.APPROVAL_HELD else fact.outcome if fact.kind is dm.FactKind.DONE else ""
         configs = self.notifications(project) if trigger else {}
         name, labels = Records.scoped(INSIGHT, project, "", service)
