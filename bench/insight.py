@@ -40,6 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         world = make_world(store=LocalStore(Path(tmp)))
         template = world.deliver("0.10.2")  # a delivery caught in staging: every kind of event
+        world.clock.advance((dm.OPEN_LIMIT + 30) * 3600)  # the replayed deliveries lie in the past
         for n in range(1, dm.OPEN_LIMIT + 1):
             for e in replayed(template, n):
                 world.insight.observe(e)
