@@ -7,9 +7,12 @@ import hmac
 import json
 import random
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.insight.world import Receiver, World, make_world
 
 from sluice.adapters.notify.secretfiles import SecretFiles
@@ -237,3 +240,34 @@ def test_outbox_stays_within_its_byte_budget() -> None:
     newest = entries["team#0398#dev#promoted"]
     assert newest["phase"] == "pending" and "body" in newest
     assert any(e["phase"] == "failed" and "byte budget" in e["error"] for e in entries.values())
+
+
+_STORY_WORLD = make_world()
+for _tag in ("0.10.1", "0.10.2", "0.10.3"):
+    _STORY_WORLD.deliver(_tag)
+STORY = list(_STORY_WORLD.flow.seen)
+EXPECTED = Counter((e.shkeptncontext, e.data.stage, e.data.outcome) for e in STORY if e.type is EventType.DONE)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def shared_receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, len(STORY) - 1), max_size=40), st.randoms(use_true_random=False))
+def test_exactly_one_message_per_outcome_under_any_redelivery(shared_receiver: Receiver, extra: list[int], rnd) -> None:  # type: ignore[no-untyped-def]
+    """At-least-once and unordered: the story's events, any of them again, in any order —
+    exactly one message per delivery × stage × outcome."""
+    shared_receiver.received.clear()
+    world = make_world(sender=HttpWebhookSender)
+    configure(world, shared_receiver.url, ",".join(nt.TRIGGERS), format="cloudevent")
+    stream = STORY + [STORY[i] for i in extra]
+    rnd.shuffle(stream)
+    for e in stream:
+        world.insight.observe(e)
+    got = Counter((m["body"]["shkeptncontext"], m["body"]["data"]["stage"], m["body"]["data"]["outcome"])
+                  for m in shared_receiver.delivered() if m["body"]["type"] == EventType.DONE.value)
+    assert got == EXPECTED
