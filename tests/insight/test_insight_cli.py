@@ -75,7 +75,7 @@ def test_add_then_get_notifications(state: Path, capsys: pytest.CaptureFixture[s
     """A notification added by the CLI is sent; ``get notifications`` shows when and the answer."""
     monkeypatch.setattr("sys.stdin", io.StringIO("k" * 32 + "\n"))
     assert main(["set", "notification-secret", "team-key"]) == 0
-    secret_file = state / "secrets" / "team-key"
+    secret_file = state / "secrets" / "team-key.json"
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600 and "k" * 32 not in capsys.readouterr().out
     assert main(["add", "notification", "--project", "sockshop", "--url", receiver.url, "--on", "rolled_back",
                  "--stage", "staging", "--secret", "team-key", "--name", "team"]) == 2  # no project yet

@@ -185,6 +185,7 @@ def test_a_world_readable_secret_file_is_refused(tmp_path: Path) -> None:
     """Local secrets must be 0600: a file others can read is refused."""
     store = SecretFiles(tmp_path)
     path = store.put("k", "v" * 20)
+    assert json.loads(path.read_text()) == {"value": "v" * 20}  # the local secret store's layout
     path.chmod(0o644)
     from sluice.errors import ConfigurationError
 
@@ -271,3 +272,14 @@ def test_exactly_one_message_per_outcome_under_any_redelivery(shared_receiver: R
     got = Counter((m["body"]["shkeptncontext"], m["body"]["data"]["stage"], m["body"]["data"]["outcome"])
                   for m in shared_receiver.delivered() if m["body"]["type"] == EventType.DONE.value)
     assert got == EXPECTED
+
+
+def test_a_mounted_secret_volume_key_is_read(tmp_path: Path) -> None:
+    """On a cluster a Secret volume holds each key as a symlink into ..data: it is read as is."""
+    data = tmp_path / "..data"
+    data.mkdir()
+    (data / "hook-key").write_text("mounted-secret-value\n")
+    (tmp_path / "hook-key").symlink_to(data / "hook-key")
+    store = SecretFiles(tmp_path)
+    assert store.secret("hook-key") == "mounted-secret-value" and store.exists("hook-key")
+    assert store.secret("absent") is None

@@ -149,9 +149,9 @@ def add_notification(args: argparse.Namespace) -> int:
           f"on {', '.join(config.on)} in {where} of project {args.project}")
     from sluice.adapters.notify.secretfiles import SecretFiles
 
-    secrets = SecretFiles(common.settings(args).secrets_path, require_private=False)
+    secrets = SecretFiles(common.settings(args).secrets_path)
     for needed in (config.secret, config.url_secret):
-        if needed and secrets.secret(needed) is None:
+        if needed and not secrets.exists(needed):
             print(f"Note: secret {needed!r} is not set yet (messages are refused until it is): "
                   f"sluice set notification-secret {needed} < file", file=sys.stderr)
     return 0
