@@ -7,6 +7,7 @@ where it is written down; nothing below the composition root reads ``os.environ`
 |--------------------|--------------------------|-----------------------------------------|
 | state              | SLUICE_STATE             | ``local`` (``configmap`` on a cluster)  |
 | state_dir          | SLUICE_STATE_DIR         | ``.sluice``                             |
+| secrets_dir        | SLUICE_SECRETS_DIR       | ``<state_dir>/secrets`` (a Secret volume on a cluster) |
 | namespace          | SLUICE_NAMESPACE         | ``sluice``                              |
 | broker_url         | SLUICE_BROKER_URL        | ``http://127.0.0.1:8080/sluice/default``|
 | sink_url           | K_SINK (SinkBinding)     | broker_url                              |
@@ -24,7 +25,6 @@ where it is written down; nothing below the composition root reads ``os.environ`
 | archive_bucket     | SLUICE_ARCHIVE_BUCKET    |                                         |
 | archive_prefix     | SLUICE_ARCHIVE_PREFIX    | ``sluice/``                             |
 | s3_endpoint_url    | SLUICE_S3_ENDPOINT_URL   | (AWS's)                                 |
-| secrets_dir        | SLUICE_SECRETS_DIR       | ``<state_dir>/secrets`` (a Secret volume on a cluster) |
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ DEFAULT_BROKER_URL = "http://127.0.0.1:8080/sluice/default"
 _ENV = {
     "state": "SLUICE_STATE",
     "state_dir": "SLUICE_STATE_DIR",
+    "secrets_dir": "SLUICE_SECRETS_DIR",
     "namespace": "SLUICE_NAMESPACE",
     "broker_url": "SLUICE_BROKER_URL",
     "sink_url": "K_SINK",
@@ -58,7 +59,6 @@ _ENV = {
     "archive_bucket": "SLUICE_ARCHIVE_BUCKET",
     "archive_prefix": "SLUICE_ARCHIVE_PREFIX",
     "s3_endpoint_url": "SLUICE_S3_ENDPOINT_URL",
-    "secrets_dir": "SLUICE_SECRETS_DIR",
 }
 
 
@@ -66,6 +66,7 @@ _ENV = {
 class Settings:
     state: str = "local"
     state_dir: str = ".sluice"
+    secrets_dir: str = ""
     namespace: str = "sluice"
     broker_url: str = DEFAULT_BROKER_URL
     sink_url: str = ""
@@ -83,7 +84,6 @@ class Settings:
     archive_bucket: str = ""
     archive_prefix: str = "sluice/"
     s3_endpoint_url: str = ""
-    secrets_dir: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:

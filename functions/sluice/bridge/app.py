@@ -28,8 +28,6 @@ JSON = {"Content-Type": "application/json"}
 REFRESH_S = 3
 #: Deliveries listed under the stages of a project page (all of them: the service's page).
 RECENT = 10
-#: The window of the delivery metrics on a service's page.
-METRICS_DAYS = 30
 
 
 def _running(view: Mapping[str, Any]) -> bool:
@@ -112,7 +110,7 @@ class Bridge:
     def _metrics_section(self, project: str, service: str) -> str:
         from datetime import timedelta
 
-        from sluice.bridge.insight_view import metrics_section
+        from sluice.bridge.insight_view import METRICS_DAYS, metrics_section
         from sluice.services.insight import delivery_metrics
 
         m = delivery_metrics(self.records, project, service, timedelta(days=METRICS_DAYS), datetime.now(UTC))

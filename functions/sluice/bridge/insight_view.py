@@ -9,6 +9,8 @@ from typing import Any
 from sluice.bridge.views import e
 from sluice.core.delivery_metrics import SECONDS_BUCKETS
 
+#: The window of the delivery metrics on a service's page (days).
+METRICS_DAYS = 30
 W, H = 240, 64
 COLORS = {"pass": "#2f855a", "warning": "#dd6b20", "fail": "#c53030", "promoted": "#2f855a", "caught": "#c53030",
           "bar": "#3182ce"}
