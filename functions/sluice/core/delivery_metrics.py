@@ -60,7 +60,7 @@ class FactKind(StrEnum):
     SLI_FETCHED = "sli"  # get-sli.done
     EVALUATED = "evaluated"  # evaluation-done
     APPROVAL_HELD = "approval"  # approval.triggered
-    APPROVAL_DECIDED = "decided"  # approval.finished
+    PROMOTING = "promote"  # configuration.change (promote): the gate (or a person) let the build on
     DONE = "done"  # done
 
 
@@ -109,7 +109,6 @@ class Fact:
     failing: tuple[Failing, ...] = ()
     provider: str = ""  # sli
     errors: int = 0  # sli: values that could not be fetched
-    decision: str = ""  # decided
     last_stage: bool = False  # done: the stage is the shipyard's last
 
     @property
@@ -334,10 +333,8 @@ def _apply(doc: dict[str, Any], delivery: dict[str, Any], entry: dict[str, Any],
         entry["held"] = when
         for counts in _both(doc, fact.stage, fact.time):
             _count(counts, "a", "held")
-    elif kind is FactKind.APPROVAL_DECIDED:
-        entry["decision"] = fact.decision
-        if fact.decision != "approve":
-            entry.setdefault("reason", Reason.APPROVAL.value)
+    elif kind is FactKind.PROMOTING:
+        entry["promoting"] = when
     elif kind is FactKind.DONE:
         _done(doc, delivery, entry, fact)
 
@@ -352,6 +349,8 @@ def _done(doc: dict[str, Any], delivery: dict[str, Any], entry: dict[str, Any], 
             reason = Reason.APPROVAL.value
         elif entry.get("reason"):
             reason = str(entry["reason"])
+        elif entry.get("held") and not entry.get("promoting"):  # held for a person, never let on
+            reason = Reason.APPROVAL.value
         elif fact.outcome == "failed":
             reason = Reason.DEPLOY_ERROR.value
         else:

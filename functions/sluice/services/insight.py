@@ -31,7 +31,6 @@ from typing import Any, TypeVar
 from sluice.core import delivery_metrics as dm
 from sluice.core import notification as nt
 from sluice.core.events import (
-    ApprovalFinished,
     ApprovalTriggered,
     CanaryAction,
     ConfigurationChange,
@@ -108,8 +107,12 @@ def fact_of(event: Event, is_last_stage: Callable[[str, str], bool], now: dateti
     data = event.data
     common: dict[str, Any] = {"context": event.shkeptncontext, "time": when}
     if isinstance(data, ConfigurationChange):
-        if data.canary_action is not CanaryAction.SET or not data.stage:
+        if not data.stage:
             return None  # a new artifact without a stage: its first deployment-finished names the stage
+        if data.canary_action is CanaryAction.PROMOTE:
+            return dm.Fact(dm.FactKind.PROMOTING, stage=data.stage, **common)
+        if data.canary_action is not CanaryAction.SET:
+            return None
         return dm.Fact(dm.FactKind.STAGE_STARTED, stage=data.stage, image=data.image, **common)
     if isinstance(data, DeploymentFinished):
         image = f"{data.image}:{data.tag}" if data.tag else data.image
@@ -132,9 +135,9 @@ def fact_of(event: Event, is_last_stage: Callable[[str, str], bool], now: dateti
     if isinstance(data, ApprovalTriggered):
         return dm.Fact(dm.FactKind.APPROVAL_HELD, stage=data.stage, image=data.image, result=data.result,
                        message=data.message, **common)
-    if isinstance(data, ApprovalFinished):
-        return dm.Fact(dm.FactKind.APPROVAL_DECIDED, stage=data.stage, decision=data.decision, **common)
     if isinstance(data, Done):
+        if data.outcome == "evaluated":
+            return None  # a quality gate without a delivery (start-evaluation): its evaluation counts, not a stage
         return dm.Fact(dm.FactKind.DONE, stage=data.stage, image=data.image, result=data.result, outcome=data.outcome,
                        message=data.message, last_stage=is_last_stage(data.project, data.stage), **common)
     return None
