@@ -156,22 +156,45 @@ def test_events_of_unknown_services_create_nothing(world: World) -> None:
     assert metrics_docs(world.records, "sockshop", "ghost") == []
 
 
-def test_declined_approval_is_its_own_reason() -> None:
-    """A promotion a person declines counts as caught by 'approval declined or expired'."""
+def _held_delivery() -> tuple[World, Event]:
+    """A delivery whose promotion in production waits for a person; its approval.triggered."""
     import yaml
-
-    from sluice.core.events import ApprovalFinished
 
     w = make_world()
     manual = w.records.project("sockshop").shipyard_text + "    approval_strategy: {pass: manual}\n"
     w.records.create_project("sockshop", manual, yaml.safe_load(manual))
     events = w.deliver("0.10.1")
-    decline = Event.new(ApprovalFinished(project="sockshop", stage="production", service="carts", decision="decline"),
-                        source="test", id="decline-1", time=w.clock(), context=events[0].shkeptncontext)
-    w.flow.send(decline)
+    return w, next(e for e in events if e.type is EventType.APPROVAL_TRIGGERED)
+
+
+def _after(w: World, cause: Event, payload: object, n: int) -> Event:
+    return Event.new(payload, source="test", id=f"after-{n}", time=w.clock(), context=cause.shkeptncontext)  # type: ignore[arg-type]
+
+
+def test_a_hold_never_let_on_is_caught_as_declined_or_expired() -> None:
+    """A promotion held for a person that ends without being promoted (declined, or expired)
+    counts as caught by 'approval declined or expired' — whoever sent the decision."""
+    from sluice.core.events import Done
+
+    w, held = _held_delivery()
+    w.insight.observe(_after(w, held, Done(project="sockshop", stage="production", service="carts",
+                                           outcome="rolled_back", result="fail", message="discarded"), 1))
     m = delivery_metrics(w.records, "sockshop", "carts", timedelta(days=30), w.now())
     assert stage(m, "production")["reasons"] == {"approval_declined_or_expired": 1}
     assert stage(m, "production")["approvals_held"] == 1
+
+
+def test_a_promotion_that_fails_after_approval_is_a_deploy_error() -> None:
+    """Approved (a promote follows the hold), then the promotion fails: a deploy error."""
+    from sluice.core.events import ConfigurationChange, Done
+
+    w, held = _held_delivery()
+    w.insight.observe(_after(w, held, ConfigurationChange(project="sockshop", stage="production", service="carts",
+                                                          image="docker.io/keptnexamples/carts:0.10.1", action="promote", value=0), 1))
+    w.insight.observe(_after(w, held, Done(project="sockshop", stage="production", service="carts",
+                                           outcome="failed", result="fail", message="promote failed"), 2))
+    m = delivery_metrics(w.records, "sockshop", "carts", timedelta(days=30), w.now())
+    assert stage(m, "production")["reasons"] == {"deploy_error": 1}
 
 
 def test_fit_keeps_a_document_within_its_byte_budget() -> None:
