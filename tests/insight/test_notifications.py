@@ -283,3 +283,15 @@ def test_a_mounted_secret_volume_key_is_read(tmp_path: Path) -> None:
     store = SecretFiles(tmp_path)
     assert store.secret("hook-key") == "mounted-secret-value" and store.exists("hook-key")
     assert store.secret("absent") is None
+
+
+def test_secret_values_over_a_named_secret_store() -> None:
+    """A store of named secrets (the secrets port's shape) serves notification secrets."""
+    from sluice.errors import ConfigurationError
+    from sluice.services.insight import SecretValues
+
+    store = {"a": {"value": "x" * 20}, "b": {"key": "y" * 20}, "c": {"k1": "1", "k2": "2"}}
+    secrets = SecretValues(store)  # type: ignore[arg-type]
+    assert secrets.secret("a") == "x" * 20 and secrets.secret("b") == "y" * 20 and secrets.secret("zz") is None
+    with pytest.raises(ConfigurationError, match="'value'"):
+        secrets.secret("c")

@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sluice.core import delivery_metrics as dm
 from sluice.core import notification as nt
@@ -379,6 +379,29 @@ class InsightService:
 
 
 _REJECTED = -1
+
+
+class NamedSecrets(Protocol):
+    def get(self, name: str) -> Mapping[str, str] | None: ...
+
+
+class SecretValues:
+    """A ``SecretReader`` over a store of named secrets whose ``get(name)`` returns their values
+    (the shape of the secrets port, ``SecretStore``): a notification secret is ``value``, or
+    the only value."""
+
+    def __init__(self, store: NamedSecrets) -> None:
+        self.store = store
+
+    def secret(self, name: str) -> str | None:
+        values = self.store.get(name)
+        if values is None:
+            return None
+        if "value" in values:
+            return values["value"]
+        if len(values) == 1:
+            return next(iter(values.values()))
+        raise ConfigurationError(f"secret {name!r}: expected the key 'value' (or a single value)")
 
 
 def parse_stored(name: str, text: str) -> nt.Notification | str:
