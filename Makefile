@@ -18,9 +18,9 @@ help:
 	@echo "make bench  - print the benchmark figures"
 	@echo "make image / make deploy - build the function image / install on a cluster"
 
+# The venv's own pip (ensurepip's) installs the demo; make test upgrades it first.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
