@@ -262,3 +262,10 @@ def test_a_kept_alive_connection_closed_by_the_server_is_not_an_error() -> None:
         server.stop()
     assert report.requests == 10 and report.errors == 0 and report.statuses == {200: 10}
     assert server.accepted >= 10
+
+
+def test_virtual_users_stop_at_max_requests(target: TargetServer) -> None:
+    """max_requests caps a closed loop too: users stop once that many requests were sent."""
+    profile = LoadProfile((LoadRequest("/"),), duration_s=5.0, mode=Mode.VIRTUAL_USERS, vus=3, max_requests=7)
+    report = run_load_sync(target.url, profile)
+    assert report.requests == 7 == target.requests

@@ -223,12 +223,12 @@ class Connection(asyncio.Protocol):
             return True  # an interim answer: the real one follows (state stays _HEAD)
         self._status = status
         lower = head.lower()
-        connection = _header(lower, b"\r\nconnection:")
+        connection = _header(lower, b"\r\nconnection:") if b"\r\nconnection:" in lower else b""
         self._close_after = b"close" in connection if connection else head[7:8] == b"0"
         if self._head_only or status in (204, 304):
             self._state, self._left = _LENGTH, 0
             return True
-        if b"chunked" in _header(lower, b"\r\ntransfer-encoding:"):
+        if b"\r\ntransfer-encoding:" in lower and b"chunked" in _header(lower, b"\r\ntransfer-encoding:"):
             self._state = _CHUNK_SIZE
             return True
         length = _header(lower, b"\r\ncontent-length:")

@@ -209,6 +209,7 @@ class _Run:
         self.my_planned = len(range(share.index, self.planned, share.of))
         self.limit = max(1, _split(profile.max_connections, share))
         self.issued = 0
+        self.think = profile.think_time_s
         self.max_issued = None if profile.max_requests is None else _split(profile.max_requests, share)
 
     # -- the open-loop schedule -------------------------------------------------------------
@@ -390,7 +391,16 @@ class _Run:
         if done > tally.last_done:
             tally.last_done = done
         if user:
-            self.next_for_user(connection)
+            if (not connection.gone and self.sending and self.think == 0
+                    and (self.max_issued is None or self.issued < self.max_issued)):
+                # The closed loop's hot path: the user sends again at once, on the same connection.
+                self.issued += 1
+                entry = self.picker.next()
+                connection.request = (True, False, entry)
+                connection.intended = connection.sent_at = done
+                connection.send(entry.data, entry.head_only)
+            else:
+                self.next_for_user(connection)
         elif connection.gone:
             return  # the server closed it: ``closed`` hands its slot on
         elif self.take_queued(connection):
