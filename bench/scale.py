@@ -9,6 +9,9 @@ and that many delivery event logs (``context.*``), cloned round-robin from the d
 ones under new context ids. The files are written directly, as the store writes them, so the
 first label-selected list also builds the store's label index (printed as its own row).
 
+``--up`` also times ``sluice up`` (to ready) on each state, after the reads (so with the label
+index built, as on any start but the first after an upgrade or a reboot), then ``sluice down``.
+
 Each read goes through the real code (``LocalStore``, ``Records``, ``sluice.services.readmodel``,
 the bridge) over a store that counts what it read: ``gets`` records fetched by name and
 ``listed`` records returned by lists (what was parsed). Aim (issue 17): every read within 1.5×
@@ -145,10 +148,24 @@ def reads(store: CountingStore) -> list[tuple[str, float, int, int]]:
     ]
 
 
+def time_up(state: Path) -> tuple[str, float, int, int]:
+    """Seconds for ``sluice up`` to report ready on ``state`` (then ``sluice down``)."""
+    cli = str(Path(sys.executable).with_name("sluice"))
+    began = time.perf_counter()
+    up = subprocess.run([cli, "up", "--state-dir", str(state), "--port", str(free_port())], cwd=ROOT,
+                        capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - began if up.returncode == 0 else float("nan")
+    subprocess.run([cli, "down", "--state-dir", str(state)], cwd=ROOT, capture_output=True, timeout=120)
+    if up.returncode != 0:
+        print(f"   sluice up failed ({up.returncode}): {up.stdout[-300:]} {up.stderr[-300:]}")
+    return "sluice up, to ready (index built)", seconds, 0, 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="reads at growing history")
     parser.add_argument("--template", type=Path, default=None, help="state dir of a finished demo")
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 1000, 10000])
+    parser.add_argument("--up", action="store_true", help="also time 'sluice up' on each state")
     args = parser.parse_args(argv)
     import yaml  # noqa: F401  (imported up front: the first read must not pay for imports)
 
@@ -163,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             build(template, target, size)
             print(f"{size:,} deliveries cloned in {time.perf_counter() - began:.1f} s", flush=True)
             results[size] = reads(CountingStore(LocalStore(target)))
+            if args.up:
+                os.sync()  # the clone's dirty pages would otherwise be flushed by the first fsync of the start
+                results[size].append(time_up(target))
             shutil.rmtree(target)
     sizes = args.sizes
     print(f"\nreads by deliveries of history (ms; records read = gets + listed); load average {os.getloadavg()[0]:.1f}")
