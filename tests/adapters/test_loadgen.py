@@ -181,6 +181,7 @@ def test_a_run_spread_over_processes_merges_every_measurement(target: TargetServ
     assert report.requests == 100 == target.requests and report.dropped == 0
     assert sum(report.statuses.values()) == 100 and set(report.statuses) == {200, 503}
     assert report.errors == report.statuses[503] == report.error_kinds["status 503"]
+    assert sum(count for _, count in report.latency_histogram_us) == 100  # every latency, merged once
     assert calls[-1] == (100, 100)
 
 

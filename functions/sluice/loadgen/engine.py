@@ -566,6 +566,7 @@ def report(profile: LoadProfile, tally: Tally, wall_offset: float, workers: int 
         error_kinds=dict(tally.kinds),
         target_rate=profile.rate if profile.mode is Mode.CONSTANT_ARRIVAL_RATE else None,
         dropped=tally.dropped,
+        latency_histogram_us=tuple((v, c) for v, c in histogram.compact()),
         workers=workers,
     )
 
