@@ -374,6 +374,8 @@ def test_knative_revision_not_ready_keeps_the_previous_ready(custom: client.Cust
 
 def test_generate_name_dry_run_and_cross_namespace_list(core: client.CoreV1Api, fake: FakeKube) -> None:
     """generateName makes a unique name, dryRun=All stores nothing, and /api/v1/configmaps lists every namespace."""
+    fake.add_namespace("one")
+    fake.add_namespace("two")
     made = core.create_namespaced_config_map("one", {"metadata": {"generateName": "job-"}})
     assert made.metadata.name.startswith("job-") and len(made.metadata.name) > 4
     core.create_namespaced_config_map("two", {"metadata": {"name": "dry"}}, dry_run="All")
@@ -388,5 +390,39 @@ def test_generate_name_dry_run_and_cross_namespace_list(core: client.CoreV1Api, 
 
 def test_namespaces_are_cluster_scoped(core: client.CoreV1Api) -> None:
     """Namespaces are created and read without a namespace in the path."""
-    core.create_namespace({"metadata": {"name": "sockshop-dev"}})
-    assert core.read_namespace("sockshop-dev").metadata.name == "sockshop-dev"
+    core.create_namespace({"metadata": {"name": "project-x-dev"}})
+    assert core.read_namespace("project-x-dev").metadata.name == "project-x-dev"
+
+
+def test_objects_are_created_only_in_namespaces_that_exist(core: client.CoreV1Api, fake: FakeKube) -> None:
+    """As the real API: 404 `namespaces "x" not found` for a create in a missing namespace; get and list answer as usual."""
+    with pytest.raises(client.ApiException) as missing:
+        core.create_namespaced_config_map("nowhere", {"metadata": {"name": "a"}})
+    assert missing.value.status == 404 and 'namespaces \\"nowhere\\" not found' in missing.value.body
+    assert core.list_namespaced_config_map("nowhere").items == []
+    core.create_namespace({"metadata": {"name": "nowhere"}})
+    core.create_namespaced_config_map("nowhere", {"metadata": {"name": "a"}})
+
+
+def test_names_and_labels_the_real_server_refuses(core: client.CoreV1Api, fake: FakeKube) -> None:
+    """A Service name that is no DNS-1035 label, or a label value with a space, is 422 Invalid."""
+    for name in ("1carts", "s" * 64):
+        with pytest.raises(client.ApiException) as bad:
+            core.create_namespaced_service(NS, {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}})
+        assert bad.value.status == 422 and "DNS-1035" in bad.value.body
+    with pytest.raises(client.ApiException) as label:
+        core.create_namespaced_config_map(NS, {"metadata": {"name": "a", "labels": {"p": "has space"}}})
+    assert label.value.status == 422
+
+
+def test_strategic_merge_on_a_custom_resource_is_415(fake: FakeKube) -> None:
+    """A custom resource takes merge and JSON patches only: strategic merge answers 415 UnsupportedMediaType."""
+    custom = client.CustomObjectsApi(fake.api_client())
+    body = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "carts"}, "spec": {}}
+    custom.create_namespaced_custom_object("serving.knative.dev", "v1", NS, "services", body)
+    answer = httpx.patch(
+        f"{fake.url}/apis/serving.knative.dev/v1/namespaces/{NS}/services/carts",
+        content=b'{"metadata": {"labels": {"a": "b"}}}',
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    assert answer.status_code == 415 and answer.json()["reason"] == "UnsupportedMediaType"

@@ -38,7 +38,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> StateStore:
         cluster = request.getfixturevalue("kube_cluster")
         return create_store("configmap", api=cluster.api_client(), namespace=cluster.unique_namespace("state"))
     fake = request.getfixturevalue("fake")
-    return create_store("configmap", api=fake.api_client(), namespace=f"t-{uuid.uuid4().hex[:8]}")
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    fake.add_namespace(namespace)
+    return create_store("configmap", api=fake.api_client(), namespace=namespace)
 
 
 def increment(current: Record | None) -> Record:

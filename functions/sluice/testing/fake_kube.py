@@ -22,7 +22,9 @@ Resources (``resource`` strings are ``plural`` for the core group, else ``plural
 =====================================  ===================================================
 ``configmaps``, ``secrets``            core/v1; 422 when data passes 1 MiB (as the real API)
 ``services``, ``pods``, ``events``     core/v1 (a Service gets a ``spec.clusterIP``)
-``namespaces``                         core/v1, cluster-scoped (namespaces need not exist)
+``namespaces``                         core/v1, cluster-scoped: objects are created only in
+                                       namespaces that exist (404 otherwise, as the real API);
+                                       ``DEFAULT_NAMESPACES`` exist, ``fake.add_namespace`` adds one
 ``deployments.apps``,                  apps/v1
 ``replicasets.apps``
 ``services.serving.knative.dev``,      serving.knative.dev/v1 (custom resources)
@@ -44,14 +46,17 @@ HTTP behaviour (what the real API server does, in short):
   and ``continue``; lists across namespaces at ``/api/v1/<plural>``. ``watch`` is not served
   (400): poll.
 - ``POST`` creates: 409 ``AlreadyExists``; ``generateName``; 400 when the body's namespace or kind
-  disagrees with the URL; a set ``resourceVersion`` is refused (500, as the real storage does);
+  disagrees with the URL; 404 when the namespace does not exist; 422 for a name the real server
+  refuses (Services: DNS-1035 labels, namespaces: DNS-1123 labels, others: subdomains) and for
+  invalid label keys or values (also on updates); a set ``resourceVersion`` is refused (500, as the real storage does);
   ``status`` is dropped for kinds with a status subresource; ``dryRun=All`` stores nothing.
 - ``PUT`` replaces: 404 when absent; 409 ``Conflict`` when ``metadata.resourceVersion`` is stale;
   without a version, built-in kinds update unconditionally and custom resources answer 422 (as
   the real API). Writes to the main resource keep the stored ``status``; ``/status`` writes
   change only ``status``. ``metadata.generation`` moves when anything but metadata/status changes.
 - ``PATCH``: ``application/merge-patch+json`` and ``application/strategic-merge-patch+json``
-  (both applied as an RFC 7386 merge patch: lists are replaced, not merged by key) and
+  (both applied as an RFC 7386 merge patch: lists are replaced, not merged by key; strategic
+  merge on a custom resource is 415, as the real API) and
   ``application/json-patch+json`` (RFC 6902). A ``resourceVersion`` in the patch is a
   precondition (409 when stale). Server-side apply is not served (415).
 - ``DELETE``: 404 when absent; ``preconditions.resourceVersion``/``uid`` in the DeleteOptions
@@ -104,6 +109,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
 
 __all__ = [
+    "DEFAULT_NAMESPACES",
     "DEFAULT_RESOURCES",
     "MAX_CONFIGMAP_BYTES",
     "FakeKube",
@@ -143,6 +149,11 @@ _REASONS = {
     504: "Timeout",
 }
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+#: Namespaces a new fake has, as a cluster with Sluice and its example project installed.
+DEFAULT_NAMESPACES = ("default", "kube-system", "sluice", "sockshop-dev", "sockshop-staging", "sockshop-production")
 
 
 @dataclass(frozen=True)
@@ -266,7 +277,9 @@ class _State:
 class FakeKube:
     """The fake API server. Start it with ``with FakeKube() as fake`` or ``start()``/``stop()``."""
 
-    def __init__(self, resources: tuple[ResourceType, ...] = DEFAULT_RESOURCES) -> None:
+    def __init__(
+        self, resources: tuple[ResourceType, ...] = DEFAULT_RESOURCES, namespaces: tuple[str, ...] = DEFAULT_NAMESPACES
+    ) -> None:
         self._lock = threading.RLock()
         self._types: dict[tuple[str, str], ResourceType] = {}
         self._by_key: dict[str, ResourceType] = {}
@@ -279,6 +292,14 @@ class FakeKube:
         self.requests: list[Request] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        for namespace in namespaces:
+            self.add_namespace(namespace)
+
+    def add_namespace(self, name: str) -> None:
+        """Create namespace ``name`` (objects can only be created in namespaces that exist)."""
+        with self._lock:
+            if self._key(self._rtype("namespaces"), None, name) not in self._state.objects:
+                self._store(self._rtype("namespaces"), {"metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}}, None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -647,8 +668,12 @@ class FakeKube:
         name = meta.get("name")
         if not name:
             raise self._invalid(t, "", "metadata.name", "Required value: name or generateName is required")
-        if len(name) > 253 or not _SUBDOMAIN.match(name):
-            raise self._invalid(t, name, "metadata.name", f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
+        if t.rtype.namespaced and t.namespace is not None and (
+            self._key(self._rtype("namespaces"), None, t.namespace) not in self._state.objects
+        ):
+            raise KubeError(404, f'namespaces "{t.namespace}" not found', details={"name": t.namespace, "kind": "namespaces"})
+        self._check_name(t, name)
+        self._check_labels(t, name, meta.get("labels"))
         if meta.get("resourceVersion"):
             raise KubeError(500, "resourceVersion should not be set on objects to be created")
         key = self._key(t.rtype, t.namespace, name)
@@ -697,6 +722,12 @@ class FakeKube:
             patch = json.loads(body or b"null")
         except ValueError as err:
             raise KubeError(400, f"the patch is not JSON: {err}") from err
+        if content_type == "application/strategic-merge-patch+json" and t.rtype.crd:
+            raise KubeError(
+                415,
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            )
         if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             if not isinstance(patch, dict):
                 raise KubeError(400, "a merge patch must be a JSON object")
@@ -735,6 +766,7 @@ class FakeKube:
                 else:
                     new.pop("status", None)
             self._check_size(t, new)
+            self._check_labels(t, t.name or "", meta.get("labels"))
             new = self._run_write_hooks(t, new, current)
         if dry_run:
             return self._served(t, new)
@@ -822,6 +854,38 @@ class FakeKube:
                 total += len(k.encode()) + len(raw)
         if total > MAX_CONFIGMAP_BYTES:
             raise self._invalid(t, body["metadata"].get("name", ""), "[]", f"Too long: must have at most {MAX_CONFIGMAP_BYTES} bytes")
+
+    def _check_name(self, t: _Target, name: str) -> None:
+        """The real server's name rules: Services are DNS-1035 labels, namespaces DNS-1123 labels
+        (both at most 63), everything else a DNS-1123 subdomain (at most 253)."""
+        if t.rtype.key == "services":
+            if len(name) > 63 or not _DNS_1035_LABEL.match(name):
+                raise self._invalid(t, name, "metadata.name", f'Invalid value: "{name}": a DNS-1035 label must consist of '
+                                    "lower case alphanumeric characters or '-', start with an alphabetic character, and end "
+                                    "with an alphanumeric character (at most 63 characters)")
+        elif t.rtype.key == "namespaces":
+            if len(name) > 63 or not _DNS_1123_LABEL.match(name):
+                raise self._invalid(t, name, "metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 label must '
+                                    "consist of lower case alphanumeric characters or '-' (at most 63 characters)")
+        elif len(name) > 253 or not _SUBDOMAIN.match(name):
+            raise self._invalid(t, name, "metadata.name", f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
+
+    def _check_labels(self, t: _Target, name: str, labels: object) -> None:
+        """The real server's label rules: ``[prefix/]name`` keys (name at most 63, prefix a DNS
+        subdomain), values empty or at most 63 alphanumerics, '-', '_' or '.'."""
+        if labels is None:
+            return
+        if not isinstance(labels, dict):
+            raise KubeError(400, "metadata.labels: expected a map of strings")
+        for key, value in labels.items():
+            prefix, _, label = str(key).rpartition("/")
+            if "/" in prefix or (prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix))) or len(label) > 63 or not _LABEL_NAME.match(label):
+                raise self._invalid(t, name, "metadata.labels", f'Invalid value: "{key}": name part must consist of '
+                                    "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+            if not isinstance(value, str) or len(value) > 63 or (value and not _LABEL_NAME.match(value)):
+                raise self._invalid(t, name, "metadata.labels", f'Invalid value: "{value}": a valid label must be an empty '
+                                    "string or consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+                                    "with an alphanumeric character (at most 63 characters)")
 
     def _invalid(self, t: _Target, name: str, field_path: str, message: str) -> KubeError:
         return KubeError(
