@@ -6,16 +6,15 @@ keeps it honest.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from tests.kube.cluster import Cluster, require_knative
 
 from sluice.testing.fake_kube import FakeKube
-from tests.kube.cluster import Cluster, require_knative
 
 MERGE, STRATEGIC, JSON_PATCH = "application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json"
 

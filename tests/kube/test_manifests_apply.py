@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from tests.kube.cluster import Cluster, require_knative
 
 ROOT = Path(__file__).resolve().parents[2]
