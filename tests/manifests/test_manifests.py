@@ -467,3 +467,12 @@ def test_the_image_is_the_one_make_image_builds() -> None:
     """The Services run the image that `make image` tags."""
     makefile = (ROOT / "Makefile").read_text()
     assert f"IMAGE ?= {IMAGE}" in makefile
+
+
+def test_dockerfile_installs_dependencies_before_copying_the_code_and_compiles_bytecode() -> None:
+    """The dependency layer comes before `COPY functions` (an edit does not reinstall them), and both stages run compileall."""
+    steps = _instructions()
+    copy_code = next(i for i, (word, rest) in enumerate(steps) if word == "COPY" and rest.startswith("functions "))
+    installs = [i for i, (word, rest) in enumerate(steps) if word == "RUN" and "pip install" in rest and "--no-deps" not in rest]
+    assert installs and installs[0] < copy_code
+    assert sum("compileall" in rest for word, rest in steps if word == "RUN") == 2
