@@ -6,6 +6,7 @@ keeps it honest.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -72,12 +73,14 @@ SCENARIOS: dict[str, list[Step]] = {
         Step("patch the deleted", "PATCH", CMS + "/a", {"data": {"x": "1"}}, MERGE),
     ],
     "what the server validates": [
-        Step("a ConfigMap past 1 MiB", "POST", CMS, cm("big", data={"k": "x" * (1024 * 1024)})),
+        Step("a ConfigMap whose values are exactly 1 MiB (keys are not counted)", "POST", CMS, cm("full", data={"k": "x" * (1024 * 1024)})),
+        Step("a ConfigMap whose values pass 1 MiB", "POST", CMS, cm("big", data={"k": "x" * (1024 * 1024 + 1)})),
         Step("a label value with a space", "POST", CMS, cm("bad", labels={"project": "has space"})),
         Step("a label value of 64 characters", "POST", CMS, cm("bad", labels={"project": "x" * 64})),
         Step("a label key with two slashes", "POST", CMS, cm("bad", labels={"a/b/c": "x"})),
         Step("a ConfigMap name with upper case", "POST", CMS, cm("Bad")),
-        Step("a Service name starting with a digit", "POST", "/api/v1/namespaces/{ns}/services", service("1carts")),
+        Step("a Service name starting with a digit (refused before 1.34)", "POST", "/api/v1/namespaces/{ns}/services", service("1carts")),
+        Step("a Service name with a dot", "POST", "/api/v1/namespaces/{ns}/services", service("a.b")),
         Step("a Service name of 64 characters", "POST", "/api/v1/namespaces/{ns}/services", service("s" * 64)),
         Step("a Service name of 63 characters", "POST", "/api/v1/namespaces/{ns}/services", service("s" * 63)),
     ],
@@ -161,7 +164,8 @@ def test_the_fake_answers_as_the_real_server(kube_cluster: Cluster, fake: FakeKu
     ns = kube_cluster.unique_namespace("cal")
     fake.add_namespace(ns)
     headers = {"Authorization": f"Bearer {kube_cluster.admin_token}"}
-    with httpx.Client(verify=str(kube_cluster.ca_file), headers=headers, timeout=30) as real_http, httpx.Client(timeout=30) as fake_http:
+    tls = ssl.create_default_context(cafile=str(kube_cluster.ca_file))
+    with httpx.Client(verify=tls, headers=headers, timeout=30) as real_http, httpx.Client(timeout=30) as fake_http:
         real = Runner(kube_cluster.url, real_http).run(SCENARIOS[scenario], ns)
         faked = Runner(fake.url, fake_http).run(SCENARIOS[scenario], ns)
     differences = [f"{r[0]}: real {r[1:]} / fake {f[1:]}" for r, f in zip(real, faked, strict=True) if r != f]

@@ -103,8 +103,9 @@ def cluster_name_problems(project: str, stages: Iterable[str] = (), services: It
 
     Each part may be a valid DNS-1123 label while an object made from it is not: the namespace
     ``<project>-<stage>`` is a DNS-1123 label (at most 63); Services ``<svc>``, ``<svc>-primary``,
-    ``<svc>-canary`` are DNS-1035 labels (a letter first, at most 63); Knative's revision
-    ``<svc>-00001`` and tag host label ``canary-<svc>`` are at most 63 too.
+    ``<svc>-canary`` are DNS-1035 labels (a letter first, at most 63: Kubernetes before 1.34 and
+    Knative's route names require it); Knative's revision ``<svc>-00001`` and tag host label
+    ``canary-<svc>`` are at most 63 too.
     """
     problems = []
     for stage in stages:

@@ -20,7 +20,8 @@ Quick start::
 Resources (``resource`` strings are ``plural`` for the core group, else ``plural.group``):
 
 =====================================  ===================================================
-``configmaps``, ``secrets``            core/v1; 422 when data passes 1 MiB (as the real API)
+``configmaps``, ``secrets``            core/v1; 422 when the data's values pass 1 MiB (as the real API,
+                                       which does not count the keys)
 ``services``, ``pods``, ``events``     core/v1 (a Service gets a ``spec.clusterIP``)
 ``namespaces``                         core/v1, cluster-scoped: objects are created only in
                                        namespaces that exist (404 otherwise, as the real API);
@@ -47,7 +48,7 @@ HTTP behaviour (what the real API server does, in short):
   (400): poll.
 - ``POST`` creates: 409 ``AlreadyExists``; ``generateName``; 400 when the body's namespace or kind
   disagrees with the URL; 404 when the namespace does not exist; 422 for a name the real server
-  refuses (Services: DNS-1035 labels, namespaces: DNS-1123 labels, others: subdomains) and for
+  refuses (Services and namespaces: DNS-1123 labels, others: subdomains) and for
   invalid label keys or values (also on updates); a set ``resourceVersion`` is refused (500, as the real storage does);
   ``status`` is dropped for kinds with a status subresource; ``dryRun=All`` stores nothing.
 - ``PUT`` replaces: 404 when absent; 409 ``Conflict`` when ``metadata.resourceVersion`` is stale;
@@ -60,8 +61,8 @@ HTTP behaviour (what the real API server does, in short):
   ``application/json-patch+json`` (RFC 6902). A ``resourceVersion`` in the patch is a
   precondition (409 when stale). Server-side apply is not served (415).
 - ``DELETE``: 404 when absent; ``preconditions.resourceVersion``/``uid`` in the DeleteOptions
-  body (409 when stale); deletion is immediate (no finalizers, no garbage collection). Built-in
-  kinds answer a ``Status``, custom resources the deleted object.
+  body (409 when stale); deletion is immediate (no finalizers, no garbage collection). The
+  answer is a ``Status`` (``status: Success``), for custom resources too, as the real API.
 - Errors carry a Kubernetes ``Status`` body (``kind: Status``, ``reason``, ``message``,
   ``details``, ``code``). A request body over 3 MiB gets 413.
 - ``resourceVersion`` is one counter for the whole fake, as in etcd.
@@ -150,7 +151,6 @@ _REASONS = {
 }
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 #: Namespaces a new fake has, as a cluster with Sluice and its example project installed.
 DEFAULT_NAMESPACES = ("default", "kube-system", "sluice", "sockshop-dev", "sockshop-staging", "sockshop-production")
@@ -789,8 +789,6 @@ class FakeKube:
                 {"name": t.name, "group": t.rtype.group, "kind": t.rtype.plural},
             )
         del self._state.objects[self._key(t.rtype, t.namespace, t.name or "")]
-        if t.rtype.crd:
-            return self._served(t, current)
         return {
             "kind": "Status",
             "apiVersion": "v1",
@@ -851,19 +849,15 @@ class FakeKube:
                         raw = base64.b64decode(raw, validate=True)
                     except ValueError as err:
                         raise self._invalid(t, body["metadata"].get("name", ""), f"{section}[{k}]", "Invalid value: not base64") from err
-                total += len(k.encode()) + len(raw)
+                total += len(raw)  # the real server counts the values only, not the keys
         if total > MAX_CONFIGMAP_BYTES:
             raise self._invalid(t, body["metadata"].get("name", ""), "[]", f"Too long: must have at most {MAX_CONFIGMAP_BYTES} bytes")
 
     def _check_name(self, t: _Target, name: str) -> None:
-        """The real server's name rules: Services are DNS-1035 labels, namespaces DNS-1123 labels
-        (both at most 63), everything else a DNS-1123 subdomain (at most 253)."""
-        if t.rtype.key == "services":
-            if len(name) > 63 or not _DNS_1035_LABEL.match(name):
-                raise self._invalid(t, name, "metadata.name", f'Invalid value: "{name}": a DNS-1035 label must consist of '
-                                    "lower case alphanumeric characters or '-', start with an alphabetic character, and end "
-                                    "with an alphanumeric character (at most 63 characters)")
-        elif t.rtype.key == "namespaces":
+        """The real server's name rules (1.37): Services and namespaces are DNS-1123 labels (at most
+        63; Services were DNS-1035 labels, a letter first, before 1.34), everything else a DNS-1123
+        subdomain (at most 253)."""
+        if t.rtype.key in ("services", "namespaces"):
             if len(name) > 63 or not _DNS_1123_LABEL.match(name):
                 raise self._invalid(t, name, "metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 label must '
                                     "consist of lower case alphanumeric characters or '-' (at most 63 characters)")

@@ -232,7 +232,9 @@ class KubernetesBackend:
                     "spec": {
                         "replicas": self.replicas,
                         "selector": {"matchLabels": self._selector(placement.service, slot)},
-                        "progressDeadlineSeconds": max(30, math.ceil(timeout_s)),
+                        # two thirds of our wait: the controller's own verdict
+                        # (ProgressDeadlineExceeded) arrives before our timeout and names the reason
+                        "progressDeadlineSeconds": max(10, math.ceil(timeout_s * 2 / 3)),
                         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                         "template": template,
                     },
