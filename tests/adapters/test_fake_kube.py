@@ -292,9 +292,13 @@ def test_knative_serving_hook_creates_revisions_and_resolves_traffic(custom: cli
     """knative_serving creates a Revision per template change and resolves tagged traffic to revision names and URLs."""
     fake.on_write("services.serving.knative.dev", knative_serving())
     template = {"spec": {"containers": [{"image": "docker.io/keptnexamples/carts:0.10.1"}]}}
-    svc = custom.create_namespaced_custom_object(
+    created = custom.create_namespaced_custom_object(
         *KSVC, {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "carts"}, "spec": {"template": template}}
     )
+    # first the intermediate state the real reconciler shows, then (next read) the final one
+    assert created["status"]["observedGeneration"] == 1 and "latestCreatedRevisionName" not in created["status"]
+    assert {c["type"]: (c["status"], c["reason"]) for c in created["status"]["conditions"]}["ConfigurationsReady"] == ("Unknown", "OutOfDate")
+    svc = custom.get_namespaced_custom_object(*KSVC, "carts")
     assert svc["status"]["latestReadyRevisionName"] == "carts-00001"
     assert svc["status"]["traffic"] == [{"revisionName": "carts-00001", "percent": 100, "latestRevision": True}]
     patch = {
@@ -306,8 +310,9 @@ def test_knative_serving_hook_creates_revisions_and_resolves_traffic(custom: cli
             ],
         }
     }
-    svc = custom.patch_namespaced_custom_object(*KSVC, "carts", patch)
-    status = svc["status"]
+    patched = custom.patch_namespaced_custom_object(*KSVC, "carts", patch)
+    assert patched["status"]["latestCreatedRevisionName"] == "carts-00001"  # OutOfDate: still the previous one
+    status = custom.get_namespaced_custom_object(*KSVC, "carts")["status"]
     assert status["latestCreatedRevisionName"] == "carts-00002"
     assert [(t["revisionName"], t["percent"], t.get("tag")) for t in status["traffic"]] == [
         ("carts-00001", 100, "primary"),
@@ -365,7 +370,8 @@ def test_knative_revision_not_ready_keeps_the_previous_ready(custom: client.Cust
     good = {"spec": {"containers": [{"image": "carts:0.10.1"}]}}
     custom.create_namespaced_custom_object(*KSVC, {"metadata": {"name": "carts"}, "spec": {"template": good}})
     bad = {"spec": {"template": {"spec": {"containers": [{"image": "carts:0.10.9"}]}}}}
-    status = custom.patch_namespaced_custom_object(*KSVC, "carts", bad)["status"]
+    custom.patch_namespaced_custom_object(*KSVC, "carts", bad)
+    status = custom.get_namespaced_custom_object(*KSVC, "carts")["status"]  # past the OutOfDate state
     assert status["latestCreatedRevisionName"] == "carts-00002"
     assert status["latestReadyRevisionName"] == "carts-00001"
     ready = {c["type"]: c["status"] for c in status["conditions"]}

@@ -1117,10 +1117,10 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _condition(kind: str, status: bool, reason: str, message: str = "") -> Obj:
+def _condition(kind: str, status: bool | None, reason: str, message: str = "") -> Obj:
     return {
         "type": kind,
-        "status": "True" if status else "False",
+        "status": "Unknown" if status is None else "True" if status else "False",
         "reason": reason,
         "message": message,
         "lastUpdateTime": _now(),
@@ -1209,7 +1209,9 @@ def deployment_failing(
     return hook
 
 
-def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | None = None) -> WriteHook:
+def knative_serving(
+    domain: str = "example.com", ready: Callable[[Obj], bool] | None = None, out_of_date_reads: int = 1
+) -> WriteHook:
     """Write hook for ``services.serving.knative.dev``: a minimal Knative Serving controller.
 
     On each write of a Knative Service it creates a Revision when ``spec.template`` changed
@@ -1221,10 +1223,32 @@ def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | 
     ``http://<tag>-<service>.<ns>.<domain>``) and ``Ready``/``ConfigurationsReady``/``RoutesReady``
     conditions. Traffic percents must sum to 100 (else 422, as Knative's webhook answers); a
     traffic entry naming an unknown revision makes the Service not ready (``RevisionMissing``).
+
+    As the real reconciler does, a template change first shows the intermediate state for
+    ``out_of_date_reads`` GETs of the Service: ``observedGeneration`` is the new generation, but
+    ``ConfigurationsReady`` is ``Unknown`` (reason ``OutOfDate``) and ``latestCreatedRevisionName``
+    still names the previous revision (tests/kube checks the backend against the real CRDs so).
     """
     revisions_key = "revisions.serving.knative.dev"
+    services_key = "services.serving.knative.dev"
+    pending: dict[tuple[str, str], list[Any]] = {}  # (ns, name) -> [final status, reads left]
+    settle_registered: list[bool] = []
+
+    def settle(obj: Obj, reads: int) -> Obj | None:
+        meta = obj["metadata"]
+        entry = pending.get((meta.get("namespace", "default"), meta["name"]))
+        if entry is None:
+            return None
+        entry[1] -= 1
+        if entry[1] > 0:
+            return None
+        del pending[(meta.get("namespace", "default"), meta["name"])]
+        return {**obj, "status": entry[0]}
 
     def hook(fake: FakeKube, svc: Obj) -> Obj:
+        if not settle_registered:
+            fake.on_read(services_key, settle)
+            settle_registered.append(True)
         meta = svc["metadata"]
         name, ns = meta["name"], meta.get("namespace", "default")
         spec = svc.get("spec") or {}
@@ -1243,6 +1267,8 @@ def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | 
         ]
         owned.sort(key=lambda r: int(r["metadata"]["labels"].get("serving.knative.dev/configurationGeneration", "0")))
         latest = owned[-1] if owned else None
+        previous_status = copy.deepcopy(svc.get("status") or {})
+        new_revision = False
         wanted_name = (template.get("metadata") or {}).get("name")
         template_spec = template.get("spec") or {}
         if latest is None or latest.get("spec") != template_spec or (wanted_name and wanted_name != latest["metadata"]["name"]):
@@ -1280,6 +1306,7 @@ def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | 
             }
             fake.seed(revisions_key, revision)
             owned.append(fake.get_object(revisions_key, ns, rev_name) or revision)
+            new_revision = True
         latest_created = owned[-1]["metadata"]["name"]
         ready_names = [
             r["metadata"]["name"]
@@ -1332,6 +1359,20 @@ def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | 
              "spec": {"traffic": copy.deepcopy(traffic)},
              "status": {"url": url, "traffic": copy.deepcopy(resolved)}},
         )
+        key = (ns, name)
+        pending.pop(key, None)
+        if new_revision and out_of_date_reads > 0:
+            pending[key] = [svc["status"], out_of_date_reads]
+            svc["status"] = {
+                **previous_status,
+                "observedGeneration": meta.get("generation", 1),
+                "conditions": [
+                    _condition("ConfigurationsReady", None, "OutOfDate",
+                               "The Configuration is still working to reflect the latest desired specification."),
+                    _condition("Ready", None, "OutOfDate"),
+                    _condition("RoutesReady", None, "OutOfDate"),
+                ],
+            }
         return svc
 
     return hook
