@@ -553,6 +553,25 @@ def json_of(obj: Any) -> dict[str, Any]:
     return dict(json.loads(json.dumps(client.ApiClient().sanitize_for_serialization(obj))))
 
 
+def _binaries_missing() -> bool:
+    done = subprocess.run(["bash", str(BUILD_SCRIPT), "--print"], capture_output=True, text=True, check=False)
+    folder = Path(done.stdout.strip() or "/nonexistent")
+    return not all((folder / b).is_file() for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests in tests/kube get the ``kube`` marker; when the binaries are still to be built (pytest
+    run without ``make``), the first such test may take the build's time, not pytest's 300 s."""
+    kube = []
+    for item in items:
+        if "/tests/kube/" in str(item.path):
+            item.add_marker(pytest.mark.kube)
+        if item.get_closest_marker("kube"):
+            kube.append(item)
+    if kube and _binaries_missing():
+        kube[0].add_marker(pytest.mark.timeout(BUILD_TIMEOUT_S + START_TIMEOUT_S))
+
+
 @pytest.fixture(scope="session")
 def kube_cluster() -> Iterator[Cluster]:
     """The session's control plane (see the module docstring); torn down at the end."""
