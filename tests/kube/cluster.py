@@ -531,13 +531,16 @@ def _install_crds(cluster: Cluster) -> None:
 
 
 def require_knative(cluster: Cluster) -> None:
-    """Fail (never skip silently) when the Knative CRDs could not be installed."""
+    """The Knative CRDs must be installed: in CI (``CI`` set) their absence fails the test; on a
+    developer's clone without ../shared it skips, saying where they were looked for."""
     if not cluster.knative_crds:
-        pytest.fail(
+        message = (
             f"the Knative CRDs are missing: expected them in {shared_knative_dir()} (the shared/ folder beside "
-            "the checkout, present in CI; set SLUICE_SHARED to another shared/ folder)",
-            pytrace=False,
+            "the checkout, present in CI; set SLUICE_SHARED to another shared/ folder); this Knative test did not run"
         )
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
 
 
 def b64(text: str) -> str:

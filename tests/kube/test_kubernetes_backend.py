@@ -150,3 +150,21 @@ def test_a_namespace_name_past_63_is_refused_before_any_call(kube_cluster: Clust
     placement = Placement("p" * 40, "s" * 30, "carts")
     with pytest.raises(ValidationError, match="namespace"):
         backend(kube_cluster).deploy(placement, Slot.PRIMARY, OLD, 30)
+
+
+def test_the_longest_names_sluice_accepts_are_accepted_by_the_server(kube_cluster: Cluster) -> None:
+    """A 63-character namespace and a 55-character service (<svc>-primary/-canary at 63): every object the backend makes is accepted."""
+    service = "s" * 55
+    project = f"p{uuid.uuid4().hex[:6]}" + "x" * 48  # + "-staging": 63 characters
+    placement = Placement(project, "staging", service)
+    assert len(placement.namespace) == 63
+    kube_cluster.create_namespace(placement.namespace, BASELINE)
+    be = backend(kube_cluster)
+    with Kubelet(kube_cluster, placement.namespace):
+        be.deploy(placement, Slot.PRIMARY, OLD, 120)
+        be.route(placement, 0)
+        be.deploy(placement, Slot.CANARY, NEW, 120)
+        be.route(placement, 50)
+    names = {s.metadata.name for s in client.CoreV1Api(kube_cluster.api_client()).list_namespaced_service(placement.namespace).items}
+    assert names == {service, f"{service}-primary", f"{service}-canary"}
+    assert weights(virtual_service(kube_cluster, placement.namespace, service)) == {f"{service}-primary": 50, f"{service}-canary": 50}
