@@ -8,8 +8,10 @@ the first revision is ready), so changing the template never moves traffic by it
   there is none) gets the ``primary`` tag; its percent stays (``route`` moves it). Promote is
   ``deploy(primary, candidate)`` → ``route(0)`` → ``scale_to_zero(canary)``: 100 % and the
   ``primary`` tag end on the candidate's revision.
-- ``deploy(canary)``: the candidate's revision gets the ``canary`` tag with 0 % (its own URL,
-  ``http://canary-<svc>.<ns>.<domain>``, reaches it for tests); the primary keeps 100 %.
+- ``deploy(canary)``: the candidate's revision gets the ``canary`` tag with 0 %; the returned
+  URL is the tag's cluster-local address ``http://canary-<svc>.<ns>.svc.cluster.local``, which
+  the test Jobs inside the cluster can resolve (the external ``…<domain>`` one often is not);
+  the primary keeps 100 %.
 - ``route(w)``: ``w`` % to the ``canary`` target, the rest to ``primary``.
 - ``scale_to_zero(canary)``: drops the ``canary`` target (refused while it has traffic); Knative
   scales a revision without traffic to zero by itself. Discard is ``route(0)`` →
@@ -18,11 +20,18 @@ the first revision is ready), so changing the template never moves traffic by it
 - ``deploy(direct)``: one target, 100 % on the image's revision (annotation
   ``sluice.dev/strategy: direct``; ``route`` ignores the weight).
 
-Waits: a new revision until its ``Ready`` condition is ``True`` (``False`` → ``PermanentError``
-with its reason and message, e.g. an image pull error; no verdict within the timeout →
-``PermanentError``); a traffic change until the Service has observed it and ``RoutesReady`` is
-``True``. Traffic writes carry the read ``resourceVersion`` (compare-and-swap; a lost race is
-re-read and retried).
+Waits: after a template change, until Knative names a revision created since the write that
+runs the image — first the Service shows ``observedGeneration`` = ``generation`` with
+``ConfigurationsReady=Unknown`` (``OutOfDate``) and the *previous* ``latestCreatedRevisionName``:
+that state is waited out, not taken for someone else's change; then the revision until its
+``Ready`` condition is ``True`` (``False`` → ``PermanentError`` with its reason and message, e.g.
+an image pull error; no verdict within the timeout → ``PermanentError``). A revision of the
+image that failed is not waited on again: the next deploy makes a fresh one (annotation
+``sluice.dev/retry``). A fixed revision name in the template is removed with an explicit
+``null`` (a merge patch keeps what it does not mention). A traffic change is waited on until
+the Service has observed it and ``RoutesReady`` is ``True``. Writes carry the read
+``resourceVersion`` (compare-and-swap; a lost race is re-read and retried after a jittered
+backoff).
 
 Verbs used (ClusterRole ``sluice-deployer``): services.serving.knative.dev get, create, patch;
 revisions.serving.knative.dev get, list.
