@@ -10,6 +10,11 @@ request timeout. Error mapping (no ``kubernetes`` or ``urllib3`` exception leave
 - 401, 403 → ``ConfigurationError`` (the ServiceAccount lacks a right: see ``knative/rbac.yaml``)
 - 400, 422 and other 4xx → ``PermanentError`` (the API server refuses the object)
 - 429, 5xx, no answer → ``RetryableError``
+
+Before any call the backends check the names of every object they would make for a placement
+(``check_placement``: namespace ``<project>-<stage>``, Services ``<svc>-primary``/``-canary``,
+Knative tag hosts), so a name the API server would refuse is a ``ValidationError`` naming the
+limit, and nothing is left half made.
 """
 
 from __future__ import annotations
