@@ -63,8 +63,9 @@ def user(sa: str) -> str:
 
 @pytest.fixture(scope="module")
 def installed(kube_cluster: Cluster) -> Cluster:
-    """namespace.yaml and rbac.yaml applied as an operator would."""
-    kube_cluster.kubectl("apply", "-f", str(ROOT / "knative" / "namespace.yaml"), "-f", str(ROOT / "knative" / "rbac.yaml"))
+    """namespace.yaml and every knative/rbac*.yaml (the state's and the Secrets' rules) applied as an operator would."""
+    files = [ROOT / "knative" / "namespace.yaml", *sorted((ROOT / "knative").glob("rbac*.yaml"))]
+    kube_cluster.kubectl("apply", *(arg for path in files for arg in ("-f", str(path))))
     return kube_cluster
 
 
