@@ -65,7 +65,7 @@ def user(sa: str) -> str:
 def installed(kube_cluster: Cluster) -> Cluster:
     """namespace.yaml and every knative/rbac*.yaml (the state's and the Secrets' rules) applied as an operator would."""
     files = [ROOT / "knative" / "namespace.yaml", *sorted((ROOT / "knative").glob("rbac*.yaml"))]
-    kube_cluster.kubectl("apply", *(arg for path in files for arg in ("-f", str(path))))
+    kube_cluster.kubectl("apply", "--server-side", *(arg for path in files for arg in ("-f", str(path))))
     return kube_cluster
 
 
