@@ -9,12 +9,13 @@ DEMO_STAMP := $(VENV)/.installed-demo$(if $(DEMO_PROMETHEUS),-prometheus)
 SYSTEM_STAMP := $(VENV)/.system-packages
 IMAGE ?= ghcr.io/sluice-dev/sluice:0.1.0
 
-.PHONY: demo test soak lint unit bench venv system-deps image deploy clean help
+.PHONY: demo test test-kube kube-binaries soak lint unit bench venv system-deps image deploy clean help
 
 help:
 	@echo "make demo   - run the quality-gate tutorial locally (no cluster needed)"
 	@echo "make test   - install what the tests need, lint, and run every test"
 	@echo "make soak   - the delivery-flow model test with many more examples (SLUICE_SOAK_EXAMPLES, default 3000)"
+	@echo "make test-kube - only the tests against a real Kubernetes API server (tests/kube, the kube marker)"
 	@echo "make lint   - ruff, import-linter and mypy"
 	@echo "make bench  - print the benchmark figures"
 	@echo "make image / make deploy - build the function image / install on a cluster"
@@ -50,12 +51,18 @@ $(SYSTEM_STAMP): | $(BIN)/python
 
 system-deps: $(SYSTEM_STAMP)
 
+# etcd, kube-apiserver, kube-controller-manager and kubectl for the `kube` tests, built with Go
+# from tests/kube/tools into a cache outside the clone (tests/kube/build.sh --print shows where).
+# The first build takes minutes; afterwards this returns at once.
+kube-binaries:
+	@bash tests/kube/build.sh >/dev/null
+
 lint: $(STAMP)
 	$(BIN)/ruff check functions tests bench examples
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: $(STAMP) $(SYSTEM_STAMP) lint
+test: $(STAMP) $(SYSTEM_STAMP) kube-binaries lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
@@ -63,6 +70,10 @@ test: $(STAMP) $(SYSTEM_STAMP) lint
 # with random seeds.
 soak: $(STAMP)
 	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/flow/test_flow_model.py
+
+test-kube: $(STAMP) kube-binaries
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m kube; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no kube tests: failing" >&2; exit 1; fi; exit $$rc
 
 demo: $(DEMO_STAMP) $(if $(DEMO_PROMETHEUS),$(SYSTEM_STAMP))
 	$(BIN)/python -m sluice.cli.demo $(DEMO_ARGS)

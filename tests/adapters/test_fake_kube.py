@@ -105,13 +105,13 @@ def test_create_existing_is_already_exists(core: client.CoreV1Api) -> None:
 
 
 def test_configmap_over_1_mib_is_invalid(core: client.CoreV1Api, fake: FakeKube) -> None:
-    """A ConfigMap whose data pass 1 MiB gets 422 'Too long', like the real API, and is not stored."""
+    """A ConfigMap whose values pass 1 MiB gets 422 'Too long', like the real API (which does not count the keys)."""
     with pytest.raises(ApiException) as err:
-        core.create_namespaced_config_map(NS, {"metadata": {"name": "big"}, "data": {"k": "x" * (1024 * 1024)}})
+        core.create_namespaced_config_map(NS, {"metadata": {"name": "big"}, "data": {"k": "x" * (1024 * 1024 + 1)}})
     assert err.value.status == 422
     assert "Too long: must have at most 1048576 bytes" in status_of(err.value)["message"]
     assert fake.get_object("configmaps", NS, "big") is None
-    core.create_namespaced_config_map(NS, {"metadata": {"name": "big"}, "data": {"k": "x" * (1024 * 1024 - 1)}})
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "big"}, "data": {"k": "x" * (1024 * 1024)}})
 
 
 def test_delete_precondition_and_not_found(core: client.CoreV1Api) -> None:
@@ -264,7 +264,7 @@ def test_secret_size_counts_decoded_data(core: client.CoreV1Api) -> None:
 
 
 def test_custom_resources_need_a_version_to_replace(custom: client.CustomObjectsApi) -> None:
-    """A VirtualService is served as a custom resource: PUT without resourceVersion gets 422, with it succeeds; delete returns the object."""
+    """A VirtualService is served as a custom resource: PUT without resourceVersion gets 422, with it succeeds; delete answers a Status."""
     body = {
         "apiVersion": "networking.istio.io/v1beta1",
         "kind": "VirtualService",
@@ -282,7 +282,7 @@ def test_custom_resources_need_a_version_to_replace(custom: client.CustomObjects
     patched = custom.patch_namespaced_custom_object(*VS, "carts", {"spec": {"hosts": ["carts", "carts.local"]}})
     assert patched["spec"]["hosts"] == ["carts", "carts.local"]
     deleted = custom.delete_namespaced_custom_object(*VS, "carts")
-    assert deleted["metadata"]["name"] == "carts"
+    assert deleted["kind"] == "Status" and deleted["status"] == "Success"
     with pytest.raises(ApiException) as err:
         custom.get_namespaced_custom_object(*VS, "carts")
     assert err.value.status == 404
@@ -292,9 +292,13 @@ def test_knative_serving_hook_creates_revisions_and_resolves_traffic(custom: cli
     """knative_serving creates a Revision per template change and resolves tagged traffic to revision names and URLs."""
     fake.on_write("services.serving.knative.dev", knative_serving())
     template = {"spec": {"containers": [{"image": "docker.io/keptnexamples/carts:0.10.1"}]}}
-    svc = custom.create_namespaced_custom_object(
+    created = custom.create_namespaced_custom_object(
         *KSVC, {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "carts"}, "spec": {"template": template}}
     )
+    # first the intermediate state the real reconciler shows, then (next read) the final one
+    assert created["status"]["observedGeneration"] == 1 and "latestCreatedRevisionName" not in created["status"]
+    assert {c["type"]: (c["status"], c["reason"]) for c in created["status"]["conditions"]}["ConfigurationsReady"] == ("Unknown", "OutOfDate")
+    svc = custom.get_namespaced_custom_object(*KSVC, "carts")
     assert svc["status"]["latestReadyRevisionName"] == "carts-00001"
     assert svc["status"]["traffic"] == [{"revisionName": "carts-00001", "percent": 100, "latestRevision": True}]
     patch = {
@@ -306,8 +310,9 @@ def test_knative_serving_hook_creates_revisions_and_resolves_traffic(custom: cli
             ],
         }
     }
-    svc = custom.patch_namespaced_custom_object(*KSVC, "carts", patch)
-    status = svc["status"]
+    patched = custom.patch_namespaced_custom_object(*KSVC, "carts", patch)
+    assert patched["status"]["latestCreatedRevisionName"] == "carts-00001"  # OutOfDate: still the previous one
+    status = custom.get_namespaced_custom_object(*KSVC, "carts")["status"]
     assert status["latestCreatedRevisionName"] == "carts-00002"
     assert [(t["revisionName"], t["percent"], t.get("tag")) for t in status["traffic"]] == [
         ("carts-00001", 100, "primary"),
@@ -365,7 +370,8 @@ def test_knative_revision_not_ready_keeps_the_previous_ready(custom: client.Cust
     good = {"spec": {"containers": [{"image": "carts:0.10.1"}]}}
     custom.create_namespaced_custom_object(*KSVC, {"metadata": {"name": "carts"}, "spec": {"template": good}})
     bad = {"spec": {"template": {"spec": {"containers": [{"image": "carts:0.10.9"}]}}}}
-    status = custom.patch_namespaced_custom_object(*KSVC, "carts", bad)["status"]
+    custom.patch_namespaced_custom_object(*KSVC, "carts", bad)
+    status = custom.get_namespaced_custom_object(*KSVC, "carts")["status"]  # past the OutOfDate state
     assert status["latestCreatedRevisionName"] == "carts-00002"
     assert status["latestReadyRevisionName"] == "carts-00001"
     ready = {c["type"]: c["status"] for c in status["conditions"]}
@@ -374,6 +380,8 @@ def test_knative_revision_not_ready_keeps_the_previous_ready(custom: client.Cust
 
 def test_generate_name_dry_run_and_cross_namespace_list(core: client.CoreV1Api, fake: FakeKube) -> None:
     """generateName makes a unique name, dryRun=All stores nothing, and /api/v1/configmaps lists every namespace."""
+    fake.add_namespace("one")
+    fake.add_namespace("two")
     made = core.create_namespaced_config_map("one", {"metadata": {"generateName": "job-"}})
     assert made.metadata.name.startswith("job-") and len(made.metadata.name) > 4
     core.create_namespaced_config_map("two", {"metadata": {"name": "dry"}}, dry_run="All")
@@ -388,5 +396,38 @@ def test_generate_name_dry_run_and_cross_namespace_list(core: client.CoreV1Api, 
 
 def test_namespaces_are_cluster_scoped(core: client.CoreV1Api) -> None:
     """Namespaces are created and read without a namespace in the path."""
-    core.create_namespace({"metadata": {"name": "sockshop-dev"}})
-    assert core.read_namespace("sockshop-dev").metadata.name == "sockshop-dev"
+    core.create_namespace({"metadata": {"name": "project-x-dev"}})
+    assert core.read_namespace("project-x-dev").metadata.name == "project-x-dev"
+
+
+def test_objects_are_created_only_in_namespaces_that_exist(core: client.CoreV1Api, fake: FakeKube) -> None:
+    """As the real API: 404 `namespaces "x" not found` for a create in a missing namespace; get and list answer as usual."""
+    with pytest.raises(client.ApiException) as missing:
+        core.create_namespaced_config_map("nowhere", {"metadata": {"name": "a"}})
+    assert missing.value.status == 404 and 'namespaces \\"nowhere\\" not found' in missing.value.body
+    assert core.list_namespaced_config_map("nowhere").items == []
+    core.create_namespace({"metadata": {"name": "nowhere"}})
+    core.create_namespaced_config_map("nowhere", {"metadata": {"name": "a"}})
+
+
+def test_names_and_labels_the_real_server_refuses(core: client.CoreV1Api, fake: FakeKube) -> None:
+    """A Service name past 63 characters, or a label value with a space, is 422 Invalid."""
+    with pytest.raises(client.ApiException) as bad:
+        core.create_namespaced_service(NS, {"metadata": {"name": "s" * 64}, "spec": {"ports": [{"port": 80}]}})
+    assert bad.value.status == 422 and "RFC 1123 label" in bad.value.body
+    with pytest.raises(client.ApiException) as label:
+        core.create_namespaced_config_map(NS, {"metadata": {"name": "a", "labels": {"p": "has space"}}})
+    assert label.value.status == 422
+
+
+def test_strategic_merge_on_a_custom_resource_is_415(fake: FakeKube) -> None:
+    """A custom resource takes merge and JSON patches only: strategic merge answers 415 UnsupportedMediaType."""
+    custom = client.CustomObjectsApi(fake.api_client())
+    body = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "carts"}, "spec": {}}
+    custom.create_namespaced_custom_object("serving.knative.dev", "v1", NS, "services", body)
+    answer = httpx.patch(
+        f"{fake.url}/apis/serving.knative.dev/v1/namespaces/{NS}/services/carts",
+        content=b'{"metadata": {"labels": {"a": "b"}}}',
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    assert answer.status_code == 415 and answer.json()["reason"] == "UnsupportedMediaType"

@@ -83,7 +83,7 @@ def blue_green(b: KnativeBackend, weight: int = 100) -> tuple[str, str]:
 def test_first_primary_deploy_creates_the_service_and_tags_its_revision(fake: FakeKube) -> None:
     """The first deploy creates Knative Service <svc>; its revision gets the primary tag and 100 %."""
     url = backend(fake).deploy(STAGING, Slot.PRIMARY, OLD, 5)
-    assert url == "http://primary-carts.sockshop-staging.example.com"
+    assert url == "http://primary-carts.sockshop-staging.svc.cluster.local"
     assert revisions(fake) == {"carts-00001": OLD}
     assert traffic(fake) == [("primary", "carts-00001", 100)]
     svc = fake.get_object(KSVC, NS, "carts")
@@ -95,7 +95,7 @@ def test_canary_is_a_new_revision_reached_by_its_tag_url(fake: FakeKube) -> None
     b = backend(fake)
     b.deploy(STAGING, Slot.PRIMARY, OLD, 5)
     url = b.deploy(STAGING, Slot.CANARY, NEW, 5)
-    assert url == "http://canary-carts.sockshop-staging.example.com"
+    assert url == "http://canary-carts.sockshop-staging.svc.cluster.local"
     assert revisions(fake) == {"carts-00001": OLD, "carts-00002": NEW}
     assert traffic(fake) == [("primary", "carts-00001", 100), ("canary", "carts-00002", 0)]
 
@@ -113,7 +113,7 @@ def test_promote_moves_all_traffic_and_the_primary_tag_to_the_candidate(fake: Fa
     """deploy(primary, candidate) → route(0) → scale_to_zero(canary): the candidate's revision is primary with 100 %."""
     b = backend(fake)
     blue_green(b, weight=100)
-    assert b.deploy(STAGING, Slot.PRIMARY, NEW, 5) == "http://primary-carts.sockshop-staging.example.com"
+    assert b.deploy(STAGING, Slot.PRIMARY, NEW, 5) == "http://primary-carts.sockshop-staging.svc.cluster.local"
     b.route(STAGING, 0)
     b.scale_to_zero(STAGING, Slot.CANARY)
     assert traffic(fake) == [("primary", "carts-00002", 100)]

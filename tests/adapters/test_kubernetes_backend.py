@@ -373,6 +373,21 @@ def test_conflicts_that_never_end_are_retryable(plain: FakeKube) -> None:
         b.deploy(STAGING, Slot.CANARY, NEW, 5)
 
 
+def test_conflict_retries_back_off(plain: FakeKube) -> None:
+    """Between attempts that lose a compare-and-swap race the backend waits, longer each time (jittered exponential)."""
+    pauses: list[float] = []
+    b = KubernetesBackend(plain.api_client(), poll_s=0.01, sleep=pauses.append)
+    rolling(plain, after=1)
+    b.deploy(STAGING, Slot.CANARY, OLD, 5)
+    pauses.clear()
+    plain.fail_next(10, 409, method="PATCH", resource="deployments.apps")
+    with pytest.raises(RetryableError):
+        b.deploy(STAGING, Slot.CANARY, NEW, 5)
+    assert len(pauses) == 3  # 4 attempts, a pause between each
+    assert all(0.025 <= p <= 0.075 * 2**i for i, p in enumerate(pauses))
+    assert pauses[2] > pauses[0]
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [(503, RetryableError), (429, RetryableError), (403, ConfigurationError), (422, PermanentError)],

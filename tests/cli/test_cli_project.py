@@ -87,3 +87,24 @@ def test_send_file_that_is_not_json_is_one_sentence(state, capsys) -> None:  # t
     assert main(["send", "event", "--file", str(bad), "--broker", "http://127.0.0.1:9/x"]) == 2
     err = capsys.readouterr().err
     assert "event.json is not JSON" in err and "Traceback" not in err
+
+
+def test_create_project_refuses_names_whose_namespaces_would_be_invalid(state, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A project name valid alone but whose namespace <project>-<stage> passes 63 characters is refused, naming it."""
+    name = "p" * 53  # with "-production": 64 characters
+    assert main(["create", "project", name, "--shipyard", str(EXAMPLE / "shipyard.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"namespace '{name}-production'" in err and "63" in err
+    assert main(["status", "--project", name]) == 2  # nothing was created
+    assert main(["create", "project", "p" * 52, "--shipyard", str(EXAMPLE / "shipyard.yaml")]) == 0
+
+
+def test_onboard_refuses_service_names_whose_objects_would_be_invalid(state, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A service name that is a valid label but makes <svc>-primary past 63, or starts with a digit, is refused."""
+    main(["create", "project", "p", "--shipyard", str(EXAMPLE / "shipyard.yaml")])
+    capsys.readouterr()
+    assert main(["onboard", "service", "s" * 56, "--project", "p"]) == 2
+    assert "-primary" in capsys.readouterr().err
+    assert main(["onboard", "service", "1carts", "--project", "p"]) == 2
+    assert "DNS-1035" in capsys.readouterr().err
+    assert main(["onboard", "service", "s" * 55, "--project", "p"]) == 0

@@ -30,7 +30,9 @@ def secrets(request: pytest.FixtureRequest, tmp_path: Path) -> SecretStore:
     if request.param == "memory":
         return create_secrets("memory")
     fake = request.getfixturevalue("fake")
-    return create_secrets("kubernetes", api=fake.api_client(), namespace=f"t-{uuid.uuid4().hex[:8]}")
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    fake.add_namespace(namespace)  # the fake answers 404 for a missing namespace, as a real server does
+    return create_secrets("kubernetes", api=fake.api_client(), namespace=namespace)
 
 
 def test_put_get_replace_delete(secrets: SecretStore) -> None:
@@ -57,6 +59,7 @@ def test_names_are_dns_subdomains(secrets: SecretStore, name: str) -> None:
 def test_kubernetes_secrets_are_opaque_base64_secrets(fake: FakeKube) -> None:
     """What lands in the API is a Secret (type Opaque, base64 data, managed-by label), not a ConfigMap."""
     namespace = f"t-{uuid.uuid4().hex[:8]}"
+    fake.add_namespace(namespace)
     create_secrets("kubernetes", api=fake.api_client(), namespace=namespace).put("sluice-intake-github", {"secret": "s3"})
     obj = fake.get_object("secrets", namespace, "sluice-intake-github")
     assert obj is not None and obj["type"] == "Opaque"

@@ -1,4 +1,5 @@
-"""One contract for every state store: memory, local files, and ConfigMaps against the fake API."""
+"""One contract for every state store: memory, local files, and ConfigMaps against the fake API and
+against a real kube-apiserver (``configmap-kube``, marker ``kube``: tests/kube/cluster.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sluice.ports.state import MAX_RECORD_BYTES, Record, StateStore
 from sluice.services.state import cas_update
 from sluice.testing.fake_kube import FakeKube
 
-KINDS = ["memory", "local", "configmap"]
+KINDS = ["memory", "local", "configmap", pytest.param("configmap-kube", marks=pytest.mark.kube)]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> StateStore:
         return create_store("memory")
     if request.param == "local":
         return create_store("local", directory=tmp_path / ".sluice")
+    if request.param == "configmap-kube":
+        cluster = request.getfixturevalue("kube_cluster")
+        return create_store("configmap", api=cluster.api_client(), namespace=cluster.unique_namespace("state"))
     fake = request.getfixturevalue("fake")
-    return create_store("configmap", api=fake.api_client(), namespace=f"t-{uuid.uuid4().hex[:8]}")
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    fake.add_namespace(namespace)
+    return create_store("configmap", api=fake.api_client(), namespace=namespace)
 
 
 def increment(current: Record | None) -> Record:

@@ -522,3 +522,27 @@ def test_the_web_view_is_cluster_local() -> None:
     """The bridge is not exposed on the cluster's ingress unless someone puts an auth proxy in front."""
     labels = SERVICES["sluice-bridge"]["metadata"]["labels"]
     assert labels["networking.knative.dev/visibility"] == "cluster-local"
+
+
+def test_dockerfile_installs_dependencies_before_copying_the_code_and_compiles_bytecode() -> None:
+    """The dependency layer comes before `COPY functions` (an edit does not reinstall them), and both stages run compileall."""
+    steps = _instructions()
+    copy_code = next(i for i, (word, rest) in enumerate(steps) if word == "COPY" and rest.startswith("functions "))
+    installs = [i for i, (word, rest) in enumerate(steps) if word == "RUN" and "pip install" in rest and "--no-deps" not in rest]
+    assert installs and installs[0] < copy_code
+    assert sum("compileall" in rest for word, rest in steps if word == "RUN") == 2
+
+
+def test_the_bridges_readiness_probe_reads_no_state() -> None:
+    """The bridge's readiness probe path is answered 200 without a single call to the state store."""
+    from sluice.bridge.app import Bridge
+    from sluice.services.records import Records
+
+    class NoStore:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"the readiness probe called the state store ({name})")
+
+    svc = yaml.safe_load((ROOT / "knative" / "service-bridge.yaml").read_text())
+    path = svc["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"]
+    _body, status, _headers = Bridge(Records(NoStore()), lambda event: None).handle("GET", path, {}, {})  # type: ignore[arg-type]
+    assert status == 200

@@ -63,7 +63,8 @@ def register(subparsers: Any) -> None:
 
 
 def create_project(args: argparse.Namespace) -> int:
-    from sluice.core.validation import dns_label_problem
+    from sluice.core.shipyard import parse_shipyard
+    from sluice.core.validation import cluster_name_problems, dns_label_problem
     from sluice.errors import ValidationError
     from sluice.services.documents import load_document
 
@@ -71,6 +72,9 @@ def create_project(args: argparse.Namespace) -> int:
         raise ValidationError("create project", [problem])
     text = common.read_file(args.shipyard, "--shipyard")
     doc = load_document(text, args.shipyard)
+    # on a cluster each stage is namespace <project>-<stage>: refuse names it could not have
+    if problems := cluster_name_problems(args.name, [s.name for s in parse_shipyard(doc, args.shipyard).stages]):
+        raise ValidationError("create project", problems)
     info = common.records(args).create_project(args.name, text, doc)
     stages = " → ".join(f"{s.name} ({s.deployment_strategy.value})" for s in info.shipyard.stages)
     print(f"Project {args.name} created: {stages}")
@@ -97,11 +101,13 @@ def approver_key(args: argparse.Namespace) -> int:
 
 
 def onboard_service(args: argparse.Namespace) -> int:
-    from sluice.core.validation import dns_label_problem
+    from sluice.core.validation import cluster_name_problems, dns_label_problem
     from sluice.errors import ValidationError
 
     if problem := dns_label_problem("service name", args.name):
         raise ValidationError("onboard service", [problem])
+    if problems := cluster_name_problems(args.project, services=[args.name]):
+        raise ValidationError("onboard service", problems)
     common.records(args).onboard(args.project, args.name)
     print(f"Service {args.name} onboarded in project {args.project}")
     return 0

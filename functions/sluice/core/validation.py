@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -87,3 +88,49 @@ def context_id(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         return str(uuid.uuid5(CONTEXT_NAMESPACE, value))
+
+
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+#: The longest suffix a backend adds to a service name for one of its objects (``-primary``).
+_SLOT_SUFFIXES = ("-primary", "-canary")
+#: Knative names each revision ``<service>-00001`` and each tagged route ``<tag>-<service>``.
+_REVISION_SUFFIX = "-00001"
+_TAG_PREFIXES = ("primary-", "canary-")
+
+
+def cluster_name_problems(project: str, stages: Iterable[str] = (), services: Iterable[str] = ()) -> list[str]:
+    """Problems with the Kubernetes objects a cluster would get for these names, each naming its limit.
+
+    Each part may be a valid DNS-1123 label while an object made from it is not: the namespace
+    ``<project>-<stage>`` is a DNS-1123 label (at most 63); Services ``<svc>``, ``<svc>-primary``,
+    ``<svc>-canary`` are DNS-1035 labels (a letter first, at most 63: Kubernetes before 1.34 and
+    Knative's route names require it); Knative's revision ``<svc>-00001`` and tag host label
+    ``canary-<svc>`` are at most 63 too.
+    """
+    problems = []
+    for stage in stages:
+        namespace = f"{project}-{stage}"
+        if len(namespace) > 63:
+            problems.append(
+                f"namespace {namespace!r} (<project>-<stage>) has {len(namespace)} characters: a namespace name "
+                "is a DNS-1123 label of at most 63 characters; shorten the project or stage name"
+            )
+    for service in services:
+        if not _DNS_1035.fullmatch(service):
+            problems.append(
+                f"service {service!r}: its Kubernetes Service names must be DNS-1035 labels (start with a letter, "
+                "then lower-case letters, digits or '-')"
+            )
+        longest = max(
+            [f"{service}{s}" for s in _SLOT_SUFFIXES]
+            + [f"{service}{_REVISION_SUFFIX}"]
+            + [f"{t}{service}" for t in _TAG_PREFIXES],
+            key=len,
+        )
+        if len(longest) > 63:
+            problems.append(
+                f"service {service!r}: the derived name {longest!r} has {len(longest)} characters, past the limit of "
+                f"63 for a DNS label (Services <svc>-primary/-canary, Knative tag hosts primary-/canary-<svc>); "
+                f"use at most {63 - max(len(x) for x in (*_SLOT_SUFFIXES, *_TAG_PREFIXES))} characters"
+            )
+    return problems

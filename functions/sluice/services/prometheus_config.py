@@ -11,6 +11,7 @@ secret store the first time it is read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from sluice.adapters.sli import create_provider
@@ -23,6 +24,8 @@ from sluice.ports.state import Record
 from sluice.services.records import KIND, PROJECT, Records
 from sluice.services.sli_config import sli_config_for
 from sluice.services.state import cas_update
+
+log = logging.getLogger("sluice.sli")
 
 __all__ = ["connection_for", "prometheus_provider", "record_name", "secret_name", "store_connection"]
 
@@ -47,31 +50,11 @@ def connection_for(records: Records, project: str, default_url: str, secrets: Se
     if record is None:
         return PrometheusConnection.from_record(None, default_url=default_url)
     data = dict(record.data)
-    if any(k in data for k in SECRET_KEYS):
-        _move_credentials(records, project, secrets)
-        record = records.store.get(record_name(project))
-        data = dict(record.data) if record else {}
+    if any(data.get(k) for k in SECRET_KEYS):  # stored the old way: used, never moved here (sli only reads)
+        log.warning("the Prometheus credentials of project %s are still in the %s record; move them to the secret "
+                    "store with 'sluice set prometheus --project %s …'", project, record_name(project), project)
     data.update((secrets.get(secret_name(project)) or {}).items())
     return PrometheusConnection.from_record(data, default_url=default_url)
-
-
-def _move_credentials(records: Records, project: str, secrets: SecretStore) -> None:
-    """Migration: credentials stored in the record the old way go to the secret store."""
-    name = record_name(project)
-    record = records.store.get(name)
-    if record is None:
-        return
-    moved = {k: v for k, v in record.data.items() if k in SECRET_KEYS and v}
-    if moved:
-        secrets.put(secret_name(project), {**(secrets.get(secret_name(project)) or {}), **moved})
-
-    def strip(current: Record | None) -> Record | None:
-        if current is None:
-            return None
-        return Record(name, {k: v for k, v in current.data.items() if k not in SECRET_KEYS},
-                      current.labels, current.resource_version)
-
-    cas_update(records.store, name, strip)
 
 
 def store_connection(records: Records, project: str, data: Mapping[str, str], secrets: SecretStore) -> None:

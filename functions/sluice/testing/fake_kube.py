@@ -20,9 +20,12 @@ Quick start::
 Resources (``resource`` strings are ``plural`` for the core group, else ``plural.group``):
 
 =====================================  ===================================================
-``configmaps``, ``secrets``            core/v1; 422 when data passes 1 MiB (as the real API)
+``configmaps``, ``secrets``            core/v1; 422 when the data's values pass 1 MiB (as the real API,
+                                       which does not count the keys)
 ``services``, ``pods``, ``events``     core/v1 (a Service gets a ``spec.clusterIP``)
-``namespaces``                         core/v1, cluster-scoped (namespaces need not exist)
+``namespaces``                         core/v1, cluster-scoped: objects are created only in
+                                       namespaces that exist (404 otherwise, as the real API);
+                                       ``DEFAULT_NAMESPACES`` exist, ``fake.add_namespace`` adds one
 ``deployments.apps``,                  apps/v1
 ``replicasets.apps``
 ``services.serving.knative.dev``,      serving.knative.dev/v1 (custom resources)
@@ -44,19 +47,22 @@ HTTP behaviour (what the real API server does, in short):
   and ``continue``; lists across namespaces at ``/api/v1/<plural>``. ``watch`` is not served
   (400): poll.
 - ``POST`` creates: 409 ``AlreadyExists``; ``generateName``; 400 when the body's namespace or kind
-  disagrees with the URL; a set ``resourceVersion`` is refused (500, as the real storage does);
+  disagrees with the URL; 404 when the namespace does not exist; 422 for a name the real server
+  refuses (Services and namespaces: DNS-1123 labels, others: subdomains) and for
+  invalid label keys or values (also on updates); a set ``resourceVersion`` is refused (500, as the real storage does);
   ``status`` is dropped for kinds with a status subresource; ``dryRun=All`` stores nothing.
 - ``PUT`` replaces: 404 when absent; 409 ``Conflict`` when ``metadata.resourceVersion`` is stale;
   without a version, built-in kinds update unconditionally and custom resources answer 422 (as
   the real API). Writes to the main resource keep the stored ``status``; ``/status`` writes
   change only ``status``. ``metadata.generation`` moves when anything but metadata/status changes.
 - ``PATCH``: ``application/merge-patch+json`` and ``application/strategic-merge-patch+json``
-  (both applied as an RFC 7386 merge patch: lists are replaced, not merged by key) and
+  (both applied as an RFC 7386 merge patch: lists are replaced, not merged by key; strategic
+  merge on a custom resource is 415, as the real API) and
   ``application/json-patch+json`` (RFC 6902). A ``resourceVersion`` in the patch is a
   precondition (409 when stale). Server-side apply is not served (415).
 - ``DELETE``: 404 when absent; ``preconditions.resourceVersion``/``uid`` in the DeleteOptions
-  body (409 when stale); deletion is immediate (no finalizers, no garbage collection). Built-in
-  kinds answer a ``Status``, custom resources the deleted object.
+  body (409 when stale); deletion is immediate (no finalizers, no garbage collection). The
+  answer is a ``Status`` (``status: Success``), for custom resources too, as the real API.
 - Errors carry a Kubernetes ``Status`` body (``kind: Status``, ``reason``, ``message``,
   ``details``, ``code``). A request body over 3 MiB gets 413.
 - ``resourceVersion`` is one counter for the whole fake, as in etcd.
@@ -104,6 +110,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
 
 __all__ = [
+    "DEFAULT_NAMESPACES",
     "DEFAULT_RESOURCES",
     "MAX_CONFIGMAP_BYTES",
     "FakeKube",
@@ -143,6 +150,10 @@ _REASONS = {
     504: "Timeout",
 }
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+#: Namespaces a new fake has, as a cluster with Sluice and its example project installed.
+DEFAULT_NAMESPACES = ("default", "kube-system", "sluice", "sockshop-dev", "sockshop-staging", "sockshop-production")
 
 
 @dataclass(frozen=True)
@@ -266,7 +277,9 @@ class _State:
 class FakeKube:
     """The fake API server. Start it with ``with FakeKube() as fake`` or ``start()``/``stop()``."""
 
-    def __init__(self, resources: tuple[ResourceType, ...] = DEFAULT_RESOURCES) -> None:
+    def __init__(
+        self, resources: tuple[ResourceType, ...] = DEFAULT_RESOURCES, namespaces: tuple[str, ...] = DEFAULT_NAMESPACES
+    ) -> None:
         self._lock = threading.RLock()
         self._types: dict[tuple[str, str], ResourceType] = {}
         self._by_key: dict[str, ResourceType] = {}
@@ -279,6 +292,14 @@ class FakeKube:
         self.requests: list[Request] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        for namespace in namespaces:
+            self.add_namespace(namespace)
+
+    def add_namespace(self, name: str) -> None:
+        """Create namespace ``name`` (objects can only be created in namespaces that exist)."""
+        with self._lock:
+            if self._key(self._rtype("namespaces"), None, name) not in self._state.objects:
+                self._store(self._rtype("namespaces"), {"metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}}, None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -647,8 +668,12 @@ class FakeKube:
         name = meta.get("name")
         if not name:
             raise self._invalid(t, "", "metadata.name", "Required value: name or generateName is required")
-        if len(name) > 253 or not _SUBDOMAIN.match(name):
-            raise self._invalid(t, name, "metadata.name", f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
+        if t.rtype.namespaced and t.namespace is not None and (
+            self._key(self._rtype("namespaces"), None, t.namespace) not in self._state.objects
+        ):
+            raise KubeError(404, f'namespaces "{t.namespace}" not found', details={"name": t.namespace, "kind": "namespaces"})
+        self._check_name(t, name)
+        self._check_labels(t, name, meta.get("labels"))
         if meta.get("resourceVersion"):
             raise KubeError(500, "resourceVersion should not be set on objects to be created")
         key = self._key(t.rtype, t.namespace, name)
@@ -697,6 +722,12 @@ class FakeKube:
             patch = json.loads(body or b"null")
         except ValueError as err:
             raise KubeError(400, f"the patch is not JSON: {err}") from err
+        if content_type == "application/strategic-merge-patch+json" and t.rtype.crd:
+            raise KubeError(
+                415,
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            )
         if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             if not isinstance(patch, dict):
                 raise KubeError(400, "a merge patch must be a JSON object")
@@ -735,6 +766,7 @@ class FakeKube:
                 else:
                     new.pop("status", None)
             self._check_size(t, new)
+            self._check_labels(t, t.name or "", meta.get("labels"))
             new = self._run_write_hooks(t, new, current)
         if dry_run:
             return self._served(t, new)
@@ -757,8 +789,6 @@ class FakeKube:
                 {"name": t.name, "group": t.rtype.group, "kind": t.rtype.plural},
             )
         del self._state.objects[self._key(t.rtype, t.namespace, t.name or "")]
-        if t.rtype.crd:
-            return self._served(t, current)
         return {
             "kind": "Status",
             "apiVersion": "v1",
@@ -819,9 +849,37 @@ class FakeKube:
                         raw = base64.b64decode(raw, validate=True)
                     except ValueError as err:
                         raise self._invalid(t, body["metadata"].get("name", ""), f"{section}[{k}]", "Invalid value: not base64") from err
-                total += len(k.encode()) + len(raw)
+                total += len(raw)  # the real server counts the values only, not the keys
         if total > MAX_CONFIGMAP_BYTES:
             raise self._invalid(t, body["metadata"].get("name", ""), "[]", f"Too long: must have at most {MAX_CONFIGMAP_BYTES} bytes")
+
+    def _check_name(self, t: _Target, name: str) -> None:
+        """The real server's name rules (1.37): Services and namespaces are DNS-1123 labels (at most
+        63; Services were DNS-1035 labels, a letter first, before 1.34), everything else a DNS-1123
+        subdomain (at most 253)."""
+        if t.rtype.key in ("services", "namespaces"):
+            if len(name) > 63 or not _DNS_1123_LABEL.match(name):
+                raise self._invalid(t, name, "metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 label must '
+                                    "consist of lower case alphanumeric characters or '-' (at most 63 characters)")
+        elif len(name) > 253 or not _SUBDOMAIN.match(name):
+            raise self._invalid(t, name, "metadata.name", f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
+
+    def _check_labels(self, t: _Target, name: str, labels: object) -> None:
+        """The real server's label rules: ``[prefix/]name`` keys (name at most 63, prefix a DNS
+        subdomain), values empty or at most 63 alphanumerics, '-', '_' or '.'."""
+        if labels is None:
+            return
+        if not isinstance(labels, dict):
+            raise KubeError(400, "metadata.labels: expected a map of strings")
+        for key, value in labels.items():
+            prefix, _, label = str(key).rpartition("/")
+            if "/" in prefix or (prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix))) or len(label) > 63 or not _LABEL_NAME.match(label):
+                raise self._invalid(t, name, "metadata.labels", f'Invalid value: "{key}": name part must consist of '
+                                    "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+            if not isinstance(value, str) or len(value) > 63 or (value and not _LABEL_NAME.match(value)):
+                raise self._invalid(t, name, "metadata.labels", f'Invalid value: "{value}": a valid label must be an empty '
+                                    "string or consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+                                    "with an alphanumeric character (at most 63 characters)")
 
     def _invalid(self, t: _Target, name: str, field_path: str, message: str) -> KubeError:
         return KubeError(
@@ -1059,10 +1117,10 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _condition(kind: str, status: bool, reason: str, message: str = "") -> Obj:
+def _condition(kind: str, status: bool | None, reason: str, message: str = "") -> Obj:
     return {
         "type": kind,
-        "status": "True" if status else "False",
+        "status": "Unknown" if status is None else "True" if status else "False",
         "reason": reason,
         "message": message,
         "lastUpdateTime": _now(),
@@ -1151,7 +1209,9 @@ def deployment_failing(
     return hook
 
 
-def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | None = None) -> WriteHook:
+def knative_serving(
+    domain: str = "example.com", ready: Callable[[Obj], bool] | None = None, out_of_date_reads: int = 1
+) -> WriteHook:
     """Write hook for ``services.serving.knative.dev``: a minimal Knative Serving controller.
 
     On each write of a Knative Service it creates a Revision when ``spec.template`` changed
@@ -1163,10 +1223,32 @@ def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | 
     ``http://<tag>-<service>.<ns>.<domain>``) and ``Ready``/``ConfigurationsReady``/``RoutesReady``
     conditions. Traffic percents must sum to 100 (else 422, as Knative's webhook answers); a
     traffic entry naming an unknown revision makes the Service not ready (``RevisionMissing``).
+
+    As the real reconciler does, a template change first shows the intermediate state for
+    ``out_of_date_reads`` GETs of the Service: ``observedGeneration`` is the new generation, but
+    ``ConfigurationsReady`` is ``Unknown`` (reason ``OutOfDate``) and ``latestCreatedRevisionName``
+    still names the previous revision (tests/kube checks the backend against the real CRDs so).
     """
     revisions_key = "revisions.serving.knative.dev"
+    services_key = "services.serving.knative.dev"
+    pending: dict[tuple[str, str], list[Any]] = {}  # (ns, name) -> [final status, reads left]
+    settle_registered: list[bool] = []
+
+    def settle(obj: Obj, reads: int) -> Obj | None:
+        meta = obj["metadata"]
+        entry = pending.get((meta.get("namespace", "default"), meta["name"]))
+        if entry is None:
+            return None
+        entry[1] -= 1
+        if entry[1] > 0:
+            return None
+        del pending[(meta.get("namespace", "default"), meta["name"])]
+        return {**obj, "status": entry[0]}
 
     def hook(fake: FakeKube, svc: Obj) -> Obj:
+        if not settle_registered:
+            fake.on_read(services_key, settle)
+            settle_registered.append(True)
         meta = svc["metadata"]
         name, ns = meta["name"], meta.get("namespace", "default")
         spec = svc.get("spec") or {}
@@ -1185,6 +1267,8 @@ def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | 
         ]
         owned.sort(key=lambda r: int(r["metadata"]["labels"].get("serving.knative.dev/configurationGeneration", "0")))
         latest = owned[-1] if owned else None
+        previous_status = copy.deepcopy(svc.get("status") or {})
+        new_revision = False
         wanted_name = (template.get("metadata") or {}).get("name")
         template_spec = template.get("spec") or {}
         if latest is None or latest.get("spec") != template_spec or (wanted_name and wanted_name != latest["metadata"]["name"]):
@@ -1222,6 +1306,7 @@ def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | 
             }
             fake.seed(revisions_key, revision)
             owned.append(fake.get_object(revisions_key, ns, rev_name) or revision)
+            new_revision = True
         latest_created = owned[-1]["metadata"]["name"]
         ready_names = [
             r["metadata"]["name"]
@@ -1274,6 +1359,20 @@ def knative_serving(domain: str = "example.com", ready: Callable[[Obj], bool] | 
              "spec": {"traffic": copy.deepcopy(traffic)},
              "status": {"url": url, "traffic": copy.deepcopy(resolved)}},
         )
+        key = (ns, name)
+        pending.pop(key, None)
+        if new_revision and out_of_date_reads > 0:
+            pending[key] = [svc["status"], out_of_date_reads]
+            svc["status"] = {
+                **previous_status,
+                "observedGeneration": meta.get("generation", 1),
+                "conditions": [
+                    _condition("ConfigurationsReady", None, "OutOfDate",
+                               "The Configuration is still working to reflect the latest desired specification."),
+                    _condition("Ready", None, "OutOfDate"),
+                    _condition("RoutesReady", None, "OutOfDate"),
+                ],
+            }
         return svc
 
     return hook

@@ -10,15 +10,22 @@ request timeout. Error mapping (no ``kubernetes`` or ``urllib3`` exception leave
 - 401, 403 → ``ConfigurationError`` (the ServiceAccount lacks a right: see ``knative/rbac.yaml``)
 - 400, 422 and other 4xx → ``PermanentError`` (the API server refuses the object)
 - 429, 5xx, no answer → ``RetryableError``
+
+Before any call the backends check the names of every object they would make for a placement
+(``check_placement``: namespace ``<project>-<stage>``, Services ``<svc>-primary``/``-canary``,
+Knative tag hosts), so a name the API server would refuse is a ``ValidationError`` naming the
+limit, and nothing is left half made.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sluice.core.validation import cluster_name_problems, dns_label_problem
 from sluice.errors import (
     ConfigurationError,
     ConflictError,
@@ -38,6 +45,8 @@ MERGE_PATCH = "application/merge-patch+json"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sluice"}
 #: Attempts of a read-modify-write that loses compare-and-swap races.
 CONFLICT_ATTEMPTS = 4
+#: First pause before retrying a lost compare-and-swap (doubles each attempt, jittered).
+CONFLICT_BACKOFF_S = 0.05
 
 
 class Kube:
@@ -128,14 +137,19 @@ def _message(err: Exception) -> str:
     return str(getattr(err, "reason", "") or err).strip()
 
 
-def with_conflict_retry(step: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
-    """Run a read-modify-write ``step`` again (it re-reads) while it loses a race (409)."""
+def with_conflict_retry(
+    step: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Run a read-modify-write ``step`` again (it re-reads) while it loses a race (409), with a
+    jittered exponential backoff between attempts (50, 100, 200 ms … × 0.5–1.5) so writers racing
+    for one object spread out instead of colliding again."""
     for attempt in range(1, attempts + 1):
         try:
             return step()
         except ConflictError as err:
             if attempt == attempts:
                 raise RetryableError(f"{err.name}: still changed underneath after {attempts} attempts ({err.found})") from err
+            sleep(CONFLICT_BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
 
 
@@ -155,6 +169,25 @@ class Deadline:
     def pause(self) -> None:
         """Sleep one poll interval (never past the deadline by more than that)."""
         self._sleep(max(0.0, min(self.poll_s, self._end - time.monotonic())))
+
+
+def check_placement(placement: Placement) -> Placement:
+    """``placement`` if every object made for it gets a name the API server accepts, else
+    ``ValidationError`` naming each limit (checked before any call, so nothing half-made stays)."""
+    problems = [
+        p
+        for p in (
+            dns_label_problem("project", placement.project),
+            dns_label_problem("stage", placement.stage),
+            dns_label_problem("service", placement.service),
+        )
+        if p
+    ]
+    if not problems:
+        problems = cluster_name_problems(placement.project, [placement.stage], [placement.service])
+    if problems:
+        raise ValidationError(f"{placement.service} in {placement.project}-{placement.stage}", problems)
+    return placement
 
 
 def placement_labels(placement: Placement) -> dict[str, str]:

@@ -8,8 +8,10 @@ the first revision is ready), so changing the template never moves traffic by it
   there is none) gets the ``primary`` tag; its percent stays (``route`` moves it). Promote is
   ``deploy(primary, candidate)`` → ``route(0)`` → ``scale_to_zero(canary)``: 100 % and the
   ``primary`` tag end on the candidate's revision.
-- ``deploy(canary)``: the candidate's revision gets the ``canary`` tag with 0 % (its own URL,
-  ``http://canary-<svc>.<ns>.<domain>``, reaches it for tests); the primary keeps 100 %.
+- ``deploy(canary)``: the candidate's revision gets the ``canary`` tag with 0 %; the returned
+  URL is the tag's cluster-local address ``http://canary-<svc>.<ns>.svc.cluster.local``, which
+  the test Jobs inside the cluster can resolve (the external ``…<domain>`` one often is not);
+  the primary keeps 100 %.
 - ``route(w)``: ``w`` % to the ``canary`` target, the rest to ``primary``.
 - ``scale_to_zero(canary)``: drops the ``canary`` target (refused while it has traffic); Knative
   scales a revision without traffic to zero by itself. Discard is ``route(0)`` →
@@ -18,11 +20,18 @@ the first revision is ready), so changing the template never moves traffic by it
 - ``deploy(direct)``: one target, 100 % on the image's revision (annotation
   ``sluice.dev/strategy: direct``; ``route`` ignores the weight).
 
-Waits: a new revision until its ``Ready`` condition is ``True`` (``False`` → ``PermanentError``
-with its reason and message, e.g. an image pull error; no verdict within the timeout →
-``PermanentError``); a traffic change until the Service has observed it and ``RoutesReady`` is
-``True``. Traffic writes carry the read ``resourceVersion`` (compare-and-swap; a lost race is
-re-read and retried).
+Waits: after a template change, until Knative names a revision created since the write that
+runs the image — first the Service shows ``observedGeneration`` = ``generation`` with
+``ConfigurationsReady=Unknown`` (``OutOfDate``) and the *previous* ``latestCreatedRevisionName``:
+that state is waited out, not taken for someone else's change; then the revision until its
+``Ready`` condition is ``True`` (``False`` → ``PermanentError`` with its reason and message, e.g.
+an image pull error; no verdict within the timeout → ``PermanentError``). A revision of the
+image that failed is not waited on again: the next deploy makes a fresh one (annotation
+``sluice.dev/retry``). A fixed revision name in the template is removed with an explicit
+``null`` (a merge patch keeps what it does not mention). A traffic change is waited on until
+the Service has observed it and ``RoutesReady`` is ``True``. Writes carry the read
+``resourceVersion`` (compare-and-swap; a lost race is re-read and retried after a jittered
+backoff).
 
 Verbs used (ClusterRole ``sluice-deployer``): services.serving.knative.dev get, create, patch;
 revisions.serving.knative.dev get, list.
@@ -41,6 +50,7 @@ from sluice.adapters.backends._kube import (
     Kube,
     Obj,
     check_image,
+    check_placement,
     check_weight,
     condition,
     placement_labels,
@@ -52,6 +62,7 @@ from sluice.ports.backend import Placement, Slot
 GROUP, VERSION = "serving.knative.dev", "v1"
 STRATEGY_ANNOTATION = "sluice.dev/strategy"
 IMAGE_ANNOTATION = "sluice.dev/image"
+RETRY_ANNOTATION = "sluice.dev/retry"
 SERVICE_LABEL = "serving.knative.dev/service"
 GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
 PRIMARY, CANARY = Slot.PRIMARY.value, Slot.CANARY.value
@@ -85,6 +96,7 @@ class KnativeBackend:
     def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
         """Tag the revision running ``image`` as the slot (creating it) and wait until ready."""
         slot = Slot(slot)
+        check_placement(placement)
         where = f"{placement.service} ({slot.value}) in {placement.namespace}"
         check_image(image, where)
         deadline = Deadline(timeout_s, self.poll_s, self._sleep)
@@ -120,6 +132,7 @@ class KnativeBackend:
     def route(self, placement: Placement, canary_weight: int) -> str:
         """Send ``canary_weight`` % to the ``canary`` target, the rest to ``primary``."""
         weight = check_weight(canary_weight)
+        check_placement(placement)
         where = f"route {placement.service} in {placement.namespace}"
         deadline = Deadline(self.route_timeout_s, self.poll_s, self._sleep)
 
@@ -141,6 +154,7 @@ class KnativeBackend:
     def scale_to_zero(self, placement: Placement, slot: Slot) -> None:
         """Drop the canary's target (Knative scales it down); primary/direct: no-op (see module)."""
         slot = Slot(slot)
+        check_placement(placement)
         if slot is not Slot.CANARY:
             return
         where = f"scale the canary of {placement.service} in {placement.namespace} to zero"
@@ -177,14 +191,18 @@ class KnativeBackend:
         return sorted(items, key=lambda r: int((r["metadata"].get("labels") or {}).get(GENERATION_LABEL, "0") or 0))
 
     def _revision_for(self, placement: Placement, image: str, deadline: Deadline, where: str, *, direct: bool) -> str:
-        """The name of a ready revision running ``image``; creates it (template update) if none."""
+        """The name of a ready revision running ``image``; creates one (template update) if there is
+        none, or if the newest one for ``image`` failed (it is never retried for ever)."""
         ns, name = placement.namespace, placement.service
         custom = self._kube.custom
-        existing = [r for r in self._revisions(placement) if _revision_image(r) == image]
-        if existing:
+        revisions = self._revisions(placement)
+        known = {r["metadata"]["name"] for r in revisions}
+        existing = [r for r in revisions if _revision_image(r) == image]
+        if existing and not _failed(existing[-1]):
             return self._wait_revision(ns, existing[-1]["metadata"]["name"], image, deadline, where)
+        retry = len(existing)  # earlier revisions of this image failed: a fresh one, not the same again
 
-        def step() -> None:
+        def step() -> int:
             svc = self._read_service(placement)
             if svc is None:
                 body = {
@@ -197,42 +215,80 @@ class KnativeBackend:
                         "annotations": {STRATEGY_ANNOTATION: "direct" if direct else "blue_green"},
                     },
                     "spec": {
-                        "template": self._template(None, image),
+                        "template": self._template(None, image, retry),
                         "traffic": [{"latestRevision": True, "percent": 100}],
                     },
                 }
-                self._kube.call(
+                created = self._kube.call(
                     f"create Knative Service {ns}/{name}", custom.create_namespaced_custom_object,
                     GROUP, VERSION, ns, "services", body,
                 )
-                return
+                return int(created["metadata"].get("generation", 1) or 1)
             patch = {
                 "metadata": {"resourceVersion": svc["metadata"]["resourceVersion"]},
-                "spec": {"template": self._template(svc, image)},
+                "spec": {"template": self._template(svc, image, retry)},
             }
-            self._kube.call(
+            written = self._kube.call(
                 f"update the template of Knative Service {ns}/{name} to {image}", custom.patch_namespaced_custom_object,
                 GROUP, VERSION, ns, "services", name, patch, _content_type=MERGE_PATCH,
             )
+            return int(written["metadata"].get("generation", 0) or 0)
 
-        with_conflict_retry(step)
-        while True:  # the controller names the new revision in status.latestCreatedRevisionName
+        generation = with_conflict_retry(step, sleep=self._sleep)
+        # Knative names the new revision in status.latestCreatedRevisionName — but only after the
+        # Configuration made it: first the Service shows observedGeneration = generation with
+        # ConfigurationsReady=Unknown (OutOfDate) and the PREVIOUS revision's name. Wait that out.
+        while True:
             svc = self._read_service(placement)
-            status = (svc or {}).get("status") or {}
+            if svc is None:
+                raise PermanentError(f"{where}: Knative Service {ns}/{name} disappeared while creating a revision")
+            status = svc.get("status") or {}
+            current = int(svc["metadata"].get("generation", 0) or 0)
             created = status.get("latestCreatedRevisionName")
-            if svc is not None and created and int(status.get("observedGeneration", 0) or 0) >= int(svc["metadata"].get("generation", 0) or 0):
-                return self._wait_revision(ns, str(created), image, deadline, where)
+            if current > generation and _template_image(svc) != image:
+                raise PermanentError(
+                    f"{where}: the template of Knative Service {ns}/{name} was changed to "
+                    f"{_template_image(svc)!r} by someone else while {image!r} was being rolled out"
+                )
+            if created and int(status.get("observedGeneration", 0) or 0) >= generation:
+                revision = self._kube.get(
+                    f"read Revision {ns}/{created}", custom.get_namespaced_custom_object,
+                    GROUP, VERSION, ns, "revisions", str(created),
+                )
+                if revision is not None and created not in known and _revision_image(revision) == image:
+                    return self._wait_revision(ns, str(created), image, deadline, where)
+                configured = condition(svc, "ConfigurationsReady")
+                if configured and configured.get("status") == "False":
+                    detail = ": ".join(str(x) for x in (configured.get("reason"), configured.get("message")) if x)
+                    raise PermanentError(f"{where}: Knative could not create a revision for {image}: {detail}")
             if deadline.passed:
-                raise PermanentError(f"{where}: no revision for {image} was created within {deadline.timeout_s:g} s")
+                raise PermanentError(
+                    f"{where}: no revision for {image} was created within {deadline.timeout_s:g} s "
+                    f"(latest created: {created or 'none'})"
+                )
             deadline.pause()
 
-    def _template(self, svc: Obj | None, image: str) -> Obj:
-        """The current template with ``image`` in its first container (other settings kept)."""
+    def _template(self, svc: Obj | None, image: str, retry: int = 0) -> Obj:
+        """The current template with ``image`` in its first container (other settings kept).
+
+        A fixed revision name is removed with an explicit ``null`` (a merge patch keeps what it
+        does not mention); ``retry`` > 0 marks the template so Knative makes a fresh revision of an
+        image whose earlier revision failed.
+        """
         template = copy.deepcopy(((svc or {}).get("spec") or {}).get("template") or {})
         template.pop("status", None)
         meta = template.setdefault("metadata", {})
-        meta.pop("name", None)  # a fixed revision name would clash with the next image
-        meta.setdefault("annotations", {})[IMAGE_ANNOTATION] = image
+        if meta.get("name") is not None:
+            meta["name"] = None  # a fixed revision name would clash with the next image
+        else:
+            meta.pop("name", None)
+        annotations = meta.get("annotations") or {}
+        annotations[IMAGE_ANNOTATION] = image
+        if retry:
+            annotations[RETRY_ANNOTATION] = str(retry)
+        elif RETRY_ANNOTATION in annotations:
+            annotations[RETRY_ANNOTATION] = None
+        meta["annotations"] = annotations
         spec = template.setdefault("spec", {})
         containers = spec.get("containers") or [{"ports": [{"containerPort": self.container_port}]}]
         containers[0]["image"] = image
@@ -295,7 +351,7 @@ class KnativeBackend:
                 GROUP, VERSION, ns, "services", name, patch, _content_type=MERGE_PATCH,
             )
 
-        written = with_conflict_retry(step)
+        written = with_conflict_retry(step, sleep=self._sleep)
         generation = int(written["metadata"].get("generation", 0) or 0)
         while True:
             svc = self._read_service(placement)
@@ -354,10 +410,28 @@ def _target(traffic: list[Obj], tag: str) -> Obj | None:
 
 
 def _tag_url(svc: Obj, tag: str, where: str) -> str:
-    for entry in (svc.get("status") or {}).get("traffic") or []:
+    """The tag's cluster-local address (``http://<tag>-<svc>.<ns>.svc.cluster.local``), which the test
+    Jobs inside the cluster can reach; the external tag URL only when Knative reports no address."""
+    status = svc.get("status") or {}
+    address = str((status.get("address") or {}).get("url") or "")
+    scheme, sep, host = address.partition("://")
+    name = (svc.get("metadata") or {}).get("name")
+    if sep and host.startswith(f"{name}."):
+        return f"{scheme}://{tag}-{host}"
+    for entry in status.get("traffic") or []:
         if entry.get("tag") == tag and entry.get("url"):
             return str(entry["url"])
     raise PermanentError(f"{where}: the Knative Service reports no URL for tag {tag!r} in status.traffic")
+
+
+def _failed(revision: Obj) -> bool:
+    ready = condition(revision, "Ready")
+    return bool(ready and ready.get("status") == "False")
+
+
+def _template_image(svc: Obj) -> str | None:
+    containers = (((svc.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return containers[0].get("image") if containers else None
 
 
 def _revision_image(revision: Obj) -> str | None:

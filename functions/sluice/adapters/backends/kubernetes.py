@@ -46,6 +46,7 @@ from sluice.adapters.backends._kube import (
     Kube,
     Obj,
     check_image,
+    check_placement,
     check_weight,
     condition,
     placement_labels,
@@ -106,6 +107,7 @@ class KubernetesBackend:
     def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
         """Run ``image`` in ``slot`` (Deployment + Service) and wait for the rollout."""
         slot = Slot(slot)
+        check_placement(placement)
         where = f"{placement.service} ({slot.value}) in {placement.namespace}"
         check_image(image, where)
         name = self.deployment_name(placement.service, slot)
@@ -119,6 +121,7 @@ class KubernetesBackend:
     def route(self, placement: Placement, canary_weight: int) -> str:
         """Split the stage's traffic: VirtualService weights with Istio, else switch ``<svc>``."""
         weight = check_weight(canary_weight)
+        check_placement(placement)
         ns, svc = placement.namespace, placement.service
         apps = self._kube.apps
         primary = self._kube.get(f"read Deployment {ns}/{svc}-primary", apps.read_namespaced_deployment, f"{svc}-primary", ns)
@@ -149,6 +152,7 @@ class KubernetesBackend:
     def scale_to_zero(self, placement: Placement, slot: Slot) -> None:
         """Scale the slot's Deployment to 0 replicas; refuses while it still gets traffic."""
         slot = Slot(slot)
+        check_placement(placement)
         ns, name = placement.namespace, self.deployment_name(placement.service, slot)
         apps = self._kube.apps
 
@@ -164,7 +168,7 @@ class KubernetesBackend:
                 _content_type=MERGE_PATCH,
             )
 
-        with_conflict_retry(step)
+        with_conflict_retry(step, sleep=self._sleep)
 
     # --- names and URLs ------------------------------------------------------------------------
 
@@ -228,7 +232,9 @@ class KubernetesBackend:
                     "spec": {
                         "replicas": self.replicas,
                         "selector": {"matchLabels": self._selector(placement.service, slot)},
-                        "progressDeadlineSeconds": max(30, math.ceil(timeout_s)),
+                        # two thirds of our wait: the controller's own verdict
+                        # (ProgressDeadlineExceeded) arrives before our timeout and names the reason
+                        "progressDeadlineSeconds": max(10, math.ceil(timeout_s * 2 / 3)),
                         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                         "template": template,
                     },
@@ -247,7 +253,7 @@ class KubernetesBackend:
                 _content_type=MERGE_PATCH,
             )
 
-        with_conflict_retry(step)
+        with_conflict_retry(step, sleep=self._sleep)
 
     def _wait_rollout(self, ns: str, name: str, image: str, deadline: Deadline, where: str) -> None:
         apps = self._kube.apps
@@ -321,7 +327,7 @@ class KubernetesBackend:
                 patch, _content_type=MERGE_PATCH,
             )
 
-        with_conflict_retry(step)
+        with_conflict_retry(step, sleep=self._sleep)
 
     def _uses_istio(self) -> bool:
         if self._istio is None:
@@ -369,7 +375,7 @@ class KubernetesBackend:
                 custom.patch_namespaced_custom_object, *args, svc, patch, _content_type=MERGE_PATCH,
             )
 
-        with_conflict_retry(step)
+        with_conflict_retry(step, sleep=self._sleep)
 
     def _refuse_if_routed(self, placement: Placement) -> None:
         """``PermanentError`` when the canary still receives traffic (route to 0 first)."""

@@ -2,8 +2,8 @@
 
 Every ConfigMap it writes carries ``app.kubernetes.io/managed-by: sluice`` besides the record's
 own labels; ``list`` sees only those. The label is not part of the returned ``Record``.
-Compare-and-swap is the API server's own: ``metadata.resourceVersion`` on replace and in the
-delete preconditions.
+Compare-and-swap is the API server's own: ``metadata.resourceVersion`` in an update (a JSON patch
+that sets data and labels and keeps annotations others added) and in the delete preconditions.
 
 Errors: 409 → ``ConflictError``; 404 → ``None``/``False``; 422 "Too long" or 413 →
 ``TooLargeError``; other 422/400 → ``ValidationError``; 401/403 → ``ConfigurationError`` (RBAC);
@@ -35,6 +35,7 @@ from sluice.ports.state import Record
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "sluice"
+JSON_PATCH = "application/json-patch+json"
 _PAGE = 250
 
 
@@ -97,8 +98,16 @@ class ConfigMapStore:
             if record.resource_version is None:
                 cm = self._api.create_namespaced_config_map(self._namespace, body, _request_timeout=self._timeout)
             else:
-                cm = self._api.replace_namespaced_config_map(
-                    record.name, self._namespace, body, _request_timeout=self._timeout
+                # A JSON patch, not a PUT: it sets data and labels whole, keeps what others put on
+                # the ConfigMap (annotations, owner references), and the resourceVersion it sets is
+                # the API server's precondition (409 when the record changed meanwhile).
+                patch: list[dict[str, Any]] = [
+                    {"op": "add", "path": "/metadata/resourceVersion", "value": record.resource_version},
+                    {"op": "add", "path": "/metadata/labels", "value": labels},
+                    {"op": "add", "path": "/data", "value": dict(record.data)},
+                ]
+                cm = self._api.patch_namespaced_config_map(
+                    record.name, self._namespace, patch, _content_type=JSON_PATCH, _request_timeout=self._timeout
                 )
         except self._errors as err:
             code = _status(err)

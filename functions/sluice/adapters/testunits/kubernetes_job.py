@@ -3,6 +3,11 @@
 The Job runs the function image's ``python -m sluice.functions.testworker`` with the event in
 ``SLUICE_TEST_EVENT``; its name derives from the event id, so a duplicate delivery finds the
 Job already there (409) and starts nothing new. ``activeDeadlineSeconds`` is the hard limit.
+
+The pod passes the ``restricted`` Pod Security level (non-root uid 10001, no privilege
+escalation, no capabilities, the runtime's seccomp profile) and requests resources, so it runs in
+the ``sluice`` namespace that enforces that level. It runs as ServiceAccount ``sluice-testworker``
+(knative/rbac.yaml: the state store only).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ class JobLauncher:
         api: Any,
         namespace: str,
         image: str,
-        service_account: str = "sluice",
+        service_account: str = "sluice-testworker",
         limit_s: float = 600.0,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -55,12 +60,25 @@ class JobLauncher:
                     "spec": {
                         "restartPolicy": "Never",
                         "serviceAccountName": self.service_account,
-                        "securityContext": {"runAsNonRoot": True},
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 10001,
+                            "runAsGroup": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [{
                             "name": "test",
                             "image": self.image,
                             "command": ["python", "-m", "sluice.functions.testworker"],
                             "env": env,
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": "512Mi"},
+                            },
                         }],
                     }
                 },
