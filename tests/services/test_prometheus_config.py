@@ -85,11 +85,16 @@ def test_credentials_live_in_the_secret_and_never_in_the_record(records: Records
 
 
 def test_credentials_stored_the_old_way_move_to_the_secret(records: Records) -> None:
-    """A record that still holds the token (written before secrets moved) is emptied of it on first read."""
+    """A record that still holds the token (written before secrets moved): the sli function uses it
+    and writes nothing (it may only read); ``sluice set prometheus`` (store_connection) moves it."""
     from sluice.ports.state import Record
+    from sluice.services.prometheus_config import store_connection
 
     records.store.put(Record(record_name("sockshop"), {"url": "http://p", "token": TOKEN}, {}))
     secrets = MemorySecrets()
+    assert connection_for(records, "sockshop", "", secrets).bearer_token == TOKEN
+    assert secrets.get(secret_name("sockshop")) is None, "the sli function only reads"
+    store_connection(records, "sockshop", {"url": "http://p", "token": TOKEN}, secrets)
     assert connection_for(records, "sockshop", "", secrets).bearer_token == TOKEN
     record = records.store.get(record_name("sockshop"))
     assert record is not None and TOKEN not in str(dict(record.data)) and record.data["url"] == "http://p"

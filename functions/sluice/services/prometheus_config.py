@@ -52,7 +52,7 @@ def connection_for(records: Records, project: str, default_url: str, secrets: Se
     data = dict(record.data)
     if any(data.get(k) for k in SECRET_KEYS):  # stored the old way: used, never moved here (sli only reads)
         log.warning("the Prometheus credentials of project %s are still in the %s record; move them to the secret "
-                    "store with 'sluice set prometheus --project %s …'", project, record_name(project), project)
+                    "store with 'sluice set prometheus --project %s' (same flags)", project, record_name(project), project)
     data.update((secrets.get(secret_name(project)) or {}).items())
     return PrometheusConnection.from_record(data, default_url=default_url)
 
