@@ -249,6 +249,8 @@ class DeployService:
             ended = replace(run, phase=Phase.DONE, since=now, deadline="", outcome=outcome.value, reason=message)
             lane = replace(lane, serving=dep.release(lane.serving, now, promoted=promote)).put(ended).retire(ended)
             replies = [done.to_json_dict()]
+            if promote and final:  # the tick completes a promotion whose decision reply may be lost:
+                replies.extend(_next_stage_sets(run))  # the next stage's set goes again (a duplicate is harmless)
             if lane.queue:
                 head, rest = lane.queue[0], lane.queue[1:]
                 queued = Event.from_json_dict(head.event)
@@ -295,6 +297,14 @@ class DeployService:
         if run.phase in (Phase.PROMOTING, Phase.DISCARDING):
             return self._carry_out(cause, stage, placement, lane, run, promote=run.phase is Phase.PROMOTING, final=True)
         return []
+
+
+def _next_stage_sets(run: Run) -> list[dict[str, Any]]:
+    """The ``set`` events for the next stage among the events the run's decision caused (a
+    duplicate of what the gatekeeper sent: the next stage's lane recognises it)."""
+    decided = [*(run.stored(Transition.DECIDED) or []), *(run.stored(Transition.APPROVED) or [])]
+    return [e for e in decided if e.get("type") == ConfigurationChange.TYPE.value
+            and ((e.get("data") or {}).get("canary") or {}).get("action") == CanaryAction.SET.value]
 
 
 def _tick_cause(source: str, run: Run, placement: Placement, now: str) -> Event:
