@@ -9,6 +9,7 @@ from sluice.config import Settings
 if TYPE_CHECKING:
     from sluice.ports.archive import Archive
     from sluice.ports.backend import DeploymentBackend
+    from sluice.ports.secrets import SecretStore
     from sluice.ports.state import StateStore
 
 
@@ -50,3 +51,16 @@ def build_archive(settings: Settings) -> Archive | None:
             endpoint_url=settings.s3_endpoint_url or None,
         )
     return create_archive(settings.archive)
+
+
+def build_secrets(settings: Settings) -> SecretStore:
+    """Where secrets live: Kubernetes Secrets beside the ConfigMap store, else 0600 files in the state dir."""
+    from sluice.adapters.secrets import create_secrets
+
+    if settings.state == "configmap":
+        from sluice.adapters.state.configmap import load_api_client
+
+        return create_secrets("kubernetes", api=load_api_client(), namespace=settings.namespace)
+    if settings.state == "local":
+        return create_secrets("local", directory=settings.state_dir)
+    return create_secrets("memory")

@@ -24,6 +24,7 @@ where it is written down; nothing below the composition root reads ``os.environ`
 | archive_bucket     | SLUICE_ARCHIVE_BUCKET    |                                         |
 | archive_prefix     | SLUICE_ARCHIVE_PREFIX    | ``sluice/``                             |
 | s3_endpoint_url    | SLUICE_S3_ENDPOINT_URL   | (AWS's)                                 |
+| bridge_identity_header | SLUICE_BRIDGE_IDENTITY_HEADER | (none: only a bearer token signs in) |
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ _ENV = {
     "archive_bucket": "SLUICE_ARCHIVE_BUCKET",
     "archive_prefix": "SLUICE_ARCHIVE_PREFIX",
     "s3_endpoint_url": "SLUICE_S3_ENDPOINT_URL",
+    "bridge_identity_header": "SLUICE_BRIDGE_IDENTITY_HEADER",
 }
 
 
@@ -81,6 +83,8 @@ class Settings:
     archive_bucket: str = ""
     archive_prefix: str = "sluice/"
     s3_endpoint_url: str = ""
+    #: A header an auth proxy in front of the bridge sets to the signed-in user (e.g. X-Forwarded-User).
+    bridge_identity_header: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:

@@ -148,9 +148,26 @@ def test_unusable_results_fail_the_indicator(stub: Stub, answer: list[str], frag
     assert value.message.startswith("x: ") and fragment in value.message and "q" in value.message
 
 
-def test_empty_error_rate_is_zero(stub: Stub) -> None:
-    """An empty result for error_rate means no errors: 0, successfully."""
-    [value] = provider(stub, {"error_rate": "errors"}).fetch(query("error_rate"))
+def test_empty_error_rate_of_a_user_query_is_not_measured(stub: Stub) -> None:
+    """An empty result for a user's own ``error_rate`` query (e.g. a misspelt metric) is "could not
+    measure", never a silent 0 that passes its objective."""
+    [value] = provider(stub, {"error_rate": "sum(rate(http_requets_total[1m]))"}).fetch(query("error_rate"))
+    assert value.success is False and value.value is None
+    assert "empty result" in value.message and "or vector(0)" in value.message
+
+
+def test_empty_builtin_error_rate_is_not_measured(stub: Stub) -> None:
+    """The built-in error_rate reads "no errors" inside PromQL (``or vector(0)`` on the errors,
+    divided by the request count); an empty answer to it is "could not measure" too."""
+    [value] = provider(stub).fetch(query("error_rate"))
+    assert value.success is False and "empty result" in value.message
+
+
+def test_builtin_error_rate_zero_errors_reads_zero(stub: Stub) -> None:
+    """With requests counted and no errors, the built-in query itself answers 0: a measured 0."""
+    rendered = (builtin_query("error_rate", "canary") or "").replace("$SERVICE-$PROJECT-$STAGE", "carts-sockshop-staging")
+    stub.vector(rendered.replace("$DURATION_SECONDS", "61s"), "0")
+    [value] = provider(stub).fetch(query("error_rate"))
     assert value.success and value.value == 0.0
 
 

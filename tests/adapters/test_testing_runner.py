@@ -49,7 +49,9 @@ def test_functional_passes_when_every_request_passes(target: TargetServer) -> No
     report = run_tests(SPEC, "functional", target.url, 10)
     assert report.passed, report.message
     assert [o.name for o in report.outcomes] == ["health check", "echo", "GET /"]
-    assert set(report.measurements) == BUILTIN
+    assert set(report.measurements) == BUILTIN | {"requests", "latency_histogram_us"}
+    assert report.measurements["requests"] == 2  # what stands behind the values, for the evaluation
+    assert sum(c for _, c in report.measurements["latency_histogram_us"]) == 2
     assert not report.used_default_spec and "spec: tests.yaml" in report.message
 
 
@@ -106,7 +108,9 @@ def test_performance_passes_under_the_error_limit(target: TargetServer) -> None:
     """Performance: the load runs, the builtin measurements and the load report come back."""
     report = run_tests(SPEC, "performance", target.url, 20)
     assert report.passed, report.message
-    assert set(report.measurements) == BUILTIN
+    assert set(report.measurements) == BUILTIN | {"requests", "latency_histogram_us"}
+    assert report.measurements["requests"] == 50
+    assert sum(c for _, c in report.measurements["latency_histogram_us"]) == 50  # every latency, bounded buckets
     assert report.load is not None and report.load["requests"] == 50
     assert "50 requests (50 req/s for 1 s), error rate 0.0%" in report.message
 

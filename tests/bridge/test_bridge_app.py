@@ -13,7 +13,8 @@ from tests.flow.test_flow_story import CARTS, SHIPYARD, SLO, fake_runner
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.bridge.app import Bridge
-from sluice.core.events import ConfigurationChange, Event, EventType
+from sluice.bridge.guard import Auth
+from sluice.core.events import ConfigurationChange, Event
 from sluice.services.records import Records
 from sluice.testing.flow import FakeClock, Flow
 
@@ -91,15 +92,18 @@ def test_api_serves_the_same_read_model(story) -> None:  # type: ignore[no-untyp
     assert status == 404 and "no delivery" in json.loads(body)["error"]
 
 
-def test_approve_sends_the_cli_event(story) -> None:  # type: ignore[no-untyped-def]
-    """Approving in the web view publishes approval.finished for the delivery, like the CLI."""
-    bridge, contexts, sent, _ = story
-    form = {"project": "sockshop", "stage": "production", "service": "carts", "context": contexts["0.10.3"], "decision": "approve"}
-    _, status, headers = bridge.handle("POST", "/approve", {}, form)
-    assert status == 303 and headers["Location"] == "/project/sockshop"
-    assert sent[-1].type is EventType.APPROVAL_FINISHED and sent[-1].shkeptncontext == contexts["0.10.3"]
-    _, status, _ = bridge.handle("POST", "/approve", {}, {**form, "decision": "maybe"})
-    assert status == 400
+def test_approving_a_delivery_that_does_not_wait_sends_nothing(story) -> None:  # type: ignore[no-untyped-def]
+    """Even for a signed-in user, approving what waits for no approval is a 404 and sends nothing
+    (the approvals that do go through: tests/security/test_bridge_guard.py)."""
+    records = story[3]
+    sent: list[Event] = []
+    bridge = Bridge(records, sent.append, auth=Auth(identity_header="X-Forwarded-User"), sign=lambda e, user: e)
+    form = {"project": "sockshop", "stage": "production", "service": "carts", "context": story[1]["0.10.3"],
+            "decision": "approve", "csrf": "0" * 32}
+    headers = {"Origin": "http://bridge.test", "Host": "bridge.test", "Cookie": f"sluice_csrf={'0' * 32}",
+               "X-Forwarded-User": "alice"}
+    body, status, _ = bridge.handle("POST", "/approve", {}, form, headers)
+    assert status == 404 and "waits for approval" in str(body) and sent == []
 
 
 def test_unknown_pages_are_404(story) -> None:  # type: ignore[no-untyped-def]

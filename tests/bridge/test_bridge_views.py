@@ -118,7 +118,14 @@ def test_approval_with_the_broker_down_says_so() -> None:
     def down(event: object) -> None:
         raise RetryableError("broker http://127.0.0.1:9/sluice/default unreachable")
 
-    bridge = Bridge(Records(MemoryStore()), down)
-    form = {"project": "p", "stage": "staging", "service": "carts", "context": "c1", "decision": "approve"}
-    html, status, headers = bridge.handle("POST", "/approve", {}, form)
+    from tests.security.world import held_world
+
+    from sluice.bridge.guard import Auth
+
+    records, _, _, context = held_world()
+    bridge = Bridge(records, down, auth=Auth(identity_header="X-Forwarded-User"), sign=lambda event, user: event)
+    form = {"project": "sockshop", "stage": "production", "service": "carts", "context": context,
+            "decision": "approve", "csrf": "0" * 32}
+    headers = {"Origin": "http://b.test", "Host": "b.test", "Cookie": f"sluice_csrf={'0' * 32}", "X-Forwarded-User": "al"}
+    html, status, headers = bridge.handle("POST", "/approve", {}, form, headers)
     assert status == 503 and "Location" not in headers and "unreachable" in str(html)

@@ -34,6 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-quic",
 ]
 START_TIMEOUT_S = 30.0
+#: The header an auth proxy in front of the bridge would set; the tests play that proxy.
+IDENTITY_HEADER = "X-Forwarded-User"
 
 
 class FakeBroker:
@@ -116,7 +118,8 @@ def bridge_url(stories: Stories, broker: FakeBroker, tmp_path_factory: pytest.Te
     except ConfigurationError as err:
         pytest.fail(str(err), pytrace=False)
     port = free_port()
-    env = {**os.environ, "SLUICE_STATE_DIR": str(stories.state_dir), "SLUICE_STATE": "local", "SLUICE_BROKER_URL": broker.url}
+    env = {**os.environ, "SLUICE_STATE_DIR": str(stories.state_dir), "SLUICE_STATE": "local", "SLUICE_BROKER_URL": broker.url,
+           "SLUICE_BRIDGE_IDENTITY_HEADER": IDENTITY_HEADER}
     env.pop("K_SINK", None)
     log = (tmp_path_factory.mktemp("bridge") / "bridge.log").open("w+")
     proc = subprocess.Popen(

@@ -17,8 +17,10 @@ import yaml
 from tests.flow.test_flow_story import CARTS, SHIPYARD
 
 from sluice.adapters.backends.noop import NoopBackend
+from sluice.adapters.secrets.local import LocalSecrets
 from sluice.adapters.state.local import LocalStore
-from sluice.core.events import ConfigurationChange, DeploymentFinished, Event
+from sluice.core.events import ConfigurationChange, DeploymentFinished, Done, Event
+from sluice.services.approvals import ensure_key
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
 from sluice.testing.flow import FakeClock, Flow
@@ -51,6 +53,11 @@ def runner(deployed: DeploymentFinished, context: str) -> TestOutcome:
         measurements={"response_time_p95": P95.get(deployed.tag, 50.0), "error_rate": 0.0,
                        "throughput": THROUGHPUT.get(deployed.tag, 180.0)},
     )
+
+
+#: Markup and script in every value an event can carry into a page; none of it may run.
+HOSTILE = ("<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
+           "<svg onload=\"document.title='pwned'\"></svg>")
 
 
 @dataclass
@@ -87,4 +94,20 @@ def write_stories(state_dir: Path) -> Stories:
     records.put_resource("approvals", "staging", "carts", "slo.yaml", SLO)
     stories.contexts[("approvals", "0.10.1")] = _deliver(flow, clock, "approvals", "0.10.1")
     stories.contexts[("approvals", "0.10.3")] = _deliver(flow, clock, "approvals", "0.10.3")
+    ensure_key(LocalSecrets(state_dir), "approvals")  # what `sluice create project` does
+
+    # events as anyone who can reach the broker can post them: markup in names, messages, tags
+    records.create_project("hostile", SHIPYARD, yaml.safe_load(SHIPYARD))
+    records.onboard("hostile", "carts")
+    hostile_context = str(uuid.uuid4())
+    stories.contexts[("hostile", "0.10.9")] = hostile_context
+    for i, payload in enumerate((
+        ConfigurationChange(project="hostile", service="carts", stage="dev", image=f"{CARTS}:0.10.9",
+                            labels={"note": HOSTILE, HOSTILE: "key"}),
+        DeploymentFinished(project="hostile", stage="dev", service="carts", image=HOSTILE, tag=HOSTILE,
+                           deploymentURILocal=f"javascript:alert(1)//{HOSTILE}", result="fail", message=HOSTILE),
+        Done(project="hostile", stage="dev", service="carts", outcome="failed", result="fail", image=HOSTILE,
+             message=HOSTILE),
+    )):
+        flow.eventlog.handle(Event.new(payload, source=HOSTILE, id=f"{HOSTILE}-{i}", time=clock(), context=hostile_context))
     return stories

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.browser.conftest import FakeBroker, Requests
-from tests.browser.story import Stories
+from tests.browser.conftest import IDENTITY_HEADER, FakeBroker, Requests
+from tests.browser.story import HOSTILE, Stories
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -116,7 +116,8 @@ def test_heatmap_cell_opens_its_evaluation(page: Any, bridge_url: str, artifacts
 
 
 def test_approve_sends_approval_finished(page: Any, bridge_url: str, stories: Stories, broker: FakeBroker, artifacts: Path) -> None:
-    """A delivery waiting for approval shows Approve; clicking it sends approval.finished to the broker."""
+    """A signed-in user (the auth proxy's header) clicks Approve: approval.finished, signed for that user."""
+    page.set_extra_http_headers({IDENTITY_HEADER: "alice"})
     page.goto(f"{bridge_url}/project/approvals")
     staging = card(page, "staging")
     assert "waiting for approval" in staging.locator(".notice.waiting").inner_text()
@@ -132,7 +133,37 @@ def test_approve_sends_approval_finished(page: Any, bridge_url: str, stories: St
     assert event["shkeptncontext"] == stories.contexts[("approvals", "0.10.1")]
     assert event["data"]["approval"]["decision"] == "approve"
     assert (event["data"]["project"], event["data"]["stage"], event["data"]["service"]) == ("approvals", "staging", "carts")
+    assert event["sluiceapprover"] == "alice" and event["sluiceapproval"].startswith("v1=")
     assert re.search(r"/project/approvals(\?.*)?$", page.url)
+
+
+def test_approving_without_signing_in_is_refused(page: Any, bridge_url: str, broker: FakeBroker) -> None:
+    """No identity: clicking Approve answers 401 with how to sign in, and nothing reaches the broker."""
+    before = len(broker.received)
+    page.goto(f"{bridge_url}/project/approvals")
+    with page.expect_response(re.compile(r"/approve$")) as answer:
+        card(page, "staging").locator("button.approve").click()
+    assert answer.value.status == 401
+    assert "authenticated user" in page.locator("main").inner_text()
+    assert len(broker.received) == before
+
+
+def test_markup_from_events_shows_as_text_and_never_runs(page: Any, bridge_url: str, stories: Stories) -> None:
+    """Script, event handlers and markup in a delivery's tags, messages, labels and sources: shown as
+    text, nothing executes (no dialog, the title untouched), and the CSP forbids script anyway."""
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    context = stories.contexts[("hostile", "0.10.9")]
+    for path in (f"/delivery/{context}", "/project/hostile", "/project/hostile/service/carts"):
+        response = page.goto(bridge_url + path)
+        assert response is not None and response.status == 200, path
+        assert "script-src" not in response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        page.wait_for_load_state("load")
+        assert page.title() != "pwned" and dialogs == [], path
+        assert page.locator("main script, main img[src=x], main svg[onload]").count() == 0, path
+    page.goto(f"{bridge_url}/delivery/{context}")
+    assert HOSTILE.split("<img")[0] in page.locator("main").inner_text()
 
 
 def test_pages_of_running_deliveries_refresh(page: Any, bridge_url: str) -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from tests.aws.motoserver import moto_server
 
+from sluice.adapters.secrets.local import LocalSecrets
 from sluice.adapters.state.local import LocalStore
 from sluice.core.intake import Trigger
 from sluice.services.intake import add_trigger, github_signature, set_secret
@@ -48,7 +49,7 @@ def system(tmp_path_factory):  # type: ignore[no-untyped-def]
     records.create_project("sockshop", shipyard, yaml.safe_load(shipyard))
     records.onboard("sockshop", "carts")
     for source in ("dockerhub", "harbor", "github", "ecr"):
-        set_secret(records.store, source, SECRET)
+        set_secret(LocalSecrets(state), source, SECRET)
     for repo in REPOSITORIES:
         add_trigger(records.store, Trigger.create("sockshop", "carts", repo))
     port = free_port()

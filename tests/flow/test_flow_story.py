@@ -10,6 +10,7 @@ import yaml
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
+from sluice.core.approval_auth import sign
 from sluice.core.events import (
     ApprovalFinished,
     ConfigurationChange,
@@ -26,6 +27,8 @@ from sluice.services.testflow import TestOutcome
 from sluice.testing.flow import FakeClock, Flow, by_type
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The sockshop project's approver key in these tests.
+APPROVER_KEY = b"k" * 32
 CARTS = "docker.io/keptnexamples/carts"
 SHIPYARD = """
 stages:
@@ -73,7 +76,7 @@ def world():  # type: ignore[no-untyped-def]
     records.create_project("sockshop", SHIPYARD, yaml.safe_load(SHIPYARD))
     records.onboard("sockshop", "carts")
     backend = NoopBackend()
-    flow = Flow(records, backend, fake_runner, FakeClock())
+    flow = Flow(records, backend, fake_runner, FakeClock(), approver_keys={"sockshop": APPROVER_KEY}.get)
     return records, backend, flow
 
 
@@ -173,9 +176,9 @@ def test_manual_approval_holds_then_promotes(world) -> None:  # type: ignore[no-
     context = events[0].shkeptncontext
     approval = Event.new(
         ApprovalFinished(project="sockshop", stage="production", service="carts", decision="approve"),
-        source="test", id="approve-1", time="2026-01-01T00:00:00Z", context=context,
+        source="test", id="approve-1", time=flow.clock(), context=context,
     )
-    after = flow.send(approval)
+    after = flow.send(sign(approval, APPROVER_KEY, "alice"))
     assert outcomes(after) == [("production", "promoted")]
     assert backend.serving(Placement("sockshop", "production", "carts")) == f"{CARTS}:0.10.1"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sluice.adapters.secrets.local import LocalSecrets
 from sluice.adapters.state.local import LocalStore
 from sluice.cli.main import main
 from sluice.services.intake import SECRETS
@@ -68,8 +69,10 @@ def test_set_intake_secret_reads_stdin_and_never_prints_it(state: str, capsys, m
     assert main(["get", "triggers", "--state-dir", state]) == 0
     out = capsys.readouterr()
     assert "a-long-enough-secret-42" not in out.out + out.err and "github" in out.out
-    record = LocalStore(directory=state).get(SECRETS)
-    assert record is not None and record.data["github"] == "a-long-enough-secret-42"
+    assert LocalStore(directory=state).get(SECRETS) is None  # not in the state records
+    assert LocalSecrets(state).get("sluice-intake-github") == {"secret": "a-long-enough-secret-42"}
+    path = LocalSecrets(state).directory / "sluice-intake-github.json"
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
 
 
 def test_short_secret_is_refused(state: str, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

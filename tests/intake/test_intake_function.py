@@ -13,10 +13,11 @@ import pytest
 from functions_framework import create_app
 from tests.aws.motoserver import MotoServer, moto_server
 
+from sluice.adapters.secrets.local import LocalSecrets
 from sluice.adapters.state.local import LocalStore
 from sluice.core.events import Event, EventType
 from sluice.core.intake import Trigger
-from sluice.services.intake import add_trigger, github_signature, set_secret
+from sluice.services.intake import add_trigger, github_signature, replay_key, set_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = str(ROOT / "functions" / "main.py")
@@ -78,7 +79,7 @@ def client(tmp_path, monkeypatch, broker, moto):  # type: ignore[no-untyped-def]
         monkeypatch.setenv(key, value)
     store = LocalStore(directory=str(tmp_path))
     for source in ("dockerhub", "harbor", "github", "ecr", "cloudevents"):
-        set_secret(store, source, SECRET)
+        set_secret(LocalSecrets(str(tmp_path)), source, SECRET)
     for repo in ("keptnexamples/carts", "harbor.example.com/sockshop/carts", "ghcr.io/sockshop-dev/carts", ECR_REPO):
         add_trigger(store, Trigger.create("sockshop", "carts", repo))
     from sluice.functions import runtime
@@ -125,7 +126,17 @@ def test_github_push_starts_the_delivery_and_a_replay_does_not(client, broker) -
     assert client.post("/github", data=data, headers=headers, content_type="application/json").status_code == 200
     again = client.post("/github", data=data, headers=headers, content_type="application/json")
     assert again.status_code == 200 and again.get_json()["message"].startswith("duplicate")
-    assert_started(broker, "ghcr.io/sockshop-dev/carts:0.10.2", "github-72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    assert_started(broker, "ghcr.io/sockshop-dev/carts:0.10.2", replay_key("github", data))
+
+
+def test_a_github_replay_with_a_new_delivery_header_starts_nothing(client, broker) -> None:  # type: ignore[no-untyped-def]
+    """X-GitHub-Delivery is not signed: the same signed body under a new delivery id is the same delivery."""
+    data = (FIXTURES / "github_package_published.json").read_bytes()
+    headers = {"X-Hub-Signature-256": github_signature(SECRET, data), "X-GitHub-Event": "package"}
+    first = client.post("/github", data=data, headers={**headers, "X-GitHub-Delivery": "d-1"}, content_type="application/json")
+    replay = client.post("/github", data=data, headers={**headers, "X-GitHub-Delivery": "d-2"}, content_type="application/json")
+    assert first.status_code == 200 and replay.status_code == 200
+    assert replay.get_json()["message"].startswith("duplicate") and len(broker.events) == 1
 
 
 def test_ecr_push_resolves_the_digest_through_boto3(client, broker, moto) -> None:  # type: ignore[no-untyped-def]
@@ -141,7 +152,7 @@ def test_ecr_push_resolves_the_digest_through_boto3(client, broker, moto) -> Non
     response = client.post("/ecr", data=json.dumps(doc), headers={"X-Sluice-Token": SECRET},
                            content_type="application/json")
     assert response.status_code == 200, response.data
-    event = assert_started(broker, f"{ECR_REPO}:0.10.2", f"ecr-{doc['id']}")
+    event = assert_started(broker, f"{ECR_REPO}:0.10.2", replay_key("ecr", json.dumps(doc).encode()))
     assert event.data.to_dict()["labels"]["digest"] == digest
 
 
@@ -192,4 +203,4 @@ def test_cloudevents_path_answers_202_empty_as_a_sink_must(client, broker) -> No
     response = client.post("/cloudevents", data=json.dumps(doc), headers={"X-Sluice-Token": SECRET},
                            content_type="application/cloudevents+json")
     assert response.status_code == 202 and response.data == b""
-    assert_started(broker, "harbor.example.com/sockshop/carts:0.10.2", f"harbor-{doc['id']}")
+    assert_started(broker, "harbor.example.com/sockshop/carts:0.10.2", replay_key("cloudevents", json.dumps(doc).encode()))

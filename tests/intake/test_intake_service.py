@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sluice.adapters.secrets.memory import MemorySecrets
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.events import Event
 from sluice.core.intake import Trigger
@@ -22,6 +23,7 @@ from sluice.services.intake import (
     github_signature,
     list_triggers,
     remove_trigger,
+    replay_key,
     set_secret,
 )
 
@@ -61,14 +63,15 @@ class FakeResolver:
 @pytest.fixture
 def setup():  # type: ignore[no-untyped-def]
     store = MemoryStore()
+    secrets = MemorySecrets()
     for source in ("dockerhub", "harbor", "github", "ecr", "cloudevents"):
-        set_secret(store, source, SECRET)
+        set_secret(secrets, source, SECRET)
     for repo in ("keptnexamples/carts", "harbor.example.com/sockshop/carts", "ghcr.io/sockshop-dev/carts",
                  "123456789012.dkr.ecr.us-east-1.amazonaws.com/sockshop/carts"):
         add_trigger(store, Trigger.create("sockshop", "carts", repo))
     sent = Sent()
     resolver = FakeResolver()
-    service = IntakeService(store, sent, lambda: NOW, "sluice/intake", resolver=resolver)
+    service = IntakeService(store, sent, lambda: NOW, "sluice/intake", resolver=resolver, secrets=secrets)
     return store, sent, service, resolver
 
 
@@ -119,7 +122,7 @@ def test_github_good_signature_starts_a_delivery(setup) -> None:  # type: ignore
     data = body("github_package_published.json")
     assert service.handle(request("github", data, github_headers(data))).status == 200
     assert sent.events[0].data.to_dict()["valuesCanary"]["image"] == "ghcr.io/sockshop-dev/carts:0.10.2"
-    assert sent.events[0].triggeredid == "github-72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    assert sent.events[0].triggeredid == replay_key("github", data)
 
 
 @pytest.mark.parametrize("mangle", ["bad-secret", "tampered-body", "missing", "sha1-only"])
@@ -142,7 +145,7 @@ def test_github_bad_or_missing_signature_is_401(setup, mangle: str) -> None:  # 
 def test_source_without_configured_secret_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
     """A source nobody set a secret for refuses every call (fail closed) and says how to set one."""
     _, sent, _, _ = setup
-    service = IntakeService(MemoryStore(), sent, lambda: NOW, "sluice/intake")
+    service = IntakeService(MemoryStore(), sent, lambda: NOW, "sluice/intake", secrets=MemorySecrets())
     response = service.handle(request("dockerhub", body("dockerhub_push.json"), query={"token": SECRET}))
     assert response.status == 401 and "sluice set intake-secret --source dockerhub" in response.message
 
@@ -222,7 +225,8 @@ def test_ecr_digest_is_resolved_and_recorded(setup) -> None:  # type: ignore[no-
 def test_ecr_image_not_in_registry_is_422(setup) -> None:  # type: ignore[no-untyped-def]
     """An ECR push whose image the registry does not know answers 422 and starts nothing."""
     store, sent, _, _ = setup
-    service = IntakeService(store, sent, lambda: NOW, "sluice/intake", resolver=FakeResolver(missing=True))
+    service = IntakeService(store, sent, lambda: NOW, "sluice/intake", resolver=FakeResolver(missing=True),
+                            secrets=setup[2].secrets)
     response = service.handle(request("ecr", body("ecr_image_push.json"), {"X-Sluice-Token": SECRET}))
     assert response.status == 422 and sent.events == []
 
@@ -234,7 +238,7 @@ def test_binary_mode_cloudevent_is_accepted(setup) -> None:  # type: ignore[no-u
     headers = {"ce-specversion": "1.0", "ce-type": doc["type"], "ce-id": doc["id"], "ce-source": doc["source"],
                "X-Sluice-Token": SECRET}
     assert service.handle(request("cloudevents", json.dumps(doc["data"]).encode(), headers)).status == 200
-    assert sent.events[0].triggeredid == f"harbor-{doc['id']}"
+    assert sent.events[0].triggeredid == replay_key("cloudevents", json.dumps(doc["data"]).encode())
 
 
 def test_triggers_are_stored_listed_replaced_and_removed() -> None:
@@ -249,9 +253,22 @@ def test_triggers_are_stored_listed_replaced_and_removed() -> None:
 
 def test_secrets_are_validated_and_only_names_are_listed() -> None:
     """A short secret is refused; configured_sources lists source names, never secrets."""
-    store = MemoryStore()
+    secrets = MemorySecrets()
     with pytest.raises(ValidationError, match="16 characters"):
-        set_secret(store, "github", "short")
-    set_secret(store, "github", SECRET)
-    assert configured_sources(store) == ["github"]
-    assert store.get(SECRETS) is not None
+        set_secret(secrets, "github", "short")
+    set_secret(secrets, "github", SECRET)
+    assert configured_sources(secrets) == ["github"]
+    assert secrets.get("sluice-intake-github") == {"secret": SECRET}
+
+
+def test_secrets_stored_the_old_way_move_to_the_secret_store(setup) -> None:  # type: ignore[no-untyped-def]
+    """An intake-secrets record (how secrets were stored before) is moved once and deleted."""
+    from sluice.ports.state import Record
+
+    store = MemoryStore()
+    store.put(Record(SECRETS, {"harbor": SECRET}, {"sluice.dev/kind": "intake"}))
+    add_trigger(store, Trigger.create("sockshop", "carts", "harbor.example.com/sockshop/carts"))
+    sent, secrets = Sent(), MemorySecrets()
+    service = IntakeService(store, sent, lambda: NOW, "sluice/intake", secrets=secrets)
+    assert service.handle(request("harbor", body("harbor_push.json"), {"X-Sluice-Token": SECRET})).status == 200
+    assert store.get(SECRETS) is None and secrets.get("sluice-intake-harbor") == {"secret": SECRET}

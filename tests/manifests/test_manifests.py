@@ -44,7 +44,7 @@ CONSUMERS: dict[EventType, set[str]] = {
     EventType.PING: {"sluice-evaluate", "sluice-test", "sluice-deploy", "sluice-gatekeeper"},
 }
 #: Produced for people and the read-model (CLI, web view), consumed by no function's Trigger.
-PRODUCED_ONLY = {EventType.APPROVAL_TRIGGERED, EventType.DONE}
+PRODUCED_ONLY = {EventType.APPROVAL_TRIGGERED, EventType.APPROVAL_REJECTED, EventType.DONE}
 
 CORE_API_VERSIONS = {"v1", "apps/v1", "batch/v1", "rbac.authorization.k8s.io/v1"}
 KNATIVE_CRDS = {
@@ -229,6 +229,18 @@ def test_every_event_type_is_classified_as_consumed_or_produced_only() -> None:
     """A new EventType fails this test until someone decides which function consumes it."""
     assert set(CONSUMERS) | PRODUCED_ONLY == set(EventType)
     assert not set(CONSUMERS) & PRODUCED_ONLY
+
+
+def test_functions_refuse_exactly_the_types_their_triggers_do_not_send() -> None:
+    """The functions' own table of what they consume matches the Triggers (CONSUMERS)."""
+    from sluice.functions.http import CONSUMES
+
+    table = {f"sluice-{name}": set(types) for name, types in CONSUMES.items()}
+    from_triggers: dict[str, set[EventType]] = {}
+    for event_type, functions in CONSUMERS.items():
+        for function in functions:
+            from_triggers.setdefault(function, set()).add(event_type)
+    assert table == from_triggers
 
 
 def test_every_consumed_event_type_has_a_trigger_to_its_function() -> None:
@@ -467,3 +479,46 @@ def test_the_image_is_the_one_make_image_builds() -> None:
     """The Services run the image that `make image` tags."""
     makefile = (ROOT / "Makefile").read_text()
     assert f"IMAGE ?= {IMAGE}" in makefile
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+
+
+def test_every_secret_rule_names_its_secrets_and_only_reads() -> None:
+    """No account may list Secrets or read one it was not given by name (resourceNames), and no
+    Sluice account may write one."""
+    for role in _of_kind("Role") + _of_kind("ClusterRole"):
+        for rule in role["rules"]:
+            if "secrets" in rule["resources"]:
+                assert rule.get("resourceNames") and set(rule["verbs"]) == {"get"}, role["metadata"]["name"]
+
+
+def test_each_secret_is_readable_by_its_one_consumer() -> None:
+    """Intake secrets → intake; approver key → gatekeeper; Prometheus credentials → sli; bridge token → bridge."""
+    roles = {r["metadata"]["name"]: r for r in _of_kind("Role")}
+    readers: dict[str, set[str]] = {}
+    for binding in _of_kind("RoleBinding"):
+        role = roles.get(binding["roleRef"]["name"])
+        for rule in (role or {}).get("rules", []):
+            if "secrets" in rule["resources"]:
+                for name in rule["resourceNames"]:
+                    readers.setdefault(name, set()).update(s["name"] for s in binding["subjects"])
+    accounts = {svc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]:
+                svc["spec"]["template"]["spec"]["serviceAccountName"] for svc in SERVICES.values()}
+    expected = {
+        "sluice-intake-github": accounts["sluice-intake"], "sluice-approver-sockshop": accounts["sluice-gatekeeper"],
+        "sluice-prometheus-sockshop": accounts["sluice-sli"], "sluice-bridge-token": accounts["sluice-bridge"],
+    }
+    for secret, account in expected.items():
+        assert readers.get(secret) == {account}, secret
+    users = {}
+    for svc in SERVICES.values():
+        users.setdefault(svc["spec"]["template"]["spec"]["serviceAccountName"], []).append(svc["metadata"]["name"])
+    for secret, account in expected.items():
+        assert len(users[account]) == 1, f"{secret}: {account} is shared by {users[account]}"
+
+
+def test_the_web_view_is_cluster_local() -> None:
+    """The bridge is not exposed on the cluster's ingress unless someone puts an auth proxy in front."""
+    labels = SERVICES["sluice-bridge"]["metadata"]["labels"]
+    assert labels["networking.knative.dev/visibility"] == "cluster-local"

@@ -17,6 +17,7 @@ import yaml
 from tests.prometheus.conftest import require_prometheus
 
 from sluice.adapters.backends.local import LocalBackend
+from sluice.adapters.secrets.memory import MemorySecrets
 from sluice.adapters.sli.prometheus_server import ensure_prometheus, stop_prometheus
 from sluice.adapters.state.local import LocalStore
 from sluice.core.events import ConfigurationChange, DeploymentFinished, Event, EventType, GetSli, GetSliDone
@@ -58,7 +59,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Records, Flow]]:
 
     def providers(name: str, request: GetSli) -> SliProvider:
         assert name == "prometheus", name
-        return prometheus_provider(records, request, default_url=url)
+        return prometheus_provider(records, request, default_url=url, secrets=MemorySecrets())
 
     flow = Flow(records, backend, runner, providers=providers)  # type: ignore[arg-type]
     try:

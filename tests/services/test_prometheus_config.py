@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sluice.adapters.secrets.memory import MemorySecrets
 from sluice.adapters.sli.prometheus import PrometheusSliProvider
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.events import GetSli
@@ -12,6 +13,7 @@ from sluice.services.prometheus_config import (
     connection_for,
     prometheus_provider,
     record_name,
+    secret_name,
     store_connection,
 )
 from sluice.services.records import Records
@@ -39,8 +41,9 @@ def test_provider_merges_levels_and_reads_the_record(records: Records) -> None:
     records.put_resource("sockshop", "", "", "sli.yaml", "indicators: {a: project_a, b: project_b, c: project_c}")
     records.put_resource("sockshop", "staging", "", "sli.yaml", "indicators: {b: stage_b}")
     records.put_resource("sockshop", "staging", "carts", "sli.yaml", "spec_version: '1.0'\nindicators: {c: service_c}")
-    store_connection(records, "sockshop", {"url": "https://prom.example:9090", "token": TOKEN})
-    provider = prometheus_provider(records, request(), default_url="http://127.0.0.1:9090")
+    secrets = MemorySecrets()
+    store_connection(records, "sockshop", {"url": "https://prom.example:9090", "token": TOKEN}, secrets)
+    provider = prometheus_provider(records, request(), default_url="http://127.0.0.1:9090", secrets=secrets)
     assert isinstance(provider, PrometheusSliProvider)
     assert dict(provider.config.indicators) == {"a": "project_a", "b": "stage_b", "c": "service_c"}
     assert provider.connection.url == "https://prom.example:9090" and provider.connection.bearer_token == TOKEN
@@ -50,7 +53,7 @@ def test_provider_merges_levels_and_reads_the_record(records: Records) -> None:
 def test_no_record_uses_the_default_url(records: Records) -> None:
     """Without a record the settings' URL is used, with no login; without sli.yaml only built-ins."""
     assert record_name("sockshop") == "prometheus-sockshop"
-    conn = connection_for(records, "sockshop", "http://127.0.0.1:9090")
+    conn = connection_for(records, "sockshop", "http://127.0.0.1:9090", MemorySecrets())
     assert conn.url == "http://127.0.0.1:9090" and not conn.bearer_token and not conn.username
     assert dict(sli_config_for(records, "sockshop", "staging", "carts").indicators) == {}
 
@@ -59,15 +62,38 @@ def test_invalid_sli_yaml_is_a_configuration_error(records: Records) -> None:
     """A broken stage-level sli.yaml makes the provider unusable, naming the service and the level."""
     records.put_resource("sockshop", "staging", "", "sli.yaml", "indicators: [a, b]")
     with pytest.raises(ConfigurationError, match=r"sli.yaml of carts in sockshop/staging.*stage level"):
-        prometheus_provider(records, request(), default_url="http://127.0.0.1:9090")
+        prometheus_provider(records, request(), default_url="http://127.0.0.1:9090", secrets=MemorySecrets())
 
 
 def test_invalid_record_is_rejected_before_writing(records: Records) -> None:
     """store_connection validates first: nothing is stored for a bad record, and no secret is shown."""
     with pytest.raises(ConfigurationError) as err:
-        store_connection(records, "sockshop", {"url": "http://p", "token": TOKEN, "user": "u", "password": TOKEN})
+        store_connection(records, "sockshop", {"url": "http://p", "token": TOKEN, "user": "u", "password": TOKEN},
+                         MemorySecrets())
     assert TOKEN not in str(err.value)
     assert records.store.get(record_name("sockshop")) is None
+
+
+def test_credentials_live_in_the_secret_and_never_in_the_record(records: Records) -> None:
+    """The record keeps url and user; token and password go to the project's secret."""
+    secrets = MemorySecrets()
+    store_connection(records, "sockshop", {"url": "http://p", "user": "u", "password": TOKEN}, secrets)
+    record = records.store.get(record_name("sockshop"))
+    assert record is not None and dict(record.data) == {"url": "http://p", "user": "u"}
+    assert secrets.get(secret_name("sockshop")) == {"password": TOKEN}
+    assert connection_for(records, "sockshop", "", secrets).password == TOKEN
+
+
+def test_credentials_stored_the_old_way_move_to_the_secret(records: Records) -> None:
+    """A record that still holds the token (written before secrets moved) is emptied of it on first read."""
+    from sluice.ports.state import Record
+
+    records.store.put(Record(record_name("sockshop"), {"url": "http://p", "token": TOKEN}, {}))
+    secrets = MemorySecrets()
+    assert connection_for(records, "sockshop", "", secrets).bearer_token == TOKEN
+    record = records.store.get(record_name("sockshop"))
+    assert record is not None and TOKEN not in str(dict(record.data)) and record.data["url"] == "http://p"
+    assert secrets.get(secret_name("sockshop")) == {"token": TOKEN}
 
 
 def test_yaml_edge_reports_syntax_errors_with_the_level() -> None:

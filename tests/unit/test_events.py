@@ -30,6 +30,8 @@ SAMPLES = {
     EventType.APPROVAL_TRIGGERED: {"project": "sockshop", "stage": "dev", "service": "carts", "image": "x:1"},
     EventType.APPROVAL_FINISHED: {"project": "sockshop", "stage": "dev", "service": "carts",
                                   "approval": {"decision": "decline"}},
+    EventType.APPROVAL_REJECTED: {"project": "sockshop", "stage": "dev", "service": "carts",
+                                  "approval": {"decision": "approve", "approver": "mallory"}, "reason": "unsigned"},
     EventType.DONE: {"project": "sockshop", "stage": "dev", "service": "carts", "outcome": "rolled_back"},
     EventType.PING: {"message": "tick"},
 }

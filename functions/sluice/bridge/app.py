@@ -2,12 +2,15 @@
 
 Framework-free: ``Bridge.handle(method, path, query, form)`` returns ``(body, status, headers)``,
 so the ``bridge`` function (functions-framework) and tests call the same code. Actions (approve,
-decline) send the same CloudEvent the CLI sends; nothing here writes the store.
+decline) send the same CloudEvent the CLI sends; nothing here writes the store. The what-if replay
+(``POST /history/<p>/<stage>/<svc>/replay`` with an SLO in ``slo`` or an uploaded ``slo_file``)
+only reads: a POST because an SLO is too big for a URL and does not belong in access logs.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -15,7 +18,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
-from sluice.bridge import views
+from sluice.bridge import guard, views
 from sluice.core.events import ApprovalFinished, Event
 from sluice.errors import NotFoundError, SluiceError, ValidationError
 from sluice.services import readmodel
@@ -28,6 +31,10 @@ JSON = {"Content-Type": "application/json"}
 REFRESH_S = 3
 #: Deliveries listed under the stages of a project page (all of them: the service's page).
 RECENT = 10
+#: Longest path part accepted (names are DNS labels; ids and contexts are UUIDs).
+MAX_PART = 253
+#: What a base path (``X-Forwarded-Prefix``) may look like: never ``//host`` (an open redirect).
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 
 
 def _running(view: Mapping[str, Any]) -> bool:
@@ -42,17 +49,51 @@ def _in_flight(stages: list[Mapping[str, Any]]) -> bool:
 
 
 class Bridge:
-    def __init__(self, records: Records, publish: Callable[[Event], None], base: str = "") -> None:
+    def __init__(
+        self,
+        records: Records,
+        publish: Callable[[Event], None],
+        base: str = "",
+        auth: guard.Auth | None = None,
+        sign: Callable[[Event, str], Event] | None = None,
+    ) -> None:
         self.records = records
         self.publish = publish
-        self.base = base.rstrip("/")
+        self.base = base.rstrip("/") if _PREFIX.fullmatch(base.rstrip("/")) else ""
+        self.auth = auth or guard.Auth()
+        #: Signs an approval for a user with the project's approver key (None: nobody can approve here).
+        self.sign = sign
 
-    def handle(self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str]) -> Response:
+    def handle(
+        self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Answer one request; every answer carries the security headers, every page's forms the
+        CSRF token (whose cookie is set when the request had none)."""
+        request_headers = guard.lower(headers)
+        token, new = guard.csrf_token(request_headers)
+        body, status, out = self._route(method, path, query, form, request_headers)
+        out = {**out, **guard.SECURITY_HEADERS}
+        if isinstance(body, str) and out.get("Content-Type", "").startswith("text/html"):
+            body = guard.with_csrf_fields(body, token)
+            if new:
+                out["Set-Cookie"] = guard.csrf_cookie(token)
+        return body, status, out
+
+    def _route(
+        self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> Response:
         parts = [unquote(p) for p in path.strip("/").split("/") if p]
         api = bool(parts) and parts[0] == "api"
         try:
+            if any(len(p) > MAX_PART or "\x00" in p for p in parts):
+                raise ValidationError("path", [f"each part at most {MAX_PART} characters, without NUL"])
             if method == "POST" and parts in (["approve"], ["api", "approve"]):
-                return self._approve(form, api)
+                return self._approve(form, api, headers)
+            if method == "POST" and len(parts) == 5 and parts[0] == "history" and parts[4] == "replay":
+                if (problem := guard.origin_problem(headers, bearer=False)) or (problem := guard.csrf_problem(headers, form)):
+                    return self._error(False, 403, "Forbidden", problem)
+                return self._replay(parts[1], parts[2], parts[3], form)
             if method not in ("GET", "HEAD"):
                 return "method not allowed", 405, {"Content-Type": "text/plain"}
             if parts and parts[0] in ("assets", "static"):
@@ -127,7 +168,15 @@ class Bridge:
         return json.dumps(data, default=str), 200, JSON
 
     # --- actions -----------------------------------------------------------------------------
-    def _approve(self, form: Mapping[str, str], api: bool) -> Response:
+    def _approve(self, form: Mapping[str, str], api: bool, headers: Mapping[str, str]) -> Response:
+        bearer = self.auth.bearer(headers) is not None
+        if problem := guard.origin_problem(headers, bearer=bearer):
+            return self._error(api, 403, "Forbidden", problem)
+        if not bearer and (problem := guard.csrf_problem(headers, form)):
+            return self._error(api, 403, "Forbidden", problem)
+        user, why = self.auth.identify(headers)
+        if user is None or self.sign is None:
+            return self._error(api, 401, "Sign in to approve", why or "this web view cannot sign approvals")
         missing = [k for k in ("project", "stage", "service", "context", "decision") if not form.get(k)]
         if missing:
             raise ValidationError("approval", [f"{', '.join(missing)} required"])
@@ -136,13 +185,54 @@ class Bridge:
              "approval": {"decision": form["decision"]}},
             "approval",
         )
+        self._require_waiting(payload, form["context"])
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         event = Event.new(payload, source="sluice/bridge", id=str(uuid.uuid4()), time=now, context=form["context"])
-        self.publish(event)
+        self.publish(self.sign(event, user))
         if api:
             return json.dumps({"sent": event.id, "shkeptncontext": event.shkeptncontext}), 202, JSON
         location = f"{self.base}/project/{form['project']}"
         return "", 303, {"Location": location}
+
+    def _require_waiting(self, approval: ApprovalFinished, context: str) -> None:
+        """NotFoundError unless delivery ``context`` waits for approval of that service in that stage."""
+        view = readmodel.project_status(self.records, approval.project)  # NotFoundError: no such project
+        stage = next((s for s in view.get("stages", []) if s.get("name") == approval.stage), None)
+        if stage is None:
+            raise NotFoundError(f"project {approval.project} has no stage {approval.stage}")
+        svc = next((s for s in stage["services"] if s.get("name") == approval.service), None)
+        if svc is None:
+            raise NotFoundError(f"no service {approval.service} in project {approval.project}")
+        if not any(w.get("context") == context for w in svc.get("waiting_for_approval") or []):
+            raise NotFoundError(
+                f"no delivery {context[:80]} waits for approval of {approval.service} in {approval.stage}"
+            )
+
+    def _replay(self, project: str, stage: str, service: str, form: Mapping[str, str]) -> Response:
+        """The history page recoloured under a pasted or uploaded SLO (nothing is written)."""
+        from sluice.services.documents import load_slo  # YAML: only this route pays for it
+        from sluice.services.replay import replay_history
+
+        self.records.require_service(project, service)
+        history = readmodel.evaluations(self.records, project, stage, service)
+        text = form.get("slo_file") or form.get("slo") or ""
+
+        def problem(status: int, message: str) -> Response:
+            page = views.history_page(self.base, project, stage, service, history, 0, slo_text=text[: views.REPLAY_SLO_LIMIT],
+                                      problem=message)
+            return page, status, HTML
+
+        if len(text.encode("utf-8")) > views.REPLAY_SLO_LIMIT:
+            return problem(413, f"slo: the SLO is larger than {views.REPLAY_SLO_LIMIT // 1024} KiB")
+        if not text.strip():
+            return problem(400, "slo: paste an SLO (slo.yaml) or choose a file to replay the history under")
+        try:
+            slo = load_slo(text, "the pasted SLO")
+            report, _skipped = replay_history(self.records, project, stage, service, slo, include_archive=False)
+        except ValidationError as err:
+            return problem(400, str(err))
+        body = views.history_page(self.base, project, stage, service, history, 0, replay=report.to_dict(), slo_text=text)
+        return body, 200, HTML
 
     def _static(self, parts: list[str]) -> Response:
         # Served under /assets/: functions-framework's Flask app claims /static/ for itself (its

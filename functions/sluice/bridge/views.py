@@ -15,12 +15,23 @@ from typing import Any
 from urllib.parse import quote
 
 STATUS_CLASSES = {"pass": "pass", "warning": "warning", "fail": "fail", "error": "error", "info": "info",
+                  "inconclusive": "inconclusive",
                   "waiting": "waiting", "running": "running", "queued": "queued", "promoted": "pass",
                   "rolled_back": "fail", "failed": "fail", "declined": "fail", "stopped": "fail", "superseded": "info"}
 #: What a stage's part of a delivery ended in, in plain words.
 OUTCOMES = {"promoted": "promoted", "rolled_back": "rolled back", "failed": "failed", "declined": "declined",
             "stopped": "stopped", "superseded": "superseded"}
 _PALETTE = {"pass": "#2f855a", "warning": "#dd6b20", "fail": "#c53030", "error": "#6b46c1", "info": "#718096"}
+#: Most bytes of an SLO pasted or uploaded for a what-if replay.
+REPLAY_SLO_LIMIT = 64 * 1024
+
+
+def inconclusive_chip(ev: Mapping[str, Any] | None) -> str:
+    """The "inconclusive" chip (own colour), titled with the reasons; empty when the gate could judge."""
+    if not ev or not ev.get("inconclusive"):
+        return ""
+    reasons = [str(r.get("message", "")) for r in ev.get("inconclusive_reasons") or [] if isinstance(r, Mapping)]
+    return chip("inconclusive", "inconclusive", "the gate could not judge: " + "; ".join(reasons))
 
 
 def e(value: object) -> str:
@@ -166,6 +177,7 @@ def _service_card(base: str, project: str, stage: Mapping[str, Any], svc: Mappin
         href = base + u("evaluation", project, stage_name, name, str(last["id"]))
         label = f"{last['result']} {fmt(last['score'], 0)}"
         parts.append(f'<div class="last-eval">last evaluation <a href="{e(href)}">{chip(last["result"], label)}</a>'
+                     f'{inconclusive_chip(last)}'
                      f' <span class="muted" title="evaluated {e(when(last.get("time")))} UTC">of {e(tag_of(last.get("image")))}</span></div>')
     links = [link(base, ("project", project, "service", name), "deliveries")]
     if last:
@@ -224,6 +236,10 @@ def project_page(base: str, view: Mapping[str, Any], refresh: int, recent: Seque
         approval = stage.get("approval_strategy") or {}
         manual = [k for k, v in approval.items() if v == "manual"]
         rule = f' · approval on {" and ".join(manual)}' if manual else ""
+        policy = stage.get("on_inconclusive") or {}
+        if policy.get("action") not in (None, "fail"):
+            retries = f" ×{policy.get('max_retries')}" if policy.get("action") == "retry" else ""
+            rule += f" · inconclusive: {policy.get('action')}{retries}"
         columns.append(
             f'<section class="stage" data-stage="{e(stage["name"])}"><h2>{e(stage["name"])}</h2>'
             f'<div class="strategy">{e(str(stage["deployment_strategy"]).replace("_", " "))} · tests: {e(stage["test_strategy"])}{e(rule)}</div>'
@@ -382,7 +398,7 @@ def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mappi
             f'<td>{label}{key}</td><td class="value">{e(num(ind.get("value")))}</td><td>{chip(ind.get("status"))}</td>'
             f'<td>{_targets(ind, "pass")}</td><td>{_targets(ind, "warning")}</td><td>{comp_text}</td>'
             f'<td class="num">{e(fmt(ind.get("score"), 2)) if scored else "<span class=muted>not scored</span>"}</td>'
-            f'<td class="message">{e(ind.get("message"))}</td></tr>'
+            f'<td class="message">{e(ind.get("message"))}{_noise(ind)}</td></tr>'
         )
     comparison = ev.get("comparison") or {}
     compared = [str(x) for x in comparison.get("compared_evaluations", [])]
@@ -395,17 +411,21 @@ def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mappi
     else:
         comparison_line = ""
     notes = "".join(f"<li>{e(n)}</li>" for n in ev.get("notes", []))
+    reasons = "".join(f"<li>{e(r.get('message'))}</li>" for r in ev.get("inconclusive_reasons") or [] if isinstance(r, Mapping))
+    inconclusive = (f'<div class="notice inconclusive"><strong>INCONCLUSIVE</strong>: the gate could not judge '
+                    f'(the verdict is Keptn\'s; the stage\'s on_inconclusive decides what happens)<ul>{reasons}</ul></div>'
+                    if ev.get("inconclusive") else "")
     arithmetic = (ev.get("score_arithmetic") or {}).get("text", "")
     body = (
         f'<h1>Evaluation of <code>{e(ev.get("image"))}</code> in {e(stage)}</h1>'
-        f'<div class="verdict">{chip(ev.get("result"), str(ev.get("result", "")).upper())} '
+        f'<div class="verdict">{chip(ev.get("result"), str(ev.get("result", "")).upper())}{inconclusive_chip(ev)} '
         f'score <strong class="score">{e(fmt(ev.get("score"), 0))}</strong> of 100 '
         f'<span class="muted">(pass ≥ {e(fmt(total.get("pass"), 0))}, warning ≥ {e(fmt(total.get("warning"), 0))}; {e(arithmetic)})</span></div>'
         f'{_score_bar(ev.get("score"), total, ev.get("result"))}'
         f'<p class="muted">evaluated {e(when(ev.get("time")))} · test window {e(when(ev.get("start")))} → {e(when(ev.get("end")))}'
         f' · SLIs from <strong>{e(ev.get("sli_provider"))}</strong>'
         f' · {link(base, ("delivery", str(ev.get("context", ""))), "delivery")} · {link(base, ("history", project, stage, service), "history")}</p>'
-        f'{comparison_line}<ul class="notes">{notes}</ul>'
+        f'{inconclusive}{comparison_line}<ul class="notes">{notes}</ul>'
         "<table class='indicators'><tr><th>SLI</th><th>value</th><th>status</th><th>pass criteria</th><th>warning criteria</th>"
         "<th>comparison value</th><th>score</th><th>message</th></tr>"
         + "".join(rows) + "</table>"
@@ -414,6 +434,28 @@ def evaluation_page(base: str, project: str, stage: str, service: str, ev: Mappi
     crumbs = _in_project(project, (f"{service} in {stage}", u("history", project, stage, service)),
                          (f"evaluation {tag_of(ev.get('image'))}", ""))
     return page("evaluation", body, base, crumbs)
+
+
+def _noise(ind: Mapping[str, Any]) -> str:
+    """The noise-aware comparison of an indicator: the test, its effect size and why it held or not."""
+    out = []
+    for n in ind.get("noise") or []:
+        if not isinstance(n, Mapping):
+            continue
+        test = n.get("test") if isinstance(n.get("test"), Mapping) else None
+        figures = ""
+        if test:
+            p_value = f"{float(test.get('p_value', 0)):.3g}"
+            effect = f"{float(test.get('effect', 0)):.2f}"
+            figures = (f' <span class="figures">p = {e(p_value)} · effect A = {e(effect)} · shift {e(num(test.get("shift")))} · '
+                       f'n = {e(test.get("n_candidate"))} vs {e(test.get("n_baseline"))}</span>')
+        out.append(f'<div class="noise {e(n.get("outcome"))}" data-outcome="{e(n.get("outcome"))}">'
+                   f'<strong>{e(n.get("method"))}</strong> on {e(n.get("criteria"))}: {e(n.get("outcome"))}{figures}'
+                   f'<br><span class="muted">{e(n.get("reason"))}</span></div>')
+    samples = ind.get("samples")
+    if isinstance(samples, int):
+        out.append(f'<div class="muted samples">{e(samples)} samples</div>')
+    return "".join(out)
 
 
 # --- history -------------------------------------------------------------------------------------
@@ -476,7 +518,14 @@ def _sli_chart(name: str, points: Sequence[tuple[int, float, str, str, str]], co
     )
 
 
-def history_page(base: str, project: str, stage: str, service: str, history: Sequence[Mapping[str, Any]], refresh: int) -> str:
+def history_page(base: str, project: str, stage: str, service: str, history: Sequence[Mapping[str, Any]], refresh: int,
+                 replay: Mapping[str, Any] | None = None, slo_text: str = "", problem: str = "") -> str:
+    """The heatmap and charts of the last 50 evaluations, and the what-if replay form.
+
+    With ``replay`` (``ReplayReport.to_dict()`` of the whole history under a pasted SLO) the heatmap
+    is recoloured with the replayed statuses; a cell whose status changed is marked (◆, class
+    ``changed``, its title says what it was).
+    """
     recent = list(reversed(history[:50]))  # oldest first, at most 50
     crumbs = _in_project(project, (f"{service} in {stage}", ""))
     if not recent:
@@ -487,41 +536,128 @@ def history_page(base: str, project: str, stage: str, service: str, history: Seq
         for ind in ev.get("indicators", []):
             if ind.get("name") not in names:
                 names.append(ind.get("name"))
+    replayed: dict[str, Mapping[str, Any]] = {}
+    if replay is not None:
+        replayed = {str(b.get("id")): b for b in replay.get("builds", [])}
+        for build in replayed.values():
+            for ind in (build.get("evaluation") or {}).get("indicators", []):
+                if ind.get("name") not in names:
+                    names.append(ind.get("name"))  # an objective only the new SLO has
 
     def address(ev: Mapping[str, Any]) -> tuple[str, ...]:
         return ("evaluation", project, stage, service, str(ev.get("id")))
 
-    def cell(ev: Mapping[str, Any], status: object, text: str, what: str) -> str:
+    def cell(ev: Mapping[str, Any], status: object, text: str, what: str, was: object = None, extra: str = "") -> str:
         title = f"{tag_of(ev.get('image'))} · {what} · {status} · {when(ev.get('time'))}"
-        return f'<td class="cell {status_class(status)}" data-status="{e(status)}">{link(base, address(ev), text, title=title)}</td>'
+        changed = was is not None and was != status
+        if changed:
+            title += f" · was {was} under the stored SLO"
+            text = f"◆ {text}"
+        classes = f"cell {status_class(status)}" + (" changed" if changed else "") + extra
+        data = f' data-was="{e(was)}"' if changed else ""
+        return f'<td class="{classes}" data-status="{e(status)}"{data}>{link(base, address(ev), text, title=title)}</td>'
+
+    def score_cell(ev: Mapping[str, Any]) -> str:
+        shown: Mapping[str, Any] = ev
+        was = None
+        b = replayed.get(str(ev.get("id")))
+        if b is not None:
+            shown = b.get("evaluation") or {}
+            was = ev.get("result")
+        text = fmt(shown.get("score"), 0)
+        extra = ""
+        if shown.get("inconclusive"):
+            text += " ?"
+            extra = " inconclusive"
+        what = f"score {fmt(shown.get('score'), 0)}" + (" · inconclusive" if shown.get("inconclusive") else "")
+        return cell(ev, shown.get("result"), text, what, was, extra)
 
     head = "".join(f'<th title="{e(ev.get("image"))} · {e(when(ev.get("time")))}">{e(tag_of(ev.get("image")))}</th>' for ev in recent)
-    score_row = "".join(cell(ev, ev.get("result"), fmt(ev.get("score"), 0), f"score {fmt(ev.get('score'), 0)}") for ev in recent)
-    rows = [f'<tr class="score-row"><th>score</th>{score_row}</tr>']
+    rows = [f'<tr class="score-row"><th>score</th>{"".join(score_cell(ev) for ev in recent)}</tr>']
     charts = []
     for name in names:
         cells = []
         points: list[tuple[int, float, str, str, str]] = []
         for x, ev in enumerate(recent):
-            ind = next((i for i in ev.get("indicators", []) if i.get("name") == name), None)
-            if ind is None:
+            stored = next((i for i in ev.get("indicators", []) if i.get("name") == name), None)
+            b = replayed.get(str(ev.get("id")))
+            shown_ind: Mapping[str, Any] | None = stored
+            if b is not None:
+                shown_ind = next((i for i in (b.get("evaluation") or {}).get("indicators", []) if i.get("name") == name), None)
+            if shown_ind is None:
                 cells.append('<td class="cell none" title="not measured"></td>')
                 continue
-            cells.append(cell(ev, ind.get("status"), num(ind.get("value")), f"{name} = {num(ind.get('value'))}"))
-            if isinstance(ind.get("value"), int | float):
-                points.append((x, float(ind["value"]), str(ind.get("status")), base + u(*address(ev)), tag_of(ev.get("image"))))
+            was = (stored or {}).get("status", "no objective") if b is not None else None
+            value = shown_ind.get("value")
+            cells.append(cell(ev, shown_ind.get("status"), num(value), f"{name} = {num(value)}", was))
+            if isinstance(value, int | float):
+                points.append((x, float(value), str(shown_ind.get("status")), base + u(*address(ev)), tag_of(ev.get("image"))))
         rows.append(f'<tr data-sli="{e(name)}"><th>{e(name)}</th>{"".join(cells)}</tr>')
-        if points:
+        if points and replay is None:
             newest: Mapping[str, Any] = next((i for ev in reversed(recent) for i in ev.get("indicators", []) if i.get("name") == name), {})
             thresholds = [(f'{t.get("kind", "pass")} {t["criteria"]}', float(t["targetValue"])) for t in newest.get("targets", [])
                           if isinstance(t.get("targetValue"), int | float) and not _is_relative(str(t.get("criteria", "")))]
             charts.append(_sli_chart(name, points, len(recent), thresholds))
-    legend = "".join(chip(s) for s in ("pass", "warning", "fail", "error", "info"))
-    body = (f"<h1>{e(service)} in {e(stage)}: the last {len(recent)} evaluation{'s' if len(recent) != 1 else ''}</h1>"
-            f"<p class='muted'>oldest left, newest right; click a cell to open its evaluation · {legend}</p>"
-            f"<div class='scroll'><table class='heatmap'><tr><th></th>{head}</tr>{''.join(rows)}</table></div>"
-            f"<h2>SLI values per evaluation</h2><div class='charts'>{''.join(charts) or '<p>No SLI values yet.</p>'}</div>")
+    legend = "".join(chip(s) for s in ("pass", "warning", "fail", "error", "info")) + chip("inconclusive", "? inconclusive")
+    heading = (f"{e(service)} in {e(stage)}: the last {len(recent)} evaluation{'s' if len(recent) != 1 else ''}"
+               + (" — what if under the pasted SLO" if replay is not None else ""))
+    body = f"<h1>{heading}</h1>"
+    if replay is not None:
+        body += _replay_summary(replay)
+    body += (f"<p class='muted'>oldest left, newest right; click a cell to open its evaluation"
+             f"{' · ◆ = changed under the pasted SLO' if replay is not None else ''} · {legend}</p>"
+             f"<div class='scroll'><table class='heatmap{' replayed' if replay is not None else ''}'><tr><th></th>{head}</tr>{''.join(rows)}</table></div>")
+    if replay is not None:
+        body += _replay_table(base, project, stage, service, replay)
+    else:
+        body += f"<h2>SLI values per evaluation</h2><div class='charts'>{''.join(charts) or '<p>No SLI values yet.</p>'}</div>"
+    body += _replay_form(base, project, stage, service, slo_text, problem, replay is not None)
     return page("history", body, base, crumbs, refresh)
+
+
+def _replay_summary(replay: Mapping[str, Any]) -> str:
+    s = replay.get("summary") or {}
+    missing = s.get("not_measured_then") or []
+    extra = (f' · <span class="missing">not measured then (scored as unmeasured, never guessed): {e(", ".join(missing))}</span>'
+             if missing else "")
+    return (f'<p class="notice replay-summary">Replayed {e(s.get("builds"))} build(s) under the pasted SLO (nothing is written): '
+            f'<strong class="pass-to-fail">{e(s.get("pass_to_fail"))} pass→fail</strong> · '
+            f'<strong class="fail-to-pass">{e(s.get("fail_to_pass"))} fail→pass</strong> · '
+            f'{e(s.get("unchanged"))} unchanged · {e(s.get("inconclusive"))} inconclusive{extra}</p>')
+
+
+def _replay_table(base: str, project: str, stage: str, service: str, replay: Mapping[str, Any]) -> str:
+    rows = []
+    for b in reversed(replay.get("builds", [])):  # newest first, like the other lists
+        stored, new = b.get("stored") or {}, b.get("replayed") or {}
+        flips = [f'{f.get("sli")}: {f.get("before") or "no objective"} → {f.get("after")}' for f in b.get("flips", [])]
+        flips += [f"{n}: not measured then" for n in b.get("not_measured_then", [])]
+        before = f"{stored.get('result')} {fmt(stored.get('score'), 0)}"
+        after = f"{new.get('result')} {fmt(new.get('score'), 0)}"
+        flipped = "<br>".join(e(f) for f in flips) or "—"
+        lacking = ' <span class="muted">(lacking data)</span>' if b.get("for_lack_of_data") else ""
+        rows.append(
+            f'<tr class="replayed-build" data-id="{e(b.get("id"))}" data-transition="{e(b.get("transition"))}">'
+            f'<td>{link(base, ("evaluation", project, stage, service, str(b.get("id"))), tag_of(b.get("image")) or b.get("id"))}</td>'
+            f'<td>{chip(stored.get("result"), before)}</td>'
+            f'<td>{chip(new.get("result"), after)}{inconclusive_chip(new)}</td>'
+            f'<td>{e(b.get("transition"))}{lacking}</td><td>{flipped}</td></tr>'
+        )
+    return ("<h2>Per build</h2><table class='replay'><tr><th>build</th><th>stored</th><th>under the pasted SLO</th>"
+            f"<th>change</th><th>objectives that flipped</th></tr>{''.join(rows)}</table>")
+
+
+def _replay_form(base: str, project: str, stage: str, service: str, slo_text: str, problem: str, shown: bool) -> str:
+    action = base + u("history", project, stage, service, "replay")
+    error = f'<p class="notice fail replay-problem">{e(problem)}</p>' if problem else ""
+    back = f' · {link(base, ("history", project, stage, service), "back to the stored verdicts")}' if shown else ""
+    return (f'<h2 id="replay">What if: replay this history under another SLO</h2>{error}'
+            f'<form method="post" action="{e(action)}#replay" enctype="multipart/form-data" class="replay">'
+            f'<p class="muted">Paste an slo.yaml or choose a file (at most {REPLAY_SLO_LIMIT // 1024} KiB). Every stored '
+            f'evaluation is scored again, oldest first, with the comparison history rebuilt; nothing is written.{back}</p>'
+            f'<textarea name="slo" rows="12" cols="80" spellcheck="false" maxlength="{REPLAY_SLO_LIMIT}">{e(slo_text)}</textarea>'
+            f'<p><input type="file" name="slo_file" accept=".yaml,.yml,.json,text/yaml"> '
+            f'<button type="submit">Replay</button></p></form>')
 
 
 def message_page(base: str, title: str, text: str, status_class: str = "info") -> str:

@@ -384,7 +384,7 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
 
     async def health(request: Request) -> Response:
         last = request.query_params.get("last", "0")
-        return JSONResponse(broker.health(int(last) if last.isdigit() else 0))
+        return JSONResponse(broker.health(int(last) if last.isdecimal() and len(last) < 10 else 0))
 
     def proxy(target: str) -> Callable[[Request], Awaitable[Response]]:
         prefix = f"/{target}"
@@ -403,6 +403,8 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
                     request.method, base.rstrip("/") + rest, params=request.query_params, headers=headers,
                     content=await request.body(), timeout=PROXY_TIMEOUT_S,
                 )
+            except httpx.InvalidURL as err:  # e.g. a NUL in the path (/bridge/delivery/%00)
+                return PlainTextResponse(f"not a valid path for the {target} function: {err}\n", 400)
             except httpx.HTTPError as err:
                 return PlainTextResponse(f"{target} function unreachable: {type(err).__name__}: {err}\n", 502)
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}

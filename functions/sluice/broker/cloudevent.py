@@ -85,7 +85,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> RawEvent:
         return RawEvent(attrs, body)
     try:
         doc = json.loads(body)
-    except ValueError as err:  # decode accepted it, so this is not expected
+    except (ValueError, RecursionError) as err:  # decode accepted it, so this is not expected
         raise ValidationError("request", [f"body is not valid JSON: {err}"]) from err
     if not isinstance(doc, dict):
         raise ValidationError("request", ["structured mode: expected a JSON object"])

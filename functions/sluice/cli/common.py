@@ -45,6 +45,13 @@ def records(args: argparse.Namespace) -> Any:
     return Records(store(args), build_archive(settings(args)))
 
 
+def secrets(args: argparse.Namespace) -> Any:
+    """The secret store beside the state store (0600 files locally, Secrets on a cluster)."""
+    from sluice.compose import build_secrets
+
+    return build_secrets(settings(args))
+
+
 def read_file(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")

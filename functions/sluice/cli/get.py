@@ -76,8 +76,12 @@ def get_evaluations(args: argparse.Namespace) -> int:
         return 0
     if not history:
         print(f"no evaluations of {args.service} in {args.project}/{args.stage}")
+    from sluice.services.verdicts import reasons, verdict_label
+
     for e in history:
-        print(f"{str(e.get('time', ''))[:19]:19}  {e.get('image', '')}  {str(e.get('result', '')).upper()}  score {e.get('score', 0):.2f}")
+        print(f"{str(e.get('time', ''))[:19]:19}  {e.get('image', '')}  {verdict_label(e)}  score {e.get('score', 0):.2f}")
+        for reason in reasons(e):
+            print(f"    inconclusive: {reason}")
         for ind in e.get("indicators", []):
             criteria = " ".join(f"{t['criteria']}{' ✗' if t.get('violated') else ''}" for t in ind.get("targets", []))
             value = ind.get("value")

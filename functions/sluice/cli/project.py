@@ -43,6 +43,14 @@ def register(subparsers: Any) -> None:
     common.add_state_args(provider)
     provider.set_defaults(func=set_sli_provider)
 
+    key = subparsers.add_parser("approver-key", help="the key that signs a project's approvals")
+    key_sub = key.add_subparsers(dest="what", metavar="WHAT", required=True)
+    for action, text in (("create", "create the key unless it exists"), ("rotate", "replace the key (old signatures stop working)")):
+        sub = key_sub.add_parser(action, help=text)
+        sub.add_argument("--project", required=True)
+        common.add_state_args(sub)
+        sub.set_defaults(func=approver_key, rotate=action == "rotate")
+
     prom = setting_sub.add_parser("prometheus", help="where a project's Prometheus is, and how to log in")
     prom.add_argument("--project", required=True)
     prom.add_argument("--url", required=True, help="e.g. http://prometheus.monitoring:9090")
@@ -66,6 +74,25 @@ def create_project(args: argparse.Namespace) -> int:
     info = common.records(args).create_project(args.name, text, doc)
     stages = " → ".join(f"{s.name} ({s.deployment_strategy.value})" for s in info.shipyard.stages)
     print(f"Project {args.name} created: {stages}")
+    _ensure_approver_key(args, args.name, rotate=False)
+    return 0
+
+
+def _ensure_approver_key(args: argparse.Namespace, project: str, rotate: bool) -> None:
+    from sluice.services.approvals import ensure_key, key_name
+
+    written = ensure_key(common.secrets(args), project, rotate=rotate)
+    state = "replaced" if rotate else ("created" if written else "kept")
+    where = f"secret {key_name(project)}"
+    if common.settings(args).state == "local":
+        where += f" (a 0600 file under {common.settings(args).state_dir}/secrets)"
+    print(f"Approver key of {project} {state}: {where}; whoever can read it can approve {project}'s promotions")
+
+
+def approver_key(args: argparse.Namespace) -> int:
+    """``sluice approver-key create|rotate --project P``: the key itself is never printed."""
+    common.records(args).project(args.project)
+    _ensure_approver_key(args, args.project, rotate=args.rotate)
     return 0
 
 
@@ -117,7 +144,7 @@ def set_prometheus(args: argparse.Namespace) -> int:
         data["insecure_skip_tls_verify"] = "true"
     records = common.records(args)
     records.project(args.project)
-    store_connection(records, args.project, data)
+    store_connection(records, args.project, data, common.secrets(args))
     login = "bearer token" if args.token_file else ("basic auth" if args.user else "no login")
     print(f"Project {args.project} reads Prometheus at {args.url} ({login})")
     return 0

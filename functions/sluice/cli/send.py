@@ -41,6 +41,7 @@ def register(subparsers: Any) -> None:
     decision = event.add_mutually_exclusive_group()
     decision.add_argument("--approve", action="store_const", const="approve", dest="decision")
     decision.add_argument("--decline", action="store_const", const="decline", dest="decision")
+    event.add_argument("--approver", help="who approves (default: your user name); signed with the project's approver key")
     common.add_broker_arg(event)
     common.add_state_args(event)
     common.add_output_arg(event)
@@ -134,10 +135,46 @@ def _find_held(args: argparse.Namespace, context: str, stage: str) -> tuple[str,
     raise NotFoundError(f"no delivery {context} waits for approval in stage {stage!r}")
 
 
+def _require_waiting(args: argparse.Namespace, event: Event) -> None:
+    """NotFoundError unless the delivery waits for approval of that service in that stage."""
+    from sluice.services import readmodel
+
+    data = event.data
+    assert isinstance(data, ApprovalFinished)
+    view = readmodel.project_status(common.records(args), data.project)
+    waiting = {
+        w.get("context")
+        for stage in view.get("stages", []) if stage.get("name") == data.stage
+        for svc in stage["services"] if svc.get("name") == data.service
+        for w in svc.get("waiting_for_approval") or []
+    }
+    if event.shkeptncontext not in waiting:
+        raise NotFoundError(f"no delivery {event.shkeptncontext} waits for approval of {data.service} "
+                            f"in {data.project}/{data.stage}")
+
+
+def _approver(args: argparse.Namespace) -> str:
+    import getpass
+
+    if args.approver:
+        return str(args.approver)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError) as err:
+        raise ValidationError("send event approval", ["cannot tell who you are: give --approver NAME"]) from err
+
+
 def send_event(args: argparse.Namespace) -> int:
     from sluice.adapters.publish import post_event
 
     event = build_event(args)
+    if event.type.value == "sh.keptn.event.approval.finished":
+        from sluice.services.approvals import sign_approval
+
+        if common.settings(args).state != "configmap" or args.state_dir:
+            _require_waiting(args, event)
+
+        event = sign_approval(event, common.secrets(args), _approver(args))
     if event.type.value == "sh.keptn.event.configuration.change":
         data = event.data
         assert isinstance(data, ConfigurationChange)

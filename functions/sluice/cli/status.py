@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from sluice.cli import common
+from sluice.services.verdicts import reasons, verdict_label
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +43,9 @@ def render(view: dict[str, Any]) -> str:
                              f"(delivery {decision['context']})")
             last = svc["last_evaluation"]
             if last:
-                lines.append(f"      last evaluation: {str(last['result']).upper()} score {last['score']:.2f} for {last['image']}")
+                lines.append(f"      last evaluation: {verdict_label(last)} score {last['score']:.2f} for {last['image']}")
+                for reason in reasons(last):
+                    lines.append(f"        inconclusive: {reason}")
                 for ind in last["indicators"]:
                     criteria = " ".join(
                         f"{t['criteria']}{' ✗' if t.get('violated') else ''}" for t in ind.get("targets", [])

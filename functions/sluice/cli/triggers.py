@@ -73,7 +73,7 @@ def add_trigger(args: argparse.Namespace) -> int:
     source = f" from {trigger.source}" if trigger.source else ""
     print(f"Trigger {verb}: pushes of {trigger.repository}{source} with tags matching {trigger.tag_pattern} "
           f"start a delivery of {trigger.service} in project {trigger.project}")
-    configured = intake.configured_sources(store)
+    configured = intake.configured_sources(common.secrets(args))
     missing = [s for s in ([trigger.source] if trigger.source else SOURCES[:4]) if s not in configured]
     if missing:
         print(f"Note: no intake secret set for {', '.join(missing)} (calls from there are refused): "
@@ -96,7 +96,9 @@ def get_triggers(args: argparse.Namespace) -> int:
 
     store = common.store(args)
     triggers = intake.list_triggers(store)
-    sources = intake.configured_sources(store)
+    secrets = common.secrets(args)
+    intake.migrate_secrets(store, secrets)
+    sources = intake.configured_sources(secrets)
     if args.output == "json":
         common.print_json({"triggers": [t.to_dict() for t in triggers], "sourcesWithSecret": sources})
         return 0
@@ -115,6 +117,8 @@ def set_intake_secret(args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
         print(f"Type the {args.source} secret and press Enter (it is not echoed back):", file=sys.stderr)
     secret = sys.stdin.readline().rstrip("\r\n")
-    intake.set_secret(common.store(args), args.source, secret)
+    secrets = common.secrets(args)
+    intake.migrate_secrets(common.store(args), secrets)
+    intake.set_secret(secrets, args.source, secret)
     print(f"Intake secret for {args.source} set")
     return 0

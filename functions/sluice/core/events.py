@@ -35,6 +35,7 @@ class EventType(StrEnum):
     EVALUATION_DONE = "sh.keptn.events.evaluation-done"
     APPROVAL_TRIGGERED = "sh.keptn.event.approval.triggered"
     APPROVAL_FINISHED = "sh.keptn.event.approval.finished"
+    APPROVAL_REJECTED = "sh.keptn.event.approval.rejected"
     DONE = "sh.keptn.events.done"
     PING = "dev.knative.sources.ping"
 
@@ -114,8 +115,27 @@ def _mapping_check(name: str, value: object) -> str | None:
     return None if isinstance(value, dict) else f"{name}: expected an object, found {type(value).__name__}"
 
 
+def _labels_check(name: str, value: object) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return f"{name}: expected an object of strings, found {type(value).__name__}"
+    return None
+
+
 def _list_check(name: str, value: object) -> str | None:
     return None if isinstance(value, list) else f"{name}: expected a list, found {type(value).__name__}"
+
+
+def _shape_problem(data: Mapping[str, Any], dotted: str) -> str | None:
+    """Problem when a parent of a dotted key is present but not an object (``"canary": "set"``)."""
+    node: Any = data
+    parts = dotted.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, Mapping) or part not in node or node[part] is None:
+            return None
+        node = node[part]
+        if not isinstance(node, Mapping):
+            return f"{'.'.join(parts[: i + 1])}: expected an object, found {type(node).__name__}"
+    return None
 
 
 def _get(data: Mapping[str, Any], dotted: str) -> Any:
@@ -153,6 +173,9 @@ class Payload:
         values: dict[str, Any] = {}
         for f in fields(cls):
             key = f.metadata["key"]
+            if (shape := _shape_problem(data, key)) and shape not in problems:
+                problems.append(shape)
+                continue
             raw = _get(data, key)
             if raw is MISSING or raw is None:
                 if f.default is MISSING and f.default_factory is MISSING:
@@ -198,7 +221,7 @@ class Scoped(Payload):
     project: str = _f("project", check=_label)
     stage: str = _f("stage", check=_label)
     service: str = _f("service", check=_label)
-    labels: dict[str, str] = _f("labels", {}, check=_mapping_check)
+    labels: dict[str, str] = _f("labels", {}, check=_labels_check)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +246,8 @@ class ConfigurationChange(Scoped):
     image: str = _f("valuesCanary.image", "", check=_optional(image_problem))
     action: str = _f("canary.action", CanaryAction.SET.value, check=_enum_check(CanaryAction))
     value: int = _f("canary.value", 100, check=_int_0_100)
+    #: Who approved a held promote / discard (empty when the gate decided on its own).
+    approver: str = _f("approver", "", check=_opt_str)
 
     @classmethod
     def _extra_problems(cls, values: Mapping[str, Any]) -> list[str]:
@@ -322,6 +347,16 @@ class ApprovalFinished(Scoped):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApprovalRejected(Scoped):
+    """An ``approval.finished`` the gate refused (unsigned, badly signed, stale): it changed nothing."""
+
+    TYPE: ClassVar[EventType] = EventType.APPROVAL_REJECTED
+    decision: str = _f("approval.decision", "", check=_opt_str)
+    approver: str = _f("approval.approver", "", check=_opt_str)
+    reason: str = _f("reason", check=_str_check)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Done(Scoped):
     """A stage's part of a delivery has ended, with its outcome."""
 
@@ -352,12 +387,17 @@ PAYLOADS: Mapping[EventType, type[Payload]] = {
         EvaluationDone,
         ApprovalTriggered,
         ApprovalFinished,
+        ApprovalRejected,
         Done,
         Ping,
     )
 }
 
 _REQUIRED_ATTRIBUTES = ("id", "source", "type", "specversion")
+_STRING_ATTRIBUTES = ("time", "shkeptncontext", "triggeredid", "datacontenttype", "subject", "dataschema")
+_EXTENSION_PREFIX = "sluice"
+#: Longest attribute value accepted (an id, a source, a signature): 1 KiB is plenty.
+MAX_ATTRIBUTE_LENGTH = 1024
 
 
 @dataclass(frozen=True)
@@ -371,6 +411,8 @@ class Event:
     time: str
     shkeptncontext: str
     triggeredid: str = ""
+    #: Sluice's own extension attributes (``sluice…``, e.g. an approval's signature); others are dropped.
+    extensions: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def new(
@@ -425,6 +467,7 @@ class Event:
         }
         if self.triggeredid:
             attrs["triggeredid"] = self.triggeredid
+        attrs.update(self.extensions)
         return attrs
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -435,17 +478,27 @@ class Event:
     def from_parts(cls, attributes: Mapping[str, Any], data: object) -> Event:
         """Decode and validate; every problem of the event is reported in one ValidationError."""
         problems = [f"{a}: required CloudEvent attribute, missing" for a in _REQUIRED_ATTRIBUTES if not attributes.get(a)]
+        problems.extend(
+            f"{a}: expected a string, found {type(attributes[a]).__name__}"
+            for a in (*_REQUIRED_ATTRIBUTES, *_STRING_ATTRIBUTES) if a in attributes and not isinstance(attributes[a], str)
+        )
+        problems.extend(
+            f"{a}: at most {MAX_ATTRIBUTE_LENGTH} characters, found {len(v)}"
+            for a, v in attributes.items() if isinstance(v, str) and len(v) > MAX_ATTRIBUTE_LENGTH
+        )
+        extensions = {k: v for k, v in attributes.items() if k.startswith(_EXTENSION_PREFIX)}
+        problems.extend(f"{k}: expected a string, found {type(v).__name__}" for k, v in extensions.items() if not isinstance(v, str))
         spec = attributes.get("specversion")
         if spec and spec != SPEC_VERSION:
             problems.append(f"specversion: expected {SPEC_VERSION!r}, found {spec!r}")
         raw_type = attributes.get("type", "")
-        subject = f"event {attributes.get('id', '?')} ({raw_type or 'no type'})"
+        subject = f"event {str(attributes.get('id', '?'))[:80]} ({str(raw_type)[:80] or 'no type'})"
         try:
             event_type = EventType(raw_type)
         except ValueError:
             if raw_type:
                 known = ", ".join(t.value for t in EventType)
-                problems.append(f"type: unknown event type {raw_type!r}; expected one of {known}")
+                problems.append(f"type: unknown event type {str(raw_type)[:80]!r}; expected one of {known}")
             raise ValidationError(subject, problems) from None
         time = attributes.get("time") or ""
         if time and (p := rfc3339_problem("time", time)):
@@ -466,6 +519,7 @@ class Event:
             time=str(time),
             shkeptncontext=context_id(raw_context),
             triggeredid=str(attributes.get("triggeredid") or ""),
+            extensions=extensions,
         )
 
     @classmethod

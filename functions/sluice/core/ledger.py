@@ -132,11 +132,14 @@ class PendingEvaluation:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's verdict for a run (stored with the transition that produced it)."""
+    """The gate's verdict for a run (stored with the transition that produced it); an
+    ``inconclusive`` one could not be judged (the reasons say why), whatever its result."""
 
     result: str
     score: float
     evaluation_id: str
+    inconclusive: bool = False
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,13 +173,18 @@ class Run:
     hold: Hold | None = None
     outcome: str = ""  # an Outcome value once DONE
     reason: str = ""
+    attempt: int = 1  # raised when an inconclusive evaluation re-runs the tests (on_inconclusive: retry)
     replies: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
 
+    def key(self, step: Transition) -> str:
+        """Where ``step``'s events are stored: per attempt, so a re-run passes the same steps again."""
+        return step.value if self.attempt == 1 else f"{step.value}@{self.attempt}"
+
     def stored(self, step: Transition) -> list[dict[str, Any]] | None:
-        return self.replies.get(step.value)
+        return self.replies.get(self.key(step))
 
     def can(self, step: Transition) -> bool:
-        return self.phase in SOURCES[step] and step.value not in self.replies
+        return self.phase in SOURCES[step] and self.key(step) not in self.replies
 
 
 @dataclass(frozen=True)
@@ -214,8 +222,9 @@ class Lane:
         return self.run(context) is not None or any(q.context == context for q in self.queue)
 
     def stale(self, context: str, event_time: str) -> bool:
-        """True for a delivery this lane forgot: unknown, and older than the horizon."""
-        return bool(self.horizon and event_time) and not self.knows(context) and before(event_time, self.horizon)
+        """True for a delivery this lane forgot: unknown, and no newer than the horizon (the
+        newest event time among the forgotten, which is itself forgotten)."""
+        return bool(self.horizon and event_time) and not self.knows(context) and not before(self.horizon, event_time)
 
     # --- changes ---------------------------------------------------------------------------
     def put(self, run: Run) -> Lane:
@@ -229,13 +238,17 @@ class Lane:
 
     def retire(self, run: Run) -> Lane:
         """``run`` has ended: keep a small summary of it among the finished ones."""
-        summary = replace(
-            run, test=None, evaluation=None,
-            replies={k: v for k, v in run.replies.items() if k == Transition.FINISHED.value},
-        )
         active = None if self.active is not None and self.active.context == run.context else self.active
         gates = tuple(g for g in self.gates if g.context != run.context)
-        return replace(self, active=active, gates=gates, finished=(*self.finished, summary)).bounded()
+        return replace(self, active=active, gates=gates).remember(run)
+
+    def remember(self, run: Run) -> Lane:
+        """Add an ended ``run`` (as a small summary: its outcome and last events) to the finished."""
+        summary = replace(
+            run, test=None, evaluation=None,
+            replies={k: v for k, v in run.replies.items() if k.split("@")[0] == Transition.FINISHED.value},
+        )
+        return replace(self, finished=(*self.finished, summary)).bounded()
 
     def bounded(self) -> Lane:
         """Forget the oldest finished runs until the lane fits its count and byte budgets; the
@@ -310,9 +323,9 @@ def enter(run: Run, phase: Phase, now: str, wait_s: float | None, **changes: Any
     return replace(run, phase=phase, since=now, deadline=deadline, **changes)
 
 
-def record(run: Run, step: Transition, replies: list[dict[str, Any]]) -> Run:
-    """Store the events ``step`` caused (a later duplicate gets them again)."""
-    return replace(run, replies={**run.replies, step.value: list(replies)})
+def record(run: Run, key: str, replies: list[dict[str, Any]]) -> Run:
+    """Store the events a step caused under its ``key`` (``Run.key``): a duplicate gets them again."""
+    return replace(run, replies={**run.replies, key: list(replies)})
 
 
 # --- generic (de)serialisation of the frozen records ----------------------------------------
@@ -357,7 +370,12 @@ def _run(doc: object) -> Run | None:
     values["phase"] = Phase(values["phase"])
     values["test"] = _load(TestRun, doc["test"]) if doc.get("test") else None
     values["evaluation"] = _load(PendingEvaluation, doc["evaluation"]) if doc.get("evaluation") else None
-    values["verdict"] = _load(Verdict, doc["verdict"]) if doc.get("verdict") else None
+    if doc.get("verdict"):
+        verdict = dict(doc["verdict"])
+        verdict["reasons"] = tuple(verdict.get("reasons") or ())
+        values["verdict"] = _load(Verdict, verdict)
+    else:
+        values["verdict"] = None
     if doc.get("hold"):
         hold = dict(doc["hold"])
         hold["on_timeout"] = OnTimeout(hold.get("on_timeout") or OnTimeout.DECLINE.value)

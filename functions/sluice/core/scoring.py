@@ -18,25 +18,50 @@ Rules (lighthouse's, see ``docs/slo-format.md``):
 - an SLI that could not be measured scores 0 and is listed with status ``error`` (lighthouse
   said ``fail``, or dropped it from the list when no value arrived at all);
 - failed tests force ``fail`` whatever the score.
+
+Beyond lighthouse, never changing its verdict or score:
+
+- an evaluation is **inconclusive** when the gate could not judge (:mod:`sluice.core.inconclusive`):
+  a scored or key SLI that could not be measured, fewer samples than ``DataRules.min_samples``
+  behind an indicator whose provider counts them, or (when asked) a relative criterion without
+  a baseline; ``inconclusive_reasons`` says which and why;
+- an objective may opt into a noise-aware comparison (``NoiseRule``): a relative criterion the
+  point comparison violates still holds when the difference is within the noise floor, or not
+  significant under a Mann–Whitney test of the latency samples; ``IndicatorResult.noise`` shows
+  the test, the effect size and why.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sluice.core.slo import CriteriaSet, Objective, Slo, TotalScore
+from sluice.core.inconclusive import DataRules
+from sluice.core.samples import Alternative, Distribution, RankTest, distribution_from_dict, mann_whitney
+from sluice.core.slo import (
+    ComparisonMethod,
+    CriteriaSet,
+    Criterion,
+    NoiseRule,
+    Objective,
+    Operator,
+    Slo,
+    TotalScore,
+)
 from sluice.errors import ValidationError
 
 __all__ = [
     "ComparisonInfo",
     "EvaluationResult",
+    "InconclusiveKind",
+    "InconclusiveReason",
     "IndicatorComparison",
     "IndicatorResult",
     "IndicatorStatus",
     "Measurement",
+    "NoiseCheck",
     "Target",
     "TargetKind",
     "Verdict",
@@ -74,12 +99,87 @@ class TargetKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """One SLI value as measured. ``success=False``: could not measure (``value`` is ignored)."""
+    """One SLI value as measured. ``success=False``: could not measure (``value`` is ignored).
+
+    ``samples``: how many requests stand behind the value, when the provider counts them (the
+    builtin provider does); ``distribution``: the latency samples behind it, when the provider
+    has them (the builtin provider, for its latency indicators).
+    """
 
     name: str
     value: float | None
     success: bool = True
     message: str = ""
+    samples: int | None = None
+    distribution: Distribution | None = None
+
+    @classmethod
+    def from_indicator_value(cls, raw: Mapping[str, object]) -> Measurement:
+        """One entry of a ``get-sli.done`` event's ``indicatorValues`` (``SliValue.to_dict()``).
+
+        Malformed optional parts (``samples``, ``distribution``) are dropped, never guessed.
+        """
+        value = raw.get("value")
+        samples = raw.get("samples")
+        distribution, _ = distribution_from_dict(raw.get("distribution")) if raw.get("distribution") is not None else (None, "")
+        return cls(
+            name=str(raw.get("metric", "")),
+            value=float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None,
+            success=bool(raw.get("success", True)),
+            message=str(raw.get("message", "") or ""),
+            samples=samples if isinstance(samples, int) and not isinstance(samples, bool) and samples >= 0 else None,
+            distribution=distribution,
+        )
+
+
+class InconclusiveKind(StrEnum):
+    """Why the gate could not judge one indicator."""
+
+    NOT_MEASURED = "not_measured"
+    TOO_FEW_SAMPLES = "too_few_samples"
+    NO_BASELINE = "no_baseline"
+
+
+@dataclass(frozen=True, slots=True)
+class InconclusiveReason:
+    """One reason an evaluation is inconclusive: which SLI, what kind, in one sentence."""
+
+    sli: str
+    kind: InconclusiveKind
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"sli": self.sli, "kind": self.kind.value, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseCheck:
+    """How a noise-aware objective judged one relative criterion that the point comparison violated.
+
+    ``outcome``: ``noise`` (the criterion holds after all), ``significant`` (the violation
+    stands) or ``not_applied`` (no samples to test: the point comparison stands). ``difference``
+    is value − baseline; ``test`` the Mann–Whitney outcome when one ran.
+    """
+
+    criteria: str
+    method: str
+    outcome: str
+    reason: str
+    difference: float
+    confidence: float | None = None
+    noise_floor: float | None = None
+    test: RankTest | None = None
+
+    @property
+    def forgiven(self) -> bool:
+        return self.outcome == "noise"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "criteria": self.criteria, "method": self.method, "outcome": self.outcome, "reason": self.reason,
+            "difference": self.difference, "confidence": self.confidence, "noise_floor": self.noise_floor,
+            "test": None if self.test is None else self.test.to_dict(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +235,12 @@ class IndicatorResult:
     targets: tuple[Target, ...] = ()
     comparison: IndicatorComparison | None = None
     message: str = ""
+    samples: int | None = None
+    distribution: Distribution | None = None  # kept only for a mann_whitney objective (a later baseline)
+    noise: tuple[NoiseCheck, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "name": self.name,
             "display_name": self.display_name,
             "value": self.value,
@@ -150,6 +253,13 @@ class IndicatorResult:
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
             "message": self.message,
         }
+        if self.samples is not None:
+            out["samples"] = self.samples
+        if self.distribution is not None:
+            out["distribution"] = self.distribution.to_dict()
+        if self.noise:
+            out["noise"] = [n.to_dict() for n in self.noise]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +307,12 @@ class EvaluationResult:
     start: str = ""
     end: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    inconclusive_reasons: tuple[InconclusiveReason, ...] = ()
+
+    @property
+    def inconclusive(self) -> bool:
+        """Whether the gate could not judge (the verdict and score are still Keptn's)."""
+        return bool(self.inconclusive_reasons)
 
     @property
     def arithmetic(self) -> str:
@@ -232,6 +348,8 @@ class EvaluationResult:
             "score_arithmetic": {"achieved": self.achieved, "maximum": self.maximum, "text": self.arithmetic},
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
             "indicators": [i.to_dict() for i in self.indicators],
+            "inconclusive": self.inconclusive,
+            "inconclusive_reasons": [r.to_dict() for r in self.inconclusive_reasons],
         }
 
     @classmethod
@@ -338,6 +456,15 @@ def _baseline_index(baseline: Iterable[EvaluationResult]) -> dict[str, tuple[lis
     return index
 
 
+def _baseline_distributions(baseline: Iterable[EvaluationResult]) -> dict[str, list[Distribution]]:
+    out: dict[str, list[Distribution]] = {}
+    for prev in baseline:
+        for ind in prev.indicators:
+            if ind.success and ind.distribution is not None:
+                out.setdefault(ind.name, []).append(ind.distribution)
+    return out
+
+
 def evaluate(
     slo: Slo,
     values: Sequence[Measurement],
@@ -351,29 +478,36 @@ def evaluate(
     start: str = "",
     end: str = "",
     labels: Mapping[str, str] | None = None,
+    rules: DataRules | None = None,
 ) -> EvaluationResult:
     """Score ``values`` against ``slo``.
 
     ``previous``: earlier results, oldest first (any project/stage/service; only those matching
     this evaluation's are compared with). The first measurement of each name counts; names
     without objective are ignored. Never raises for bad measurements: an unmeasured SLI is an
-    ``error`` indicator scoring 0.
+    ``error`` indicator scoring 0. ``rules`` decide when the result is marked inconclusive
+    (default :class:`DataRules`); they never change the verdict or the score.
     """
+    rules = rules or DataRules()
     measured: dict[str, Measurement] = {}
     for m in values:
         measured.setdefault(m.name, m)
 
     baseline = select_baseline(slo, previous, project, stage, service) if previous else []
     index = _baseline_index(baseline) if baseline else {}
+    wants_samples = any(o.noise is not None and o.noise.method is ComparisonMethod.MANN_WHITNEY for o in slo.objectives)
+    samples_index = _baseline_distributions(baseline) if baseline and wants_samples else {}
     aggregate = slo.comparison.aggregate_function
 
     indicators: list[IndicatorResult] = []
+    reasons: list[InconclusiveReason] = []
     achieved = 0.0
     maximum = 0.0
     failed_keys: list[str] = []
     for obj in slo.objectives:
-        ind = _evaluate_objective(obj, measured.get(obj.sli), index, aggregate.name, aggregate.apply)
+        ind = _evaluate_objective(obj, measured.get(obj.sli), index, aggregate.name, aggregate.apply, samples_index.get(obj.sli, ()))
         indicators.append(ind)
+        reasons.extend(_inconclusive(obj, ind, rules))
         if obj.pass_:
             maximum += obj.weight
             achieved += ind.score
@@ -419,7 +553,32 @@ def evaluate(
         start=start,
         end=end,
         labels=dict(labels) if labels else {},
+        inconclusive_reasons=tuple(reasons),
     )
+
+
+def _inconclusive(obj: Objective, ind: IndicatorResult, rules: DataRules) -> list[InconclusiveReason]:
+    """Why this objective leaves the gate unable to judge (scored or key objectives only)."""
+    if not obj.pass_ and not obj.key_sli:
+        return []
+    if not ind.success:
+        return [InconclusiveReason(obj.sli, InconclusiveKind.NOT_MEASURED, f"{obj.sli}: {ind.message}")]
+    out: list[InconclusiveReason] = []
+    if ind.samples is not None and ind.samples < rules.min_samples:
+        out.append(
+            InconclusiveReason(
+                obj.sli, InconclusiveKind.TOO_FEW_SAMPLES,
+                f"{obj.sli}: only {ind.samples} request(s) measured, fewer than the {rules.min_samples} this stage needs",
+            )
+        )
+    if rules.no_baseline_inconclusive and obj.has_relative and ind.comparison is None:
+        out.append(
+            InconclusiveReason(
+                obj.sli, InconclusiveKind.NO_BASELINE,
+                f"{obj.sli}: no previous evaluation to compare its relative criteria with",
+            )
+        )
+    return out
 
 
 def _verdict(score: float, total: TotalScore, failed_keys: list[str]) -> tuple[Verdict, str]:
@@ -438,15 +597,21 @@ def _verdict(score: float, total: TotalScore, failed_keys: list[str]) -> tuple[V
     return Verdict.FAIL, f"score {_fmt(score)} < warning {_fmt(total.warning)}%"
 
 
+Forgive = Callable[[Criterion, float, float], "NoiseCheck | None"]
+
+
 def _apply_sets(
     sets: tuple[CriteriaSet, ...],
     kind: TargetKind,
     value: float | None,
     baseline: float | None,
     targets: list[Target],
+    forgive: Forgive | None = None,
 ) -> tuple[bool, bool]:
     """Evaluate OR-combined criteria sets. Returns (satisfied, a relative criterion held
-    only for lack of a baseline). Every target is recorded, even after a set held."""
+    only for lack of a baseline). Every target is recorded, even after a set held.
+
+    ``forgive`` (noise-aware objectives only) may let a violated relative criterion hold."""
     satisfied = False
     no_baseline = False
     for cset in sets:
@@ -460,6 +625,9 @@ def _apply_sets(
                 no_baseline = True
             else:
                 ok = crit.holds(value, threshold)
+                if not ok and crit.relative and forgive is not None and baseline is not None:
+                    check = forgive(crit, value, baseline)
+                    ok = check is not None and check.forgiven
             if not ok:
                 set_ok = False
             targets.append(Target(crit.text, threshold, not ok, kind))
@@ -468,12 +636,90 @@ def _apply_sets(
     return satisfied, no_baseline
 
 
+def _noise_judge(
+    rule: NoiseRule, m: Measurement | None, baseline_samples: Sequence[Distribution], checks: list[NoiseCheck]
+) -> Forgive:
+    """The forgiving rule of a noise-aware objective; every check it makes lands in ``checks``."""
+    done: dict[str, NoiseCheck] = {}
+
+    def judge(crit: Criterion, value: float, baseline: float) -> NoiseCheck:
+        if crit.text in done:
+            return done[crit.text]
+        check = _noise_check(rule, crit, value, baseline, m, baseline_samples)
+        done[crit.text] = check
+        checks.append(check)
+        return check
+
+    return judge
+
+
+def _noise_check(
+    rule: NoiseRule, crit: Criterion, value: float, baseline: float, m: Measurement | None,
+    baseline_samples: Sequence[Distribution],
+) -> NoiseCheck:
+    diff = value - baseline
+    method = rule.method.value
+    if rule.noise_floor is not None and abs(diff) <= rule.noise_floor:
+        return NoiseCheck(
+            crit.text, method, "noise",
+            f"the difference {_signed(diff)} is within the noise floor ±{_fmt(rule.noise_floor)}: {crit.text} holds",
+            diff, rule.confidence if rule.method is ComparisonMethod.MANN_WHITNEY else None, rule.noise_floor,
+        )
+    if rule.method is not ComparisonMethod.MANN_WHITNEY:
+        return NoiseCheck(
+            crit.text, method, "significant",
+            f"the difference {_signed(diff)} exceeds the noise floor ±{_fmt(rule.noise_floor or 0)}: {crit.text} violated",
+            diff, None, rule.noise_floor,
+        )
+    if crit.operator is Operator.EQ:
+        return NoiseCheck(crit.text, method, "not_applied", "mann_whitney does not apply to '=': point comparison",
+                          diff, rule.confidence, rule.noise_floor)
+    candidate = m.distribution if m is not None else None
+    if candidate is None or candidate.count == 0 or not baseline_samples:
+        missing = "the candidate" if candidate is None or candidate.count == 0 else "the baseline"
+        return NoiseCheck(
+            crit.text, method, "not_applied",
+            f"mann_whitney not applied: no latency samples of {missing} (point comparison: {crit.text} violated)",
+            diff, rule.confidence, rule.noise_floor,
+        )
+    base = Distribution.merge(baseline_samples)
+    worse = Alternative.GREATER if crit.operator in (Operator.LT, Operator.LE) else Alternative.LESS
+    test = mann_whitney(candidate, base, worse)
+    alpha = 1.0 - rule.confidence
+    direction = "greater (slower)" if worse is Alternative.GREATER else "smaller"
+    about = (
+        f"Mann–Whitney U, one-sided (candidate {direction}): n={test.n_candidate} vs {test.n_baseline}, "
+        f"p={test.p_value:.3g}, effect A={test.effect:.2f} (share of pairs with the candidate worse; "
+        f"needed ≥ {rule.min_effect:g}), shift {_signed(test.shift)}"
+    )
+    if test.p_value >= alpha:
+        why = f"not significant at {rule.confidence:g} (p ≥ {alpha:.3g})"
+    elif test.effect < rule.min_effect:
+        why = f"significant, but the effect A={test.effect:.2f} is below {rule.min_effect:g}"
+    else:
+        return NoiseCheck(
+            crit.text, method, "significant",
+            f"{about}: significant at {rule.confidence:g} with effect A ≥ {rule.min_effect:g}: {crit.text} violated",
+            diff, rule.confidence, rule.noise_floor, test,
+        )
+    return NoiseCheck(
+        crit.text, method, "noise",
+        f"{about}: {why}; the difference {_signed(diff)} is noise: {crit.text} holds",
+        diff, rule.confidence, rule.noise_floor, test,
+    )
+
+
+def _signed(x: float) -> str:
+    return ("+" if x >= 0 else "−") + _fmt(abs(x))
+
+
 def _evaluate_objective(
     obj: Objective,
     m: Measurement | None,
     index: Mapping[str, tuple[list[float], list[str]]],
     aggregate_name: str,
     aggregate: object,
+    baseline_samples: Sequence[Distribution] = (),
 ) -> IndicatorResult:
     comparison: IndicatorComparison | None = None
     entry = index.get(obj.sli) if index else None
@@ -501,13 +747,16 @@ def _evaluate_objective(
         problem = ""
 
     targets: list[Target] = []
+    checks: list[NoiseCheck] = []
+    active = obj.noise is not None and (obj.noise.method is ComparisonMethod.MANN_WHITNEY or obj.noise.noise_floor is not None)
+    forgive = _noise_judge(obj.noise, m, baseline_samples, checks) if obj.noise is not None and active else None
     weight = obj.weight
     if obj.pass_:
-        passed, nb_pass = _apply_sets(obj.pass_, TargetKind.PASS, value, baseline, targets)
+        passed, nb_pass = _apply_sets(obj.pass_, TargetKind.PASS, value, baseline, targets, forgive)
     else:
         passed, nb_pass = True, False
     if obj.warning:
-        warned, nb_warn = _apply_sets(obj.warning, TargetKind.WARNING, value, baseline, targets)
+        warned, nb_warn = _apply_sets(obj.warning, TargetKind.WARNING, value, baseline, targets, forgive)
     else:
         warned, nb_warn = False, False
 
@@ -546,6 +795,13 @@ def _evaluate_objective(
         targets=tuple(targets),
         comparison=comparison,
         message=message,
+        samples=m.samples if m is not None and success else None,
+        distribution=(
+            m.distribution
+            if m is not None and success and obj.noise is not None and obj.noise.method is ComparisonMethod.MANN_WHITNEY
+            else None
+        ),
+        noise=tuple(checks),
     )
 
 
@@ -696,6 +952,22 @@ def _from_dict(data: object, source: str) -> EvaluationResult:
                 targets=tuple(targets),
                 comparison=ind_comp,
                 message=r.string(d, "message", where),
+                samples=_samples(r, d, where),
+                distribution=_distribution(r, d, where),
+                noise=tuple(_noise_checks(r, d, where)),
+            )
+        )
+
+    reasons: list[InconclusiveReason] = []
+    for i, raw in enumerate(r.items(data, "inconclusive_reasons", "")):
+        where = f"inconclusive_reasons[{i}]"
+        d = r.mapping(raw, where)
+        kind = r.enum(d, "kind", where, InconclusiveKind)
+        reasons.append(
+            InconclusiveReason(
+                r.string(d, "sli", where),
+                kind if isinstance(kind, InconclusiveKind) else InconclusiveKind.NOT_MEASURED,
+                r.string(d, "message", where),
             )
         )
 
@@ -730,4 +1002,51 @@ def _from_dict(data: object, source: str) -> EvaluationResult:
         start=ids["start"],
         end=ids["end"],
         labels=labels,
+        inconclusive_reasons=tuple(reasons),
     )
+
+
+def _samples(r: _Reader, d: Mapping[str, object], where: str) -> int | None:
+    value = d.get("samples")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        r.fail(f"{where}.samples", f"expected a whole number >= 0, found {value!r}")
+        return None
+    return value
+
+
+def _distribution(r: _Reader, d: Mapping[str, object], where: str) -> Distribution | None:
+    if d.get("distribution") is None:
+        return None
+    dist, problem = distribution_from_dict(d.get("distribution"))
+    if dist is None:
+        r.fail(f"{where}.distribution", problem)
+    return dist
+
+
+def _noise_checks(r: _Reader, d: Mapping[str, object], where: str) -> list[NoiseCheck]:
+    out: list[NoiseCheck] = []
+    for j, raw in enumerate(r.items(d, "noise", where)):
+        nw = f"{where}.noise[{j}]"
+        n = r.mapping(raw, nw)
+        test: RankTest | None = None
+        if n.get("test") is not None:
+            t = r.mapping(n.get("test"), f"{nw}.test")
+            alt = r.enum(t, "alternative", f"{nw}.test", Alternative)
+            nums = {k: r.number(t, k, f"{nw}.test") or 0.0 for k in ("u", "z", "p_value", "effect", "shift")}
+            test = RankTest(
+                alternative=alt if isinstance(alt, Alternative) else Alternative.GREATER,
+                n_candidate=int(r.number(t, "n_candidate", f"{nw}.test") or 0),
+                n_baseline=int(r.number(t, "n_baseline", f"{nw}.test") or 0),
+                **nums,
+            )
+        out.append(
+            NoiseCheck(
+                criteria=r.string(n, "criteria", nw), method=r.string(n, "method", nw), outcome=r.string(n, "outcome", nw),
+                reason=r.string(n, "reason", nw), difference=r.number(n, "difference", nw) or 0.0,
+                confidence=r.number(n, "confidence", nw, optional=True),
+                noise_floor=r.number(n, "noise_floor", nw, optional=True), test=test,
+            )
+        )
+    return out

@@ -8,6 +8,7 @@
         deployment_strategy: blue_green_service
         test_strategy: performance
         approval_strategy: {pass: automatic, warning: manual, timeout: 24h, on_timeout: decline}
+        on_inconclusive: hold                  # fail (default) | hold | retry, or a mapping (core.inconclusive)
 
 The first entry is the first stage; a stage's next stage is the next entry.
 """
@@ -15,9 +16,10 @@ The first entry is the first stage; a stage's next stage is the next entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sluice.core.inconclusive import InconclusivePolicy, parse_on_inconclusive
 from sluice.core.testspec import parse_duration
 from sluice.core.validation import dns_label_problem
 from sluice.errors import ValidationError
@@ -62,6 +64,7 @@ class Stage:
     approval_warning: Approval = Approval.AUTOMATIC
     approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
     approval_on_timeout: OnTimeout = OnTimeout.DECLINE
+    inconclusive: InconclusivePolicy = field(default_factory=InconclusivePolicy)
 
     @property
     def blue_green(self) -> bool:
@@ -76,6 +79,7 @@ class Stage:
                 "pass": self.approval_pass.value, "warning": self.approval_warning.value,
                 "timeout": f"{self.approval_timeout_s:g}s", "on_timeout": self.approval_on_timeout.value,
             },
+            "on_inconclusive": self.inconclusive.to_dict(),
         }
 
 
@@ -131,7 +135,7 @@ def parse_shipyard(doc: object, source: str = "shipyard.yaml") -> Shipyard:
         if name in seen:
             problems.append(f"{where}: the name appears twice")
         seen.add(name)
-        unknown = set(raw) - {"name", "deployment_strategy", "test_strategy", "approval_strategy"}
+        unknown = set(raw) - {"name", "deployment_strategy", "test_strategy", "approval_strategy", "on_inconclusive"}
         if unknown:
             problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         deployment = _enum_value(
@@ -164,10 +168,11 @@ def parse_shipyard(doc: object, source: str = "shipyard.yaml") -> Shipyard:
         on_timeout = _enum_value(
             OnTimeout, f"{where}.approval_strategy.on_timeout", approval.get("on_timeout", "decline"), problems, {}
         )
+        inconclusive = parse_on_inconclusive(raw.get("on_inconclusive"), f"{where}.on_inconclusive", problems)
         stages.append(
             Stage(
                 name, DeploymentStrategy(deployment), TestStrategy(test), Approval(a_pass), Approval(a_warn),
-                timeout, OnTimeout(on_timeout),
+                timeout, OnTimeout(on_timeout), inconclusive,
             )
         )
     if problems:

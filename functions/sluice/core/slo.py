@@ -37,9 +37,11 @@ __all__ = [
     "AggregateFunction",
     "CompareWith",
     "Comparison",
+    "ComparisonMethod",
     "CriteriaSet",
     "Criterion",
     "IncludeResultWithScore",
+    "NoiseRule",
     "Objective",
     "Operator",
     "Slo",
@@ -85,6 +87,10 @@ class IncludeResultWithScore(StrEnum):
 _CRITERION = re.compile(r"^(<=|>=|<|>|=)([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(%?)$")
 _PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
 _LIGHTHOUSE_DEFAULT_COUNT = 3
+#: Bounds no real SLO reaches; past them a file (e.g. YAML aliases repeating one objective
+#: thousands of times) is refused before it costs anything to score.
+MAX_OBJECTIVES = 1000
+MAX_CRITERIA = 100  # criteria sets per pass/warning, and criteria per set
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +143,45 @@ class CriteriaSet:
     criteria: tuple[Criterion, ...]
 
 
+class ComparisonMethod(StrEnum):
+    """How an objective's relative criteria compare with the baseline."""
+
+    POINT = "point"  # Keptn's: the value against the threshold derived from the baseline value
+    MANN_WHITNEY = "mann_whitney"  # ... and a violation must also be a significant shift of the samples
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseRule:
+    """An objective's opt-in noise-aware comparison (a Sluice extension; Keptn files have none).
+
+    A relative criterion that the point comparison violates still holds when the difference is
+    noise: when ``|value − baseline| ≤ noise_floor`` (in the indicator's unit), or, with
+    ``mann_whitney``, unless the candidate's samples are worse than the baseline's both
+    significantly (at ``confidence``) and by a real effect (Vargha–Delaney A ≥ ``min_effect``:
+    that share of candidate/baseline pairs has the candidate worse). It never turns a held
+    criterion into a violated one.
+    """
+
+    method: ComparisonMethod = ComparisonMethod.POINT
+    confidence: float = 0.95
+    noise_floor: float | None = None
+    min_effect: float = 0.6
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.method is not ComparisonMethod.POINT:
+            out["comparison"] = {"method": self.method.value, "confidence": self.confidence, "min_effect": self.min_effect}
+        if self.noise_floor is not None:
+            out["noise_floor"] = _num(self.noise_floor)
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class Objective:
-    """One objective. ``pass_`` sets are alternatives (OR), and so are ``warning`` sets."""
+    """One objective. ``pass_`` sets are alternatives (OR), and so are ``warning`` sets.
+
+    ``noise`` is the objective's opt-in noise-aware comparison (None: Keptn's point comparison).
+    """
 
     sli: str
     pass_: tuple[CriteriaSet, ...] = ()
@@ -147,6 +189,7 @@ class Objective:
     weight: float = 1.0
     key_sli: bool = False
     display_name: str = ""
+    noise: NoiseRule | None = None
 
     @property
     def informational(self) -> bool:
@@ -257,6 +300,8 @@ class Slo:
                 entry["pass"] = [{"criteria": [c.text for c in s.criteria]} for s in obj.pass_]
             if obj.warning:
                 entry["warning"] = [{"criteria": [c.text for c in s.criteria]} for s in obj.warning]
+            if obj.noise is not None:
+                entry.update(obj.noise.to_dict())
             objectives.append(entry)
         doc: dict[str, object] = {}
         if self.spec_version:
@@ -328,7 +373,8 @@ class _Problems:
 
 _TOP_KEYS = ("spec_version", "filter", "comparison", "objectives", "total_score")
 _COMPARISON_KEYS = ("compare_with", "number_of_comparison_results", "include_result_with_score", "aggregate_function")
-_OBJECTIVE_KEYS = ("sli", "displayName", "key_sli", "weight", "pass", "warning")
+_OBJECTIVE_KEYS = ("sli", "displayName", "key_sli", "weight", "pass", "warning", "comparison", "noise_floor")
+_NOISE_KEYS = ("method", "confidence", "min_effect")
 _TOTAL_KEYS = ("pass", "warning")
 
 
@@ -479,6 +525,9 @@ def _parse_objectives(doc: Mapping[object, object], problems: _Problems) -> list
     if not isinstance(raw, list):
         problems.add("objectives", f"expected a list of objectives, found {_type_name(raw)}")
         return []
+    if len(raw) > MAX_OBJECTIVES:
+        problems.add("objectives", f"expected at most {MAX_OBJECTIVES} objectives, found {len(raw)}")
+        return []
     out: list[Objective] = []
     for index, item in enumerate(raw):
         parsed = _parse_objective(index, item, problems)
@@ -527,6 +576,11 @@ def _parse_objective(index: int, item: object, problems: _Problems) -> Objective
 
     pass_sets = _parse_criteria_sets(item.get("pass"), f"{where} pass", problems)
     warning_sets = _parse_criteria_sets(item.get("warning"), f"{where} warning", problems)
+    noise = _parse_noise(item, where, problems)
+    if noise is not None and not any(c.relative for s in (*pass_sets, *warning_sets) for c in s.criteria):
+        problems.add(
+            where, "comparison/noise_floor apply to relative criteria (such as '<=+10%'), and this objective has none"
+        )
 
     if sli is None or len(problems.items) > before:
         return None
@@ -537,7 +591,55 @@ def _parse_objective(index: int, item: object, problems: _Problems) -> Objective
         weight=weight,
         key_sli=key_sli,
         display_name=display_name,
+        noise=noise,
     )
+
+
+def _parse_noise(item: Mapping[object, object], where: str, problems: _Problems) -> NoiseRule | None:
+    """The objective's ``comparison: {method, confidence}`` and ``noise_floor``, or None."""
+    raw = item.get("comparison")
+    floor_raw = item.get("noise_floor")
+    if raw is None and floor_raw is None:
+        return None
+    method = ComparisonMethod.POINT
+    confidence = 0.95
+    min_effect = 0.6
+    if raw is not None:
+        if not isinstance(raw, Mapping):
+            problems.add(f"{where} comparison", f"expected a mapping with method and confidence, found {_type_name(raw)}")
+        else:
+            _unknown_keys(raw, _NOISE_KEYS, f"{where} comparison", problems)
+            value = raw.get("method", "point")
+            try:
+                method = ComparisonMethod(value)
+            except ValueError:
+                valid = ", ".join(m.value for m in ComparisonMethod)
+                problems.add(f"{where} comparison.method", f"expected one of {valid}, found {_type_name(value)}")
+            value = raw.get("confidence")
+            if value is not None:
+                if not isinstance(value, int | float) or isinstance(value, bool) or not 0.5 <= float(value) < 1:
+                    problems.add(
+                        f"{where} comparison.confidence", f"expected a number from 0.5 up to (not including) 1, e.g. 0.95, found {_type_name(value)}"
+                    )
+                else:
+                    confidence = float(value)
+            value = raw.get("min_effect")
+            if value is not None:
+                if not isinstance(value, int | float) or isinstance(value, bool) or not 0.5 <= float(value) < 1:
+                    problems.add(
+                        f"{where} comparison.min_effect",
+                        f"expected a number from 0.5 up to (not including) 1, e.g. 0.6, found {_type_name(value)}",
+                    )
+                else:
+                    min_effect = float(value)
+    floor: float | None = None
+    if floor_raw is not None:
+        number = float(floor_raw) if isinstance(floor_raw, int | float) and not isinstance(floor_raw, bool) else math.nan
+        if not math.isfinite(number) or number < 0:
+            problems.add(f"{where} noise_floor", f"expected a number of at least 0 (in the indicator's unit), found {_type_name(floor_raw)}")
+        else:
+            floor = number
+    return NoiseRule(method, confidence, floor, min_effect)
 
 
 def _parse_criteria_sets(raw: object, where: str, problems: _Problems) -> tuple[CriteriaSet, ...]:
@@ -545,6 +647,9 @@ def _parse_criteria_sets(raw: object, where: str, problems: _Problems) -> tuple[
         return ()
     if not isinstance(raw, list):
         problems.add(where, f"expected a list of {{criteria: [...]}} entries, found {_type_name(raw)}")
+        return ()
+    if len(raw) > MAX_CRITERIA:
+        problems.add(where, f"expected at most {MAX_CRITERIA} criteria lists, found {len(raw)}")
         return ()
     sets: list[CriteriaSet] = []
     for i, entry in enumerate(raw):
@@ -560,6 +665,9 @@ def _parse_criteria_sets(raw: object, where: str, problems: _Problems) -> tuple[
             crits = []
         if not isinstance(crits, list):
             problems.add(f"{here}.criteria", f"expected a list of criteria strings, found {_type_name(crits)}")
+            continue
+        if len(crits) > MAX_CRITERIA:
+            problems.add(f"{here}.criteria", f"expected at most {MAX_CRITERIA} criteria, found {len(crits)}")
             continue
         parsed: list[Criterion] = []
         for j, text in enumerate(crits):

@@ -11,7 +11,11 @@ from sluice.services.gatekeeper import GatekeeperService
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
-    return GatekeeperService(runtime.records, runtime.now, runtime.source).handle(event)
+    from sluice.services.approvals import key_lookup
+
+    return GatekeeperService(
+        runtime.records, runtime.now, runtime.source, approver_keys=key_lookup(runtime.secrets)
+    ).handle(event)
 
 
 def main(request: Any) -> Any:

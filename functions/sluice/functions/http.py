@@ -21,20 +21,43 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sluice.core.events import Event
+from sluice.core.events import Event, EventType
 from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
 from sluice.functions.runtime import Runtime, runtime_for
 
 log = logging.getLogger("sluice.functions")
 
 Handler = Callable[[Event, Runtime], Sequence[Event]]
+
+#: The event types each function consumes (its Triggers in ``triggers/``); another type sent to
+#: it is misrouted and answered 400. Functions not listed (eventlog, echo) take every type.
+CONSUMES: dict[str, frozenset[EventType]] = {
+    "deploy": frozenset({EventType.CONFIGURATION_CHANGE, EventType.PING}),
+    "test": frozenset({EventType.DEPLOYMENT_FINISHED, EventType.PING}),
+    "evaluate": frozenset({EventType.TESTS_FINISHED, EventType.START_EVALUATION, EventType.GET_SLI_DONE, EventType.PING}),
+    "sli": frozenset({EventType.GET_SLI}),
+    "gatekeeper": frozenset({EventType.EVALUATION_DONE, EventType.APPROVAL_FINISHED, EventType.PING}),
+}
 Response = tuple[bytes | str, int, dict[str, str]]
 
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
+#: Largest CloudEvent accepted (attributes and data): larger ones are refused with 400.
+MAX_EVENT_BYTES = 1024 * 1024
+
+
 def decode(headers: Any, body: bytes) -> Event:
     """CloudEvent over HTTP (binary or structured) → typed ``Event``; ValidationError if bad."""
+    if len(body) > MAX_EVENT_BYTES:
+        raise ValidationError("request", [f"body of {len(body)} bytes is over the limit of {MAX_EVENT_BYTES}"])
+    try:
+        return _decode(headers, body)
+    except RecursionError as err:
+        raise ValidationError("request", ["body: JSON nested too deeply"]) from err
+
+
+def _decode(headers: Any, body: bytes) -> Event:
     from cloudevents.exceptions import GenericException
     from cloudevents.http import from_http
 
@@ -75,6 +98,11 @@ def serve(request: Any, function: str, handler: Handler) -> Response:
     except ValidationError as err:
         log.warning("%s: 400 %s", function, err)
         return str(err), 400, _TEXT
+    accepted = CONSUMES.get(function)
+    if accepted is not None and event.type not in accepted:
+        log.warning("%s: 400 for %s: misrouted %s", function, event.id, event.type.value)
+        return (f"{function} consumes {', '.join(sorted(t.value for t in accepted))}, not {event.type.value}",
+                400, _TEXT)
     runtime = runtime_for(function)
     try:
         events = list(handler(event, runtime))

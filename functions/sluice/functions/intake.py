@@ -33,7 +33,7 @@ def service_for(runtime: Runtime) -> IntakeService:
         from sluice.adapters.registry import create_resolver
 
         _SERVICES[runtime] = IntakeService(runtime.store, runtime.emit, runtime.now, runtime.source,
-                                       resolver=create_resolver("ecr"))
+                                       resolver=create_resolver("ecr"), secrets=runtime.secrets)
     return _SERVICES[runtime]
 
 

@@ -18,6 +18,7 @@ from sluice.core.events import Event
 
 if TYPE_CHECKING:
     from sluice.ports.backend import DeploymentBackend
+    from sluice.ports.secrets import SecretStore
     from sluice.ports.state import StateStore
     from sluice.services.records import Records
 
@@ -56,6 +57,13 @@ class Runtime:
         from sluice.services.records import Records
 
         return Records(self.store, build_archive(self.settings))
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        """Named secrets (approver keys, webhook secrets, credentials): Secrets or 0600 files."""
+        from sluice.compose import build_secrets
+
+        return build_secrets(self.settings)
 
     @cached_property
     def backend(self) -> DeploymentBackend:

@@ -21,7 +21,8 @@ def provider_for(runtime: Runtime, records: Records, name: str, request: GetSli)
     if name == "prometheus":
         from sluice.services.prometheus_config import prometheus_provider
 
-        return prometheus_provider(records, request, default_url=runtime.settings.prometheus_url)
+        return prometheus_provider(records, request, default_url=runtime.settings.prometheus_url,
+                                   secrets=runtime.secrets)
     if name == "cloudwatch":
         from sluice.services.cloudwatch_config import cloudwatch_provider
 

@@ -298,6 +298,7 @@ def _report(
         error_kinds=dict(recorder.kinds),
         target_rate=profile.rate if profile.mode is Mode.CONSTANT_ARRIVAL_RATE else None,
         dropped=dropped,
+        latency_histogram_us=tuple((v, c) for v, c in histogram.compact()),
     )
 
 

@@ -114,3 +114,23 @@ class LogLinearHistogram:
                 low, high = self.bucket_bounds(index)
                 return min(max((low + high) / 2.0, self.min), self.max)
         return float(self.max)  # pragma: no cover - counts always add up to count
+
+    def compact(self, bits: int = 4) -> list[list[int]]:
+        """The counts re-bucketed to ``2 ** bits`` buckets per power of two, as sorted
+        ``[value, count]`` pairs (value = the midpoint of the coarse bucket, clamped to
+        [min, max]): a bounded summary to store beside the measurements (at most
+        ``2 ** (bits + 1) + 2 ** bits × 63`` pairs, a few hundred for latencies).
+        """
+        if not 1 <= bits <= self.bits:
+            raise ValueError(f"bits must be 1..{self.bits}, found {bits}")
+        coarse = LogLinearHistogram(bits)
+        for index, count in enumerate(self._counts):
+            if count:
+                low, high = self.bucket_bounds(index)
+                coarse.record((low + high) // 2, count)
+        out: list[list[int]] = []
+        for index, count in enumerate(coarse._counts):
+            if count:
+                low, high = coarse.bucket_bounds(index)
+                out.append([int(min(max((low + high) // 2, self.min), self.max)), count])
+        return out

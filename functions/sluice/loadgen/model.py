@@ -110,6 +110,13 @@ class LoadReport:
     error_kinds: Mapping[str, int] = field(default_factory=dict)
     target_rate: float | None = None
     dropped: int = 0
+    latency_histogram_us: tuple[tuple[int, int], ...] = ()
+
+    def samples(self) -> dict[str, Any]:
+        """What stands behind the measurements, for the builtin SLI provider: the number of
+        requests and the latency histogram (``[µs, count]`` pairs, bounded: see
+        ``LogLinearHistogram.compact``)."""
+        return {"requests": self.requests, "latency_histogram_us": [list(p) for p in self.latency_histogram_us]}
 
     def measurements(self) -> dict[str, float]:
         """The builtin SLI values this run provides (a key is left out when it was not measured)."""

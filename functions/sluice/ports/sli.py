@@ -25,15 +25,28 @@ class SliQuery:
 @dataclass(frozen=True)
 class SliValue:
     """One indicator's value. ``success=False`` means "could not measure": value is None and
-    ``message`` says which indicator and why. Never a silent 0."""
+    ``message`` says which indicator and why. Never a silent 0.
+
+    Optional, for providers that know them (the builtin one does): ``samples``, how many requests
+    stand behind the value; ``distribution``, the latency samples behind it as
+    ``{"buckets": [[value in the indicator's unit, count], ...]}`` (bounded, see
+    ``sluice.core.samples``). Both are left out of ``to_dict`` when unknown.
+    """
 
     metric: str
     value: float | None
     success: bool = True
     message: str = ""
+    samples: int | None = None
+    distribution: Mapping[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"metric": self.metric, "value": self.value, "success": self.success, "message": self.message}
+        out: dict[str, object] = {"metric": self.metric, "value": self.value, "success": self.success, "message": self.message}
+        if self.samples is not None:
+            out["samples"] = self.samples
+        if self.distribution is not None:
+            out["distribution"] = dict(self.distribution)
+        return out
 
 
 class SliProvider(Protocol):

@@ -36,6 +36,10 @@ def load_document(text: str, source: str) -> object:
             ) from err
     try:
         return yaml.load(text, Loader=SAFE_LOADER)
+    except yaml.YAMLError:
+        pass
+    try:  # the pure-Python parser places errors where a person looks for them (libyaml often at the end)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
@@ -54,13 +58,14 @@ def load_slo(text: str, source: str) -> Slo:
 
 
 def load_values(text: str, source: str) -> list[Measurement]:
-    """Parse an SLI-values file: a mapping of SLI name → number, or → ``{value, success, message}``
-    for an indicator that could not be measured. A list of ``{metric, value, success, message}``
+    """Parse an SLI-values file: a mapping of SLI name → number, or → ``{value, success, message,
+    samples}`` (``samples``: requests behind the value, optional) or for an indicator that could
+    not be measured. A list of ``{metric, value, success, message}``
     (Keptn's ``indicatorValues``) is accepted too."""
     return values_from_document(load_document(text, source), source)
 
 
-_VALUE_KEYS = ("value", "success", "message")
+_VALUE_KEYS = ("value", "success", "message", "samples")
 
 
 def values_from_document(doc: object, source: str) -> list[Measurement]:
@@ -107,7 +112,7 @@ def _measurement(name: str, raw: object, problems: list[str]) -> Measurement | N
     before = len(problems)
     for key in raw:
         if key not in _VALUE_KEYS:
-            problems.append(f"SLI {name!r}: unknown key {key!r}: expected value, success, message")
+            problems.append(f"SLI {name!r}: unknown key {key!r}: expected value, success, message, samples")
     success = raw.get("success", True)
     if not isinstance(success, bool):
         problems.append(f"SLI {name!r} success: expected true or false, found {success!r}")
@@ -125,11 +130,15 @@ def _measurement(name: str, raw: object, problems: list[str]) -> Measurement | N
             problems.append(f"SLI {name!r} value: expected a finite number, found {value!r}")
         else:
             number = float(value)
+    samples = raw.get("samples")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 0):
+        problems.append(f"SLI {name!r} samples: expected a whole number >= 0 (requests behind the value), found {samples!r}")
+        samples = None
     if success and number is None and len(problems) == before:
         problems.append(f"SLI {name!r} value: missing: expected a number (or success: false with a message)")
     if len(problems) > before:
         return None
-    return Measurement(name, number if success else None, success, message)
+    return Measurement(name, number if success else None, success, message, samples)
 
 
 def load_evaluation(text: str, source: str) -> EvaluationResult:

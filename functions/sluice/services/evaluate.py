@@ -28,6 +28,7 @@ from sluice.core.events import (
     StartEvaluation,
     TestsFinished,
 )
+from sluice.core.inconclusive import attempt_of, comparison_history
 from sluice.core.ledger import (
     HANDOFF_S,
     SLO_MAX_BYTES,
@@ -89,27 +90,22 @@ class EvaluateService:
         placement = Placement(data.project, data.stage, data.service)
         now = self.now()
 
-        def open_gate(lane: Lane) -> tuple[Lane, bool]:
-            if lane.run(event.shkeptncontext) is not None:
-                return lane, False
-            run = Run(event.shkeptncontext, "", Phase.TESTED, now, "", event_time=event.time, labels=dict(data.labels))
-            return lane.put(enter(run, Phase.TESTED, now, HANDOFF_S)), True
-
-        self.ledger.change(placement, open_gate)
+        run = Run(event.shkeptncontext, "", Phase.TESTED, now, "", event_time=event.time, labels=dict(data.labels))
+        self.ledger.open_gate(placement, enter(run, Phase.TESTED, now, HANDOFF_S))
         return self._start(event, data)
 
     def _start(self, event: Event, data: TestsFinished | StartEvaluation) -> list[Event]:
         placement = Placement(data.project, data.stage, data.service)
         context = event.shkeptncontext
-        run = self.ledger.lane(placement).run(context)
+        run = self.ledger.run(placement, context)
         if run is None:
             log.info("%s for %s: its delivery does not wait in %s", event.type.value, context, placement)
             return []
         for step in (Transition.EVALUATING, Transition.EVALUATED):
             if (stored := run.stored(step)) is not None:
                 return [Event.from_json_dict(e) for e in stored]
-        if run.phase is not Phase.TESTED:
-            return []
+        if run.phase is not Phase.TESTED or attempt_of(data.labels) != run.attempt:
+            return []  # not waiting for an evaluation, or tests-finished of an earlier attempt
         pending = PendingEvaluation(
             start=data.start, end=data.end, slo="", provider="", request_id="", deadline="",
             test_failed=isinstance(data, TestsFinished) and data.result == Result.FAIL.value,
@@ -153,25 +149,16 @@ class EvaluateService:
     # --- score -------------------------------------------------------------------------------
     def _score(self, event: Event, done: GetSliDone) -> list[Event]:
         placement = Placement(done.project, done.stage, done.service)
-        run = self.ledger.lane(placement).run(event.shkeptncontext)
+        run = self.ledger.run(placement, event.shkeptncontext)
         if run is None:
             log.warning("get-sli.done %s for %s: no evaluation waits for it", event.id, event.shkeptncontext)
             return []
         if (stored := run.stored(Transition.EVALUATED)) is not None:
             self._remember_evaluation(placement, stored)  # a crash may have come between the two writes
             return [Event.from_json_dict(e) for e in stored]
-        if run.phase is not Phase.EVALUATING or run.evaluation is None:
-            return []
-        values = [
-            Measurement(
-                name=str(v.get("metric", "")),
-                value=v.get("value") if isinstance(v.get("value"), int | float) and not isinstance(v.get("value"), bool) else None,
-                success=bool(v.get("success", True)),
-                message=str(v.get("message", "")),
-            )
-            for v in done.indicatorValues
-            if isinstance(v, Mapping)
-        ]
+        if run.phase is not Phase.EVALUATING or run.evaluation is None or event.triggeredid != run.evaluation.request_id:
+            return []  # not waiting for SLIs, or the answer to an earlier attempt's request
+        values = [Measurement.from_indicator_value(v) for v in done.indicatorValues if isinstance(v, Mapping)]
         slo = load_slo(run.evaluation.slo, "slo.yaml")
         return self._finish(event, placement, run, run.evaluation, slo, values, done.message)
 
@@ -181,7 +168,7 @@ class EvaluateService:
         never started (tests-finished was lost)."""
         now = self.now()
         replies: list[Event] = []
-        for found in self.ledger.lanes():
+        for found in (*self.ledger.lanes(), *self.ledger.gates()):
             lane = found.lane
             for run in (*((lane.active,) if lane.active else ()), *lane.gates):
                 if run.phase not in (Phase.TESTED, Phase.EVALUATING) or not expired(run, now):
@@ -220,9 +207,11 @@ class EvaluateService:
                 previous.append(EvaluationResult.from_dict(doc))
             except ValidationError as err:
                 log.warning("skipping an unreadable evaluation in the history of %s: %s", placement, err)
+        policy = self.records.project(project).shipyard.stage(stage).inconclusive
         result = evaluate(
-            slo, values, previous, pending.test_failed or force_fail, evaluation_id=evaluation_id, project=project,
-            stage=stage, service=service, start=pending.start, end=pending.end, labels=dict(run.labels),
+            slo, values, comparison_history(previous), pending.test_failed or force_fail, evaluation_id=evaluation_id,
+            project=project, stage=stage, service=service, start=pending.start, end=pending.end,
+            labels=dict(run.labels), rules=policy.rules,
         )
         notes = [m for m in (message, result.message, pending.test_message if pending.test_failed else "") if m]
         now = self.now()
@@ -243,7 +232,10 @@ class EvaluateService:
             message="; ".join(notes), labels=dict(run.labels),
         )
         reply = event.reply(payload, source=self.source, time=now)
-        verdict = Verdict(result.result.value, result.score, evaluation_id)
+        verdict = Verdict(
+            result.result.value, result.score, evaluation_id, result.inconclusive,
+            tuple(r.message for r in result.inconclusive_reasons),
+        )
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             moved = enter(run, Phase.EVALUATED, now, HANDOFF_S, verdict=verdict, evaluation=None)
@@ -262,3 +254,4 @@ class EvaluateService:
             slo = base64.b64decode(details.get("sloFileContent") or "").decode()
             entry = {**details["sluice"], **details.get("sluiceRecord", {}), "slo_file": slo}
             self.records.append_evaluation(placement.project, placement.stage, placement.service, entry)
+

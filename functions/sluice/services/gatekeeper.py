@@ -15,11 +15,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from sluice.core.approval_auth import APPROVER_ATTRIBUTE, KeyLookup, check_approval
 from sluice.core.events import (
     ApprovalFinished,
+    ApprovalRejected,
     ApprovalTriggered,
     ConfigurationChange,
     Decision,
+    DeploymentFinished,
     Done,
     EvaluationDone,
     Event,
@@ -28,7 +31,9 @@ from sluice.core.events import (
     Result,
 )
 from sluice.core.gate import GateDecision, decide
+from sluice.core.inconclusive import InconclusiveAction, inconclusive_action, next_attempt
 from sluice.core.ledger import (
+    HANDOFF_S,
     Hold,
     HoldDecision,
     Lane,
@@ -37,6 +42,8 @@ from sluice.core.ledger import (
     Transition,
     enter,
     expired,
+    parse_time,
+    record,
 )
 from sluice.core.shipyard import OnTimeout, Shipyard, Stage
 from sluice.errors import SluiceError
@@ -48,11 +55,16 @@ log = logging.getLogger("sluice.gatekeeper")
 
 
 class GatekeeperService:
-    def __init__(self, records: Records, now: Callable[[], str], source: str, deploy_phase_s: float = 240.0) -> None:
+    def __init__(
+        self, records: Records, now: Callable[[], str], source: str, approver_keys: KeyLookup | None = None,
+        deploy_phase_s: float = 240.0,
+    ) -> None:
         self.records = records
         self.ledger = Ledger(records)
         self.now = now
         self.source = source
+        #: project -> approver key (None: no key, so every approval of that project is refused).
+        self.approver_keys: KeyLookup = approver_keys or (lambda project: None)
         self.deploy_phase_s = deploy_phase_s
 
     def handle(self, event: Event) -> list[Event]:
@@ -79,13 +91,21 @@ class GatekeeperService:
                 ended = enter(run, Phase.DONE, now, None, outcome=Outcome.EVALUATED.value)
                 return lane.put(ended).retire(ended), [done]
             decision = decide(run.verdict.result, stage)
+            why = ""
+            if run.verdict.inconclusive:  # the gate could not judge: the stage's on_inconclusive says what now
+                action = inconclusive_action(stage.inconclusive, run.attempt)
+                if action is InconclusiveAction.RETRY and (retried := self._retry(lane, event, run, now)) is not None:
+                    return retried
+                if action is InconclusiveAction.HOLD:
+                    decision = GateDecision.HOLD
+                    why = f" (inconclusive: {'; '.join(run.verdict.reasons)})"
             if decision is GateDecision.HOLD:
                 held = enter(run, Phase.HELD, now, stage.approval_timeout_s)
                 hold = Hold(run.verdict.result, now, held.deadline, stage.approval_on_timeout)
                 triggered = ApprovalTriggered(
                     project=placement.project, stage=placement.stage, service=placement.service, image=run.image,
                     result=run.verdict.result,
-                    message=f"{run.image} {run.verdict.result}ed the gate in {placement.stage}; promotion waits for "
+                    message=f"{run.image} {run.verdict.result}ed the gate in {placement.stage}{why}; promotion waits for "
                     f"approval until {held.deadline}, then {stage.approval_on_timeout.value}s "
                     f"(sluice send event approval --context {run.context} --stage {placement.stage} --approve|--decline)",
                     labels=dict(run.labels),
@@ -94,13 +114,43 @@ class GatekeeperService:
                 return lane.put(replace(held, hold=hold)), [reply.to_json_dict()]
             return self._act(lane, event, shipyard, placement, run, decision is GateDecision.PROMOTE, now)
 
-        return self.ledger.advance(placement, event.shkeptncontext, Transition.DECIDED, effect).events()
+        decided = self.ledger.advance(placement, event.shkeptncontext, Transition.DECIDED, effect)
+        if decided.applied and any(e.get("type") == Done.TYPE.value for e in decided.replies):
+            self.ledger.close_gate(placement, event.shkeptncontext)  # a gate ended: its record goes
+        return decided.events()
+
+    def _retry(self, lane: Lane, cause: Event, run: Run, now: str) -> tuple[Lane, list[dict[str, Any]]] | None:
+        """Re-run the stage's tests and evaluation (``on_inconclusive: retry``): the run goes back to
+        ``deployed`` as its next attempt, with the deployment-finished of the candidate sent again.
+        None when there is nothing to re-test (no deployment, or a deployment that failed)."""
+        stored = run.stored(Transition.DEPLOYED)
+        if not stored:
+            return None
+        previous = Event.from_json_dict(stored[0])
+        deployed = previous.data
+        if not isinstance(deployed, DeploymentFinished) or deployed.result != Result.PASS.value:
+            return None
+        attempt = run.attempt + 1
+        again = replace(deployed, labels=next_attempt(deployed.labels),
+                        message=f"{deployed.message}; attempt {attempt}: the evaluation was inconclusive, so it runs again")
+        reply = cause.reply(again, source=self.source, time=now, discriminator=f"retry:{attempt}").to_json_dict()
+        moved = replace(enter(run, Phase.DEPLOYED, now, HANDOFF_S), attempt=attempt, verdict=None, test=None)
+        return lane.put(record(moved, moved.key(Transition.DEPLOYED), [reply])), [reply]
 
     # --- approval.finished -----------------------------------------------------------------------
     def _approval(self, event: Event, approval: ApprovalFinished) -> list[Event]:
+        """Obeyed only when it proves its sender (signed with the project's approver key, fresh);
+        otherwise nothing changes and the rejection is answered with the reason."""
+        check = check_approval(event, self.approver_keys, parse_time(self.now()))
+        if not check.ok:
+            rejected = ApprovalRejected(
+                project=approval.project, stage=approval.stage, service=approval.service, labels=approval.labels,
+                decision=approval.decision, approver=event.extensions.get(APPROVER_ATTRIBUTE, "")[:128],
+                reason=check.reason,
+            )
+            return [event.reply(rejected, source=self.source, time=self.now())]
         placement = Placement(approval.project, approval.stage, approval.service)
-        lane = self.ledger.lane(placement)
-        run = lane.run(event.shkeptncontext)
+        run = self.ledger.lane(placement).run(event.shkeptncontext)
         if run is None or run.phase is not Phase.HELD:
             ended = run.hold.decision.value if run is not None and run.hold and run.hold.decision else ""
             log.info(
@@ -109,7 +159,7 @@ class GatekeeperService:
             )
             return [] if run is None else run_events(run, Transition.APPROVED)
         approve = approval.decision == Decision.APPROVE.value
-        who = _approver(event)
+        who = check.approver
         shipyard = self.records.project(approval.project).shipyard
         decision = HoldDecision.APPROVED if approve else HoldDecision.DECLINED
         reason = f"{decision.value} by {who}" + (f": {approval.message}" if approval.message else "")
@@ -124,23 +174,26 @@ class GatekeeperService:
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             assert run.hold is not None  # set with the held phase
             decided = replace(run, hold=replace(run.hold, decision=decision, by=who, decided_at=now, reason=reason))
-            return self._act(lane.put(decided), cause, shipyard, placement, decided, promote, now)
+            return self._act(lane.put(decided), cause, shipyard, placement, decided, promote, now, approver=who)
 
         return self.ledger.advance(placement, cause.shkeptncontext, Transition.APPROVED, effect).events()
 
     # --- carrying out ----------------------------------------------------------------------------
     def _act(
-        self, lane: Lane, cause: Event, shipyard: Shipyard, placement: Placement, run: Run, promote: bool, now: str
+        self, lane: Lane, cause: Event, shipyard: Shipyard, placement: Placement, run: Run, promote: bool, now: str,
+        approver: str = "",
     ) -> tuple[Lane, list[dict[str, Any]]]:
-        """``run`` moves to promoting (with the next stage's set) or discarding; the events that say so."""
+        """``run`` moves to promoting (with the next stage's set) or discarding; the events that say
+        so (naming the ``approver`` when a person decided)."""
         base: dict[str, Any] = {"project": placement.project, "service": placement.service, "labels": dict(run.labels)}
+        decided: dict[str, Any] = {"approver": approver} if approver else {}
         if not promote:
-            discard = ConfigurationChange(**base, stage=placement.stage, image=run.image, action="discard", value=0)
+            discard = ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action="discard", value=0)
             reply = cause.reply(discard, source=self.source, time=now, discriminator="discard")
             return lane.put(enter(run, Phase.DISCARDING, now, self.deploy_phase_s)), [reply.to_json_dict()]
         replies = [
             cause.reply(
-                ConfigurationChange(**base, stage=placement.stage, image=run.image, action="promote", value=0),
+                ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action="promote", value=0),
                 source=self.source, time=now, discriminator="promote",
             ).to_json_dict()
         ]
@@ -168,8 +221,11 @@ class GatekeeperService:
         runs whose evaluation-done never reached the gatekeeper."""
         now = self.now()
         replies: list[Event] = []
-        for found in self.ledger.lanes():
+        for found in (*self.ledger.lanes(), *self.ledger.gates()):
             lane = found.lane
+            if lane.finished and not lane.gates and lane.active is None and lane.finished[-1].context in found.name:
+                self.ledger.close_gate(found.placement, lane.finished[-1].context)  # ended, but its record stayed
+                continue
             for run in (*((lane.active,) if lane.active else ()), *lane.gates):
                 if run.phase not in (Phase.EVALUATED, Phase.HELD) or not expired(run, now):
                     continue
@@ -197,9 +253,3 @@ class GatekeeperService:
 def run_events(run: Run, step: Transition) -> list[Event]:
     return [Event.from_json_dict(e) for e in run.stored(step) or []]
 
-
-def _approver(event: Event) -> str:
-    """Who decided: the authenticated approver once approvals are signed; until then, unverified."""
-    data = event.data
-    assert isinstance(data, ApprovalFinished)
-    return data.labels.get("approver", "") or "an unauthenticated sender"

@@ -5,8 +5,16 @@ Records in the state store (names fixed here):
 | record              | key          | holds                                                             |
 |---------------------|--------------|-------------------------------------------------------------------|
 | ``intake-triggers`` | ``triggers`` | JSON list of triggers (``Trigger.to_dict``)                        |
-| ``intake-secrets``  | ``<source>`` | the shared secret (or GitHub webhook secret) of each source       |
 | ``intake-deliveries`` | ``deliveries`` | JSON ``{delivery id: {events, state, time}}``, newest ``DELIVERIES_LIMIT`` |
+
+The shared secret (GitHub: the webhook secret) of each source is the secret
+``sluice-intake-<source>`` (value ``secret``) in the secret store — a Kubernetes Secret only the
+intake function may read, locally a 0600 file. Secrets stored the old way (the ``intake-secrets``
+ConfigMap) are moved there, and the record deleted, the first time intake or the CLI meets them.
+
+Replay protection keys on what is authenticated — a digest of the body (none of the sources
+signs a timestamp) — never on an unsigned header such as ``X-GitHub-Delivery``: the same body
+posted again within the remembered window starts nothing and answers "duplicate".
 
 Every answer changes nothing unless it is a 200 "started": 401 (unauthenticated), 400
 (malformed), 413 (too large), 202 (authenticated and well-formed but nothing to start: no
@@ -40,9 +48,9 @@ from sluice.core.intake import (
 )
 from sluice.errors import ConfigurationError, NotFoundError, RetryableError, ValidationError
 from sluice.ports.registry import DigestResolver
-from sluice.ports.state import Record, StateStore
+from sluice.ports.secrets import SecretStore
+from sluice.ports.state import StateStore
 from sluice.services.records import Records
-from sluice.services.state import cas_update
 
 log = logging.getLogger("sluice.intake")
 
@@ -101,7 +109,33 @@ def remove_trigger(store: StateStore, repository: str, project: str, service: st
     return Records(store).update_json(TRIGGERS, "triggers", [], KIND_LABELS, mutate)
 
 
-def set_secret(store: StateStore, source: str, secret: str) -> None:
+def secret_name(source: str) -> str:
+    """The secret holding ``source``'s shared secret."""
+    return f"sluice-intake-{source}"
+
+
+def migrate_secrets(store: StateStore, secrets: SecretStore) -> list[str]:
+    """Move secrets stored the old way (the ``intake-secrets`` record) into ``secrets``, then
+    delete the record. Returns the sources moved (a secret already in ``secrets`` wins)."""
+    record = store.get(SECRETS)
+    if record is None:
+        return []
+    moved = []
+    for source, value in record.data.items():
+        if source in SOURCES and value and not secrets.get(secret_name(source)):
+            secrets.put(secret_name(source), {"secret": value})
+            moved.append(source)
+    store.delete(SECRETS)
+    log.info("intake: moved the secrets of %s from the %s record to the secret store", ", ".join(moved) or "no source", SECRETS)
+    return moved
+
+
+def get_secret(secrets: SecretStore, source: str) -> str | None:
+    values = secrets.get(secret_name(source))
+    return values.get("secret") if values else None
+
+
+def set_secret(secrets: SecretStore, source: str, secret: str) -> None:
     """Set the shared secret of ``source`` (at least 16 characters, no surrounding blanks)."""
     problems = []
     if source not in SOURCES:
@@ -112,19 +146,17 @@ def set_secret(store: StateStore, source: str, secret: str) -> None:
         problems.append("secret: must not start or end with blanks")
     if problems:
         raise ValidationError("intake secret", problems)
-
-    def mutate(record: Record | None) -> Record:
-        data = dict(record.data) if record else {}
-        data[source] = secret
-        return Record(SECRETS, data, KIND_LABELS)
-
-    cas_update(store, SECRETS, mutate)
+    secrets.put(secret_name(source), {"secret": secret})
 
 
-def configured_sources(store: StateStore) -> list[str]:
+def configured_sources(secrets: SecretStore) -> list[str]:
     """Sources with a secret set (names only: the secrets themselves are never shown)."""
-    record = store.get(SECRETS)
-    return sorted(k for k in (record.data if record else {}) if k in SOURCES)
+    return sorted(s for s in SOURCES if get_secret(secrets, s))
+
+
+def replay_key(source: str, body: bytes) -> str:
+    """The delivery id of a notification: its source and a digest of its (authenticated) body."""
+    return f"{source}-sha256-{hashlib.sha256(body).hexdigest()[:40]}"
 
 
 # --- authentication ----------------------------------------------------------------------
@@ -240,8 +272,12 @@ class IntakeService:
         source: str,
         resolver: DigestResolver | None = None,
         max_body: int = MAX_BODY_BYTES,
+        *,
+        secrets: SecretStore,
     ) -> None:
         self.store = store
+        self.secrets = secrets
+        self._migrated = False
         self.records = Records(store)
         self.emit = emit
         self.now = now
@@ -255,8 +291,10 @@ class IntakeService:
                                        + ", ".join(f"/{s}" for s in SOURCES))
         if len(request.body) > self.max_body:
             return IntakeResponse(413, f"body of {len(request.body)} bytes is over the limit of {self.max_body}")
-        secrets = self.store.get(SECRETS)
-        reason = authenticate(request.source, secrets.data.get(request.source) if secrets else None,
+        if not self._migrated:
+            migrate_secrets(self.store, self.secrets)
+            self._migrated = True
+        reason = authenticate(request.source, get_secret(self.secrets, request.source),
                               request.headers, request.query, request.body)
         if reason:
             log.warning("intake %s: 401 %s", request.source, reason)
@@ -266,6 +304,11 @@ class IntakeService:
         except ValidationError as err:
             log.warning("intake %s: 400 %s", request.source, err)
             return IntakeResponse(400, str(err))
+        except RecursionError:
+            return IntakeResponse(400, f"{request.source} webhook: body is nested too deeply")
+        # Replays are recognised by what was authenticated (the body), not by unsigned headers.
+        key = replay_key(request.source, request.body)
+        parsed = replace(parsed, pushes=tuple(replace(p, delivery_id=key) for p in parsed.pushes))
         triggers = list_triggers(self.store)
         the_plan = plan(parsed, triggers, source=self.source, time=self.now())
         if not the_plan.events:

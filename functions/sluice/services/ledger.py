@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sluice.core.events import Event
-from sluice.core.ledger import Lane, Run, Transition, record
+from sluice.core.ledger import Lane, Phase, Run, Transition, record
 from sluice.errors import SluiceError
 from sluice.ports.backend import Placement
 from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records
@@ -25,6 +25,7 @@ log = logging.getLogger("sluice.ledger")
 R = TypeVar("R")
 KEY = "lane"
 LANE_KIND = "stage"
+GATE_KIND = "gate"
 
 #: A transition's effect: (lane, the run as found) → (new lane, events caused).
 Effect = Callable[[Lane, Run], tuple[Lane, list[dict[str, Any]]]]
@@ -49,6 +50,7 @@ class LaneRecord:
 
     placement: Placement
     lane: Lane
+    name: str = ""
 
 
 class Ledger:
@@ -58,35 +60,53 @@ class Ledger:
         self.records = records
 
     @staticmethod
-    def name(placement: Placement) -> tuple[str, dict[str, str]]:
-        return Records.scoped(LANE_KIND, placement.project, placement.stage, placement.service)
+    def name(placement: Placement, gate: str = "") -> tuple[str, dict[str, str]]:
+        """The lane's record, or (``gate``: a context) the record of one quality gate without a
+        deployment: each gate is a record of its own while it runs, so no number of concurrent
+        gates can push a lane past its budget."""
+        if not gate:
+            return Records.scoped(LANE_KIND, placement.project, placement.stage, placement.service)
+        name, labels = Records.scoped(GATE_KIND, placement.project, placement.stage, placement.service)
+        return f"{name}.{gate}", {**labels, "sluice.dev/context": gate}
 
     # --- reads ---------------------------------------------------------------------------------
-    def lane(self, placement: Placement) -> Lane:
-        record = self.records.store.get(self.name(placement)[0])
+    def lane(self, placement: Placement, gate: str = "") -> Lane:
+        record = self.records.store.get(self.name(placement, gate)[0])
         if record is None or KEY not in record.data:
             return Lane()
         return Lane.from_dict(json.loads(record.data[KEY]))
 
+    def run(self, placement: Placement, context: str) -> Run | None:
+        """``context``'s run in this stage: in the lane, else its running quality gate."""
+        found = self.lane(placement).run(context)
+        return found if found is not None else self.lane(placement, context).run(context)
+
     def lanes(self, **labels: str) -> Iterator[LaneRecord]:
         """Every lane (optionally of one project/stage/service); an unreadable one is reported
         and skipped, so one bad record never stops a tick for everyone else."""
-        selector = {KIND: LANE_KIND}
+        return self._records(LANE_KIND, labels)
+
+    def gates(self) -> Iterator[LaneRecord]:
+        """Every running quality gate (each in a record of its own)."""
+        return self._records(GATE_KIND, {})
+
+    def _records(self, kind: str, labels: dict[str, str]) -> Iterator[LaneRecord]:
+        selector = {KIND: kind}
         for key, label in (("project", PROJECT), ("stage", STAGE), ("service", SERVICE)):
             if labels.get(key):
                 selector[label] = labels[key]
         for stored in self.records.store.list(selector):
             try:
                 placement = Placement(stored.labels[PROJECT], stored.labels[STAGE], stored.labels[SERVICE])
-                yield LaneRecord(placement, Lane.from_dict(json.loads(stored.data[KEY])))
+                yield LaneRecord(placement, Lane.from_dict(json.loads(stored.data[KEY])), stored.name)
             except (KeyError, ValueError, TypeError) as err:
                 log.error("lane record %s is unreadable, skipped: %s: %s", stored.name, type(err).__name__, err)
 
     # --- writes --------------------------------------------------------------------------------
-    def change(self, placement: Placement, mutate: Callable[[Lane], tuple[Lane, R]]) -> R:
-        """Apply ``mutate`` to the lane and write it back in one compare-and-swap (retried on
-        conflicts; ``mutate`` must be pure). The lane is kept within its byte budget."""
-        name, labels = self.name(placement)
+    def change(self, placement: Placement, mutate: Callable[[Lane], tuple[Lane, R]], gate: str = "") -> R:
+        """Apply ``mutate`` to the lane (or a gate's record) and write it back in one
+        compare-and-swap (retried on conflicts; ``mutate`` must be pure), within its byte budget."""
+        name, labels = self.name(placement, gate)
 
         def apply(data: dict[str, str], _exists: bool) -> R:
             lane = Lane.from_dict(json.loads(data[KEY])) if KEY in data else Lane()
@@ -98,7 +118,33 @@ class Ledger:
         return self.records.update_data(name, labels, apply)
 
     def advance(self, placement: Placement, context: str, step: Transition, effect: Effect) -> Advanced:
-        """Transition ``context``'s run by ``step`` (see the module docstring)."""
+        """Transition ``context``'s run by ``step`` (see the module docstring): the run in the
+        lane, else its quality gate's record."""
+        done = self._advance(placement, context, step, effect, "")
+        if done.known:
+            return done
+        return self._advance(placement, context, step, effect, context)
+
+    def open_gate(self, placement: Placement, run: Run) -> bool:
+        """Start a quality gate without a deployment (its own record); False when this stage
+        knows the delivery already, or it is older than everything the lane remembers."""
+        lane = self.lane(placement)
+        if lane.knows(run.context) or lane.stale(run.context, run.event_time):
+            return False
+        return self.change(placement, lambda gate: (gate, False) if gate.run(run.context) else (gate.put(run), True),
+                           gate=run.context)
+
+    def close_gate(self, placement: Placement, context: str) -> None:
+        """A gate that ended: its summary joins the lane's finished runs, its record goes."""
+        ended = self.lane(placement, context).run(context)
+        if ended is None or ended.phase is not Phase.DONE:
+            return
+        self.change(placement, lambda lane: (lane if lane.knows(context) else lane.remember(ended), None))
+        self.records.store.delete(self.name(placement, context)[0])
+
+    def _advance(self, placement: Placement, context: str, step: Transition, effect: Effect, gate: str) -> Advanced:
+        if gate and self.records.store.get(self.name(placement, gate)[0]) is None:
+            return Advanced(False, [], known=False)
 
         def mutate(lane: Lane) -> tuple[Lane, Advanced]:
             run = lane.run(context)
@@ -109,18 +155,19 @@ class Ledger:
                 return lane, Advanced(False, stored)
             if not run.can(step):
                 return lane, Advanced(False, [])
+            key = run.key(step)  # the attempt the step belongs to, before the effect (a retry raises it)
             new, replies = effect(lane, run)
-            return _remember(new, context, step, replies), Advanced(True, replies)
+            return _remember(new, context, key, replies), Advanced(True, replies)
 
-        return self.change(placement, mutate)
+        return self.change(placement, mutate, gate=gate)
 
 
-def _remember(lane: Lane, context: str, step: Transition, replies: list[dict[str, Any]]) -> Lane:
-    """Store ``replies`` under ``step`` on ``context``'s run wherever it now is."""
+def _remember(lane: Lane, context: str, key: str, replies: list[dict[str, Any]]) -> Lane:
+    """Store ``replies`` under ``key`` on ``context``'s run wherever it now is."""
     run = lane.run(context)
     if run is None:
-        raise SluiceError(f"ledger: the run of {context} vanished during its own transition {step.value}")
-    updated = record(run, step, replies)
+        raise SluiceError(f"ledger: the run of {context} vanished during its own transition {key}")
+    updated = record(run, key, replies)
     if any(f.context == context for f in lane.finished):
         return replace(lane, finished=tuple(updated if f.context == context else f for f in lane.finished))
     return lane.put(updated)

@@ -1,9 +1,12 @@
 """A project's Prometheus: its connection record and the provider the ``sli`` function uses.
 
-The connection settings live in the Secret-like record ``prometheus-<project>`` (keys ``url``,
-``token``, ``user``, ``password``, ``insecure_skip_tls_verify``); without one, the settings'
-``prometheus_url`` is used with no login. The queries are the merged sli.yaml of the service in
-the stage. The record's secrets are never logged nor put in a message.
+The connection settings live in the record ``prometheus-<project>`` (keys ``url``, ``user``,
+``insecure_skip_tls_verify``), its credentials (``token``, ``password``) in the secret
+``sluice-prometheus-<project>`` — a Kubernetes Secret only the sli function may read, locally a
+0600 file. Without a record, the settings' ``prometheus_url`` is used with no login. The queries
+are the merged sli.yaml of the service in the stage. Credentials are never logged nor put in a
+message; a record that still holds them (how they were stored before) has them moved to the
+secret store the first time it is read.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from sluice.adapters.sli import create_provider
 from sluice.adapters.sli.prometheus import PrometheusConnection
 from sluice.core.events import GetSli
 from sluice.errors import ConfigurationError, ValidationError
+from sluice.ports.secrets import SecretStore
 from sluice.ports.sli import SliProvider
 from sluice.ports.state import Record
 from sluice.services.records import KIND, PROJECT, Records
 from sluice.services.sli_config import sli_config_for
 from sluice.services.state import cas_update
 
-__all__ = ["connection_for", "prometheus_provider", "record_name", "store_connection"]
+__all__ = ["connection_for", "prometheus_provider", "record_name", "secret_name", "store_connection"]
 
 
 def record_name(project: str) -> str:
@@ -28,30 +32,71 @@ def record_name(project: str) -> str:
     return f"prometheus-{project}"
 
 
-def connection_for(records: Records, project: str, default_url: str) -> PrometheusConnection:
-    """The project's connection (its record, else ``default_url`` without login)."""
+#: Keys of the connection that are credentials: they live in the secret, never in the record.
+SECRET_KEYS = ("token", "password")
+
+
+def secret_name(project: str) -> str:
+    """The secret holding a project's Prometheus credentials."""
+    return f"sluice-prometheus-{project}"
+
+
+def connection_for(records: Records, project: str, default_url: str, secrets: SecretStore) -> PrometheusConnection:
+    """The project's connection (its record and secret, else ``default_url`` without login)."""
     record = records.store.get(record_name(project))
-    return PrometheusConnection.from_record(record.data if record else None, default_url=default_url)
+    if record is None:
+        return PrometheusConnection.from_record(None, default_url=default_url)
+    data = dict(record.data)
+    if any(k in data for k in SECRET_KEYS):
+        _move_credentials(records, project, secrets)
+        record = records.store.get(record_name(project))
+        data = dict(record.data) if record else {}
+    data.update((secrets.get(secret_name(project)) or {}).items())
+    return PrometheusConnection.from_record(data, default_url=default_url)
 
 
-def store_connection(records: Records, project: str, data: Mapping[str, str]) -> None:
-    """Validate and store a project's connection record (replacing the previous one)."""
+def _move_credentials(records: Records, project: str, secrets: SecretStore) -> None:
+    """Migration: credentials stored in the record the old way go to the secret store."""
+    name = record_name(project)
+    record = records.store.get(name)
+    if record is None:
+        return
+    moved = {k: v for k, v in record.data.items() if k in SECRET_KEYS and v}
+    if moved:
+        secrets.put(secret_name(project), {**(secrets.get(secret_name(project)) or {}), **moved})
+
+    def strip(current: Record | None) -> Record | None:
+        if current is None:
+            return None
+        return Record(name, {k: v for k, v in current.data.items() if k not in SECRET_KEYS},
+                      current.labels, current.resource_version)
+
+    cas_update(records.store, name, strip)
+
+
+def store_connection(records: Records, project: str, data: Mapping[str, str], secrets: SecretStore) -> None:
+    """Validate and store a project's connection: settings in the record, credentials in the secret."""
     PrometheusConnection.from_record(data)  # ConfigurationError before anything is written
     name = record_name(project)
+    credentials = {k: v for k, v in data.items() if k in SECRET_KEYS and v}
+    if credentials:
+        secrets.put(secret_name(project), credentials)
+    else:
+        secrets.delete(secret_name(project))
 
     def apply(record: Record | None) -> Record:
-        return Record(name, dict(data), {KIND: "prometheus-connection", PROJECT: project},
-                      record.resource_version if record else None)
+        return Record(name, {k: v for k, v in data.items() if k not in SECRET_KEYS},
+                      {KIND: "prometheus-connection", PROJECT: project}, record.resource_version if record else None)
 
     cas_update(records.store, name, apply)
 
 
 def prometheus_provider(
-    records: Records, request: GetSli, default_url: str, timeout_s: float = 30.0
+    records: Records, request: GetSli, default_url: str, secrets: SecretStore, timeout_s: float = 30.0
 ) -> SliProvider:
     """The ``prometheus`` provider for one get-sli request: the project's connection and the
     merged sli.yaml of its service in its stage. ``ConfigurationError`` when either is invalid."""
-    connection = connection_for(records, request.project, default_url)
+    connection = connection_for(records, request.project, default_url, secrets)
     try:
         config = sli_config_for(records, request.project, request.stage, request.service)
     except ValidationError as err:

@@ -25,6 +25,7 @@ _VERBS = {
     EventType.EVALUATION_DONE.value: "evaluated",
     EventType.APPROVAL_TRIGGERED.value: "waiting for approval",
     EventType.APPROVAL_FINISHED.value: "approval",
+    EventType.APPROVAL_REJECTED.value: "approval rejected",
     EventType.DONE.value: "done",
 }
 
@@ -45,6 +46,8 @@ def last_evaluation_summary(evaluation: Mapping[str, Any] | None) -> dict[str, A
         "context": evaluation.get("context", ""),
         "time": evaluation.get("time", ""),
         "notes": evaluation.get("notes", []),
+        "inconclusive": bool(evaluation.get("inconclusive", False)),
+        "inconclusive_reasons": evaluation.get("inconclusive_reasons", []),
         "indicators": [
             {
                 "name": i.get("name"),
@@ -114,10 +117,11 @@ def describe(event: Mapping[str, Any]) -> str:
     if etype == EventType.CONFIGURATION_CHANGE.value:
         action = (data.get("canary") or {}).get("action", "set")
         image = (data.get("valuesCanary") or {}).get("image", "")
+        by = f" (approved by {data['approver']})" if data.get("approver") else ""
         if action == "promote":
-            return f"promote {image}{where}"
+            return f"promote {image}{where}{by}"
         if action == "discard":
-            return f"roll back{where}: discard {image}"
+            return f"roll back{where}: discard {image}{by}"
         return f"deploy {image}{where or ' (first stage)'}"
     if etype == EventType.DEPLOYMENT_FINISHED.value:
         if data.get("result") == "fail":
@@ -147,7 +151,10 @@ def describe(event: Mapping[str, Any]) -> str:
     if etype == EventType.APPROVAL_TRIGGERED.value:
         return f"waiting for approval{where}: {data.get('image', '')}"
     if etype == EventType.APPROVAL_FINISHED.value:
-        return f"approval{where}: {(data.get('approval') or {}).get('decision', '')}"
+        who = f" by {event['sluiceapprover']}" if event.get("sluiceapprover") else " (unsigned)"
+        return f"approval{where}: {(data.get('approval') or {}).get('decision', '')}{who}"
+    if etype == EventType.APPROVAL_REJECTED.value:
+        return f"approval REJECTED{where}, nothing changed: {data.get('reason', '')}"
     if etype == EventType.DONE.value:
         return f"{str(data.get('outcome', '')).replace('_', ' ').upper()}{where}: {data.get('message', '')}"
     return _VERBS.get(etype, etype)

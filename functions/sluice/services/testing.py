@@ -12,7 +12,9 @@ http(s)).
 - ``""``: no test, a pass that says so.
 
 ``measurements`` carries the builtin SLI values (``throughput``, ``error_rate``,
-``response_time_avg``, ``response_time_p50/p90/p95/p99`` — milliseconds, requests/s, a fraction).
+``response_time_avg``, ``response_time_p50/p90/p95/p99`` — milliseconds, requests/s, a fraction)
+and what stands behind them: ``requests`` (how many) and ``latency_histogram_us`` (bounded
+``[µs, count]`` pairs), so the evaluation can tell too few samples and noise from a regression.
 A performance test measures the load; a functional test measures its own few requests.
 """
 
@@ -85,7 +87,7 @@ class TestReport:
     strategy: str = ""
     used_default_spec: bool = False
     outcomes: tuple[RequestOutcome, ...] = ()
-    measurements: Mapping[str, float] = field(default_factory=dict)
+    measurements: Mapping[str, Any] = field(default_factory=dict)
     load: Mapping[str, Any] | None = None
 
     @property
@@ -175,14 +177,16 @@ class _Run:
                               latency, message)
 
 
-def _functional_measurements(outcomes: list[RequestOutcome], seconds: float) -> dict[str, float]:
+def _functional_measurements(outcomes: list[RequestOutcome], seconds: float) -> dict[str, Any]:
     histogram = LogLinearHistogram()
     for outcome in outcomes:
         if outcome.latency_ms is not None:
             histogram.record(int(outcome.latency_ms * 1000))
-    values: dict[str, float] = {
+    values: dict[str, Any] = {
         "throughput": round(len(outcomes) / max(seconds, 1e-9), 3),
         "error_rate": round(sum(not o.passed for o in outcomes) / len(outcomes), 6),
+        "requests": len(outcomes),
+        "latency_histogram_us": histogram.compact(),
     }
     for name, value in (
         ("response_time_avg", histogram.mean()), ("response_time_p50", histogram.percentile(50)),
@@ -248,7 +252,7 @@ def run_tests(
     http = client if client is not None else httpx.Client()
     run = _Run(base_url, hard_limit_s, http, clock, on_progress)
 
-    def report(passed: bool, message: str, outcomes: list[RequestOutcome], measurements: Mapping[str, float] | None = None,
+    def report(passed: bool, message: str, outcomes: list[RequestOutcome], measurements: Mapping[str, Any] | None = None,
                load: Mapping[str, Any] | None = None) -> TestReport:
         verdict = Result.PASS.value if passed else Result.FAIL.value
         return TestReport(
@@ -310,7 +314,7 @@ def _performance(run: _Run, spec: TestSpec, health: RequestOutcome, report: Repo
         run.base_url, asked, hard_limit_s=run.remaining() - SLACK_S / 2,
         on_progress=lambda done, total, _elapsed: run.progress("performance", done, total),
     )
-    measurements = load.measurements()
+    measurements: dict[str, Any] = {**load.measurements(), **load.samples()}
     shape = (f"{profile.rate:g} req/s" if profile.mode is LoadMode.CONSTANT_ARRIVAL_RATE
              else f"{profile.vus} virtual users") + f" for {profile.duration_s:g} s"
     summary = (f"{load.requests} requests ({shape}), error rate {load.error_rate:.1%} "

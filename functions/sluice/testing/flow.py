@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sluice.core.approval_auth import KeyLookup
 from sluice.core.events import DeploymentFinished, Event, EventType, GetSli
 from sluice.ports.backend import DeploymentBackend
 from sluice.ports.sli import SliProvider
@@ -46,6 +47,7 @@ class Flow:
         providers: Callable[[str, GetSli], SliProvider] | None = None,
         sli_timeout_s: float = 120.0,
         drop: Callable[[Event], bool] | None = None,
+        approver_keys: KeyLookup | None = None,
     ) -> None:
         self.records = records
         self.clock = clock or FakeClock()
@@ -55,7 +57,7 @@ class Flow:
         self.test = TestService(records, self.clock, "sluice/test", self.units.append)
         self.evaluate = EvaluateService(records, self.clock, "sluice/evaluate", sli_timeout_s=sli_timeout_s)
         self.sli = SliService(providers or self._builtin, self.clock, "sluice/sli")
-        self.gatekeeper = GatekeeperService(records, self.clock, "sluice/gatekeeper")
+        self.gatekeeper = GatekeeperService(records, self.clock, "sluice/gatekeeper", approver_keys=approver_keys)
         self.eventlog = EventLogService(records)
         self.drop = drop or (lambda _: False)
         self.routes: Mapping[EventType, Callable[[Event], list[Event]]] = {

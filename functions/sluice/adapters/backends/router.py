@@ -352,8 +352,8 @@ class Router:
                 return _problem(400, "project, stage and service must be DNS labels")
             try:
                 data = await request.json()
-            except ValueError:
-                return _problem(400, "the body is not JSON")
+            except (ValueError, RecursionError):
+                return _problem(400, "the body is not JSON (or is nested too deeply)")
             if not isinstance(data, dict):
                 return _problem(400, "expected a JSON object")
             upstreams = data.get("upstreams")
@@ -382,7 +382,7 @@ class Router:
                 data = await request.json()
                 url = str(data["url"])
                 timeout_s = float(data.get("timeout_s", 30))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 return _problem(400, 'expected {"url": upstream, "timeout_s": seconds}')
             drained, left = await self.drain(url, timeout_s)
             return JSONResponse({"drained": drained, "inflight": left})

@@ -8,12 +8,18 @@ no I/O of its own and needs no configuration.
 Indicators: ``throughput`` (requests/s), ``error_rate`` (fraction 0..1), ``response_time_avg``,
 ``response_time_p50``, ``response_time_p90``, ``response_time_p95``, ``response_time_p99``
 (milliseconds). The window of the query is not used: the measurements belong to the delivery.
+
+Each value says what stands behind it, when the test stored it: ``samples`` (the number of
+requests) on every indicator, and ``distribution`` (the latency histogram in milliseconds, at
+most a few hundred buckets) on the ``response_time_*`` ones — so the evaluation can mark too few
+samples as inconclusive and run a noise-aware comparison.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from sluice.errors import RetryableError
 from sluice.ports.sli import SliQuery, SliValue
@@ -31,8 +37,12 @@ INDICATORS: Mapping[str, str] = {
     "response_time_p99": "ms",
 }
 
+#: Keys of the stored measurements that are not indicators: what stands behind the values.
+REQUESTS_KEY = "requests"
+HISTOGRAM_KEY = "latency_histogram_us"
+
 #: (project, stage, service, delivery context) → the stored measurements, or None when none.
-LoadMeasurements = Callable[[str, str, str, str], Mapping[str, float] | None]
+LoadMeasurements = Callable[[str, str, str, str], Mapping[str, Any] | None]
 
 
 class BuiltinSliProvider:
@@ -51,7 +61,7 @@ class BuiltinSliProvider:
         """
         where = f"{query.project}/{query.stage}/{query.service}, context {query.context or '(none)'}"
         unknown = [name for name in query.indicators if name not in INDICATORS]
-        stored: Mapping[str, float] | None = None
+        stored: Mapping[str, Any] | None = None
         failure = ""
         if len(unknown) < len(query.indicators):
             try:
@@ -66,7 +76,7 @@ class BuiltinSliProvider:
         return values
 
     @staticmethod
-    def _value(name: str, stored: Mapping[str, float] | None, failure: str, where: str) -> SliValue:
+    def _value(name: str, stored: Mapping[str, Any] | None, failure: str, where: str) -> SliValue:
         if name not in INDICATORS:
             valid = ", ".join(INDICATORS)
             return SliValue(name, None, False, f"{name}: not a builtin indicator (valid: {valid})")
@@ -78,9 +88,31 @@ class BuiltinSliProvider:
                 f"{name}: no test measurements stored for {where} (was the stage tested, with a test strategy?)",
             )
         if name not in stored:
-            measured = ", ".join(sorted(stored)) or "nothing"
+            measured = ", ".join(sorted(k for k in stored if k in INDICATORS)) or "nothing"
             return SliValue(name, None, False, f"{name}: not measured by the test for {where} (it measured {measured})")
         value = stored[name]
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             return SliValue(name, None, False, f"{name}: stored value for {where} is not a finite number: {value!r}")
-        return SliValue(name, float(value))
+        return SliValue(name, float(value), samples=_samples(stored), distribution=_distribution(name, stored))
+
+
+def _samples(stored: Mapping[str, Any]) -> int | None:
+    count = stored.get(REQUESTS_KEY)
+    if isinstance(count, bool) or not isinstance(count, int | float) or not math.isfinite(count) or count < 0:
+        return None  # not stored (an older test run) or malformed: unknown, never guessed
+    return int(count)
+
+
+def _distribution(name: str, stored: Mapping[str, Any]) -> Mapping[str, object] | None:
+    """The latency histogram in milliseconds, for a ``response_time_*`` indicator."""
+    pairs = stored.get(HISTOGRAM_KEY)
+    if not name.startswith("response_time_") or not isinstance(pairs, list) or not pairs:
+        return None
+    buckets: list[list[float | int]] = []
+    for pair in pairs:
+        ok = (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in pair)
+              and pair[0] >= 0 and pair[1] >= 0)
+        if not ok:
+            return None  # malformed: no distribution rather than a wrong one
+        buckets.append([round(pair[0] / 1000.0, 3), pair[1]])
+    return {"buckets": buckets}

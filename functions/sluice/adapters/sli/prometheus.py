@@ -22,8 +22,10 @@ of ``<svc>-primary`` / ``<svc>-canary`` gives, and what the local Prometheus of
 probes and scrapes do not count. Errors are answers with status 4xx or 5xx, as the load
 generator counts them.
 
-Outcomes per indicator: one finite number → its value. An empty result → ``error_rate`` 0 (no
-errors counted); any other indicator ``success=False``. NaN or ±Inf, more than one series, a
+Outcomes per indicator: one finite number → its value. An empty result → ``success=False`` for
+every indicator, ``error_rate`` included (a misspelt metric must not read as "no errors"); the
+built-in ``error_rate`` says "no errors" in PromQL itself (``or vector(0)`` on the errors, divided
+by the request count, so no requests stays unmeasured). NaN or ±Inf, more than one series, a
 query error, a timeout, an unreachable server, a rejected login → ``success=False`` with a
 message naming the indicator, the query's origin and the reason. ``fetch`` never raises for
 these (only ``ConfigurationError`` when prometheus-api-client is missing).
@@ -259,9 +261,14 @@ class PrometheusSliProvider:
             raw = data[1]  # a scalar result: [time, "value"]
         elif isinstance(data, list):
             if not data:
-                if name == "error_rate":
-                    return SliValue(name, 0.0, True, f"{name}: empty result, counted as 0 (no errors) ({about})")
-                return self._failed(name, f"empty result: no series matched in the window (is the metric scraped, with these labels?) ({about})")
+                # Never a silent 0: only a query that counted the requests can say "no errors", and it
+                # says so in PromQL (the built-in: ``(errors or vector(0)) / requests``).
+                hint = (" — for an error rate write the errors as (… or vector(0)) divided by the request count, "
+                        "so that no errors reads 0 while no requests stays unmeasured") if name == "error_rate" else ""
+                return self._failed(
+                    name, f"empty result: no series matched in the window (is the metric scraped, with these labels?)"
+                          f"{hint} ({about})"
+                )
             if len(data) > 1:
                 labels = ", ".join(_labels(item) for item in data[:3])
                 return self._failed(

@@ -171,8 +171,8 @@ class LocalStore:
             )
         try:
             try:
-                self._root.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self._root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+                self._private_root()
+                fd = os.open(self._root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as err:
                 raise _os_error(f"open the lock file in {self._root}", err) from err
             try:
@@ -191,6 +191,15 @@ class LocalStore:
                 os.close(fd)  # also releases the flock
         finally:
             self._thread_lock.release()
+
+    def _private_root(self) -> None:
+        """The records' folder exists and only its owner may enter it (the state dir too, when
+        Sluice creates it); a folder left open by an older Sluice is closed."""
+        if not self._root.is_dir():
+            self._root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._root.mkdir(mode=0o700, exist_ok=True)
+        elif self._root.stat().st_mode & 0o077:
+            os.chmod(self._root, 0o700)
 
     def _flock(self, fd: int) -> None:
         deadline = time.monotonic() + self._lock_timeout
