@@ -79,10 +79,13 @@ class DeliveryModel(RuleBasedStateMachine):
     def sli_provider_fails(self, kind: str) -> None:
         self.world.sli_provider.fault = SLI_FAULTS[kind]
 
-    @rule(whom=st.sampled_from(["held", "any", "unknown"]), pick=PICK, decision=st.sampled_from(["approve", "decline"]))
-    def approval(self, whom: str, pick: int, decision: str) -> None:
-        """A person decides: on a held promotion, on any stage of any delivery, or on a delivery
-        that does not exist."""
+    @rule(
+        whom=st.sampled_from(["held", "any", "unknown"]), pick=PICK, decision=st.sampled_from(["approve", "decline"]),
+        forged=st.booleans(),
+    )
+    def approval(self, whom: str, pick: int, decision: str, forged: bool = False) -> None:
+        """A person decides (signed; ``forged``: unsigned): on a held promotion, on any stage of any
+        delivery, or on a delivery that does not exist. Late ones arrive after clock jumps."""
         world = self.world
         stages = [s.name for s in world.shipyard.stages]
         if whom == "held" and world.held:
@@ -92,7 +95,7 @@ class DeliveryModel(RuleBasedStateMachine):
             context, stage, service = delivery.context, stages[pick % len(stages)], delivery.service
         else:
             context, stage, service = world.unknown_context(), stages[pick % len(stages)], SERVICES[pick % len(SERVICES)]
-        world.approval(context, stage, service, decision)
+        world.approval(context, stage, service, decision, forged)
 
     # --- the broker ----------------------------------------------------------------------------
     @precondition(lambda self: self.world.bag)
@@ -210,12 +213,6 @@ DeliveryModel.TestCase.settings = PROFILE
 
 # generation and shrinking are bounded by Hypothesis (a soak run by nothing), not by a timeout
 @pytest.mark.timeout(0 if os.environ.get("SLUICE_SOAK") else 1800)
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="issue 13: on the ledger the model still finds N1 (a lane passes 1 MiB), N2 (a stale duplicate of the "
-    "last forgotten delivery re-runs it) and N3 (a forgotten quality gate re-opens), see "
-    "tests/flow/MODEL_FINDINGS.md; remove when they are fixed",
-)
 def test_delivery_flow_model() -> None:
     """Under any interleaving of duplicates, reorderings, races, crashes, timeouts, approvals and
     adapter errors: no build skips a gate, nothing stays claimed, each effect happens once, every
@@ -300,22 +297,7 @@ def _step(machine: DeliveryModel, rule: str, arguments: dict[str, object]) -> No
         getattr(machine, rule)(**arguments)
 
 
-#: Scenarios that still fail on the ledger (tests/flow/MODEL_FINDINGS.md, N1 and N2).
-STILL_FAILING = {
-    "5 big SLO files and a long history": "N1: quality gates of a big SLO make the lane pass 1 MiB",
-    "6 an old duplicate after newer deliveries": "N2: Lane.stale misses the delivery whose time is the horizon",
-    "6 an old duplicate start-evaluation after newer quality gates": "N3: a forgotten quality gate is opened again",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=STILL_FAILING[n]))
-        if n in STILL_FAILING else n
-        for n in sorted(SCENARIOS)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_issue_13_scenarios(name: str) -> None:
     """Each defect of issue 13 that lives in the services, replayed through the model: no
     invariant breaks after any step, and every delivery ends."""

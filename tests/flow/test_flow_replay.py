@@ -29,12 +29,6 @@ def _serving(world: World) -> dict[str, str]:
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="issue 13, defect 6: a re-posted set of the delivery a lane forgot last is not recognised as stale "
-    "(Lane.stale compares event_time < horizon; the forgotten delivery's own time equals the horizon) - "
-    "see tests/flow/MODEL_FINDINGS.md; remove this mark when it is fixed",
-)
 @settings(
     max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow],
     phases=[Phase.explicit, Phase.generate, Phase.shrink],

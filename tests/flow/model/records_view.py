@@ -2,7 +2,7 @@
 
 Everything else in ``tests/flow/model`` talks to the services through ``handle(event)`` and to
 the ``NoopBackend``; only this module knows how the services keep their waits (the ledger's
-lanes, ``sluice.services.ledger``), so porting the model to another state layer means porting
+lanes and gate records, ``sluice.services.ledger``), so porting the model to another state layer means porting
 this file.
 
 It answers four questions, in the model's own small types:
@@ -70,7 +70,10 @@ class StoredEvaluation:
 
 
 def _lanes(store: StateStore, project: str) -> Iterator[LaneRecord]:
-    return Ledger(Records(store)).lanes(project=project)
+    """The lanes of ``project``, then the records of its running quality gates (lane-shaped)."""
+    ledger = Ledger(Records(store))
+    yield from ledger.lanes(project=project)
+    yield from (found for found in ledger.gates() if found.placement.project == project)
 
 
 def _time(text: str) -> datetime | None:
@@ -82,7 +85,7 @@ def _run_wait(kind: str, placement: Placement, run: Run) -> Wait:
 
 
 def waits(store: StateStore, project: str) -> list[Wait]:
-    """The active run of each lane (its kind is its phase), its queue, and its quality gates."""
+    """The active run of each lane (its kind is its phase), its queue, and the quality gates."""
     out: list[Wait] = []
     for found in _lanes(store, project):
         lane, placement = found.lane, found.placement

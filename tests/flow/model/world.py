@@ -30,6 +30,7 @@ from tests.flow.model import records_view
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.sli.builtin import BuiltinSliProvider
 from sluice.adapters.state.memory import MemoryStore
+from sluice.core.approval_auth import sign
 from sluice.core.events import (
     ApprovalFinished,
     ConfigurationChange,
@@ -56,6 +57,7 @@ from sluice.services.testflow import TestOutcome, TestService
 from sluice.testing.flow import FakeClock
 
 PROJECT = "shop"
+APPROVER_KEY = b"model-approver-key-" + b"0" * 13
 SERVICES = ("carts", "orders", "users")
 REPO = "docker.io/sluice-model"
 #: p95 response time a build answers with: fast passes the staging SLO, medium is a warning, slow fails.
@@ -299,7 +301,9 @@ class World:
         self.test = TestService(self.records, self.clock, "sluice/test", self.units.append)
         self.evaluate = EvaluateService(self.records, self.clock, "sluice/evaluate", sli_timeout_s=SLI_TIMEOUT_S)
         self.sli = SliService(self.sli_provider, self.clock, "sluice/sli")
-        self.gatekeeper = GatekeeperService(self.records, self.clock, "sluice/gatekeeper")
+        self.gatekeeper = GatekeeperService(
+            self.records, self.clock, "sluice/gatekeeper", approver_keys=lambda project: APPROVER_KEY
+        )
         self.eventlog = EventLogService(self.records)
         self.routes: Mapping[EventType, Callable[[Event], list[Event]]] = {
             EventType.CONFIGURATION_CHANGE: self.deploy.handle,
@@ -492,10 +496,11 @@ class World:
                 return  # it failed: the broker retries later
             chain = [f for f in self.bag if f.event.triggeredid == flight.event.id]
 
-    def approval(self, context: str, stage: str, service: str, decision: str) -> None:
+    def approval(self, context: str, stage: str, service: str, decision: str, forged: bool = False) -> None:
+        """A person's decision, signed with the project's approver key (``forged``: unsigned)."""
         payload = ApprovalFinished(project=PROJECT, stage=stage, service=service, decision=decision)
         event = Event.new(payload, source="model/person", id=self._next("approval"), time=self.clock(), context=context)
-        self.emit([event])
+        self.emit([event if forged else sign(event, APPROVER_KEY, "model-approver")])
 
     def unknown_context(self) -> str:
         return Event.new(Ping(), source="model", id=self._next("nobody"), time=self.clock()).shkeptncontext
