@@ -54,10 +54,14 @@ CHECKS = [c for c in os.environ.get("SLUICE_MODEL_CHECKS", ",".join(ALL_CHECKS))
 class DeliveryModel(RuleBasedStateMachine):
     world: World
 
-    @initialize(manual_production=st.booleans(), manual_warning=st.booleans(), big_slo=st.booleans())
-    def start(self, manual_production: bool, manual_warning: bool, big_slo: bool) -> None:
-        """A project of three services; the big SLO has 20 objectives with 3 KB display names."""
-        self.world = World(manual_production, manual_warning, 20 if big_slo else 1, 3000 if big_slo else 0, CHECKS)
+    @initialize(
+        manual_production=st.booleans(), manual_warning=st.booleans(), big_slo=st.booleans(),
+        inconclusive=st.sampled_from(["fail", "retry", "hold"]),
+    )
+    def start(self, manual_production: bool, manual_warning: bool, big_slo: bool, inconclusive: str = "fail") -> None:
+        """A project of three services; the big SLO has 20 objectives with 3 KB display names;
+        staging's ``on_inconclusive`` is ``inconclusive``."""
+        self.world = World(manual_production, manual_warning, 20 if big_slo else 1, 3000 if big_slo else 0, CHECKS, inconclusive)
 
     # --- inputs --------------------------------------------------------------------------------
     @rule(service=st.sampled_from(SERVICES), speed=st.sampled_from(sorted(SPEEDS)))
@@ -77,7 +81,7 @@ class DeliveryModel(RuleBasedStateMachine):
 
     @rule(kind=st.sampled_from(sorted(SLI_FAULTS)))
     def sli_provider_fails(self, kind: str) -> None:
-        self.world.sli_provider.fault = SLI_FAULTS[kind]
+        self.world.sli_provider.arm(kind)
 
     @rule(
         whom=st.sampled_from(["held", "any", "unknown"]), pick=PICK, decision=st.sampled_from(["approve", "decline"]),
@@ -265,6 +269,16 @@ SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {
     "6 an old duplicate start-evaluation after newer quality gates": [
         ("start", START), *[("quality_gate", {"service": "carts", "times": 1}), ("drain", {})] * 6,
         ("dup_last", {"type": EventType.START_EVALUATION, "index": 0}),
+    ],
+    "issue 18: staging retries an inconclusive evaluation": [
+        ("start", {**START, "inconclusive": "retry"}), ("sli_provider_fails", {"kind": "no-data"}),
+        ("new_artifact", {"service": "carts", "speed": "fast"}), ("drain", {}),
+    ],
+    "issue 18: staging holds an inconclusive evaluation, a person approves": [
+        ("start", {**START, "inconclusive": "hold"}), ("sli_provider_fails", {"kind": "no-data"}),
+        ("new_artifact", {"service": "carts", "speed": "fast"}), ("drain", {}),
+        ("approval", {"whom": "held", "pick": 0, "decision": "approve"}), ("drain", {}),
+        ("dup_last", {"type": EventType.EVALUATION_DONE}),
     ],
     "7 a replayed evaluation-done after the approval": [
         ("start", HELD), ("new_artifact", {"service": "carts", "speed": "fast"}), ("drain", {}),

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sluice.core.inconclusive import attempt_of
 from sluice.core.ledger import Phase, Run, parse_time
 from sluice.ports.backend import Placement
 from sluice.ports.state import StateStore
@@ -67,6 +68,7 @@ class StoredEvaluation:
     context: str
     result: str
     id: str
+    attempt: int = 1  # the run's attempt (a stage with ``on_inconclusive: retry`` runs again)
 
 
 def _lanes(store: StateStore, project: str) -> Iterator[LaneRecord]:
@@ -112,7 +114,10 @@ def verdicts(store: StateStore, project: str) -> list[StoredEvaluation]:
         lane, placement = found.lane, found.placement
         runs = [*([lane.active] if lane.active is not None else []), *lane.gates, *lane.finished]
         out.extend(
-            StoredEvaluation(placement.service, placement.stage, run.context, run.verdict.result, run.verdict.evaluation_id)
+            StoredEvaluation(
+                placement.service, placement.stage, run.context, run.verdict.result, run.verdict.evaluation_id,
+                run.attempt,
+            )
             for run in runs if run.verdict is not None
         )
     return out
@@ -124,7 +129,10 @@ def stored_evaluations(store: StateStore, project: str) -> list[StoredEvaluation
     for record in store.list({KIND: "evaluations", PROJECT: project}):
         stage, service = record.labels.get(STAGE, ""), record.labels.get(SERVICE, "")
         for doc in records.evaluations(project, stage, service):
-            out.append(StoredEvaluation(service, stage, str(doc.get("context", "")), str(doc.get("result")), str(doc.get("id"))))
+            out.append(StoredEvaluation(
+                service, stage, str(doc.get("context", "")), str(doc.get("result")), str(doc.get("id")),
+                attempt_of(doc.get("labels") or {}),
+            ))
     return out
 
 
