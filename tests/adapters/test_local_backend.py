@@ -285,8 +285,47 @@ def test_stop_all_leaves_no_process_and_reconcile_restarts_what_died(backend: Lo
     stopped = backend.stop_all()
     assert {s.placement.stage for s in stopped} == {"staging", "dev"}
     assert not any(_pid_alive(pid, None) for pid in pids)
-    assert backend.status() == []
+    assert {(s.placement.stage, s.state) for s in backend.status()} == {("staging", "stopped"), ("dev", "stopped")}
     assert backend.stage_url(STAGING) == stage  # the port is kept for the next `up`
+    backend.stop_all(forget=True)
+    assert backend.status() == []
+
+
+@pytest.mark.slow
+def test_slot_urls_stay_the_live_ones_across_a_promotion(backend: LocalBackend) -> None:
+    """The URL ``deploy`` returns for a slot keeps serving that slot: after a promotion the primary's
+    recorded URL serves the promoted build (defect 10: it pointed at a stopped process)."""
+    primary = backend.deploy(STAGING, Slot.PRIMARY, V1, 10)
+    canary = backend.deploy(STAGING, Slot.CANARY, V3, 10)
+    stage = backend.route(STAGING, 100)
+    assert (version(primary), version(canary), version(stage)) == ("0.10.1", "0.10.3", "0.10.3")
+    assert backend.deploy(STAGING, Slot.PRIMARY, V3, 10) == primary  # promote: same URL, new process
+    backend.route(STAGING, 0)
+    backend.scale_to_zero(STAGING, Slot.CANARY)
+    assert version(primary) == "0.10.3" and version(stage) == "0.10.3"
+    assert httpx.get(canary + "/version", timeout=10).status_code == 503  # scaled to zero, URL kept
+    assert backend.deploy(STAGING, Slot.CANARY, V1, 10) == canary
+    assert version(canary) == "0.10.1"
+
+
+@pytest.mark.slow
+def test_every_recorded_url_serves_again_after_stop_all_and_reconcile(backend: LocalBackend) -> None:
+    """After ``stop_all`` (what ``sluice down`` does) every URL refuses; ``reconcile`` (``sluice up``) brings
+    each stage and slot URL back with the version it served."""
+    urls = {
+        "staging primary": (backend.deploy(STAGING, Slot.PRIMARY, V1, 10), "0.10.1"),
+        "staging canary": (backend.deploy(STAGING, Slot.CANARY, V3, 10), "0.10.3"),
+        "dev direct": (backend.deploy(DEV, Slot.DIRECT, V3, 10), "0.10.3"),
+    }
+    urls["staging"] = (backend.route(STAGING, 0), "0.10.1")
+    urls["dev"] = (backend.route(DEV, 100), "0.10.3")
+    backend.stop_all()
+    for url, _ in urls.values():
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url + "/version", timeout=2)
+    states = sorted(s.state for s in backend.reconcile(timeout_s=20))
+    assert states == ["restarted"] * 3
+    assert {name: version(url) for name, (url, _) in urls.items()} == {name: v for name, (_, v) in urls.items()}
 
 
 def test_image_references_are_normalised() -> None:

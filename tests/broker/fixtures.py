@@ -20,7 +20,7 @@ _seen = {{}}
 def _record(target, request):
     attrs = {{k.lower()[3:]: v for k, v in request.headers.items() if k.lower().startswith("ce-")}}
     entry = {{"target": target, "attrs": attrs, "content_type": request.headers.get("Content-Type", ""),
-             "body": request.get_data(as_text=True)}}
+             "prefer": request.headers.get("Prefer", ""), "body": request.get_data(as_text=True)}}
     with _lock:
         with open(RECORD, "a") as out:
             out.write(json.dumps(entry) + "\\n")
@@ -78,6 +78,17 @@ def notce(request):
     return "OK", 200
 
 
+def gate(request):
+    """Records the event, then holds its answer while the file <record>.hold exists (at most 30 s)."""
+    if request.method == "GET":
+        return "ready", 200
+    _record("gate", request)
+    deadline = time.time() + 30
+    while os.path.exists(RECORD + ".hold") and time.time() < deadline:
+        time.sleep(0.05)
+    return "", 202
+
+
 def bridge(request):
     """Shows what the broker's /bridge proxy passed on."""
     return json.dumps({{"method": request.method, "path": request.path, "query": dict(request.args),
@@ -85,13 +96,13 @@ def bridge(request):
 
 
 def replier(request):
-    """Replies a valid CloudEvent (binary mode), or an invalid one for message "invalid"."""
+    """Replies a valid CloudEvent (binary mode), or one of specversion 9.9 for message "invalid"."""
     if request.method == "GET":
         return "ready", 200
     entry, _ = _record("replier", request)
     cause = entry["attrs"]["id"]
-    kind = "no.such.type" if _message(entry) == "invalid" else "dev.knative.sources.ping"
-    headers = {{"ce-specversion": "1.0", "ce-type": kind, "ce-source": "test/replier",
+    version = "9.9" if _message(entry) == "invalid" else "1.0"
+    headers = {{"ce-specversion": version, "ce-type": "dev.knative.sources.ping", "ce-source": "test/replier",
                "ce-id": "reply-" + cause, "ce-triggeredid": cause, "Content-Type": "application/json"}}
     return json.dumps({{"message": "reply to " + cause}}), 200, headers
 '''

@@ -57,7 +57,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
     root = tmp_path_factory.mktemp("broker")
     record = root / "record.jsonl"
     source = write_functions(root, record)
-    write_knative(root / "knative", ["recorder", "flaky", "status", "hang", "notce", "replier", "bridge"], pingsource=True)
+    write_knative(root / "knative", ["recorder", "flaky", "status", "hang", "notce", "replier", "bridge", "gate"],
+                  pingsource=True)
     (root / "triggers").mkdir()
     for name, spec in triggers(free_port()).items():
         (root / "triggers" / f"{name}.yaml").write_text(trigger(name, spec))
@@ -83,6 +84,7 @@ def test_binary_event_is_accepted_and_delivered_as_sent(broker: RunningBroker, p
     assert got[0]["attrs"]["type"] == "dev.knative.sources.ping"
     assert got[0]["attrs"]["shkeptncontext"] == "ctx-1"
     assert json.loads(got[0]["body"]) == {"message": "hi"}
+    assert got[0]["prefer"] == "reply"  # Knative's data plane: the broker takes reply events
 
 
 def test_structured_event_is_accepted_and_delivered_in_binary_mode(broker: RunningBroker) -> None:
@@ -98,37 +100,84 @@ def test_structured_event_is_accepted_and_delivered_in_binary_mode(broker: Runni
     assert json.loads(got[0]["body"]) == {"message": "structured"}
 
 
-BAD_EVENTS = {
-    "missing specversion": ({"ce-specversion": ""}, '{"message": "x"}'),
-    "missing id": ({"ce-id": ""}, '{"message": "x"}'),
-    "missing source": ({"ce-source": ""}, '{"message": "x"}'),
-    "missing type": ({"ce-type": ""}, '{"message": "x"}'),
-    "unknown type": ({"ce-type": "com.example.nope"}, '{"message": "x"}'),
-    "bad payload": ({"ce-type": "sh.keptn.events.tests-finished"}, '{"project": "Not A Label"}'),
-    "data not an object": ({}, "[1, 2]"),
-    "malformed json": ({}, '{"message": '),
+def _binary(eid: str, **over: str) -> dict[str, str]:
+    headers = {"ce-specversion": "1.0", "ce-type": "dev.knative.sources.ping", "ce-source": "test/record",
+               "ce-id": eid, "content-type": "application/json"}
+    headers.update(over)
+    return {k: v for k, v in headers.items() if v}
+
+
+def _structured(eid: str, **over: Any) -> tuple[dict[str, str], str]:
+    doc = {"specversion": "1.0", "type": "dev.knative.sources.ping", "source": "test/record", "id": eid,
+           "data": {"message": "x"}}
+    doc.update(over)
+    return {"content-type": "application/cloudevents+json"}, json.dumps({k: v for k, v in doc.items() if v is not None})
+
+
+#: Knative's documented ingress answers (specs/eventing/broker.md, data-plane.md): a 2xx for every
+#: valid CloudEvent, whatever its type or payload; 400 for what is not a CloudEvent; 404 for an
+#: unknown namespace/broker; 405 for any method but POST; plus this broker's size limit (413).
+#: Each case: (headers, body, path or None, method, expected status, delivered to the recorder?)
+CONFORMANCE: dict[str, Callable[[str], tuple[dict[str, str], str, str | None, str, int, bool]]] = {
+    "valid binary 1.0": lambda e: (_binary(e), '{"message": "x"}', None, "POST", 202, True),
+    "valid structured 1.0": lambda e: (*_structured(e), None, "POST", 202, True),
+    "valid binary 0.3": lambda e: (_binary(e, **{"ce-specversion": "0.3"}), "{}", None, "POST", 202, True),
+    "unknown type": lambda e: (_binary(e, **{"ce-type": "com.example.something"}), "{}", None, "POST", 202, True),
+    "payload Sluice refuses": lambda e: (
+        _binary(e, **{"ce-type": "sh.keptn.events.tests-finished"}), '{"project": "Not A Label"}', None, "POST", 202, True),
+    "data not an object": lambda e: (_binary(e), "[1, 2]", None, "POST", 202, True),
+    "data not JSON (opaque in binary mode)": lambda e: (_binary(e), '{"message": ', None, "POST", 202, True),
+    "no CloudEvent at all": lambda e: ({"content-type": "application/json"}, '{"hello": "world"}', None, "POST", 400, False),
+    "missing id": lambda e: (_binary(e, **{"ce-id": ""}), "{}", None, "POST", 400, False),
+    "missing source": lambda e: (_binary(e, **{"ce-source": ""}), "{}", None, "POST", 400, False),
+    "missing type": lambda e: (_binary(e, **{"ce-type": ""}), "{}", None, "POST", 400, False),
+    "unknown specversion": lambda e: (_binary(e, **{"ce-specversion": "2.0"}), "{}", None, "POST", 400, False),
+    "malformed time": lambda e: (_binary(e, **{"ce-time": "yesterday"}), "{}", None, "POST", 400, False),
+    "structured: missing type": lambda e: (*_structured(e, type=None), None, "POST", 400, False),
+    "structured: body not JSON": lambda e: (
+        {"content-type": "application/cloudevents+json"}, '{"specversion": "1.0", ', None, "POST", 400, False),
+    "structured: body not an object": lambda e: (
+        {"content-type": "application/cloudevents+json"}, "[1]", None, "POST", 400, False),
+    "unknown broker": lambda e: (_binary(e), "{}", "/sluice/other", "POST", 404, False),
+    "unknown namespace": lambda e: (_binary(e), "{}", "/other/default", "POST", 404, False),
+    "GET on the ingress": lambda e: ({}, "", "/sluice/default", "GET", 405, False),
+    "oversize (1 MiB + 1 byte)": lambda e: (_binary(e), " " * (1024 * 1024 + 1), None, "POST", 413, False),
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_EVENTS))
-def test_invalid_event_is_400_with_reason_and_nothing_is_delivered(
-    broker: RunningBroker, ping_headers: HeadersFor, case: str
-) -> None:
-    """An invalid event is answered 400 with the reason; it is neither counted as accepted nor delivered."""
+@pytest.mark.parametrize("case", list(CONFORMANCE))
+def test_ingress_answers_as_knative_documents(broker: RunningBroker, case: str) -> None:
+    """One table of requests gets Knative's documented ingress answers; only the 202s are counted and delivered."""
     eid = new_id()
-    overrides, body = BAD_EVENTS[case]
-    headers = {k: v for k, v in {**ping_headers(eid, "test/record"), **overrides}.items() if v}
+    headers, body, path, method, expected, delivered = CONFORMANCE[case](eid)
     before = broker.health()["metrics"]
-    response = broker.post(headers, body)
-    assert response.status_code == 400
-    assert response.text.strip()
+    url = f"http://127.0.0.1:{broker.port}{path}" if path else broker.url
+    response = httpx.request(method, url, headers=headers, content=body, timeout=10)
+    assert response.status_code == expected, response.text
     after = broker.health()["metrics"]
-    assert after["rejected"] == before["rejected"] + 1
+    if expected == 202:
+        assert delivered and after["accepted"] == before["accepted"] + 1
+        wait_for(lambda: broker.received(eid, "recorder"), what="the delivery")
+        return
+    assert response.text.strip()
     assert after["accepted"] == before["accepted"]
+    if expected in (400, 413):
+        assert after["rejected"] == before["rejected"] + 1
     sentinel = new_id()
-    assert broker.post(ping_headers(sentinel, "test/record"), "{}").status_code == 202
+    assert broker.post(_binary(sentinel), "{}").status_code == 202
     wait_for(lambda: broker.received(sentinel), what="the sentinel event")
-    assert broker.received(eid) == []
+    assert broker.received(eid) == [] and not delivered
+
+
+def test_an_event_no_trigger_matches_is_accepted_and_recorded_as_unmatched(broker: RunningBroker) -> None:
+    """A valid event that no Trigger matches gets 202, goes nowhere, and is recorded as unmatched."""
+    eid = new_id()
+    before = broker.health()["metrics"]["unmatched"]
+    assert broker.post(_binary(eid, **{"ce-source": "test/nobody-listens"}), "{}").status_code == 202
+    assert broker.health()["metrics"]["unmatched"] == before + 1
+    unmatched = read_jsonl(broker.state_dir / "broker" / "unmatched.jsonl")
+    assert [r["reason"] for r in unmatched if r["event"]["id"] == eid] == ["matched no trigger"]
+    assert broker.received(eid) == [] and broker.dead_letters(eid) == []
 
 
 def test_not_a_cloudevent_is_400(broker: RunningBroker) -> None:
@@ -175,8 +224,8 @@ def test_invalid_reply_is_dead_lettered_not_retried(broker: RunningBroker, ping_
     assert broker.post(ping_headers(eid, "test/ask"), '{"message": "invalid"}').status_code == 202
     dead = wait_for(lambda: broker.dead_letters(eid), what="the dead letter")
     assert dead[0]["trigger"] == "ask" and dead[0]["attempts"] == 1
-    assert "no.such.type" in dead[0]["reason"]
-    assert dead[0]["reply"]["headers"]["ce-type"] == "no.such.type"
+    assert "specversion" in dead[0]["reason"]
+    assert dead[0]["reply"]["headers"]["ce-specversion"] == "9.9"
     assert len(broker.received(eid, "replier")) == 1
 
 

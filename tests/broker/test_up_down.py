@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.broker.conftest import process_alive, wait_for
-from tests.broker.fixtures import ksvc_ref, trigger, write_knative
+from tests.broker.fixtures import ksvc_ref, trigger, write_functions, write_knative
 
 from sluice.broker.processes import free_port
 
@@ -128,3 +128,69 @@ def test_down_stops_the_functions_of_a_killed_broker(system: list[str], tmp_path
     assert down.returncode == 0 and "left behind" in down.stdout
     for pid in functions:
         wait_for(lambda p=pid: not process_alive(p), 10, f"process {pid} to end")  # type: ignore[misc]
+
+
+def _health(port: str) -> dict[str, object]:
+    return dict(httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json())
+
+
+def test_a_dead_function_is_visible_restarted_and_up_repairs(tmp_path: Path) -> None:
+    """A function process that dies is reported (``/health`` is not ok while it cannot start), restarted by
+    the broker's supervisor, and ``sluice up`` on the half-dead system waits for it and says it repaired it
+    (defect 8: it said "already up" while the function stayed dead)."""
+    record = tmp_path / "record.jsonl"
+    source = write_functions(tmp_path, record)
+    good = source.read_text()
+    write_knative(tmp_path / "knative", ["recorder"])
+    (tmp_path / "triggers").mkdir()
+    (tmp_path / "triggers" / "rec.yaml").write_text(
+        trigger("rec", "filters:\n  - exact:\n      source: test/rec\n" + ksvc_ref("fn-recorder"))
+    )
+    port = str(free_port())
+    state_dir = tmp_path / "state"
+    args = ["--port", port, "--state-dir", str(state_dir), "--knative", str(tmp_path / "knative"),
+            "--triggers", str(tmp_path / "triggers"), "--source", str(source), "--tick", "0"]
+    assert sluice("up", *args).returncode == 0
+    try:
+        first = pids_of(state_dir)[1]
+        source.write_text("raise SystemExit('broken on purpose while the test kills the function')\n")
+        os.killpg(first, signal.SIGKILL)
+
+        def reported_dead() -> bool:
+            health = _health(port)
+            fn = health["function_health"]["fn-recorder"]  # type: ignore[index]
+            return bool(health["status"] == "degraded" and fn["state"] == "dead" and fn["restarts"] >= 1)
+
+        wait_for(reported_dead, 30, "/health to report the dead function")
+        source.write_text(good)
+        repaired = sluice("up", *args)
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        assert "fn-recorder" in repaired.stdout and "repaired" in repaired.stdout
+        assert "already up" not in repaired.stdout
+        health = _health(port)
+        assert health["status"] == "ok"
+        now = pids_of(state_dir)[1]
+        assert now != first and process_alive(now)
+        headers = {"ce-specversion": "1.0", "ce-type": "t", "ce-source": "test/rec", "ce-id": "after-restart",
+                   "content-type": "application/json"}
+        assert httpx.post(f"http://127.0.0.1:{port}/sluice/default", headers=headers, content="{}", timeout=5).status_code == 202
+        wait_for(lambda: record.exists() and "after-restart" in record.read_text(), 20, "the delivery")
+    finally:
+        sluice("down", "--state-dir", str(state_dir))
+
+
+def test_up_restarts_a_broker_that_does_not_answer(system: list[str], tmp_path: Path) -> None:
+    """A broker process that is alive but answers nothing (stopped with SIGSTOP) is replaced by ``sluice up``."""
+    state_dir = tmp_path / "state"
+    assert sluice("up", *system).returncode == 0
+    try:
+        hung = pids_of(state_dir)[0]
+        os.kill(hung, signal.SIGSTOP)
+        again = sluice("up", *system)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "does not answer" in again.stdout
+        assert pids_of(state_dir)[0] != hung
+        assert not process_alive(hung)
+        assert httpx.get(f"http://127.0.0.1:{system[1]}/health", timeout=5).json()["status"] == "ok"
+    finally:
+        sluice("down", "--state-dir", str(state_dir))

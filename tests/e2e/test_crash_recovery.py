@@ -43,3 +43,35 @@ def test_up_restarts_deployments_killed_in_a_crash(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/version", timeout=5).json()["version"] == "0.10.3"
     finally:
         subprocess.run([*sluice, "down", "--state-dir", str(state)], cwd=ROOT, capture_output=True, timeout=120)
+
+
+def test_down_then_up_serves_every_recorded_url_again(tmp_path: Path) -> None:
+    """After `sluice down` then `sluice up`, every stage and slot URL the backend returned serves its version
+    again (defect 10: 32 of 32 stage URLs refused connections after down/up)."""
+    state = tmp_path / "state"
+    backend = LocalBackend(ROOT / "examples" / "sockshop" / "images.yaml", state / "runtime")
+    staging, dev = Placement("sockshop", "staging", "carts"), Placement("sockshop", "dev", "carts")
+    urls = {
+        "staging primary": (backend.deploy(staging, Slot.PRIMARY, "docker.io/keptnexamples/carts:0.10.1", 30), "0.10.1"),
+        "staging canary": (backend.deploy(staging, Slot.CANARY, "docker.io/keptnexamples/carts:0.10.3", 30), "0.10.3"),
+        "dev direct": (backend.deploy(dev, Slot.DIRECT, "docker.io/keptnexamples/carts:0.10.3", 30), "0.10.3"),
+    }
+    urls["staging"] = (backend.route(staging, 0), "0.10.1")
+    urls["dev"] = (backend.route(dev, 100), "0.10.3")
+    sluice = [sys.executable, "-m", "sluice.cli.main"]
+    up = [*sluice, "up", "--state-dir", str(state), "--port", str(free_port()), "--tick", "0"]
+    try:
+        assert subprocess.run(up, cwd=ROOT, capture_output=True, text=True, timeout=120).returncode == 0
+        down = subprocess.run([*sluice, "down", "--state-dir", str(state)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+        assert "local deployment" in down.stdout
+        for url, _ in urls.values():
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"{url}/version", timeout=2)
+        again = subprocess.run(up, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+        served = {name: httpx.get(f"{url}/version", timeout=5).json()["version"] for name, (url, _) in urls.items()}
+        assert served == {name: v for name, (_, v) in urls.items()}
+    finally:
+        subprocess.run([*sluice, "down", "--state-dir", str(state)], cwd=ROOT, capture_output=True, timeout=120)
+        backend.stop_all(forget=True)

@@ -97,3 +97,30 @@ def test_demo_prints_the_timeline_and_the_final_state(story) -> None:  # type: i
     assert "ROLLED BACK in staging" in stdout
     assert "evaluation FAIL in staging" in stdout and "failing: response_time_p95" in stdout
     assert "PROMOTED in production: docker.io/keptnexamples/carts:0.10.3" in stdout
+
+
+def test_recorded_urls_serve_their_versions_after_sluice_up(story) -> None:  # type: ignore[no-untyped-def]
+    """After the demo (which ends with `sluice down`), `sluice up` brings back every recorded stage and primary
+    URL serving the recorded image, blue/green promotions included (defect 10: the recorded primary_url
+    pointed at a stopped process after a promotion, and every stage URL refused after down/up)."""
+    import httpx
+
+    from sluice.services.readmodel import project_status
+
+    _, records = story
+    state = Path(records.store.directory).parent  # type: ignore[attr-defined]  # <state>/configmaps
+    sluice = [sys.executable, "-m", "sluice.cli.main"]
+    up = subprocess.run([*sluice, "up", "--state-dir", str(state), "--port", str(free_port()), "--tick", "0"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        served, wanted = {}, {}
+        for stage in project_status(records, "sockshop")["stages"]:
+            carts = stage["services"][0]
+            for what, url in (("primary", carts["primary"]["url"]), ("public", carts["public_url"])):
+                if url:
+                    wanted[(stage["name"], what)] = carts["primary"]["image"].rsplit(":", 1)[1]
+                    served[(stage["name"], what)] = httpx.get(f"{url}/version", timeout=10).json()["version"]
+        assert served == wanted and ("production", "primary") in served
+    finally:
+        subprocess.run([*sluice, "down", "--state-dir", str(state)], cwd=ROOT, capture_output=True, timeout=180)

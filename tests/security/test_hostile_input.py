@@ -192,7 +192,8 @@ RAW_BODIES = st.one_of(
 CONTENT_TYPES = st.sampled_from(["application/cloudevents+json", "application/json", "text/plain", "",
                                  "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+#: Examples per property (``SLUICE_HOSTILE_EXAMPLES=1000`` for a longer run).
+FAST = settings(max_examples=int(os.environ.get("SLUICE_HOSTILE_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                       HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -217,6 +218,65 @@ def test_every_function_answers_a_body_that_is_no_cloudevent_with_400(system, bo
     before = tree(system["state"])
     response = system["clients"][target].post("/", data=body, headers={"Content-Type": content_type} if content_type else {})
     check_4xx(system, response.status_code, response.get_data(as_text=True), target)
+    assert tree(system["state"]) == before
+
+
+def _kind(value: object) -> str:
+    return "bool" if isinstance(value, bool) else "number" if isinstance(value, int | float) else type(value).__name__
+
+
+_OTHER_KIND: dict[str, Any] = {"bool": True, "number": 7, "str": "x", "list": [1], "dict": {"k": 1}}
+#: Data paths whose contents are not typed (opaque objects): a change inside them is no error.
+_OPAQUE = ("evaluationdetails",)
+
+
+@st.composite
+def mistyped_events(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A valid sample event of a type some function consumes, with one value in its data (at any
+    depth that is typed) replaced by a value of another JSON kind; and that function's name."""
+    from tests.unit.test_events import SAMPLES
+
+    from sluice.functions.http import CONSUMES
+
+    function = draw(st.sampled_from(sorted(CONSUMES)))
+    event_type = draw(st.sampled_from(sorted(CONSUMES[function], key=lambda t: t.value)))
+    data = json.loads(json.dumps(SAMPLES[event_type]))
+    paths: list[list[Any]] = []
+
+    def walk(node: Any, path: list[Any]) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if key in _OPAQUE:
+                paths.append([*path, key])
+                continue
+            paths.append([*path, key])
+            walk(value, [*path, key])
+
+    walk(data, [])
+    if not paths:
+        data = []  # a Ping's data as a list: still not an object
+    else:
+        path = draw(st.sampled_from(paths))
+        node = data
+        for part in path[:-1]:
+            node = node[part]
+        original = node[path[-1]]
+        node[path[-1]] = draw(st.sampled_from([v for k, v in _OTHER_KIND.items() if k != _kind(original)]))
+    doc = {"specversion": "1.0", "type": event_type.value, "source": "test", "id": "m-1",
+           "time": "2026-01-01T00:00:00Z", "datacontenttype": "application/json", "data": data}
+    return function, doc
+
+
+@FAST
+@given(case=mistyped_events(), binary=st.booleans())
+def test_every_payload_field_is_type_checked_before_anything_starts(system, case, binary) -> None:  # type: ignore[no-untyped-def]
+    """Any typed value of any consumed event, of the wrong JSON kind, to its function: 400, nothing stored."""
+    function, doc = case
+    before = tree(system["state"])
+    headers, body = encode(doc, binary)
+    response = system["clients"][function].post("/", data=body, headers=headers)
+    check_4xx(system, response.status_code, response.get_data(as_text=True), f"{function} {doc['type']}")
+    assert response.status_code == 400
     assert tree(system["state"]) == before
 
 

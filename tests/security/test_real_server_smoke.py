@@ -61,8 +61,17 @@ def test_hostile_requests_to_a_real_local_system(tmp_path: Path) -> None:
         }
         for what, response in answers.items():
             assert 400 <= response.status_code < 500, (what, response.status_code, response.text[:300])
-        page = httpx.get(f"{base}/bridge/", timeout=30)
+        page = httpx.get(f"{base}/bridge/project/sockshop", timeout=30)
         assert page.status_code == 200 and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        # the same site through the broker's /bridge proxy passes the Origin and CSRF checks (then: sign in)
+        csrf = page.cookies["sluice_csrf"]
+        # each browser gets its own token: the proxy keeps no cookie jar shared between them
+        assert httpx.get(f"{base}/bridge/", timeout=30).cookies["sluice_csrf"] != csrf
+        same_site = httpx.post(
+            f"{base}/bridge/approve", timeout=30, headers={"origin": base}, cookies={"sluice_csrf": csrf},
+            data={"project": "sockshop", "stage": "production", "service": "carts", "context": "c",
+                  "decision": "approve", "csrf": csrf})
+        assert same_site.status_code == 401 and "authenticated user" in same_site.text
         assert _records_digest(state) == before
     finally:
         broker.stop()

@@ -120,7 +120,8 @@ def csrf_problem(headers: Mapping[str, str], form: Mapping[str, str]) -> str | N
 
 def origin_problem(headers: Mapping[str, str], *, bearer: bool) -> str | None:
     """Why a POST comes from elsewhere, or None when it comes from this site (or is a script's)."""
-    own = {h.strip().lower() for h in (headers.get("host", ""), headers.get("x-forwarded-host", "")) if h.strip()}
+    hosts = [headers.get("host", ""), *headers.get("x-forwarded-host", "").split(",")]
+    own = {h.strip().lower() for h in hosts if h.strip()}
     claimed = headers.get("origin") or headers.get("referer") or ""
     if not claimed:
         return None if bearer else "a POST needs an Origin header from this site"

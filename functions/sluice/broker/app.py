@@ -2,10 +2,14 @@
 
 ``Broker`` holds no HTTP server; ``create_app(broker)`` is the Starlette application around it:
 
-- ``POST /<namespace>/<broker>``: a CloudEvent (binary or structured) → ``202``; an invalid one
-  → ``400`` with the reason, and nothing is delivered.
-- ``GET /health``: readiness, the functions' URLs, the triggers and the counters (JSON); hop
-  latency per trigger over the recent window, or over the last N hops with ``?last=N``.
+- ``POST /<namespace>/<broker>``: any valid CloudEvent (binary or structured; any type, any
+  payload) → ``202`` once it is persisted in the journal (``journal``); not a CloudEvent →
+  ``400`` naming every problem; larger than ``max_event_bytes`` → ``413``; another path →
+  ``404``; another method → ``405``. An event no Trigger matches is recorded in
+  ``<state-dir>/broker/unmatched.jsonl`` and goes nowhere.
+- ``GET /health``: readiness, the functions' URLs and health, the triggers and the counters
+  (JSON); hop latency per trigger over the recent window, or over the last N hops with
+  ``?last=N``. ``status`` is ``ok`` only when every function is; otherwise ``degraded``.
 - ``/bridge/…``: proxied to the ``bridge`` function (with ``X-Forwarded-Prefix: /bridge``);
   ``/intake/…`` likewise to ``intake`` (registry webhooks: ``/intake/dockerhub``, …).
 
@@ -15,6 +19,8 @@ with a CloudEvent is published back into the broker as if it came through ingres
 empty body ends the delivery; a 2xx whose body is not a CloudEvent, or a reply that fails
 validation, is dead-lettered without retry. Failures are retried per the Trigger's delivery
 (Knative's rules: 5xx, 404, 408, 409, 429, timeouts and connection errors), then dead-lettered.
+Each ended delivery is marked in the journal; at start, ``recover()`` redelivers every event
+whose deliveries had not all ended (at least once: a delivery may happen twice).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import http.cookiejar
 import json
 import logging
 import time
@@ -41,6 +48,7 @@ from starlette.routing import Route
 from sluice.broker import deadletters
 from sluice.broker.cloudevent import STRUCTURED, RawEvent, parse
 from sluice.broker.delivery import is_retryable
+from sluice.broker.journal import DEAD_LETTERED, DELIVERED, Journal
 from sluice.broker.manifests import PROXIED_TARGETS, PingSourceSpec, Topology, TriggerSpec, resolve
 from sluice.errors import ConfigurationError, ValidationError
 from sluice.functions.runtime import now_rfc3339
@@ -50,6 +58,10 @@ log = logging.getLogger("sluice.broker")
 #: Recent hop latencies kept per trigger for ``/health`` and the bench.
 LATENCY_WINDOW = 20000
 PROXY_TIMEOUT_S = 60.0
+#: Largest request body the ingress accepts (413 beyond); ``--max-event-bytes`` changes it.
+MAX_EVENT_BYTES = 1024 * 1024
+#: The unmatched-events log is rotated (one previous file kept) beyond this size.
+UNMATCHED_LOG_BYTES = 1024 * 1024
 _HOP_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding"})
 
 
@@ -71,6 +83,8 @@ class Metrics:
 
     accepted: int = 0  # through ingress
     rejected: int = 0
+    unmatched: int = 0  # accepted (or replies) that matched no Trigger
+    redelivered: int = 0  # journal entries redelivered at start
     replies: int = 0  # reply events published back
     pings: int = 0
     delivered: Counter[str] = field(default_factory=Counter)  # 2xx per trigger
@@ -97,6 +111,8 @@ class Metrics:
         return {
             "accepted": self.accepted,
             "rejected": self.rejected,
+            "unmatched": self.unmatched,
+            "redelivered": self.redelivered,
             "replies": self.replies,
             "pings": self.pings,
             "delivered": dict(self.delivered),
@@ -120,12 +136,19 @@ class Broker:
         tick_s: float = 0.0,
         max_concurrency: int = 8,
         transport: httpx.AsyncBaseTransport | None = None,
+        journal: Journal | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        function_health: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.topology = topology
         self.function_urls = dict(function_urls)
         self.dead_letter_path = dead_letter_path
+        self.unmatched_path = dead_letter_path.with_name("unmatched.jsonl")
         self.ingress_url = ingress_url
         self.tick_s = tick_s
+        self.journal = journal
+        self.max_event_bytes = max_event_bytes
+        self.function_health = function_health
         self.metrics = Metrics()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -144,9 +167,33 @@ class Broker:
         # functions-framework's gunicorn closes idle connections after 2 s: drop ours after 1 s,
         # so a delivery never races a server closing the connection it reuses
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=1.0)
-        self._client = httpx.AsyncClient(transport=self._transport, limits=limits, timeout=None)
+        # No cookie jar: the /bridge proxy is shared by every browser, so a cookie one of them is
+        # given (the web view's CSRF token) must never be stored and sent along for another.
+        no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self._client = httpx.AsyncClient(transport=self._transport, limits=limits, timeout=None, cookies=no_cookies)
+        self.recover()
         if self.tick_s > 0 and self.topology.pingsources:
             self._ticker = asyncio.create_task(self._tick_loop())
+
+    def recover(self) -> int:
+        """Redeliver what the journal holds from a previous run (each open Trigger once more)."""
+        if self.journal is None:
+            return 0
+        by_name = {t.name: t for t in self.topology.triggers}
+        count = 0
+        for entry in self.journal.open():
+            for name in sorted(entry.open):
+                trigger = by_name.get(name)
+                if trigger is None:
+                    log.warning("journal: event %s was for trigger %s, which no longer exists; dropped", entry.event.id, name)
+                    self.journal.finish(entry.seq, name, "trigger-gone")
+                    continue
+                count += 1
+                self._spawn(self._deliver(trigger, entry.event, entry.seq))
+        if count:
+            log.info("journal: redelivering %d delivery(ies) a previous run had not finished", count)
+        self.metrics.redelivered += count
+        return count
 
     async def close(self) -> None:
         if self._ticker:
@@ -156,6 +203,8 @@ class Broker:
         await asyncio.gather(*self._tasks, *([self._ticker] if self._ticker else []), return_exceptions=True)
         if self._client:
             await self._client.aclose()
+        if self.journal is not None:
+            await self.journal.aclose()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -165,24 +214,40 @@ class Broker:
 
     # --- ingress and routing ---------------------------------------------------------------
 
-    def ingest(self, headers: Mapping[str, str], body: bytes) -> RawEvent:
-        """Validate one event from ingress and start its deliveries; ValidationError if invalid."""
+    async def ingest(self, headers: Mapping[str, str], body: bytes) -> RawEvent:
+        """Check that it is a CloudEvent, persist it, start its deliveries (ValidationError if it
+        is not a CloudEvent; OSError if it could not be persisted: then it was not accepted)."""
         try:
             raw = parse(headers, body)
         except ValidationError:
             self.metrics.rejected += 1
             raise
+        await self.publish(raw)
         self.metrics.accepted += 1
-        self.publish(raw)
         return raw
 
-    def publish(self, raw: RawEvent) -> int:
-        """Start a delivery to every matching Trigger; returns how many matched."""
-        matched = 0
-        for trigger in self.topology.triggers:
-            if trigger.matches(raw.attributes):
-                matched += 1
-                self._spawn(self._deliver(trigger, raw))
+    async def publish(self, raw: RawEvent) -> int:
+        """Persist ``raw`` and start a delivery to every matching Trigger; how many matched."""
+        matched = self._route(raw)
+        if not matched:
+            return 0
+        seq = await self.journal.accept(raw, tuple(t.name for t in matched)) if self.journal is not None else None
+        for trigger in matched:
+            self._spawn(self._deliver(trigger, raw, seq))
+        return len(matched)
+
+    def _route(self, raw: RawEvent) -> list[TriggerSpec]:
+        """The Triggers whose filter ``raw`` passes; none: it is recorded as unmatched."""
+        matched = [t for t in self.topology.triggers if t.matches(raw.attributes)]
+        if not matched:
+            self.metrics.unmatched += 1
+            log.info("event %s (%s from %s) matches no trigger: not delivered", raw.id, raw.type, raw.attributes.get("source"))
+            record = {"time": now_rfc3339(), "reason": "matched no trigger", "event": raw.to_json_dict()}
+            with contextlib.suppress(OSError):
+                if self.unmatched_path.stat().st_size > UNMATCHED_LOG_BYTES:
+                    self.unmatched_path.replace(self.unmatched_path.with_suffix(".1.jsonl"))
+            with contextlib.suppress(OSError):
+                deadletters.append(self.unmatched_path, record)
         return matched
 
     def _spawn(self, coro: Awaitable[None]) -> None:
@@ -213,7 +278,13 @@ class Broker:
             self._slots[key] = asyncio.Semaphore(max(1, min(wanted, self.max_concurrency)))
         return self._slots[key]
 
-    async def _deliver(self, trigger: TriggerSpec, raw: RawEvent) -> None:
+    async def _deliver(self, trigger: TriggerSpec, raw: RawEvent, seq: int | None = None) -> None:
+        outcome = await self._attempts(trigger, raw)
+        if seq is not None and self.journal is not None:
+            self.journal.finish(seq, trigger.name, outcome)
+
+    async def _attempts(self, trigger: TriggerSpec, raw: RawEvent) -> str:
+        """Deliver until it succeeds or is dead-lettered; ``DELIVERED`` or ``DEAD_LETTERED``."""
         spec = trigger.delivery
         url = self.subscriber_url(trigger)
         slots = self._slots_for(trigger)
@@ -221,6 +292,7 @@ class Broker:
             headers, body = raw.to_structured()
         else:
             headers, body = raw.to_binary(), raw.data
+        headers["prefer"] = "reply"  # Knative's data plane: a broker says it takes reply events
         attempts = 0
         self.metrics.in_flight += 1
         try:
@@ -239,26 +311,31 @@ class Broker:
                 else:
                     status = response.status_code
                     if 200 <= status < 300:
-                        problem = self._reply(trigger, raw, response)
-                        if problem is None:
-                            self.metrics.delivered[trigger.name] += 1
-                            self.metrics.hop(trigger.name, time.monotonic() - started)
-                            return
-                        await self._dead_letter(trigger, raw, status, problem, attempts, response)
-                        return
-                    reason = f"{status} {response.text[:300].strip()}".strip()
-                    retryable = is_retryable(status)
+                        try:
+                            problem = await self._reply(trigger, raw, response)
+                        except OSError as err:  # the reply could not be persisted: deliver again
+                            reason, retryable = f"reply not accepted by the journal: {err}", True
+                        else:
+                            if problem is None:
+                                self.metrics.delivered[trigger.name] += 1
+                                self.metrics.hop(trigger.name, time.monotonic() - started)
+                                return DELIVERED
+                            await self._dead_letter(trigger, raw, status, problem, attempts, response)
+                            return DEAD_LETTERED
+                    else:
+                        reason = f"{status} {response.text[:300].strip()}".strip()
+                        retryable = is_retryable(status)
                 self.metrics.failed_attempts[trigger.name] += 1
                 if not retryable or attempts > spec.retry:
                     final = "final status, not retried" if not retryable else f"gave up after {attempts} attempt(s)"
                     await self._dead_letter(trigger, raw, status, f"{reason} ({final})", attempts, None)
-                    return
+                    return DEAD_LETTERED
                 log.info("trigger %s: event %s attempt %d failed (%s); retrying", trigger.name, raw.id, attempts, reason)
                 await asyncio.sleep(spec.backoff_s(attempts))
         finally:
             self.metrics.in_flight -= 1
 
-    def _reply(self, trigger: TriggerSpec, cause: RawEvent, response: httpx.Response) -> str | None:
+    async def _reply(self, trigger: TriggerSpec, cause: RawEvent, response: httpx.Response) -> str | None:
         """Publish a 2xx reply's event; the reason it cannot be, or None when all is well."""
         content_type = response.headers.get("content-type", "")
         is_event = "ce-specversion" in response.headers or content_type.startswith(STRUCTURED)
@@ -273,8 +350,8 @@ class Broker:
             reply = parse(response.headers, response.content)
         except ValidationError as err:
             return f"reply to event {cause.id} is not a valid event (not retried): {err}"
+        await self.publish(reply)
         self.metrics.replies += 1
-        self.publish(reply)
         return None
 
     async def _dead_letter(
@@ -337,7 +414,8 @@ class Broker:
             log.warning("PingSource %s: its event is invalid, not emitted: %s", source.name, err)
             return None
         self.metrics.pings += 1
-        self.publish(raw)
+        for trigger in self._route(raw):  # a tick is not journaled: the next one replaces it
+            self._spawn(self._deliver(trigger, raw))
         return raw
 
     async def _tick_loop(self) -> None:
@@ -356,10 +434,19 @@ class Broker:
         return None
 
     def health(self, last: int = 0) -> dict[str, Any]:
+        functions = self.function_health() if self.function_health is not None else {
+            name: {"url": url, "state": "ok"} for name, url in self.function_urls.items()
+        }
+        degraded = sorted(name for name, f in functions.items() if f.get("state") != "ok")
         return {
-            "status": "ok",
+            "status": "degraded" if degraded else "ok",
+            "degraded": degraded,
             "broker": self.ingress_url,
             "functions": dict(self.function_urls),
+            "function_health": functions,
+            "journal": {
+                "open": self.journal.open_entries, "bytes": self.journal.size,
+            } if self.journal is not None else None,
             "triggers": [
                 {"name": t.name, "subscriber": t.subscriber.describe(), "retry": t.delivery.retry}
                 for t in self.topology.triggers
@@ -375,12 +462,30 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
     path = broker.topology.broker.path
 
     async def ingress(request: Request) -> Response:
-        body = await request.body()
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > broker.max_event_bytes:
+            broker.metrics.rejected += 1
+            return PlainTextResponse(_too_large(int(declared), broker.max_event_bytes), status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > broker.max_event_bytes:
+                broker.metrics.rejected += 1
+                return PlainTextResponse(_too_large(len(body), broker.max_event_bytes), status_code=413)
         try:
-            broker.ingest(request.headers, body)
+            await broker.ingest(request.headers, bytes(body))
         except ValidationError as err:
             return PlainTextResponse(f"{err}\n", status_code=400)
+        except OSError as err:
+            log.error("journal: cannot persist an event: %s", err)
+            return PlainTextResponse(f"the broker cannot persist the event ({err}); try again\n", status_code=503)
         return Response(status_code=202)
+
+    async def wrong_method(request: Request) -> Response:
+        return PlainTextResponse(
+            f"{request.method} is not supported here: POST a CloudEvent to {broker.ingress_url}\n",
+            status_code=405, headers={"Allow": "POST"},
+        )
 
     async def health(request: Request) -> Response:
         last = request.query_params.get("last", "0")
@@ -398,6 +503,7 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
             rest = request.url.path[len(prefix):] or "/"
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
             headers["x-forwarded-prefix"] = prefix
+            headers["x-forwarded-host"] = request.headers.get("host", "")  # the web view's Origin check
             try:
                 upstream = await broker.client.request(
                     request.method, base.rstrip("/") + rest, params=request.query_params, headers=headers,
@@ -407,7 +513,9 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
                 return PlainTextResponse(f"not a valid path for the {target} function: {err}\n", 400)
             except httpx.HTTPError as err:
                 return PlainTextResponse(f"{target} function unreachable: {type(err).__name__}: {err}\n", 502)
-            out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}
+            # uvicorn sets its own server and date headers: the function's would be doubled
+            dropped = _HOP_HEADERS | {"content-encoding", "server", "date"}
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in dropped}
             return Response(upstream.content, status_code=upstream.status_code, headers=out)
 
         return forward
@@ -431,6 +539,8 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
     routes = [
         Route(path, ingress, methods=["POST"]),
         Route(path + "/", ingress, methods=["POST"]),
+        Route(path, wrong_method, methods=[m for m in methods if m != "POST"]),
+        Route(path + "/", wrong_method, methods=[m for m in methods if m != "POST"]),
         Route("/health", health, methods=["GET"]),
         *(
             route
@@ -443,3 +553,7 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
         Route("/{rest:path}", elsewhere, methods=methods),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"the event is {size} bytes or more; this broker accepts at most {limit} bytes per event (413)\n"

@@ -1,8 +1,8 @@
 """A CloudEvent as the broker carries it: its attributes (extensions included) and data bytes.
 
-The broker validates every event with the functions' own rules (``sluice.functions.http.decode``)
-and forwards the attributes as they came, so extensions it does not know survive, and filters
-can match on them. Delivery uses binary mode (``to_binary``) or, if a Trigger asks for
+The broker checks only that an event is a CloudEvent (as a Knative Broker's ingress does: any
+type, any payload) and forwards the attributes as they came, so extensions it does not know
+survive, and filters can match on them. The functions validate types and payloads. Delivery uses binary mode (``to_binary``) or, if a Trigger asks for
 ``format: json``, structured mode (``to_structured``).
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
 from sluice.errors import ValidationError
-from sluice.functions.http import decode
 
 STRUCTURED = "application/cloudevents+json"
 _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
@@ -71,30 +71,58 @@ def _is_json(content_type: str) -> bool:
     return not media or media == "application/json" or media.endswith("+json") or media == "text/json"
 
 
-def parse(headers: Mapping[str, str], body: bytes) -> RawEvent:
-    """Validate an HTTP CloudEvent (binary or structured) and keep its attributes as sent.
+#: Required context attributes of every CloudEvent (0.3 and 1.0).
+REQUIRED = ("id", "source", "specversion", "type")
+SPEC_VERSIONS = ("1.0", "0.3")
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
-    Raises ``ValidationError`` (with every problem) for anything the functions would refuse.
+
+def parse(headers: Mapping[str, str], body: bytes) -> RawEvent:
+    """Read an HTTP CloudEvent (binary or structured mode) and keep its attributes as sent.
+
+    Checks only what makes it a CloudEvent — the required attributes (``id``, ``source``,
+    ``specversion`` 1.0 or 0.3, ``type``), well-formed optional ones (``time`` RFC 3339,
+    attribute names), a parseable structured body — as a Knative Broker's ingress does; any
+    type and any payload pass. Raises ``ValidationError`` naming every problem otherwise.
     """
     lower = {k.lower(): v for k, v in headers.items()}
-    decode(lower, body)  # the functions' own validation; the broker forwards what came
-    if "ce-specversion" in lower:
-        attrs = {k[3:]: unquote(v) for k, v in lower.items() if k.startswith("ce-")}
-        if lower.get("content-type"):
-            attrs["datacontenttype"] = lower["content-type"]
-        return RawEvent(attrs, body)
+    content_type = lower.get("content-type", "")
+    if "ce-specversion" not in lower and content_type.split(";", 1)[0].strip().lower() == STRUCTURED:
+        return _structured(body)
+    if "ce-specversion" not in lower:
+        raise ValidationError("request", [
+            "not a CloudEvent: no ce-specversion header (binary mode) and the content type is not "
+            f"{STRUCTURED} (structured mode), found {content_type or 'none'!r}"
+        ])
+    attrs = {k[3:]: unquote(v) for k, v in lower.items() if k.startswith("ce-")}
+    if content_type:
+        attrs["datacontenttype"] = content_type
+    _check(attrs, "header ce-")
+    return RawEvent(attrs, body)
+
+
+def _structured(body: bytes) -> RawEvent:
     try:
         doc = json.loads(body)
-    except (ValueError, RecursionError) as err:  # decode accepted it, so this is not expected
-        raise ValidationError("request", [f"body is not valid JSON: {err}"]) from err
+    except (ValueError, RecursionError) as err:  # RecursionError: 10,000-deep JSON
+        raise ValidationError("request", [f"structured mode: the body is not JSON: {err}"]) from err
     if not isinstance(doc, dict):
-        raise ValidationError("request", ["structured mode: expected a JSON object"])
-    attrs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in doc.items() if k not in ("data", "data_base64")}
-    if "data_base64" in doc:
+        raise ValidationError("request", [f"structured mode: expected a JSON object, found {type(doc).__name__}"])
+    problems = [
+        f"attribute {k!r}: expected a string, number or boolean, found {type(v).__name__}"
+        for k, v in doc.items() if k not in ("data", "data_base64") and isinstance(v, dict | list)
+    ]
+    attrs = {
+        k: v if isinstance(v, str) else json.dumps(v)
+        for k, v in doc.items() if k not in ("data", "data_base64") and v is not None
+    }
+    data = b""
+    if "data_base64" in doc and doc["data_base64"] is not None:
         try:
             data = base64.b64decode(doc["data_base64"], validate=True)
         except (ValueError, TypeError) as err:
-            raise ValidationError("request", [f"data_base64 is not base64: {err}"]) from err
+            problems.append(f"data_base64 is not base64: {err}")
     elif "data" not in doc or doc["data"] is None:
         data = b""
     elif isinstance(doc["data"], str) and not _is_json(attrs.get("datacontenttype", "")):
@@ -102,4 +130,28 @@ def parse(headers: Mapping[str, str], body: bytes) -> RawEvent:
     else:
         data = json.dumps(doc["data"]).encode()
         attrs.setdefault("datacontenttype", "application/json")
+    try:
+        _check(attrs, "")
+    except ValidationError as err:
+        problems.extend(err.problems)
+    if problems:
+        raise ValidationError("request", problems)
     return RawEvent(attrs, data)
+
+
+def _check(attrs: Mapping[str, str], prefix: str) -> None:
+    problems = [f"{prefix}{name}: required, missing" for name in REQUIRED if not attrs.get(name)]
+    version = attrs.get("specversion")
+    if version and version not in SPEC_VERSIONS:
+        problems.append(f"{prefix}specversion: expected one of {', '.join(SPEC_VERSIONS)}, found {version!r}")
+    when = attrs.get("time")
+    if when is not None and not _RFC3339.match(when):
+        problems.append(f"{prefix}time: expected an RFC 3339 timestamp, found {when[:60]!r}")
+    bad = sorted(k for k in attrs if k != "datacontenttype" and not _EXTENSION_NAME.match(k))
+    if bad:
+        problems.append(
+            "attribute names must be 1-20 lower-case letters or digits, found "
+            + ", ".join(repr(b[:40]) for b in bad[:5])
+        )
+    if problems:
+        raise ValidationError("request", problems)

@@ -1,9 +1,13 @@
 """The broker process: the composition root of ``sluice up`` and ``python -m sluice.broker``.
 
-Reads the manifests, starts the functions (each with the settings' environment and ``K_SINK`` =
-the ingress URL), serves the broker on 127.0.0.1, and stops the functions when it ends
-(SIGTERM / SIGINT). While it runs, ``<state-dir>/broker/state.json`` records its pid, port, URL
-and the functions' pids and ports; logs go to ``<state-dir>/logs/``.
+Reads the manifests, starts the local deployments the records say should run (``local``
+backend), starts the functions (each with the settings' environment and ``K_SINK`` = the
+ingress URL), serves the broker on 127.0.0.1 with its journal (``<state-dir>/broker/
+journal.jsonl``: what a previous run accepted and had not finished is delivered again), and
+stops the functions when it ends (SIGTERM / SIGINT). While it runs, a supervisor restarts a
+function that exits and re-starts local deployments whose process died (every
+``RECONCILE_EVERY_S``), and ``<state-dir>/broker/state.json`` records its pid, port, URL and the
+functions' pids and ports; logs go to ``<state-dir>/logs/``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +40,8 @@ DEFAULT_TICK_S = 5.0
 STATE_FILE = Path("broker") / "state.json"
 #: Idle keep-alive of ingress connections (uvicorn's default of 5 s makes busy clients race it).
 KEEP_ALIVE_S = 75
+#: How often the broker re-starts local deployments whose process died (0: only at start).
+RECONCILE_EVERY_S = 15.0
 
 
 def default_dir(name: str) -> Path:
@@ -56,6 +63,8 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--triggers", type=Path, help="directory of the Trigger manifests (default triggers/)")
     parser.add_argument("--source", type=Path, help="functions-framework source (default functions/main.py)")
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for the functions")
+    parser.add_argument("--max-event-bytes", type=int, default=1024 * 1024,
+                        help="largest event the ingress accepts, in bytes (default 1 MiB; larger: 413)")
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class ServeOptions:
     source: Path
     ready_timeout_s: float
     settings: Settings
+    max_event_bytes: int = 1024 * 1024
 
     @property
     def state_dir(self) -> Path:
@@ -80,6 +90,8 @@ class ServeOptions:
         )
         if args.tick < 0:
             raise ConfigurationError(f"--tick: expected seconds ≥ 0, found {args.tick:g}")
+        if args.max_event_bytes < 1024:
+            raise ConfigurationError(f"--max-event-bytes: expected at least 1024, found {args.max_event_bytes}")
         return cls(
             port=args.port,
             tick_s=args.tick,
@@ -88,6 +100,7 @@ class ServeOptions:
             source=(args.source or DEFAULT_SOURCE).resolve(),
             ready_timeout_s=args.ready_timeout,
             settings=settings.with_(state_dir=str(Path(settings.state_dir).resolve())),
+            max_event_bytes=args.max_event_bytes,
         )
 
     def forward(self) -> list[str]:
@@ -96,7 +109,7 @@ class ServeOptions:
         argv = ["--port", str(self.port), "--state-dir", s.state_dir, "--tick", f"{self.tick_s:g}",
                 "--knative", str(self.knative_dir), "--triggers", str(self.triggers_dir),
                 "--source", str(self.source), "--ready-timeout", f"{self.ready_timeout_s:g}",
-                "--backend", s.backend]
+                "--backend", s.backend, "--max-event-bytes", str(self.max_event_bytes)]
         if s.sli_provider:
             argv += ["--sli-provider", s.sli_provider]
         if s.performance_duration_s:
@@ -141,17 +154,32 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _reconcile_deployments(settings: Settings) -> None:
-    """After a crash, start again the local deployments the records say should run (their
-    stage URLs serve again); a slot that cannot start is reported and its record dropped."""
+def reconcile_deployments(settings: Settings) -> list[str]:
+    """Start again the local deployments the records say should run (after ``sluice down`` or a
+    crash: their URLs serve again); what was done, one line per slot that was not running."""
     from sluice.compose import build_backend
 
+    if settings.backend != "local" or not (Path(settings.state_dir) / "runtime" / "slots").is_dir():
+        return []
+    done = []
     try:
         for slot in build_backend(settings).reconcile():  # type: ignore[attr-defined]
             if slot.state != "running":
-                log.info("reconciled %s %s of %s: %s", slot.placement.stage, slot.slot.value, slot.placement.service, slot.state)
+                line = f"{slot.placement.project}/{slot.placement.stage} {slot.placement.service} {slot.slot.value}: {slot.state}"
+                log.info("local deployment %s", line)
+                done.append(line)
     except SluiceError as err:
         log.warning("could not reconcile the local deployments: %s", err)
+        done.append(f"could not reconcile the local deployments: {err}")
+    return done
+
+
+def _reconcile_loop(settings: Settings, stop: threading.Event, every_s: float) -> None:
+    while not stop.wait(every_s):
+        try:
+            reconcile_deployments(settings)
+        except Exception:  # keep supervising whatever one pass met
+            log.exception("reconciling the local deployments failed")
 
 
 def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[[str], None] | None = None) -> int:
@@ -160,8 +188,10 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
 
     from sluice.broker import deadletters
     from sluice.broker.app import Broker, create_app
+    from sluice.broker.journal import Journal
+    from sluice.broker.journal import path_for as journal_path
     from sluice.broker.manifests import load_topology
-    from sluice.broker.processes import start_functions, stop_functions
+    from sluice.broker.processes import Supervisor, start_functions, stop_functions
 
     state_dir = options.state_dir
     logs = state_dir / "logs"
@@ -177,8 +207,7 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
         prometheus = ensure_prometheus(str(state_dir), 0, runtime_dir=str(state_dir / "runtime"))
         log.info("Prometheus at %s scrapes the local deployments", prometheus)
         settings = settings.with_(prometheus_url=prometheus)
-    if settings.backend == "local" and (state_dir / "runtime" / "slots").is_dir():
-        _reconcile_deployments(settings)
+    reconcile_deployments(settings)
     env = {**environ, **settings.to_env(), "K_SINK": url, "PYTHONUNBUFFERED": "1"}
     for inherited in ("FUNCTION_TARGET", "FUNCTION_SOURCE", "PORT"):
         env.pop(inherited, None)
@@ -186,7 +215,7 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
     services = topology.subscribed_services()
     log.info("starting %d functions: %s", len(services), ", ".join(f"{s.name}({s.target})" for s in services))
     processes = start_functions(services, options.source, env, logs, options.ready_timeout_s)
-    state = {
+    state: dict[str, Any] = {
         "pid": os.getpid(),
         "port": options.port,
         "url": url,
@@ -196,13 +225,31 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
         "functions": {p.service.name: {"pid": p.pid, "port": p.port, "target": p.service.target} for p in processes},
     }
     _write_state(state_dir, {**state, "ready": False})
+    supervisor = Supervisor(processes, options.source, env, logs, options.ready_timeout_s)
     broker = Broker(
         topology, {p.service.name: p.url for p in processes}, deadletters.path_for(state_dir), url,
-        tick_s=options.tick_s, max_concurrency=function_threads(env),
+        tick_s=options.tick_s, max_concurrency=function_threads(env), journal=Journal(journal_path(state_dir)),
+        max_event_bytes=options.max_event_bytes, function_health=supervisor.health,
     )
+    is_ready = threading.Event()
+
+    def restarted(name: str, proc: Any) -> None:
+        broker.function_urls[name] = proc.url
+        state["functions"][name] = {"pid": proc.pid, "port": proc.port, "target": proc.service.target}
+        _write_state(state_dir, {**state, "ready": is_ready.is_set()})
+
+    supervisor.on_change = restarted
+    stop_reconciling = threading.Event()
 
     async def ready() -> None:
+        is_ready.set()
         _write_state(state_dir, {**state, "ready": True})
+        supervisor.start()
+        if settings.backend == "local" and RECONCILE_EVERY_S > 0:
+            threading.Thread(
+                target=_reconcile_loop, args=(settings, stop_reconciling, RECONCILE_EVERY_S),
+                name="sluice-reconcile", daemon=True,
+            ).start()
         if announce is not None:
             announce(url)
 
@@ -213,7 +260,9 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
     try:
         uvicorn.Server(config).run()
     finally:
-        stop_functions(processes)
+        stop_reconciling.set()
+        supervisor.stop()
+        stop_functions(supervisor.processes)
         if read_state(state_dir).get("pid") == os.getpid():
             with contextlib.suppress(OSError):
                 state_path(state_dir).unlink()

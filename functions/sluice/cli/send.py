@@ -1,10 +1,18 @@
-"""``sluice send event …``: start deliveries, evaluations and approvals by sending CloudEvents."""
+"""``sluice send event …``: start deliveries, evaluations and approvals by sending CloudEvents.
+
+After the broker accepts the event (202), the command follows it for ``--wait`` seconds
+(default ``DEFAULT_WAIT_S``; ``--no-wait`` skips this) and reports what became of it: which
+function handled it (a reply event whose ``triggeredid`` is its id, from the delivery's event
+log), or on which Trigger it was dead-lettered and why (the local broker's dead-letter log and
+the cluster's dead-letter records), or that nothing answered yet.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +29,11 @@ from sluice.core.validation import join_image
 from sluice.errors import NotFoundError, ValidationError
 
 SOURCE = "sluice/cli"
+#: Seconds ``sluice send event`` follows an event after the broker accepted it.
+DEFAULT_WAIT_S = 10.0
+_POLL_S = 0.25
+#: Once something became of the event, how long to keep looking for the rest (other Triggers).
+_SETTLE_S = 1.0
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +55,10 @@ def register(subparsers: Any) -> None:
     decision.add_argument("--approve", action="store_const", const="approve", dest="decision")
     decision.add_argument("--decline", action="store_const", const="decline", dest="decision")
     event.add_argument("--approver", help="who approves (default: your user name); signed with the project's approver key")
+    wait = event.add_mutually_exclusive_group()
+    wait.add_argument("--wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+                      help=f"follow the event this long and say what became of it (default {DEFAULT_WAIT_S:g})")
+    wait.add_argument("--no-wait", action="store_const", const=0.0, dest="wait", help="do not follow the event")
     common.add_broker_arg(event)
     common.add_state_args(event)
     common.add_output_arg(event)
@@ -166,26 +183,77 @@ def _approver(args: argparse.Namespace) -> str:
 
 def send_event(args: argparse.Namespace) -> int:
     from sluice.adapters.publish import post_event
+    from sluice.functions.frontdoor import existence_problems
 
     event = build_event(args)
+    readable = common.settings(args).state != "configmap" or args.state_dir
+    if readable:  # what the front door checks
+        data = event.data
+        if isinstance(data, ConfigurationChange):
+            common.records(args).require_service(data.project, data.service)
+        problems = existence_problems(data.to_dict(), common.records(args))
+        if problems:
+            raise ValidationError(f"send event {event.type.value}", problems)
     if event.type.value == "sh.keptn.event.approval.finished":
         from sluice.services.approvals import sign_approval
 
-        if common.settings(args).state != "configmap" or args.state_dir:
+        if readable:
             _require_waiting(args, event)
-
         event = sign_approval(event, common.secrets(args), _approver(args))
-    if event.type.value == "sh.keptn.event.configuration.change":
-        data = event.data
-        assert isinstance(data, ConfigurationChange)
-        if common.settings(args).state != "configmap" or args.state_dir:
-            common.records(args).require_service(data.project, data.service)
     url = common.settings(args).broker_url
     post_event(url, event)
+    if args.wait < 0:
+        raise ValidationError("--wait", [f"expected seconds ≥ 0, found {args.wait:g}"])
+    if args.output != "json":
+        print(f"Sent {event.type.value} (id {event.id}) to {url}: accepted")
+        print(f"Delivery context: {event.shkeptncontext}", flush=True)
+    fate = follow(args, event.id, event.shkeptncontext, args.wait) if args.wait > 0 else None
     if args.output == "json":
-        common.print_json({"id": event.id, "type": event.type.value, "shkeptncontext": event.shkeptncontext})
-    else:
-        print(f"Sent {event.type.value} (id {event.id}) to {url}")
-        print(f"Delivery context: {event.shkeptncontext}")
-        print(f"Follow it with: sluice get event --context {event.shkeptncontext}")
+        doc: dict[str, Any] = {"id": event.id, "type": event.type.value, "shkeptncontext": event.shkeptncontext,
+                               "accepted": True}
+        if fate is not None:
+            doc.update(fate)
+        common.print_json(doc)
+        return 0
+    if fate is not None:
+        for handled in fate["handled_by"]:
+            print(f"Handled by {handled['function']}: it replied {handled['type']} (id {handled['id']})")
+        for dead in fate["dead_lettered"]:
+            print(f"Dead-lettered on trigger {dead['trigger'] or '?'} (status {dead['status']}): {dead['reason']}")
+        if not fate["handled_by"] and not fate["dead_lettered"]:
+            seen = "recorded in the event log, " if fate["recorded"] else ""
+            print(f"No function has answered within {args.wait:g} s ({seen}still under way or queued)")
+    print(f"Follow it with: sluice get event --context {event.shkeptncontext}")
     return 0
+
+
+def follow(args: argparse.Namespace, event_id: str, context: str, wait_s: float) -> dict[str, Any]:
+    """What became of event ``event_id`` within ``wait_s`` seconds: the functions that replied to
+    it, the Triggers that dead-lettered it (with the reason), and whether the event log has it."""
+    from sluice.broker import deadletters
+
+    records = common.records(args)
+    local = deadletters.path_for(common.settings(args).state_dir)
+    deadline = time.monotonic() + wait_s
+    settle: float | None = None
+    while True:
+        log = records.events(context)
+        replies = [e for e in log if e.get("triggeredid") == event_id and e.get("id") != event_id]
+        letters = [d for d in deadletters.read(local) + records.dead_letters()
+                   if (d.get("event") or {}).get("id") == event_id]
+        now = time.monotonic()
+        if (replies or letters) and settle is None:
+            settle = min(deadline, now + _SETTLE_S)
+        if now >= (settle if settle is not None else deadline):
+            break
+        time.sleep(_POLL_S)
+    return {
+        "recorded": any(e.get("id") == event_id for e in log),
+        "handled_by": [
+            {"function": str(e.get("source", "")).removeprefix("sluice/"), "type": e.get("type", ""), "id": e.get("id", "")}
+            for e in replies
+        ],
+        "dead_lettered": [
+            {"trigger": d.get("trigger", ""), "status": d.get("status", 0), "reason": d.get("reason", "")} for d in letters
+        ],
+    }

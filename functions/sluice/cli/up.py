@@ -3,9 +3,14 @@
 ``sluice up`` starts the local broker as a background process (``python -m sluice.broker``),
 which starts every subscribed function, and returns once all answer, printing the broker URL
 (its pid, port and the functions' are in ``<state-dir>/broker/state.json``; logs in
-``<state-dir>/logs/``). ``--foreground`` stays attached instead (Ctrl-C stops it). Already up:
-says so and exits 0. ``sluice down`` stops the broker, any function it left behind, and the
-local deployment backend's processes.
+``<state-dir>/logs/``). ``--foreground`` stays attached instead (Ctrl-C stops it).
+
+On a system that is up, or half up, ``sluice up`` repairs it: a function the broker reports not
+``ok`` is waited for (its supervisor restarts it) and named; local deployments whose process died
+are started again; a broker that no longer answers ``/health`` is stopped and started again (its
+journal keeps what it had accepted). ``sluice down`` stops the broker, any function it left
+behind, and the local deployment backend's processes (their records stay, so the next ``sluice
+up`` starts them again behind the same URLs).
 """
 
 from __future__ import annotations
@@ -55,15 +60,54 @@ def _alive(pid: object, marker: str) -> bool:
     return cmd is not None and marker in cmd
 
 
-def _healthy(port: object) -> bool:
+def _health(port: object) -> dict[str, Any] | None:
+    """The broker's ``/health`` document, or None when it does not answer."""
+    import json
     import urllib.error  # here, not at the top: every ``sluice`` command imports this module
     import urllib.request
 
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2.0) as response:
-            return bool(response.status == 200)
+            doc = json.loads(response.read())
+            return doc if response.status == 200 and isinstance(doc, dict) else None
     except (urllib.error.URLError, OSError, ValueError):
-        return False
+        return None
+
+
+def _healthy(port: object) -> bool:
+    return _health(port) is not None
+
+
+def _not_ok(health: dict[str, Any]) -> dict[str, str]:
+    functions = health.get("function_health") or {}
+    return {name: str(f.get("state")) for name, f in functions.items() if isinstance(f, dict) and f.get("state") != "ok"}
+
+
+def _repair(options: server.ServeOptions, state: dict[str, Any]) -> int:
+    """``sluice up`` on a system that is up: bring back what is down, say what was done."""
+    port = state.get("port")
+    health = _health(port) or {}
+    down = _not_ok(health)
+    repaired = []
+    if down:
+        print("not ok: " + ", ".join(f"{name} ({what})" for name, what in sorted(down.items())), flush=True)
+        deadline = time.monotonic() + options.ready_timeout_s + START_MARGIN_S
+        while down and time.monotonic() < deadline:
+            time.sleep(0.25)
+            health = _health(port) or {}
+            down = {n: w for n, w in _not_ok(health).items() if w != "unresponsive"}
+        if down:
+            logs = options.state_dir / "logs"
+            print(f"sluice up: still not ok: {', '.join(sorted(down))}; see {logs}/<function>.log", file=sys.stderr)
+            return 1
+        repaired.append("functions restarted by the broker's supervisor")
+    repaired += server.reconcile_deployments(options.settings)
+    if repaired:
+        print("repaired: " + "; ".join(repaired), flush=True)
+        print(f"sluice is up: broker at {state.get('url')} (pid {state.get('pid')})")
+    else:
+        print(f"sluice is already up: broker at {state.get('url')} (pid {state.get('pid')})")
+    return 0
 
 
 def _announce(url: str, state: dict[str, Any], logs: Path) -> None:
@@ -79,16 +123,29 @@ def _announce(url: str, state: dict[str, Any], logs: Path) -> None:
     print(url, flush=True)  # last line: the broker URL (scripts read it)
 
 
+def _answers(port: object, tries: int = 3) -> bool:
+    for attempt in range(tries):
+        if _healthy(port):
+            return True
+        if attempt < tries - 1:
+            time.sleep(1.0)
+    return False
+
+
 def run_up(args: argparse.Namespace) -> int:
     options = server.ServeOptions.from_args(args, os.environ)
     logs = options.state_dir / "logs"
     state = server.read_state(options.state_dir)
     if state and _alive(state.get("pid"), "sluice.broker"):
-        if state.get("ready") and _healthy(state.get("port")):
-            print(f"sluice is already up: broker at {state.get('url')} (pid {state.get('pid')})")
+        if state.get("ready") and _answers(state.get("port")):
+            return _repair(options, state)
+        started = float(state.get("started") or 0)
+        if not state.get("ready") and time.time() - started < options.ready_timeout_s + START_MARGIN_S:
+            print(f"sluice is starting already (pid {state.get('pid')}); see {state.get('log')}")
             return 0
-        print(f"sluice is starting already (pid {state.get('pid')}); see {state.get('log')}")
-        return 0
+        print(f"the broker (pid {state.get('pid')}) does not answer; stopping it and starting again "
+              "(its journal keeps what it accepted)", flush=True)
+        _stop_pid(int(state["pid"]), 10.0)
     if state:  # a broker that was killed: its functions may still run
         _stop_functions_of(state)
     if args.foreground:

@@ -121,10 +121,6 @@ def _labels_check(name: str, value: object) -> str | None:
     return None
 
 
-def _list_check(name: str, value: object) -> str | None:
-    return None if isinstance(value, list) else f"{name}: expected a list, found {type(value).__name__}"
-
-
 def _shape_problem(data: Mapping[str, Any], dotted: str) -> str | None:
     """Problem when a parent of a dotted key is present but not an object (``"canary": "set"``)."""
     node: Any = data
@@ -135,6 +131,34 @@ def _shape_problem(data: Mapping[str, Any], dotted: str) -> str | None:
         node = node[part]
         if not isinstance(node, Mapping):
             return f"{'.'.join(parts[: i + 1])}: expected an object, found {type(node).__name__}"
+    return None
+
+
+def _strings_check(name: str, value: object) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return f"{name}: expected a list of strings, found {type(value).__name__}"
+    return None
+
+
+def _filters_check(name: str, value: object) -> str | None:
+    if not isinstance(value, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("key"), str) and isinstance(f.get("value", ""), str) for f in value
+    ):
+        return f"{name}: expected a list of {{key, value}} objects of strings"
+    return None
+
+
+def _indicator_values_check(name: str, value: object) -> str | None:
+    if not isinstance(value, list):
+        return f"{name}: expected a list, found {type(value).__name__}"
+    for i, v in enumerate(value):
+        if not isinstance(v, dict) or not isinstance(v.get("metric"), str):
+            return f"{name}[{i}]: expected an object with a string metric"
+        number = v.get("value")
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int | float)):
+            return f"{name}[{i}].value: expected a number or null, found {type(number).__name__}"
+        if not isinstance(v.get("success", True), bool) or not isinstance(v.get("message", ""), str):
+            return f"{name}[{i}]: success must be true/false and message a string"
     return None
 
 
@@ -300,8 +324,8 @@ class GetSli(Staged):
     sliProvider: str = _f("sliProvider", check=_str_check)
     start: str = _f("start", check=_time)
     end: str = _f("end", check=_time)
-    indicators: list[str] = _f("indicators", [], check=_list_check)
-    customFilters: list[dict[str, str]] = _f("customFilters", [], check=_list_check)
+    indicators: list[str] = _f("indicators", [], check=_strings_check)
+    customFilters: list[dict[str, str]] = _f("customFilters", [], check=_filters_check)
     deployment: str = _f("deployment", "direct", check=_opt_str)
 
 
@@ -312,7 +336,7 @@ class GetSliDone(Scoped):
     TYPE: ClassVar[EventType] = EventType.GET_SLI_DONE
     start: str = _f("start", check=_time)
     end: str = _f("end", check=_time)
-    indicatorValues: list[dict[str, Any]] = _f("indicatorValues", [], check=_list_check)
+    indicatorValues: list[dict[str, Any]] = _f("indicatorValues", [], check=_indicator_values_check)
     sliProvider: str = _f("sliProvider", "", check=_opt_str)
     message: str = _f("message", "", check=_opt_str)
 

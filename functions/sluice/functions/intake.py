@@ -2,7 +2,8 @@
 
 Not a CloudEvent consumer behind a Trigger but a plain HTTP function (registries post their
 own JSON), routed by the last path segment: ``/dockerhub``, ``/harbor``, ``/github``, ``/ecr``
-(an EventBridge API destination), ``/cloudevents`` (Knative sources; binary or structured).
+(an EventBridge API destination), ``/cloudevents`` (Knative sources; binary or structured),
+and ``/events``: the validating front door for Sluice events (``sluice.functions.frontdoor``).
 The events it starts are posted to the sink (the broker); the registry gets a small JSON answer
 (see ``sluice.services.intake`` for the status codes) — except on ``/cloudevents``, where a
 success or "nothing to do" is 202 with an empty body (what a broker Trigger or a Knative
@@ -17,6 +18,7 @@ import weakref
 from typing import Any
 
 from sluice.errors import ConfigurationError, PermanentError, RetryableError
+from sluice.functions import frontdoor
 from sluice.functions.runtime import Runtime, runtime_for
 from sluice.services.intake import MAX_BODY_BYTES, IntakeRequest, IntakeResponse, IntakeService
 
@@ -56,6 +58,8 @@ def main(request: Any) -> Any:
     if body is None:
         response = IntakeResponse(413, f"body over the limit of {MAX_BODY_BYTES} bytes")
         return response.to_json(), response.status, _JSON
+    if source == frontdoor.PATH:  # the validating front door for Sluice events (not a registry)
+        return frontdoor.handle(request, runtime_for("intake"), body)
     headers = {k.lower(): v for k, v in request.headers.items()}
     query = {k: v for k, v in request.args.items()}
     try:

@@ -7,13 +7,20 @@ process that started it) on a free ``127.0.0.1`` port and waits until ``GET <hea
 answers 2xx. The weighted router (:mod:`sluice.adapters.backends.router`, one process,
 started on demand) gives each stage a stable URL and splits its traffic.
 
+URLs are stable: ``route`` returns the stage's router port, and ``deploy`` returns the slot's
+own router port (an entry ``<project>/<stage>/<service>--<slot>`` whose only upstream is the
+slot's current process). Both ports are kept in ``router-stages.json``, so a URL that was
+recorded stays the live one across a promotion (the primary's process is replaced behind the
+same URL), ``sluice down`` / ``sluice up`` and crashes. ``stop_all`` stops the processes but keeps
+the slot records (the desired state); ``reconcile`` starts them again (``sluice up`` calls it).
+
 Everything lives under ``runtime_dir`` so that many function processes share it::
 
     runtime_dir/
       router.json                     router pid, control port/URL (written by the router)
       router-stages.json              each stage's port, upstreams, weight (written by the router)
       router.log, router.lock
-      slots/<project>.<stage>.<service>.<slot>.json   one record per running slot:
+      slots/<project>.<stage>.<service>.<slot>.json   one record per slot that should run:
                                       image, pid, start_ticks, port, url, health, log, command
       logs/<project>.<stage>.<service>.<slot>-<port>.log   the process's stdout + stderr
       locks/<project>.<stage>.<service>.lock          serialises changes to one placement
@@ -92,7 +99,7 @@ class SlotStatus:
     slot: Slot
     image: str
     url: str | None
-    state: str  # running | restarted | stopped (dead, record removed) | failed: <reason>
+    state: str  # running | unresponsive | restarted | stopped | failed: <reason>
 
 
 class LocalBackend:
@@ -135,7 +142,7 @@ class LocalBackend:
     # -- the port --------------------------------------------------------------------------
 
     def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
-        """Run ``image`` in ``slot``, ready within ``timeout_s``; returns the slot's own URL."""
+        """Run ``image`` in ``slot``, ready within ``timeout_s``; returns the slot's stable URL."""
         _check_placement(placement)
         slot = Slot(slot)
         spec = self.image_spec(image)
@@ -143,13 +150,25 @@ class LocalBackend:
             old = self._read_record(placement, slot)
             if old is not None and normalize_image(old.image) == normalize_image(image) and self._alive(old) and _probe(old.port, old.health, 2.0):
                 self._set_upstreams(placement, {slot.value: old.url})
-                return old.url
+                return self._publish_slot(placement, slot, old.url)
             new = self._start(placement, slot, image, spec, timeout_s)
             self._write_record(new)
             self._set_upstreams(placement, {slot.value: new.url})
+            url = self._publish_slot(placement, slot, new.url)
             if old is not None:
                 self._retire(old)
-            return new.url
+            return url
+
+    def slot_url(self, placement: Placement, slot: Slot) -> str | None:
+        """The slot's stable URL (what ``deploy`` returned), when it was ever deployed."""
+        stages = read_json(self.runtime_dir / ROUTER_STAGES)
+        entry = stages.get(_slot_key(placement, Slot(slot)))
+        return f"http://127.0.0.1:{entry['port']}" if isinstance(entry, dict) and "port" in entry else None
+
+    def _publish_slot(self, placement: Placement, slot: Slot, upstream: str | None) -> str:
+        """Point the slot's own router entry at ``upstream`` (``None``: it answers 503); its URL."""
+        entry = self._control("PUT", f"/stages/{_slot_key(placement, slot)}", {"upstreams": {Slot.DIRECT.value: upstream}})
+        return str(entry["url"])
 
     def route(self, placement: Placement, canary_weight: int) -> str:
         """Send ``canary_weight`` % of the stage's traffic to the canary; the stage's URL."""
@@ -175,6 +194,8 @@ class LocalBackend:
             record = self._read_record(placement, slot)
             if self._router_url() is not None:
                 self._set_upstreams(placement, {slot.value: None})
+                if self.slot_url(placement, slot) is not None:
+                    self._publish_slot(placement, slot, None)
             if record is not None:
                 self._retire(record)
 
@@ -187,58 +208,81 @@ class LocalBackend:
         return f"http://127.0.0.1:{entry['port']}" if isinstance(entry, dict) and "port" in entry else None
 
     def status(self) -> list[SlotStatus]:
-        """Every recorded slot and whether its process is running and healthy."""
+        """Every recorded slot (its stable URL) and whether its process is running and healthy."""
         found = []
         for record in self._records():
             healthy = self._alive(record) and _probe(record.port, record.health, 2.0)
-            found.append(
-                SlotStatus(record.placement, Slot(record.slot), record.image, record.url, "running" if healthy else "stopped")
-            )
+            url = self.slot_url(record.placement, Slot(record.slot)) or record.url
+            found.append(SlotStatus(record.placement, Slot(record.slot), record.image, url, "running" if healthy else "stopped"))
         return found
 
     def reconcile(self, restart: bool = True, timeout_s: float = 30.0) -> list[SlotStatus]:
         """Make what runs match the records after a crash; returns what it found and did.
 
         A recorded slot whose process is gone is started again with its recorded image (when
-        ``restart``) or its record is removed; then the router is started if needed and told
-        every live slot, so each stage's URL serves again.
+        ``restart``) or its record is removed; a live process is left alone. Then the router is
+        started if needed and told every live slot, so each stage's and slot's URL serves again.
+        Placements are reconciled in parallel, each under its lock.
         """
+        placements = sorted({r.placement for r in self._records()}, key=lambda p: (p.project, p.stage, p.service))
+        if not placements:
+            return []
+        from concurrent.futures import ThreadPoolExecutor  # here: only `sluice up` and the broker reconcile
+
+        with ThreadPoolExecutor(max_workers=min(8, len(placements))) as pool:
+            reports = list(pool.map(lambda p: self._reconcile_placement(p, restart, timeout_s), placements))
+        return [status for report in reports for status in report]
+
+    def _reconcile_placement(self, placement: Placement, restart: bool, timeout_s: float) -> list[SlotStatus]:
+        """``reconcile`` for one placement, under its lock (a deploy in progress finishes first)."""
         report: list[SlotStatus] = []
-        placements: set[Placement] = set()
-        for record in self._records():
-            placement, slot = record.placement, Slot(record.slot)
-            placements.add(placement)
-            if self._alive(record) and _probe(record.port, record.health, 2.0):
-                report.append(SlotStatus(placement, slot, record.image, record.url, "running"))
-                continue
-            with self._lock(placement):
+        with self._lock(placement):
+            live: dict[Slot, SlotRecord] = {}
+            for slot in Slot:
+                record = self._read_record(placement, slot)
+                if record is None:
+                    continue
+                if self._alive(record):  # a live process is left alone, even a busy one
+                    live[slot] = record
+                    healthy = _probe(record.port, record.health, 2.0)
+                    report.append(SlotStatus(placement, slot, record.image, record.url, "running" if healthy else "unresponsive"))
+                    continue
                 self._stop_process(record)
-                self._delete_record(placement, slot)
                 if not restart:
+                    self._delete_record(placement, slot)
                     report.append(SlotStatus(placement, slot, record.image, None, "stopped"))
                     continue
                 try:
                     new = self._start(placement, slot, record.image, self.image_spec(record.image), timeout_s)
                 except (PermanentError, ConfigurationError) as err:
+                    self._delete_record(placement, slot)
                     report.append(SlotStatus(placement, slot, record.image, None, f"failed: {err}"))
                     continue
                 self._write_record(new)
+                live[slot] = new
                 report.append(SlotStatus(placement, slot, new.image, new.url, "restarted"))
-        for placement in sorted(placements, key=lambda p: (p.project, p.stage, p.service)):
-            with self._lock(placement):
-                live = {s: self._read_record(placement, s) for s in Slot}
-                self._set_upstreams(placement, {s.value: (r.url if r else None) for s, r in live.items()})
-        return report
+            if not report:
+                return report
+            self._set_upstreams(placement, {s.value: (live[s].url if s in live else None) for s in Slot})
+            for slot in Slot:
+                if slot in live or self.slot_url(placement, slot) is not None:
+                    self._publish_slot(placement, slot, live[slot].url if slot in live else None)
+        return [
+            SlotStatus(r.placement, r.slot, r.image, self.slot_url(placement, r.slot) if r.url else None, r.state)
+            for r in report
+        ]
 
-    def stop_all(self) -> list[SlotStatus]:
-        """Stop the router and every recorded process; forget the slots (stage ports are kept)."""
+    def stop_all(self, forget: bool = False) -> list[SlotStatus]:
+        """Stop the router and every recorded process. The slot records stay (``reconcile``
+        starts them again) unless ``forget``; the stage and slot ports are kept either way."""
         self._stop_router()
         stopped = []
         for record in self._records():
             placement, slot = record.placement, Slot(record.slot)
             with self._lock(placement):
                 self._stop_process(record)
-                self._delete_record(placement, slot)
+                if forget:
+                    self._delete_record(placement, slot)
                 with contextlib.suppress(OSError):
                     Path(record.log).unlink()
             stopped.append(SlotStatus(placement, slot, record.image, None, "stopped"))
@@ -572,6 +616,18 @@ def _check_placement(placement: Placement) -> None:
 
 def _key(placement: Placement, sep: str) -> str:
     return sep.join((placement.project, placement.stage, placement.service))
+
+
+def _slot_key(placement: Placement, slot: Slot) -> str:
+    """The router entry of one slot: ``<project>/<stage>/<service>--<slot>`` (a DNS label, so a
+    long service name is shortened with a hash to stay within 63 characters)."""
+    name = f"{placement.service}--{slot.value}"
+    if len(name) > 63:
+        import hashlib
+
+        digest = hashlib.sha256(placement.service.encode()).hexdigest()[:6]
+        name = f"{placement.service[: 63 - len(slot.value) - 9]}-{digest}--{slot.value}"
+    return f"{placement.project}/{placement.stage}/{name}"
 
 
 def _where(placement: Placement) -> str:
