@@ -169,6 +169,18 @@ class DeliveryModel(RuleBasedStateMachine):
             if any(f is answer for f in world.bag):
                 world.deliver(answer)
 
+    def _answers(self) -> list:  # type: ignore[type-arg]
+        return [f for f in self.world.bag if f.event.type is EventType.GET_SLI_DONE]
+
+    @precondition(lambda self: self._answers())
+    @rule(pick=PICK, pause_at=st.integers(0, 3), advance=st.sampled_from(ADVANCES))
+    def answer_races_tick(self, pick: int, pause_at: int, advance: int) -> None:
+        """An SLI answer is scored while a tick ``advance`` s later expires the same evaluation:
+        the scoring stops right before its ``pause_at``-th write until the tick is done."""
+        world = self.world
+        answers = self._answers()
+        world.race(answers[pick % len(answers)], lambda: world.tick(advance), pause_at)
+
     @precondition(lambda self: self._requests())
     @rule(pick=PICK)
     def sli_silent(self, pick: int) -> None:
