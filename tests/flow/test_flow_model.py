@@ -240,10 +240,10 @@ def test_delivery_flow_model() -> None:
 # --- the defects of issue 13 as fixed step sequences of the same machine ------------------------
 # Each was found by the model on the services before the ledger (tests/flow/MODEL_FINDINGS.md);
 # here it is replayed step by step, with every invariant checked after each step and the
-# liveness check at the end. Steps are the machine's rules, plus four helpers: "drain" (deliver
+# liveness check at the end. Steps are the machine's rules, plus five helpers: "drain" (deliver
 # everything in flight), "until" (deliver the oldest until an event of a type is in flight for a
-# stage), "dup_last" (a duplicate of the newest emitted event of a type) and "race_last" (that
-# event races a tick).
+# stage), "dup_last" (a duplicate of the newest emitted event of a type), "crash_last" (that
+# event's handler runs, its replies are lost) and "race_last" (that event races a tick).
 
 START = {"manual_production": False, "manual_warning": False, "big_slo": False}
 HELD = {**START, "manual_production": True}
@@ -292,6 +292,11 @@ SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {
         ("approval", {"whom": "held", "pick": 0, "decision": "approve"}), ("drain", {}),
         ("dup_last", {"type": EventType.EVALUATION_DONE}),
     ],
+    "N4 the gatekeeper's replies are lost, then the promotion's deadline passes": [
+        ("start", START), ("new_artifact", {"service": "carts", "speed": "fast"}),
+        ("until", {"type": EventType.EVALUATION_DONE, "stage": "dev"}),
+        ("crash_last", {"type": EventType.EVALUATION_DONE}), ("tick", {"advance": 631}),
+    ],
     "7 a replayed evaluation-done after the approval": [
         ("start", HELD), ("new_artifact", {"service": "carts", "speed": "fast"}), ("drain", {}),
         ("approval", {"whom": "held", "pick": 0, "decision": "approve"}), ("drain", {}),
@@ -316,6 +321,8 @@ def _step(machine: DeliveryModel, rule: str, arguments: dict[str, object]) -> No
     elif rule == "dup_last":
         index = int(arguments.get("index", -1))  # type: ignore[call-overload]
         world.duplicate([e for e in world.history if e.type is arguments["type"]][index])
+    elif rule == "crash_last":
+        world.deliver([f for f in world.bag if f.event.type is arguments["type"]][-1], crash=True)
     elif rule == "race_last":
         flight = [f for f in world.bag if f.event.type is arguments["type"]][-1]
         world.race(flight, lambda: world.tick(float(arguments["advance"])), int(arguments["pause_at"]))  # type: ignore[arg-type,call-overload]
@@ -323,7 +330,21 @@ def _step(machine: DeliveryModel, rule: str, arguments: dict[str, object]) -> No
         getattr(machine, rule)(**arguments)
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+#: Scenarios that still fail on main (tests/flow/MODEL_FINDINGS.md).
+STILL_FAILING = {
+    "N4 the gatekeeper's replies are lost, then the promotion's deadline passes":
+        "N4: the next stage's set is stored only with the gatekeeper's decision, which a finished run forgets",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=STILL_FAILING[n]))
+        if n in STILL_FAILING else n
+        for n in sorted(SCENARIOS)
+    ],
+)
 def test_issue_13_scenarios(name: str) -> None:
     """Each defect of issue 13 that lives in the services, replayed through the model: no
     invariant breaks after any step, and every delivery ends."""
