@@ -53,7 +53,7 @@ test: $(STAMP) $(SYSTEM_STAMP) lint
 # The model-based test of the delivery flow (tests/flow/test_flow_model.py), many more examples
 # with random seeds; --runxfail shows what it finds even while the test is marked as expected to fail.
 soak: $(STAMP)
-	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --runxfail tests/flow/test_flow_model.py
+	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --runxfail tests/flow/test_flow_model.py::test_delivery_flow_model
 
 demo: $(STAMP) $(if $(findstring prometheus,$(DEMO_ARGS)),$(SYSTEM_STAMP))
 	$(BIN)/python -m sluice.cli.demo $(DEMO_ARGS)
