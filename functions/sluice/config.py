@@ -7,6 +7,7 @@ where it is written down; nothing below the composition root reads ``os.environ`
 |--------------------|--------------------------|-----------------------------------------|
 | state              | SLUICE_STATE             | ``local`` (``configmap`` on a cluster)  |
 | state_dir          | SLUICE_STATE_DIR         | ``.sluice``                             |
+| secrets_dir        | SLUICE_SECRETS_DIR       | ``<state_dir>/secrets`` (a Secret volume on a cluster) |
 | namespace          | SLUICE_NAMESPACE         | ``sluice``                              |
 | broker_url         | SLUICE_BROKER_URL        | ``http://127.0.0.1:8080/sluice/default``|
 | sink_url           | K_SINK (SinkBinding)     | broker_url                              |
@@ -41,6 +42,7 @@ DEFAULT_BROKER_URL = "http://127.0.0.1:8080/sluice/default"
 _ENV = {
     "state": "SLUICE_STATE",
     "state_dir": "SLUICE_STATE_DIR",
+    "secrets_dir": "SLUICE_SECRETS_DIR",
     "namespace": "SLUICE_NAMESPACE",
     "broker_url": "SLUICE_BROKER_URL",
     "sink_url": "K_SINK",
@@ -66,6 +68,7 @@ _ENV = {
 class Settings:
     state: str = "local"
     state_dir: str = ".sluice"
+    secrets_dir: str = ""
     namespace: str = "sluice"
     broker_url: str = DEFAULT_BROKER_URL
     sink_url: str = ""
@@ -114,6 +117,10 @@ class Settings:
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def secrets_path(self) -> Path:
+        return Path(self.secrets_dir) if self.secrets_dir else self.state_path / "secrets"
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

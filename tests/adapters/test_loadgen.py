@@ -167,3 +167,106 @@ def test_saturated_open_loop_stays_bounded_and_reports_dropped() -> None:
     assert report.requests == 4 and report.dropped == 16
     assert report.errors == 0
     assert report.to_dict()["dropped"] == 16
+
+
+def test_a_run_spread_over_processes_merges_every_measurement(target: TargetServer) -> None:
+    """Two worker processes share one schedule: together they send exactly the planned requests,
+    and the merged report counts each answer once (statuses, histogram, progress)."""
+    calls: list[tuple[int, int | None]] = []
+    profile = LoadProfile((LoadRequest("/", weight=3), LoadRequest("/status/503", weight=1)),
+                          duration_s=0.5, rate=200, workers=2)
+    report = run_load_sync(target.url, profile, seed=3,
+                           on_progress=lambda done, total, _elapsed: calls.append((done, total)))
+    assert report.workers == 2
+    assert report.requests == 100 == target.requests and report.dropped == 0
+    assert sum(report.statuses.values()) == 100 and set(report.statuses) == {200, 503}
+    assert report.errors == report.statuses[503] == report.error_kinds["status 503"]
+    assert sum(count for _, count in report.latency_histogram_us) == 100  # every latency, merged once
+    assert calls[-1] == (100, 100)
+
+
+class _RawServer:
+    """A 127.0.0.1 server answering each request with ``reply`` and then, if ``close``, closing;
+    with ``one_per_connection`` it answers one request per connection and drops the connection
+    (unanswered) when a second request arrives on it."""
+
+    def __init__(self, reply: bytes, close: bool, one_per_connection: bool = False) -> None:
+        import socket
+        import threading
+
+        self.reply, self.close, self.accepted = reply, close, 0
+        self.one_per_connection = one_per_connection
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
+
+    def talk(self, conn: object) -> None:
+        import socket
+
+        assert isinstance(conn, socket.socket)
+        with conn:
+            data, answered = b"", False
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+                while b"\r\n\r\n" in data:
+                    _, data = data.split(b"\r\n\r\n", 1)
+                    if self.one_per_connection and answered:
+                        return
+                    conn.sendall(self.reply)
+                    answered = True
+                    if self.close:
+                        return
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.0 200 OK\r\n\r\nbody until the close",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+])
+def test_answers_framed_by_a_close_or_chunks_are_counted(reply: bytes) -> None:
+    """Answers that close the connection, end at the close, or come in chunks are each one answer."""
+    server = _RawServer(reply, close=b"Connection: close" in reply or b"HTTP/1.0" in reply)
+    try:
+        report = run_load_sync(server.url, LoadProfile((LoadRequest("/"),), duration_s=0.5, rate=40,
+                                                       mode=Mode.CONSTANT_ARRIVAL_RATE))
+    finally:
+        server.stop()
+    assert report.requests == 20 and report.errors == 0 and report.statuses == {200: 20}
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_not_an_error() -> None:
+    """A server that drops a kept-alive connection when the next request arrives on it, unanswered
+    (as servers do with connections they had timed out): the request is sent again on a new
+    connection, not counted as an error."""
+    server = _RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close=False, one_per_connection=True)
+    try:
+        report = run_load_sync(server.url, LoadProfile((LoadRequest("/"),), duration_s=0.5, rate=20))
+    finally:
+        server.stop()
+    assert report.requests == 10 and report.errors == 0 and report.statuses == {200: 10}
+    assert server.accepted >= 10
+
+
+def test_virtual_users_stop_at_max_requests(target: TargetServer) -> None:
+    """max_requests caps a closed loop too: users stop once that many requests were sent."""
+    profile = LoadProfile((LoadRequest("/"),), duration_s=5.0, mode=Mode.VIRTUAL_USERS, vus=3, max_requests=7)
+    report = run_load_sync(target.url, profile)
+    assert report.requests == 7 == target.requests

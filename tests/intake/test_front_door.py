@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.intake.test_intake_function import FakeBroker
 
+from sluice.adapters.secrets.local import LocalSecrets
 from sluice.adapters.state.local import LocalStore
 from sluice.services.intake import set_secret
 from sluice.services.records import Records
@@ -119,7 +120,7 @@ def test_hostile_input_is_a_4xx_and_publishes_nothing(client, broker, body: byte
 
 def test_a_configured_token_is_required(client, broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """With a ``cloudevents`` intake secret set, a request without its token is 401 and nothing is published."""
-    set_secret(LocalStore(directory=str(tmp_path)), "cloudevents", "front-door-secret-0123456789")
+    set_secret(LocalSecrets(tmp_path), "cloudevents", "front-door-secret-0123456789")
     response = client.post("/events", data=json.dumps(artifact()), headers=binary(artifact()))
     assert response.status_code == 401 and broker.events == []
     ok = client.post("/events", data=json.dumps(artifact()),

@@ -96,6 +96,8 @@ class Bridge:
                 return self._replay(parts[1], parts[2], parts[3], form)
             if method not in ("GET", "HEAD"):
                 return "method not allowed", 405, {"Content-Type": "text/plain"}
+            if parts == ["metrics"]:
+                return self._prometheus()
             if parts and parts[0] in ("assets", "static"):
                 return self._static(parts[1:])
             return self._api(parts[1:], query) if api else self._page(parts)
@@ -126,7 +128,8 @@ class Bridge:
                 items = readmodel.deliveries(self.records, project, service)
                 running = bool(items) and _in_flight(items[0]["stages"])
                 queued = views.queued_contexts(readmodel.project_status(self.records, project))
-                return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0, queued), 200, HTML
+                metrics = self._metrics_section(project, service)
+                return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0, queued, metrics), 200, HTML
             case ["delivery", context]:
                 d = readmodel.delivery(self.records, context)
                 if not d["events"]:
@@ -143,6 +146,21 @@ class Bridge:
                 history = readmodel.evaluations(self.records, project, stage, service)
                 return views.history_page(b, project, stage, service, history, 0), 200, HTML
         raise NotFoundError(f"no page at /{'/'.join(parts)}")
+
+    # --- delivery metrics (sluice.services.insight) -----------------------------------------
+    def _metrics_section(self, project: str, service: str) -> str:
+        from datetime import timedelta
+
+        from sluice.bridge.insight_view import METRICS_DAYS, metrics_section
+        from sluice.services.insight import delivery_metrics
+
+        m = delivery_metrics(self.records, project, service, timedelta(days=METRICS_DAYS), datetime.now(UTC))
+        return metrics_section(m, f"{METRICS_DAYS} days")
+
+    def _prometheus(self) -> Response:
+        from sluice.bridge.prometheus import CONTENT_TYPE, exposition  # prometheus-client: only when scraped
+
+        return exposition(self.records), 200, {"Content-Type": CONTENT_TYPE}
 
     # --- JSON API ----------------------------------------------------------------------------
     def _api(self, parts: list[str], query: Mapping[str, str]) -> Response:

@@ -252,9 +252,9 @@ def project_page(base: str, view: Mapping[str, Any], refresh: int, recent: Seque
 
 
 def deliveries_page(base: str, project: str, service: str, deliveries: Sequence[Mapping[str, Any]], refresh: int,
-                    queued: Mapping[str, str] | None = None) -> str:
+                    queued: Mapping[str, str] | None = None, metrics: str = "") -> str:
     table = _delivery_rows(base, deliveries, with_service=False, queued=queued) if deliveries else "<p>No delivery yet.</p>"
-    body = f"<h1>Deliveries of {e(service)} <small class='muted'>newest first</small></h1>{table}"
+    body = f"<h1>Deliveries of {e(service)} <small class='muted'>newest first</small></h1>{table}{metrics}"
     return page(f"{service} deliveries", body, base, _in_project(project, (service, "")), refresh)
 
 

@@ -26,6 +26,7 @@ COMMANDS = [
     "sluice.cli.test",
     "sluice.cli.demo",
     "sluice.cli.triggers",  # adds ``get triggers`` and ``set intake-secret``: after get and project
+    "sluice.cli.insight",  # adds ``get metrics``, ``get notifications``, ``add notification``: after get
 ]
 
 

@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sluice.core.events import ConfigurationChange, Event
@@ -429,3 +430,48 @@ def plan(parsed: Parsed, triggers: Sequence[Trigger], *, source: str, time: str)
             skipped.append(m.reason)
         events.extend(new_artifact_event(push, t, source=source, time=time) for t in m.triggers)
     return Plan(tuple(events), tuple(skipped))
+
+
+class IntakePhase(StrEnum):
+    """Where a registry delivery is: its events recorded (``accepted``), then confirmed ``sent``."""
+
+    ACCEPTED = "accepted"
+    SENT = "sent"
+
+
+@dataclass(frozen=True)
+class IntakeDelivery:
+    """One registry push (or several in one webhook) recorded before its events are emitted."""
+
+    key: str
+    events: tuple[str, ...]
+    phase: IntakePhase
+    time: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"events": list(self.events), "state": self.phase.value, "time": self.time}
+
+    @classmethod
+    def from_dict(cls, key: str, doc: Mapping[str, Any]) -> IntakeDelivery:
+        phase = IntakePhase(doc.get("state") or IntakePhase.ACCEPTED.value)
+        return cls(key, tuple(str(e) for e in doc.get("events") or ()), phase, str(doc.get("time") or ""))
+
+
+def accept_delivery(
+    seen: Mapping[str, IntakeDelivery], delivery: IntakeDelivery, limit: int
+) -> tuple[dict[str, IntakeDelivery], IntakeDelivery | None]:
+    """The deliveries with ``delivery`` accepted (the oldest beyond ``limit`` forgotten), and the
+    one already known under its key (then nothing changes)."""
+    if delivery.key in seen:
+        return dict(seen), seen[delivery.key]
+    kept = sorted((*seen.values(), delivery), key=lambda d: d.time)[-limit:]
+    return {d.key: d for d in kept}, None
+
+
+def mark_sent(seen: Mapping[str, IntakeDelivery], key: str) -> dict[str, IntakeDelivery]:
+    """``accepted`` → ``sent``; any other phase (or an unknown key) changes nothing."""
+    out = dict(seen)
+    found = out.get(key)
+    if found is not None and found.phase is IntakePhase.ACCEPTED:
+        out[key] = IntakeDelivery(found.key, found.events, IntakePhase.SENT, found.time)
+    return out

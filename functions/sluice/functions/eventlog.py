@@ -4,8 +4,11 @@ Broker's dead-letter sink: what the broker gave up on is kept with Knative's err
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from sluice.config import Settings
 from sluice.core.events import Event
 from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime, runtime_for
@@ -13,7 +16,33 @@ from sluice.services.eventlog import EventLogService
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
-    return EventLogService(runtime.records).handle(event)
+    return EventLogService(runtime.records, _insight(runtime)).handle(event)
+
+
+def _insight(runtime: Runtime) -> Callable[[Event], None]:
+    """Metrics and notifications (``sluice.services.insight``) fed by every event."""
+    from sluice.adapters.notify.secretfiles import SecretFiles
+    from sluice.adapters.notify.webhook import HttpWebhookSender
+    from sluice.services.insight import InsightService, observer
+
+    service = InsightService(
+        runtime.records, lambda: datetime.now(UTC), sender=HttpWebhookSender,
+        secrets=SecretFiles(runtime.settings.secrets_path), bridge_url=web_view_url(runtime.settings),
+    )
+    return observer(service)
+
+
+def web_view_url(settings: Settings) -> str:
+    """Where people open the web view (links in messages): ``bridge_url``; when it is left at its
+    default and the broker is a local one on another port, that broker's ``/bridge``."""
+    from urllib.parse import urlsplit
+
+    if settings.bridge_url != Settings().bridge_url:
+        return settings.bridge_url
+    broker = urlsplit(settings.broker_url)
+    if broker.hostname in ("127.0.0.1", "localhost") and broker.port:
+        return f"{broker.scheme}://{broker.hostname}:{broker.port}/bridge"
+    return settings.bridge_url
 
 
 def dead_letter(request: Any) -> Any:

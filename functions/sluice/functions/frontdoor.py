@@ -111,11 +111,10 @@ def _answer(status: int, message: str, **extra: Any) -> tuple[str, int, dict[str
 
 def handle(request: Any, runtime: Runtime, body: bytes) -> tuple[str, int, dict[str, str]]:
     """One request to the door (``body`` already read within the size limit)."""
-    from sluice.services.intake import SECRETS, authenticate
+    from sluice.services.intake import authenticate, get_secret
 
     headers = {k.lower(): v for k, v in request.headers.items()}
-    secrets = runtime.store.get(SECRETS)
-    secret = secrets.data.get(TOKEN_SOURCE) if secrets is not None else None
+    secret = get_secret(runtime.secrets, TOKEN_SOURCE)  # the secret store, never a state record
     if secret:
         reason = authenticate(TOKEN_SOURCE, secret, headers, dict(request.args.items()), body)
         if reason:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +41,9 @@ class LoadProfile:
     ``rate`` (requests/s) is used by the constant-arrival-rate mode; ``vus`` and
     ``think_time_s`` by the virtual-users mode. ``timeout_s`` bounds each request.
     ``max_connections`` bounds the open connections; a request that waits for one still has its
-    latency counted from its intended send time.
+    latency counted from its intended send time. ``workers`` is the number of processes that
+    share the load (None: as many as the rate needs, one per ``ONE_CORE_RATE`` requests/s, at
+    most one per usable core; a closed loop uses one unless told).
     """
 
     requests: tuple[LoadRequest, ...]
@@ -51,6 +55,7 @@ class LoadProfile:
     timeout_s: float = 5.0
     max_requests: int | None = None
     max_connections: int = 512
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -68,6 +73,10 @@ class LoadProfile:
             problems.append(f"timeout_s: expected > 0, found {self.timeout_s}")
         if self.max_requests is not None and self.max_requests < 1:
             problems.append(f"max_requests: expected >= 1, found {self.max_requests}")
+        if self.workers is not None and self.workers < 1:
+            problems.append(f"workers: expected >= 1, found {self.workers}")
+        if self.max_connections < 1:
+            problems.append(f"max_connections: expected >= 1, found {self.max_connections}")
         if problems:
             raise ValueError("invalid load profile: " + "; ".join(problems))
 
@@ -77,6 +86,27 @@ class LoadProfile:
             planned = max(1, round(self.rate * self.duration_s))
             return planned if self.max_requests is None else min(planned, self.max_requests)
         return self.max_requests
+
+    def worker_count(self) -> int:
+        """How many processes run this profile (see ``workers``)."""
+        if self.workers is not None:
+            return self.workers
+        if self.mode is not Mode.CONSTANT_ARRIVAL_RATE:
+            return 1
+        return max(1, min(usable_cores(), math.ceil(self.rate / ONE_CORE_RATE)))
+
+
+#: The open-loop rate one process sends on one core with room to spare (``bench/loadgen.py``
+#: measures what it reaches); above it a run is spread over more processes.
+ONE_CORE_RATE = 12_000.0
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -88,7 +118,8 @@ class LoadReport:
     ``statuses`` counts answers per HTTP status; status 0 stands for no answer (see
     ``error_kinds``: ``timeout``, ``connection``, ``cancelled``). ``dropped`` counts requests of
     an open-loop run that were due but never sent, because all ``max_connections`` slots stayed
-    busy until sending ended (not counted in ``requests``).
+    busy until sending ended (not counted in ``requests``). ``workers`` is the number of
+    processes that sent the load (their histograms merged exactly).
     """
 
     mode: Mode
@@ -111,6 +142,7 @@ class LoadReport:
     target_rate: float | None = None
     dropped: int = 0
     latency_histogram_us: tuple[tuple[int, int], ...] = ()
+    workers: int = 1
 
     def samples(self) -> dict[str, Any]:
         """What stands behind the measurements, for the builtin SLI provider: the number of
@@ -141,6 +173,7 @@ class LoadReport:
             "duration_s": round(self.duration_s, 3),
             "target_rate": self.target_rate,
             "dropped": self.dropped,
+            "workers": self.workers,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "error_kinds": dict(sorted(self.error_kinds.items())),
             "response_time_min": self.response_time_min,

@@ -35,10 +35,14 @@ from typing import Any
 from sluice.core.events import Event
 from sluice.core.intake import (
     SOURCES,
+    IntakeDelivery,
+    IntakePhase,
     Parsed,
     Plan,
     Push,
     Trigger,
+    accept_delivery,
+    mark_sent,
     parse_cloudevent,
     parse_dockerhub,
     parse_ecr,
@@ -346,12 +350,13 @@ class IntakeService:
         now = self.now()
 
         def accept(seen: dict[str, Any]) -> str:
-            entry = seen.get(delivery)
-            if entry is not None:
-                return "duplicate-sent" if entry.get("state") == "sent" else "duplicate-unsent"
-            seen[delivery] = {"events": [e.id for e in events], "state": "accepted", "time": now}
-            for old in sorted(seen, key=lambda k: seen[k].get("time", ""))[: max(0, len(seen) - DELIVERIES_LIMIT)]:
-                del seen[old]
+            typed = {k: IntakeDelivery.from_dict(k, v) for k, v in seen.items()}
+            new = IntakeDelivery(delivery, tuple(e.id for e in events), IntakePhase.ACCEPTED, now)
+            kept, known = accept_delivery(typed, new, DELIVERIES_LIMIT)
+            if known is not None:
+                return "duplicate-sent" if known.phase is IntakePhase.SENT else "duplicate-unsent"
+            seen.clear()
+            seen.update({k: d.to_dict() for k, d in kept.items()})
             return "new"
 
         decision = self.records.update_json(DELIVERIES, "deliveries", {}, KIND_LABELS, accept)
@@ -373,7 +378,8 @@ class IntakeService:
 
     def _mark_sent(self, delivery: str) -> None:
         def sent(seen: dict[str, Any]) -> None:
-            if delivery in seen:
-                seen[delivery]["state"] = "sent"
+            moved = mark_sent({k: IntakeDelivery.from_dict(k, v) for k, v in seen.items()}, delivery)
+            seen.clear()
+            seen.update({k: d.to_dict() for k, d in moved.items()})
 
         self.records.update_json(DELIVERIES, "deliveries", {}, KIND_LABELS, sent)

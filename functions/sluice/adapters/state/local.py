@@ -4,20 +4,34 @@ Layout under the injected directory (``.sluice`` by default at the composition r
 
     <directory>/configmaps/<name>.json   {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {...}, "data": {...}}
     <directory>/configmaps/.lock         fcntl lock of every write; holds the last resourceVersion
+    <directory>/configmaps/.index/<h>/<name>   label index: an empty file per record and label
+                                         pair (``h`` hashes ``key=value``)
+    <directory>/configmaps/.index/complete     the index covers every record (holds the boot id)
 
 Writes take the store's lock (a ``threading.Lock`` for the threads of this process, then an
 exclusive ``fcntl.flock`` for other processes), compare the stored version, then write a temp file,
 ``fsync`` it, ``os.replace`` it over the record and ``fsync`` the directory. Readers take no lock:
 a rename is atomic, so they see the old record or the new one, never half of one. Versions come
 from one counter in the lock file, so a record deleted and created again never reuses a version.
+
+Label-selected lists read only the records the selector can match: the label index is kept in
+the same locked write as the record. Entries for a record's new labels are made before the
+record is written and entries for labels it lost are removed after, so after a crash at any
+point the index holds every true entry (and maybe a stale one, which the check of the record's
+own labels filters out). Index entries are not fsynced one by one: the ``complete`` marker
+holds the kernel's boot id, and an index from before a reboot (when an unsynced entry may have
+been lost) or from before the index existed is rebuilt from a full scan, under the lock, by the
+first list or write that finds it so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +44,20 @@ from sluice.errors import ConfigurationError, ConflictError, PermanentError, Ret
 from sluice.ports.state import Record
 
 _SUBDIR = "configmaps"
+_INDEX = ".index"
+_COMPLETE = "complete"
+
+
+def _boot_id() -> str:
+    """The kernel's boot id (Linux), or "" where there is none."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _pair_dir(key: str, value: str) -> str:
+    return hashlib.sha1(f"{key}={value}".encode(), usedforsecurity=False).hexdigest()
 
 
 class LocalStore:
@@ -53,8 +81,34 @@ class LocalStore:
         return self._read(self._path(name))
 
     def list(self, labels: Mapping[str, str]) -> Sequence[Record]:
-        """Records whose labels include every pair of ``labels``, sorted by name."""
+        """Records whose labels include every pair of ``labels``, sorted by name.
+
+        With a selector, only the records the label index names for every pair are read."""
         check_labels(labels, "label selector")
+        if not labels:
+            return self._scan()
+        if not self._index_complete():
+            if not self._root.exists():
+                return []
+            with self._locked():
+                if not self._index_complete():
+                    self._build_index()
+        candidates: set[str] | None = None
+        for key, value in labels.items():
+            try:
+                names = set(os.listdir(self._root / _INDEX / _pair_dir(key, value)))
+            except FileNotFoundError:
+                return []
+            except OSError as err:
+                raise _os_error(f"read the label index in {self._root}", err) from err
+            candidates = names if candidates is None else candidates & names
+            if not candidates:
+                return []
+        found = (self._read(self._path(name)) for name in sorted(candidates or ()))
+        return [r for r in found if r is not None and matches(r.labels, labels)]
+
+    def _scan(self) -> Sequence[Record]:
+        """Every record, sorted by name (one read of each file)."""
         try:
             names = sorted(
                 entry.name
@@ -66,7 +120,7 @@ class LocalStore:
         except OSError as err:
             raise _os_error(f"list records in {self._root}", err) from err
         found = (self._read(self._root / n) for n in names)
-        return [r for r in found if r is not None and matches(r.labels, labels)]
+        return [r for r in found if r is not None]
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -80,7 +134,16 @@ class LocalStore:
             if record.resource_version != found:
                 raise ConflictError(record.name, record.resource_version, found)
             kept = stored(record, next_version())
+            if not self._index_complete():
+                self._build_index()
+            before = dict(current.labels) if current else {}
+            for key, value in kept.labels.items():
+                if before.get(key) != value:
+                    self._index_add(key, value, record.name)
             self._write(path, kept)
+            for key, value in before.items():
+                if kept.labels.get(key) != value:
+                    self._index_remove(key, value, record.name)
             return kept
 
     def delete(self, name: str, resource_version: str | None = None) -> bool:
@@ -102,6 +165,8 @@ class LocalStore:
                 return False
             except OSError as err:
                 raise _os_error(f"delete record file {path}", err) from err
+            for key, value in current.labels.items():
+                self._index_remove(key, value, name)
             return True
 
     # -- internals -----------------------------------------------------------------------------
@@ -154,6 +219,40 @@ class LocalStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise _os_error(f"write record file {path}", err) from err
+
+    # -- the label index (changed only under the write lock) ----------------------------------
+
+    def _index_complete(self) -> bool:
+        try:
+            return (self._root / _INDEX / _COMPLETE).read_text() == _boot_id()
+        except OSError:
+            return False
+
+    def _index_add(self, key: str, value: str, name: str) -> None:
+        folder = self._root / _INDEX / _pair_dir(key, value)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).touch()
+        except OSError as err:
+            raise _os_error(f"update the label index in {self._root}", err) from err
+
+    def _index_remove(self, key: str, value: str, name: str) -> None:
+        # A failure leaves a stale entry, which list() filters out: not worth failing the write.
+        with contextlib.suppress(OSError):
+            (self._root / _INDEX / _pair_dir(key, value) / name).unlink()
+
+    def _build_index(self) -> None:
+        """Index every record from a full scan (a store from before the index, or after a reboot)."""
+        index = self._root / _INDEX
+        try:
+            shutil.rmtree(index, ignore_errors=True)
+            for record in self._scan():
+                for key, value in record.labels.items():
+                    self._index_add(key, value, record.name)
+            index.mkdir(parents=True, exist_ok=True)
+            (index / _COMPLETE).write_text(_boot_id())
+        except OSError as err:
+            raise _os_error(f"build the label index in {self._root}", err) from err
 
     def _fsync_dir(self) -> None:
         fd = os.open(self._root, os.O_RDONLY)

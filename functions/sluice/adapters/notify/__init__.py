@@ -1,0 +1,1 @@
+"""Adapters of the notification ports: ``webhook`` (HTTP via httpx) and ``secretfiles``."""
