@@ -69,7 +69,7 @@ test: $(STAMP) $(SYSTEM_STAMP) kube-binaries lint
 # The model-based test of the delivery flow (tests/flow/test_flow_model.py), many more examples
 # with random seeds.
 soak: $(STAMP)
-	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/flow/test_flow_model.py
+	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/flow/test_flow_model.py::test_delivery_flow_model
 
 test-kube: $(STAMP) kube-binaries
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m kube; rc=$$?; \

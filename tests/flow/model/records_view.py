@@ -2,7 +2,7 @@
 
 Everything else in ``tests/flow/model`` talks to the services through ``handle(event)`` and to
 the ``NoopBackend``; only this module knows how the services keep their waits (the ledger's
-lanes, ``sluice.services.ledger``), so porting the model to another state layer means porting
+lanes and gate records, ``sluice.services.ledger``), so porting the model to another state layer means porting
 this file.
 
 It answers four questions, in the model's own small types:
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sluice.core.inconclusive import attempt_of
 from sluice.core.ledger import Phase, Run, parse_time
 from sluice.ports.backend import Placement
 from sluice.ports.state import StateStore
@@ -67,10 +68,14 @@ class StoredEvaluation:
     context: str
     result: str
     id: str
+    attempt: int = 1  # the run's attempt (a stage with ``on_inconclusive: retry`` runs again)
 
 
 def _lanes(store: StateStore, project: str) -> Iterator[LaneRecord]:
-    return Ledger(Records(store)).lanes(project=project)
+    """The lanes of ``project``, then the records of its running quality gates (lane-shaped)."""
+    ledger = Ledger(Records(store))
+    yield from ledger.lanes(project=project)
+    yield from (found for found in ledger.gates() if found.placement.project == project)
 
 
 def _time(text: str) -> datetime | None:
@@ -82,7 +87,7 @@ def _run_wait(kind: str, placement: Placement, run: Run) -> Wait:
 
 
 def waits(store: StateStore, project: str) -> list[Wait]:
-    """The active run of each lane (its kind is its phase), its queue, and its quality gates."""
+    """The active run of each lane (its kind is its phase), its queue, and the quality gates."""
     out: list[Wait] = []
     for found in _lanes(store, project):
         lane, placement = found.lane, found.placement
@@ -109,7 +114,10 @@ def verdicts(store: StateStore, project: str) -> list[StoredEvaluation]:
         lane, placement = found.lane, found.placement
         runs = [*([lane.active] if lane.active is not None else []), *lane.gates, *lane.finished]
         out.extend(
-            StoredEvaluation(placement.service, placement.stage, run.context, run.verdict.result, run.verdict.evaluation_id)
+            StoredEvaluation(
+                placement.service, placement.stage, run.context, run.verdict.result, run.verdict.evaluation_id,
+                run.attempt,
+            )
             for run in runs if run.verdict is not None
         )
     return out
@@ -121,7 +129,10 @@ def stored_evaluations(store: StateStore, project: str) -> list[StoredEvaluation
     for record in store.list({KIND: "evaluations", PROJECT: project}):
         stage, service = record.labels.get(STAGE, ""), record.labels.get(SERVICE, "")
         for doc in records.evaluations(project, stage, service):
-            out.append(StoredEvaluation(service, stage, str(doc.get("context", "")), str(doc.get("result")), str(doc.get("id"))))
+            out.append(StoredEvaluation(
+                service, stage, str(doc.get("context", "")), str(doc.get("result")), str(doc.get("id")),
+                attempt_of(doc.get("labels") or {}),
+            ))
     return out
 
 

@@ -30,6 +30,7 @@ from tests.flow.model import records_view
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.sli.builtin import BuiltinSliProvider
 from sluice.adapters.state.memory import MemoryStore
+from sluice.core.approval_auth import sign
 from sluice.core.events import (
     ApprovalFinished,
     ConfigurationChange,
@@ -41,6 +42,7 @@ from sluice.core.events import (
     StartEvaluation,
 )
 from sluice.core.gate import GateDecision, decide
+from sluice.core.inconclusive import attempt_of
 from sluice.core.shipyard import Shipyard, Stage
 from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
 from sluice.ports.backend import Placement, Slot
@@ -56,6 +58,7 @@ from sluice.services.testflow import TestOutcome, TestService
 from sluice.testing.flow import FakeClock
 
 PROJECT = "shop"
+APPROVER_KEY = b"model-approver-key-" + b"0" * 13
 SERVICES = ("carts", "orders", "users")
 REPO = "docker.io/sluice-model"
 #: p95 response time a build answers with: fast passes the staging SLO, medium is a warning, slow fails.
@@ -71,10 +74,11 @@ BACKEND_FAULTS: Mapping[str, type[Exception]] = {
     "retryable": RetryableError,
     "bug": RuntimeError,
 }
-SLI_FAULTS: Mapping[str, type[Exception]] = {
+SLI_FAULTS: Mapping[str, type[Exception] | None] = {
     "configuration": ConfigurationError,
     "retryable": RetryableError,
     "bug": RuntimeError,
+    "no-data": None,  # the provider answers, but could not measure anything (inconclusive)
 }
 #: Event types nobody consumes but the event log (they are never "in flight").
 TERMINAL = frozenset({EventType.DONE, EventType.APPROVAL_TRIGGERED})
@@ -103,10 +107,12 @@ def libyaml() -> Iterator[None]:
         yaml.safe_load = pure
 
 
-def shipyard_text(manual_production: bool, manual_warning: bool) -> str:
+def shipyard_text(manual_production: bool, manual_warning: bool, inconclusive: str = "fail") -> str:
+    """dev (direct) → staging (blue/green, the SLO; ``on_inconclusive``) → production (blue/green)."""
     approvals = ""
     if manual_warning:
         approvals = "    approval_strategy: {pass: automatic, warning: manual}\n"
+    approvals += f"    on_inconclusive: {inconclusive}\n"
     production = "    approval_strategy: {pass: manual, warning: manual}\n" if manual_production else ""
     return (
         "stages:\n"
@@ -253,11 +259,22 @@ class FaultyBackend:
 
 
 class FaultySli:
-    """The builtin provider over the tests' measurements, made to raise ``fault`` once."""
+    """The builtin provider over the tests' measurements, made to raise ``fault`` once, or (with
+    ``no_data``) to answer once that it could not measure anything."""
 
     def __init__(self, records: Records) -> None:
         self.builtin = BuiltinSliProvider(records.measurements)
         self.fault: type[Exception] | None = None
+        self.no_data = False
+
+    def arm(self, kind: str) -> None:
+        if SLI_FAULTS[kind] is None:
+            self.no_data = True
+        else:
+            self.fault = SLI_FAULTS[kind]
+
+    def disarm(self) -> None:
+        self.fault, self.no_data = None, False
 
     def __call__(self, name: str, request: GetSli) -> SliProvider:
         if self.fault is not None:
@@ -266,6 +283,9 @@ class FaultySli:
         return self
 
     def fetch(self, query: SliQuery) -> Sequence[SliValue]:
+        if self.no_data:
+            self.no_data = False
+            return [SliValue(name, None, False, "model: no data for the window") for name in query.indicators]
         return self.builtin.fetch(query)
 
 
@@ -281,11 +301,11 @@ def runner(deployed: DeploymentFinished, context: str) -> TestOutcome:
 class World:
     def __init__(
         self, manual_production: bool = False, manual_warning: bool = False, objectives: int = 1, name_length: int = 0,
-        checks: Iterable[str] | None = None,
+        checks: Iterable[str] | None = None, inconclusive: str = "fail",
     ) -> None:
         self.store = WatchedStore()
         self.records = Records(self.store)
-        text = shipyard_text(manual_production, manual_warning)
+        text = shipyard_text(manual_production, manual_warning, inconclusive)
         self.records.create_project(PROJECT, text, yaml.safe_load(text))
         for service in SERVICES:
             self.records.onboard(PROJECT, service)
@@ -299,7 +319,9 @@ class World:
         self.test = TestService(self.records, self.clock, "sluice/test", self.units.append)
         self.evaluate = EvaluateService(self.records, self.clock, "sluice/evaluate", sli_timeout_s=SLI_TIMEOUT_S)
         self.sli = SliService(self.sli_provider, self.clock, "sluice/sli")
-        self.gatekeeper = GatekeeperService(self.records, self.clock, "sluice/gatekeeper")
+        self.gatekeeper = GatekeeperService(
+            self.records, self.clock, "sluice/gatekeeper", approver_keys=lambda project: APPROVER_KEY
+        )
         self.eventlog = EventLogService(self.records)
         self.routes: Mapping[EventType, Callable[[Event], list[Event]]] = {
             EventType.CONFIGURATION_CHANGE: self.deploy.handle,
@@ -320,7 +342,8 @@ class World:
         # --- what the model learnt from the events ---
         self.deliveries: dict[str, Delivery] = {}
         self.by_image: dict[str, Delivery] = {}
-        self.verdicts: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)  # (ctx, stage) → {event id: result}
+        #: (ctx, stage) → {evaluation-done id: (attempt, result)}
+        self.verdicts: dict[tuple[str, str], dict[str, tuple[int, str]]] = defaultdict(dict)
         self.dones: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)  # (ctx, stage) → {event id: outcome}
         self.decisions: dict[tuple[str, str], set[str]] = defaultdict(set)
         self.held: list[tuple[str, str, str]] = []  # (context, stage, service) of approval.triggered
@@ -371,10 +394,10 @@ class World:
         key = (event.shkeptncontext, self.stage_of(event))
         data: Any = event.data
         if event.type is EventType.EVALUATION_DONE:
-            self.verdicts[key][event.id] = data.result
+            self.verdicts[key][event.id] = (attempt_of(data.labels), data.result)  # the label, where events carry it
         elif event.type is EventType.DONE:
             self.dones[key][event.id] = data.outcome
-        elif event.type is EventType.APPROVAL_FINISHED:
+        elif event.type is EventType.APPROVAL_FINISHED and event.extensions:  # signed ones only
             self.decisions[key].add(data.decision)
         elif event.type is EventType.APPROVAL_TRIGGERED:
             self.held.append((*key, data.service))
@@ -492,10 +515,11 @@ class World:
                 return  # it failed: the broker retries later
             chain = [f for f in self.bag if f.event.triggeredid == flight.event.id]
 
-    def approval(self, context: str, stage: str, service: str, decision: str) -> None:
+    def approval(self, context: str, stage: str, service: str, decision: str, forged: bool = False) -> None:
+        """A person's decision, signed with the project's approver key (``forged``: unsigned)."""
         payload = ApprovalFinished(project=PROJECT, stage=stage, service=service, decision=decision)
         event = Event.new(payload, source="model/person", id=self._next("approval"), time=self.clock(), context=context)
-        self.emit([event])
+        self.emit([event if forged else sign(event, APPROVER_KEY, "model-approver")])
 
     def unknown_context(self) -> str:
         return Event.new(Ping(), source="model", id=self._next("nobody"), time=self.clock()).shkeptncontext
@@ -519,17 +543,28 @@ class World:
                 return True
         return True
 
+    def attempts(self, context: str, stage: str) -> int:
+        """How many attempts the ledger's run of ``context`` in ``stage`` made (``on_inconclusive:
+        retry`` runs tests and evaluation again); 1 when it does not say."""
+        return max([v.attempt for v in self.view().verdicts if (v.context, v.stage) == (context, stage)], default=1)
+
     def passed(self, context: str, stage: Stage, stored: Sequence[records_view.StoredEvaluation]) -> str:
-        """'' when the delivery passed ``stage``'s gate, else why not: the verdicts of the
-        evaluation-done events the model saw and the stored ones must exist and all pass."""
-        seen = list(self.verdicts.get((context, stage.name), {}).values())
-        kept = [e.result for e in stored if (e.context, e.stage) == (context, stage.name)]
-        if not seen and not kept:
+        """'' when the delivery passed ``stage``'s gate, else why not — or a person approved the
+        promotion of a held one. The verdict is the ledger's for the run's last attempt when it
+        still keeps the run; otherwise every evaluation the model saw emitted or stored must pass."""
+        approved = "approve" in self.decisions.get((context, stage.name), set())
+        kept = [v for v in self.view().verdicts if (v.context, v.stage) == (context, stage.name)]
+        if kept:
+            last = max(v.attempt for v in kept)
+            results = sorted({v.result for v in kept if v.attempt == last})
+        else:
+            results = sorted({r for _, r in self.verdicts.get((context, stage.name), {}).values()}
+                             | {e.result for e in stored if (e.context, e.stage) == (context, stage.name)})
+        if not results:
             return f"no evaluation of {stage.name} was ever emitted or stored"
-        if any(r not in PASSING for r in seen + kept):
-            return f"its evaluations of {stage.name} were {sorted(seen)} (emitted) / {sorted(kept)} (stored)"
-        held = [r for r in seen + kept if decide(r, stage) is GateDecision.HOLD]
-        if held and "approve" not in self.decisions.get((context, stage.name), set()):
+        if any(r not in PASSING for r in results):
+            return "" if approved else f"its evaluations of {stage.name} were {results}"
+        if any(decide(r, stage) is GateDecision.HOLD for r in results) and not approved:
             return f"{stage.name} held it for approval and nobody approved it"
         return ""
 
@@ -598,10 +633,10 @@ class World:
         if "once" not in self.checks:
             return
         stored = Counter((e.context, e.stage) for e in self.view().evaluations)
-        twice = {k: n for k, n in stored.items() if n > 1}
-        assert not twice, f"evaluations stored more than once for (delivery, stage): {twice}"
-        emitted = {k: sorted(v.values()) for k, v in self.verdicts.items() if len(v) > 1}
-        assert not emitted, f"more than one evaluation-done for (delivery, stage): {emitted}"
+        twice = {k: n for k, n in stored.items() if n > self.attempts(*k)}
+        assert not twice, f"evaluations stored more than once per attempt for (delivery, stage): {twice}"
+        emitted = {k: sorted(v.values()) for k, v in self.verdicts.items() if len(v) > self.attempts(*k)}
+        assert not emitted, f"more than one evaluation-done per attempt for (delivery, stage): {emitted}"
         for (context, stage, action), ids in self.effects.items():
             if action == "set":
                 continue
@@ -644,7 +679,7 @@ class World:
         delivery must reach a terminal ``done`` within a bounded number of ticks, and nothing may
         stay claimed or waiting."""
         self.backend.fault = None
-        self.sli_provider.fault = None
+        self.sli_provider.disarm()
         ticks = len(self.deliveries) * len(self.shipyard.stages) + 3
         for _ in range(ticks):
             self.drain()
