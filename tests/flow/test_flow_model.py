@@ -331,10 +331,7 @@ def _step(machine: DeliveryModel, rule: str, arguments: dict[str, object]) -> No
 
 
 #: Scenarios that still fail on main (tests/flow/MODEL_FINDINGS.md).
-STILL_FAILING = {
-    "N4 the gatekeeper's replies are lost, then the promotion's deadline passes":
-        "N4: the next stage's set is stored only with the gatekeeper's decision, which a finished run forgets",
-}
+STILL_FAILING: dict[str, str] = {}  # N4 fixed: the deploy tick that completes a promotion re-sends the next set
 
 
 @pytest.mark.parametrize(
