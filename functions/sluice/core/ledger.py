@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from sluice.core.canary import CanaryState
 from sluice.core.deployment import Serving
 from sluice.core.shipyard import OnTimeout
 
@@ -112,6 +113,7 @@ class TestRun:
     deadline: str
     limit_s: float
     event: dict[str, Any]
+    soak: bool = False  # a canary step without tests: it waits under real traffic, and passes at its deadline
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,8 @@ class Run:
     hold: Hold | None = None
     outcome: str = ""  # an Outcome value once DONE
     reason: str = ""
-    attempt: int = 1  # raised when an inconclusive evaluation re-runs the tests (on_inconclusive: retry)
+    attempt: int = 1  # raised when an inconclusive evaluation re-runs the tests (on_inconclusive: retry) and by each canary step
+    canary: CanaryState | None = None  # a canary stage's run: its step, weight and judged steps (core.canary)
     replies: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def key(self, step: Transition) -> str:
@@ -376,6 +379,7 @@ def _run(doc: object) -> Run | None:
         hold["on_timeout"] = OnTimeout(hold.get("on_timeout") or OnTimeout.DECLINE.value)
         hold["decision"] = HoldDecision(hold["decision"]) if hold.get("decision") else None
         values["hold"] = _load(Hold, hold)
+    values["canary"] = CanaryState.from_dict(doc["canary"]) if isinstance(doc.get("canary"), Mapping) else None
     values["labels"] = dict(doc.get("labels") or {})
     values["replies"] = {str(k): list(v) for k, v in (doc.get("replies") or {}).items()}
     return Run(**values)
