@@ -81,7 +81,7 @@ def test_canary_tutorial_on_real_processes(world) -> None:  # type: ignore[no-un
 
     slow = deliver(flow, "0.10.2")
     assert outcomes(slow) == [("dev", "promoted"), ("production", "rolled_back")]
-    done = [e for e in by_type(slow, EventType.DONE) if e.data.stage == "production"][0]  # type: ignore[attr-defined]
+    done = next(e for e in by_type(slow, EventType.DONE) if e.data.stage == "production")  # type: ignore[attr-defined]
     assert "canary step 1 of 3 (10 %) failed" in done.data.message, done.data.message  # type: ignore[attr-defined]
     assert "inconclusive" not in done.data.message  # judged on its latency  # type: ignore[attr-defined]
     ((weight, share),) = shares["0.10.2"]  # stopped at the first step
