@@ -71,11 +71,26 @@ def create_project(args: argparse.Namespace) -> int:
         raise ValidationError("create project", [problem])
     text = common.read_file(args.shipyard, "--shipyard")
     doc = load_document(text, args.shipyard)
+    _check_canary(args, doc, args.shipyard)
     info = common.records(args).create_project(args.name, text, doc)
     stages = " → ".join(f"{s.name} ({s.deployment_strategy.value})" for s in info.shipyard.stages)
     print(f"Project {args.name} created: {stages}")
     _ensure_approver_key(args, args.name, rotate=False)
     return 0
+
+
+def _check_canary(args: argparse.Namespace, doc: object, source: str) -> None:
+    """A shipyard with canary stages is refused when the deployment backend cannot split by weight."""
+    from sluice.core.shipyard import DeploymentStrategy, parse_shipyard
+
+    shipyard = parse_shipyard(doc, source)
+    if all(s.deployment_strategy is not DeploymentStrategy.CANARY for s in shipyard.stages):
+        return
+    from sluice.compose import build_backend
+    from sluice.services.canary import check_canary_support
+
+    settings = common.settings(args)
+    check_canary_support(shipyard, build_backend(settings), settings.backend)
 
 
 def _ensure_approver_key(args: argparse.Namespace, project: str, rotate: bool) -> None:
