@@ -19,7 +19,9 @@ from sluice.core.shipyard import parse_shipyard
 from sluice.errors import ValidationError
 from sluice.ports.backend import Placement, Slot
 from sluice.ports.sli import SliQuery, SliValue
+from sluice.cli.status import render
 from sluice.services.ledger import Ledger
+from sluice.services.readmodel import project_status
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
 from sluice.testing.flow import FakeClock, Flow, by_type
@@ -118,6 +120,8 @@ def test_a_failing_step_sends_all_traffic_back_and_says_which_step() -> None:
     assert "canary step 2 of 3 (25 %) failed" in done.data.message  # type: ignore[attr-defined]
     assert "score 0" in done.data.message  # type: ignore[attr-defined]
     assert routes(backend) == [10, 25, 0]
+    shown = render(project_status(flow.records, "sockshop"))
+    assert f"last canary for {CARTS}:0.10.2: 10 % pass 100 → 25 % fail 0; rolled back (canary step 2 of 3 (25 %) failed" in shown
     assert backend.weights[PROD] == 0 and (PROD, Slot.CANARY) not in backend.images
     assert backend.images[(PROD, Slot.PRIMARY)] == f"{CARTS}:0.10.1"
     assert Ledger(flow.records).lane(PROD).serving.primary_image == f"{CARTS}:0.10.1"
@@ -190,11 +194,15 @@ def test_a_step_without_tests_waits_its_duration_under_traffic() -> None:
     flow, backend, provider = world([100.0], tests="none")
     flow.send(artifact(flow, "0.10.3"))
     assert routes(backend) == [10] and provider.calls == 0  # waits under real traffic
+    view = project_status(flow.records, "sockshop")["stages"][0]["services"][0]
+    assert view["traffic"] == {"primary": 90, "canary": 10}
+    assert f"canary step 1 of 3 (10 %) for {CARTS}:0.10.3: not judged yet" in render(project_status(flow.records, "sockshop"))
     assert flow.tick() == []  # not yet: the step lasts 2m
     for weight in (25, 50):
         flow.clock.advance(121)  # type: ignore[attr-defined]
         flow.tick()
         assert routes(backend)[-1] == weight
+        assert project_status(flow.records, "sockshop")["stages"][0]["services"][0]["canary"]["weight"] == weight
     flow.clock.advance(121)  # type: ignore[attr-defined]
     (done,) = dones(flow.tick())
     assert done.data.outcome == "promoted" and provider.calls == 3  # type: ignore[attr-defined]
