@@ -289,3 +289,24 @@ def test_property_hostile_canary_values_give_a_policy_or_a_clear_problem(raw: ob
     assert stage.canary is not None and stage.canary.steps
     assert all(1 <= s <= 99 for s in stage.canary.steps)
     assert list(stage.canary.steps) == sorted(set(stage.canary.steps))
+
+
+def test_the_delivery_page_charts_the_weights_of_each_step() -> None:
+    import xml.etree.ElementTree as ET
+
+    from sluice.bridge.views import delivery_page
+    from sluice.services.readmodel import delivery
+
+    flow, _, _ = world([100.0, 100.0, 100.0, 100.0, 900.0])
+    flow.send(artifact(flow, "0.10.1"))
+    events = flow.send(artifact(flow, "0.10.2"))
+    view = delivery(flow.records, events[0].shkeptncontext)
+    assert [h["weight"] for h in view["canary"]["production"]["history"]] == [10, 25]
+    html = delivery_page("/bridge", view, 0)
+    figure = html[html.index('<figure class="canary-chart"'): html.index("</figure>") + len("</figure>")]
+    svg = ET.fromstring(figure).find("svg")
+    assert svg is not None
+    bars = [r for r in svg.iter("rect")]
+    assert len(bars) == 2 and float(bars[1].get("height", 0)) > float(bars[0].get("height", 0))
+    assert [t.text for t in svg.iter("title")] == ["step 1: 10 % pass (score 100)", "step 2: 25 % fail (score 0)"]
+    assert "then 0 %: rolled back" in figure and "canary step 2 of 3 (25 %) failed" in figure

@@ -35,6 +35,17 @@ def _run_view(run: Run) -> dict[str, Any]:
             "deadline": run.deadline}
 
 
+def _steps_view(run: Run) -> dict[str, Any]:
+    assert run.canary is not None
+    state = run.canary
+    return {
+        "step": state.step + 1, "weight": state.weight, "started": state.started, "phase": run.phase.value,
+        "since": run.since, "outcome": run.outcome, "stopped": state.stopped,
+        "history": [{"step": h.step + 1, "weight": h.weight, "started": h.started, "ended": h.ended, "result": h.result,
+                     "score": h.score} for h in state.history],
+    }
+
+
 def canary_view(lane: Lane, steps: tuple[int, ...]) -> dict[str, Any] | None:
     """The canary of the delivery holding the stage (else of the last one that had one): its
     step, weight, the judged steps (the weights over time) and why it stopped."""
@@ -205,7 +216,18 @@ def delivery(records: Records, context: str) -> dict[str, Any]:
         elif event.get("type") == EventType.APPROVAL_TRIGGERED.value:
             chip["status"] = "waiting"
     image = (data.get("valuesCanary") or {}).get("image", "")
+    canary: dict[str, Any] = {}
+    for event in events:  # the canary stages this delivery reached: their steps, from the ledger (one read each)
+        d = event.get("data") or {}
+        if event.get("type") == EventType.DEPLOYMENT_FINISHED.value and d.get("deploymentstrategy") == "canary":
+            stage = str(d.get("stage", ""))
+            if stage in canary or not d.get("project") or not d.get("service"):
+                continue
+            run = Ledger(records).lane(Placement(d["project"], stage, d["service"])).run(context)
+            if run is not None and run.canary is not None:
+                canary[stage] = _steps_view(run)
     return {
+        "canary": canary,
         "context": context,
         "project": data.get("project", ""),
         "service": data.get("service", ""),
