@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
+from sluice.cli.status import render
 from sluice.core.events import ConfigurationChange, Event, EventType
 from sluice.core.shipyard import parse_shipyard
 from sluice.errors import ValidationError
 from sluice.ports.backend import Placement, Slot
 from sluice.ports.sli import SliQuery, SliValue
-from sluice.cli.status import render
 from sluice.services.ledger import Ledger
 from sluice.services.readmodel import project_status
 from sluice.services.records import Records
