@@ -29,6 +29,7 @@ from sluice.testing.flow import FakeClock, Flow, by_type
 CARTS = "docker.io/keptnexamples/carts"
 SLO = "objectives:\n  - sli: response_time_p95\n    pass: [{criteria: ['<600']}]\ntotal_score: {pass: '90%', warning: '75%'}\n"
 PROD = Placement("sockshop", "production", "carts")
+KEY = b"k" * 32
 
 
 def shipyard(max_failed: int = 0, tests: str = "functional", on_inconclusive: str = "fail") -> str:
@@ -69,7 +70,8 @@ def world(values: Sequence[float | None], **kw: object) -> tuple[Flow, NoopBacke
     def runner(deployed, context):  # type: ignore[no-untyped-def]
         return TestOutcome("pass", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
 
-    flow = Flow(records, backend, runner, FakeClock(), providers=lambda name, request: provider)
+    flow = Flow(records, backend, runner, FakeClock(), providers=lambda name, request: provider,
+                approver_keys={"sockshop": KEY}.get)
     return flow, backend, provider
 
 
@@ -310,3 +312,42 @@ def test_the_delivery_page_charts_the_weights_of_each_step() -> None:
     assert len(bars) == 2 and float(bars[1].get("height", 0)) > float(bars[0].get("height", 0))
     assert [t.text for t in svg.iter("title")] == ["step 1: 10 % pass (score 100)", "step 2: 25 % fail (score 0)"]
     assert "then 0 %: rolled back" in figure and "canary step 2 of 3 (25 %) failed" in figure
+
+
+def steer(flow: Flow, context: str, decision: str, n: int = 1) -> list[Event]:
+    from sluice.core.approval_auth import sign
+    from sluice.core.events import ApprovalFinished
+
+    event = Event.new(ApprovalFinished(project="sockshop", stage="production", service="carts", decision=decision),
+                      source="test", id=f"{decision}-{n}", time=flow.clock(), context=context)
+    return flow.send(sign(event, KEY, "alice"))
+
+
+def test_abort_sends_the_traffic_back_at_once_and_a_repeat_changes_nothing() -> None:
+    flow, backend, _ = world([100.0], tests="none")
+    context = flow.send(artifact(flow, "0.10.1"))[0].shkeptncontext  # soaks at 10 %
+    assert routes(backend) == [10]
+    (done,) = dones(steer(flow, context, "abort"))
+    assert done.data.outcome == "declined" and "aborted by alice at canary step 1 (10 %)" in done.data.message  # type: ignore[attr-defined]
+    assert routes(backend)[-1] == 0
+    again = steer(flow, context, "abort", 2)
+    assert {d.id for d in dones(again)} <= {done.id} and routes(backend)[-1] == 0
+    flow.clock.advance(121)  # type: ignore[attr-defined]
+    assert dones(flow.tick()) == []  # the aborted step's wait ends in nothing
+
+
+def test_pause_holds_at_the_next_step_and_resume_goes_on() -> None:
+    flow, backend, _ = world([100.0], tests="none")
+    context = flow.send(artifact(flow, "0.10.1"))[0].shkeptncontext
+    assert dones(steer(flow, context, "pause")) == []
+    run = Ledger(flow.records).lane(PROD).active
+    assert run is not None and run.canary is not None and run.canary.paused and run.phase.value == "testing"
+    flow.clock.advance(121)  # type: ignore[attr-defined]
+    held = flow.tick()
+    assert list(by_type(held, EventType.APPROVAL_TRIGGERED)) and routes(backend) == [10]  # judged, then held
+    assert Ledger(flow.records).lane(PROD).active.phase.value == "held"  # type: ignore[union-attr]
+    steer(flow, context, "resume")
+    assert routes(backend) == [10, 25]  # the next step
+    flow.clock.advance(121)  # type: ignore[attr-defined]
+    flow.tick()
+    assert routes(backend) == [10, 25, 50]  # not paused any more

@@ -75,6 +75,9 @@ class Transition(StrEnum):
     DECIDED = "decided"
     APPROVED = "approved"
     FINISHED = "finished"
+    PAUSED = "paused"  # a canary: hold at the next judged step
+    RESUMED = "resumed"  # a paused canary that was not held yet goes on
+    ABORTED = "aborted"  # a canary stopped by a person: weight back to 0, candidate discarded
 
 
 #: The phases each step starts from.
@@ -87,6 +90,10 @@ SOURCES: Mapping[Transition, frozenset[Phase]] = {
     Transition.DECIDED: frozenset({Phase.EVALUATED}),
     Transition.APPROVED: frozenset({Phase.HELD}),
     Transition.FINISHED: frozenset({Phase.PROMOTING, Phase.DISCARDING}),
+    # a canary is steered while a step is under way; not while the backend changes a weight (deploying)
+    Transition.PAUSED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
+    Transition.RESUMED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
+    Transition.ABORTED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
 }
 
 #: How long a run may stay in a phase that waits for the next function (the broker's retries

@@ -234,6 +234,8 @@ class DeployService:
                     message = f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
                 if run.canary is not None and run.canary.stopped:
                     message = f"{message} ({run.canary.stopped})"
+                    if run.canary.stopped.startswith("aborted by"):
+                        outcome = Outcome.DECLINED  # abort = decline, by a person
                 hold = run.hold
                 if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
                     outcome = Outcome.DECLINED

@@ -155,6 +155,8 @@ class GatekeeperService:
             stopped = replace(state, stopped=f"{where} failed: {reason}")
             return replace(run, canary=stopped), GateDecision.DISCARD, None
         run = replace(run, canary=state)
+        if state.paused:
+            return run, GateDecision.HOLD, None  # paused by a person: the step waits for resume (approve) or abort
         if decision is GateDecision.HOLD or policy.last(state.step):
             return run, decision, None  # a person decides, or the last step passed: promote as any stage
         return run, decision, self._next_step(lane, cause, placement, run, now)
@@ -175,7 +177,7 @@ class GatekeeperService:
         )
         reply = cause.reply(change, source=self.source, time=now, discriminator=f"step:{state.step}@{attempt}")
         moved = replace(enter(run, Phase.DEPLOYING, now, self.deploy_phase_s), attempt=attempt, verdict=None, test=None,
-                        hold=None, canary=state)
+                        hold=None, canary=replace(state, paused=False))
         return lane.put(moved), [reply.to_json_dict()]
 
     def _retry(self, lane: Lane, cause: Event, run: Run, now: str) -> tuple[Lane, list[dict[str, Any]]] | None:
@@ -211,6 +213,13 @@ class GatekeeperService:
         placement = Placement(approval.project, approval.stage, approval.service)
         lane = self.ledger.lane(placement)
         run = lane.run(event.shkeptncontext)
+        steer = approval.decision in (Decision.PAUSE.value, Decision.RESUME.value, Decision.ABORT.value)
+        if steer and run is not None and run.canary is not None and run.phase is not Phase.HELD:
+            return self._steer(event, approval, placement, check.approver)
+        if steer and (run is None or run.canary is None):
+            log.info("%s for %s in %s changes nothing: no canary of that delivery runs there", approval.decision,
+                     event.shkeptncontext, placement)
+            return []
         if run is None or run.phase is not Phase.HELD:
             ended = run.hold.decision.value if run is not None and run.hold and run.hold.decision else ""
             log.info(
@@ -218,12 +227,32 @@ class GatekeeperService:
                 f"the promotion was already {ended}" if ended else "no promotion of that delivery waits for approval there",
             )
             return [] if run is None else run_events(run, Transition.APPROVED)
-        approve = approval.decision == Decision.APPROVE.value
+        if approval.decision == Decision.PAUSE.value:
+            return []  # held already
+        approve = approval.decision in (Decision.APPROVE.value, Decision.RESUME.value)  # abort = decline
         who = check.approver
         shipyard = self.records.project(approval.project).shipyard
         decision = HoldDecision.APPROVED if approve else HoldDecision.DECLINED
         reason = f"{decision.value} by {who}" + (f": {approval.message}" if approval.message else "")
         return self._decide_hold(event, shipyard, placement, decision, who, reason, approve)
+
+    def _steer(self, event: Event, approval: ApprovalFinished, placement: Placement, who: str) -> list[Event]:
+        """Pause (hold at the next judged step), resume (go on) or abort (weight 0 now) a running canary."""
+        now = self.now()
+        shipyard = self.records.project(placement.project).shipyard
+        step = {Decision.PAUSE.value: Transition.PAUSED, Decision.RESUME.value: Transition.RESUMED,
+                Decision.ABORT.value: Transition.ABORTED}[approval.decision]
+        note = f" ({approval.message})" if approval.message else ""
+
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            assert run.canary is not None
+            if step is Transition.ABORTED:
+                where = f"canary step {run.canary.step + 1} ({run.canary.weight} %)"
+                stopped = replace(run, canary=replace(run.canary, stopped=f"aborted by {who} at {where}{note}"))
+                return self._act(lane.put(stopped), event, shipyard, placement, stopped, False, now, approver=who)
+            return lane.put(replace(run, canary=replace(run.canary, paused=step is Transition.PAUSED))), []
+
+        return self.ledger.advance(placement, event.shkeptncontext, step, effect).events()
 
     def _decide_hold(
         self, cause: Event, shipyard: Shipyard, placement: Placement, decision: HoldDecision, who: str, reason: str,
