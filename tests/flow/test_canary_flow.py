@@ -351,3 +351,18 @@ def test_pause_holds_at_the_next_step_and_resume_goes_on() -> None:
     flow.clock.advance(121)  # type: ignore[attr-defined]
     flow.tick()
     assert routes(backend) == [10, 25, 50]  # not paused any more
+
+
+def test_a_weight_change_that_never_happens_fails_the_step_at_its_deadline() -> None:
+    """The step's configuration.change is lost: the deploy tick fails the step, which rolls back
+    in the same tick (the failure carries the step's attempt, so the evaluation takes it)."""
+    flow, backend, _ = world([100.0])
+    flow.drop = lambda e: e.type is EventType.CONFIGURATION_CHANGE and getattr(e.data, "value", 100) == 25
+    flow.send(artifact(flow, "0.10.3"))
+    assert routes(backend) == [10]
+    run = Ledger(flow.records).lane(PROD).active
+    assert run is not None and run.phase.value == "deploying" and run.deadline
+    flow.clock.advance(241)  # type: ignore[attr-defined]
+    (done,) = dones(flow.tick())
+    assert done.data.outcome == "rolled_back" and "canary step 2 of 3 (25 %) failed" in done.data.message  # type: ignore[attr-defined]
+    assert routes(backend)[-1] == 0

@@ -149,8 +149,7 @@ class DeployService:
             return [event.reply(done, source=self.source, time=now)]
         serving, run = detail
         if run.canary is not None:  # the ledger says the step's weight and attempt, never the event
-            labels = {**run.labels, ATTEMPT_LABEL: str(run.attempt)} if run.attempt > 1 else dict(run.labels)
-            return self._deploy(event, run.image, stage, placement, serving, run.canary.weight, labels)
+            return self._deploy(event, run.image, stage, placement, serving, run.canary.weight, _labels(run))
         return self._deploy(event, change.image, stage, placement, serving, change.value, change.labels)
 
     def _deploy(
@@ -300,7 +299,7 @@ class DeployService:
             payload = DeploymentFinished(
                 project=placement.project, stage=stage.name, service=placement.service, image=repo, tag=tag,
                 teststrategy=stage.test_strategy.value, deploymentstrategy=stage.deployment_strategy.value,
-                labels=dict(run.labels), result=Result.FAIL.value,
+                labels=_labels(run), result=Result.FAIL.value,
                 message=f"deployment of {run.image} did not finish within {self.phase_s:g} s",
             )
             reply = cause.reply(payload, source=self.source, time=now)
@@ -308,6 +307,11 @@ class DeployService:
         if run.phase in (Phase.PROMOTING, Phase.DISCARDING):
             return self._carry_out(cause, stage, placement, lane, run, promote=run.phase is Phase.PROMOTING, final=True)
         return []
+
+
+def _labels(run: Run) -> dict[str, str]:
+    """The labels of ``run``'s events, with its attempt (a canary step, a retry) past the first."""
+    return {**run.labels, ATTEMPT_LABEL: str(run.attempt)} if run.attempt > 1 else dict(run.labels)
 
 
 def _first_step(stage: Stage, now: str) -> CanaryState | None:
