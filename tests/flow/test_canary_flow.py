@@ -366,3 +366,24 @@ def test_a_weight_change_that_never_happens_fails_the_step_at_its_deadline() -> 
     (done,) = dones(flow.tick())
     assert done.data.outcome == "rolled_back" and "canary step 2 of 3 (25 %) failed" in done.data.message  # type: ignore[attr-defined]
     assert routes(backend)[-1] == 0
+
+
+def test_manual_approval_holds_the_promotion_not_the_steps() -> None:
+    text = shipyard().replace("    on_inconclusive: fail\n", "    on_inconclusive: fail\n    approval_strategy: {pass: manual}\n")
+    assert "approval_strategy" in text
+    backend = NoopBackend()
+    records = Records(MemoryStore())
+    records.create_project("sockshop", text, yaml.safe_load(text))
+    records.onboard("sockshop", "carts")
+    records.put_resource("sockshop", "production", "carts", "slo.yaml", SLO)
+    def runner(deployed, context):  # type: ignore[no-untyped-def]
+        return TestOutcome("pass", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
+
+    flow = Flow(records, backend, runner, FakeClock(), providers=lambda name, request: Latency([100.0]),
+                approver_keys={"sockshop": KEY}.get)
+    events = flow.send(artifact(flow, "0.10.3"))
+    assert routes(backend) == [10, 25, 50] and dones(events) == []
+    (held,) = by_type(events, EventType.APPROVAL_TRIGGERED)
+    assert "promotion waits for approval" in held.data.message  # type: ignore[attr-defined]
+    (done,) = dones(steer(flow, events[0].shkeptncontext, "approve"))
+    assert done.data.outcome == "promoted" and routes(backend)[-2:] == [100, 0]  # type: ignore[attr-defined]

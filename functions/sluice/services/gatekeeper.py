@@ -106,7 +106,8 @@ class GatekeeperService:
                 else:
                     inconclusive_fail = True
             if run.canary is not None and stage.canary is not None:
-                run, decision, stepped = self._judge_step(lane, event, placement, stage, run, decision, inconclusive_fail, now)
+                run, decision, stepped = self._judge_step(lane, event, placement, stage, run, decision, inconclusive_fail,
+                                                          bool(why), now)
                 if stepped is not None:
                     return stepped
             if decision is GateDecision.HOLD:
@@ -131,11 +132,12 @@ class GatekeeperService:
 
     def _judge_step(
         self, lane: Lane, cause: Event, placement: Placement, stage: Stage, run: Run, decision: GateDecision,
-        inconclusive_fail: bool, now: str,
+        inconclusive_fail: bool, inconclusive_hold: bool, now: str,
     ) -> tuple[Run, GateDecision, tuple[Lane, list[dict[str, Any]]] | None]:
         """A canary step was judged: record it in the run's history; a passed step that is not the
         last goes on to the next one, a failed one is repeated (within ``max_failed_steps``) or
-        rolled back. Returns the run with the step recorded, the decision left to the caller
+        rolled back. The stage's approval_strategy applies to the promotion after the last step
+        only. Returns the run with the step recorded, the decision left to the caller
         (promote or hold after the last step, roll back, hold), and the transition when taken here."""
         assert run.canary is not None and stage.canary is not None and run.verdict is not None
         policy, state, verdict = stage.canary, run.canary, run.verdict
@@ -157,8 +159,10 @@ class GatekeeperService:
         run = replace(run, canary=state)
         if state.paused:
             return run, GateDecision.HOLD, None  # paused by a person: the step waits for resume (approve) or abort
-        if decision is GateDecision.HOLD or policy.last(state.step):
-            return run, decision, None  # a person decides, or the last step passed: promote as any stage
+        if inconclusive_hold:
+            return run, GateDecision.HOLD, None  # the gate could not judge the step: a person decides
+        if policy.last(state.step):
+            return run, decision, None  # the last step passed: promote as any stage (its approval_strategy applies)
         return run, decision, self._next_step(lane, cause, placement, run, now)
 
     def _next_step(
