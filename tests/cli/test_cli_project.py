@@ -34,10 +34,10 @@ def test_create_onboard_and_status(state, capsys) -> None:  # type: ignore[no-un
 def test_bad_shipyard_names_the_stage_and_field(state, capsys) -> None:  # type: ignore[no-untyped-def]
     """An invalid shipyard is refused with exit 2 and a sentence naming the stage and field."""
     bad = state / "shipyard.yaml"
-    bad.write_text("stages:\n  - name: dev\n    deployment_strategy: canary\n")
+    bad.write_text("stages:\n  - name: dev\n    deployment_strategy: rolling\n")  # canary is a strategy since issue 19
     assert main(["create", "project", "p", "--shipyard", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "stage 'dev'.deployment_strategy" in err and "direct, blue_green_service" in err
+    assert "stage 'dev'.deployment_strategy" in err and "direct, blue_green_service, canary" in err
 
 
 def test_invalid_slo_is_refused_at_add_resource(state, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -313,6 +313,54 @@ def _event_item(base: str, ev: Mapping[str, Any]) -> str:
     )
 
 
+def _seconds(timestamp: object) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def canary_chart(stage: str, c: Mapping[str, Any]) -> str:
+    """The candidate's weight over time in a canary stage: one bar per judged step (its window,
+    coloured by its result), the step in progress, and where it ended (100 % promoted, 0 % back)."""
+    spans: list[tuple[float, float, int, str, str]] = []
+    for h in c.get("history") or []:
+        start, end = _seconds(h.get("started")), _seconds(h.get("ended"))
+        if start is not None and end is not None:
+            spans.append((start, max(end, start + 1), int(h.get("weight", 0)), str(h.get("result", "")),
+                          f"step {h.get('step')}: {h.get('weight')} % {h.get('result')} (score {fmt(h.get('score'), 0)})"))
+    judged = {(h.get("step"), h.get("started")) for h in c.get("history") or []}
+    if c.get("phase") != "done" and (c.get("step"), c.get("started")) not in judged:
+        start, now = _seconds(c.get("started")), _seconds(c.get("since"))
+        if start is not None:
+            spans.append((start, max(now or start, start) + 1, int(c.get("weight", 0)), "running",
+                          f"step {c.get('step')}: {c.get('weight')} % (being judged)"))
+    if not spans:
+        return ""
+    t0, t1 = spans[0][0], max(s[1] for s in spans)
+    width, height, left, top = 360.0, 110.0, 30.0, 8.0
+    span_w = (width - left - 8) / max(t1 - t0, 1.0)
+    bars, labels = [], []
+    for start, end, weight, result, title in spans:
+        x = left + (start - t0) * span_w
+        w = max((end - start) * span_w, 2.0)
+        h = (height - top - 14) * weight / 100
+        y = height - 14 - h
+        bars.append(f'<rect class="step {e(status_class(result))}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}">'
+                    f'<title>{e(title)}</title></rect>')
+        labels.append(f'<text x="{x + w / 2:.1f}" y="{y - 2:.1f}" text-anchor="middle" font-size="9">{weight}%</text>')
+    outcome = str(c.get("outcome") or "")
+    end_note = {"promoted": "then 100 % and promoted", "rolled_back": "then 0 %: rolled back"}.get(outcome, outcome)
+    axis = (f'<line x1="{left}" y1="{height - 14}" x2="{width - 8}" y2="{height - 14}" stroke="currentColor" stroke-width="0.5"/>'
+            f'<text x="2" y="{top + 8}" font-size="9">100%</text><text x="2" y="{height - 14}" font-size="9">0%</text>')
+    return (f'<figure class="canary-chart" data-stage="{e(stage)}"><figcaption>canary weights in {e(stage)}'
+            f'{" · " + e(end_note) if end_note else ""}{" · " + e(c.get("stopped")) if c.get("stopped") else ""}</figcaption>'
+            f'<svg viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="candidate weight per canary step in {e(stage)}">'
+            f'{axis}{"".join(bars)}{"".join(labels)}</svg></figure>')
+
+
 def delivery_page(base: str, d: Mapping[str, Any], refresh: int) -> str:
     # One group per stage, in the order the delivery reached them; each group in event order
     # (the gatekeeper's promote of one stage and the deploy in the next interleave in time).
@@ -336,10 +384,11 @@ def delivery_page(base: str, d: Mapping[str, Any], refresh: int) -> str:
         message = next((str((ev.get("data") or {}).get("message", "")) for ev in d["events"]
                         if ev.get("type") == "sh.keptn.events.done" and (ev.get("data") or {}).get("outcome") == "rolled_back"), "")
         banner = f'<div class="banner rollback"><strong>ROLLED BACK in {e(rolled[0]["stage"])}</strong> {e(message)}</div>'
+    charts = "".join(canary_chart(stage, c) for stage, c in (d.get("canary") or {}).items())
     body = (f'<h1>Delivery of <code>{e(d["image"])}</code></h1>{banner}'
             f'<div class="chips">stages reached {stage_chips(d["stages"])} <span class="muted">· {e(delivery_state(d))}</span></div>'
             f'<p class="context muted">started {e(when(d.get("started")))} · shkeptncontext <code>{e(d["context"])}</code></p>'
-            f'<ol class="events">{"".join(items)}</ol>')
+            f'{charts}<ol class="events">{"".join(items)}</ol>')
     crumbs = _in_project(d["project"], (d["service"], u("project", d["project"], "service", d["service"])),
                          (f"delivery {tag_of(d['image'])}", ""))
     return page(f"delivery {tag_of(d['image'])}", body, base, crumbs, refresh)

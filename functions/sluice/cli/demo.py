@@ -5,6 +5,10 @@ Starts the local system (broker, functions, local backend), creates ``sockshop``
 staging gate and is rolled back) and 0.10.3 (passes, reaches production). Prints each
 delivery's timeline as it happens and the final state; stops what it started. The state stays
 in ``.sluice/`` so ``sluice status --project sockshop`` and ``sluice get event`` work afterwards.
+
+``--canary`` runs the canary variant (``examples/sockshop-canary``, docs/canary.md): production
+gives each build 10 %, 25 %, 50 % of the traffic in steps; 0.10.2 is stopped at the first step
+and 0.10.3 walks 10 → 25 → 50 → 100.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from sluice.cli import common
 
 EXAMPLE = Path("examples/sockshop")
+CANARY_EXAMPLE = Path("examples/sockshop-canary")
 IMAGE = "docker.io/keptnexamples/carts"
 #: How long one delivery may take before the demo gives up on it.
 DELIVERY_TIMEOUT_S = 150.0
@@ -33,6 +38,8 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--perf-duration", type=float, default=6.0, help="seconds of load test per stage")
     demo.add_argument("--sli-provider", default="builtin", choices=["builtin", "prometheus"])
     demo.add_argument("--keep-running", action="store_true", help="leave the system up at the end")
+    demo.add_argument("--canary", action="store_true",
+                      help="the canary variant: production takes each build in steps of 10, 25, 50 %% of the traffic")
     demo.set_defaults(func=run_demo)
 
 
@@ -72,6 +79,7 @@ def follow(records: Any, context: str, last_stage: str, timeout_s: float = DELIV
 
 
 def deliver(args: argparse.Namespace, records: Any, tag: str, last_stage: str) -> list[dict[str, Any]]:
+    timeout = DELIVERY_TIMEOUT_S * (2 if getattr(args, "canary", False) else 1)  # three judged steps in production
     from sluice.adapters.publish import post_event
     from sluice.cli.send import new_artifact_event
 
@@ -79,18 +87,24 @@ def deliver(args: argparse.Namespace, records: Any, tag: str, last_stage: str) -
     event = new_artifact_event("sockshop", "carts", IMAGE, tag)
     post_event(common.settings(args).broker_url, event)
     print(f"   delivery {event.shkeptncontext}")
-    return follow(records, event.shkeptncontext, last_stage)
+    return follow(records, event.shkeptncontext, last_stage, timeout)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    if not (EXAMPLE / "shipyard.yaml").exists():
+    if not (EXAMPLE / "shipyard.yaml").exists() or not (CANARY_EXAMPLE / "shipyard.yaml").exists():
         print("demo: run it from the root of a Sluice checkout (examples/sockshop is missing)", file=sys.stderr)
         return 2
     state_dir = args.state_dir or os.environ.get("SLUICE_STATE_DIR") or ".sluice"
     args.state_dir = state_dir
     args.broker = f"http://127.0.0.1:{args.port}/sluice/default"
     started = time.monotonic()
-    print("Sluice demo: the quality-gates tutorial with carts 0.10.1 → 0.10.2 (slow) → 0.10.3")
+    canary = bool(getattr(args, "canary", False))
+    shipyard = (CANARY_EXAMPLE if canary else EXAMPLE) / "shipyard.yaml"
+    gated = "production" if canary else "staging"  # the stage with the SLO
+    if canary:
+        print("Sluice demo: the canary tutorial with carts 0.10.1 → 0.10.2 (slow) → 0.10.3; production in steps of 10, 25, 50 %")
+    else:
+        print("Sluice demo: the quality-gates tutorial with carts 0.10.1 → 0.10.2 (slow) → 0.10.3")
     from sluice.cli.main import main
 
     main(["down", "--state-dir", state_dir])  # a previous run's leftovers, if any
@@ -101,9 +115,9 @@ def run_demo(args: argparse.Namespace) -> int:
           "--perf-duration", f"{args.perf_duration:g}", "--sli-provider", args.sli_provider]
     sluice(*up)
     try:
-        sluice("create", "project", "sockshop", "--shipyard", str(EXAMPLE / "shipyard.yaml"), "--state-dir", state_dir)
+        sluice("create", "project", "sockshop", "--shipyard", str(shipyard), "--state-dir", state_dir)
         sluice("onboard", "service", "carts", "--project", "sockshop", "--state-dir", state_dir)
-        for stage in ("dev", "staging"):
+        for stage in ("dev", gated):
             sluice("add-resource", "--project", "sockshop", "--stage", stage, "--service", "carts",
                    "--resource", str(EXAMPLE / "carts" / "tests.yaml"), "--resourceUri", "tests.yaml", "--state-dir", state_dir)
         if args.sli_provider == "prometheus":
@@ -115,15 +129,22 @@ def run_demo(args: argparse.Namespace) -> int:
 
         print("\n== 1. carts 0.10.1 goes through every stage (no SLO yet: the tests decide)")
         deliver(args, records, "0.10.1", last)
-        sluice("add-resource", "--project", "sockshop", "--stage", "staging", "--service", "carts",
-               "--resource", str(EXAMPLE / "slo.yaml"), "--resourceUri", "slo.yaml", "--state-dir", state_dir)
-
-        print("\n== 2. carts 0.10.2 answers every request 1 s late: the staging gate must reject it")
-        deliver(args, records, "0.10.2", last)
-        sluice("get", "evaluations", "--project", "sockshop", "--stage", "staging", "--service", "carts",
+        sluice("add-resource", "--project", "sockshop", "--stage", gated, "--service", "carts",
+               "--resource", str((CANARY_EXAMPLE if canary else EXAMPLE) / "slo.yaml"), "--resourceUri", "slo.yaml",
                "--state-dir", state_dir)
 
-        print("\n== 3. carts 0.10.3 is fast again: it must reach production")
+        if canary:
+            print("\n== 2. carts 0.10.2 answers every request 1 s late: its first canary step (10 %) must stop it")
+        else:
+            print("\n== 2. carts 0.10.2 answers every request 1 s late: the staging gate must reject it")
+        deliver(args, records, "0.10.2", last)
+        sluice("get", "evaluations", "--project", "sockshop", "--stage", gated, "--service", "carts",
+               "--state-dir", state_dir)
+
+        if canary:
+            print("\n== 3. carts 0.10.3 is fast again: it must walk 10 → 25 → 50 → 100 % in production")
+        else:
+            print("\n== 3. carts 0.10.3 is fast again: it must reach production")
         deliver(args, records, "0.10.3", last)
 
         print("\n== Where everything stands")

@@ -75,11 +75,26 @@ def create_project(args: argparse.Namespace) -> int:
     # on a cluster each stage is namespace <project>-<stage>: refuse names it could not have
     if problems := cluster_name_problems(args.name, [s.name for s in parse_shipyard(doc, args.shipyard).stages]):
         raise ValidationError("create project", problems)
+    _check_canary(args, doc, args.shipyard)
     info = common.records(args).create_project(args.name, text, doc)
     stages = " → ".join(f"{s.name} ({s.deployment_strategy.value})" for s in info.shipyard.stages)
     print(f"Project {args.name} created: {stages}")
     _ensure_approver_key(args, args.name, rotate=False)
     return 0
+
+
+def _check_canary(args: argparse.Namespace, doc: object, source: str) -> None:
+    """A shipyard with canary stages is refused when the deployment backend cannot split by weight."""
+    from sluice.core.shipyard import DeploymentStrategy, parse_shipyard
+
+    shipyard = parse_shipyard(doc, source)
+    if all(s.deployment_strategy is not DeploymentStrategy.CANARY for s in shipyard.stages):
+        return
+    from sluice.compose import build_backend
+    from sluice.services.canary import check_canary_support
+
+    settings = common.settings(args)
+    check_canary_support(shipyard, build_backend(settings), settings.backend)
 
 
 def _ensure_approver_key(args: argparse.Namespace, project: str, rotate: bool) -> None:

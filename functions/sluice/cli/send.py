@@ -39,8 +39,8 @@ _SETTLE_S = 1.0
 def register(subparsers: Any) -> None:
     send = subparsers.add_parser("send", help="send an event to the broker")
     send_sub = send.add_subparsers(dest="what", metavar="WHAT", required=True)
-    event = send_sub.add_parser("event", help="send an event: new-artifact, start-evaluation, approval, or --file")
-    event.add_argument("kind", nargs="?", choices=["new-artifact", "start-evaluation", "approval"])
+    event = send_sub.add_parser("event", help="send an event: new-artifact, start-evaluation, approval, canary, or --file")
+    event.add_argument("kind", nargs="?", choices=["new-artifact", "start-evaluation", "approval", "canary"])
     event.add_argument("--file", help="a CloudEvent in structured JSON form")
     event.add_argument("--project")
     event.add_argument("--stage", default="")
@@ -54,6 +54,12 @@ def register(subparsers: Any) -> None:
     decision = event.add_mutually_exclusive_group()
     decision.add_argument("--approve", action="store_const", const="approve", dest="decision")
     decision.add_argument("--decline", action="store_const", const="decline", dest="decision")
+    decision.add_argument("--pause", action="store_const", const="pause", dest="decision",
+                          help="canary: hold the delivery at its next judged step (with the stage's approval timeout)")
+    decision.add_argument("--resume", action="store_const", const="resume", dest="decision",
+                          help="canary: let a paused delivery go on")
+    decision.add_argument("--abort", action="store_const", const="abort", dest="decision",
+                          help="canary: weight back to 0 now and discard the candidate (a decline)")
     event.add_argument("--approver", help="who approves (default: your user name); signed with the project's approver key")
     wait = event.add_mutually_exclusive_group()
     wait.add_argument("--wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
@@ -121,6 +127,17 @@ def build_event(args: argparse.Namespace) -> Event:
         project, service = args.project, args.service
         if not (project and service):
             project, service = _find_held(args, args.context, args.stage)
+        if args.decision not in ("approve", "decline"):
+            raise ValidationError("send event approval", [f"--{args.decision} is for a canary: sluice send event canary"])
+        payload = ApprovalFinished(project=project, stage=args.stage, service=service, decision=args.decision)
+    elif args.kind == "canary":
+        _require(args, "context", "stage", "decision")
+        if args.decision not in ("pause", "resume", "abort"):
+            raise ValidationError("send event canary", ["give --pause, --resume or --abort"])
+        context = args.context
+        project, service = args.project, args.service
+        if not (project and service):
+            project, service = _find_canary(args, args.context, args.stage)
         payload = ApprovalFinished(project=project, stage=args.stage, service=service, decision=args.decision)
     else:
         raise ValidationError("send event", ["say what to send: new-artifact, start-evaluation, approval, or --file"])
@@ -150,6 +167,17 @@ def _find_held(args: argparse.Namespace, context: str, stage: str) -> tuple[str,
         if run is not None and run.phase is Phase.HELD:
             return found.placement.project, found.placement.service
     raise NotFoundError(f"no delivery {context} waits for approval in stage {stage!r}")
+
+
+def _find_canary(args: argparse.Namespace, context: str, stage: str) -> tuple[str, str]:
+    from sluice.core.ledger import Phase
+    from sluice.services.ledger import Ledger
+
+    for found in Ledger(common.records(args)).lanes(stage=stage):
+        run = found.lane.run(context)
+        if run is not None and run.canary is not None and run.phase is not Phase.DONE:
+            return found.placement.project, found.placement.service
+    raise NotFoundError(f"no canary of delivery {context} runs in stage {stage!r}")
 
 
 def _require_waiting(args: argparse.Namespace, event: Event) -> None:
@@ -197,7 +225,7 @@ def send_event(args: argparse.Namespace) -> int:
     if event.type.value == "sh.keptn.event.approval.finished":
         from sluice.services.approvals import sign_approval
 
-        if readable:
+        if readable and args.kind != "canary":
             _require_waiting(args, event)
         event = sign_approval(event, common.secrets(args), _approver(args))
     url = common.settings(args).broker_url

@@ -17,6 +17,16 @@ def register(subparsers: Any) -> None:
     status.set_defaults(func=show_status)
 
 
+def canary_line(canary: dict[str, Any]) -> str:
+    """``canary step 2 of 3 (25 %) for <image>: 10 % pass 100 → 25 % …`` (the judged steps so far)."""
+    walked = " → ".join(f"{h['weight']} % {h['result']} {h['score']:g}" for h in canary["history"]) or "not judged yet"
+    total = len(canary["steps"]) or canary["step"]
+    where = f"canary step {canary['step']} of {total} ({canary['weight']} %)" if canary["active"] else "last canary"
+    end = f"; {canary['outcome'].replace('_', ' ')}" if not canary["active"] and canary["outcome"] else ""
+    why = f" ({canary['stopped']})" if canary["stopped"] and not canary["active"] else ""
+    return f"{where} for {canary['image']}: {walked}{end}{why}"
+
+
 def render(view: dict[str, Any]) -> str:
     lines = [f"Project {view['project']}"]
     for stage in view["stages"]:
@@ -32,6 +42,9 @@ def render(view: dict[str, Any]) -> str:
             if active:
                 lines.append(f"      DELIVERING {active['image'] or '(quality gate)'}: {active['phase']} until {active['deadline']} "
                              f"(delivery {active['context']})")
+            canary = svc.get("canary")
+            if canary:
+                lines.append("      " + canary_line(canary))
             for q in svc["queued"]:
                 lines.append(f"      QUEUED {q['image']} (delivery {q['context']})")
             for w in svc["waiting_for_approval"]:

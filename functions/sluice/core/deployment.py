@@ -49,10 +49,19 @@ class Serving:
     def blue_green(self) -> bool:
         return self.strategy == DeploymentStrategy.BLUE_GREEN.value
 
+    @property
+    def canary(self) -> bool:
+        return self.strategy == DeploymentStrategy.CANARY.value
+
+    @property
+    def split(self) -> bool:
+        """A primary and a candidate side by side, traffic split by weight (blue/green, canary)."""
+        return self.blue_green or self.canary
+
 
 def plan_set(state: Serving, image: str, weight: int) -> list[Action]:
     """Backend steps to run ``image`` as the stage's new version."""
-    if not state.blue_green:
+    if not state.split:
         return [Action(Step.DEPLOY_DIRECT, image), Action(Step.ROUTE, weight=100)]
     if not state.primary_image:  # an empty stage: the first image becomes both
         return [Action(Step.DEPLOY_PRIMARY, image), Action(Step.DEPLOY_CANARY, image), Action(Step.ROUTE, weight=weight)]
@@ -60,7 +69,7 @@ def plan_set(state: Serving, image: str, weight: int) -> list[Action]:
 
 
 def after_set(state: Serving, image: str, weight: int, urls: Mapping[str, str], now: str) -> Serving:
-    if not state.blue_green:
+    if not state.split:
         return replace(
             state, primary_image=image, candidate_image=image, canary_weight=0, updated=now,
             public_url=urls.get("public", state.public_url), primary_url=urls.get("direct", state.primary_url),
@@ -81,11 +90,14 @@ def after_set(state: Serving, image: str, weight: int, urls: Mapping[str, str], 
 def plan_promote(state: Serving) -> list[Action]:
     """The primary takes the candidate's image (ready before traffic moves), then traffic goes
     to the primary and the candidate scales to zero."""
-    if not state.blue_green:
+    if not state.split:
         return []
     if not state.candidate_image:
         return [Action(Step.ROUTE, weight=0), Action(Step.SCALE_CANARY_TO_ZERO)]
+    # a canary takes all of the traffic first (100 %), while the primary gets its image
+    full = [Action(Step.ROUTE, weight=100)] if state.canary else []
     return [
+        *full,
         Action(Step.DEPLOY_PRIMARY, state.candidate_image),
         Action(Step.ROUTE, weight=0),
         Action(Step.SCALE_CANARY_TO_ZERO),
@@ -95,7 +107,7 @@ def plan_promote(state: Serving) -> list[Action]:
 def plan_discard(state: Serving) -> list[Action]:
     """Traffic back to the primary, candidate to zero; a direct stage goes back to its last
     good image when it has one."""
-    if not state.blue_green:
+    if not state.split:
         if state.last_good_image and state.last_good_image != state.primary_image:
             return [Action(Step.DEPLOY_DIRECT, state.last_good_image), Action(Step.ROUTE, weight=100)]
         return []
@@ -108,12 +120,12 @@ def release(state: Serving, now: str, *, promoted: bool) -> Serving:
     if promoted:
         image = state.candidate_image or state.primary_image
         state = replace(state, primary_image=image, last_good_image=image)
-    elif not state.blue_green and state.last_good_image:
+    elif not state.split and state.last_good_image:
         state = replace(state, primary_image=state.last_good_image)
     return replace(
         state,
         candidate_image="",
         canary_weight=0,
-        candidate_url="" if state.blue_green else state.candidate_url,
+        candidate_url="" if state.split else state.candidate_url,
         updated=now,
     )

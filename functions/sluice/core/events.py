@@ -55,6 +55,10 @@ class Result(StrEnum):
 class Decision(StrEnum):
     APPROVE = "approve"
     DECLINE = "decline"
+    #: Steering a running canary (core.canary): hold it at its next step, let it go on, stop it now.
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"
 
 
 class Outcome(StrEnum):
@@ -363,7 +367,8 @@ class ApprovalTriggered(Scoped):
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovalFinished(Scoped):
-    """A person's decision on a held promotion (``approve`` or ``decline``)."""
+    """A person's decision on a held promotion (``approve`` or ``decline``), or on a running canary
+    (``pause``, ``resume``, ``abort``)."""
 
     TYPE: ClassVar[EventType] = EventType.APPROVAL_FINISHED
     decision: str = _f("approval.decision", check=_enum_check(Decision))

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from sluice.core.canary import CanaryState
 from sluice.core.deployment import Serving
 from sluice.core.shipyard import OnTimeout
 
@@ -74,6 +75,9 @@ class Transition(StrEnum):
     DECIDED = "decided"
     APPROVED = "approved"
     FINISHED = "finished"
+    PAUSED = "paused"  # a canary: hold at the next judged step
+    RESUMED = "resumed"  # a paused canary that was not held yet goes on
+    ABORTED = "aborted"  # a canary stopped by a person: weight back to 0, candidate discarded
 
 
 #: The phases each step starts from.
@@ -86,6 +90,10 @@ SOURCES: Mapping[Transition, frozenset[Phase]] = {
     Transition.DECIDED: frozenset({Phase.EVALUATED}),
     Transition.APPROVED: frozenset({Phase.HELD}),
     Transition.FINISHED: frozenset({Phase.PROMOTING, Phase.DISCARDING}),
+    # a canary is steered while a step is under way; not while the backend changes a weight (deploying)
+    Transition.PAUSED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
+    Transition.RESUMED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
+    Transition.ABORTED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
 }
 
 #: How long a run may stay in a phase that waits for the next function (the broker's retries
@@ -112,6 +120,7 @@ class TestRun:
     deadline: str
     limit_s: float
     event: dict[str, Any]
+    soak: bool = False  # a canary step without tests: it waits under real traffic, and passes at its deadline
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,8 @@ class Run:
     hold: Hold | None = None
     outcome: str = ""  # an Outcome value once DONE
     reason: str = ""
-    attempt: int = 1  # raised when an inconclusive evaluation re-runs the tests (on_inconclusive: retry)
+    attempt: int = 1  # raised when an inconclusive evaluation re-runs the tests (on_inconclusive: retry) and by each canary step
+    canary: CanaryState | None = None  # a canary stage's run: its step, weight and judged steps (core.canary)
     replies: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def key(self, step: Transition) -> str:
@@ -381,6 +391,7 @@ def _run(doc: object) -> Run | None:
         hold["on_timeout"] = OnTimeout(hold.get("on_timeout") or OnTimeout.DECLINE.value)
         hold["decision"] = HoldDecision(hold["decision"]) if hold.get("decision") else None
         values["hold"] = _load(Hold, hold)
+    values["canary"] = CanaryState.from_dict(doc["canary"]) if isinstance(doc.get("canary"), Mapping) else None
     values["labels"] = dict(doc.get("labels") or {})
     values["replies"] = {str(k): list(v) for k, v in (doc.get("replies") or {}).items()}
     return Run(**values)

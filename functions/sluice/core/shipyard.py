@@ -2,13 +2,16 @@
 
     stages:
       - name: dev
-        deployment_strategy: direct            # direct | blue_green_service
+        deployment_strategy: direct            # direct | blue_green_service | canary
         test_strategy: functional              # functional | performance | none
       - name: staging
         deployment_strategy: blue_green_service
         test_strategy: performance
         approval_strategy: {pass: automatic, warning: manual, timeout: 24h, on_timeout: decline}
         on_inconclusive: hold                  # fail (default) | hold | retry, or a mapping (core.inconclusive)
+      - name: production
+        deployment_strategy: canary            # traffic in steps, a gate at every step (core.canary)
+        canary: {steps: [10, 25, 50], step_duration: 2m, max_failed_steps: 0}
 
 The first entry is the first stage; a stage's next stage is the next entry.
 """
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sluice.core.canary import CanaryPolicy, parse_canary
 from sluice.core.inconclusive import InconclusivePolicy, parse_on_inconclusive
 from sluice.core.testspec import parse_duration
 from sluice.core.validation import dns_label_problem
@@ -28,6 +32,7 @@ from sluice.errors import ValidationError
 class DeploymentStrategy(StrEnum):
     DIRECT = "direct"
     BLUE_GREEN = "blue_green_service"
+    CANARY = "canary"
 
 
 class TestStrategy(StrEnum):
@@ -65,10 +70,17 @@ class Stage:
     approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
     approval_on_timeout: OnTimeout = OnTimeout.DECLINE
     inconclusive: InconclusivePolicy = field(default_factory=InconclusivePolicy)
+    #: The steps of a ``canary`` stage (None for the other strategies).
+    canary: CanaryPolicy | None = None
 
     @property
     def blue_green(self) -> bool:
         return self.deployment_strategy is DeploymentStrategy.BLUE_GREEN
+
+    @property
+    def split(self) -> bool:
+        """True when the stage runs a primary and a candidate side by side (blue/green, canary)."""
+        return self.deployment_strategy in (DeploymentStrategy.BLUE_GREEN, DeploymentStrategy.CANARY)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -80,6 +92,7 @@ class Stage:
                 "timeout": f"{self.approval_timeout_s:g}s", "on_timeout": self.approval_on_timeout.value,
             },
             "on_inconclusive": self.inconclusive.to_dict(),
+            **({"canary": self.canary.to_dict()} if self.canary is not None else {}),
         }
 
 
@@ -135,7 +148,9 @@ def parse_shipyard(doc: object, source: str = "shipyard.yaml") -> Shipyard:
         if name in seen:
             problems.append(f"{where}: the name appears twice")
         seen.add(name)
-        unknown = set(raw) - {"name", "deployment_strategy", "test_strategy", "approval_strategy", "on_inconclusive"}
+        unknown = set(raw) - {
+            "name", "deployment_strategy", "test_strategy", "approval_strategy", "on_inconclusive", "canary",
+        }
         if unknown:
             problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         deployment = _enum_value(
@@ -169,10 +184,16 @@ def parse_shipyard(doc: object, source: str = "shipyard.yaml") -> Shipyard:
             OnTimeout, f"{where}.approval_strategy.on_timeout", approval.get("on_timeout", "decline"), problems, {}
         )
         inconclusive = parse_on_inconclusive(raw.get("on_inconclusive"), f"{where}.on_inconclusive", problems)
+        canary: CanaryPolicy | None = None
+        if deployment == DeploymentStrategy.CANARY.value:
+            canary = parse_canary(raw.get("canary"), f"{where}.canary", problems)
+        elif raw.get("canary") is not None:
+            problems.append(f"{where}.canary: only a stage with deployment_strategy: canary has canary steps "
+                            f"(this one is {deployment})")
         stages.append(
             Stage(
                 name, DeploymentStrategy(deployment), TestStrategy(test), Approval(a_pass), Approval(a_warn),
-                timeout, OnTimeout(on_timeout), inconclusive,
+                timeout, OnTimeout(on_timeout), inconclusive, canary,
             )
         )
     if problems:

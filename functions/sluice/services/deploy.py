@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from sluice.core import deployment as dep
+from sluice.core.canary import CanaryState
 from sluice.core.events import (
     CanaryAction,
     ConfigurationChange,
@@ -28,6 +29,7 @@ from sluice.core.events import (
     Ping,
     Result,
 )
+from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import (
     HANDOFF_S,
     QUEUE_LIMIT,
@@ -110,7 +112,8 @@ class DeployService:
             run = lane.run(context)
             if run is not None:
                 if run is lane.active and run.phase is Phase.DEPLOYING:
-                    return lane, ("go", lane.serving)  # claimed before (a crash, or dequeued): deploy
+                    # claimed before (a crash, or dequeued), or a canary's next step: deploy
+                    return lane, ("go", (lane.serving, run))
                 return lane, ("known", run.stored(Transition.DEPLOYED) or [])
             if any(q.context == context for q in lane.queue):
                 return lane, ("known", [])
@@ -122,8 +125,10 @@ class DeployService:
                 queued = Queued(context, change.image, event.to_json_dict(), now)
                 return replace(lane, queue=(*lane.queue, queued)), ("queued", lane.active.context)
             serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy.value)
-            run = Run(context, change.image, Phase.DEPLOYING, now, "", event_time=event.time, labels=dict(change.labels))
-            return replace(lane, serving=serving, active=enter(run, Phase.DEPLOYING, now, self.phase_s)), ("go", serving)
+            run = Run(context, change.image, Phase.DEPLOYING, now, "", event_time=event.time, labels=dict(change.labels),
+                      canary=_first_step(stage, now))
+            run = enter(run, Phase.DEPLOYING, now, self.phase_s)
+            return replace(lane, serving=serving, active=run), ("go", (serving, run))
 
         kind, detail = self.ledger.change(placement, claim)
         if kind == "known":
@@ -142,7 +147,10 @@ class DeployService:
                 message=f"{QUEUE_LIMIT} deliveries already wait for {stage.name}; {change.image} was not queued",
             )
             return [event.reply(done, source=self.source, time=now)]
-        return self._deploy(event, change.image, stage, placement, detail, change.value, change.labels)
+        serving, run = detail
+        if run.canary is not None:  # the ledger says the step's weight and attempt, never the event
+            return self._deploy(event, run.image, stage, placement, serving, run.canary.weight, _labels(run))
+        return self._deploy(event, change.image, stage, placement, serving, change.value, change.labels)
 
     def _deploy(
         self, cause: Event, image: str, stage: Stage, placement: Placement, serving: dep.Serving, value: int,
@@ -155,7 +163,7 @@ class DeployService:
             "teststrategy": stage.test_strategy.value, "deploymentstrategy": stage.deployment_strategy.value,
             "labels": dict(labels),
         }
-        weight = value if stage.blue_green else 100
+        weight = value if stage.split else 100
         urls: dict[str, str] = {}
         try:
             urls = self._run(placement, dep.plan_set(serving, image, weight))
@@ -164,7 +172,7 @@ class DeployService:
                 **common, deploymentURILocal=candidate, deploymentURIPublic=urls.get("public", ""),
                 result=Result.PASS.value,
                 message=f"{image} runs in {stage.name}"
-                + (f" beside the primary, with {weight} % of the traffic" if stage.blue_green else ""),
+                + (f" beside the primary, with {weight} % of the traffic" if stage.split else ""),
             )
         except RetryableError:
             raise  # the broker retries; past the phase's deadline the tick fails it
@@ -216,13 +224,17 @@ class DeployService:
             else:
                 actions = dep.plan_discard(state)
                 self._run(placement, actions)
-                rolled_to = state.primary_image if stage.blue_green else state.last_good_image
+                rolled_to = state.primary_image if stage.split else state.last_good_image
                 outcome, result = Outcome.ROLLED_BACK, Result.FAIL
                 if not actions:
                     serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"
                     outcome, message = Outcome.STOPPED, f"delivery of {image} stopped in {stage.name}; {serving}"
                 else:
                     message = f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
+                if run.canary is not None and run.canary.stopped:
+                    message = f"{message} ({run.canary.stopped})"
+                    if run.canary.stopped.startswith("aborted by"):
+                        outcome = Outcome.DECLINED  # abort = decline, by a person
                 hold = run.hold
                 if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
                     outcome = Outcome.DECLINED
@@ -257,7 +269,7 @@ class DeployService:
                 data = queued.data
                 assert isinstance(data, ConfigurationChange)
                 claimed = Run(head.context, head.image, Phase.DEPLOYING, now, "", event_time=queued.time,
-                              labels=dict(data.labels))
+                              labels=dict(data.labels), canary=_first_step(stage, now))
                 lane = replace(lane, queue=rest, active=enter(claimed, Phase.DEPLOYING, now, self.phase_s))
                 replies.append(head.event)  # the deploy function gets it again and deploys it
             return lane, replies
@@ -289,7 +301,7 @@ class DeployService:
             payload = DeploymentFinished(
                 project=placement.project, stage=stage.name, service=placement.service, image=repo, tag=tag,
                 teststrategy=stage.test_strategy.value, deploymentstrategy=stage.deployment_strategy.value,
-                labels=dict(run.labels), result=Result.FAIL.value,
+                labels=_labels(run), result=Result.FAIL.value,
                 message=f"deployment of {run.image} did not finish within {self.phase_s:g} s",
             )
             reply = cause.reply(payload, source=self.source, time=now)
@@ -305,6 +317,18 @@ def _next_stage_sets(run: Run) -> list[dict[str, Any]]:
     decided = [*(run.stored(Transition.DECIDED) or []), *(run.stored(Transition.APPROVED) or [])]
     return [e for e in decided if e.get("type") == ConfigurationChange.TYPE.value
             and ((e.get("data") or {}).get("canary") or {}).get("action") == CanaryAction.SET.value]
+
+
+def _labels(run: Run) -> dict[str, str]:
+    """The labels of ``run``'s events, with its attempt (a canary step, a retry) past the first."""
+    return {**run.labels, ATTEMPT_LABEL: str(run.attempt)} if run.attempt > 1 else dict(run.labels)
+
+
+def _first_step(stage: Stage, now: str) -> CanaryState | None:
+    """A canary stage's run starts at its first step."""
+    if stage.canary is None:
+        return None
+    return CanaryState(step=0, weight=stage.canary.weight(0), first_attempt=1, started=now)
 
 
 def _tick_cause(source: str, run: Run, placement: Placement, now: str) -> Event:

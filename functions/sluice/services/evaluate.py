@@ -132,7 +132,7 @@ class EvaluateService:
             project=data.project, stage=data.stage, service=data.service, sliProvider=provider,
             start=data.start, end=data.end, indicators=list(dict.fromkeys(o.sli for o in slo.objectives)),
             customFilters=[{"key": k, "value": v} for k, v in slo.filter.items()],
-            deployment="canary" if pending.deploymentstrategy == "blue_green_service" else "direct",
+            deployment="canary" if pending.deploymentstrategy in ("blue_green_service", "canary") else "direct",
             image=repo, tag=tag, teststrategy=pending.teststrategy,
             deploymentstrategy=pending.deploymentstrategy, labels=dict(run.labels),
         )

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from sluice.core.approval_auth import APPROVER_ATTRIBUTE, KeyLookup, check_approval
+from sluice.core.canary import CanaryStep
 from sluice.core.events import (
     ApprovalFinished,
     ApprovalRejected,
@@ -31,7 +32,7 @@ from sluice.core.events import (
     Result,
 )
 from sluice.core.gate import GateDecision, decide
-from sluice.core.inconclusive import InconclusiveAction, inconclusive_action, next_attempt
+from sluice.core.inconclusive import ATTEMPT_LABEL, InconclusiveAction, inconclusive_action, next_attempt
 from sluice.core.ledger import (
     HANDOFF_S,
     Hold,
@@ -85,6 +86,7 @@ class GatekeeperService:
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             assert run.verdict is not None  # set by the evaluated transition, the only way into this phase
+            verdict = run.verdict
             if any(g.context == run.context for g in lane.gates):  # a gate without a deployment ends here
                 done = self._done(event, placement, run, Outcome.EVALUATED, run.verdict.result,
                                   f"quality gate {run.verdict.result} (score {run.verdict.score:g})")
@@ -92,20 +94,32 @@ class GatekeeperService:
                 return lane.put(ended).retire(ended), [done]
             decision = decide(run.verdict.result, stage)
             why = ""
+            step_attempt = run.canary.attempt_in_step(run.attempt) if run.canary is not None else run.attempt
+            inconclusive_fail = False
             if run.verdict.inconclusive:  # the gate could not judge: the stage's on_inconclusive says what now
-                action = inconclusive_action(stage.inconclusive, run.attempt)
+                action = inconclusive_action(stage.inconclusive, step_attempt)
                 if action is InconclusiveAction.RETRY and (retried := self._retry(lane, event, run, now)) is not None:
                     return retried
                 if action is InconclusiveAction.HOLD:
                     decision = GateDecision.HOLD
                     why = f" (inconclusive: {'; '.join(run.verdict.reasons)})"
+                else:
+                    inconclusive_fail = True
+            if run.canary is not None and stage.canary is not None:
+                run, decision, stepped = self._judge_step(lane, event, placement, stage, run, decision, inconclusive_fail,
+                                                          bool(why), now)
+                if stepped is not None:
+                    return stepped
             if decision is GateDecision.HOLD:
                 held = enter(run, Phase.HELD, now, stage.approval_timeout_s)
-                hold = Hold(run.verdict.result, now, held.deadline, stage.approval_on_timeout)
+                hold = Hold(verdict.result, now, held.deadline, stage.approval_on_timeout)
+                waits = "promotion"
+                if run.canary is not None and stage.canary is not None and not stage.canary.last(run.canary.step):
+                    waits = f"the next canary step ({stage.canary.weight(run.canary.step + 1)} %)"
                 triggered = ApprovalTriggered(
                     project=placement.project, stage=placement.stage, service=placement.service, image=run.image,
-                    result=run.verdict.result,
-                    message=f"{run.image} {run.verdict.result}ed the gate in {placement.stage}{why}; promotion waits for "
+                    result=verdict.result,
+                    message=f"{run.image} {verdict.result}ed the gate in {placement.stage}{why}; {waits} waits for "
                     f"approval until {held.deadline}, then {stage.approval_on_timeout.value}s "
                     f"(sluice send event approval --context {run.context} --stage {placement.stage} --approve|--decline)",
                     labels=dict(run.labels),
@@ -118,6 +132,60 @@ class GatekeeperService:
         if decided.applied and any(e.get("type") == Done.TYPE.value for e in decided.replies):
             self.ledger.close_gate(placement, event.shkeptncontext)  # a gate ended: its record goes
         return decided.events()
+
+    def _judge_step(
+        self, lane: Lane, cause: Event, placement: Placement, stage: Stage, run: Run, decision: GateDecision,
+        inconclusive_fail: bool, inconclusive_hold: bool, now: str,
+    ) -> tuple[Run, GateDecision, tuple[Lane, list[dict[str, Any]]] | None]:
+        """A canary step was judged: record it in the run's history; a passed step that is not the
+        last goes on to the next one, a failed one is repeated (within ``max_failed_steps``) or
+        rolled back. The stage's approval_strategy applies to the promotion after the last step
+        only. Returns the run with the step recorded, the decision left to the caller
+        (promote or hold after the last step, roll back, hold), and the transition when taken here."""
+        assert run.canary is not None and stage.canary is not None and run.verdict is not None
+        policy, state, verdict = stage.canary, run.canary, run.verdict
+        # a step held for a person (inconclusive under hold) is not failed: the person decides
+        failed = inconclusive_fail or (verdict.result == Result.FAIL.value and decision is not GateDecision.HOLD)
+        if inconclusive_fail:
+            reason = f"inconclusive ({'; '.join(verdict.reasons)})"
+        else:
+            reason = f"the evaluation said {verdict.result} (score {verdict.score:g})"
+        entry = CanaryStep(state.step, state.weight, run.attempt, state.started, now, Result.FAIL.value if failed else
+                           verdict.result, verdict.score, verdict.evaluation_id, reason)
+        state = state.judged(entry)
+        where = f"canary step {state.step + 1} of {len(policy.steps)} ({state.weight} %)"
+        if failed:
+            if state.failed < policy.max_failed_steps:
+                return run, decision, self._next_step(lane, cause, placement, replace(run, canary=state), now, again=True)
+            stopped = replace(state, stopped=f"{where} failed: {reason}")
+            return replace(run, canary=stopped), GateDecision.DISCARD, None
+        run = replace(run, canary=state)
+        if state.paused:
+            return run, GateDecision.HOLD, None  # paused by a person: the step waits for resume (approve) or abort
+        if inconclusive_hold:
+            return run, GateDecision.HOLD, None  # the gate could not judge the step: a person decides
+        if policy.last(state.step):
+            return run, decision, None  # the last step passed: promote as any stage (its approval_strategy applies)
+        return run, decision, self._next_step(lane, cause, placement, run, now)
+
+    def _next_step(
+        self, lane: Lane, cause: Event, placement: Placement, run: Run, now: str, again: bool = False
+    ) -> tuple[Lane, list[dict[str, Any]]]:
+        """The canary's next step (or the same step ``again``) as the run's next attempt: the
+        deploy function sets the new weight, then the tests and the evaluation run for it."""
+        assert run.canary is not None
+        stage = self.records.project(placement.project).shipyard.stage(placement.stage)
+        assert stage.canary is not None
+        attempt = run.attempt + 1
+        state = run.canary.again(attempt, now) if again else run.canary.next(stage.canary, attempt, now)
+        change = ConfigurationChange(
+            project=placement.project, service=placement.service, labels={**run.labels, ATTEMPT_LABEL: str(attempt)},
+            stage=placement.stage, image=run.image, action="set", value=state.weight,
+        )
+        reply = cause.reply(change, source=self.source, time=now, discriminator=f"step:{state.step}@{attempt}")
+        moved = replace(enter(run, Phase.DEPLOYING, now, self.deploy_phase_s), attempt=attempt, verdict=None, test=None,
+                        hold=None, canary=replace(state, paused=False))
+        return lane.put(moved), [reply.to_json_dict()]
 
     def _retry(self, lane: Lane, cause: Event, run: Run, now: str) -> tuple[Lane, list[dict[str, Any]]] | None:
         """Re-run the stage's tests and evaluation (``on_inconclusive: retry``): the run goes back to
@@ -150,7 +218,15 @@ class GatekeeperService:
             )
             return [event.reply(rejected, source=self.source, time=self.now())]
         placement = Placement(approval.project, approval.stage, approval.service)
-        run = self.ledger.lane(placement).run(event.shkeptncontext)
+        lane = self.ledger.lane(placement)
+        run = lane.run(event.shkeptncontext)
+        steer = approval.decision in (Decision.PAUSE.value, Decision.RESUME.value, Decision.ABORT.value)
+        if steer and run is not None and run.canary is not None and run.phase is not Phase.HELD:
+            return self._steer(event, approval, placement, check.approver)
+        if steer and (run is None or run.canary is None):
+            log.info("%s for %s in %s changes nothing: no canary of that delivery runs there", approval.decision,
+                     event.shkeptncontext, placement)
+            return []
         if run is None or run.phase is not Phase.HELD:
             ended = run.hold.decision.value if run is not None and run.hold and run.hold.decision else ""
             log.info(
@@ -158,12 +234,32 @@ class GatekeeperService:
                 f"the promotion was already {ended}" if ended else "no promotion of that delivery waits for approval there",
             )
             return [] if run is None else run_events(run, Transition.APPROVED)
-        approve = approval.decision == Decision.APPROVE.value
+        if approval.decision == Decision.PAUSE.value:
+            return []  # held already
+        approve = approval.decision in (Decision.APPROVE.value, Decision.RESUME.value)  # abort = decline
         who = check.approver
         shipyard = self.records.project(approval.project).shipyard
         decision = HoldDecision.APPROVED if approve else HoldDecision.DECLINED
         reason = f"{decision.value} by {who}" + (f": {approval.message}" if approval.message else "")
         return self._decide_hold(event, shipyard, placement, decision, who, reason, approve)
+
+    def _steer(self, event: Event, approval: ApprovalFinished, placement: Placement, who: str) -> list[Event]:
+        """Pause (hold at the next judged step), resume (go on) or abort (weight 0 now) a running canary."""
+        now = self.now()
+        shipyard = self.records.project(placement.project).shipyard
+        step = {Decision.PAUSE.value: Transition.PAUSED, Decision.RESUME.value: Transition.RESUMED,
+                Decision.ABORT.value: Transition.ABORTED}[approval.decision]
+        note = f" ({approval.message})" if approval.message else ""
+
+        def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            assert run.canary is not None
+            if step is Transition.ABORTED:
+                where = f"canary step {run.canary.step + 1} ({run.canary.weight} %)"
+                stopped = replace(run, canary=replace(run.canary, stopped=f"aborted by {who} at {where}{note}"))
+                return self._act(lane.put(stopped), event, shipyard, placement, stopped, False, now, approver=who)
+            return lane.put(replace(run, canary=replace(run.canary, paused=step is Transition.PAUSED))), []
+
+        return self.ledger.advance(placement, event.shkeptncontext, step, effect).events()
 
     def _decide_hold(
         self, cause: Event, shipyard: Shipyard, placement: Placement, decision: HoldDecision, who: str, reason: str,
@@ -187,6 +283,16 @@ class GatekeeperService:
         so (naming the ``approver`` when a person decided)."""
         base: dict[str, Any] = {"project": placement.project, "service": placement.service, "labels": dict(run.labels)}
         decided: dict[str, Any] = {"approver": approver} if approver else {}
+        if (state := run.canary) is not None:
+            policy = shipyard.stage(placement.stage).canary
+            if promote and policy is not None and not policy.last(state.step):
+                return self._next_step(lane, cause, placement, run, now)  # an approved step goes on, not to promotion
+            if promote:
+                run = replace(run, canary=replace(state, weight=100))
+            elif not state.stopped:
+                steps = len(policy.steps) if policy is not None else state.step + 1
+                run = replace(run, canary=replace(
+                    state, stopped=f"stopped at canary step {state.step + 1} of {steps} ({state.weight} %)"))
         if not promote:
             discard = ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action="discard", value=0)
             reply = cause.reply(discard, source=self.source, time=now, discriminator="discard")

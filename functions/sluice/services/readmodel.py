@@ -35,6 +35,37 @@ def _run_view(run: Run) -> dict[str, Any]:
             "deadline": run.deadline}
 
 
+def _steps_view(run: Run) -> dict[str, Any]:
+    assert run.canary is not None
+    state = run.canary
+    return {
+        "step": state.step + 1, "weight": state.weight, "started": state.started, "phase": run.phase.value,
+        "since": run.since, "outcome": run.outcome, "stopped": state.stopped,
+        "history": [{"step": h.step + 1, "weight": h.weight, "started": h.started, "ended": h.ended, "result": h.result,
+                     "score": h.score} for h in state.history],
+    }
+
+
+def canary_view(lane: Lane, steps: tuple[int, ...]) -> dict[str, Any] | None:
+    """The canary of the delivery holding the stage (else of the last one that had one): its
+    step, weight, the judged steps (the weights over time) and why it stopped."""
+    run = lane.active if lane.active is not None and lane.active.canary is not None else next(
+        (r for r in reversed(lane.finished) if r.canary is not None), None)
+    if run is None or run.canary is None:
+        return None
+    state = run.canary
+    return {
+        "context": run.context, "image": run.image, "active": run is lane.active, "phase": run.phase.value,
+        "step": state.step + 1, "steps": list(steps), "weight": state.weight, "started": state.started,
+        "stopped": state.stopped, "outcome": run.outcome,
+        "history": [
+            {"step": h.step + 1, "weight": h.weight, "attempt": h.attempt, "started": h.started, "ended": h.ended,
+             "result": h.result, "score": h.score, "evaluation_id": h.evaluation_id, "reason": h.reason}
+            for h in state.history
+        ],
+    }
+
+
 def last_evaluation_summary(evaluation: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not evaluation:
         return None
@@ -76,14 +107,14 @@ def project_status(records: Records, project: str) -> dict[str, Any]:
             history = records.evaluations(project, stage.name, service)
             active = lane.active
             held = [r for r in (active,) if r is not None and r.phase is Phase.HELD and r.hold is not None]
-            weight = state.canary_weight if state.blue_green else 0
-            traffic = ({"primary": 100 - weight, "canary": weight} if state.blue_green else {"direct": 100}) if state.updated else {}
+            weight = state.canary_weight if state.split else 0
+            traffic = ({"primary": 100 - weight, "canary": weight} if state.split else {"direct": 100}) if state.updated else {}
             services.append(
                 {
                     "name": service,
                     "primary": {"image": state.primary_image, "url": state.primary_url} if state.primary_image else None,
                     "candidate": {"image": state.candidate_image, "url": state.candidate_url}
-                    if state.blue_green and state.candidate_image else None,
+                    if state.split and state.candidate_image else None,
                     "traffic": traffic,
                     "last_good_image": state.last_good_image,
                     "public_url": state.public_url,
@@ -102,6 +133,7 @@ def project_status(records: Records, project: str) -> dict[str, Any]:
                         None,
                     ),
                     "last_evaluation": last_evaluation_summary(history[-1] if history else None),
+                    "canary": canary_view(lane, stage.canary.steps if stage.canary is not None else ()),
                 }
             )
         stages.append({**stage.to_dict(), "services": services})
@@ -122,6 +154,8 @@ def describe(event: Mapping[str, Any]) -> str:
             return f"promote {image}{where}{by}"
         if action == "discard":
             return f"roll back{where}: discard {image}{by}"
+        if stage and data.get("labels", {}).get("sluice.sh/attempt") and (data.get("canary") or {}).get("value", 100) < 100:
+            return f"canary step{where}: {image} gets {data['canary']['value']} % of the traffic"
         return f"deploy {image}{where or ' (first stage)'}"
     if etype == EventType.DEPLOYMENT_FINISHED.value:
         if data.get("result") == "fail":
@@ -182,7 +216,18 @@ def delivery(records: Records, context: str) -> dict[str, Any]:
         elif event.get("type") == EventType.APPROVAL_TRIGGERED.value:
             chip["status"] = "waiting"
     image = (data.get("valuesCanary") or {}).get("image", "")
+    canary: dict[str, Any] = {}
+    for event in events:  # the canary stages this delivery reached: their steps, from the ledger (one read each)
+        d = event.get("data") or {}
+        if event.get("type") == EventType.DEPLOYMENT_FINISHED.value and d.get("deploymentstrategy") == "canary":
+            stage = str(d.get("stage", ""))
+            if stage in canary or not d.get("project") or not d.get("service"):
+                continue
+            run = Ledger(records).lane(Placement(d["project"], stage, d["service"])).run(context)
+            if run is not None and run.canary is not None:
+                canary[stage] = _steps_view(run)
     return {
+        "canary": canary,
         "context": context,
         "project": data.get("project", ""),
         "service": data.get("service", ""),

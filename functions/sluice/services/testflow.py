@@ -69,6 +69,8 @@ class TestService:
         assert isinstance(deployed, DeploymentFinished)
         placement = Placement(deployed.project, deployed.stage, deployed.service)
         context, now = event.shkeptncontext, self.now()
+        if deployed.result != Result.FAIL.value and not deployed.teststrategy and deployed.deploymentstrategy == "canary":
+            return self._soak(event, deployed, placement)
         if deployed.result == Result.FAIL.value or not deployed.teststrategy:
             message = f"not tested: {deployed.message}" if deployed.result == Result.FAIL.value else "no test (test_strategy none)"
             result = Result.FAIL.value if deployed.result == Result.FAIL.value else Result.PASS.value
@@ -91,6 +93,23 @@ class TestService:
         except (SluiceError, OSError) as err:  # the unit cannot start: the run must not wait for it
             reply = self._reply(event, deployed, Result.FAIL.value, now, self.now(), f"the test unit could not start: {err}")
             return self._record_tested(placement, context, reply)
+        return []
+
+    def _soak(self, event: Event, deployed: DeploymentFinished, placement: Placement) -> list[Event]:
+        """A canary step without tests waits ``step_duration`` under real traffic: the run is
+        ``testing`` until then, and the tick moves it on with that window (``_expire_run``)."""
+        stage = self.records.project(deployed.project).shipyard.stage(deployed.stage)
+        wait = stage.canary.step_duration_s if stage.canary is not None else 0.0
+        now = self.now()
+        unit = TestRun(event.dedup_key, now, "", wait, event.to_json_dict(), soak=True)
+
+        def start(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            return lane.put(enter(run, Phase.TESTING, now, wait, test=unit)), []
+
+        started = self.ledger.advance(placement, event.shkeptncontext, Transition.TESTING, start)
+        if not started.applied:
+            tested = self.ledger.lane(placement).run(event.shkeptncontext)
+            return [Event.from_json_dict(e) for e in (tested.stored(Transition.TESTED) or [])] if tested else []
         return []
 
     def _length(self, deployed: DeploymentFinished) -> float:
@@ -163,6 +182,14 @@ class TestService:
         return replies
 
     def _expire_run(self, placement: Placement, run: Run, now: str) -> list[Event]:
+        if run.phase is Phase.TESTING and run.test is not None and run.test.soak:
+            cause = Event.from_json_dict(run.test.event)
+            soaked = cause.data
+            assert isinstance(soaked, DeploymentFinished)
+            weight = f" with {run.canary.weight} % of the traffic" if run.canary is not None else ""
+            message = f"no tests: the candidate served real traffic{weight} for {run.test.limit_s:g} s"
+            reply = self._reply(cause, soaked, Result.PASS.value, run.test.started, now, message)
+            return self._record_tested(placement, run.context, reply)
         if run.phase is Phase.TESTING and run.test is not None:
             cause = Event.from_json_dict(run.test.event)
             message = f"the test unit did not report within {run.test.limit_s + GRACE_S:g} s (the test's length and a grace): lost or killed"

@@ -149,6 +149,10 @@ class KubernetesBackend:
             self._ensure_service(ns, svc, self._selector(svc, slot), placement)
         return self._url(ns, svc)
 
+    def weighted_split(self) -> bool:
+        """True when route() can split traffic by weight (Istio is served): a canary stage needs it."""
+        return self._uses_istio()
+
     def scale_to_zero(self, placement: Placement, slot: Slot) -> None:
         """Scale the slot's Deployment to 0 replicas; refuses while it still gets traffic."""
         slot = Slot(slot)
