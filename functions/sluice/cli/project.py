@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     common.add_state_args(service)
     service.set_defaults(func=onboard_service)
 
-    resource = subparsers.add_parser("add-resource", help="store a resource (slo.yaml, sli.yaml, tests.yaml)")
+    resource = subparsers.add_parser(
+        "add-resource", help="store a resource (slo.yaml, sli.yaml, prometheus/sli.yaml, dynatrace/sli.yaml, tests.yaml)")
     resource.add_argument("--project", required=True)
     resource.add_argument("--stage", default="")
     resource.add_argument("--service", default="")
@@ -37,7 +38,8 @@ def register(subparsers: Any) -> None:
 
     setting = subparsers.add_parser("set", help="set a project setting")
     setting_sub = setting.add_subparsers(dest="what", metavar="WHAT", required=True)
-    provider = setting_sub.add_parser("sli-provider", help="the SLI provider of a project (builtin, prometheus, cloudwatch)")
+    provider = setting_sub.add_parser(
+        "sli-provider", help="the SLI provider of a project (builtin, prometheus, dynatrace, cloudwatch)")
     provider.add_argument("provider")
     provider.add_argument("--project", required=True)
     common.add_state_args(provider)
@@ -60,6 +62,13 @@ def register(subparsers: Any) -> None:
     prom.add_argument("--insecure-skip-tls-verify", action="store_true")
     common.add_state_args(prom)
     prom.set_defaults(func=set_prometheus)
+
+    dyn = setting_sub.add_parser("dynatrace", help="a project's Dynatrace tenant and API token (kept in the secret store)")
+    dyn.add_argument("--project", required=True)
+    dyn.add_argument("--tenant", required=True, help="e.g. https://abc123.live.dynatrace.com")
+    dyn.add_argument("--token-file", required=True, help="a file holding an API token with the metrics.read scope")
+    common.add_state_args(dyn)
+    dyn.set_defaults(func=set_dynatrace)
 
 
 def create_project(args: argparse.Namespace) -> int:
@@ -108,14 +117,20 @@ def onboard_service(args: argparse.Namespace) -> int:
 
 
 def add_resource(args: argparse.Namespace) -> int:
+    from sluice.core.resources import check_resource_uri
+
+    uri = check_resource_uri(args.uri or Path(args.resource).name)  # before reading or storing anything
     text = common.read_file(args.resource, "--resource")
-    uri = args.uri or Path(args.resource).name
     records = common.records(args)
     records.project(args.project)
-    if uri.endswith("slo.yaml"):
+    if uri == "slo.yaml":
         from sluice.services.documents import load_slo
 
         load_slo(text, args.resource)  # refuse an invalid SLO now rather than at the gate
+    elif uri.endswith("sli.yaml"):
+        from sluice.services.sli_config import load_sli_config
+
+        load_sli_config(text, f"{args.resource} ({uri})")  # likewise an invalid SLI file
     name = records.put_resource(args.project, args.stage, args.service, uri, text)
     where = "/".join(p for p in (args.project, args.stage, args.service) if p)
     print(f"Resource {uri} added to {where} ({name})")
@@ -123,6 +138,11 @@ def add_resource(args: argparse.Namespace) -> int:
 
 
 def set_sli_provider(args: argparse.Namespace) -> int:
+    from sluice.adapters.sli import PROVIDERS
+    from sluice.errors import ValidationError
+
+    if args.provider not in PROVIDERS:
+        raise ValidationError("sli-provider", [f"{args.provider!r} is no SLI provider: expected one of {', '.join(sorted(PROVIDERS))}"])
     records = common.records(args)
     records.project(args.project)
     records.set_project_setting(args.project, "sli-provider", args.provider)
@@ -147,4 +167,15 @@ def set_prometheus(args: argparse.Namespace) -> int:
     store_connection(records, args.project, data, common.secrets(args))
     login = "bearer token" if args.token_file else ("basic auth" if args.user else "no login")
     print(f"Project {args.project} reads Prometheus at {args.url} ({login})")
+    return 0
+
+
+def set_dynatrace(args: argparse.Namespace) -> int:
+    """Store the project's Dynatrace tenant and token in the secret store; the token comes from a file."""
+    from sluice.services.dynatrace_config import secret_name, store_dynatrace
+
+    token = common.read_file(args.token_file, "--token-file").strip()
+    common.records(args).project(args.project)
+    store_dynatrace(common.secrets(args), args.project, args.tenant, token)
+    print(f"Project {args.project} reads Dynatrace at {args.tenant.strip().rstrip('/')} (API token in secret {secret_name(args.project)})")
     return 0
