@@ -101,3 +101,19 @@ def test_only_read_uris_pass(uri: str) -> None:
         assert uri.strip().lstrip("/") not in READ_URIS and "tests.yaml" in str(err)
     else:
         assert normal in READ_URIS and normal == uri.strip().lstrip("/")
+
+
+def test_onboard_with_a_chart(state, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`--chart` checks the chart; locally it says the image map runs the service; a cluster
+    backend refuses it (it would be ignored there) and nothing is onboarded."""
+    chart = ROOT / "examples" / "keptn-tutorial" / "carts"
+    capsys.readouterr()
+    assert main(["onboard", "service", "orders", "--project", "sockshop", f"--chart={chart}"]) == 0
+    out = capsys.readouterr().out
+    assert "Chart carts" in out and "image map" in out
+    assert main(["onboard", "service", "users", "--project", "sockshop", f"--chart={state}"]) == 2
+    assert "Chart.yaml" in capsys.readouterr().err
+    monkeypatch.setenv("SLUICE_BACKEND", "kubernetes")
+    assert main(["onboard", "service", "payment", "--project", "sockshop", f"--chart={chart}"]) == 2
+    assert "does not derive payment-primary" in capsys.readouterr().err
+    assert _records(state).project("sockshop").services == ("carts", "orders")

@@ -23,6 +23,7 @@ def register(subparsers: Any) -> None:
     service = onboard_sub.add_parser("service", help="onboard a service")
     service.add_argument("name")
     service.add_argument("--project", required=True)
+    service.add_argument("--chart", help="the service's Helm chart directory (Keptn's --chart); checked, see docs/coming-from-keptn.md")
     common.add_state_args(service)
     service.set_defaults(func=onboard_service)
 
@@ -111,9 +112,39 @@ def onboard_service(args: argparse.Namespace) -> int:
 
     if problem := dns_label_problem("service name", args.name):
         raise ValidationError("onboard service", [problem])
+    note = _check_chart(args) if args.chart else ""
     common.records(args).onboard(args.project, args.name)
     print(f"Service {args.name} onboarded in project {args.project}")
+    if note:
+        print(note)
     return 0
+
+
+def _check_chart(args: argparse.Namespace) -> str:
+    """``--chart DIR``: a Helm chart (Chart.yaml with a name, a templates/ folder). The local
+    backend runs services from its image map, so it says so; a cluster backend does not derive
+    ``<svc>-primary``/``-canary`` from a chart yet, so the flag is refused there rather than
+    accepted and ignored."""
+    from sluice.errors import ValidationError
+    from sluice.services.documents import load_document
+
+    chart = Path(args.chart)
+    manifest = chart / "Chart.yaml"
+    if not manifest.is_file():
+        raise ValidationError("--chart", [f"{args.chart}: expected a Helm chart directory holding Chart.yaml"])
+    doc = load_document(common.read_file(str(manifest), "--chart"), str(manifest))
+    name = doc.get("name") if isinstance(doc, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ValidationError("--chart", [f"{manifest}: expected a 'name'"])
+    if not (chart / "templates").is_dir():
+        raise ValidationError("--chart", [f"{args.chart}: expected a templates/ folder"])
+    settings = common.settings(args)
+    if settings.backend != "local":
+        raise ValidationError("--chart", [
+            f"the {settings.backend} backend does not derive {args.name}-primary/{args.name}-canary from a chart yet; "
+            f"onboard without --chart to use the generated Deployment (docs/coming-from-keptn.md)"])
+    return (f"Chart {name} ({args.chart}) checked; the local backend runs {args.name} from its image map "
+            f"({settings.image_map}), not from the chart's templates")
 
 
 def add_resource(args: argparse.Namespace) -> int:
