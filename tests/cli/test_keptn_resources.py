@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sluice.adapters.state.local import LocalStore
 from sluice.cli.main import main
 from sluice.core.resources import READ_URIS, check_resource_uri
+from sluice.core.testspec import JMX_URI
 from sluice.errors import ValidationError
 from sluice.services.records import Records
 from sluice.services.sli_config import sli_config_for
@@ -100,7 +101,16 @@ def test_only_read_uris_pass(uri: str) -> None:
     except ValidationError as err:
         assert uri.strip().lstrip("/") not in READ_URIS and "tests.yaml" in str(err)
     else:
-        assert normal in READ_URIS and normal == uri.strip().lstrip("/")
+        assert normal == uri.strip().lstrip("/")
+        assert (normal in READ_URIS and "<" not in normal) or JMX_URI.fullmatch(normal)
+
+
+def test_jmeter_plans_are_accepted_by_keptns_layout() -> None:
+    """jmeter/<name>.jmx is read (when tests.yaml names it); other places for a plan are not."""
+    assert check_resource_uri("jmeter/load.jmx") == "jmeter/load.jmx"
+    for bad in ("load.jmx", "jmeter/../x.jmx", "jmeter/a/b.jmx", "jmeter/<name>.jmx", "jmeter/.jmx"):
+        with pytest.raises(ValidationError):
+            check_resource_uri(bad)
 
 
 def test_onboard_with_a_chart(state, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """The resource URIs Sluice reads, and the check ``add-resource`` makes (pure).
 
 Keptn 0.6 kept a service's files in its configuration service under URIs such as
-``slo.yaml``, ``prometheus/sli.yaml`` or ``dynatrace/sli.yaml``. Sluice stores resources by the
+``slo.yaml``, ``prometheus/sli.yaml``, ``dynatrace/sli.yaml`` or ``jmeter/load.jmx``. Sluice stores resources by the
 same URIs at the project, stage and service level, and reads exactly the ones listed in
 :data:`READ_URIS`. A URI no part of Sluice reads is refused when it is added (naming the ones
 that are read), so nothing is stored and then silently ignored.
@@ -14,6 +14,7 @@ The dynatrace provider reads only ``dynatrace/sli.yaml`` (its queries are metric
 
 from __future__ import annotations
 
+from sluice.core.testspec import JMX_URI
 from sluice.errors import ValidationError
 
 __all__ = ["PROVIDER_SLI_URIS", "READ_URIS", "check_resource_uri", "sli_uris"]
@@ -31,6 +32,7 @@ READ_URIS: dict[str, str] = {
     "prometheus/sli.yaml": "the prometheus provider's queries (over sli.yaml at the same level)",
     "dynatrace/sli.yaml": "the dynatrace provider's queries (over sli.yaml at the same level)",
     "tests.yaml": "the stage's tests (health, functional, performance)",
+    "jmeter/<name>.jmx": "JMeter plans, run when tests.yaml's jmeter section names them (Keptn's layout)",
 }
 
 
@@ -49,7 +51,7 @@ def sli_uris(provider: str) -> tuple[str, ...]:
 def check_resource_uri(uri: str) -> str:
     """``uri`` normalised (no leading '/'), or ``ValidationError`` listing the URIs that are read."""
     normal = uri.strip().lstrip("/")
-    if normal in READ_URIS:
+    if (normal in READ_URIS and "<" not in normal) or JMX_URI.fullmatch(normal):
         return normal
     listed = "; ".join(f"{u} ({what})" for u, what in READ_URIS.items())
     raise ValidationError("resourceUri", [f"{uri!r} is not read by any part of Sluice, so it is not stored; "
