@@ -127,3 +127,16 @@ def test_the_test_unit_runs_the_stored_plans(jmeter, tmp_path) -> None:  # type:
         outcome = make_runner(runtime)(deployed, "c1")
     assert outcome.result == "pass", outcome.message
     assert "jmeter/load.jmx: 4 requests, 0 errors" in outcome.message and outcome.measurements["requests"] == 4
+
+
+def test_sluice_test_runs_the_plans_beside_the_spec(jmeter, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`sluice test --spec examples/keptn-tutorial/tests.yaml` finds jmeter/basiccheck.jmx beside it."""
+    from sluice.cli.main import main
+
+    monkeypatch.setenv("SLUICE_JMETER", jmeter)
+    with TargetServer() as server:
+        code = main(["test", "--spec", str(ROOT / "examples" / "keptn-tutorial" / "tests.yaml"), "--url", server.url,
+                     "--strategy", "functional", "--output", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "jmeter/basiccheck.jmx: 60 requests, 0 errors" in out

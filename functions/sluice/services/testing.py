@@ -295,7 +295,8 @@ def _jmeter(run: _Run, spec: TestSpec, chosen: TestStrategy, health: RequestOutc
     missing = [n for n in names if n not in plans]
     if missing:
         return report(False, f"{', '.join(missing)} (named in the jmeter section) is not stored: add it with "
-                             f"'sluice add-resource --resource=<file> --resourceUri={missing[0]}'", [health])
+                             f"'sluice add-resource --resource=<file> --resourceUri={missing[0]}' "
+                             "(for 'sluice test': put it beside the spec)", [health])
     try:
         binary = find_jmeter(jmeter)
     except JMeterMissing as err:
