@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Keptn 0.6's "Deployments with Quality Gates" tutorial, command for command, with `sluice` for
-# `keptn` on the embedded default. Run it from this folder after `sluice up --sli-provider prometheus`
+# `keptn` on the embedded default. Run it from this folder after `make jmeter` and `sluice up --sli-provider prometheus`
 # (Debian's prometheus scrapes every local deployment). tests/e2e/test_keptn_tutorial.py runs
 # these very lines in order and checks the story. What differs from Keptn: docs/coming-from-keptn.md.
 #
@@ -12,7 +12,10 @@ set -euo pipefail
 sluice create project sockshop --shipyard=./shipyard.yaml
 sluice onboard service carts --project=sockshop --chart=./carts
 
-# 2. The tests (Keptn: jmeter/basiccheck.jmx for dev, jmeter/load.jmx for staging)
+# 2. The tests: Keptn's JMeter plans (jmeter/basiccheck.jmx for dev, jmeter/load.jmx for staging),
+#    and tests.yaml naming them (Keptn's jmeter-service found them by name; Sluice is told)
+sluice add-resource --project=sockshop --stage=dev --service=carts --resource=jmeter/basiccheck.jmx --resourceUri=jmeter/basiccheck.jmx
+sluice add-resource --project=sockshop --stage=staging --service=carts --resource=jmeter/load.jmx --resourceUri=jmeter/load.jmx
 sluice add-resource --project=sockshop --stage=dev --service=carts --resource=tests.yaml --resourceUri=tests.yaml
 sluice add-resource --project=sockshop --stage=staging --service=carts --resource=tests.yaml --resourceUri=tests.yaml
 

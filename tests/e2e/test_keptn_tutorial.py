@@ -1,6 +1,7 @@
 """Keptn 0.6's quality-gates tutorial, literally: the `sluice` lines of
 examples/keptn-tutorial/tutorial.sh run in order on the embedded default (`sluice up` with a real
-Prometheus), waiting for each delivery to end, then the story is checked."""
+Prometheus; the tests are the tutorial's JMeter plans, run by a real JMeter), waiting for each
+delivery to end, then the story is checked."""
 
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def wait_for_end(records: Records, context: str, timeout_s: float = 300.0) -> No
 @pytest.fixture(scope="module")
 def story(tmp_path_factory):  # type: ignore[no-untyped-def]
     assert shutil.which("prometheus"), "the prometheus binary is missing: 'make test' installs it (apt-get install prometheus)"
+    from sluice.services.jmeter import DEFAULT_JMETER
+
+    assert DEFAULT_JMETER.exists(), "Apache JMeter is missing: 'make jmeter' installs it (make test does)"
     state = tmp_path_factory.mktemp("tutorial") / "state"
     port = free_port()
     env = {**os.environ, "SLUICE_STATE_DIR": str(state), "SLUICE_BROKER_URL": f"http://127.0.0.1:{port}/sluice/default",
@@ -98,6 +102,17 @@ def test_the_commands_are_the_tutorials(story) -> None:  # type: ignore[no-untyp
     assert any(r.endswith("--resourceUri=prometheus/sli.yaml") for r in ran)
     assert [r.rsplit("--tag=", 1)[1] for r in ran if "new-artifact" in r] == ["0.10.1", "0.10.2", "0.10.3"]
     assert "Chart carts (./carts) checked" in transcript[1][1]
+    assert any(r.endswith("--resourceUri=jmeter/load.jmx") for r in ran)
+
+
+def test_the_jmeter_plans_ran(story) -> None:  # type: ignore[no-untyped-def]
+    """dev ran jmeter/basiccheck.jmx and staging jmeter/load.jmx with a real JMeter (2 users x 30)."""
+    _, records = story
+    for context in records.contexts("sockshop", "carts"):
+        tested = {e["data"]["stage"]: e["data"]["message"] for e in records.events(context)
+                  if e["type"] == "sh.keptn.events.tests-finished"}
+        assert "jmeter/basiccheck.jmx: 60 requests, 0 errors" in tested["dev"]
+        assert "jmeter/load.jmx: 60 requests" in tested["staging"]
 
 
 def test_slow_build_is_stopped_by_the_users_promql(story) -> None:  # type: ignore[no-untyped-def]
