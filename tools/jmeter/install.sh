@@ -37,5 +37,5 @@ exec java ${JVM_ARGS:-} -jar "$(dirname "$0")/ApacheJMeter.jar" "$@"
 SH
 chmod +x "$tmp/home/bin/jmeter"
 rm -rf "$home" && mv "$tmp/home" "$home"
-"$home/bin/jmeter" --version >/dev/null 2>&1 || { echo "install.sh: $home/bin/jmeter --version failed" >&2; exit 1; }
+(cd "$tmp" && "$home/bin/jmeter" --version >/dev/null 2>&1) || { echo "install.sh: $home/bin/jmeter --version failed" >&2; exit 1; }
 echo "Apache JMeter installed in $home (run $home/bin/jmeter)"
