@@ -9,7 +9,7 @@ DEMO_STAMP := $(VENV)/.installed-demo$(if $(DEMO_PROMETHEUS),-prometheus)
 SYSTEM_STAMP := $(VENV)/.system-packages
 IMAGE ?= ghcr.io/sluice-dev/sluice:0.1.0
 
-.PHONY: demo test test-kube kube-binaries soak lint unit bench venv system-deps image deploy clean help
+.PHONY: demo test test-kube kube-binaries soak lint unit bench venv system-deps jmeter image deploy clean help
 
 help:
 	@echo "make demo   - run the quality-gate tutorial locally (no cluster needed)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-kube - only the tests against a real Kubernetes API server (tests/kube, the kube marker)"
 	@echo "make lint   - ruff, import-linter and mypy"
 	@echo "make bench  - print the benchmark figures"
+	@echo "make jmeter - install Apache JMeter 5 (Maven Central) for .jmx tests into ~/.cache/sluice"
 	@echo "make image / make deploy - build the function image / install on a cluster"
 
 # The venv's own pip (ensurepip's) installs the demo; make test upgrades it first.
@@ -57,12 +58,27 @@ system-deps: $(SYSTEM_STAMP)
 kube-binaries:
 	@bash tests/kube/build.sh >/dev/null
 
+# Apache JMeter 5.x for .jmx tests, from Maven Central (tools/jmeter), cached outside the clone.
+# Debian's jmeter (2.13) cannot load plans on this machine's Java: it is not used.
+JMETER_HOME ?= $(HOME)/.cache/sluice/jmeter-5.6.3
+$(JMETER_HOME)/bin/jmeter: tools/jmeter/pom.xml tools/jmeter/install.sh
+	@if ! command -v mvn >/dev/null || ! command -v java >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven default-jdk-headless >/dev/null; \
+	  else \
+	    echo "maven/java missing and not root: run 'sudo apt-get install -y maven default-jdk-headless'" >&2; exit 1; \
+	  fi; \
+	fi
+	tools/jmeter/install.sh $(JMETER_HOME)
+
+jmeter: $(JMETER_HOME)/bin/jmeter
+
 lint: $(STAMP)
 	$(BIN)/ruff check functions tests bench examples
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: $(STAMP) $(SYSTEM_STAMP) kube-binaries lint
+test: $(STAMP) $(SYSTEM_STAMP) kube-binaries $(JMETER_HOME)/bin/jmeter lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 

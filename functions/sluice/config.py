@@ -26,6 +26,7 @@ where it is written down; nothing below the composition root reads ``os.environ`
 | archive_prefix     | SLUICE_ARCHIVE_PREFIX    | ``sluice/``                             |
 | s3_endpoint_url    | SLUICE_S3_ENDPOINT_URL   | (AWS's)                                 |
 | bridge_identity_header | SLUICE_BRIDGE_IDENTITY_HEADER | (none: only a bearer token signs in) |
+| jmeter             | SLUICE_JMETER            | ``~/.cache/sluice/jmeter-5.6.3/bin/jmeter`` (``make jmeter``) |
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ _ENV = {
     "archive_prefix": "SLUICE_ARCHIVE_PREFIX",
     "s3_endpoint_url": "SLUICE_S3_ENDPOINT_URL",
     "bridge_identity_header": "SLUICE_BRIDGE_IDENTITY_HEADER",
+    "jmeter": "SLUICE_JMETER",
 }
 
 
@@ -88,6 +90,8 @@ class Settings:
     s3_endpoint_url: str = ""
     #: A header an auth proxy in front of the bridge sets to the signed-in user (e.g. X-Forwarded-User).
     bridge_identity_header: str = ""
+    #: The JMeter binary for .jmx tests ('' → where 'make jmeter' installs it).
+    jmeter: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:

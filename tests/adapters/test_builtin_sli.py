@@ -91,8 +91,8 @@ def test_registry_builds_builtin_and_rejects_unknown_names() -> None:
     """The registry builds a provider by name and rejects an unknown name, listing the valid ones."""
     provider: SliProvider = create_provider("builtin", load_measurements=load)
     assert isinstance(provider, BuiltinSliProvider)
-    with pytest.raises(ConfigurationError, match=r"unknown SLI provider 'dynatrace': expected one of .*builtin"):
-        create_provider("dynatrace")
+    with pytest.raises(ConfigurationError, match=r"unknown SLI provider 'newrelic': expected one of .*builtin"):
+        create_provider("newrelic")
     with pytest.raises(ConfigurationError, match="invalid settings"):
         create_provider("builtin", nonsense=1)
 

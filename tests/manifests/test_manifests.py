@@ -508,6 +508,7 @@ def test_each_secret_is_readable_by_its_one_consumer() -> None:
     expected = {
         "sluice-intake-github": accounts["sluice-intake"], "sluice-approver-sockshop": accounts["sluice-gatekeeper"],
         "sluice-prometheus-sockshop": accounts["sluice-sli"], "sluice-bridge-token": accounts["sluice-bridge"],
+        "sluice-dynatrace-sockshop": accounts["sluice-sli"],
     }
     for secret, account in expected.items():
         assert readers.get(secret) == {account}, secret

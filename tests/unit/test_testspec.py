@@ -75,7 +75,7 @@ def test_every_problem_is_reported_with_field_and_expectation() -> None:
     })
     text = "\n".join(problems)
     for expected in (
-        "extra: unknown field (valid: functional, health, performance)",
+        "extra: unknown field (valid: functional, health, jmeter, performance)",
         "health.path: expected a URL path starting with '/'",
         "health.expected_status: expected an HTTP status code 100..599, found 700",
         "functional[0].method: expected one of",

@@ -23,10 +23,12 @@ def register(subparsers: Any) -> None:
     service = onboard_sub.add_parser("service", help="onboard a service")
     service.add_argument("name")
     service.add_argument("--project", required=True)
+    service.add_argument("--chart", help="the service's Helm chart directory (Keptn's --chart); checked, see docs/coming-from-keptn.md")
     common.add_state_args(service)
     service.set_defaults(func=onboard_service)
 
-    resource = subparsers.add_parser("add-resource", help="store a resource (slo.yaml, sli.yaml, tests.yaml)")
+    resource = subparsers.add_parser(
+        "add-resource", help="store a resource (slo.yaml, sli.yaml, prometheus/sli.yaml, dynatrace/sli.yaml, tests.yaml)")
     resource.add_argument("--project", required=True)
     resource.add_argument("--stage", default="")
     resource.add_argument("--service", default="")
@@ -37,7 +39,8 @@ def register(subparsers: Any) -> None:
 
     setting = subparsers.add_parser("set", help="set a project setting")
     setting_sub = setting.add_subparsers(dest="what", metavar="WHAT", required=True)
-    provider = setting_sub.add_parser("sli-provider", help="the SLI provider of a project (builtin, prometheus, cloudwatch)")
+    provider = setting_sub.add_parser(
+        "sli-provider", help="the SLI provider of a project (builtin, prometheus, dynatrace, cloudwatch)")
     provider.add_argument("provider")
     provider.add_argument("--project", required=True)
     common.add_state_args(provider)
@@ -60,6 +63,13 @@ def register(subparsers: Any) -> None:
     prom.add_argument("--insecure-skip-tls-verify", action="store_true")
     common.add_state_args(prom)
     prom.set_defaults(func=set_prometheus)
+
+    dyn = setting_sub.add_parser("dynatrace", help="a project's Dynatrace tenant and API token (kept in the secret store)")
+    dyn.add_argument("--project", required=True)
+    dyn.add_argument("--tenant", required=True, help="e.g. https://abc123.live.dynatrace.com")
+    dyn.add_argument("--token-file", required=True, help="a file holding an API token with the metrics.read scope")
+    common.add_state_args(dyn)
+    dyn.set_defaults(func=set_dynatrace)
 
 
 def create_project(args: argparse.Namespace) -> int:
@@ -123,20 +133,56 @@ def onboard_service(args: argparse.Namespace) -> int:
         raise ValidationError("onboard service", [problem])
     if problems := cluster_name_problems(args.project, services=[args.name]):
         raise ValidationError("onboard service", problems)
+    note = _check_chart(args) if args.chart else ""
     common.records(args).onboard(args.project, args.name)
     print(f"Service {args.name} onboarded in project {args.project}")
+    if note:
+        print(note)
     return 0
 
 
+def _check_chart(args: argparse.Namespace) -> str:
+    """``--chart DIR``: a Helm chart (Chart.yaml with a name, a templates/ folder). The local
+    backend runs services from its image map, so it says so; a cluster backend does not derive
+    ``<svc>-primary``/``-canary`` from a chart yet, so the flag is refused there rather than
+    accepted and ignored."""
+    from sluice.errors import ValidationError
+    from sluice.services.documents import load_document
+
+    chart = Path(args.chart)
+    manifest = chart / "Chart.yaml"
+    if not manifest.is_file():
+        raise ValidationError("--chart", [f"{args.chart}: expected a Helm chart directory holding Chart.yaml"])
+    doc = load_document(common.read_file(str(manifest), "--chart"), str(manifest))
+    name = doc.get("name") if isinstance(doc, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ValidationError("--chart", [f"{manifest}: expected a 'name'"])
+    if not (chart / "templates").is_dir():
+        raise ValidationError("--chart", [f"{args.chart}: expected a templates/ folder"])
+    settings = common.settings(args)
+    if settings.backend != "local":
+        raise ValidationError("--chart", [
+            f"the {settings.backend} backend does not derive {args.name}-primary/{args.name}-canary from a chart yet; "
+            f"onboard without --chart to use the generated Deployment (docs/coming-from-keptn.md)"])
+    return (f"Chart {name} ({args.chart}) checked; the local backend runs {args.name} from its image map "
+            f"({settings.image_map}), not from the chart's templates")
+
+
 def add_resource(args: argparse.Namespace) -> int:
+    from sluice.core.resources import check_resource_uri
+
+    uri = check_resource_uri(args.uri or Path(args.resource).name)  # before reading or storing anything
     text = common.read_file(args.resource, "--resource")
-    uri = args.uri or Path(args.resource).name
     records = common.records(args)
     records.project(args.project)
-    if uri.endswith("slo.yaml"):
+    if uri == "slo.yaml":
         from sluice.services.documents import load_slo
 
         load_slo(text, args.resource)  # refuse an invalid SLO now rather than at the gate
+    elif uri.endswith("sli.yaml"):
+        from sluice.services.sli_config import load_sli_config
+
+        load_sli_config(text, f"{args.resource} ({uri})")  # likewise an invalid SLI file
     name = records.put_resource(args.project, args.stage, args.service, uri, text)
     where = "/".join(p for p in (args.project, args.stage, args.service) if p)
     print(f"Resource {uri} added to {where} ({name})")
@@ -144,6 +190,11 @@ def add_resource(args: argparse.Namespace) -> int:
 
 
 def set_sli_provider(args: argparse.Namespace) -> int:
+    from sluice.adapters.sli import PROVIDERS
+    from sluice.errors import ValidationError
+
+    if args.provider not in PROVIDERS:
+        raise ValidationError("sli-provider", [f"{args.provider!r} is no SLI provider: expected one of {', '.join(sorted(PROVIDERS))}"])
     records = common.records(args)
     records.project(args.project)
     records.set_project_setting(args.project, "sli-provider", args.provider)
@@ -168,4 +219,15 @@ def set_prometheus(args: argparse.Namespace) -> int:
     store_connection(records, args.project, data, common.secrets(args))
     login = "bearer token" if args.token_file else ("basic auth" if args.user else "no login")
     print(f"Project {args.project} reads Prometheus at {args.url} ({login})")
+    return 0
+
+
+def set_dynatrace(args: argparse.Namespace) -> int:
+    """Store the project's Dynatrace tenant and token in the secret store; the token comes from a file."""
+    from sluice.services.dynatrace_config import secret_name, store_dynatrace
+
+    token = common.read_file(args.token_file, "--token-file").strip()
+    common.records(args).project(args.project)
+    store_dynatrace(common.secrets(args), args.project, args.tenant, token)
+    print(f"Project {args.project} reads Dynatrace at {args.tenant.strip().rstrip('/')} (API token in secret {secret_name(args.project)})")
     return 0

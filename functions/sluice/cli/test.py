@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+from sluice.cli import common
 from sluice.errors import ValidationError
 
 DEFAULT_LIMIT_S = 900.0
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         spec = None
+        plans: dict[str, str] = {}
         if args.spec:
             try:
                 with open(args.spec, encoding="utf-8") as handle:
@@ -62,10 +65,15 @@ def run(args: argparse.Namespace) -> int:
             except OSError as err:
                 raise ValidationError(args.spec, [f"cannot read the file: {err.strerror}"]) from err
             spec = load_test_spec(text, args.spec)
+            for uri in spec.jmeter.plans(args.strategy) if spec.jmeter else ():  # beside the spec, as stored
+                plan = Path(args.spec).parent / uri
+                if plan.is_file():
+                    plans[uri] = plan.read_text(encoding="utf-8")
         duration = _seconds("--duration", args.duration) if args.duration else None
         limit = _seconds("--limit", args.limit)
         with _Progress(enabled=sys.stderr.isatty() or args.output == "text") as progress:
-            report = run_tests(spec, args.strategy, args.url, limit, duration_s=duration, on_progress=progress.update)
+            report = run_tests(spec, args.strategy, args.url, limit, duration_s=duration, on_progress=progress.update,
+                               plans=plans, jmeter=common.settings(args).jmeter)
     except ValidationError as err:
         print(f"sluice test: {err.subject}:", file=sys.stderr)
         for problem in err.problems:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sluice.errors import ValidationError
@@ -38,6 +38,7 @@ __all__ = [
     "SliConfig",
     "duration_placeholder",
     "merge_sli_configs",
+    "merge_sli_documents",
     "parse_sli_config",
     "placeholder_values",
     "render_query",
@@ -123,11 +124,21 @@ def merge_sli_configs(project_doc: object, stage_doc: object, service_doc: objec
     Per indicator the most specific level wins (service over stage over project). Every level
     is validated; the first invalid one raises ``ValidationError`` naming its level.
     """
+    return merge_sli_documents([
+        (level, f"sli.yaml ({level} level)", doc)
+        for level, doc in zip(LEVELS, (project_doc, stage_doc, service_doc), strict=True)
+    ])
+
+
+def merge_sli_documents(documents: Sequence[tuple[str, str, object]]) -> SliConfig:
+    """Merge ``(level, source, document)`` triples given weakest first (e.g. the project's
+    sli.yaml, the project's prometheus/sli.yaml, the stage's sli.yaml, ...): per indicator the
+    last one defining it wins. Each is validated; the first invalid one raises naming its source."""
     indicators: dict[str, str] = {}
     sources: dict[str, str] = {}
     version = ""
-    for level, doc in zip(LEVELS, (project_doc, stage_doc, service_doc), strict=True):
-        config = parse_sli_config(doc, f"sli.yaml ({level} level)", level)
+    for level, source, doc in documents:
+        config = parse_sli_config(doc, source, level)
         indicators.update(config.indicators)
         sources.update(config.sources)
         version = config.spec_version or version

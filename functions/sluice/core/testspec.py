@@ -18,6 +18,16 @@ expected and what was found. The format is documented in ``docs/tests-format.md`
         - {method: GET, path: /carts/1/items, weight: 4}
         - {method: POST, path: /carts/1/items, body: {itemId: a1}, weight: 1}
 
+Keptn's JMeter plans may stand in for the requests (``jmeter`` section, Keptn's layout; the
+plans themselves are resources added under ``jmeter/<name>.jmx``)::
+
+    jmeter:
+      health: jmeter/basiccheck.jmx    # run after the health check, before either strategy's plan
+      functional: jmeter/functional.jmx
+      performance: jmeter/load.jmx
+      max_error_rate: 10%              # performance plans (default 10 %); other plans: no errors
+      properties: {VUCount: 10, LoopCount: 100}   # extra -J properties (server, port, protocol are Sluice's)
+
 A stage without a spec gets :func:`default_test_spec` (health ``/health`` → 200, functional
 ``GET /`` → 200, performance 20 req/s of ``GET /`` for 30 s), and says so.
 """
@@ -109,6 +119,29 @@ class PerformanceProfile:
     timeout_s: float = DEFAULT_TIMEOUT_S
 
 
+#: A JMeter plan's resource URI (Keptn's layout: ``jmeter/<name>.jmx``).
+JMX_URI = re.compile(r"^jmeter/[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.jmx$")
+#: ``-J`` properties Sluice sets itself (the target), as Keptn's jmeter-service did.
+JMETER_TARGET_PROPERTIES = ("server", "port", "protocol")
+_PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
+
+
+@dataclass(frozen=True)
+class JMeterPlans:
+    """The JMeter plans of a spec by role (resource URIs), their error limit and extra properties."""
+
+    health: str | None = None
+    functional: str | None = None
+    performance: str | None = None
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+    def plans(self, strategy: str) -> tuple[str, ...]:
+        """The plans a strategy runs, in order (the health plan first)."""
+        own = self.functional if strategy == "functional" else self.performance if strategy == "performance" else None
+        return tuple(p for p in (self.health, own) if p)
+
+
 @dataclass(frozen=True)
 class TestSpec:
     """A whole ``tests.yaml``. ``source`` names where it came from (for messages);
@@ -120,6 +153,7 @@ class TestSpec:
     performance: PerformanceProfile | None = None
     source: str = "tests.yaml"
     is_default: bool = False
+    jmeter: JMeterPlans | None = None
 
     def with_duration(self, duration_s: float) -> TestSpec:
         """The same spec with the performance duration replaced (a setting overrides the file)."""
@@ -361,7 +395,7 @@ def parse_test_spec(data: object, source: str = "tests.yaml") -> TestSpec:
         data = {}
     if not isinstance(data, Mapping):
         raise ValidationError(source, [f"expected a mapping with health, functional, performance, found {type(data).__name__}"])
-    _unknown("", data, {"health", "functional", "performance"}, problems)
+    _unknown("", data, {"health", "functional", "performance", "jmeter"}, problems)
     health = _health(data.get("health"), problems)
     functional: list[RequestSpec] = []
     raw_functional = data.get("functional")
@@ -374,15 +408,53 @@ def parse_test_spec(data: object, source: str = "tests.yaml") -> TestSpec:
                 if request is not None:
                     functional.append(request)
     performance = _performance(data.get("performance"), problems)
+    jmeter = _jmeter(data.get("jmeter"), problems)
     if problems:
         raise ValidationError(source, problems)
-    return TestSpec(health=health, functional=tuple(functional), performance=performance, source=source)
+    return TestSpec(health=health, functional=tuple(functional), performance=performance, source=source, jmeter=jmeter)
+
+
+def _jmeter(data: object, problems: list[str]) -> JMeterPlans | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        problems.append(f"jmeter: expected a mapping of health/functional/performance → jmeter/<name>.jmx, found {data!r}")
+        return None
+    _unknown("jmeter", data, {"health", "functional", "performance", "max_error_rate", "properties"}, problems)
+    plans: dict[str, str | None] = {}
+    for role in ("health", "functional", "performance"):
+        value = data.get(role)
+        if value is not None and (not isinstance(value, str) or not JMX_URI.fullmatch(value)):
+            problems.append(f"jmeter.{role}: expected a resource URI like jmeter/load.jmx, found {value!r}")
+            value = None
+        plans[role] = value
+    if not any(plans.values()):
+        problems.append("jmeter: names no plan (health, functional or performance)")
+    limit = DEFAULT_MAX_ERROR_RATE
+    if "max_error_rate" in data:
+        limit = _fraction("jmeter.max_error_rate", data["max_error_rate"], problems) or 0.0
+    properties: dict[str, str] = {}
+    raw = data.get("properties") or {}
+    if not isinstance(raw, Mapping):
+        problems.append(f"jmeter.properties: expected a mapping of name → value, found {raw!r}")
+    else:
+        for key, value in raw.items():
+            if not isinstance(key, str) or not _PROPERTY.fullmatch(key) or key in JMETER_TARGET_PROPERTIES:
+                problems.append(f"jmeter.properties: {key!r} is not a property name Sluice passes "
+                                f"(letters, digits, '_', '.'; {', '.join(JMETER_TARGET_PROPERTIES)} are set by Sluice)")
+            elif isinstance(value, bool) or not isinstance(value, str | int | float) or any(ord(c) < 32 for c in str(value)):
+                problems.append(f"jmeter.properties.{key}: expected a one-line string or number, found {value!r}")
+            else:
+                properties[key] = str(value)
+    return JMeterPlans(plans["health"], plans["functional"], plans["performance"], limit, properties)
 
 
 def expected_length_s(spec: TestSpec, strategy: str, duration_s: float | None = None) -> float:
     """How long a run of ``spec`` by ``strategy`` takes at most (health wait and timeouts
     included; ``duration_s`` overrides the performance duration): a unit's deadline follows it."""
     health = spec.health.wait_s + spec.health.timeout_s
+    if spec.jmeter is not None and spec.jmeter.plans(strategy):
+        return MAX_DURATION_S  # a plan's length is its own: the hard limit bounds it
     if strategy == "functional":
         return health + sum(r.timeout_s for r in spec.functional)
     if strategy == "performance" and spec.performance is not None:

@@ -1,4 +1,4 @@
-"""sli: ``get-sli`` → the named provider (builtin, prometheus, cloudwatch) → ``get-sli.done``."""
+"""sli: ``get-sli`` → the named provider (builtin, prometheus, dynatrace, cloudwatch) → ``get-sli.done``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ def provider_for(runtime: Runtime, records: Records, name: str, request: GetSli)
         from sluice.services.cloudwatch_config import cloudwatch_provider
 
         return cloudwatch_provider(records, request)
+    if name == "dynatrace":
+        from sluice.services.dynatrace_config import dynatrace_provider
+
+        return dynatrace_provider(records, request, secrets=runtime.secrets)
     return create_provider(name)  # unknown names: ConfigurationError naming the valid ones
 
 

@@ -34,9 +34,14 @@ def make_runner(runtime: Runtime) -> Runner:
         text = records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")
         where = f"tests.yaml of {deployed.service} in {deployed.project}/{deployed.stage}"
         spec = load_test_spec(text, where) if text is not None else None  # None: the documented default
+        plans: dict[str, str] = {}
+        for uri in spec.jmeter.plans(deployed.teststrategy) if spec is not None and spec.jmeter else ():
+            plan = records.resource(deployed.project, deployed.stage, deployed.service, uri)
+            if plan is not None:
+                plans[uri] = plan
         report = run_tests(
             spec, deployed.teststrategy, deployed.deploymentURILocal, runtime.settings.test_limit_s,
-            duration_s=runtime.settings.performance_duration_s or None,
+            duration_s=runtime.settings.performance_duration_s or None, plans=plans, jmeter=runtime.settings.jmeter,
         )
         return TestOutcome(
             result=report.result, start=report.start, end=report.end, message=report.message,

@@ -4,7 +4,7 @@ The connection settings live in the record ``prometheus-<project>`` (keys ``url`
 ``insecure_skip_tls_verify``), its credentials (``token``, ``password``) in the secret
 ``sluice-prometheus-<project>`` — a Kubernetes Secret only the sli function may read, locally a
 0600 file. Without a record, the settings' ``prometheus_url`` is used with no login. The queries
-are the merged sli.yaml of the service in the stage. Credentials are never logged nor put in a
+are the merged sli.yaml and prometheus/sli.yaml of the service in the stage. Credentials are never logged nor put in a
 message; a record that still holds them (how they were stored before) has them moved to the
 secret store the first time it is read.
 """
@@ -81,9 +81,10 @@ def prometheus_provider(
     merged sli.yaml of its service in its stage. ``ConfigurationError`` when either is invalid."""
     connection = connection_for(records, request.project, default_url, secrets)
     try:
-        config = sli_config_for(records, request.project, request.stage, request.service)
+        config = sli_config_for(records, request.project, request.stage, request.service, "prometheus")
     except ValidationError as err:
         raise ConfigurationError(
-            f"the sli.yaml of {request.service} in {request.project}/{request.stage} is not valid: {err}"
+            f"the sli.yaml or prometheus/sli.yaml of {request.service} in {request.project}/{request.stage} "
+            f"is not valid: {err}"
         ) from err
     return create_provider("prometheus", connection=connection, queries=config, timeout_s=timeout_s)

@@ -4,7 +4,7 @@
 |------------------------------------------|---------------------------------------------------------|
 | ``project.<p>``                          | ``shipyard.yaml``, ``services`` (JSON list)             |
 | ``lighthouse-config-<p>``                | ``sli-provider`` (Keptn's name, kept)                   |
-| ``resources.<p>[.<stage>[.<svc>]]``      | resources by URI (``slo.yaml``, ``sli.yaml``, ``tests.yaml``) |
+| ``resources.<p>[.<stage>[.<svc>]]``      | resources by URI (``sluice.core.resources.READ_URIS``) |
 | ``stage.<p>.<stage>.<svc>``              | the lane: what the stage serves, the delivery holding it (a |
 |                                          | typed run with its phase), the queue (``sluice.core.ledger``) |
 | ``evaluations.<p>.<stage>.<svc>``        | evaluation history (``history``, newest last, bounded in bytes; |
@@ -215,10 +215,14 @@ class Records:
 
     # --- resources and settings ------------------------------------------------------------
     def put_resource(self, project: str, stage: str, service: str, uri: str, text: str) -> str:
+        """Store a resource; ``ValidationError`` for a URI Sluice does not read (listing those it
+        reads, ``sluice.core.resources``), and for a service without its stage."""
         if service and not stage:
             raise ValidationError("add-resource", ["--service needs --stage (resources belong to a service in a stage)"])
+        from sluice.core.resources import check_resource_uri
+
         name, labels = self.scoped("resources", project, stage, service)
-        key = resource_key(uri)
+        key = resource_key(check_resource_uri(uri))
         self.update_data(name, labels, lambda data, _: data.update({key: text}))
         return name
 

@@ -6,7 +6,8 @@ parses the YAML of each level and reads the levels from the store.
 
 from __future__ import annotations
 
-from sluice.core.sli_config import LEVELS, SliConfig, merge_sli_configs, parse_sli_config
+from sluice.core.resources import sli_uris
+from sluice.core.sli_config import LEVELS, SliConfig, merge_sli_configs, merge_sli_documents, parse_sli_config
 from sluice.services.documents import load_document
 from sluice.services.records import Records
 
@@ -40,6 +41,17 @@ def merged_sli_config(project_text: str | None, stage_text: str | None, service_
     return merge_sli_configs(*_documents((project_text, stage_text, service_text)))
 
 
-def sli_config_for(records: Records, project: str, stage: str, service: str) -> SliConfig:
-    """The merged sli.yaml of a service in a stage, as stored (empty when there is none)."""
-    return merge_sli_configs(*level_documents(records, project, stage, service))
+def sli_config_for(records: Records, project: str, stage: str, service: str, provider: str = "prometheus") -> SliConfig:
+    """The queries ``provider`` uses for a service in a stage, as stored (empty when there are
+    none): its SLI files (``sluice.core.resources.sli_uris``) at the project, stage and service
+    levels, merged per indicator — the most specific level wins, and within a level the
+    provider's own file wins over ``sli.yaml``."""
+    texts = {uri: records.resource_levels(project, stage, service, uri) for uri in sli_uris(provider)}
+    documents: list[tuple[str, str, object]] = []
+    for i, level in enumerate(LEVELS):
+        for uri, levels in texts.items():
+            text = levels[i]
+            if text is not None:
+                source = f"{uri} ({level} level)"
+                documents.append((level, source, load_document(text, source)))
+    return merge_sli_documents(documents)

@@ -226,12 +226,16 @@ def run_tests(
     client: httpx.Client | None = None,
     clock: Clock = time.monotonic,
     wall: Clock = time.time,
+    plans: Mapping[str, str] | None = None,
+    jmeter: str = "",
 ) -> TestReport:
     """Run ``spec`` (None → the default spec) by ``strategy`` against ``base_url`` within ``hard_limit_s``.
 
     ``duration_s`` overrides the performance duration (a setting beats the file). ``client`` is
     the HTTP client for the health check and functional requests (tests pass one over
-    ``httpx.MockTransport``); the load itself goes through ``sluice.loadgen``.
+    ``httpx.MockTransport``); the load itself goes through ``sluice.loadgen``. When the spec's
+    ``jmeter`` section names plans for the strategy, those run instead of the spec's requests
+    (``plans``: their texts by resource URI; ``jmeter``: SLUICE_JMETER, see ``sluice.services.jmeter``).
     """
     chosen = _strategy(strategy)
     problems = []
@@ -265,6 +269,8 @@ def run_tests(
         health = run.health(spec.health)
         if not health.passed:
             return report(False, f"health check failed: {health.message}", [health])
+        if spec.jmeter is not None and spec.jmeter.plans(chosen.value):
+            return _jmeter(run, spec, chosen, health, report, plans or {}, jmeter)
         if chosen is TestStrategy.FUNCTIONAL:
             return _functional(run, spec, health, report)
         return _performance(run, spec, health, report)
@@ -274,6 +280,52 @@ def run_tests(
 
 
 Reporter = Callable[..., TestReport]
+
+
+def _jmeter(run: _Run, spec: TestSpec, chosen: TestStrategy, health: RequestOutcome, report: Reporter,
+            plans: Mapping[str, str], jmeter: str) -> TestReport:
+    """The strategy's JMeter plans in order (the health plan first), each within what is left of
+    the hard limit; a health or functional plan may have no failed sample, a performance plan
+    at most ``max_error_rate``."""
+    from sluice.services.jmeter import JMeterMissing, find_jmeter, run_plan
+
+    config = spec.jmeter
+    assert config is not None
+    names = config.plans(chosen.value)
+    missing = [n for n in names if n not in plans]
+    if missing:
+        return report(False, f"{', '.join(missing)} (named in the jmeter section) is not stored: add it with "
+                             f"'sluice add-resource --resource=<file> --resourceUri={missing[0]}' "
+                             "(for 'sluice test': put it beside the spec)", [health])
+    try:
+        binary = find_jmeter(jmeter)
+    except JMeterMissing as err:
+        return report(False, str(err), [health])
+    summaries: list[str] = []
+    measurements: Mapping[str, Any] = {}
+    for name in names:
+        left = run.remaining() - SLACK_S / 2
+        if left <= 0:
+            return report(False, "; ".join([*summaries, f"{name}: not run, the hard time limit was reached"]), [health], measurements)
+        result = run_plan(binary, name, plans[name], run.base_url, left, config.properties)
+        measurements = result.measurements
+        limit = config.max_error_rate if name == config.performance and chosen is TestStrategy.PERFORMANCE else 0.0
+        p95 = result.measurements.get("response_time_p95")
+        summary = f"{name}: {result.requests} requests, {result.errors} errors ({result.error_rate:.1%}), p95 {p95} ms"
+        problem = ""
+        if not result.finished:
+            problem = f"stopped at the hard time limit ({left:.0f} s left for it)"
+        elif result.exit_code != 0:
+            problem = f"jmeter exited with code {result.exit_code}: {result.log_tail[-500:]}"
+        elif result.requests == 0:
+            problem = f"the plan sent no request; jmeter's log ends: {result.log_tail[-500:]}"
+        elif result.error_rate > limit:
+            problem = f"error rate above the limit ({limit:.1%}): {'; '.join(result.failures)}"
+        summaries.append(f"{summary}: {problem}" if problem else summary)
+        if problem:
+            return report(False, "; ".join(summaries), [health], measurements)
+        run.progress(chosen.value, len(summaries), len(names))
+    return report(True, "; ".join(summaries), [health], measurements)
 
 
 def _functional(run: _Run, spec: TestSpec, health: RequestOutcome, report: Reporter) -> TestReport:

@@ -19,6 +19,7 @@ PROVIDERS: dict[str, str] = {
     "builtin": "sluice.adapters.sli.builtin:BuiltinSliProvider",
     "prometheus": "sluice.adapters.sli.prometheus:PrometheusSliProvider",
     "cloudwatch": "sluice.adapters.sli.cloudwatch:CloudWatchSliProvider",
+    "dynatrace": "sluice.adapters.sli.dynatrace:DynatraceSliProvider",
 }
 
 
