@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 import yaml
+from tests.flow.test_flow_story import CARTS, SHIPYARD
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
@@ -24,19 +25,7 @@ from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
 from sluice.testing.flow import FakeClock, Flow, by_type
 
-CARTS = "docker.io/keptnexamples/carts"
 KEY = b"k" * 32  # the sockshop project's approver key
-SHIPYARD = """
-stages:
-  - name: dev
-    deployment_strategy: direct
-    test_strategy: functional
-  - name: staging
-    deployment_strategy: blue_green_service
-    test_strategy: performance
-  - name: production
-    deployment_strategy: blue_green_service
-"""
 SLO = """
 objectives:
   - sli: response_time_p95

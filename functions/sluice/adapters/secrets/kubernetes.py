@@ -24,19 +24,10 @@ class KubernetesSecrets:
     """Secrets in ``namespace`` through the official ``kubernetes`` client."""
 
     def __init__(self, api: Any, namespace: str, *, request_timeout: float = 10.0) -> None:
-        import urllib3
-        from kubernetes import client
+        from sluice.adapters._kubeclient import core_api
 
-        if isinstance(api, client.Configuration):
-            api = client.ApiClient(api)
-        if not isinstance(api, client.ApiClient):
-            raise ConfigurationError(
-                f"KubernetesSecrets: expected a kubernetes ApiClient or Configuration, found {type(api).__name__}"
-            )
+        self._client, self._errors, self._api = core_api(api, "KubernetesSecrets")
         check_name(namespace)
-        self._client = client
-        self._errors: tuple[type[Exception], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
-        self._api = client.CoreV1Api(api)
         self._namespace = namespace
         self._timeout = request_timeout
 
