@@ -32,9 +32,9 @@ from typing import Any
 
 import httpx
 
-from sluice.broker.app import remember_missing_sniffio
-from sluice.broker.processes import free_port
-from sluice.broker.server import read_state
+from sluice.embedded.broker.app import remember_missing_sniffio
+from sluice.embedded.broker.processes import free_port
+from sluice.embedded.broker.server import read_state
 
 FUNCTIONS = '''
 import json
@@ -213,7 +213,7 @@ def main() -> int:
         root = Path(tmp)
         source = write_setup(root)
         port = free_port()
-        cmd = [sys.executable, "-m", "sluice.broker", "--port", str(port), "--state-dir", str(root / "state"),
+        cmd = [sys.executable, "-m", "sluice.embedded.broker", "--port", str(port), "--state-dir", str(root / "state"),
                "--knative", str(root / "knative"), "--triggers", str(root / "triggers"), "--source", str(source),
                "--tick", "0"]
         log = root / "broker.log"

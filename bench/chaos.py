@@ -292,7 +292,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the state directory (printed)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "functions"))
-    from sluice.broker.processes import free_port
+    from sluice.embedded.broker.processes import free_port
 
     work = Path(tempfile.mkdtemp(prefix="sluice-chaos-"))
     run = Run(args, work / "state", free_port())

@@ -423,6 +423,6 @@ def _router_pids(runtime: Path) -> list[int]:
             text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "sluice.adapters.backends.router" in text and str(runtime.resolve()) in text:
+        if "sluice.embedded.router" in text and str(runtime.resolve()) in text:
             found.append(int(cmdline.parent.name))
     return found

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sluice.adapters.sli.prometheus_server import (
+from sluice.embedded.prometheus import (
     _relay_handler,
     ensure_prometheus,
     relay_targets,

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sluice.adapters.backends.router import BadRequest, Router, body_framing, parse_request_head
+from sluice.embedded.router import BadRequest, Router, body_framing, parse_request_head
 from sluice.testing.httptarget import Reply, TargetServer
 
 

@@ -1,4 +1,4 @@
-"""A real broker process (``python -m sluice.broker``) over test manifests and test functions."""
+"""A real broker process (``python -m sluice.embedded.broker``) over test manifests and test functions."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from sluice.broker.processes import free_port
+from sluice.embedded.broker.processes import free_port
 
 T = TypeVar("T")
 START_TIMEOUT_S = 60.0
@@ -93,7 +93,7 @@ def start_broker(root: Path, record: Path, source: Path, *, tick: float = 0.0, e
                  port: int | None = None) -> RunningBroker:
     port = port or free_port()
     state_dir = root / "state"
-    cmd = [sys.executable, "-m", "sluice.broker", "--port", str(port), "--state-dir", str(state_dir),
+    cmd = [sys.executable, "-m", "sluice.embedded.broker", "--port", str(port), "--state-dir", str(state_dir),
            "--knative", str(root / "knative"), "--triggers", str(root / "triggers"), "--source", str(source),
            "--tick", str(tick), "--ready-timeout", "45"]
     log = open(root / "broker.out", "wb")  # noqa: SIM115 - closed with the process

@@ -13,8 +13,8 @@ import pytest
 from tests.broker.conftest import RunningBroker, process_alive, read_jsonl, start_broker, wait_for
 from tests.broker.fixtures import ksvc_ref, trigger, write_functions, write_knative
 
-from sluice.broker.processes import free_port
 from sluice.cli.main import main as sluice
+from sluice.embedded.broker.processes import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tests.broker.fixtures import ksvc_ref, trigger, write_knative
 
-from sluice.broker.delivery import DeliverySpec, is_retryable, parse_duration
-from sluice.broker.manifests import load_topology
+from sluice.embedded.broker.delivery import DeliverySpec, is_retryable, parse_duration
+from sluice.embedded.broker.manifests import load_topology
 from sluice.errors import ConfigurationError
 
 
@@ -140,7 +140,7 @@ def test_repository_manifests_load_when_present() -> None:
 
 def test_container_concurrency_bounds_deliveries(tmp_path: Path) -> None:
     """A Service's containerConcurrency bounds the deliveries in flight to it, never above the local maximum."""
-    from sluice.broker.app import Broker
+    from sluice.embedded.broker.app import Broker
 
     write_knative(tmp_path / "knative", ["deploy", "eventlog"])
     text = (tmp_path / "knative" / "broker.yaml").read_text()
@@ -159,8 +159,8 @@ def test_container_concurrency_bounds_deliveries(tmp_path: Path) -> None:
 
 def test_pingsource_text_data_becomes_a_message(tmp_path: Path) -> None:
     """A PingSource whose data is not a JSON object is emitted as ``{"message": data}``, a valid ping."""
-    from sluice.broker.app import Broker
-    from sluice.broker.manifests import PingSourceSpec
+    from sluice.embedded.broker.app import Broker
+    from sluice.embedded.broker.manifests import PingSourceSpec
 
     topology = load_topology(None, None)
     broker = Broker(topology, {}, tmp_path / "dl.jsonl", "http://127.0.0.1:8080/sluice/default")

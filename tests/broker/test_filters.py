@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sluice.broker.filters import compile_filter
+from sluice.embedded.broker.filters import compile_filter
 from sluice.errors import ConfigurationError
 
 EVENT = {"type": "sh.keptn.events.tests-finished", "source": "sluice/test", "id": "1", "shkeptncontext": "abc"}

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from tests.broker.conftest import process_alive, read_jsonl, start_broker, wait_for
 from tests.broker.fixtures import ksvc_ref, trigger, write_functions, write_knative
 
-from sluice.broker.cloudevent import RawEvent
-from sluice.broker.journal import DELIVERED, Journal, _accept_line, read_open
-from sluice.broker.processes import free_port
+from sluice.embedded.broker.cloudevent import RawEvent
+from sluice.embedded.broker.journal import DELIVERED, Journal, _accept_line, read_open
+from sluice.embedded.broker.processes import free_port
 
 TRIGGERS = ("a", "b", "c")
 
@@ -159,8 +159,8 @@ def test_every_accepted_event_ends_despite_a_crash_at_any_point(
     has been delivered (a 2xx) or dead-lettered on each of its Triggers, and the journal holds nothing open."""
     import httpx
 
-    from sluice.broker.app import Broker
-    from sluice.broker.manifests import load_topology
+    from sluice.embedded.broker.app import Broker
+    from sluice.embedded.broker.manifests import load_topology
 
     root = tmp_path_factory.mktemp("crash")
     write_knative(root / "knative", ["a", "b"])
@@ -202,7 +202,7 @@ def test_every_accepted_event_ends_despite_a_crash_at_any_point(
         return httpx.Response(status)
 
     async def run() -> None:
-        from sluice.broker.journal import Journal
+        from sluice.embedded.broker.journal import Journal
 
         first = Broker(topology, urls, dead_path, "http://broker.test/sluice/default",
                        transport=httpx.MockTransport(answer), journal=Journal(journal_path))

@@ -15,7 +15,7 @@ import pytest
 from tests.broker.conftest import process_alive, wait_for
 from tests.broker.fixtures import ksvc_ref, trigger, write_functions, write_knative
 
-from sluice.broker.processes import free_port
+from sluice.embedded.broker.processes import free_port
 
 pytestmark = pytest.mark.slow
 

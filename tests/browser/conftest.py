@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from tests.browser.story import Stories, write_stories
 
-from sluice.broker.processes import free_port, functions_framework
+from sluice.embedded.broker.processes import functions_framework
+from sluice.embedded.host import free_port
 from sluice.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[2]

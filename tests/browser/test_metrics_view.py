@@ -19,7 +19,8 @@ import pytest
 from tests.insight.world import make_world
 
 from sluice.adapters.state.local import LocalStore
-from sluice.broker.processes import free_port, functions_framework
+from sluice.embedded.broker.processes import functions_framework
+from sluice.embedded.host import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import pytest
 from tests.intake.test_intake_function import FakeBroker
 
 from sluice.adapters.state.local import LocalStore
-from sluice.broker import deadletters
 from sluice.cli.main import main
+from sluice.embedded.broker import deadletters
 from sluice.services.records import Records
 
 ROOT = Path(__file__).resolve().parents[2]

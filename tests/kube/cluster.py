@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from sluice.broker.processes import free_port
+from sluice.embedded.broker.processes import free_port
 
 T = TypeVar("T")
 HERE = Path(__file__).resolve().parent

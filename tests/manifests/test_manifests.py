@@ -319,7 +319,7 @@ def test_the_tick_goes_to_the_broker_every_minute() -> None:
 
 def test_the_local_broker_reads_the_same_files() -> None:
     """The local broker (sluice up) loads knative/ and triggers/ and routes as the Triggers say."""
-    manifests = pytest.importorskip("sluice.broker.manifests")
+    manifests = pytest.importorskip("sluice.embedded.broker.manifests")
     topology = manifests.load_topology(KNATIVE, TRIGGERS)
     assert topology.broker.path == "/sluice/default"
     assert {t.name: t.subscriber.service for t in topology.triggers} == {

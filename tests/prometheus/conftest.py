@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from sluice.adapters.backends.local import LocalBackend
-from sluice.adapters.sli.prometheus_server import ensure_prometheus, stop_prometheus
+from sluice.embedded.prometheus import ensure_prometheus, stop_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 CARTS = ROOT / "examples" / "sockshop" / "carts" / "app.py"

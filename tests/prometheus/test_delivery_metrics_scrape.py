@@ -21,14 +21,15 @@ import pytest
 from tests.insight.world import make_world
 from tests.prometheus.conftest import require_prometheus
 
-from sluice.adapters.sli.prometheus_server import (
+from sluice.adapters.state.local import LocalStore
+from sluice.embedded.broker.processes import functions_framework
+from sluice.embedded.host import free_port
+from sluice.embedded.prometheus import (
     ScrapeTarget,
     ensure_prometheus,
     stop_prometheus,
     write_targets,
 )
-from sluice.adapters.state.local import LocalStore
-from sluice.broker.processes import free_port, functions_framework
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

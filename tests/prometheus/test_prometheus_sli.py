@@ -20,7 +20,7 @@ import pytest
 from tests.prometheus.conftest import PromStack, carts_buckets, require_prometheus
 
 from sluice.adapters.sli.prometheus import PrometheusConnection, PrometheusSliProvider
-from sluice.adapters.sli.prometheus_server import ensure_prometheus, stop_prometheus
+from sluice.embedded.prometheus import ensure_prometheus, stop_prometheus
 from sluice.loadgen import LoadProfile, LoadReport, LoadRequest, run_load_sync
 from sluice.ports.backend import Placement, Slot
 from sluice.ports.sli import SliQuery, SliValue

@@ -18,9 +18,9 @@ from tests.prometheus.conftest import require_prometheus
 
 from sluice.adapters.backends.local import LocalBackend
 from sluice.adapters.secrets.memory import MemorySecrets
-from sluice.adapters.sli.prometheus_server import ensure_prometheus, stop_prometheus
 from sluice.adapters.state.local import LocalStore
 from sluice.core.events import ConfigurationChange, DeploymentFinished, Event, EventType, GetSli, GetSliDone
+from sluice.embedded.prometheus import ensure_prometheus, stop_prometheus
 from sluice.ports.sli import SliProvider
 from sluice.services.prometheus_config import prometheus_provider
 from sluice.services.records import Records

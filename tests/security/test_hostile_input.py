@@ -428,8 +428,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     import httpx
     from starlette.testclient import TestClient
 
-    from sluice.broker.app import Broker, create_app
-    from sluice.broker.manifests import load_topology
+    from sluice.embedded.broker.app import Broker, create_app
+    from sluice.embedded.broker.manifests import load_topology
 
     topology = load_topology(ROOT / "knative", ROOT / "triggers")
     urls = {name: "http://127.0.0.1:9" for name in topology.services}
@@ -478,7 +478,7 @@ def test_the_router_control_port_refuses_deep_json(tmp_path: Path) -> None:
     """10,000-deep JSON to PUT /stages/… was a RecursionError (500); now a 400."""
     from starlette.testclient import TestClient
 
-    from sluice.adapters.backends.router import Router
+    from sluice.embedded.router import Router
 
     router = Router(tmp_path)
     with TestClient(router._control_app(), raise_server_exceptions=False) as client:

@@ -1,4 +1,4 @@
-"""One smoke test against the real thing: the local broker (``python -m sluice.broker``) with the
+"""One smoke test against the real thing: the local broker (``python -m sluice.embedded.broker``) with the
 repository's own knative/ and triggers/, every function a real functions-framework process. The
 hostile requests of the in-process corpus that failed before get a 4xx, and nothing is stored."""
 

@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
 
 
 def get_dead_letters(args: argparse.Namespace) -> int:
-    from sluice.broker import deadletters
+    from sluice.embedded.broker import deadletters
 
     path = deadletters.path_for(common.settings(args).state_dir)
     records = deadletters.read(path) + common.records(args).dead_letters()  # local broker + a cluster's sink

@@ -258,7 +258,7 @@ def send_event(args: argparse.Namespace) -> int:
 def follow(args: argparse.Namespace, event_id: str, context: str, wait_s: float) -> dict[str, Any]:
     """What became of event ``event_id`` within ``wait_s`` seconds: the functions that replied to
     it, the Triggers that dead-lettered it (with the reason), and whether the event log has it."""
-    from sluice.broker import deadletters
+    from sluice.embedded.broker import deadletters
 
     records = common.records(args)
     local = deadletters.path_for(common.settings(args).state_dir)

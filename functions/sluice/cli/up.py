@@ -1,6 +1,6 @@
 """``sluice up`` / ``sluice down``: the local system (broker + functions) on this machine.
 
-``sluice up`` starts the local broker as a background process (``python -m sluice.broker``),
+``sluice up`` starts the local broker as a background process (``python -m sluice.embedded.broker``),
 which starts every subscribed function, and returns once all answer, printing the broker URL
 (its pid, port and the functions' are in ``<state-dir>/broker/state.json``; logs in
 ``<state-dir>/logs/``). ``--foreground`` stays attached instead (Ctrl-C stops it).
@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sluice.broker import server
 from sluice.config import Settings
+from sluice.embedded.broker import server
 from sluice.errors import SluiceError
 
 #: Extra seconds ``sluice up`` waits beyond the functions' ready timeout (imports, the server).
@@ -136,7 +136,7 @@ def run_up(args: argparse.Namespace) -> int:
     options = server.ServeOptions.from_args(args, os.environ)
     logs = options.state_dir / "logs"
     state = server.read_state(options.state_dir)
-    if state and _alive(state.get("pid"), "sluice.broker"):
+    if state and _alive(state.get("pid"), "sluice.embedded.broker"):
         if state.get("ready") and _answers(state.get("port")):
             return _repair(options, state)
         started = float(state.get("started") or 0)
@@ -157,14 +157,14 @@ def run_up(args: argparse.Namespace) -> int:
     log_path = logs / "broker.log"
     with open(log_path, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sluice.broker", *options.forward()],
+            [sys.executable, "-m", "sluice.embedded.broker", *options.forward()],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + options.ready_timeout_s + START_MARGIN_S
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
-            from sluice.broker.processes import tail
+            from sluice.embedded.broker.processes import tail
 
             print(f"sluice up: the broker exited with code {code} while starting; last lines of {log_path}:",
                   file=sys.stderr)
@@ -204,7 +204,7 @@ def run_down(args: argparse.Namespace) -> int:
     said = False
     if state:
         pid = state.get("pid")
-        if isinstance(pid, int) and _alive(pid, "sluice.broker"):
+        if isinstance(pid, int) and _alive(pid, "sluice.embedded.broker"):
             _stop_pid(pid, args.timeout)
             print(f"stopped the broker (pid {pid})")
             said = True
@@ -215,7 +215,7 @@ def run_down(args: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):
             server.state_path(state_dir).unlink()
     stopped = _stop_deployments(settings.with_(state_dir=str(state_dir)))
-    from sluice.adapters.sli.prometheus_server import stop_prometheus
+    from sluice.embedded.prometheus import stop_prometheus
 
     if stop_prometheus(str(state_dir)):
         print("stopped Prometheus")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from sluice.broker.processes import free_port
+from sluice.embedded.broker.processes import free_port
 
 APP = Path(__file__).resolve().parents[3] / "examples" / "sockshop" / "carts" / "app.py"
 START_TIMEOUT_S = 10.0

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sluice.adapters.backends._kube import (
+from sluice.adapters._kube import (
     MERGE_PATCH,
     Deadline,
     Kube,

@@ -4,7 +4,7 @@ The embedded default that stands in for a cluster. An *image map* (YAML, see
 ``examples/sockshop/images.yaml``) says which command runs each image. ``deploy`` starts
 that command as a detached process (its own session, so it outlives the short-lived function
 process that started it) on a free ``127.0.0.1`` port and waits until ``GET <health>``
-answers 2xx. The weighted router (:mod:`sluice.adapters.backends.router`, one process,
+answers 2xx. The weighted router (:mod:`sluice.embedded.router`, one process,
 started on demand) gives each stage a stable URL and splits its traffic.
 
 URLs are stable: ``route`` returns the stage's router port, and ``deploy`` returns the slot's
@@ -37,12 +37,8 @@ to keep the functions' cold start short.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import http.client
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -51,8 +47,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice.adapters.backends._files import ROUTER_INFO, ROUTER_STAGES, read_json, write_json
 from sluice.core.validation import dns_label_problem
+from sluice.embedded.host import (
+    ROUTER_INFO,
+    ROUTER_STAGES,
+    flock,
+    free_port,
+    pid_alive,
+    read_json,
+    start_ticks,
+    tail,
+    terminate,
+    write_json,
+)
 from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
 from sluice.ports.backend import Placement, Slot
 
@@ -348,7 +355,7 @@ class LocalBackend:
     def _start_once(
         self, placement: Placement, slot: Slot, image: str, spec: ImageSpec, timeout_s: float, deadline: float
     ) -> SlotRecord:
-        port = _free_port()
+        port = free_port()
         argv = tuple(arg.replace("{port}", str(port)) for arg in spec.command)
         logs = self.runtime_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -374,7 +381,7 @@ class LocalBackend:
             slot=slot.value,
             image=image,
             pid=proc.pid,
-            start_ticks=_start_ticks(_stat_fields(proc.pid)),
+            start_ticks=start_ticks(proc.pid),
             port=port,
             url=f"http://127.0.0.1:{port}",
             health=spec.health,
@@ -385,7 +392,7 @@ class LocalBackend:
         while True:
             code = proc.poll()
             if code is not None:
-                output = _tail(log_path)
+                output = tail(log_path)
                 if "address already in use" in output.lower():
                     raise _PortTaken(
                         f"{what}: port {port} was taken before the process could bind it; last output:\n{output}"
@@ -401,7 +408,7 @@ class LocalBackend:
                 self._stop_process(record)
                 raise PermanentError(
                     f"{what}: not ready within {timeout_s:g} s (GET {spec.health} on port {port} never "
-                    f"answered 2xx; the process was stopped); last output:\n{_tail(log_path)}"
+                    f"answered 2xx; the process was stopped); last output:\n{tail(log_path)}"
                 )
             time.sleep(_POLL_S)
 
@@ -423,10 +430,10 @@ class LocalBackend:
             Path(record.log).unlink()
 
     def _alive(self, record: SlotRecord) -> bool:
-        return _pid_alive(record.pid, record.start_ticks)
+        return pid_alive(record.pid, record.start_ticks)
 
     def _stop_process(self, record: SlotRecord) -> None:
-        _terminate(record.pid, record.start_ticks, self.stop_timeout_s, self._children.pop(record.pid, None))
+        terminate(record.pid, record.start_ticks, self.stop_timeout_s, self._children.pop(record.pid, None))
 
     # -- the router ------------------------------------------------------------------------
 
@@ -434,7 +441,7 @@ class LocalBackend:
         """The control URL of a running, answering router, or ``None``."""
         info = read_json(self.runtime_dir / ROUTER_INFO)
         pid, url = info.get("pid"), info.get("control_url")
-        if not isinstance(pid, int) or not isinstance(url, str) or not _pid_alive(pid, None):
+        if not isinstance(pid, int) or not isinstance(url, str) or not pid_alive(pid, None):
             return None
         port = int(url.rsplit(":", 1)[1])
         return url if _probe(port, "/health", 2.0) else None
@@ -445,16 +452,16 @@ class LocalBackend:
         if url is not None:
             return url
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
-        with _flock(self.runtime_dir / "router.lock", self.lock_timeout_s, "the router"):
+        with flock(self.runtime_dir / "router.lock", self.lock_timeout_s, "the router"):
             url = self._router_url()
             if url is not None:
                 return url
             info = read_json(self.runtime_dir / ROUTER_INFO)
             if isinstance(info.get("pid"), int):  # recorded but not answering: stuck or gone
-                _terminate(info["pid"], None, self.stop_timeout_s, None)
+                terminate(info["pid"], None, self.stop_timeout_s, None)
             log_path = self.runtime_dir / "router.log"
             argv = [
-                self.python, "-m", "sluice.adapters.backends.router",
+                self.python, "-m", "sluice.embedded.router",
                 "--runtime-dir", str(self.runtime_dir.resolve()),
                 "--upstream-timeout-s", str(self.upstream_timeout_s),
             ]  # fmt: skip
@@ -470,22 +477,22 @@ class LocalBackend:
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     raise PermanentError(
-                        f"the local router exited with code {proc.returncode} at start; last output:\n{_tail(log_path)}"
+                        f"the local router exited with code {proc.returncode} at start; last output:\n{tail(log_path)}"
                     )
                 info = read_json(self.runtime_dir / ROUTER_INFO)
                 if info.get("pid") == proc.pid and (url := self._router_url()) is not None:
                     return url
                 time.sleep(_POLL_S)
-            _terminate(proc.pid, None, self.stop_timeout_s, self._children.pop(proc.pid, None))
+            terminate(proc.pid, None, self.stop_timeout_s, self._children.pop(proc.pid, None))
             raise PermanentError(
-                f"the local router did not answer within {self.router_timeout_s:g} s; last output:\n{_tail(log_path)}"
+                f"the local router did not answer within {self.router_timeout_s:g} s; last output:\n{tail(log_path)}"
             )
 
     def _stop_router(self) -> None:
         info = read_json(self.runtime_dir / ROUTER_INFO)
         pid = info.get("pid")
         if isinstance(pid, int):
-            _terminate(pid, None, self.stop_timeout_s + 10, self._children.pop(pid, None))
+            terminate(pid, None, self.stop_timeout_s + 10, self._children.pop(pid, None))
         with contextlib.suppress(OSError):
             (self.runtime_dir / ROUTER_INFO).unlink()
 
@@ -541,7 +548,7 @@ class LocalBackend:
     def _lock(self, placement: Placement) -> Iterator[None]:
         path = self.runtime_dir / "locks" / f"{_key(placement, '.')}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _flock(path, self.lock_timeout_s, _where(placement)):
+        with flock(path, self.lock_timeout_s, _where(placement)):
             yield
 
 
@@ -634,12 +641,6 @@ def _where(placement: Placement) -> str:
     return f"{placement.service} in {placement.project}/{placement.stage}"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _probe(port: int, path: str, timeout_s: float) -> bool:
     """Whether ``GET http://127.0.0.1:<port><path>`` answers 2xx within ``timeout_s``."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
@@ -652,92 +653,6 @@ def _probe(port: int, path: str, timeout_s: float) -> bool:
         return False
     finally:
         conn.close()
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (state first), ``None`` if unreadable."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-
-
-def _start_ticks(fields: list[str] | None) -> int | None:
-    """The process's start time in clock ticks (Linux ``/proc``), to tell it from a reused pid."""
-    try:
-        return int(fields[19]) if fields else None
-    except (IndexError, ValueError):
-        return None
-
-
-def _pid_alive(pid: int, start_ticks: int | None) -> bool:
-    """Whether ``pid`` runs (not a zombie) and, when known, is the process that was started."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
-    if Path("/proc/self/stat").exists():
-        fields = _stat_fields(pid)
-        if not fields or fields[0] in ("Z", "X"):
-            return False
-        return start_ticks is None or _start_ticks(fields) == start_ticks
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _terminate(pid: int, start_ticks: int | None, timeout_s: float, proc: subprocess.Popen[bytes] | None) -> None:
-    """SIGTERM the process group of ``pid``, SIGKILL after ``timeout_s``; no-op when gone."""
-    if not _pid_alive(pid, start_ticks):
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + (timeout_s if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline:
-            if proc is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=_POLL_S)
-            else:
-                time.sleep(_POLL_S)
-            if not _pid_alive(pid, start_ticks):
-                return
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_bytes()[-8192:].decode("utf-8", "replace")
-    except OSError:
-        return "(no output recorded)"
-    last = text.splitlines()[-lines:]
-    return "\n".join(last) if last else "(no output)"
-
-
-@contextlib.contextmanager
-def _flock(path: Path, timeout_s: float, what: str) -> Iterator[None]:
-    with open(path, "a+b") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as err:
-                if time.monotonic() >= deadline:
-                    raise RetryableError(
-                        f"another process has been changing {what} for more than {timeout_s:g} s (lock {path})"
-                    ) from err
-                time.sleep(_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _parse_record(data: dict[str, Any]) -> SlotRecord | None:

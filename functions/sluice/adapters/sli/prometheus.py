@@ -18,7 +18,7 @@ response_time_p50/90/95 ``histogram_quantile(q, sum by (le) (rate(
 ``J`` is ``job="$SERVICE-$PROJECT-$STAGE"`` for the ``primary`` and ``direct`` deployments and
 ``job="$SERVICE-$PROJECT-$STAGE-canary"`` for ``canary`` (the jobs a Kubernetes scrape config
 of ``<svc>-primary`` / ``<svc>-canary`` gives, and what the local Prometheus of
-:mod:`sluice.adapters.sli.prometheus_server` labels), with ``handler!~"/health|/metrics"`` so
+:mod:`sluice.embedded.prometheus` labels), with ``handler!~"/health|/metrics"`` so
 probes and scrapes do not count. Errors are answers with status 4xx or 5xx, as the load
 generator counts them.
 

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sluice.adapters.backends._kube import MANAGED_BY, Kube
+from sluice.adapters._kube import MANAGED_BY, Kube
 from sluice.errors import ConfigurationError, ConflictError, PermanentError
 
 

@@ -38,7 +38,7 @@ in between; the process runs on uvloop when it is installed. ``bench/router_over
 measures what it adds per request. The control endpoint stays a small Starlette app (it is not
 on the request path).
 
-Run: ``python -m sluice.adapters.backends.router --runtime-dir DIR``.
+Run: ``python -m sluice.embedded.router --runtime-dir DIR``.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sluice.adapters.backends._files import ROUTER_INFO, ROUTER_STAGES, read_json, write_json
 from sluice.core.validation import dns_label_problem
+from sluice.embedded.host import ROUTER_INFO, ROUTER_STAGES, read_json, write_json
 from sluice.ports.backend import Slot
 
 log = logging.getLogger("sluice.router")

@@ -1,4 +1,4 @@
-"""The broker process: the composition root of ``sluice up`` and ``python -m sluice.broker``.
+"""The broker process: the composition root of ``sluice up`` and ``python -m sluice.embedded.broker``.
 
 Reads the manifests, starts the local deployments the records say should run (``local``
 backend), starts the functions (each with the settings' environment and ``K_SINK`` = the
@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import sluice
-from sluice.adapters.backends._files import read_json, write_json
 from sluice.config import Settings
+from sluice.embedded.host import read_json, write_json
 from sluice.errors import ConfigurationError, SluiceError
 
-log = logging.getLogger("sluice.broker")
+log = logging.getLogger("sluice.embedded.broker")
 
 CHECKOUT = Path(sluice.__file__).resolve().parents[2]
 DEFAULT_SOURCE = Path(sluice.__file__).resolve().parents[1] / "main.py"
@@ -51,7 +51,7 @@ def default_dir(name: str) -> Path:
 
 
 def add_serve_args(parser: argparse.ArgumentParser) -> None:
-    """The options shared by ``sluice up`` and ``python -m sluice.broker``."""
+    """The options shared by ``sluice up`` and ``python -m sluice.embedded.broker``."""
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="ingress port on 127.0.0.1 (default 8080)")
     parser.add_argument("--state-dir", help="local state directory (default .sluice, or SLUICE_STATE_DIR)")
     parser.add_argument("--tick", type=float, default=DEFAULT_TICK_S,
@@ -104,7 +104,7 @@ class ServeOptions:
         )
 
     def forward(self) -> list[str]:
-        """These options as ``python -m sluice.broker`` arguments (for the daemon)."""
+        """These options as ``python -m sluice.embedded.broker`` arguments (for the daemon)."""
         s = self.settings
         argv = ["--port", str(self.port), "--state-dir", s.state_dir, "--tick", f"{self.tick_s:g}",
                 "--knative", str(self.knative_dir), "--triggers", str(self.triggers_dir),
@@ -186,12 +186,12 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
     """Run the broker and its functions until SIGTERM / SIGINT; ``announce(url)`` once ready."""
     import uvicorn
 
-    from sluice.broker import deadletters
-    from sluice.broker.app import Broker, create_app
-    from sluice.broker.journal import Journal
-    from sluice.broker.journal import path_for as journal_path
-    from sluice.broker.manifests import load_topology
-    from sluice.broker.processes import Supervisor, start_functions, stop_functions
+    from sluice.embedded.broker import deadletters
+    from sluice.embedded.broker.app import Broker, create_app
+    from sluice.embedded.broker.journal import Journal
+    from sluice.embedded.broker.journal import path_for as journal_path
+    from sluice.embedded.broker.manifests import load_topology
+    from sluice.embedded.broker.processes import Supervisor, start_functions, stop_functions
 
     state_dir = options.state_dir
     logs = state_dir / "logs"
@@ -202,7 +202,7 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
     settings = options.settings.with_(broker_url=url)
     if settings.sli_provider == "prometheus" and settings.backend == "local":
         # A real Prometheus scraping every local deployment (stopped by ``sluice down``).
-        from sluice.adapters.sli.prometheus_server import ensure_prometheus
+        from sluice.embedded.prometheus import ensure_prometheus
 
         prometheus = ensure_prometheus(str(state_dir), 0, runtime_dir=str(state_dir / "runtime"))
         log.info("Prometheus at %s scrapes the local deployments", prometheus)
@@ -270,7 +270,7 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sluice.broker", description="The local Knative broker stand-in.")
+    parser = argparse.ArgumentParser(prog="python -m sluice.embedded.broker", description="The local Knative broker stand-in.")
     add_serve_args(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

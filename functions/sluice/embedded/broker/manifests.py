@@ -21,11 +21,11 @@ from urllib.parse import urljoin, urlparse
 
 import yaml
 
-from sluice.broker.delivery import DeliverySpec
-from sluice.broker.filters import Predicate, compile_filter
+from sluice.embedded.broker.delivery import DeliverySpec
+from sluice.embedded.broker.filters import Predicate, compile_filter
 from sluice.errors import ConfigurationError
 
-log = logging.getLogger("sluice.broker")
+log = logging.getLogger("sluice.embedded.broker")
 
 DEFAULT_NAMESPACE = "sluice"
 DEFAULT_BROKER = "default"

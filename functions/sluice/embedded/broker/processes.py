@@ -29,10 +29,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sluice.broker.manifests import ServiceSpec
+from sluice.embedded.broker.manifests import ServiceSpec
+from sluice.embedded.host import free_port
 from sluice.errors import ConfigurationError, RetryableError
 
-log = logging.getLogger("sluice.broker")
+log = logging.getLogger("sluice.embedded.broker")
 
 PORT_ATTEMPTS = 3
 
@@ -51,12 +52,6 @@ class FunctionProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def functions_framework() -> str:

@@ -45,15 +45,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from sluice.broker import deadletters
-from sluice.broker.cloudevent import STRUCTURED, RawEvent, parse
-from sluice.broker.delivery import is_retryable
-from sluice.broker.journal import DEAD_LETTERED, DELIVERED, Journal
-from sluice.broker.manifests import PROXIED_TARGETS, PingSourceSpec, Topology, TriggerSpec, resolve
+from sluice.embedded.broker import deadletters
+from sluice.embedded.broker.cloudevent import STRUCTURED, RawEvent, parse
+from sluice.embedded.broker.delivery import is_retryable
+from sluice.embedded.broker.journal import DEAD_LETTERED, DELIVERED, Journal
+from sluice.embedded.broker.manifests import PROXIED_TARGETS, PingSourceSpec, Topology, TriggerSpec, resolve
 from sluice.errors import ConfigurationError, ValidationError
 from sluice.functions.runtime import now_rfc3339
 
-log = logging.getLogger("sluice.broker")
+log = logging.getLogger("sluice.embedded.broker")
 
 #: Recent hop latencies kept per trigger for ``/health`` and the bench.
 LATENCY_WINDOW = 20000

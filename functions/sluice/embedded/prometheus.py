@@ -40,28 +40,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sluice.adapters.backends._files import read_json, write_json
 from sluice.adapters.sli.prometheus import job_name
+from sluice.embedded.host import flock, free_port, pid_alive, read_json, start_ticks, tail, write_json
 from sluice.errors import ConfigurationError, PermanentError, RetryableError
 
 __all__ = [
@@ -203,10 +201,10 @@ def ensure_prometheus(
     where = folder(state_dir).resolve()
     where.mkdir(parents=True, exist_ok=True)
     runtime = Path(runtime_dir) if runtime_dir is not None else Path(state_dir) / "runtime"
-    with _flock(where / "lock", timeout_s):
+    with flock(where / "lock", timeout_s, "the local Prometheus"):
         state = _read_state(where)
         if _running(state) and _ready(str(state["url"]), 2.0):
-            if watch and not _alive(state.get("watcher_pid"), state.get("watcher_ticks")):
+            if watch and not pid_alive(state.get("watcher_pid"), state.get("watcher_ticks")):
                 state.update(_start_watcher(where, runtime, state))
                 _write_state(where, state)
             return str(state["url"])
@@ -214,10 +212,10 @@ def ensure_prometheus(
         executable = shutil.which(binary)
         if executable is None:
             raise ConfigurationError(f"Prometheus is not installed ({binary!r} is not on PATH): {INSTALL_HINT}")
-        chosen = port or _free_port()
+        chosen = port or free_port()
         url = f"http://127.0.0.1:{chosen}"
         _write_config(where, scrape_interval_s)
-        relay_port = _free_port() if watch else 0
+        relay_port = free_port() if watch else 0
         if watch:  # the relay's targets first, so Prometheus scrapes known slots from its start
             known = set(_known_keys(where.parent)) | set(slot_keys(runtime))
             write_targets(where.parent, relay_targets(known, f"127.0.0.1:{relay_port}"))
@@ -232,7 +230,7 @@ def ensure_prometheus(
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=where
             )
-        state = {"pid": process.pid, "start_ticks": _start_ticks(process.pid), "port": chosen, "url": url,
+        state = {"pid": process.pid, "start_ticks": start_ticks(process.pid), "port": chosen, "url": url,
                  "log": str(log_path), "started_at": time.time(), "relay_port": relay_port}
         _write_state(where, state)
         deadline = time.monotonic() + timeout_s
@@ -242,7 +240,7 @@ def ensure_prometheus(
                 _clear_state(where)
                 raise PermanentError(
                     f"Prometheus ({executable}) exited with code {code} while starting on 127.0.0.1:{chosen}; "
-                    f"end of {log_path}:\n{_tail(log_path)}"
+                    f"end of {log_path}:\n{tail(log_path)}"
                 )
             if _ready(url, 1.0):
                 break
@@ -251,7 +249,7 @@ def ensure_prometheus(
                 _clear_state(where)
                 raise RetryableError(
                     f"Prometheus on 127.0.0.1:{chosen} was not ready within {timeout_s:g} s (stopped it); "
-                    f"end of {log_path}:\n{_tail(log_path)}"
+                    f"end of {log_path}:\n{tail(log_path)}"
                 )
             time.sleep(_POLL_S * 2)
         if watch:
@@ -265,7 +263,7 @@ def stop_prometheus(state_dir: str | Path, timeout_s: float = 10.0) -> bool:
     where = folder(state_dir)
     if not where.is_dir():
         return False
-    with _flock(where / "lock", timeout_s + 5.0):
+    with flock(where / "lock", timeout_s + 5.0, "the local Prometheus"):
         state = _read_state(where)
         was_running = _running(state)
         _stop(state, timeout_s)
@@ -293,7 +291,7 @@ def watch_targets(state_dir: Path, runtime_dir: Path, prometheus_pid: int, prome
     address = f"127.0.0.1:{server.server_port}"
     known = set(_known_keys(state_dir))
     try:
-        while running and _alive(prometheus_pid, prometheus_ticks):
+        while running and pid_alive(prometheus_pid, prometheus_ticks):
             try:
                 known.update(slot_keys(runtime_dir))
                 write_targets(state_dir, relay_targets(known, address))
@@ -354,8 +352,8 @@ def _relay_handler(runtime_dir: Path) -> type[BaseHTTPRequestHandler]:
 
 
 def _start_watcher(where: Path, runtime: Path, state: Mapping[str, Any]) -> dict[str, Any]:
-    relay_port = int(state.get("relay_port") or 0) or _free_port()
-    argv = [sys.executable, "-m", "sluice.adapters.sli.prometheus_server", "watch",
+    relay_port = int(state.get("relay_port") or 0) or free_port()
+    argv = [sys.executable, "-m", "sluice.embedded.prometheus", "watch",
             "--state-dir", str(where.parent), "--runtime-dir", str(Path(runtime).resolve()),
             "--pid", str(state["pid"]), "--port", str(relay_port)]
     if state.get("start_ticks") is not None:
@@ -363,7 +361,7 @@ def _start_watcher(where: Path, runtime: Path, state: Mapping[str, Any]) -> dict
     with open(where / "watcher.log", "ab") as log:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    return {"watcher_pid": process.pid, "watcher_ticks": _start_ticks(process.pid), "relay_port": relay_port}
+    return {"watcher_pid": process.pid, "watcher_ticks": start_ticks(process.pid), "relay_port": relay_port}
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -372,7 +370,7 @@ def _start_watcher(where: Path, runtime: Path, state: Mapping[str, Any]) -> dict
 def _write_config(where: Path, scrape_interval_s: float) -> None:
     interval = f"{max(0.1, scrape_interval_s):g}s"
     text = "\n".join([
-        "# Written by sluice (sluice.adapters.sli.prometheus_server); rewritten at each start.",
+        "# Written by sluice (sluice.embedded.prometheus); rewritten at each start.",
         "global:",
         f"  scrape_interval: {interval}",
         f"  scrape_timeout: {interval}",
@@ -396,55 +394,26 @@ def _ready(url: str, timeout_s: float) -> bool:
 
 
 def _running(state: Mapping[str, Any]) -> bool:
-    return bool(state) and "url" in state and _alive(state.get("pid"), state.get("start_ticks"))
+    return bool(state) and "url" in state and pid_alive(state.get("pid"), state.get("start_ticks"))
 
 
 def _stop(state: Mapping[str, Any], timeout_s: float) -> None:
     for pid_key, ticks_key in (("watcher_pid", "watcher_ticks"), ("pid", "start_ticks")):
         pid, ticks = state.get(pid_key), state.get(ticks_key)
-        if not _alive(pid, ticks):
+        if not pid_alive(pid, ticks):
             continue
         assert isinstance(pid, int)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid, ticks) and time.monotonic() < deadline:
+        while pid_alive(pid, ticks) and time.monotonic() < deadline:
             time.sleep(_POLL_S)
-        if _alive(pid, ticks):
+        if pid_alive(pid, ticks):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 5.0
-            while _alive(pid, ticks) and time.monotonic() < deadline:
+            while pid_alive(pid, ticks) and time.monotonic() < deadline:
                 time.sleep(_POLL_S)
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-        return int(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _alive(pid: object, ticks: object) -> bool:
-    """Whether ``pid`` runs (not a zombie) and is the process started at ``ticks`` (when known)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap our own exited child
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return False
-    if not fields or fields[0] in ("Z", "X"):
-        return False
-    return ticks is None or (len(fields) > 19 and fields[19] == str(ticks))  # field 22: start time
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _read_state(where: Path) -> dict[str, Any]:
@@ -460,34 +429,9 @@ def _clear_state(where: Path) -> None:
         (where / "state.json").unlink()
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@contextlib.contextmanager
-def _flock(path: Path, timeout_s: float) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as err:
-                if time.monotonic() > deadline:
-                    raise RetryableError(f"another process holds {path} for more than {timeout_s:g} s") from err
-                time.sleep(_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sluice.adapters.sli.prometheus_server start|stop|sync|watch --state-dir DIR``."""
-    parser = argparse.ArgumentParser(prog="python -m sluice.adapters.sli.prometheus_server")
+    """``python -m sluice.embedded.prometheus start|stop|sync|watch --state-dir DIR``."""
+    parser = argparse.ArgumentParser(prog="python -m sluice.embedded.prometheus")
     parser.add_argument("command", choices=["start", "stop", "sync", "watch"])
     parser.add_argument("--state-dir", default=".sluice")
     parser.add_argument("--runtime-dir", help="the local backend's runtime dir (default <state-dir>/runtime)")

@@ -8,5 +8,5 @@ letter) and publishes reply events back into itself. See ``docs/local-broker.md`
 Modules: ``manifests`` (topology from the YAML), ``filters`` (Trigger filters), ``delivery``
 (retry rules, ISO-8601 durations), ``cloudevent`` (the event as carried), ``app`` (routing,
 delivery, the HTTP app), ``processes`` (the function processes), ``deadletters`` (the log),
-``server`` (the process: ``python -m sluice.broker``).
+``server`` (the process: ``python -m sluice.embedded.broker``).
 """
