@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - run the quality-gate tutorial locally (no cluster needed)"
 	@echo "make test   - install what the tests need, lint, and run every test"
 	@echo "make soak   - the delivery-flow model test with many more examples (SLUICE_SOAK_EXAMPLES, default 3000)"
-	@echo "make test-kube - only the tests against a real Kubernetes API server (tests/kube, the kube marker)"
+	@echo "make test-kube - only the tests against a real Kubernetes API server (tests/integration/kube, the kube marker)"
 	@echo "make lint   - ruff, import-linter and mypy"
 	@echo "make bench  - print the benchmark figures"
 	@echo "make jmeter - install Apache JMeter 5 (Maven Central) for .jmx tests into ~/.cache/sluice"
@@ -53,10 +53,10 @@ $(SYSTEM_STAMP): | $(BIN)/python
 system-deps: $(SYSTEM_STAMP)
 
 # etcd, kube-apiserver, kube-controller-manager and kubectl for the `kube` tests, built with Go
-# from tests/kube/tools into a cache outside the clone (tests/kube/build.sh --print shows where).
+# from tests/support/kube/tools into a cache outside the clone (tests/support/kube/build.sh --print shows where).
 # The first build takes minutes; afterwards this returns at once.
 kube-binaries:
-	@bash tests/kube/build.sh >/dev/null
+	@bash tests/support/kube/build.sh >/dev/null
 
 # Apache JMeter 5.x for .jmx tests, from Maven Central (tools/jmeter), cached outside the clone.
 # Debian's jmeter (2.13) cannot load plans on this machine's Java: it is not used.
@@ -82,10 +82,10 @@ test: $(STAMP) $(SYSTEM_STAMP) kube-binaries $(JMETER_HOME)/bin/jmeter lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-# The model-based test of the delivery flow (tests/flow/test_flow_model.py), many more examples
+# The model-based test of the delivery flow (tests/integration/flow/test_flow_model.py), many more examples
 # with random seeds.
 soak: $(STAMP)
-	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/flow/test_flow_model.py::test_delivery_flow_model
+	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/flow/test_flow_model.py::test_delivery_flow_model
 
 test-kube: $(STAMP) kube-binaries
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m kube; rc=$$?; \

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.insight.world import make_world
+from tests.support.insight_world import make_world
 
 from sluice.adapters.state.local import LocalStore
 from sluice.core import delivery_metrics as dm

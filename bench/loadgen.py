@@ -6,7 +6,7 @@ Prints, measured in the same run:
 
 1. closed loop, highest throughput on one core: ``wrk -t1 -cN`` and ours with N virtual users,
    against nginx (Debian ``nginx-light``, started here on 127.0.0.1 with one worker) and against
-   ``sluice.testing.httptarget`` (the target the tests use). Besides requests/s (wall clock, which
+   ``tests.support.httptarget`` (the target the tests use). Besides requests/s (wall clock, which
    on a shared machine depends on what else runs) it prints requests per CPU-second of the client
    process, which does not: it is what one dedicated core would reach.
 2. open loop on one core (one worker process): asked ``--rate`` and a few other rates: sent,
@@ -145,8 +145,8 @@ def nginx() -> Iterator[str | None]:
 @contextmanager
 def our_target() -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sluice.testing.httptarget", "--port", "0"],
-        stdout=subprocess.PIPE, text=True, preexec_fn=lambda: boosted(TARGET_CPU),
+        [sys.executable, "-m", "tests.support.httptarget", "--port", "0"],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True, preexec_fn=lambda: boosted(TARGET_CPU),
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\nnginx not installed (apt-get install nginx-light): its rows are skipped")
         else:
             closed_loop("nginx", fast, seconds, conns)
-        closed_loop("sluice.testing.httptarget", ours_url, seconds, conns)
+        closed_loop("tests.support.httptarget", ours_url, seconds, conns)
         if fast is not None:
             open_loop(fast, seconds, [args.rate / 2, args.rate, args.rate * 1.5])
             if len(CPUS) > 1:

@@ -33,13 +33,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions"))
+sys.path.insert(0, str(ROOT))  # tests.support
+
+from tests.support.carts import run_carts  # noqa: E402
 
 from sluice.adapters.sli.builtin import BuiltinSliProvider  # noqa: E402
 from sluice.core.scoring import EvaluationResult, Measurement, Verdict, evaluate  # noqa: E402
 from sluice.core.slo import Slo, parse_slo  # noqa: E402
 from sluice.loadgen import LoadProfile, LoadRequest, run_load_sync  # noqa: E402
 from sluice.ports.sli import SliQuery  # noqa: E402
-from sluice.testing.carts import run_carts  # noqa: E402
 
 SLO_FILE = ROOT / "examples" / "sockshop" / "slo.yaml"
 

@@ -5,14 +5,19 @@ Run: .venv/bin/python bench/state.py
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone: tests.support
+
+from tests.support.fake_kube import FakeKube
 
 from sluice.adapters.state import create_store
 from sluice.ports.state import Record, StateStore
 from sluice.services.state import cas_update
-from sluice.testing.fake_kube import FakeKube
 
 
 def increment(current: Record | None) -> Record:

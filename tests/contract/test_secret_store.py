@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.fake_kube import FakeKube
 
 from sluice.adapters.secrets import create_secrets
 from sluice.errors import ConfigurationError, RetryableError, ValidationError
 from sluice.ports.secrets import SecretStore
-from sluice.testing.fake_kube import FakeKube
 
 KINDS = ["memory", "local", "kubernetes"]
 

@@ -1,5 +1,5 @@
 """One contract for every state store: memory, local files, and ConfigMaps against the fake API and
-against a real kube-apiserver (``configmap-kube``, marker ``kube``: tests/kube/cluster.py)."""
+against a real kube-apiserver (``configmap-kube``, marker ``kube``: tests/support/kube/cluster.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.fake_kube import FakeKube
 
 from sluice.adapters.state import create_store
 from sluice.errors import ConflictError, TooLargeError, ValidationError
 from sluice.ports.state import MAX_RECORD_BYTES, Record, StateStore
 from sluice.services.state import cas_update
-from sluice.testing.fake_kube import FakeKube
 
 KINDS = ["memory", "local", "configmap", pytest.param("configmap-kube", marks=pytest.mark.kube)]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.carts import free_port
 
 from sluice.adapters.backends.local import LocalBackend
 from sluice.ports.backend import Placement, Slot
-from sluice.testing.carts import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.insight.world import Receiver
+from tests.support.carts import free_port
+from tests.support.insight_world import Receiver
 
 from sluice.adapters.state.local import LocalStore
 from sluice.services.insight import outbox_entries
 from sluice.services.records import Records
-from sluice.testing.carts import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "sockshop"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.aws.motoserver import moto_server
+from tests.support.motoserver import moto_server
 
 from sluice.adapters.secrets.local import LocalSecrets
 from sluice.adapters.state.local import LocalStore

@@ -7,7 +7,7 @@ is reported as the midpoint of the bucket that holds the exact nearest-rank valu
 within one bucket width (``value * 2 ** -precision_bits``) of the exact percentile.
 
 Why our own: it is ~60 lines, has no native dependency, costs O(1) per record with a few
-integer operations, and its accuracy bound is easy to state and test (``tests/unit/test_histogram.py``).
+integer operations, and its accuracy bound is easy to state and test (``tests/unit/loadgen/test_histogram.py``).
 Memory grows with the largest value's bit length, not with the number of samples (about
 3,300 counters for values up to an hour in microseconds).
 """

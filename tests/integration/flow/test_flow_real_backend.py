@@ -1,0 +1,87 @@
+"""The tutorial driven by events alone against the real local backend and the real test runner.
+
+Services run in-process (no broker), but every deployment is a real carts process behind the
+weighted router, and every test is a real functional or performance run of tests.yaml.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.support.flow import Flow, by_type
+
+from sluice.adapters.backends.local import LocalBackend
+from sluice.adapters.state.local import LocalStore
+from sluice.core.events import ConfigurationChange, DeploymentFinished, Event, EventType
+from sluice.ports.backend import Placement
+from sluice.services.ledger import Ledger
+from sluice.services.records import Records
+from sluice.services.testflow import TestOutcome
+from sluice.services.testing import run_tests
+from sluice.services.testspecs import load_test_spec
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "sockshop"
+CARTS = "docker.io/keptnexamples/carts"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def world(tmp_path):  # type: ignore[no-untyped-def]
+    records = Records(LocalStore(tmp_path / "state"))
+    shipyard = (EXAMPLE / "shipyard.yaml").read_text()
+    records.create_project("sockshop", shipyard, yaml.safe_load(shipyard))
+    records.onboard("sockshop", "carts")
+    tests_yaml = (EXAMPLE / "carts" / "tests.yaml").read_text()
+    for stage in ("dev", "staging"):
+        records.put_resource("sockshop", stage, "carts", "tests.yaml", tests_yaml)
+    backend = LocalBackend(EXAMPLE / "images.yaml", tmp_path / "runtime")
+
+    def runner(deployed: DeploymentFinished, context: str) -> TestOutcome:
+        text = records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")
+        spec = load_test_spec(text, "tests.yaml") if text else None
+        report = run_tests(spec, deployed.teststrategy, deployed.deploymentURILocal, 60.0, duration_s=4.0)
+        return TestOutcome(report.result, report.start, report.end, report.message, dict(report.measurements))
+
+    flow = Flow(records, backend, runner)  # type: ignore[arg-type]
+    yield records, backend, flow
+    backend.stop_all()
+
+
+def deliver(flow: Flow, tag: str) -> list[Event]:
+    change = ConfigurationChange(project="sockshop", service="carts", image=f"{CARTS}:{tag}")
+    return flow.send(Event.new(change, source="test", id=str(uuid.uuid4()), time="2026-01-01T00:00:00Z"))
+
+
+def version_at(url: str) -> str:
+    import httpx
+
+    return str(httpx.get(f"{url}/version", timeout=5.0).json()["version"])
+
+
+def test_tutorial_on_real_processes(world) -> None:  # type: ignore[no-untyped-def]
+    """0.10.2 measures p95 > 1,000 ms and is rolled back in staging; 0.10.3 measures < 600 ms and reaches production."""
+    records, _backend, flow = world
+    first = deliver(flow, "0.10.1")
+    assert [e.data.outcome for e in by_type(first, EventType.DONE)] == ["promoted"] * 3  # type: ignore[attr-defined]
+    records.put_resource("sockshop", "staging", "carts", "slo.yaml", (EXAMPLE / "slo.yaml").read_text())
+
+    slow = deliver(flow, "0.10.2")
+    done = [(e.data.stage, e.data.outcome) for e in by_type(slow, EventType.DONE)]  # type: ignore[attr-defined]
+    assert done == [("dev", "promoted"), ("staging", "rolled_back")]
+    measured = records.measurements("sockshop", "staging", "carts", slow[0].shkeptncontext)
+    assert measured["response_time_p95"] > 1000
+    staging = Ledger(records).lane(Placement("sockshop", "staging", "carts"))
+    assert version_at(staging.serving.public_url) == "0.10.1"
+
+    fast = deliver(flow, "0.10.3")
+    done = [(e.data.stage, e.data.outcome) for e in by_type(fast, EventType.DONE)]  # type: ignore[attr-defined]
+    assert done == [("dev", "promoted"), ("staging", "promoted"), ("production", "promoted")]
+    measured = records.measurements("sockshop", "staging", "carts", fast[0].shkeptncontext)
+    assert measured["response_time_p95"] < 600
+    production = Ledger(records).lane(Placement("sockshop", "production", "carts"))
+    assert version_at(production.serving.public_url) == "0.10.3"
