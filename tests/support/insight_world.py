@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from tests.support.flow import FakeClock, Flow
+from tests.support.sockshop import CARTS, SHIPYARD, fake_runner
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
@@ -21,20 +22,7 @@ from sluice.core.events import ConfigurationChange, Event
 from sluice.services.eventlog import EventLogService
 from sluice.services.insight import InsightService, observer
 from sluice.services.records import Records
-from sluice.services.testflow import TestOutcome
 
-CARTS = "docker.io/keptnexamples/carts"
-SHIPYARD = """
-stages:
-  - name: dev
-    deployment_strategy: direct
-    test_strategy: functional
-  - name: staging
-    deployment_strategy: blue_green_service
-    test_strategy: performance
-  - name: production
-    deployment_strategy: blue_green_service
-"""
 SLO = """
 spec_version: '0.1.1'
 comparison: {compare_with: single_result, include_result_with_score: pass, aggregate_function: avg}
@@ -46,15 +34,6 @@ objectives:
       - criteria: ["<=800"]
 total_score: {pass: "90%", warning: "75%"}
 """
-
-
-def fake_runner(deployed: Any, context: str) -> TestOutcome:
-    """p95 of 1,050 ms for 0.10.2, 50 ms for the others; 0.0.1-broken fails its tests."""
-    return TestOutcome(
-        result="fail" if deployed.tag == "0.0.1-broken" else "pass",
-        start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
-        measurements={"response_time_p95": 1050.0 if deployed.tag == "0.10.2" else 50.0, "error_rate": 0.0},
-    )
 
 
 @dataclass

@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 import yaml
-from tests.integration.flow.test_flow_story import CARTS, SHIPYARD, fake_runner
 from tests.support.flow import FakeClock, Flow, by_type
+from tests.support.sockshop import CARTS, SHIPYARD, fake_runner
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore

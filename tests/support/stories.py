@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from tests.integration.flow.test_flow_story import CARTS, SHIPYARD
 from tests.support.flow import FakeClock, Flow
+from tests.support.sockshop import CARTS, SHIPYARD
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.secrets.local import LocalSecrets

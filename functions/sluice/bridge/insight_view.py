@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sluice.bridge.views import e
-from sluice.core.delivery_metrics import SECONDS_BUCKETS
+from sluice.core.delivery_metrics import SECONDS_BUCKETS, duration_text
 
 #: The window of the delivery metrics on a service's page (days).
 METRICS_DAYS = 30
@@ -16,17 +16,6 @@ COLORS = {"pass": "#2f855a", "warning": "#dd6b20", "fail": "#c53030", "promoted"
           "bar": "#3182ce"}
 REASON_COLORS = ["#c53030", "#dd6b20", "#6b46c1", "#d69e2e", "#718096", "#2c5282"]
 
-
-def _dur(seconds: object) -> str:
-    if not isinstance(seconds, int | float):
-        return "–"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 def _svg(title: str, inner: str, height: int = H) -> str:
@@ -79,15 +68,15 @@ def metrics_section(m: Mapping[str, Any], since: str) -> str:
             bars("deployments per day", [float(d["promoted"]) for d in daily], [str(d["day"]) for d in daily],
                  COLORS["promoted"]), "deployment-frequency"),
         _card(
-            "Lead time", f"median {e(_dur(lead['median_s']))}",
-            f"p90 {e(_dur(lead['p90_s']))} · {e(lead['count'])} deliveries, first event → promoted in {e(m.get('last_stage'))}",
+            "Lead time", f"median {e(duration_text(lead['median_s']))}",
+            f"p90 {e(duration_text(lead['p90_s']))} · {e(lead['count'])} deliveries, first event → promoted in {e(m.get('last_stage'))}",
             bars("lead times by bucket", [float(c) for c in lead.get("buckets", [])],
-                 [f"≤ {_dur(b)}" for b in SECONDS_BUCKETS] + ["longer"]), "lead-time"),
+                 [f"≤ {duration_text(b)}" for b in SECONDS_BUCKETS] + ["longer"]), "lead-time"),
     ]
     stages = [s for s in m["stages"] if s["ended"] or sum(s["evaluations"].values())]
     cards.append(_card(
-        "Time per stage (median)", " · ".join(f"{e(s['stage'])} {e(_dur(s['duration']['median_s']))}" for s in stages) or "–",
-        "p90: " + (" · ".join(f"{e(s['stage'])} {e(_dur(s['duration']['p90_s']))}" for s in stages) or "–"),
+        "Time per stage (median)", " · ".join(f"{e(s['stage'])} {e(duration_text(s['duration']['median_s']))}" for s in stages) or "–",
+        "p90: " + (" · ".join(f"{e(s['stage'])} {e(duration_text(s['duration']['p90_s']))}" for s in stages) or "–"),
         bars("median time per stage", [float(s["duration"]["median_s"] or 0) for s in stages], [s["stage"] for s in stages]),
         "stage-time"))
     for s in stages:

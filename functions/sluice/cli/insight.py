@@ -9,6 +9,7 @@ from typing import Any
 
 from sluice.cli import common
 from sluice.cli.triggers import _group
+from sluice.core.delivery_metrics import duration_text
 
 #: ``sluice.core.notification.TRIGGERS`` / ``FORMATS`` (a test keeps them equal; importing the
 #: core here would slow every CLI start a little for commands that do not need it).
@@ -75,28 +76,17 @@ def get_metrics(args: argparse.Namespace) -> int:
     print(f"Delivery metrics of {scope}, {m['since'][:10]} – {m['until'][:10]}")
     print(f"  deployments to {m['last_stage'] or 'the last stage'}: {freq['deployments']} "
           f"({freq['per_day']:g} a day over {freq['days']} days)")
-    print(f"  lead time (first event → promoted in {m['last_stage']}): median {_dur(lead['median_s'])}, "
-          f"p90 {_dur(lead['p90_s'])} ({lead['count']} deliveries)")
+    print(f"  lead time (first event → promoted in {m['last_stage']}): median {duration_text(lead['median_s'])}, "
+          f"p90 {duration_text(lead['p90_s'])} ({lead['count']} deliveries)")
     print(f"  {'stage':14} {'ended':>5} {'caught':>6} {'rate':>6}  {'median':>8} {'p90':>8}  evaluations        reasons")
     for s in m["stages"]:
         rate = f"{100 * s['catch_rate']:.0f} %" if s["catch_rate"] is not None else "–"
         evals = " ".join(f"{k} {v}" for k, v in s["evaluations"].items()) or "–"
         reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s["reasons"].items()) or "–"
-        print(f"  {s['stage']:14} {s['ended']:>5} {s['caught']:>6} {rate:>6}  {_dur(s['duration']['median_s']):>8} "
-              f"{_dur(s['duration']['p90_s']):>8}  {evals:18} {reasons}")
+        print(f"  {s['stage']:14} {s['ended']:>5} {s['caught']:>6} {rate:>6}  {duration_text(s['duration']['median_s']):>8} "
+              f"{duration_text(s['duration']['p90_s']):>8}  {evals:18} {reasons}")
     return 0
 
-
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 def get_notifications(args: argparse.Namespace) -> int:

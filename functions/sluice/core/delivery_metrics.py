@@ -468,3 +468,17 @@ def summarize(
         "stages": out_stages,
         "daily": timeline,
     }
+
+
+def duration_text(seconds: object) -> str:
+    """A duration as people read it on the web view and in ``sluice get insight``: seconds below
+    two minutes, then minutes, hours and days with one decimal; ``–`` when there is no figure."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 import yaml
-from tests.integration.flow.test_flow_story import CARTS, SHIPYARD, SLO, fake_runner
 from tests.support.flow import FakeClock, Flow
+from tests.support.sockshop import CARTS, SHIPYARD, SLO, fake_runner
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from tests.support.flow import Flow, by_type
+from tests.support.sockshop import CARTS, EXAMPLES, SOCKSHOP, seed_project
 
 from sluice.adapters.backends.local import LocalBackend
 from sluice.adapters.state.local import LocalStore
@@ -25,10 +24,7 @@ from sluice.services.testflow import TestOutcome
 from sluice.services.testing import run_tests
 from sluice.services.testspecs import load_test_spec
 
-ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE = ROOT / "examples" / "sockshop-canary"
-SOCKSHOP = ROOT / "examples" / "sockshop"
-CARTS = "docker.io/keptnexamples/carts"
+EXAMPLE = EXAMPLES / "sockshop-canary"
 PRODUCTION = Placement("sockshop", "production", "carts")
 SAMPLE = 200  # requests to the public URL during each step
 
@@ -38,12 +34,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(280)]
 @pytest.fixture
 def world(tmp_path):  # type: ignore[no-untyped-def]
     records = Records(LocalStore(tmp_path / "state"))
-    shipyard = (EXAMPLE / "shipyard.yaml").read_text()
-    records.create_project("sockshop", shipyard, yaml.safe_load(shipyard))
-    records.onboard("sockshop", "carts")
-    tests_yaml = (SOCKSHOP / "carts" / "tests.yaml").read_text()
-    for stage in ("dev", "production"):
-        records.put_resource("sockshop", stage, "carts", "tests.yaml", tests_yaml)
+    seed_project(records, (EXAMPLE / "shipyard.yaml").read_text(),
+                 tests_yaml=(SOCKSHOP / "carts" / "tests.yaml").read_text(), test_stages=("dev", "production"))
     backend = LocalBackend(SOCKSHOP / "images.yaml", tmp_path / "runtime")
     #: per delivery image: (asked weight, share of public requests that reached the candidate) per step
     shares: dict[str, list[tuple[int, float]]] = {}

@@ -7,11 +7,10 @@ weighted router, and every test is a real functional or performance run of tests
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
-import yaml
 from tests.support.flow import Flow, by_type
+from tests.support.sockshop import CARTS, SOCKSHOP, seed_project
 
 from sluice.adapters.backends.local import LocalBackend
 from sluice.adapters.state.local import LocalStore
@@ -23,9 +22,7 @@ from sluice.services.testflow import TestOutcome
 from sluice.services.testing import run_tests
 from sluice.services.testspecs import load_test_spec
 
-ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE = ROOT / "examples" / "sockshop"
-CARTS = "docker.io/keptnexamples/carts"
+EXAMPLE = SOCKSHOP
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -33,12 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 @pytest.fixture
 def world(tmp_path):  # type: ignore[no-untyped-def]
     records = Records(LocalStore(tmp_path / "state"))
-    shipyard = (EXAMPLE / "shipyard.yaml").read_text()
-    records.create_project("sockshop", shipyard, yaml.safe_load(shipyard))
-    records.onboard("sockshop", "carts")
-    tests_yaml = (EXAMPLE / "carts" / "tests.yaml").read_text()
-    for stage in ("dev", "staging"):
-        records.put_resource("sockshop", stage, "carts", "tests.yaml", tests_yaml)
+    seed_project(records, (EXAMPLE / "shipyard.yaml").read_text(),
+                 tests_yaml=(SOCKSHOP / "carts" / "tests.yaml").read_text(), test_stages=("dev", "staging"))
     backend = LocalBackend(EXAMPLE / "images.yaml", tmp_path / "runtime")
 
     def runner(deployed: DeploymentFinished, context: str) -> TestOutcome:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
 from tests.support.flow import FakeClock, Flow, by_type
+from tests.support.sockshop import CARTS, SHIPYARD, SLO, fake_runner, seed_project
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
@@ -24,57 +24,15 @@ from sluice.ports.backend import Placement
 from sluice.ports.sli import SliQuery, SliValue
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
-from sluice.services.testflow import TestOutcome
 
-ROOT = Path(__file__).resolve().parents[3]
 #: The sockshop project's approver key in these tests.
 APPROVER_KEY = b"k" * 32
-CARTS = "docker.io/keptnexamples/carts"
-SHIPYARD = """
-stages:
-  - name: dev
-    deployment_strategy: direct
-    test_strategy: functional
-  - name: staging
-    deployment_strategy: blue_green_service
-    test_strategy: performance
-  - name: production
-    deployment_strategy: blue_green_service
-"""
-SLO = """
-spec_version: '0.1.1'
-comparison:
-  compare_with: single_result
-  include_result_with_score: pass
-  aggregate_function: avg
-objectives:
-  - sli: response_time_p95
-    pass:
-      - criteria: ["<600", "<=+10%"]
-    warning:
-      - criteria: ["<=800"]
-total_score:
-  pass: "90%"
-  warning: "75%"
-"""
-
-
-def fake_runner(deployed, context):  # type: ignore[no-untyped-def]
-    """p95 of 1,050 ms for the slow build 0.10.2, 50 ms for the others."""
-    slow = deployed.tag == "0.10.2"
-    return TestOutcome(
-        result="pass",
-        start="2026-01-01T00:00:00Z",
-        end="2026-01-01T00:01:00Z",
-        measurements={"response_time_p95": 1050.0 if slow else 50.0, "error_rate": 0.0},
-    )
 
 
 @pytest.fixture
 def world():  # type: ignore[no-untyped-def]
     records = Records(MemoryStore())
-    records.create_project("sockshop", SHIPYARD, yaml.safe_load(SHIPYARD))
-    records.onboard("sockshop", "carts")
+    seed_project(records, SHIPYARD)
     backend = NoopBackend()
     flow = Flow(records, backend, fake_runner, FakeClock(), approver_keys={"sockshop": APPROVER_KEY}.get)
     return records, backend, flow

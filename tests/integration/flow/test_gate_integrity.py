@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 import yaml
-from tests.integration.flow.test_flow_story import CARTS, SHIPYARD
 from tests.support.flow import FakeClock, Flow, by_type
+from tests.support.sockshop import CARTS, SHIPYARD
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.integration.flow.test_flow_story import CARTS
 from tests.support.flow import by_type
 from tests.support.security_world import KEY, held_world, keys
+from tests.support.sockshop import CARTS
 
 from sluice.adapters.secrets.memory import MemorySecrets
 from sluice.core.approval_auth import (

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from tests.integration.flow.test_flow_story import CARTS, fake_runner
 from tests.support.flow import FakeClock, Flow, by_type
+from tests.support.sockshop import CARTS, fake_runner
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.secrets.local import LocalSecrets
