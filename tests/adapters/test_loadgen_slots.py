@@ -75,3 +75,38 @@ def test_a_request_without_an_answer_is_not_put_down_to_a_slot(tmp_path: Path) -
     finally:
         router.stop()
     assert gone.requests == 20 and gone.errors == 20 and gone.slots == {} and gone.unattributed() == 20
+
+
+def test_a_performance_test_on_the_public_address_stores_each_slot_share(stage: tuple[RouterThread, str]) -> None:
+    """run_tests' measurements carry slots.primary / slots.canary (same keys each) and unattributed."""
+    from sluice.core.testspec import HealthCheck, PerformanceProfile, RequestSpec, TestSpec
+    from sluice.services.testing import run_tests
+
+    _, url = stage
+    root = RequestSpec(path="/", method="GET", expected_status=200)
+    spec = TestSpec(performance=PerformanceProfile(requests=(root,), duration_s=1.0, rate=200),
+                    health=HealthCheck(path="/"))
+    report = run_tests(spec, "performance", url, 30)
+    assert report.result == "pass", report.message
+    slots = report.measurements["slots"]
+    assert set(slots) == {"primary", "canary"} and report.measurements["unattributed"] == 0
+    assert slots["primary"]["requests"] + slots["canary"]["requests"] == report.measurements["requests"] == 200
+    assert slots["canary"]["response_time_p95"] >= CANARY_DELAY_MS * 0.99
+    assert "by slot: canary" in report.message
+
+
+def test_the_router_names_the_slot_of_its_own_502(tmp_path: Path) -> None:
+    """An upstream that closes without answering: the router's 502 still says which slot it was,
+    so the load generator counts the error against that slot."""
+    from tests.adapters.test_router import RawUpstream
+
+    broken = RawUpstream(lambda _n: b"", close_after=True)
+    router = RouterThread(tmp_path / "runtime")
+    try:
+        url = router.stage({"canary": broken.url}, 100)
+        report = run_load_sync(url, LoadProfile((LoadRequest("/"),), duration_s=0.5, rate=20))
+    finally:
+        router.stop()
+        broken.stop()
+    assert report.requests == 10 and report.statuses == {502: 10}
+    assert report.slots["canary"].requests == 10 and report.slots["canary"].errors == 10
