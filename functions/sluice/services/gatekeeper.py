@@ -278,7 +278,12 @@ class GatekeeperService:
             return lane.put(replace(run, canary=steered)), []
 
         key = steering_key(step, event.id)
-        return self.ledger.advance(placement, event.shkeptncontext, step, effect, key=key).events()
+        advanced = self.ledger.advance(placement, event.shkeptncontext, step, effect, key=key)
+        if not advanced.applied and not advanced.replies:
+            log.info("%s %s for %s in %s changes nothing: a repeat, or the canary is past steering (promoting, "
+                     "discarding or done)",
+                     approval.decision, event.id, event.shkeptncontext, placement)
+        return advanced.events()
 
     def _decide_hold(
         self, cause: Event, shipyard: Shipyard, placement: Placement, decision: HoldDecision, who: str, reason: str,
