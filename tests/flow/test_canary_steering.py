@@ -200,3 +200,18 @@ def test_property_steering_while_weights_are_set_under_duplicates_and_reorder(
     else:
         assert outcome == "promoted" and lane.serving.primary_image.endswith(":0.10.3")
         assert [w for i, w in enumerate(walked) if i == 0 or walked[i - 1] != w] == [10, 25, 50, 100, 0]
+
+
+def test_an_abort_of_a_held_step_rolls_back_and_names_the_person() -> None:
+    """Paused, judged and held: an abort then is a roll-back at weight 0 (not a decline), once."""
+    flow, backend, _ = world([100.0])
+    flow.send(artifact(flow, "0.10.1"))
+    backend.calls.clear()
+    during_route(flow, backend, 10, lambda ctx: flow.gatekeeper.handle(steering(flow, ctx, "pause", 1)))
+    flow.send(artifact(flow, "0.10.3"))
+    run = Ledger(flow.records).lane(PROD).active
+    assert run is not None and run.phase is Phase.HELD
+    abort = steering(flow, run.context, "abort", 2)
+    (done,) = dones(flow.send(abort))
+    assert done.data.outcome == "rolled_back" and "aborted by alice at canary step 1 (10 %)" in done.data.message  # type: ignore[attr-defined]
+    assert routes(backend)[-1] == 0 and dones(flow.send(abort)) in ([], [done])
