@@ -215,3 +215,17 @@ def test_an_abort_of_a_held_step_rolls_back_and_names_the_person() -> None:
     (done,) = dones(flow.send(abort))
     assert done.data.outcome == "rolled_back" and "aborted by alice at canary step 1 (10 %)" in done.data.message  # type: ignore[attr-defined]
     assert routes(backend)[-1] == 0 and dones(flow.send(abort)) in ([], [done])
+
+
+def test_pauses_and_resumes_past_the_limit_are_refused_and_the_lane_stays_bounded() -> None:
+    """Each remembered pause/resume is a key on the run: past STEERING_LIMIT more are refused."""
+    from sluice.core.ledger import STEERING_LIMIT
+
+    flow, _backend, _ = world([100.0], tests="none")
+    context = flow.send(artifact(flow, "0.10.1"))[0].shkeptncontext  # soaks at 10 %
+    for n in range(STEERING_LIMIT + 5):
+        flow.send(steering(flow, context, "pause" if n % 2 else "resume", n))
+    run = Ledger(flow.records).lane(PROD).active
+    assert run is not None and run.steered() == STEERING_LIMIT
+    assert run.canary is not None and run.canary.paused  # the last one applied: n = 63, a pause
+    assert run.canary.steered.endswith(f"|pause-{STEERING_LIMIT - 1}")  # the later ones changed nothing

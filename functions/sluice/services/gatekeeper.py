@@ -263,6 +263,11 @@ class GatekeeperService:
                 Decision.ABORT.value: Transition.ABORTED}[approval.decision]
         note = f" ({approval.message})" if approval.message else ""
         mark = _steering_mark(event)
+        current = self.ledger.lane(placement).run(event.shkeptncontext)
+        if step is not Transition.ABORTED and current is not None and current.steered() >= STEERING_LIMIT:
+            log.warning("%s %s for %s in %s refused: %d pauses and resumes are remembered for this run already",
+                        approval.decision, event.id, event.shkeptncontext, placement, STEERING_LIMIT)
+            return []  # every remembered steering event is a key on the run: the lane stays bounded
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             assert run.canary is not None
@@ -272,8 +277,8 @@ class GatekeeperService:
                 if run.phase is Phase.DEPLOYING:  # the backend is setting the weight: discard when it is done
                     return lane.put(stopped), []
                 return self._act(lane.put(stopped), event, shipyard, placement, stopped, False, now, approver=who)
-            if mark <= run.canary.steered or run.steered() >= STEERING_LIMIT:
-                return lane, []  # an older decision than the one that stands (reordered), or too many
+            if mark <= run.canary.steered:
+                return lane, []  # an older decision than the one that stands (reordered): changes nothing
             steered = replace(run.canary, paused=step is Transition.PAUSED, steered=mark)
             return lane.put(replace(run, canary=steered)), []
 
