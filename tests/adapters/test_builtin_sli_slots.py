@@ -97,3 +97,13 @@ def test_property_a_canary_value_is_given_only_with_enough_of_its_own_answers(ca
     assert p95.success is (canary >= MIN_SLOT_SAMPLES) and rate.success is (canary >= MIN_SLOT_SAMPLES)
     if p95.success:
         assert p95.samples == canary and rate.value is not None and rate.value >= 0.0
+
+
+def test_a_load_on_the_candidates_own_url_is_read_whole_even_when_it_names_its_slot() -> None:
+    """Blue/green staging tests the candidate's stable slot URL, which the local router serves
+    too (x-sluice-slot: direct or canary): not a split load, so the whole measurement counts
+    (seen failing: every staging SLI was "could not measure", so 0.10.3 never passed staging)."""
+    for slots in ({}, {"canary": share(120, 5.0)}):
+        stored = {"requests": 120, "response_time_p95": 5.0, "slots": slots, "unattributed": 0}
+        (p95,) = fetch(stored, "response_time_p95")
+        assert p95.success and p95.value == 5.0, p95.message

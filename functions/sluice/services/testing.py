@@ -370,9 +370,9 @@ def _performance(run: _Run, spec: TestSpec, health: RequestOutcome, report: Repo
         on_progress=lambda done, total, _elapsed: run.progress("performance", done, total),
     )
     measurements: dict[str, Any] = {**load.measurements(), **load.samples()}
-    if load.slots:  # a load on a stage's public address: each slot's share apart (docs/canary.md)
-        measurements["slots"] = {name: slot.measurements() for name, slot in load.slots.items()
-                                 if name in ("primary", "canary")}
+    shares = {name: slot.measurements() for name, slot in load.slots.items() if name in ("primary", "canary")}
+    if shares:  # a load through the weighted router: each slot's share apart (docs/canary.md)
+        measurements["slots"] = shares
         measurements["unattributed"] = load.unattributed()
     shape = (f"{profile.rate:g} req/s" if profile.mode is LoadMode.CONSTANT_ARRIVAL_RATE
              else f"{profile.vus} virtual users") + f" for {profile.duration_s:g} s"

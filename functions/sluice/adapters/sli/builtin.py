@@ -132,8 +132,10 @@ def _parse(name: str) -> tuple[str, str] | None:
 
 
 def _per_slot(stored: Mapping[str, Any]) -> bool:
-    """Whether the stored load went to the stage's public address (so only per-slot values count)."""
-    return stored.get(MEASURED_AT_KEY) == "public" or isinstance(stored.get(SLOTS_KEY), Mapping)
+    """Whether the stored load went to the stage's public address (so only per-slot values count).
+    A load on a candidate's own URL may name its slot too (the local backend's stable slot URLs
+    go through the router): that is the candidate's whole measurement, read as before."""
+    return stored.get(MEASURED_AT_KEY) == "public"
 
 
 def _slot_value(name: str, base: str, slot: str, stored: Mapping[str, Any], where: str) -> SliValue:
