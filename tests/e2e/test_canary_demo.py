@@ -47,3 +47,15 @@ def test_canary_demo(tmp_path: Path) -> None:
     assert fast.outcome == "promoted" and fast.canary is not None
     assert [(h.weight, h.result) for h in fast.canary.history] == [(10, "pass"), (25, "pass"), (50, "pass")]
     assert "last canary for docker.io/keptnexamples/carts:0.10.3: 10 % pass" in run.stdout
+    # Each step was judged on the candidate's share of the load on production's public address
+    # (the router named the slot of every answer): 0.10.2's step left ~90 % of the requests with
+    # 0.10.1 throughout, and the candidate's share was big enough to measure (>= 100 answers).
+    slow_step = records.measurements("sockshop", "production", "carts", slow.context)
+    assert slow_step is not None and slow_step["measured_at"] == "public"
+    slots = slow_step["slots"]
+    total = slots["primary"]["requests"] + slots["canary"]["requests"] + slow_step["unattributed"]
+    assert total == slow_step["requests"] and slots["canary"]["requests"] >= 100
+    assert 0.88 <= slots["primary"]["requests"] / total <= 0.92  # 0.10.1 served ~90 %
+    assert slots["canary"]["response_time_p95"] >= 1000  # the 1 s late build, measured on its own share
+    fast_step = records.measurements("sockshop", "production", "carts", fast.context)  # its last step: 50 %
+    assert fast_step is not None and 0.48 <= fast_step["slots"]["canary"]["requests"] / fast_step["requests"] <= 0.52

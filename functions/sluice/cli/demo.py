@@ -118,8 +118,10 @@ def run_demo(args: argparse.Namespace) -> int:
         sluice("create", "project", "sockshop", "--shipyard", str(shipyard), "--state-dir", state_dir)
         sluice("onboard", "service", "carts", "--project", "sockshop", "--state-dir", state_dir)
         for stage in ("dev", gated):
+            # a canary step loads production's public address: its own tests.yaml gives the candidate's share enough samples
+            tests = CANARY_EXAMPLE / "tests.yaml" if canary and stage == gated else EXAMPLE / "carts" / "tests.yaml"
             sluice("add-resource", "--project", "sockshop", "--stage", stage, "--service", "carts",
-                   "--resource", str(EXAMPLE / "carts" / "tests.yaml"), "--resourceUri", "tests.yaml", "--state-dir", state_dir)
+                   "--resource", str(tests), "--resourceUri", "tests.yaml", "--state-dir", state_dir)
         if args.sli_provider == "prometheus":
             sluice("add-resource", "--project", "sockshop", "--resource", str(EXAMPLE / "sli.yaml"),
                    "--resourceUri", "sli.yaml", "--state-dir", state_dir)

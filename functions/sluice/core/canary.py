@@ -32,6 +32,8 @@ MAX_STEPS = 20
 #: At most this many failed steps may be repeated before the roll-back.
 MAX_FAILED_STEPS_LIMIT = 10
 _KEYS = ("steps", "step_duration", "max_failed_steps")
+#: How ``CanaryState.stopped`` begins when a person aborted the run.
+ABORTED_PREFIX = "aborted by "
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ class CanaryStep:
 class CanaryState:
     """Where a canary run is: the current step (0-based), its weight, the attempt that step
     began with (inconclusive retries within a step count from it), when the step began, the
-    failed steps so far, the history of judged steps, and why it stopped (empty while it goes)."""
+    failed steps so far, the history of judged steps, why it stopped (empty while it goes; an
+    abort by a person starts with "aborted by"), whether a person paused it, and the newest
+    steering event applied."""
 
     step: int = 0
     weight: int = 0
@@ -84,6 +88,13 @@ class CanaryState:
     history: tuple[CanaryStep, ...] = ()
     stopped: str = ""
     paused: bool = False
+    #: The newest pause/resume applied (``<time>|<event id>``): an older one changes nothing.
+    steered: str = ""
+
+    @property
+    def aborted(self) -> bool:
+        """True once a person aborted the run (``sluice send event canary --abort``)."""
+        return self.stopped.startswith(ABORTED_PREFIX)
 
     def judged(self, entry: CanaryStep) -> CanaryState:
         return replace(self, history=(*self.history, entry))

@@ -77,7 +77,7 @@ class Transition(StrEnum):
     FINISHED = "finished"
     PAUSED = "paused"  # a canary: hold at the next judged step
     RESUMED = "resumed"  # a paused canary that was not held yet goes on
-    ABORTED = "aborted"  # a canary stopped by a person: weight back to 0, candidate discarded
+    ABORTED = "aborted"  # a canary stopped by a person: weight back to 0, candidate discarded, rolled_back
 
 
 #: The phases each step starts from.
@@ -90,11 +90,27 @@ SOURCES: Mapping[Transition, frozenset[Phase]] = {
     Transition.DECIDED: frozenset({Phase.EVALUATED}),
     Transition.APPROVED: frozenset({Phase.HELD}),
     Transition.FINISHED: frozenset({Phase.PROMOTING, Phase.DISCARDING}),
-    # a canary is steered while a step is under way; not while the backend changes a weight (deploying)
-    Transition.PAUSED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
-    Transition.RESUMED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
-    Transition.ABORTED: frozenset({Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING, Phase.EVALUATED}),
+    # a canary is steered while a step is under way, the weight-setting (deploying) included: a
+    # pause or resume is recorded at once (the newest by its signed time stands); an abort while
+    # the backend sets a weight is recorded and carried out when the setting ends (the deployed
+    # transition discards instead); a held step may be aborted too (a resume there approves it)
+    Transition.PAUSED: frozenset({Phase.DEPLOYING, Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING,
+                                  Phase.EVALUATED}),
+    Transition.RESUMED: frozenset({Phase.DEPLOYING, Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING,
+                                   Phase.EVALUATED}),
+    Transition.ABORTED: frozenset({Phase.DEPLOYING, Phase.DEPLOYED, Phase.TESTING, Phase.TESTED, Phase.EVALUATING,
+                                   Phase.EVALUATED, Phase.HELD}),
 }
+
+#: Steering transitions are not one per attempt: a pause and a resume may come many times in
+#: one step, so each steering event is its own step (keyed by its id, ``steering_key``), and an
+#: abort is one per run. At most this many steering events are remembered per run.
+STEERING_LIMIT = 64
+
+
+def steering_key(step: Transition, event_id: str) -> str:
+    """Where a steering event's outcome is stored on the run: pause/resume per event, abort once."""
+    return step.value if step is Transition.ABORTED else f"{step.value}:{event_id}"
 
 #: How long a run may stay in a phase that waits for the next function (the broker's retries
 #: take minutes at most); phases with their own length (deploying, testing, evaluating, held)
@@ -193,8 +209,12 @@ class Run:
     def stored(self, step: Transition) -> list[dict[str, Any]] | None:
         return self.replies.get(self.key(step))
 
-    def can(self, step: Transition) -> bool:
-        return self.phase in SOURCES[step] and self.key(step) not in self.replies
+    def can(self, step: Transition, key: str = "") -> bool:
+        return self.phase in SOURCES[step] and (key or self.key(step)) not in self.replies
+
+    def steered(self) -> int:
+        """How many steering events (pause/resume) the run remembers."""
+        return sum(1 for k in self.replies if k.startswith((Transition.PAUSED.value + ":", Transition.RESUMED.value + ":")))
 
 
 @dataclass(frozen=True)

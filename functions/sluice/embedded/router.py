@@ -802,13 +802,16 @@ class _Front(asyncio.Protocol):
         if self.buf:
             self._next()
 
-    def _answer(self, status: int, message: str) -> None:
+    def _answer(self, status: int, message: str, slot: bytes = b"") -> None:
+        """The router's own answer; ``slot`` names the slot it had picked (a 502/504 of that upstream)."""
         body = json.dumps({"error": message}).encode()
         reason = {400: "Bad Request", 413: "Payload Too Large", 431: "Request Header Fields Too Large",
                   501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
                   504: "Gateway Timeout", 505: "HTTP Version Not Supported"}.get(status, "Error")
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                 + ("" if self.keep_alive else "Connection: close\r\n") + "\r\n")
+        if slot:
+            head = head[:-2] + f"x-sluice-slot: {slot.decode()}\r\n\r\n"
         self.write(head.encode() + body)
         self._done()
 
@@ -870,7 +873,7 @@ class _Front(asyncio.Protocol):
                     self.keep_alive = False
                     self._done()
                 else:
-                    self._answer(504, f"upstream {slot} ({url}) did not answer within {timeout:g} s")
+                    self._answer(504, f"upstream {slot} ({url}) did not answer within {timeout:g} s", slot.encode())
                 return "done"
             outcome = done.result()
             if outcome == "no answer" and reused:
@@ -886,9 +889,9 @@ class _Front(asyncio.Protocol):
                 self.keep_alive = False
                 self._done()
             else:
-                self._answer(502, f"upstream {slot} ({url}) closed the connection without a valid answer")
+                self._answer(502, f"upstream {slot} ({url}) closed the connection without a valid answer", slot.encode())
             return "done"
-        self._answer(502, f"upstream {slot} ({url}) closed the connection without answering")
+        self._answer(502, f"upstream {slot} ({url}) closed the connection without answering", slot.encode())
         return "done"
 
 

@@ -13,6 +13,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from sluice.adapters.publish import post_event
 from sluice.core.events import DeploymentFinished, Event
@@ -20,14 +22,42 @@ from sluice.errors import RetryableError, SluiceError
 from sluice.functions.runtime import Runtime, runtime_for
 from sluice.services.testflow import Runner, TestOutcome
 
+if TYPE_CHECKING:
+    from sluice.core.testspec import TestSpec
+
 log = logging.getLogger("sluice.testworker")
 
 POST_ATTEMPTS = 5
 
 
+def loads_public_address(deployed: DeploymentFinished) -> bool:
+    """True when the tests go to the stage's public address rather than the candidate's own URL:
+    the performance test of a canary step, so the load is split like the real traffic and the
+    builtin provider judges the candidate by its share of it (docs/canary.md). Functional tests
+    keep checking the candidate itself (through the split, most requests would reach the primary)."""
+    return (deployed.deploymentstrategy == "canary" and deployed.teststrategy == "performance"
+            and bool(deployed.deploymentURIPublic))
+
+
+def run_stage_tests(deployed: DeploymentFinished, spec: TestSpec | None, limit_s: float, *,
+                    duration_s: float | None = None, plans: Mapping[str, str] | None = None,
+                    jmeter: str = "") -> TestOutcome:
+    """Run a stage's tests for ``deployed`` where they belong (``loads_public_address``); a load on
+    the public address is stored as such, so the builtin provider reads only the slots' shares."""
+    from sluice.services.testing import run_tests
+
+    public = loads_public_address(deployed)
+    report = run_tests(spec, deployed.teststrategy, deployed.deploymentURIPublic if public else deployed.deploymentURILocal,
+                       limit_s, duration_s=duration_s, plans=plans, jmeter=jmeter)
+    measurements = dict(report.measurements)
+    if public and measurements:
+        measurements["measured_at"] = "public"
+    return TestOutcome(result=report.result, start=report.start, end=report.end, message=report.message,
+                       measurements=measurements)
+
+
 def make_runner(runtime: Runtime) -> Runner:
     def run(deployed: DeploymentFinished, context: str) -> TestOutcome:
-        from sluice.services.testing import run_tests
         from sluice.services.testspecs import load_test_spec
 
         records = runtime.records
@@ -39,14 +69,9 @@ def make_runner(runtime: Runtime) -> Runner:
             plan = records.resource(deployed.project, deployed.stage, deployed.service, uri)
             if plan is not None:
                 plans[uri] = plan
-        report = run_tests(
-            spec, deployed.teststrategy, deployed.deploymentURILocal, runtime.settings.test_limit_s,
-            duration_s=runtime.settings.performance_duration_s or None, plans=plans, jmeter=runtime.settings.jmeter,
-        )
-        return TestOutcome(
-            result=report.result, start=report.start, end=report.end, message=report.message,
-            measurements=dict(report.measurements),
-        )
+        return run_stage_tests(deployed, spec, runtime.settings.test_limit_s,
+                               duration_s=runtime.settings.performance_duration_s or None, plans=plans,
+                               jmeter=runtime.settings.jmeter)
 
     return run
 

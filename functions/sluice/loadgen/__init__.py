@@ -10,7 +10,7 @@ not enough.
 
 from sluice.loadgen.engine import ProgressCallback, rfc3339, run_load, run_load_sync
 from sluice.loadgen.histogram import LogLinearHistogram
-from sluice.loadgen.model import LoadProfile, LoadReport, LoadRequest, Mode
+from sluice.loadgen.model import LoadProfile, LoadReport, LoadRequest, Mode, SlotReport
 
 __all__ = [
     "LoadProfile",
@@ -19,6 +19,7 @@ __all__ = [
     "LogLinearHistogram",
     "Mode",
     "ProgressCallback",
+    "SlotReport",
     "rfc3339",
     "run_load",
     "run_load_sync",

@@ -8,7 +8,9 @@ read-to-close bodies, ``Connection: close``), calling its owner back with no tas
 between. That is what lets one core send half of what wrk sends (``bench/loadgen.py``).
 
 It speaks only what a load test needs: no redirects (a 3xx is an answer), no decompression (the
-body is counted, not read), no cookies, no proxies.
+body is counted, not read), no cookies, no proxies. It notes one header: ``x-sluice-slot``, by
+which the weighted local router says which slot (``primary``, ``canary``, ``direct``) answered,
+so a load on a stage's public address can be measured per slot (``Connection.slot``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from typing import Any, Protocol
 MAX_HEAD_BYTES = 64 * 1024
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_TRAILER, _TO_EOF = range(6)
+#: The router's answer header naming the slot that answered (``sluice.embedded.router``).
+SLOT_HEADER = b"\r\nx-sluice-slot:"
+#: A slot name longer than this is not one (a hostile or broken upstream): not attributed.
+MAX_SLOT_BYTES = 16
 
 
 def encode_request(method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
@@ -75,7 +81,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "_buf", "_chunked_left", "_close_after", "_head_only", "_left", "_state", "_status",
-        "busy", "gone", "intended", "owner", "request", "sent_at", "served", "transport",
+        "busy", "gone", "intended", "owner", "request", "sent_at", "served", "slot", "transport",
     )
 
     def __init__(self, owner: Owner) -> None:
@@ -87,6 +93,7 @@ class Connection(asyncio.Protocol):
         self.request: Any = None  # what the owner sent (opaque here)
         self.intended = 0.0
         self.sent_at = 0.0
+        self.slot = b""  # the x-sluice-slot of the last answer (b"": not said)
         self._buf = bytearray()
         self._state = _HEAD
         self._status = 0
@@ -102,6 +109,7 @@ class Connection(asyncio.Protocol):
     def send(self, data: bytes, head_only: bool) -> None:
         """Write one request; the owner hears ``answered`` or ``lost`` exactly once for it."""
         self.busy = True
+        self.slot = b""
         self._head_only = head_only
         self._state = _HEAD
         self._buf.clear()
@@ -223,6 +231,8 @@ class Connection(asyncio.Protocol):
             return True  # an interim answer: the real one follows (state stays _HEAD)
         self._status = status
         lower = head.lower()
+        slot = _header(lower, SLOT_HEADER) if SLOT_HEADER in lower else b""
+        self.slot = slot if len(slot) <= MAX_SLOT_BYTES else b""
         connection = _header(lower, b"\r\nconnection:") if b"\r\nconnection:" in lower else b""
         self._close_after = b"close" in connection if connection else head[7:8] == b"0"
         if self._head_only or status in (204, 304):

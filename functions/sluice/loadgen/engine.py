@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from sluice.loadgen.client import Connection, encode_request
 from sluice.loadgen.histogram import LogLinearHistogram
-from sluice.loadgen.model import LoadProfile, LoadReport, LoadRequest, Mode
+from sluice.loadgen.model import LoadProfile, LoadReport, LoadRequest, Mode, SlotReport
 
 #: The last stretch before a request's due time is spent yielding to the loop (still serving
 #: I/O), not sleeping: a timer wakes up to a millisecond late and that lateness would count as
@@ -67,9 +67,32 @@ def rfc3339(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+#: At most this many distinct slot names are tallied apart (the router has three); answers
+#: naming further ones count as unattributed.
+MAX_SLOTS = 8
+
+
+@dataclass
+class SlotTally:
+    """The answers one slot gave (``x-sluice-slot``): count, errors and latencies."""
+
+    histogram: LogLinearHistogram = field(default_factory=LogLinearHistogram)
+    finished: int = 0
+    errors: int = 0
+
+    def merge(self, other: SlotTally) -> None:
+        self.histogram.merge(other.histogram)
+        self.finished += other.finished
+        self.errors += other.errors
+
+
 @dataclass
 class Tally:
-    """What one process measured; tallies of several processes add up exactly (``merge``)."""
+    """What one process measured; tallies of several processes add up exactly (``merge``).
+
+    ``slots``: the answers per slot that said which one it was (``x-sluice-slot``, set by the
+    weighted local router); every answer is in the totals as well. A request without an answer
+    (timeout, refused or broken connection) cannot be attributed to a slot."""
 
     histogram: LogLinearHistogram = field(default_factory=LogLinearHistogram)
     statuses: Counter[int] = field(default_factory=Counter)
@@ -80,6 +103,7 @@ class Tally:
     dropped: int = 0
     first: float = math.inf  # monotonic time the measurement window starts (t0)
     last_done: float = 0.0
+    slots: dict[str, SlotTally] = field(default_factory=dict)
 
     def merge(self, other: Tally) -> None:
         self.histogram.merge(other.histogram)
@@ -91,6 +115,20 @@ class Tally:
         self.dropped += other.dropped
         self.first = min(self.first, other.first)
         self.last_done = max(self.last_done, other.last_done)
+        for name, slot in other.slots.items():
+            mine = self.slots.get(name)
+            if mine is not None:
+                mine.merge(slot)
+            elif len(self.slots) < MAX_SLOTS:
+                self.slots[name] = slot
+
+    def slot(self, raw: bytes) -> SlotTally | None:
+        """The tally of the slot named ``raw`` (created on its first answer); None past ``MAX_SLOTS``."""
+        name = raw.decode("ascii", "replace")
+        found = self.slots.get(name)
+        if found is None and len(self.slots) < MAX_SLOTS:
+            found = self.slots[name] = SlotTally()
+        return found
 
     def failure(self, kind: str, latency_s: float | None, done: float) -> None:
         self.finished += 1
@@ -383,11 +421,17 @@ class _Run:
         tally = self.tally
         tally.finished += 1
         self.statuses[status] += 1
-        if entry.request.is_error(status):
+        error = entry.request.is_error(status)
+        if error:
             tally.errors += 1
             tally.kinds[f"status {status}"] += 1
         latency = done - connection.intended
-        self.histogram.record(int(latency * 1_000_000) if latency > 0 else 0)
+        micros = int(latency * 1_000_000) if latency > 0 else 0
+        self.histogram.record(micros)
+        if connection.slot and (slot := tally.slot(connection.slot)) is not None:
+            slot.finished += 1
+            slot.errors += error
+            slot.histogram.record(micros)
         if done > tally.last_done:
             tally.last_done = done
         if user:
@@ -568,6 +612,27 @@ def report(profile: LoadProfile, tally: Tally, wall_offset: float, workers: int 
         dropped=tally.dropped,
         latency_histogram_us=tuple((v, c) for v, c in histogram.compact()),
         workers=workers,
+        slots={name: _slot_report(slot, elapsed) for name, slot in sorted(tally.slots.items())},
+    )
+
+
+def _slot_report(slot: SlotTally, elapsed: float) -> SlotReport:
+    histogram = slot.histogram
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value / 1000.0, 3)
+
+    return SlotReport(
+        requests=slot.finished,
+        errors=slot.errors,
+        throughput=round(slot.finished / elapsed, 3) if slot.finished else 0.0,
+        error_rate=round(slot.errors / slot.finished, 6) if slot.finished else 1.0,
+        response_time_avg=ms(histogram.mean()),
+        response_time_p50=ms(histogram.percentile(50)),
+        response_time_p90=ms(histogram.percentile(90)),
+        response_time_p95=ms(histogram.percentile(95)),
+        response_time_p99=ms(histogram.percentile(99)),
+        latency_histogram_us=tuple((v, c) for v, c in histogram.compact()),
     )
 
 

@@ -110,6 +110,41 @@ def usable_cores() -> int:
 
 
 @dataclass(frozen=True)
+class SlotReport:
+    """The answers one slot gave during a run on a stage's public address (the weighted local
+    router names the slot in ``x-sluice-slot``): the same figures as the run's, for that share.
+    Times in milliseconds; ``throughput`` is the slot's answers per second of the whole run."""
+
+    requests: int
+    errors: int
+    throughput: float
+    error_rate: float
+    response_time_avg: float | None
+    response_time_p50: float | None
+    response_time_p90: float | None
+    response_time_p95: float | None
+    response_time_p99: float | None
+    latency_histogram_us: tuple[tuple[int, int], ...] = ()
+
+    def measurements(self) -> dict[str, Any]:
+        """The builtin SLI values of this slot and what stands behind them (as ``LoadReport``'s)."""
+        values: dict[str, Any] = {
+            "throughput": self.throughput,
+            "error_rate": self.error_rate,
+            "response_time_p50": self.response_time_p50,
+            "response_time_p90": self.response_time_p90,
+            "response_time_p95": self.response_time_p95,
+            "response_time_p99": self.response_time_p99,
+            "response_time_avg": self.response_time_avg,
+        }
+        return {
+            **{key: value for key, value in values.items() if value is not None},
+            "requests": self.requests, "errors": self.errors,
+            "latency_histogram_us": [list(p) for p in self.latency_histogram_us],
+        }
+
+
+@dataclass(frozen=True)
 class LoadReport:
     """What one load run measured. Times in milliseconds; ``error_rate`` is a fraction 0..1.
 
@@ -119,7 +154,10 @@ class LoadReport:
     ``error_kinds``: ``timeout``, ``connection``, ``cancelled``). ``dropped`` counts requests of
     an open-loop run that were due but never sent, because all ``max_connections`` slots stayed
     busy until sending ended (not counted in ``requests``). ``workers`` is the number of
-    processes that sent the load (their histograms merged exactly).
+    processes that sent the load (their histograms merged exactly). ``slots``: the answers per
+    slot that named one (``x-sluice-slot``; empty when the target does not say), merged exactly
+    across the processes like the totals; ``unattributed()`` counts the requests that got no
+    answer and so cannot be put down to a slot.
     """
 
     mode: Mode
@@ -143,6 +181,11 @@ class LoadReport:
     dropped: int = 0
     latency_histogram_us: tuple[tuple[int, int], ...] = ()
     workers: int = 1
+    slots: Mapping[str, SlotReport] = field(default_factory=dict)
+
+    def unattributed(self) -> int:
+        """Requests whose answer named no slot (no answer at all, or a target that does not say)."""
+        return self.requests - sum(s.requests for s in self.slots.values())
 
     def samples(self) -> dict[str, Any]:
         """What stands behind the measurements, for the builtin SLI provider: the number of
@@ -179,4 +222,7 @@ class LoadReport:
             "response_time_min": self.response_time_min,
             "response_time_max": self.response_time_max,
             **self.measurements(),
+            **({"slots": {name: {"requests": slot.requests, "errors": slot.errors,
+                                 "response_time_p95": slot.response_time_p95}
+                          for name, slot in self.slots.items()}} if self.slots else {}),
         }

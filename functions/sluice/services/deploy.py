@@ -191,6 +191,16 @@ class DeployService:
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             serving = dep.after_set(lane.serving, image, weight, urls, now) if urls else lane.serving
+            if run.canary is not None and run.canary.aborted:
+                # aborted by a person while the backend set this step's weight: the setting is done,
+                # so the weight goes back to 0 now (no tests or evaluation for the step)
+                discard = ConfigurationChange(
+                    project=placement.project, stage=placement.stage, service=placement.service, labels=dict(run.labels),
+                    image=run.image, action="discard", value=0,
+                )
+                sent = reply.reply(discard, source=self.source, time=now, discriminator="discard").to_json_dict()
+                discarding = enter(run, Phase.DISCARDING, now, self.phase_s)
+                return replace(lane, serving=serving).put(discarding), [sent]
             return replace(lane, serving=serving).put(enter(run, Phase.DEPLOYED, now, HANDOFF_S)), [reply.to_json_dict()]
 
         return self.ledger.advance(placement, context, Transition.DEPLOYED, effect).events()
@@ -232,9 +242,7 @@ class DeployService:
                 else:
                     message = f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
                 if run.canary is not None and run.canary.stopped:
-                    message = f"{message} ({run.canary.stopped})"
-                    if run.canary.stopped.startswith("aborted by"):
-                        outcome = Outcome.DECLINED  # abort = decline, by a person
+                    message = f"{message} ({run.canary.stopped})"  # an abort names the person: still a roll-back
                 hold = run.hold
                 if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
                     outcome = Outcome.DECLINED

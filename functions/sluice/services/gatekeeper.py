@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from sluice.core.approval_auth import APPROVER_ATTRIBUTE, KeyLookup, check_approval
-from sluice.core.canary import CanaryStep
+from sluice.core.canary import ABORTED_PREFIX, CanaryStep
 from sluice.core.events import (
     ApprovalFinished,
     ApprovalRejected,
@@ -35,6 +35,7 @@ from sluice.core.gate import GateDecision, decide
 from sluice.core.inconclusive import ATTEMPT_LABEL, InconclusiveAction, inconclusive_action, next_attempt
 from sluice.core.ledger import (
     HANDOFF_S,
+    STEERING_LIMIT,
     Hold,
     HoldDecision,
     Lane,
@@ -45,6 +46,7 @@ from sluice.core.ledger import (
     expired,
     parse_time,
     record,
+    steering_key,
 )
 from sluice.core.shipyard import OnTimeout, Shipyard, Stage
 from sluice.errors import SluiceError
@@ -221,8 +223,14 @@ class GatekeeperService:
         lane = self.ledger.lane(placement)
         run = lane.run(event.shkeptncontext)
         steer = approval.decision in (Decision.PAUSE.value, Decision.RESUME.value, Decision.ABORT.value)
-        if steer and run is not None and run.canary is not None and run.phase is not Phase.HELD:
+        if steer and run is not None and run.canary is not None and (
+                run.phase is not Phase.HELD or approval.decision == Decision.ABORT.value):
             return self._steer(event, approval, placement, check.approver)
+        if (approval.decision == Decision.RESUME.value and run is not None and run.canary is not None
+                and run.phase is Phase.HELD and _steering_mark(event) <= run.canary.steered):
+            log.info("resume %s for %s in %s changes nothing: a newer pause or resume stands", event.id,
+                     event.shkeptncontext, placement)
+            return []
         if steer and (run is None or run.canary is None):
             log.info("%s for %s in %s changes nothing: no canary of that delivery runs there", approval.decision,
                      event.shkeptncontext, placement)
@@ -244,22 +252,43 @@ class GatekeeperService:
         return self._decide_hold(event, shipyard, placement, decision, who, reason, approve)
 
     def _steer(self, event: Event, approval: ApprovalFinished, placement: Placement, who: str) -> list[Event]:
-        """Pause (hold at the next judged step), resume (go on) or abort (weight 0 now) a running canary."""
+        """Pause (hold at the next judged step), resume (go on) or abort (weight 0, rolled back) a
+        running canary; one typed transition each (``core.ledger.steering_key``). Pause and resume:
+        the newest by signed time stands (an older one, or a repeat, changes nothing). Abort: at
+        once, except while the backend sets a step's weight (deploying) — then it is recorded and
+        the deploy function discards when the setting ends (``DeployService._record_deployed``)."""
         now = self.now()
         shipyard = self.records.project(placement.project).shipyard
         step = {Decision.PAUSE.value: Transition.PAUSED, Decision.RESUME.value: Transition.RESUMED,
                 Decision.ABORT.value: Transition.ABORTED}[approval.decision]
         note = f" ({approval.message})" if approval.message else ""
+        mark = _steering_mark(event)
+        current = self.ledger.lane(placement).run(event.shkeptncontext)
+        if step is not Transition.ABORTED and current is not None and current.steered() >= STEERING_LIMIT:
+            log.warning("%s %s for %s in %s refused: %d pauses and resumes are remembered for this run already",
+                        approval.decision, event.id, event.shkeptncontext, placement, STEERING_LIMIT)
+            return []  # every remembered steering event is a key on the run: the lane stays bounded
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             assert run.canary is not None
             if step is Transition.ABORTED:
                 where = f"canary step {run.canary.step + 1} ({run.canary.weight} %)"
-                stopped = replace(run, canary=replace(run.canary, stopped=f"aborted by {who} at {where}{note}"))
+                stopped = replace(run, canary=replace(run.canary, stopped=f"{ABORTED_PREFIX}{who} at {where}{note}"))
+                if run.phase is Phase.DEPLOYING:  # the backend is setting the weight: discard when it is done
+                    return lane.put(stopped), []
                 return self._act(lane.put(stopped), event, shipyard, placement, stopped, False, now, approver=who)
-            return lane.put(replace(run, canary=replace(run.canary, paused=step is Transition.PAUSED))), []
+            if mark <= run.canary.steered:
+                return lane, []  # an older decision than the one that stands (reordered): changes nothing
+            steered = replace(run.canary, paused=step is Transition.PAUSED, steered=mark)
+            return lane.put(replace(run, canary=steered)), []
 
-        return self.ledger.advance(placement, event.shkeptncontext, step, effect).events()
+        key = steering_key(step, event.id)
+        advanced = self.ledger.advance(placement, event.shkeptncontext, step, effect, key=key)
+        if not advanced.applied and not advanced.replies:
+            log.info("%s %s for %s in %s changes nothing: a repeat, or the canary is past steering (promoting, "
+                     "discarding or done)",
+                     approval.decision, event.id, event.shkeptncontext, placement)
+        return advanced.events()
 
     def _decide_hold(
         self, cause: Event, shipyard: Shipyard, placement: Placement, decision: HoldDecision, who: str, reason: str,
@@ -359,3 +388,7 @@ class GatekeeperService:
 def run_events(run: Run, step: Transition) -> list[Event]:
     return [Event.from_json_dict(e) for e in run.stored(step) or []]
 
+
+def _steering_mark(event: Event) -> str:
+    """The order of steering events: their (signed) time, then their id."""
+    return f"{event.time}|{event.id}"

@@ -117,13 +117,14 @@ class Ledger:
 
         return self.records.update_data(name, labels, apply)
 
-    def advance(self, placement: Placement, context: str, step: Transition, effect: Effect) -> Advanced:
+    def advance(self, placement: Placement, context: str, step: Transition, effect: Effect, key: str = "") -> Advanced:
         """Transition ``context``'s run by ``step`` (see the module docstring): the run in the
-        lane, else its quality gate's record."""
-        done = self._advance(placement, context, step, effect, "")
+        lane, else its quality gate's record. ``key``: where the step's events are stored when
+        not ``Run.key(step)`` (steering: ``core.ledger.steering_key``)."""
+        done = self._advance(placement, context, step, effect, "", key)
         if done.known:
             return done
-        return self._advance(placement, context, step, effect, context)
+        return self._advance(placement, context, step, effect, context, key)
 
     def open_gate(self, placement: Placement, run: Run) -> bool:
         """Start a quality gate without a deployment (its own record); False when this stage
@@ -142,7 +143,8 @@ class Ledger:
         self.change(placement, lambda lane: (lane if lane.knows(context) else lane.remember(ended), None))
         self.records.store.delete(self.name(placement, context)[0])
 
-    def _advance(self, placement: Placement, context: str, step: Transition, effect: Effect, gate: str) -> Advanced:
+    def _advance(self, placement: Placement, context: str, step: Transition, effect: Effect, gate: str,
+                 given_key: str = "") -> Advanced:
         if gate and self.records.store.get(self.name(placement, gate)[0]) is None:
             return Advanced(False, [], known=False)
 
@@ -150,12 +152,12 @@ class Ledger:
             run = lane.run(context)
             if run is None:
                 return lane, Advanced(False, [], known=False)
-            stored = run.stored(step)
+            stored = run.replies.get(given_key) if given_key else run.stored(step)
             if stored is not None:
                 return lane, Advanced(False, stored)
-            if not run.can(step):
+            if not run.can(step, given_key):
                 return lane, Advanced(False, [])
-            key = run.key(step)  # the attempt the step belongs to, before the effect (a retry raises it)
+            key = given_key or run.key(step)  # the attempt the step belongs to, before the effect (a retry raises it)
             new, replies = effect(lane, run)
             return _remember(new, context, key, replies), Advanced(True, replies)
 

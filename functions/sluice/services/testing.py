@@ -15,7 +15,10 @@ http(s)).
 ``response_time_avg``, ``response_time_p50/p90/p95/p99`` — milliseconds, requests/s, a fraction)
 and what stands behind them: ``requests`` (how many) and ``latency_histogram_us`` (bounded
 ``[µs, count]`` pairs), so the evaluation can tell too few samples and noise from a regression.
-A performance test measures the load; a functional test measures its own few requests.
+A performance test measures the load; a functional test measures its own few requests. A load
+on a stage's public address behind the weighted router also stores each slot's share
+(``slots``: ``primary``/``canary``, the same keys each) and ``unattributed`` (requests that got
+no answer, so no slot).
 """
 
 from __future__ import annotations
@@ -367,12 +370,20 @@ def _performance(run: _Run, spec: TestSpec, health: RequestOutcome, report: Repo
         on_progress=lambda done, total, _elapsed: run.progress("performance", done, total),
     )
     measurements: dict[str, Any] = {**load.measurements(), **load.samples()}
+    shares = {name: slot.measurements() for name, slot in load.slots.items() if name in ("primary", "canary")}
+    if shares:  # a load through the weighted router: each slot's share apart (docs/canary.md)
+        measurements["slots"] = shares
+        measurements["unattributed"] = load.unattributed()
     shape = (f"{profile.rate:g} req/s" if profile.mode is LoadMode.CONSTANT_ARRIVAL_RATE
              else f"{profile.vus} virtual users") + f" for {profile.duration_s:g} s"
     summary = (f"{load.requests} requests ({shape}), error rate {load.error_rate:.1%} "
                f"(limit {profile.max_error_rate:.1%}), p95 {load.response_time_p95} ms")
     if load.dropped:
         summary += f", {load.dropped} request(s) dropped (all {asked.max_connections} connections busy)"
+    if load.slots:
+        summary += "; by slot: " + ", ".join(
+            f"{name} {slot.requests} ({100.0 * slot.requests / max(load.requests, 1):.1f} %, p95 {slot.response_time_p95} ms)"
+            for name, slot in load.slots.items())
     if load.requests == 0:
         return report(False, f"no request was sent ({shape})", [health], measurements, load.to_dict())
     if load.error_rate > profile.max_error_rate:

@@ -216,13 +216,14 @@ def test_invalid_image_is_refused_before_any_request(plain: FakeKube) -> None:
 
 
 def test_route_without_istio_switches_the_stage_service_selector(plain: FakeKube) -> None:
-    """Without Istio, weight >= 50 points Service <svc> at the canary, below 50 at the primary."""
+    """Without Istio, weight 100 points Service <svc> at the canary, 0 at the primary (partial
+    weights are refused: tests/integration/adapters/test_kube_no_istio_partial_weights.py)."""
     b = backend(rolling(plain, after=1))
     blue_green(plain, b, weight=100)
     assert selector_of(plain, "carts") == {"app": "carts", "sluice.dev/slot": "canary"}
-    assert b.route(STAGING, 49) == "http://carts.sockshop-staging.svc.cluster.local"
+    assert b.route(STAGING, 0) == "http://carts.sockshop-staging.svc.cluster.local"
     assert selector_of(plain, "carts") == {"app": "carts", "sluice.dev/slot": "primary"}
-    b.route(STAGING, 50)
+    b.route(STAGING, 100)
     assert selector_of(plain, "carts") == {"app": "carts", "sluice.dev/slot": "canary"}
 
 

@@ -328,7 +328,7 @@ def test_abort_sends_the_traffic_back_at_once_and_a_repeat_changes_nothing() -> 
     context = flow.send(artifact(flow, "0.10.1"))[0].shkeptncontext  # soaks at 10 %
     assert routes(backend) == [10]
     (done,) = dones(steer(flow, context, "abort"))
-    assert done.data.outcome == "declined" and "aborted by alice at canary step 1 (10 %)" in done.data.message  # type: ignore[attr-defined]
+    assert done.data.outcome == "rolled_back" and "aborted by alice at canary step 1 (10 %)" in done.data.message  # type: ignore[attr-defined]
     assert routes(backend)[-1] == 0
     again = steer(flow, context, "abort", 2)
     assert {d.id for d in dones(again)} <= {done.id} and routes(backend)[-1] == 0

@@ -17,11 +17,11 @@ from tests.support.sockshop import CARTS, EXAMPLES, SOCKSHOP, seed_project
 from sluice.adapters.backends.local import LocalBackend
 from sluice.adapters.state.local import LocalStore
 from sluice.core.events import ConfigurationChange, DeploymentFinished, Event, EventType
+from sluice.functions.testworker import run_stage_tests
 from sluice.ports.backend import Placement
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
-from sluice.services.testing import run_tests
 from sluice.services.testspecs import load_test_spec
 
 EXAMPLE = EXAMPLES / "sockshop-canary"
@@ -35,7 +35,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(280)]
 def world(tmp_path):  # type: ignore[no-untyped-def]
     records = Records(LocalStore(tmp_path / "state"))
     seed_project(records, (EXAMPLE / "shipyard.yaml").read_text(),
-                 tests_yaml=(SOCKSHOP / "carts" / "tests.yaml").read_text(), test_stages=("dev", "production"))
+                 tests_yaml=(SOCKSHOP / "carts" / "tests.yaml").read_text(), test_stages=("dev",))
+    # production's performance test loads its public address: enough requests for the 10 % share
+    records.put_resource("sockshop", "production", "carts", "tests.yaml", (EXAMPLE / "tests.yaml").read_text())
     backend = LocalBackend(SOCKSHOP / "images.yaml", tmp_path / "runtime")
     #: per delivery image: (asked weight, share of public requests that reached the candidate) per step
     shares: dict[str, list[tuple[int, float]]] = {}
@@ -49,8 +51,7 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
             shares.setdefault(deployed.tag, []).append((run.canary.weight, 100.0 * seen[deployed.tag] / SAMPLE))
         text = records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")
         spec = load_test_spec(text, "tests.yaml") if text else None
-        report = run_tests(spec, deployed.teststrategy, deployed.deploymentURILocal, 60.0, duration_s=6.0)
-        return TestOutcome(report.result, report.start, report.end, report.message, dict(report.measurements))
+        return run_stage_tests(deployed, spec, 60.0, duration_s=6.0)  # as the test unit runs them
 
     flow = Flow(records, backend, runner)  # type: ignore[arg-type]
     yield records, flow, shares
@@ -76,6 +77,12 @@ def test_canary_tutorial_on_real_processes(world) -> None:  # type: ignore[no-un
     done = next(e for e in by_type(slow, EventType.DONE) if e.data.stage == "production")  # type: ignore[attr-defined]
     assert "canary step 1 of 3 (10 %) failed" in done.data.message, done.data.message  # type: ignore[attr-defined]
     assert "inconclusive" not in done.data.message  # judged on its latency  # type: ignore[attr-defined]
+    step = records.measurements("sockshop", "production", "carts", slow[0].shkeptncontext)
+    assert step is not None and step["measured_at"] == "public"  # the load went through the split
+    assert step["slots"]["canary"]["requests"] >= 100 and step["slots"]["canary"]["response_time_p95"] >= 1000
+    judged = records.evaluations("sockshop", "production", "carts")[-1]
+    p95 = next(i for i in judged["indicators"] if i["name"] == "response_time_p95")
+    assert p95["samples"] == step["slots"]["canary"]["requests"] and p95["value"] >= 1000  # the candidate's share only
     ((weight, share),) = shares["0.10.2"]  # stopped at the first step
     assert weight == 10 and abs(share - 10) <= 2  # production served 0.10.1 to ~90 % meanwhile
     lane = Ledger(records).lane(PRODUCTION)

@@ -90,7 +90,7 @@ def test_blue_green_deploy_promote_and_discard_with_istio(kube_cluster: Cluster)
 
 
 def test_without_istio_the_stage_service_switches_slots(kube_cluster: Cluster) -> None:
-    """Without Istio, route(50) points the stage's Service at the canary and route(0) back at the primary."""
+    """Without Istio, route(100) points the stage's Service at the canary and route(0) back at the primary."""
     placement = stage(kube_cluster)
     ns = placement.namespace
     be = backend(kube_cluster, istio=False)
@@ -99,7 +99,7 @@ def test_without_istio_the_stage_service_switches_slots(kube_cluster: Cluster) -
         be.deploy(placement, Slot.PRIMARY, OLD, 120)
         be.route(placement, 0)
         be.deploy(placement, Slot.CANARY, NEW, 120)
-        be.route(placement, 50)
+        be.route(placement, 100)
         assert core.read_namespaced_service("carts", ns).spec.selector == {"app": "carts", "sluice.dev/slot": "canary"}
         with pytest.raises(PermanentError, match="still receives traffic"):
             be.scale_to_zero(placement, Slot.CANARY)

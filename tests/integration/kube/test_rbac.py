@@ -173,7 +173,7 @@ def test_the_deploy_function_in_a_new_projects_namespaces(installed: Cluster) ->
             be.deploy(placement, Slot.PRIMARY, old, 60)
             be.route(placement, 0)
             be.deploy(placement, Slot.CANARY, new, 60)
-            be.route(placement, 50)
+            be.route(placement, 100)
             be.route(placement, 0)
             be.scale_to_zero(placement, Slot.CANARY)
     placement = Placement(project, "production", "carts")

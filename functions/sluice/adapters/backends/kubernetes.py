@@ -18,8 +18,11 @@ Traffic of a blue/green stage (``route``):
   ``<svc>`` for hosts ``<svc>`` and ``<svc>.<ns>.svc.cluster.local`` splits by weight between the
   ``<svc>-primary`` and ``<svc>-canary`` Services; the ``<svc>`` Service selects the primary
   (for clients outside the mesh);
-- without Istio: the ``<svc>`` Service's selector points at one slot (blue/green switch):
-  the canary when its weight is 50 or more, else the primary.
+- without Istio: the ``<svc>`` Service's selector points at one slot (blue/green switch): the
+  canary at weight 100, the primary at weight 0. A partial weight (1–99) is refused with a
+  ``PermanentError`` (it needs a weighted router) and changes nothing: a Service cannot split
+  traffic by weight, and pointing it at whichever slot "mostly" should get the traffic would
+  send 0 % or 100 % while the ledger says 10 %. (``create project`` refuses canary stages here.)
 
 ``deploy`` creates or patches the slot's Deployment (rolling update, ``maxUnavailable: 0``, so
 replacing the image never drops a request) and waits, polling, until the rollout is complete
@@ -119,7 +122,7 @@ class KubernetesBackend:
         return self._url(placement.namespace, service)
 
     def route(self, placement: Placement, canary_weight: int) -> str:
-        """Split the stage's traffic: VirtualService weights with Istio, else switch ``<svc>``."""
+        """Split the stage's traffic: VirtualService weights with Istio, else switch ``<svc>`` (0 or 100 only)."""
         weight = check_weight(canary_weight)
         check_placement(placement)
         ns, svc = placement.namespace, placement.service
@@ -134,6 +137,12 @@ class KubernetesBackend:
                 )
             self._ensure_service(ns, svc, self._selector(svc, Slot.DIRECT), placement)
             return self._url(ns, svc)
+        if 0 < weight < 100 and not self._uses_istio():
+            raise PermanentError(
+                f"route {weight} % of {svc} in {ns} to the canary: a partial weight needs a weighted router "
+                f"(Istio's {ISTIO_GROUP} API is not served by this cluster); without one the kubernetes backend "
+                "switches the stage's Service between the slots, so the weight must be 0 or 100"
+            )
         if weight > 0:
             canary = self._kube.get(f"read Deployment {ns}/{svc}-canary", apps.read_namespaced_deployment, f"{svc}-canary", ns)
             if canary is None or _replicas(canary) == 0:
@@ -145,7 +154,7 @@ class KubernetesBackend:
             self._ensure_service(ns, svc, self._selector(svc, Slot.PRIMARY), placement)
             self._ensure_virtual_service(placement, weight)
         else:
-            slot = Slot.CANARY if weight >= 50 else Slot.PRIMARY
+            slot = Slot.CANARY if weight == 100 else Slot.PRIMARY
             self._ensure_service(ns, svc, self._selector(svc, slot), placement)
         return self._url(ns, svc)
 
