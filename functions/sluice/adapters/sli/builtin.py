@@ -1,9 +1,9 @@
 """The ``builtin`` SLI provider: the values the test of the same delivery and stage measured.
 
 The test run stores its measurements (``sluice.services.testing.TestReport.measurements``) by
-project, stage, service and delivery context; this provider reads them back through an injected
-``load_measurements`` callable (the composition root backs it with the state store), so it does
-no I/O of its own and needs no configuration.
+project, stage, service and delivery context; this provider reads them back through the context's
+``load_measurements`` (the composition root backs it with the state store), so it does no I/O
+of its own and needs no configuration.
 
 Indicators: ``throughput`` (requests/s), ``error_rate`` (fraction 0..1), ``response_time_avg``,
 ``response_time_p50``, ``response_time_p90``, ``response_time_p95``, ``response_time_p99``
@@ -18,13 +18,13 @@ samples as inconclusive and run a noise-aware comparison.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sluice.errors import RetryableError
-from sluice.ports.sli import SliQuery, SliValue
+from sluice.ports.sli import LoadMeasurements, ProviderContext, SliQuery, SliValue
 
-__all__ = ["INDICATORS", "BuiltinSliProvider", "LoadMeasurements"]
+__all__ = ["INDICATORS", "BuiltinSliProvider", "LoadMeasurements", "create"]
 
 #: The indicators the builtin provider can answer, with their unit.
 INDICATORS: Mapping[str, str] = {
@@ -40,10 +40,6 @@ INDICATORS: Mapping[str, str] = {
 #: Keys of the stored measurements that are not indicators: what stands behind the values.
 REQUESTS_KEY = "requests"
 HISTOGRAM_KEY = "latency_histogram_us"
-
-#: (project, stage, service, delivery context) → the stored measurements, or None when none.
-LoadMeasurements = Callable[[str, str, str, str], Mapping[str, Any] | None]
-
 
 class BuiltinSliProvider:
     """``SliProvider`` over the tests' stored measurements."""
@@ -94,6 +90,11 @@ class BuiltinSliProvider:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             return SliValue(name, None, False, f"{name}: stored value for {where} is not a finite number: {value!r}")
         return SliValue(name, float(value), samples=_samples(stored), distribution=_distribution(name, stored))
+
+
+def create(ctx: ProviderContext) -> BuiltinSliProvider:
+    """The builtin provider over the context's measurement loader (it needs nothing else)."""
+    return BuiltinSliProvider(ctx.load_measurements)
 
 
 def _samples(stored: Mapping[str, Any]) -> int | None:
