@@ -5,20 +5,25 @@ parses its own part in its own module (``sluice.adapters.sli.<name>``). This mod
 the YAML of each level from the store, fills a provider's :class:`ProviderContext`, and writes
 the :class:`ConnectionRecord` a provider's module validated (``sluice set prometheus`` and
 ``sluice set dynatrace``).
+
+The YAML loader is imported only when a provider asks for a file: the ``builtin`` provider,
+which reads none, keeps the sli function's cold start free of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from sluice.config import Settings
 from sluice.core.sli_config import LEVELS, SliConfig, parse_sli_config
-from sluice.ports.secrets import SecretStore
 from sluice.ports.sli import ConnectionRecord, ProviderContext
 from sluice.ports.state import Record
-from sluice.services.documents import load_document
 from sluice.services.records import KIND, PROJECT, Records
 from sluice.services.state import cas_update
+
+if TYPE_CHECKING:
+    from sluice.config import Settings
+    from sluice.ports.secrets import SecretStore
 
 __all__ = ["SLI_URI", "load_sli_config", "provider_context", "store_connection"]
 
@@ -29,6 +34,8 @@ SLI_URI = "sli.yaml"
 def load_sli_config(text: str, source: str, sections: Collection[str] = ()) -> SliConfig:
     """One sli.yaml text (its generic part; ``sections`` are the providers' own top-level keys);
     ``ValidationError`` naming ``source`` and every problem."""
+    from sluice.services.documents import load_document
+
     return parse_sli_config(load_document(text, source), source, sections=sections)
 
 
@@ -41,6 +48,8 @@ def provider_context(
     measurements."""
 
     def levels(uri: str) -> Sequence[object]:
+        from sluice.services.documents import load_document
+
         texts = records.resource_levels(project, stage, service, uri)
         return tuple(None if text is None else load_document(text, f"{uri} ({level} level)")
                      for level, text in zip(LEVELS, texts, strict=True))
