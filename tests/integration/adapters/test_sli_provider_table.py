@@ -148,7 +148,7 @@ def test_hostile_sections_name_the_file_level_and_field(name: str, uri: str, lev
 
 def test_a_cloudwatch_section_is_no_error_for_the_other_providers() -> None:
     """sli.yaml's cloudwatch section (a provider's own, from the table) is left alone by prometheus."""
-    assert SECTIONS == {"cloudwatch"}
+    assert {"cloudwatch"} == SECTIONS
     doc = {"indicators": {"a": "up"}, "cloudwatch": {"indicators": {"a": {"namespace": "N", "metric": "M"}}}}
     for name in ("prometheus", "cloudwatch"):
         create(name, context({("sli.yaml", "project"): doc}, MINIMAL[name]))
@@ -200,9 +200,9 @@ def test_providers_are_constructed_only_by_their_own_module() -> None:
                         offenders.append(f"{rel}:{node.lineno} calls {called}")
                 if called == "create_provider":
                     offenders.append(f"{rel}:{node.lineno} calls create_provider")
-            if isinstance(node, ast.ImportFrom) and node.module == "sluice.adapters.sli":
-                if any(alias.name == "create" for alias in node.names) and rel != "compose.py":
-                    offenders.append(f"{rel}:{node.lineno} imports the table's create (only compose.py may)")
+            if (isinstance(node, ast.ImportFrom) and node.module == "sluice.adapters.sli"
+                    and any(alias.name == "create" for alias in node.names) and rel != "compose.py"):
+                offenders.append(f"{rel}:{node.lineno} imports the table's create (only compose.py may)")
     assert offenders == []
 
 
@@ -234,6 +234,6 @@ print(" ".join(sorted(m for m in ("yaml", "httpx", "boto3", "botocore", "prometh
                                   "sluice.adapters.sli.dynatrace") if m in sys.modules)))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120).stdout
-    built, loaded = (out.splitlines() + [""])[:2]
+    built, loaded = [*out.splitlines(), ""][:2]
     assert built == "BuiltinSliProvider"
     assert loaded == ""
