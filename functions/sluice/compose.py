@@ -7,10 +7,14 @@ from typing import TYPE_CHECKING
 from sluice.config import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sluice.ports.archive import Archive
     from sluice.ports.backend import DeploymentBackend
     from sluice.ports.secrets import SecretStore
+    from sluice.ports.sli import SliProvider
     from sluice.ports.state import StateStore
+    from sluice.services.records import Records
 
 
 def build_store(settings: Settings) -> StateStore:
@@ -64,3 +68,14 @@ def build_secrets(settings: Settings) -> SecretStore:
     if settings.state == "local":
         return create_secrets("local", directory=settings.state_dir)
     return create_secrets("memory")
+
+
+def sli_provider(settings: Settings, records: Records, secrets: Callable[[], SecretStore], name: str,
+                 project: str, stage: str, service: str) -> SliProvider:
+    """The SLI provider ``name`` for a service in a stage, built by its module's ``create(ctx)``
+    (``secrets`` is called only by a provider that reads one); ``ConfigurationError`` naming the
+    known providers for an unknown name."""
+    from sluice.adapters.sli import create
+    from sluice.services.sli_config import provider_context
+
+    return create(name, provider_context(settings, records, secrets, project, stage, service))

@@ -18,12 +18,23 @@ from pathlib import Path
 import pytest
 
 from sluice.adapters.state.local import LocalStore
+from sluice.core.sli_config import SliConfig
 from sluice.services.records import Records
-from sluice.services.sli_config import sli_config_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "examples" / "keptn-tutorial"
 CARTS = "docker.io/keptnexamples/carts"
+
+def sli_config_for(records: Records, project: str, stage: str, service: str, provider: str) -> SliConfig:
+    """The merged queries ``provider`` reads for a service in a stage, as its module parses them."""
+    from sluice.adapters.secrets.memory import MemorySecrets
+    from sluice.adapters.sli import dynatrace, prometheus
+    from sluice.config import Settings
+    from sluice.services.sli_config import provider_context
+
+    ctx = provider_context(Settings(), records, MemorySecrets, project, stage, service)
+    return {"prometheus": prometheus.queries, "dynatrace": dynatrace.queries}[provider](ctx)
+
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -75,9 +75,11 @@ class Flow:
         self.hold_units = False
 
     def _builtin(self, name: str, request: GetSli) -> SliProvider:
-        from sluice.adapters.sli import create_provider
+        from sluice.adapters.secrets.memory import MemorySecrets
+        from sluice.compose import sli_provider
+        from sluice.config import Settings
 
-        return create_provider(name, load_measurements=self.records.measurements)
+        return sli_provider(Settings(), self.records, MemorySecrets, name, request.project, request.stage, request.service)
 
     def send(self, *events: Event) -> list[Event]:
         """Deliver ``events`` and everything they cause; returns every event in delivery order."""

@@ -180,9 +180,10 @@ def add_resource(args: argparse.Namespace) -> int:
 
         load_slo(text, args.resource)  # refuse an invalid SLO now rather than at the gate
     elif uri.endswith("sli.yaml"):
+        from sluice.adapters.sli import SECTIONS
         from sluice.services.sli_config import load_sli_config
 
-        load_sli_config(text, f"{args.resource} ({uri})")  # likewise an invalid SLI file
+        load_sli_config(text, f"{args.resource} ({uri})", SECTIONS)  # likewise an invalid SLI file
     name = records.put_resource(args.project, args.stage, args.service, uri, text)
     where = "/".join(p for p in (args.project, args.stage, args.service) if p)
     print(f"Resource {uri} added to {where} ({name})")
@@ -204,7 +205,8 @@ def set_sli_provider(args: argparse.Namespace) -> int:
 
 def set_prometheus(args: argparse.Namespace) -> int:
     """Store the project's Prometheus connection; secrets come from files, never from flags."""
-    from sluice.services.prometheus_config import store_connection
+    from sluice.adapters.sli.prometheus import connection_record
+    from sluice.services.sli_config import store_connection
 
     data = {"url": args.url}
     if args.token_file:
@@ -216,7 +218,8 @@ def set_prometheus(args: argparse.Namespace) -> int:
         data["insecure_skip_tls_verify"] = "true"
     records = common.records(args)
     records.project(args.project)
-    store_connection(records, args.project, data, common.secrets(args))
+    connection = connection_record(args.project, data)  # ConfigurationError before anything is written
+    store_connection(records, common.secrets(args), args.project, connection)
     login = "bearer token" if args.token_file else ("basic auth" if args.user else "no login")
     print(f"Project {args.project} reads Prometheus at {args.url} ({login})")
     return 0
@@ -224,10 +227,12 @@ def set_prometheus(args: argparse.Namespace) -> int:
 
 def set_dynatrace(args: argparse.Namespace) -> int:
     """Store the project's Dynatrace tenant and token in the secret store; the token comes from a file."""
-    from sluice.services.dynatrace_config import secret_name, store_dynatrace
+    from sluice.adapters.sli.dynatrace import connection_record, secret_name
+    from sluice.services.sli_config import store_connection
 
     token = common.read_file(args.token_file, "--token-file").strip()
-    common.records(args).project(args.project)
-    store_dynatrace(common.secrets(args), args.project, args.tenant, token)
+    records = common.records(args)
+    records.project(args.project)
+    store_connection(records, common.secrets(args), args.project, connection_record(args.project, args.tenant, token))
     print(f"Project {args.project} reads Dynatrace at {args.tenant.strip().rstrip('/')} (API token in secret {secret_name(args.project)})")
     return 0

@@ -8,7 +8,9 @@ the ``prometheus`` provider)::
       response_time_p95: histogram_quantile(0.95, sum by (le) (rate(...{job="$SERVICE-$PROJECT-$STAGE"}[$DURATION_SECONDS])))
 
 It may exist at the project, stage and service level; :func:`merge_sli_configs` merges the
-three per indicator, the most specific level winning.
+three per indicator, the most specific level winning. A provider may own a top-level section
+named after it (the ``cloudwatch`` provider's, parsed by that provider's module); the caller
+names those ``sections`` and this generic part leaves them alone.
 
 Placeholders in a query: ``$PROJECT``, ``$STAGE``, ``$SERVICE``, ``$DEPLOYMENT`` (canary |
 primary | direct), ``$DURATION_SECONDS`` (the window in whole seconds, e.g. ``600s``) and
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sluice.errors import ValidationError
@@ -39,6 +41,7 @@ __all__ = [
     "duration_placeholder",
     "merge_sli_configs",
     "merge_sli_documents",
+    "merge_sli_files",
     "parse_sli_config",
     "placeholder_values",
     "render_query",
@@ -53,7 +56,7 @@ DEPLOYMENTS = ("canary", "primary", "direct")
 #: An indicator name, in any provider's section of sli.yaml.
 INDICATOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 
-_TOP_KEYS = ("spec_version", "indicators", "cloudwatch")  # cloudwatch: the CloudWatch provider's section
+_TOP_KEYS = ("spec_version", "indicators")  # and the providers' own sections, named by the caller
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -80,21 +83,23 @@ class SliConfig:
         return self.indicators.get(name)
 
 
-def parse_sli_config(doc: object, source: str, level: str = "") -> SliConfig:
+def parse_sli_config(doc: object, source: str, level: str = "", sections: Collection[str] = ()) -> SliConfig:
     """Validate one loaded sli.yaml document (``None``, an empty file, is an empty config).
 
     ``ValidationError(source, problems)`` lists every problem: not a mapping, unknown top-level
-    keys, ``indicators`` not a mapping, an indicator name that is not a plain name, a query that
-    is not a non-empty string.
+    keys (``sections``, the providers' own sections, are known and left to their provider),
+    ``indicators`` not a mapping, an indicator name that is not a plain name, a query that is
+    not a non-empty string.
     """
     if doc is None:
         return SliConfig()
     if not isinstance(doc, Mapping):
         raise ValidationError(source, [f"expected a mapping with spec_version and indicators, found {type(doc).__name__}"])
     problems: list[str] = []
-    unknown = sorted(str(k) for k in doc if k not in _TOP_KEYS)
+    top_keys = (*_TOP_KEYS, *sorted(sections))
+    unknown = sorted(str(k) for k in doc if k not in top_keys)
     if unknown:
-        problems.append(f"unknown key(s) {', '.join(unknown)}: expected only {', '.join(_TOP_KEYS)}")
+        problems.append(f"unknown key(s) {', '.join(unknown)}: expected only {', '.join(top_keys)}")
     version = doc.get("spec_version", "")
     if isinstance(version, bool) or not isinstance(version, str | int | float):
         problems.append(f"spec_version: expected a string such as '1.0', found {type(version).__name__}")
@@ -118,7 +123,9 @@ def parse_sli_config(doc: object, source: str, level: str = "") -> SliConfig:
     return SliConfig(indicators, dict.fromkeys(indicators, level), str(version))
 
 
-def merge_sli_configs(project_doc: object, stage_doc: object, service_doc: object) -> SliConfig:
+def merge_sli_configs(
+    project_doc: object, stage_doc: object, service_doc: object, sections: Collection[str] = ()
+) -> SliConfig:
     """Merge the project, stage and service level sli.yaml documents (each may be ``None``).
 
     Per indicator the most specific level wins (service over stage over project). Every level
@@ -127,10 +134,10 @@ def merge_sli_configs(project_doc: object, stage_doc: object, service_doc: objec
     return merge_sli_documents([
         (level, f"sli.yaml ({level} level)", doc)
         for level, doc in zip(LEVELS, (project_doc, stage_doc, service_doc), strict=True)
-    ])
+    ], sections)
 
 
-def merge_sli_documents(documents: Sequence[tuple[str, str, object]]) -> SliConfig:
+def merge_sli_documents(documents: Sequence[tuple[str, str, object]], sections: Collection[str] = ()) -> SliConfig:
     """Merge ``(level, source, document)`` triples given weakest first (e.g. the project's
     sli.yaml, the project's prometheus/sli.yaml, the stage's sli.yaml, ...): per indicator the
     last one defining it wins. Each is validated; the first invalid one raises naming its source."""
@@ -138,11 +145,25 @@ def merge_sli_documents(documents: Sequence[tuple[str, str, object]]) -> SliConf
     sources: dict[str, str] = {}
     version = ""
     for level, source, doc in documents:
-        config = parse_sli_config(doc, source, level)
+        config = parse_sli_config(doc, source, level, sections)
         indicators.update(config.indicators)
         sources.update(config.sources)
         version = config.spec_version or version
     return SliConfig(indicators, sources, version)
+
+
+def merge_sli_files(
+    levels: Callable[[str], Sequence[object]], uris: Sequence[str], sections: Collection[str] = ()
+) -> SliConfig:
+    """The indicators of the SLI files ``uris`` (weakest first: ``sli.yaml``, then a provider's
+    own file) at the project, stage and service levels, merged per indicator: the most specific
+    level wins, and within a level the later file. ``levels(uri)`` gives a file's loaded
+    documents per level (``None`` where there is none). ``ValidationError`` names the file and level."""
+    loaded = {uri: levels(uri) for uri in uris}
+    return merge_sli_documents([
+        (level, f"{uri} ({level} level)", loaded[uri][i])
+        for i, level in enumerate(LEVELS) for uri in uris if loaded[uri][i] is not None
+    ], sections)
 
 
 def duration_placeholder(start_s: float, end_s: float) -> str:

@@ -13,25 +13,11 @@ from sluice.services.sli import SliService
 
 
 def provider_for(runtime: Runtime, records: Records, name: str, request: GetSli) -> SliProvider:
-    """Build the provider a get-sli event names, with this project's configuration."""
-    from sluice.adapters.sli import create_provider
+    """The provider a get-sli event names, with this project's configuration (the table decides)."""
+    from sluice.compose import sli_provider
 
-    if name == "builtin":
-        return create_provider("builtin", load_measurements=records.measurements)
-    if name == "prometheus":
-        from sluice.services.prometheus_config import prometheus_provider
-
-        return prometheus_provider(records, request, default_url=runtime.settings.prometheus_url,
-                                   secrets=runtime.secrets)
-    if name == "cloudwatch":
-        from sluice.services.cloudwatch_config import cloudwatch_provider
-
-        return cloudwatch_provider(records, request)
-    if name == "dynatrace":
-        from sluice.services.dynatrace_config import dynatrace_provider
-
-        return dynatrace_provider(records, request, secrets=runtime.secrets)
-    return create_provider(name)  # unknown names: ConfigurationError naming the valid ones
+    return sli_provider(runtime.settings, records, lambda: runtime.secrets, name,
+                        request.project, request.stage, request.service)
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:

@@ -1,10 +1,55 @@
-"""The SLI provider port: fetch indicator values for a time window."""
+"""The SLI provider port: fetch indicator values for a time window, and what a provider is built from."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from sluice.config import Settings
+
+#: (project, stage, service, delivery context) → the test's stored measurements, or None when none.
+LoadMeasurements = Callable[[str, str, str, str], Mapping[str, Any] | None]
+#: A resource URI (``sli.yaml``, ``prometheus/sli.yaml``) → its loaded YAML at the project, stage
+#: and service level, ``None`` where a level has none; ``ValidationError`` for a file that is no YAML.
+Levels = Callable[[str], Sequence[object]]
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """Everything an SLI provider is built from: the one argument of every provider's ``create(ctx)``.
+
+    The composition root fills it for one get-sli request; a provider reads only what it needs
+    (its part of the ``sli.yaml`` levels, its connection record and secret, the measurements).
+    Secrets are read through ``secret`` only while building, and never put in a message.
+    """
+
+    settings: Settings
+    project: str
+    stage: str
+    service: str
+    levels: Levels
+    record: Callable[[str], Mapping[str, str] | None]  # a stored connection record's data by name
+    secret: Callable[[str], Mapping[str, str] | None]  # a secret's values by name (read on demand)
+    load_measurements: LoadMeasurements
+
+    def __repr__(self) -> str:
+        return f"ProviderContext({self.project}/{self.stage}/{self.service})"
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """What ``sluice set <provider>`` stores for a project: settings in the state record ``name``
+    (none when ``data`` is empty), credentials in the secret ``secret_name`` (deleted when
+    ``secret_values`` is empty). A provider's module builds it from validated input; the
+    services write it (``sluice.services.sli_config.store_connection``)."""
+
+    name: str
+    kind: str
+    data: Mapping[str, str]
+    secret_name: str
+    secret_values: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -50,7 +95,7 @@ class SliValue:
 
 
 class SliProvider(Protocol):
-    """A source of SLI values (builtin, prometheus, cloudwatch)."""
+    """A source of SLI values (builtin, prometheus, cloudwatch, dynatrace); built by its module's ``create(ctx)``."""
 
     def fetch(self, query: SliQuery) -> Sequence[SliValue]:
         """One ``SliValue`` per requested indicator, in order.

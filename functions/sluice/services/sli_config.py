@@ -1,57 +1,81 @@
-"""The YAML edge of ``sli.yaml``: resource texts → a merged, validated :class:`SliConfig`.
+"""The YAML edge of ``sli.yaml`` and what an SLI provider is built from.
 
-The merge rules and validation are pure (:mod:`sluice.core.sli_config`); this module only
-parses the YAML of each level and reads the levels from the store.
+The generic merge rules and validation are pure (:mod:`sluice.core.sli_config`); each provider
+parses its own part in its own module (``sluice.adapters.sli.<name>``). This module only loads
+the YAML of each level from the store, fills a provider's :class:`ProviderContext`, and writes
+the :class:`ConnectionRecord` a provider's module validated (``sluice set prometheus`` and
+``sluice set dynatrace``).
+
+The YAML loader is imported only when a provider asks for a file: the ``builtin`` provider,
+which reads none, keeps the sli function's cold start free of it.
 """
 
 from __future__ import annotations
 
-from sluice.core.resources import sli_uris
-from sluice.core.sli_config import LEVELS, SliConfig, merge_sli_configs, merge_sli_documents, parse_sli_config
-from sluice.services.documents import load_document
-from sluice.services.records import Records
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["SLI_URI", "level_documents", "load_sli_config", "merged_sli_config", "sli_config_for"]
+from sluice.core.sli_config import LEVELS, SliConfig, parse_sli_config
+from sluice.ports.sli import ConnectionRecord, ProviderContext
+from sluice.ports.state import Record
+from sluice.services.records import KIND, PROJECT, Records
+from sluice.services.state import cas_update
+
+if TYPE_CHECKING:
+    from sluice.config import Settings
+    from sluice.ports.secrets import SecretStore
+
+__all__ = ["SLI_URI", "load_sli_config", "provider_context", "store_connection"]
 
 #: The resource URI of the SLI queries.
 SLI_URI = "sli.yaml"
 
 
-def load_sli_config(text: str, source: str) -> SliConfig:
-    """One sli.yaml text; ``ValidationError`` naming ``source`` and every problem."""
-    return parse_sli_config(load_document(text, source), source)
+def load_sli_config(text: str, source: str, sections: Collection[str] = ()) -> SliConfig:
+    """One sli.yaml text (its generic part; ``sections`` are the providers' own top-level keys);
+    ``ValidationError`` naming ``source`` and every problem."""
+    from sluice.services.documents import load_document
+
+    return parse_sli_config(load_document(text, source), source, sections=sections)
 
 
-def _documents(texts: tuple[str | None, ...]) -> list[object]:
-    """The (project, stage, service) levels' texts loaded as YAML (``None`` stays ``None``)."""
-    return [
-        None if text is None else load_document(text, f"sli.yaml ({level} level)")
-        for level, text in zip(LEVELS, texts, strict=True)
-    ]
+def provider_context(
+    settings: Settings, records: Records, secrets: Callable[[], SecretStore], project: str, stage: str, service: str,
+) -> ProviderContext:
+    """What a provider for ``service`` in ``project``/``stage`` is built from: the settings, the
+    stored SLI files per level (loaded as YAML when a provider asks for one), the connection
+    records, the secrets (the store is built only when a provider reads one) and the tests'
+    measurements."""
+
+    def levels(uri: str) -> Sequence[object]:
+        from sluice.services.documents import load_document
+
+        texts = records.resource_levels(project, stage, service, uri)
+        return tuple(None if text is None else load_document(text, f"{uri} ({level} level)")
+                     for level, text in zip(LEVELS, texts, strict=True))
+
+    def record(name: str) -> Mapping[str, str] | None:
+        stored = records.store.get(name)
+        return None if stored is None else stored.data
+
+    def secret(name: str) -> Mapping[str, str] | None:
+        return secrets().get(name)
+
+    return ProviderContext(settings, project, stage, service, levels, record, secret, records.measurements)
 
 
-def level_documents(records: Records, project: str, stage: str, service: str) -> list[object]:
-    """The stored sli.yaml of a service in a stage at each level (project, stage, service),
-    loaded as YAML; ``None`` where a level has none. Providers merge their own sections."""
-    return _documents(records.resource_levels(project, stage, service, SLI_URI))
+def store_connection(records: Records, secrets: SecretStore, project: str, connection: ConnectionRecord) -> None:
+    """Write a project's validated connection: the credentials to the secret (or delete it when
+    there are none), then the settings record with compare-and-swap (when it has settings)."""
+    if connection.secret_values:
+        secrets.put(connection.secret_name, connection.secret_values)
+    else:
+        secrets.delete(connection.secret_name)
+    if not connection.data:
+        return
 
+    def apply(record: Record | None) -> Record:
+        return Record(connection.name, dict(connection.data), {KIND: connection.kind, PROJECT: project},
+                      record.resource_version if record else None)
 
-def merged_sli_config(project_text: str | None, stage_text: str | None, service_text: str | None) -> SliConfig:
-    """The three levels' texts (each may be None) merged, the most specific level winning."""
-    return merge_sli_configs(*_documents((project_text, stage_text, service_text)))
-
-
-def sli_config_for(records: Records, project: str, stage: str, service: str, provider: str = "prometheus") -> SliConfig:
-    """The queries ``provider`` uses for a service in a stage, as stored (empty when there are
-    none): its SLI files (``sluice.core.resources.sli_uris``) at the project, stage and service
-    levels, merged per indicator — the most specific level wins, and within a level the
-    provider's own file wins over ``sli.yaml``."""
-    texts = {uri: records.resource_levels(project, stage, service, uri) for uri in sli_uris(provider)}
-    documents: list[tuple[str, str, object]] = []
-    for i, level in enumerate(LEVELS):
-        for uri, levels in texts.items():
-            text = levels[i]
-            if text is not None:
-                source = f"{uri} ({level} level)"
-                documents.append((level, source, load_document(text, source)))
-    return merge_sli_documents(documents)
+    cas_update(records.store, connection.name, apply)

@@ -6,10 +6,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from sluice.adapters.sli import PROVIDERS, create_provider
 from sluice.adapters.sli.builtin import INDICATORS, BuiltinSliProvider
-from sluice.errors import ConfigurationError, RetryableError
-from sluice.ports.sli import SliProvider, SliQuery
+from sluice.errors import RetryableError
+from sluice.ports.sli import SliQuery
 
 STORED = {
     ("sockshop", "staging", "carts", "ctx-1"): {
@@ -86,17 +85,3 @@ def test_non_numeric_stored_value_is_not_a_value() -> None:
     values = BuiltinSliProvider(lambda *_: {"throughput": float("nan")}).fetch(query("throughput"))
     assert values[0].success is False and "not a finite number" in values[0].message
 
-
-def test_registry_builds_builtin_and_rejects_unknown_names() -> None:
-    """The registry builds a provider by name and rejects an unknown name, listing the valid ones."""
-    provider: SliProvider = create_provider("builtin", load_measurements=load)
-    assert isinstance(provider, BuiltinSliProvider)
-    with pytest.raises(ConfigurationError, match=r"unknown SLI provider 'newrelic': expected one of .*builtin"):
-        create_provider("newrelic")
-    with pytest.raises(ConfigurationError, match="invalid settings"):
-        create_provider("builtin", nonsense=1)
-
-
-def test_registry_entries_are_module_paths() -> None:
-    """Providers are registered lazily as 'module:factory' strings (nothing imported at startup)."""
-    assert all(":" in target and target.startswith("sluice.adapters.sli.") for target in PROVIDERS.values())

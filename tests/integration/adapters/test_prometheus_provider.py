@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sluice.adapters.sli import create_provider
 from sluice.adapters.sli.prometheus import (
     BUILTIN_QUERIES,
     PrometheusConnection,
@@ -84,12 +83,6 @@ def query(*indicators: str, deployment: str = "canary", **filters: str) -> SliQu
 
 def provider(stub: Stub, queries: dict[str, str] | None = None, **conn: Any) -> PrometheusSliProvider:
     return PrometheusSliProvider(PrometheusConnection(stub.url, **conn), queries or {}, timeout_s=5, retries=0)
-
-
-def test_registry_builds_the_provider(stub: Stub) -> None:
-    """``create_provider("prometheus", ...)`` builds it lazily by module path."""
-    built = create_provider("prometheus", connection=PrometheusConnection(stub.url), queries={})
-    assert isinstance(built, PrometheusSliProvider)
 
 
 def test_instant_query_at_end_over_the_window(stub: Stub) -> None:

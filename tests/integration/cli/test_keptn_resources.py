@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from sluice.adapters.state.local import LocalStore
 from sluice.cli.main import main
 from sluice.core.resources import READ_URIS, check_resource_uri
+from sluice.core.sli_config import SliConfig
 from sluice.core.testspec import JMX_URI
 from sluice.errors import ValidationError
 from sluice.services.records import Records
-from sluice.services.sli_config import sli_config_for
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPYARD = ROOT / "examples" / "sockshop" / "shipyard.yaml"
@@ -27,6 +27,17 @@ def state(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     assert main(["create", "project", "sockshop", "--shipyard", str(SHIPYARD)]) == 0
     assert main(["onboard", "service", "carts", "--project", "sockshop"]) == 0
     return tmp_path
+
+
+def sli_config_for(records: Records, project: str, stage: str, service: str, provider: str) -> SliConfig:
+    """The merged queries ``provider`` reads for a service in a stage, as its module parses them."""
+    from sluice.adapters.secrets.memory import MemorySecrets
+    from sluice.adapters.sli import dynatrace, prometheus
+    from sluice.config import Settings
+    from sluice.services.sli_config import provider_context
+
+    ctx = provider_context(Settings(), records, MemorySecrets, project, stage, service)
+    return {"prometheus": prometheus.queries, "dynatrace": dynatrace.queries}[provider](ctx)
 
 
 def _records(state: Path) -> Records:

@@ -21,11 +21,12 @@ from sluice.adapters.state.local import LocalStore
 from sluice.bridge.app import Bridge
 from sluice.bridge.guard import Auth
 from sluice.cli.main import main
+from sluice.compose import sli_provider
+from sluice.config import Settings
 from sluice.core.events import ConfigurationChange, Event, EventType, GetSli
 from sluice.core.intake import Trigger
 from sluice.services.approvals import key_lookup, key_name, sign_approval
 from sluice.services.intake import IntakeRequest, IntakeService, add_trigger
-from sluice.services.prometheus_config import prometheus_provider
 from sluice.services.records import Records
 from sluice.services.sli import SliService
 
@@ -102,7 +103,9 @@ def test_no_secret_reaches_a_log_an_event_a_record_or_a_page(tmp_path: Path, mon
     # a Prometheus query with the stored credentials (the server is not there: an error message)
     get_sli = GetSli(project="sockshop", stage="staging", service="carts", sliProvider="prometheus",
                      start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z", indicators=["response_time_p95"])
-    sli = SliService(lambda name, request: prometheus_provider(records, request, "http://127.0.0.1:9", secrets, 2.0),
+    sli = SliService(lambda name, request: sli_provider(Settings(prometheus_url="http://127.0.0.1:9"), records,
+                                                        lambda: secrets, name, request.project, request.stage,
+                                                        request.service),
                      clock, "sluice/sli")
     events += sli.handle(Event.new(get_sli, source="test", id="g-1", time=clock()))
 

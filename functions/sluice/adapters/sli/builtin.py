@@ -1,9 +1,9 @@
 """The ``builtin`` SLI provider: the values the test of the same delivery and stage measured.
 
 The test run stores its measurements (``sluice.services.testing.TestReport.measurements``) by
-project, stage, service and delivery context; this provider reads them back through an injected
-``load_measurements`` callable (the composition root backs it with the state store), so it does
-no I/O of its own and needs no configuration.
+project, stage, service and delivery context; this provider reads them back through the context's
+``load_measurements`` (the composition root backs it with the state store), so it does no I/O
+of its own and needs no configuration.
 
 Indicators: ``throughput`` (requests/s), ``error_rate`` (fraction 0..1), ``response_time_avg``,
 ``response_time_p50``, ``response_time_p90``, ``response_time_p95``, ``response_time_p99``
@@ -31,13 +31,13 @@ down to a slot) against the canary: the worst case, never flattering the candida
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sluice.errors import RetryableError
-from sluice.ports.sli import SliQuery, SliValue
+from sluice.ports.sli import LoadMeasurements, ProviderContext, SliQuery, SliValue
 
-__all__ = ["INDICATORS", "BuiltinSliProvider", "LoadMeasurements"]
+__all__ = ["INDICATORS", "BuiltinSliProvider", "LoadMeasurements", "create"]
 
 #: The indicators the builtin provider can answer, with their unit.
 INDICATORS: Mapping[str, str] = {
@@ -62,10 +62,6 @@ SLOT_NAMES = ("primary", "canary")
 #: Fewer answers than this from a slot and its indicators are "could not measure": the p95 of
 #: fewer than 20 values is simply the largest one (nearest rank: ceil(0.95 × n) = n for n < 20).
 MIN_SLOT_SAMPLES = 20
-
-#: (project, stage, service, delivery context) → the stored measurements, or None when none.
-LoadMeasurements = Callable[[str, str, str, str], Mapping[str, Any] | None]
-
 
 class BuiltinSliProvider:
     """``SliProvider`` over the tests' stored measurements."""
@@ -121,6 +117,11 @@ class BuiltinSliProvider:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             return SliValue(name, None, False, f"{name}: stored value for {where} is not a finite number: {value!r}")
         return SliValue(name, float(value), samples=_samples(stored), distribution=_distribution(name, stored))
+
+
+def create(ctx: ProviderContext) -> BuiltinSliProvider:
+    """The builtin provider over the context's measurement loader (it needs nothing else)."""
+    return BuiltinSliProvider(ctx.load_measurements)
 
 
 def _parse(name: str) -> tuple[str, str] | None:

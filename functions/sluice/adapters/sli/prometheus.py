@@ -30,8 +30,13 @@ query error, a timeout, an unreachable server, a rejected login → ``success=Fa
 message naming the indicator, the query's origin and the reason. ``fetch`` never raises for
 these (only ``ConfigurationError`` when prometheus-api-client is missing).
 
-Connection settings come per project from a Secret-like record (:class:`PrometheusConnection`);
-the token and password are never logged nor put in a message (every message is redacted).
+Connection settings come per project (:func:`connection_for`): the record
+``prometheus-<project>`` (keys ``url``, ``user``, ``insecure_skip_tls_verify``) and the secret
+``sluice-prometheus-<project>`` (``token``, ``password``) — a Kubernetes Secret only the sli
+function may read, locally a 0600 file. Without a record, the settings' ``prometheus_url`` is
+used with no login. The token and password are never logged nor put in a message (every
+message is redacted); a record that still holds them (how they were stored before) is used,
+with a warning to move them (``sluice set prometheus`` does).
 """
 
 from __future__ import annotations
@@ -47,17 +52,23 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from sluice.adapters.sli import SECTIONS
+from sluice.core.resources import sli_uris
 from sluice.core.sli_config import (
     LEVELS,
     SliConfig,
     duration_placeholder,
+    merge_sli_files,
     placeholder_values,
     render_query,
 )
 from sluice.errors import ConfigurationError, ValidationError
-from sluice.ports.sli import SliQuery, SliValue
+from sluice.ports.sli import ConnectionRecord, ProviderContext, SliQuery, SliValue
 
-__all__ = ["BUILTIN_QUERIES", "PrometheusConnection", "PrometheusSliProvider", "builtin_query", "job_name"]
+__all__ = [
+    "BUILTIN_QUERIES", "PrometheusConnection", "PrometheusSliProvider", "builtin_query", "connection_for",
+    "connection_record", "create", "job_name", "queries", "record_name", "secret_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +345,64 @@ class PrometheusSliProvider:
             url=c.url, headers=headers, disable_ssl=not c.verify_tls, retry=retry,
             auth=(c.username, c.password) if c.username else None, timeout=self.timeout_s,
         )
+
+
+def record_name(project: str) -> str:
+    """The name of a project's Prometheus connection record."""
+    return f"prometheus-{project}"
+
+
+def secret_name(project: str) -> str:
+    """The secret holding a project's Prometheus credentials."""
+    return f"sluice-prometheus-{project}"
+
+
+#: Keys of the connection that are credentials: they live in the secret, never in the record.
+SECRET_KEYS = ("token", "password")
+
+
+def connection_for(ctx: ProviderContext) -> PrometheusConnection:
+    """The project's connection (its record and secret, else the settings' URL without login)."""
+    default_url = ctx.settings.prometheus_url
+    stored = ctx.record(record_name(ctx.project))
+    if stored is None:
+        return PrometheusConnection.from_record(None, default_url=default_url)
+    data = dict(stored)
+    if any(data.get(k) for k in SECRET_KEYS):  # stored the old way: used, never moved here (sli only reads)
+        log.warning("the Prometheus credentials of project %s are still in the %s record; move them to the secret "
+                    "store with 'sluice set prometheus --project %s' (same flags)",
+                    ctx.project, record_name(ctx.project), ctx.project)
+    data.update((ctx.secret(secret_name(ctx.project)) or {}).items())
+    return PrometheusConnection.from_record(data, default_url=default_url)
+
+
+def connection_record(project: str, data: Mapping[str, str]) -> ConnectionRecord:
+    """What ``sluice set prometheus`` stores: settings in the record, credentials in the secret;
+    ``ConfigurationError`` (naming no secret) before anything is written."""
+    PrometheusConnection.from_record(data)
+    return ConnectionRecord(
+        record_name(project), "prometheus-connection", {k: v for k, v in data.items() if k not in SECRET_KEYS},
+        secret_name(project), {k: v for k, v in data.items() if k in SECRET_KEYS and v},
+    )
+
+
+def queries(ctx: ProviderContext) -> SliConfig:
+    """The merged sli.yaml and prometheus/sli.yaml of the context's service in its stage (``ValidationError``)."""
+    return merge_sli_files(ctx.levels, sli_uris("prometheus"), SECTIONS)
+
+
+def create(ctx: ProviderContext) -> PrometheusSliProvider:
+    """The provider for one get-sli request: the project's connection and its queries.
+    ``ConfigurationError`` when either is invalid."""
+    connection = connection_for(ctx)
+    try:
+        config = queries(ctx)
+    except ValidationError as err:
+        raise ConfigurationError(
+            f"the sli.yaml or prometheus/sli.yaml of {ctx.service} in {ctx.project}/{ctx.stage} "
+            f"is not valid: {err}"
+        ) from err
+    return PrometheusSliProvider(connection, config)
 
 
 def _epoch(value: str, what: str) -> float:

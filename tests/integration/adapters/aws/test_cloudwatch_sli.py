@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tests.support.motoserver import MotoServer
 
-from sluice.adapters.sli import create_provider
+from sluice.adapters.secrets.memory import MemorySecrets
 from sluice.adapters.sli.cloudwatch import CloudWatchSliProvider, default_period
+from sluice.adapters.sli.cloudwatch.section import MetricQuery, merge_sections, parse_section, render
 from sluice.adapters.state.memory import MemoryStore
-from sluice.core.cloudwatch_sli import CloudWatchConfig, MetricQuery, merge_sections, parse_section, render
+from sluice.compose import sli_provider
+from sluice.config import Settings
 from sluice.core.events import Event, GetSli, GetSliDone
 from sluice.errors import ValidationError
 from sluice.ports.sli import SliQuery
-from sluice.services.cloudwatch_config import cloudwatch_provider
 from sluice.services.records import Records
 from sluice.services.sli import SliService
 
@@ -126,22 +127,19 @@ def test_default_period_covers_the_window() -> None:
     assert default_period(START, START + timedelta(seconds=5)) == 60
 
 
-def test_registry_knows_cloudwatch() -> None:
-    """create_provider('cloudwatch', config=…) builds the provider."""
-    assert isinstance(create_provider("cloudwatch", config=CloudWatchConfig()), CloudWatchSliProvider)
-
-
 def test_get_sli_event_through_the_sli_service(moto: MotoServer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A get-sli event for sliProvider cloudwatch is answered from the stored sli.yaml and moto's metrics."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)  # boto3's own chain, as on a cluster
     put(moto, "ResponseTime", [300.0, 500.0])
     records = Records(MemoryStore())
     import yaml
 
     records.put_resource("sockshop", "", "", "sli.yaml", yaml.safe_dump(SECTION))
-    service = SliService(lambda name, request: cloudwatch_provider(records, request, endpoint_url=moto.url),
+    service = SliService(lambda name, request: sli_provider(Settings(), records, MemorySecrets, name, request.project,
+                                                            request.stage, request.service),
                          lambda: END.isoformat(), "sluice/sli")
     request = GetSli(project="sockshop", stage="staging", service="carts", sliProvider="cloudwatch",
                      start=START.isoformat(), end=END.isoformat(), indicators=["response_time_avg", "error_rate"])

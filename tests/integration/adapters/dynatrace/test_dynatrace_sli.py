@@ -12,16 +12,18 @@ from hypothesis import strategies as st
 from tests.support.fake_dynatrace import FakeDynatrace
 
 from sluice.adapters.secrets.memory import MemorySecrets
-from sluice.adapters.sli.dynatrace import DynatraceSliProvider
+from sluice.adapters.sli.dynatrace import DynatraceSliProvider, connection_record, secret_name
+from sluice.adapters.sli.dynatrace.query import escape_value, parse_query, render_selector
 from sluice.adapters.state.memory import MemoryStore
-from sluice.core.dynatrace_sli import escape_value, parse_query, render_selector
+from sluice.compose import sli_provider
+from sluice.config import Settings
 from sluice.core.events import Event, GetSli
 from sluice.core.sli_config import SliConfig
 from sluice.errors import ConfigurationError, ValidationError
 from sluice.ports.sli import SliQuery
-from sluice.services.dynatrace_config import dynatrace_provider, secret_name, store_dynatrace
 from sluice.services.records import Records
 from sluice.services.sli import SliService
+from sluice.services.sli_config import store_connection
 
 START, END = "2026-12-01T10:00:00+00:00", "2026-12-01T10:10:00+00:00"
 P95 = 'builtin:service.response.time:merge("dt.entity.service"):percentile(95)'
@@ -171,17 +173,18 @@ def test_get_sli_with_the_secret_store(fake) -> None:  # type: ignore[no-untyped
     fake.series[(P95, ENTITY_CARTS)] = [[120000.0]]
     request = GetSli(project="sockshop", stage="staging", service="carts", sliProvider="dynatrace", start=START,
                      end=END, indicators=["response_time_p95"], deployment="canary")
-    service = SliService(lambda _name, req: dynatrace_provider(records, req, secrets), lambda: END, "test")
+    service = SliService(lambda name, req: sli_provider(Settings(), records, lambda: secrets, name, req.project,
+                                                        req.stage, req.service), lambda: END, "test")
     event = Event.new(request, source="test", id="e1", time=START)
 
     [done] = service.handle(event)
     [value] = done.data.indicatorValues
     assert not value["success"] and "sluice set dynatrace --project sockshop" in value["message"]
 
-    store_dynatrace(secrets, "sockshop", fake.url + "/", fake.token)
+    store_connection(records, secrets, "sockshop", connection_record("sockshop", fake.url + "/", fake.token))
     assert secrets.get(secret_name("sockshop")) == {"tenant": fake.url, "token": fake.token}
     [done] = service.handle(event)
     assert done.data.indicatorValues[0]["value"] == pytest.approx(120.0)
     assert fake.token not in str(done.to_json_dict())
     with pytest.raises(ConfigurationError):
-        store_dynatrace(secrets, "sockshop", "ftp://tenant", fake.token)
+        connection_record("sockshop", "ftp://tenant", fake.token)

@@ -20,10 +20,11 @@ from tests.support.prometheus import require_prometheus
 from sluice.adapters.backends.local import LocalBackend
 from sluice.adapters.secrets.memory import MemorySecrets
 from sluice.adapters.state.local import LocalStore
+from sluice.compose import sli_provider
+from sluice.config import Settings
 from sluice.core.events import ConfigurationChange, DeploymentFinished, Event, EventType, GetSli, GetSliDone
 from sluice.embedded.prometheus import ensure_prometheus, stop_prometheus
 from sluice.ports.sli import SliProvider
-from sluice.services.prometheus_config import prometheus_provider
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
 from sluice.services.testing import run_tests
@@ -59,7 +60,8 @@ def world(tmp_path: Path) -> Iterator[tuple[Records, Flow]]:
 
     def providers(name: str, request: GetSli) -> SliProvider:
         assert name == "prometheus", name
-        return prometheus_provider(records, request, default_url=url, secrets=MemorySecrets())
+        return sli_provider(Settings(prometheus_url=url), records, MemorySecrets, name, request.project, request.stage,
+                            request.service)
 
     flow = Flow(records, backend, runner, providers=providers)  # type: ignore[arg-type]
     try:

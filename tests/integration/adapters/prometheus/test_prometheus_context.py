@@ -1,32 +1,43 @@
-"""The prometheus provider as the sli function builds it: connection record + merged sli.yaml."""
+"""The prometheus provider as the sli function builds it, ``create(ctx)``: connection record and
+secret + merged sli.yaml; and what ``sluice set prometheus`` stores."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pytest
 
 from sluice.adapters.secrets.memory import MemorySecrets
-from sluice.adapters.sli.prometheus import PrometheusSliProvider
-from sluice.adapters.state.memory import MemoryStore
-from sluice.core.events import GetSli
-from sluice.errors import ConfigurationError, ValidationError
-from sluice.services.prometheus_config import (
+from sluice.adapters.sli import SECTIONS
+from sluice.adapters.sli.prometheus import (
+    PrometheusSliProvider,
     connection_for,
-    prometheus_provider,
+    connection_record,
+    create,
+    queries,
     record_name,
     secret_name,
-    store_connection,
 )
+from sluice.adapters.state.memory import MemoryStore
+from sluice.config import Settings
+from sluice.errors import ConfigurationError, ValidationError
+from sluice.ports.secrets import SecretStore
+from sluice.ports.sli import ProviderContext
 from sluice.services.records import Records
-from sluice.services.sli_config import load_sli_config, merged_sli_config, sli_config_for
+from sluice.services.sli_config import load_sli_config, provider_context
+from sluice.services.sli_config import store_connection as store
 
 TOKEN = "tok-3f9a-secret"
 
 
-def request(**changes: str) -> GetSli:
-    fields = {"project": "sockshop", "stage": "staging", "service": "carts", "sliProvider": "prometheus",
-              "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T10:01:00Z", "indicators": ["a", "b", "c"],
-              "deployment": "canary", **changes}
-    return GetSli.from_dict(fields)
+def ctx(records: Records, secrets: SecretStore | None = None, default_url: str = "http://127.0.0.1:9090") -> ProviderContext:
+    held = secrets or MemorySecrets()
+    return provider_context(Settings(prometheus_url=default_url), records, lambda: held, "sockshop", "staging", "carts")
+
+
+def store_connection(records: Records, project: str, data: Mapping[str, str], secrets: SecretStore) -> None:
+    """What ``sluice set prometheus`` does: validate in the provider's module, write in the services."""
+    store(records, secrets, project, connection_record(project, data))
 
 
 @pytest.fixture
@@ -43,7 +54,7 @@ def test_provider_merges_levels_and_reads_the_record(records: Records) -> None:
     records.put_resource("sockshop", "staging", "carts", "sli.yaml", "spec_version: '1.0'\nindicators: {c: service_c}")
     secrets = MemorySecrets()
     store_connection(records, "sockshop", {"url": "https://prom.example:9090", "token": TOKEN}, secrets)
-    provider = prometheus_provider(records, request(), default_url="http://127.0.0.1:9090", secrets=secrets)
+    provider = create(ctx(records, secrets))
     assert isinstance(provider, PrometheusSliProvider)
     assert dict(provider.config.indicators) == {"a": "project_a", "b": "stage_b", "c": "service_c"}
     assert provider.connection.url == "https://prom.example:9090" and provider.connection.bearer_token == TOKEN
@@ -53,16 +64,16 @@ def test_provider_merges_levels_and_reads_the_record(records: Records) -> None:
 def test_no_record_uses_the_default_url(records: Records) -> None:
     """Without a record the settings' URL is used, with no login; without sli.yaml only built-ins."""
     assert record_name("sockshop") == "prometheus-sockshop"
-    conn = connection_for(records, "sockshop", "http://127.0.0.1:9090", MemorySecrets())
+    conn = connection_for(ctx(records))
     assert conn.url == "http://127.0.0.1:9090" and not conn.bearer_token and not conn.username
-    assert dict(sli_config_for(records, "sockshop", "staging", "carts").indicators) == {}
+    assert dict(queries(ctx(records)).indicators) == {}
 
 
 def test_invalid_sli_yaml_is_a_configuration_error(records: Records) -> None:
     """A broken stage-level sli.yaml makes the provider unusable, naming the service and the level."""
     records.put_resource("sockshop", "staging", "", "sli.yaml", "indicators: [a, b]")
     with pytest.raises(ConfigurationError, match=r"sli.yaml of carts in sockshop/staging.*stage level"):
-        prometheus_provider(records, request(), default_url="http://127.0.0.1:9090", secrets=MemorySecrets())
+        create(ctx(records))
 
 
 def test_invalid_record_is_rejected_before_writing(records: Records) -> None:
@@ -81,36 +92,47 @@ def test_credentials_live_in_the_secret_and_never_in_the_record(records: Records
     record = records.store.get(record_name("sockshop"))
     assert record is not None and dict(record.data) == {"url": "http://p", "user": "u"}
     assert secrets.get(secret_name("sockshop")) == {"password": TOKEN}
-    assert connection_for(records, "sockshop", "", secrets).password == TOKEN
+    assert connection_for(ctx(records, secrets, "")).password == TOKEN
 
 
 def test_credentials_stored_the_old_way_move_to_the_secret(records: Records) -> None:
     """A record that still holds the token (written before secrets moved): the sli function uses it
     and writes nothing (it may only read); ``sluice set prometheus`` (store_connection) moves it."""
     from sluice.ports.state import Record
-    from sluice.services.prometheus_config import store_connection
 
     records.store.put(Record(record_name("sockshop"), {"url": "http://p", "token": TOKEN}, {}))
     secrets = MemorySecrets()
-    assert connection_for(records, "sockshop", "", secrets).bearer_token == TOKEN
+    assert connection_for(ctx(records, secrets, "")).bearer_token == TOKEN
     assert secrets.get(secret_name("sockshop")) is None, "the sli function only reads"
     store_connection(records, "sockshop", {"url": "http://p", "token": TOKEN}, secrets)
-    assert connection_for(records, "sockshop", "", secrets).bearer_token == TOKEN
+    assert connection_for(ctx(records, secrets, "")).bearer_token == TOKEN
     record = records.store.get(record_name("sockshop"))
     assert record is not None and TOKEN not in str(dict(record.data)) and record.data["url"] == "http://p"
     assert secrets.get(secret_name("sockshop")) == {"token": TOKEN}
 
 
-def test_yaml_edge_reports_syntax_errors_with_the_level() -> None:
-    """A YAML syntax error names the level and the line."""
+def test_yaml_edge_reports_syntax_errors_with_the_level(records: Records) -> None:
+    """A YAML syntax error names the file, the level and the line."""
+    records.put_resource("sockshop", "staging", "carts", "sli.yaml", "indicators: {a: [")
     with pytest.raises(ValidationError, match=r"sli.yaml \(service level\).*line 1"):
-        merged_sli_config(None, None, "indicators: {a: [")
+        queries(ctx(records))
+
+
+def test_a_cloudwatch_section_is_left_to_its_provider(records: Records) -> None:
+    """sli.yaml may hold the cloudwatch provider's section beside the indicators: the generic part
+    (and the prometheus provider) leave it alone, and reject any other unknown top-level key."""
+    text = "indicators: {a: up}\ncloudwatch: {indicators: {}}\n"
+    assert dict(load_sli_config(text, "sli.yaml", SECTIONS).indicators) == {"a": "up"}
+    records.put_resource("sockshop", "", "", "sli.yaml", text)
+    assert dict(queries(ctx(records)).indicators) == {"a": "up"}
+    with pytest.raises(ValidationError, match=r"unknown key.*cloudwach.*expected only spec_version, indicators, cloudwatch"):
+        load_sli_config("indicators: {a: up}\ncloudwach: {}\n", "sli.yaml", SECTIONS)
 
 
 def test_example_sli_yaml_is_valid() -> None:
     """examples/sockshop/sli.yaml parses and defines the five indicators of the tutorial."""
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[3] / "examples" / "sockshop" / "sli.yaml"
+    path = Path(__file__).resolve().parents[4] / "examples" / "sockshop" / "sli.yaml"
     config = load_sli_config(path.read_text(), str(path))
     assert set(config.indicators) == {"throughput", "error_rate", "response_time_p50", "response_time_p90", "response_time_p95"}

@@ -24,7 +24,9 @@ Placeholders: ``$PROJECT``, ``$STAGE``, ``$SERVICE``, ``$DEPLOYMENT``, ``$DURATI
 ``$<key>`` of each SLO filter. Levels (project, stage, service) merge per indicator, the most
 specific winning; ``region`` too.
 
-Pure: standard library only.
+Parsed here, beside the provider (:mod:`sluice.adapters.sli.cloudwatch`), and nowhere else: the
+generic part of sli.yaml (:mod:`sluice.core.sli_config`) leaves this section alone. Pure:
+standard library and the core only.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from dataclasses import dataclass, field
 
 from sluice.core.sli_config import INDICATOR_NAME, LEVELS
 from sluice.errors import ValidationError
+
+__all__ = ["AGGREGATES", "STATISTICS", "CloudWatchConfig", "MetricQuery", "combine", "merge_sections", "parse_section", "render"]
 
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
 AGGREGATES = ("average", "sum", "min", "max", "last")

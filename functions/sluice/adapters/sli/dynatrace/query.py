@@ -16,7 +16,7 @@ Placeholders ``$PROJECT``, ``$STAGE``, ``$SERVICE``, ``$DEPLOYMENT``, ``$DURATIO
 Dynatrace's selector syntax (``~`` before ``~ " ( ) , :``), so no value can close a ``tag(...)``
 or add a condition. Control characters in a value, or an unknown ``$NAME``, are refused.
 
-Standard library only.
+Parsed here, beside the provider (:mod:`sluice.adapters.sli.dynatrace`). Standard library only.
 """
 
 from __future__ import annotations

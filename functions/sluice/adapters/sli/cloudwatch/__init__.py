@@ -1,9 +1,12 @@
 """The ``cloudwatch`` SLI provider: metric statistics over the test window via boto3 ``get_metric_data``.
 
-The indicators are defined in the ``cloudwatch`` section of ``sli.yaml``
-(:mod:`sluice.core.cloudwatch_sli`). All requested indicators go into one ``get_metric_data``
-call (paged by ``NextToken``) over [start, end] of the window; each yields the datapoints of its
-period(s), combined into one value (its ``aggregate``).
+The indicators are defined in the ``cloudwatch`` section of ``sli.yaml`` (parsed beside this
+module, :mod:`sluice.adapters.sli.cloudwatch.section`), merged over the project, stage and
+service levels. All requested indicators go into one ``get_metric_data`` call (paged by
+``NextToken``) over [start, end] of the window; each yields the datapoints of its period(s),
+combined into one value (its ``aggregate``). AWS credentials, region and endpoint come from
+boto3's own chain (``AWS_*`` environment, profile, IRSA / instance role, ``AWS_ENDPOINT_URL``);
+the section's ``region`` wins over the default region. boto3 is imported on the first fetch.
 
 Outcomes per indicator: datapoints → the value. No datapoints, an indicator the section does not
 define, a bad placeholder, a query CloudWatch answers with an error status, an unreachable
@@ -15,20 +18,45 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sluice.adapters._aws import aws_call
-from sluice.core.cloudwatch_sli import CloudWatchConfig, MetricQuery, combine, render
-from sluice.core.sli_config import duration_placeholder, placeholder_values
-from sluice.errors import SluiceError, ValidationError
-from sluice.ports.sli import SliQuery, SliValue
+from sluice.adapters.sli._fetch import Unmeasured, Window, fetch_each
+from sluice.adapters.sli.cloudwatch.section import (
+    CloudWatchConfig,
+    MetricQuery,
+    combine,
+    merge_sections,
+    render,
+)
+from sluice.errors import ConfigurationError, SluiceError, ValidationError
+from sluice.ports.sli import ProviderContext, SliQuery, SliValue
+
+__all__ = ["MAX_QUERIES", "CloudWatchSliProvider", "create", "default_period", "section"]
 
 log = logging.getLogger(__name__)
 
 #: get_metric_data takes at most 500 queries per call.
 MAX_QUERIES = 500
+
+
+def section(ctx: ProviderContext) -> CloudWatchConfig:
+    """The ``cloudwatch`` section of the context's sli.yaml levels, merged (empty when there is none)."""
+    return merge_sections(*ctx.levels("sli.yaml"))
+
+
+def create(ctx: ProviderContext) -> CloudWatchSliProvider:
+    """The provider for one get-sli request; ``ConfigurationError`` when the section is not valid."""
+    try:
+        config = section(ctx)
+    except ValidationError as err:
+        raise ConfigurationError(
+            f"the cloudwatch section of the sli.yaml of {ctx.service} in {ctx.project}/{ctx.stage} "
+            f"is not valid: {err}") from err
+    return CloudWatchSliProvider(config)
 
 
 def default_period(start: datetime, end: datetime) -> int:
@@ -62,29 +90,28 @@ class CloudWatchSliProvider:
 
     def fetch(self, query: SliQuery) -> Sequence[SliValue]:
         """One value per requested indicator, in order (see the module's outcomes)."""
-        try:
-            start = datetime.fromisoformat(query.start)
-            end = datetime.fromisoformat(query.end)
-            values = placeholder_values(query.project, query.stage, query.service, query.deployment,
-                                        duration_placeholder(start.timestamp(), end.timestamp()), query.filters)
-        except (ValueError, ValidationError) as err:
-            return [SliValue(n, None, False, f"{n}: cannot query CloudWatch for this window: {err}") for n in query.indicators]
+        return fetch_each(query, "CloudWatch", self._session)
+
+    @contextmanager
+    def _session(self, window: Window, names: Sequence[str]) -> Iterator[Callable[[str], SliValue]]:
+        """One batched ``get_metric_data`` for every indicator that has a query; yields the
+        per-indicator answer."""
         failed: dict[str, str] = {}
         requests: dict[str, tuple[str, MetricQuery, dict[str, Any]]] = {}
-        for i, name in enumerate(query.indicators):
+        for i, name in enumerate(names):
             spec = self.config.indicators.get(name)
             if spec is None:
                 known = ", ".join(sorted(self.config.indicators)) or "none"
-                failed[name] = f"{name}: no CloudWatch query in the cloudwatch section of sli.yaml (defined: {known})"
+                failed[name] = f"no CloudWatch query in the cloudwatch section of sli.yaml (defined: {known})"
                 continue
             try:
-                dims = [{"Name": k, "Value": render(v, values)} for k, v in spec.dimensions.items()]
+                dims = [{"Name": k, "Value": render(v, window.placeholders)} for k, v in spec.dimensions.items()]
             except ValidationError as err:
-                failed[name] = f"{name}: {err}"
+                failed[name] = str(err)
                 continue
             stat: dict[str, Any] = {
                 "Metric": {"Namespace": spec.namespace, "MetricName": spec.metric, "Dimensions": dims},
-                "Period": spec.period or default_period(start, end),
+                "Period": spec.period or default_period(window.start, window.end),
                 "Stat": spec.statistic,
             }
             if spec.unit:
@@ -93,20 +120,20 @@ class CloudWatchSliProvider:
         results: dict[str, dict[str, Any]] = {}
         if requests:
             try:
-                results = self._get(list(requests.values()), start, end)
+                results = self._get(list(requests.values()), window.start, window.end)
             except SluiceError as err:
                 log.warning("cloudwatch: get_metric_data failed: %s", err)
                 for name, _, _ in requests.values():
-                    failed[name] = f"{name}: CloudWatch get_metric_data failed: {err}"
-        out: list[SliValue] = []
+                    failed[name] = f"CloudWatch get_metric_data failed: {err}"
         by_name = {name: (qid, spec) for qid, (name, spec, _) in requests.items()}
-        for name in query.indicators:
+
+        def measure(name: str) -> SliValue:
             if name in failed:
-                out.append(SliValue(name, None, False, failed[name]))
-                continue
+                raise Unmeasured(failed[name])
             qid, spec = by_name[name]
-            out.append(self._value(name, spec, results.get(qid, {})))
-        return out
+            return self._value(name, spec, results.get(qid, {}))
+
+        yield measure
 
     def _get(self, requests: list[tuple[str, MetricQuery, dict[str, Any]]], start: datetime, end: datetime,
              ) -> dict[str, dict[str, Any]]:
@@ -138,10 +165,10 @@ class CloudWatchSliProvider:
         status = result.get("status", "")
         if status in ("InternalError", "Forbidden"):
             detail = "; ".join(m for m in result.get("messages", []) if m) or status
-            return SliValue(name, None, False, f"{name}: CloudWatch answered {status} for {what}: {detail}")
+            raise Unmeasured(f"CloudWatch answered {status} for {what}: {detail}")
         values = [v for v in result.get("values", []) if math.isfinite(v)]
         if not values:
-            return SliValue(name, None, False, f"{name}: no datapoints of {what} in the test window")
+            raise Unmeasured(f"no datapoints of {what} in the test window")
         value = combine(values, spec.combine)
         message = "partial data (CloudWatch status PartialData)" if status == "PartialData" else ""
         return SliValue(name, value, True, message)

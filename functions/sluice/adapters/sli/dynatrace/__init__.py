@@ -1,6 +1,12 @@
 """The ``dynatrace`` SLI provider: Dynatrace Metrics API v2 over the test window.
 
-Per indicator, its query from ``dynatrace/sli.yaml`` (:mod:`sluice.core.dynatrace_sli`) is
+A project's tenant and API token live in the secret ``sluice-dynatrace-<project>`` (keys
+``tenant`` and ``token``, as Keptn kept ``DT_TENANT`` and ``DT_API_TOKEN`` in its ``dynatrace``
+Secret): on a cluster a Kubernetes Secret only the sli function may read, locally a 0600 file
+under the state dir. The queries are the merged ``dynatrace/sli.yaml`` of the service in the
+stage (project, stage, service levels).
+
+Per indicator, its query from ``dynatrace/sli.yaml`` (:mod:`sluice.adapters.sli.dynatrace.query`) is
 rendered with the request's placeholders and sent as
 ``GET {tenant}/api/v2/metrics/query?metricSelector=…[&entitySelector=…]&from=<ms>&to=<ms>&resolution=Inf``
 with ``Authorization: Api-Token <token>``; further pages are fetched with ``nextPageKey`` alone
@@ -18,18 +24,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from sluice.core.dynatrace_sli import DynatraceQuery, parse_query, render_selector
-from sluice.core.sli_config import SliConfig, duration_placeholder, placeholder_values
+from sluice.adapters.sli import SECTIONS
+from sluice.adapters.sli._fetch import Unmeasured, Window, fetch_each
+from sluice.adapters.sli.dynatrace.query import DynatraceQuery, parse_query, render_selector
+from sluice.core.resources import sli_uris
+from sluice.core.sli_config import SliConfig, merge_sli_files
 from sluice.errors import ConfigurationError, ValidationError
-from sluice.ports.sli import SliQuery, SliValue
+from sluice.ports.sli import ConnectionRecord, ProviderContext, SliQuery, SliValue
 
-__all__ = ["MAX_PAGES", "DynatraceSliProvider"]
+__all__ = ["MAX_PAGES", "DynatraceSliProvider", "connection_record", "create", "queries", "secret_name"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +53,38 @@ def _finite(values: object) -> list[float]:
     return [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
 
 
-class _Unmeasured(Exception):
-    """One indicator could not be measured; the message says why."""
+def secret_name(project: str) -> str:
+    """The secret holding a project's Dynatrace tenant URL and API token."""
+    return f"sluice-dynatrace-{project}"
+
+
+def connection_record(project: str, tenant: str, token: str) -> ConnectionRecord:
+    """What ``sluice set dynatrace`` stores (only a secret); ``ConfigurationError`` for a tenant
+    that is no http(s) URL or an empty token."""
+    DynatraceSliProvider(tenant, token, SliConfig())  # checks the URL and token
+    return ConnectionRecord("", "", {}, secret_name(project),
+                            {"tenant": tenant.strip().rstrip("/"), "token": token.strip()})
+
+
+def queries(ctx: ProviderContext) -> SliConfig:
+    """The merged ``dynatrace/sli.yaml`` of the context's service in its stage (``ValidationError``)."""
+    return merge_sli_files(ctx.levels, sli_uris("dynatrace"), SECTIONS)
+
+
+def create(ctx: ProviderContext) -> DynatraceSliProvider:
+    """The provider for one get-sli request; ``ConfigurationError`` without the project's secret
+    or with an invalid dynatrace/sli.yaml."""
+    values = ctx.secret(secret_name(ctx.project))
+    if not values or not values.get("tenant") or not values.get("token"):
+        raise ConfigurationError(
+            f"project {ctx.project} has no Dynatrace tenant and API token (secret {secret_name(ctx.project)}); "
+            f"run 'sluice set dynatrace --project {ctx.project} --tenant URL --token-file FILE'")
+    try:
+        config = queries(ctx)
+    except ValidationError as err:
+        raise ConfigurationError(
+            f"the dynatrace/sli.yaml of {ctx.service} in {ctx.project}/{ctx.stage} is not valid: {err}") from err
+    return DynatraceSliProvider(values["tenant"], values["token"], config)
 
 
 class DynatraceSliProvider:
@@ -68,43 +107,36 @@ class DynatraceSliProvider:
 
     def fetch(self, query: SliQuery) -> Sequence[SliValue]:
         """One value per requested indicator, in order (see the module's outcomes)."""
-        try:
-            start = datetime.fromisoformat(query.start)
-            end = datetime.fromisoformat(query.end)
-            values = placeholder_values(query.project, query.stage, query.service, query.deployment,
-                                        duration_placeholder(start.timestamp(), end.timestamp()), query.filters)
-        except (ValueError, ValidationError) as err:
-            return [SliValue(n, None, False, f"{n}: cannot query Dynatrace for this window: {err}") for n in query.indicators]
-        window = {"from": str(int(start.timestamp() * 1000)), "to": str(int(end.timestamp() * 1000)), "resolution": "Inf"}
-        out: list[SliValue] = []
+        return fetch_each(query, "Dynatrace", self._session)
+
+    @contextmanager
+    def _session(self, window: Window, _names: Sequence[str]) -> Iterator[Callable[[str], SliValue]]:
+        """One HTTP client for the request; yields the per-indicator measure."""
+        span = {"from": str(int(window.start.timestamp() * 1000)), "to": str(int(window.end.timestamp() * 1000)),
+                "resolution": "Inf"}
         with httpx.Client(base_url=self.tenant, timeout=self.timeout_s, transport=self._transport,
                           headers={"Authorization": f"Api-Token {self._token}", "Accept": "application/json"}) as client:
-            for name in query.indicators:
-                try:
-                    out.append(SliValue(name, self._measure(client, name, values, window)))
-                except _Unmeasured as err:
-                    out.append(SliValue(name, None, False, f"{name}: {err}"))
-        return out
+            yield lambda name: SliValue(name, self._measure(client, name, window.placeholders, span))
 
     def _measure(self, client: httpx.Client, name: str, values: Mapping[str, str], window: Mapping[str, str]) -> float:
         text = self.queries.query(name)
         if text is None:
             known = ", ".join(sorted(self.queries.indicators)) or "none"
-            raise _Unmeasured(f"no query in dynatrace/sli.yaml (defined: {known})")
+            raise Unmeasured(f"no query in dynatrace/sli.yaml (defined: {known})")
         try:
             spec: DynatraceQuery = parse_query(text, f"dynatrace/sli.yaml indicator {name}")
             params = {"metricSelector": render_selector(spec.metric_selector, values)}
             if spec.entity_selector:
                 params["entitySelector"] = render_selector(spec.entity_selector, values)
         except ValidationError as err:
-            raise _Unmeasured(str(err)) from err
+            raise Unmeasured(str(err)) from err
         series = self._series(client, {**params, **window})
         measured = [finite for s in series if (finite := _finite(s.get("values")))]
         if not measured:
-            raise _Unmeasured(f"Dynatrace has no data for {params['metricSelector']} in the test window "
+            raise Unmeasured(f"Dynatrace has no data for {params['metricSelector']} in the test window "
                               f"({len(series)} series, no values)")
         if len(measured) > 1 or len(measured[0]) > 1:
-            raise _Unmeasured(f"Dynatrace answered {len(measured)} series / {sum(map(len, measured))} values for "
+            raise Unmeasured(f"Dynatrace answered {len(measured)} series / {sum(map(len, measured))} values for "
                               f"{params['metricSelector']}; expected one (merge the dimensions, e.g. :merge(\"dt.entity.service\"))")
         return measured[0][0] / spec.divisor
 
@@ -121,25 +153,25 @@ class DynatraceSliProvider:
             if not key:
                 return series
             page = {"nextPageKey": str(key)}
-        raise _Unmeasured(f"Dynatrace kept paging after {MAX_PAGES} pages")
+        raise Unmeasured(f"Dynatrace kept paging after {MAX_PAGES} pages")
 
     def _get(self, client: httpx.Client, params: Mapping[str, str]) -> dict[str, Any]:
         try:
             response = client.get("/api/v2/metrics/query", params=params)
         except httpx.TimeoutException as err:
-            raise _Unmeasured(f"Dynatrace at {self.tenant} did not answer within {self.timeout_s:g} s") from err
+            raise Unmeasured(f"Dynatrace at {self.tenant} did not answer within {self.timeout_s:g} s") from err
         except httpx.HTTPError as err:
-            raise _Unmeasured(f"Dynatrace at {self.tenant} is unreachable: {type(err).__name__}") from err
+            raise Unmeasured(f"Dynatrace at {self.tenant} is unreachable: {type(err).__name__}") from err
         try:
             body = response.json()
         except ValueError:
             body = None
         if response.status_code in (401, 403):
-            raise _Unmeasured(f"Dynatrace refused the API token (HTTP {response.status_code}); it needs the metrics.read scope")
+            raise Unmeasured(f"Dynatrace refused the API token (HTTP {response.status_code}); it needs the metrics.read scope")
         if response.status_code != 200 or not isinstance(body, dict):
             detail = ""
             if isinstance(body, dict) and isinstance(body.get("error"), dict):
                 detail = f": {str(body['error'].get('message', ''))[:300]}"
             log.warning("dynatrace: HTTP %s from %s", response.status_code, self.tenant)
-            raise _Unmeasured(f"Dynatrace answered HTTP {response.status_code}{detail}")
+            raise Unmeasured(f"Dynatrace answered HTTP {response.status_code}{detail}")
         return body
