@@ -137,9 +137,9 @@ def onboard_service(args: argparse.Namespace) -> int:
         raise ValidationError("onboard service", problems)
     records = common.records(args)
     workloads = _render_workload(args, records) if args.chart or args.manifests else {}
-    records.onboard(args.project, args.name)
-    for stage, workload in workloads.items():
+    for stage, workload in workloads.items():  # every stage rendered and checked: store, then onboard
         records.put_workload(args.project, stage, args.name, workload)
+    records.onboard(args.project, args.name)
     print(f"Service {args.name} onboarded in project {args.project}")
     if workloads:
         first = next(iter(workloads.values()))

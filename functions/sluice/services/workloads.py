@@ -31,6 +31,7 @@ import yaml
 
 from sluice.core.workload import UserWorkload, check_objects, digest
 from sluice.errors import ConfigurationError, TooLargeError, ValidationError
+from sluice.services.records import RECORD_BUDGET
 
 __all__ = [
     "DEFAULT_HELM",
@@ -221,4 +222,9 @@ def prepare(objects: list[object], *, service: str, namespace: str, platform: st
     check_objects(plain, service=service, namespace=namespace, platform=platform, source=source)
     for obj in plain:
         (obj.get("metadata") or {}).pop("namespace", None)
+    size = len(json.dumps(plain, separators=(",", ":"), sort_keys=True))
+    if size > RECORD_BUDGET:
+        raise TooLargeError(
+            f"{source}: the rendered objects take {size:,} bytes as JSON; a service's workload may take at most "
+            f"{RECORD_BUDGET:,} (it is kept in one ConfigMap, limit 1 MiB): render only the service's objects")
     return UserWorkload(source, tuple(plain), digest(plain))
