@@ -223,3 +223,23 @@ def test_generated_manifests_never_crash_and_a_refusal_stores_nothing(state, tmp
         assert nothing_stored(state, "gen")
     else:
         assert all(records(state).workload("sockshop", s, "gen") is not None for s in STAGES)
+
+
+@pytest.mark.parametrize("backend", ["local", "kubernetes"])
+def test_the_documented_examples_onboard(state, capsys, monkeypatch, backend) -> None:  # type: ignore[no-untyped-def]
+    """docs/coming-from-keptn.md's commands, from the repository root: the example chart and the
+    example kustomization onboard; the chart's pod template (env, probes, resources, volume) is stored."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("SLUICE_BACKEND", backend)
+    assert main(["onboard", "service", "carts", "--project", "sockshop", "--chart", "examples/keptn-tutorial/carts"]) == 0
+    workload = records(state).workload("sockshop", "production", "carts")
+    assert workload is not None
+    dep = next(o for o in workload.objects if o["kind"] == "Deployment")
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert {"env", "readinessProbe", "livenessProbe", "resources", "volumeMounts"} <= set(container)
+    config = next(o for o in workload.objects if o["kind"] == "ConfigMap")
+    assert "stage.namespace=sockshop-production" in config["data"]["application.properties"]
+    assert main(["onboard", "service", "carts", "--project", "sockshop", "--manifests", "examples/keptn-tutorial/carts-manifests"]) == 0
+    workload = records(state).workload("sockshop", "dev", "carts")
+    assert workload is not None and {o["kind"] for o in workload.objects} == {"Deployment", "Service"}
+    assert all(o["metadata"]["labels"]["app.kubernetes.io/part-of"] == "sockshop" for o in workload.objects)
