@@ -20,7 +20,8 @@ from sluice.ports.backend import Placement, Slot
 from sluice.services.workloads import find_helm, prepare, render_chart
 from sluice.testing.fake_kube import FakeKube, ResourceType, deployment_rollout, knative_serving
 
-CHARTS = Path(__file__).resolve().parents[1] / "fixtures" / "charts"
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # any test folder depth
+CHARTS = ROOT / "tests" / "fixtures" / "charts"
 STAGING = Placement("sockshop", "staging", "carts")
 NS = STAGING.namespace
 OLD, NEW = "docker.io/keptnexamples/carts:0.10.1", "docker.io/keptnexamples/carts:0.10.2"

@@ -20,7 +20,7 @@ from sluice.errors import ValidationError
 from sluice.services.records import RECORD_BUDGET, Records
 from sluice.services.workloads import DEFAULT_HELM, RENDER_LIMIT, find_helm, render_chart
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # any test folder depth
 SHIPYARD = ROOT / "examples" / "sockshop" / "shipyard.yaml"
 CHARTS = ROOT / "tests" / "fixtures" / "charts"
 STAGES = ("dev", "staging", "production")

@@ -14,7 +14,7 @@ from sluice.functions.runtime import Runtime
 from sluice.ports.backend import Placement, Slot
 from sluice.testing.fake_kube import FakeKube, ResourceType, deployment_rollout
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # any test folder depth
 CHART = ROOT / "tests" / "fixtures" / "charts" / "carts-full"
 SHIPYARD = ROOT / "examples" / "sockshop" / "shipyard.yaml"
 IMAGE = "docker.io/keptnexamples/carts:0.10.3"

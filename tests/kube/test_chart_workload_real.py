@@ -25,7 +25,8 @@ from sluice.ports.backend import Placement, Slot
 from sluice.services.records import Records
 from sluice.services.workloads import find_helm, prepare, render_chart
 
-CHARTS = Path(__file__).resolve().parents[1] / "fixtures" / "charts"
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # any test folder depth
+CHARTS = ROOT / "tests" / "fixtures" / "charts"
 OLD, NEW = "example.test/carts:0.10.1", "example.test/carts:0.10.2"
 BASELINE = {"pod-security.kubernetes.io/enforce": "baseline"}
 
