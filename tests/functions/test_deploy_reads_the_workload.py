@@ -1,13 +1,12 @@
 """The deploy function's composition root hands the kubernetes backend the workload that
 `sluice onboard --chart` stored: onboard with the CLI (real helm), then the function's own
-backend deploys the stage from the chart (fake Kubernetes API, reached through a kubeconfig)."""
+backend deploys the stage from the chart (fake Kubernetes API as the composition root's API client)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from sluice.adapters.state import configmap
 from sluice.cli.main import main
 from sluice.config import Settings
 from sluice.functions.runtime import Runtime
@@ -35,14 +34,8 @@ def test_the_deploy_runtime_derives_from_the_onboarded_chart(tmp_path, monkeypat
             fake.register(rtype)
         fake.add_namespace("sockshop-dev")
         fake.on_read("deployments.apps", deployment_rollout(ready_after_reads=1))
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": fake.url}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
-        }))
-        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        # the composition root's API client is the fake's (kubernetes.config reads $KUBECONFIG once, at import)
+        monkeypatch.setattr(configmap, "load_api_client", lambda *a, **k: fake.api_client())
         runtime = Runtime(Settings(state_dir=str(state), backend="kubernetes"), "deploy")
         url = runtime.backend.deploy(Placement("sockshop", "dev", "carts"), Slot.DIRECT, IMAGE, 10)
         assert url == "http://carts.sockshop-dev.svc.cluster.local:8080"
