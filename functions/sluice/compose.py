@@ -8,7 +8,7 @@ from sluice.config import Settings
 
 if TYPE_CHECKING:
     from sluice.ports.archive import Archive
-    from sluice.ports.backend import DeploymentBackend
+    from sluice.ports.backend import DeploymentBackend, WorkloadSource
     from sluice.ports.secrets import SecretStore
     from sluice.ports.state import StateStore
 
@@ -26,8 +26,10 @@ def build_store(settings: Settings) -> StateStore:
     return create_store(settings.state)
 
 
-def build_backend(settings: Settings) -> DeploymentBackend:
-    """The deployment backend the settings name (``local`` runs processes under the state dir)."""
+def build_backend(settings: Settings, workloads: WorkloadSource | None = None) -> DeploymentBackend:
+    """The deployment backend the settings name (``local`` runs processes under the state dir);
+    ``workloads`` reads the user's workload of a placement (the cluster backends derive their
+    Deployments / Knative Service from it)."""
     from sluice.adapters.backends import create_backend
 
     if settings.backend == "local":
@@ -35,7 +37,7 @@ def build_backend(settings: Settings) -> DeploymentBackend:
     if settings.backend in ("kubernetes", "knative"):
         from sluice.adapters.state.configmap import load_api_client
 
-        return create_backend(settings.backend, api=load_api_client())
+        return create_backend(settings.backend, api=load_api_client(), workloads=workloads)
     return create_backend(settings.backend)
 
 

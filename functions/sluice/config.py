@@ -27,6 +27,8 @@ where it is written down; nothing below the composition root reads ``os.environ`
 | s3_endpoint_url    | SLUICE_S3_ENDPOINT_URL   | (AWS's)                                 |
 | bridge_identity_header | SLUICE_BRIDGE_IDENTITY_HEADER | (none: only a bearer token signs in) |
 | jmeter             | SLUICE_JMETER            | ``~/.cache/sluice/jmeter-5.6.3/bin/jmeter`` (``make jmeter``) |
+| helm               | SLUICE_HELM              | ``helm`` on the PATH, else ``make helm``'s (``~/.cache/sluice/helm``) |
+| kubectl            | SLUICE_KUBECTL           | ``kubectl`` on the PATH, else ``make kube-binaries``' |
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ _ENV = {
     "s3_endpoint_url": "SLUICE_S3_ENDPOINT_URL",
     "bridge_identity_header": "SLUICE_BRIDGE_IDENTITY_HEADER",
     "jmeter": "SLUICE_JMETER",
+    "helm": "SLUICE_HELM",
+    "kubectl": "SLUICE_KUBECTL",
 }
 
 
@@ -92,6 +96,10 @@ class Settings:
     bridge_identity_header: str = ""
     #: The JMeter binary for .jmx tests ('' → where 'make jmeter' installs it).
     jmeter: str = ""
+    #: helm for ``onboard --chart`` ('' → on the PATH, else where 'make helm' builds it).
+    helm: str = ""
+    #: kubectl for ``onboard --manifests`` of a kustomization ('' → on the PATH, else the kube test cache's).
+    kubectl: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:

@@ -67,9 +67,11 @@ class Runtime:
 
     @cached_property
     def backend(self) -> DeploymentBackend:
+        """The deployment backend; a cluster backend reads the user's workload (onboard --chart) from the records."""
         from sluice.compose import build_backend
 
-        return build_backend(self.settings)
+        records = self.records
+        return build_backend(self.settings, lambda p: records.workload(p.project, p.stage, p.service))
 
     def emit(self, events: Sequence[Event]) -> None:
         """Post events to the sink (the broker) beyond the HTTP reply; raises RetryableError."""

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from tests.support.fake_kube import DEFAULT_RESOURCES, FakeKube, deployment_rollout
 
 from sluice.adapters.backends.kubernetes import KubernetesBackend
 from sluice.errors import PermanentError
 from sluice.ports.backend import Placement, Slot
-from tests.support.fake_kube import DEFAULT_RESOURCES, FakeKube, deployment_rollout
 
 STAGING = Placement("sockshop", "staging", "carts")
 NS = STAGING.namespace

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from tests.integration.embedded.test_router import RouterThread
+from tests.support.httptarget import Reply, TargetServer
 
 from sluice.loadgen import LoadProfile, LoadRequest, run_load_sync
-from tests.support.httptarget import Reply, TargetServer
 
 CANARY_DELAY_MS = 40
 

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.integration.flow.test_canary_flow import KEY, PROD, artifact, dones, routes, world
+from tests.support.flow import Flow, by_type
 
 from sluice.core.approval_auth import sign
 from sluice.core.events import ApprovalFinished, Event, EventType
 from sluice.core.ledger import Phase
 from sluice.services.ledger import Ledger
-from tests.support.flow import Flow, by_type
 
 
 def steering(flow: Flow, context: str, decision: str, n: int) -> Event:
