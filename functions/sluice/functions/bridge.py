@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.adapters.publish import post_event
 from sluice.bridge.app import Bridge
 from sluice.bridge.guard import Auth
 from sluice.core.events import Event
@@ -30,7 +29,7 @@ def bridge_for(runtime: Runtime, base: str) -> Bridge:
         return sign_approval(event, runtime.secrets, user)
 
     auth = Auth(token=token, identity_header=runtime.settings.bridge_identity_header)
-    return Bridge(runtime.records, lambda event: post_event(runtime.settings.sink, event), base=base, auth=auth, sign=sign)
+    return Bridge(runtime.records, runtime.publish, base=base, auth=auth, sign=sign)
 
 
 #: Most bytes read of an uploaded file (the what-if replay's SLO); the bridge refuses more.

@@ -21,13 +21,12 @@ def handle(event: Event, runtime: Runtime) -> list[Event]:
 
 def _insight(runtime: Runtime) -> Callable[[Event], None]:
     """Metrics and notifications (``sluice.services.insight``) fed by every event."""
-    from sluice.adapters.notify.secretfiles import SecretFiles
-    from sluice.adapters.notify.webhook import HttpWebhookSender
+    from sluice.compose import build_notification_secrets, webhook_sender
     from sluice.services.insight import InsightService, observer
 
     service = InsightService(
-        runtime.records, lambda: datetime.now(UTC), sender=HttpWebhookSender,
-        secrets=SecretFiles(runtime.settings.secrets_path), bridge_url=web_view_url(runtime.settings),
+        runtime.records, lambda: datetime.now(UTC), sender=webhook_sender,
+        secrets=build_notification_secrets(runtime.settings), bridge_url=web_view_url(runtime.settings),
     )
     return observer(service)
 

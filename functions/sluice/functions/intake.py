@@ -29,13 +29,12 @@ _SERVICES: weakref.WeakKeyDictionary[Runtime, IntakeService] = weakref.WeakKeyDi
 
 
 def service_for(runtime: Runtime) -> IntakeService:
-    """The process's intake service (ECR digests resolved with boto3's default credential chain;
-    ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_ECR`` are honoured by boto3 itself)."""
+    """The process's intake service (its digest resolver from ``sluice.compose.build_resolver``)."""
     if runtime not in _SERVICES:
-        from sluice.adapters.registry import create_resolver
+        from sluice.compose import build_resolver
 
         _SERVICES[runtime] = IntakeService(runtime.store, runtime.emit, runtime.now, runtime.source,
-                                       resolver=create_resolver("ecr"), secrets=runtime.secrets)
+                                       resolver=build_resolver(runtime.settings), secrets=runtime.secrets)
     return _SERVICES[runtime]
 
 

@@ -14,7 +14,6 @@ import logging
 import sys
 import time
 
-from sluice.adapters.publish import post_event
 from sluice.core.events import DeploymentFinished, Event
 from sluice.errors import RetryableError, SluiceError
 from sluice.functions.runtime import Runtime, runtime_for
@@ -70,7 +69,7 @@ def main() -> int:
         return 0
     for attempt in range(1, POST_ATTEMPTS + 1):
         try:
-            post_event(runtime.settings.sink, reply)
+            runtime.publish(reply)
             log.info("tests-finished %s posted for %s (%s)", reply.id, event.id, reply.data.to_dict().get("result"))
             return 0
         except RetryableError as err:
