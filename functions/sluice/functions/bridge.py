@@ -12,6 +12,7 @@ from typing import Any
 from sluice.bridge.app import Bridge
 from sluice.bridge.guard import Auth
 from sluice.core.events import Event
+from sluice.errors import ConfigurationError, status_for
 from sluice.functions.runtime import Runtime, runtime_for
 
 #: The secret holding the bridge's bearer token (values ``token`` and ``user``).
@@ -37,7 +38,10 @@ UPLOAD_LIMIT = 64 * 1024
 
 
 def main(request: Any) -> Any:
-    runtime = runtime_for("bridge")
+    try:
+        runtime = runtime_for("bridge")  # the first request reads the settings
+    except ConfigurationError as err:
+        return str(err), status_for(err), {"Content-Type": "text/plain; charset=utf-8"}
     prefix = request.headers.get("X-Forwarded-Prefix", "")  # set by the local broker's /bridge proxy
     from werkzeug.exceptions import HTTPException
 
@@ -54,8 +58,4 @@ def main(request: Any) -> Any:
         request.method, request.path, dict(request.args), form, dict(request.headers)
     )
     return body, status, headers
-
-
-#: Most bytes read of an uploaded file (the what-if replay's SLO); the bridge refuses more.
-UPLOAD_LIMIT = 64 * 1024
 

@@ -13,6 +13,7 @@ integrators; this door is where people get their mistakes named. When a secret i
 ``cloudevents`` intake source (``sluice set intake-secret --source cloudevents``, as you should
 when intake is reachable from outside the cluster), the door requires it too (``X-Sluice-Token``,
 ``Authorization: Bearer``, or ``?token=``); without one it is as open as the broker's ingress.
+Other errors are answered by intake with ``sluice.errors.status_for``'s status.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sluice.core.events import Event, EventType
-from sluice.errors import NotFoundError, RetryableError, ValidationError
+from sluice.errors import NotFoundError, RetryableError, ValidationError, status_for
 from sluice.functions.http import decode
 from sluice.functions.runtime import Runtime
 from sluice.services.records import Records
@@ -122,11 +123,11 @@ def handle(request: Any, runtime: Runtime, body: bytes) -> tuple[str, int, dict[
     try:
         event = check(headers, body, runtime.records)
     except ValidationError as err:
-        return _answer(400, str(err), problems=list(err.problems))
+        return _answer(status_for(err), str(err), problems=list(err.problems))
     try:
         runtime.emit([event])
     except RetryableError as err:
-        return _answer(503, f"the broker did not take event {event.id}; retry: {err}")
+        return _answer(status_for(err), f"the broker did not take event {event.id}; retry: {err}")
     return _answer(
         202, f"accepted: {event.type.value} {event.id} published to the broker",
         id=event.id, type=event.type.value, shkeptncontext=event.shkeptncontext,
