@@ -5,18 +5,23 @@ Runs the stage's tests (``tests.yaml`` of the service in the stage, else the doc
 under a hard time limit, stores the measurements for the builtin SLI provider, and posts
 ``tests-finished`` to the broker (retrying a few times: the event's id is stable, so a repeated
 post is a duplicate the consumers ignore).
+
+The test runners (load generator, JMeter) are imported when tests run: a unit whose delivery
+no longer waits for them exits without loading them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 
 from sluice.core.events import DeploymentFinished, Event
 from sluice.errors import RetryableError, SluiceError
 from sluice.functions.runtime import Runtime, runtime_for
+from sluice.functions.test import service
 from sluice.services.testflow import Runner, TestOutcome
 
 log = logging.getLogger("sluice.testworker")
@@ -52,13 +57,9 @@ def make_runner(runtime: Runtime) -> Runner:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s testworker %(levelname)s %(message)s")
-    import os
-
     runtime = runtime_for("test")
     raw = os.environ.get("SLUICE_TEST_EVENT")  # a Job passes the event in its environment
     event = Event.from_json_dict(json.loads(raw) if raw else json.load(sys.stdin))
-    from sluice.functions.test import service
-
     try:
         reply = service(runtime).run_unit(event, make_runner(runtime))
     except SluiceError as err:
