@@ -2,7 +2,8 @@
 
 functions-framework's ``cloud_event`` signature always answers "OK" and cannot reply with an
 event, so it cannot sit behind a Knative broker. This adapter decodes the CloudEvent (binary or
-structured mode) into a typed ``Event``, calls one handler, and answers:
+structured mode, with the one codec ``sluice.core.cloudevent``) into a typed ``Event``, calls
+one handler, and answers:
 
 - the handler's first event as a binary-mode CloudEvent reply (200); further events are posted
   to the sink (the broker) before replying;
@@ -21,6 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sluice.core.cloudevent import RawEvent, parse
 from sluice.core.events import Event, EventType
 from sluice.errors import STATUS_BUG, ValidationError, status_for
 from sluice.functions.runtime import Runtime, runtime_for
@@ -58,33 +60,14 @@ def decode(headers: Any, body: bytes) -> Event:
 
 
 def _decode(headers: Any, body: bytes) -> Event:
-    from cloudevents.exceptions import GenericException
-    from cloudevents.http import from_http
-
-    try:
-        ce = from_http(dict(headers), body)
-    except GenericException as err:
-        raise ValidationError("request", [f"not a CloudEvent 1.0 (binary or structured mode): {err}"]) from err
-    except (ValueError, TypeError) as err:  # malformed JSON bodies surface as these
-        raise ValidationError("request", [f"body is not valid JSON: {err}"]) from err
-    data = ce.data
-    if isinstance(data, bytes | str):
-        try:
-            data = json.loads(data) if data else {}
-        except ValueError as err:
-            raise ValidationError("request", [f"data is not JSON: {err}"]) from err
-    return Event.from_parts(ce.get_attributes(), data)
+    raw = parse(dict(headers), body, strings_only=True)  # a CloudEvent, else ValidationError
+    return Event.from_parts(raw.attributes, raw.json_data())
 
 
 def encode_binary(event: Event) -> tuple[dict[str, str], bytes]:
-    """Binary-mode headers and body for a reply, through the cloudevents SDK."""
-    from cloudevents.conversion import to_binary
-    from cloudevents.http import CloudEvent
-
-    ce = CloudEvent(event.to_attributes(), event.data.to_dict())
-    headers, body = to_binary(ce)
-    headers["content-type"] = "application/json"
-    return dict(headers), body
+    """Binary-mode headers and body for a reply."""
+    raw = RawEvent.of(event.to_attributes(), event.data.to_dict())
+    return raw.to_binary(), raw.data
 
 
 def serve(request: Any, function: str, handler: Handler) -> Response:

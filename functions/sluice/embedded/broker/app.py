@@ -45,8 +45,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from sluice.core.cloudevent import STRUCTURED, RawEvent, parse
 from sluice.embedded.broker import deadletters
-from sluice.embedded.broker.cloudevent import STRUCTURED, RawEvent, parse
 from sluice.embedded.broker.delivery import is_retryable
 from sluice.embedded.broker.journal import DEAD_LETTERED, DELIVERED, Journal
 from sluice.embedded.broker.manifests import PROXIED_TARGETS, PingSourceSpec, Topology, TriggerSpec, resolve
