@@ -22,6 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sluice.core.cloudevent import REQUIRED
 from sluice.core.events import Event, EventType
 from sluice.errors import NotFoundError, RetryableError, ValidationError, status_for
 from sluice.functions.http import decode
@@ -67,8 +68,7 @@ def _attribute_problems(headers: Mapping[str, str], body: bytes) -> list[str]:
         if not isinstance(doc, dict):
             return ["not a CloudEvent: no ce- headers (binary mode) and the body is not a JSON object (structured mode)"]
         attrs, where = {k: v for k, v in doc.items() if isinstance(v, str)}, ""
-    return [f"{where}{name}: required CloudEvent attribute, missing" for name in ("specversion", "id", "source", "type")
-            if not attrs.get(name)]
+    return [f"{where}{name}: required CloudEvent attribute, missing" for name in REQUIRED if not attrs.get(name)]
 
 
 def _data(headers: Mapping[str, str], body: bytes) -> object:

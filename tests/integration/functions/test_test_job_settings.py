@@ -28,7 +28,11 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-un
             "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
         )
         monkeypatch.setenv("KUBECONFIG", str(config))
+        from sluice.compose import kube_api
+
+        kube_api.cache_clear()  # the process's one client: this test's must point at this fake
         yield kube
+        kube_api.cache_clear()
 
 
 def test_the_job_worker_gets_the_functions_settings_and_sink(fake: FakeKube) -> None:
