@@ -3,8 +3,6 @@ and its sink, so the worker in the Job runs under the same limits as the functio
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from tests.support.fake_kube import FakeKube, ResourceType
 
@@ -16,23 +14,14 @@ EVENT = {"specversion": "1.0", "type": "sh.keptn.events.deployment-finished", "s
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """A fake API server serving Jobs, and a kubeconfig pointing at it (what a cluster's function reads)."""
+def fake(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A fake API server serving Jobs, as the process's Kubernetes client (what a cluster's function has)."""
+    from sluice import compose
+
     with FakeKube() as kube:
         kube.register(ResourceType("batch", ("v1",), "jobs", "Job"))
-        config = tmp_path / "kubeconfig"
-        config.write_text(
-            "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-            f"clusters: [{{name: k, cluster: {{server: '{kube.url}'}}}}]\n"
-            "users: [{name: u, user: {token: t}}]\n"
-            "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-        )
-        monkeypatch.setenv("KUBECONFIG", str(config))
-        from sluice.compose import kube_api
-
-        kube_api.cache_clear()  # the process's one client: this test's must point at this fake
+        monkeypatch.setattr(compose, "kube_api", kube.api_client)
         yield kube
-        kube_api.cache_clear()
 
 
 def test_the_job_worker_gets_the_functions_settings_and_sink(fake: FakeKube) -> None:
