@@ -61,11 +61,11 @@ def _names_in(paths: list[Path]) -> set[str]:
 
 
 def test_no_name_the_project_sets_is_refused() -> None:
-    """Every SLUICE_* name in the Knative manifests, examples, docs, README, Makefile, tools and
-    tests is a setting or listed as not one (so none of them is wrongly refused)."""
-    paths = [ROOT / "README.md", ROOT / "Makefile"]
-    for folder, pattern in [("knative", "*.yaml"), ("examples", "*"), ("docs", "*.md"), ("tools", "*"),
-                            ("tests", "*"), ("bench", "*"), ("functions", "*.py")]:
+    """Every SLUICE_* name in the Knative manifests and Triggers, examples, docs, README, Makefile,
+    Dockerfile, CI, tools and tests is a setting or listed as not one (none is wrongly refused)."""
+    paths = [ROOT / "README.md", ROOT / "Makefile", ROOT / "Dockerfile"]
+    for folder, pattern in [("knative", "*.yaml"), ("triggers", "*.yaml"), ("examples", "*"), ("docs", "*.md"),
+                            ("tools", "*"), ("tests", "*"), ("bench", "*"), ("functions", "*.py"), (".ci", "*")]:
         paths += [p for p in (ROOT / folder).rglob(pattern) if p.is_file() and p.suffix in (".py", ".md", ".yaml", ".yml", ".sh", "")
                   and p != Path(__file__)]
     names = _names_in(paths)
