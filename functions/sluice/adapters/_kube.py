@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sluice.adapters._kubeclient import api_client, client_errors, message_of, status_of
 from sluice.core.validation import cluster_name_problems, dns_label_problem
 from sluice.core.workload import digest
 from sluice.errors import (
@@ -54,22 +55,16 @@ class Kube:
     """The typed client APIs over one ``ApiClient``; every call returns a JSON dict."""
 
     def __init__(self, api: Any, request_timeout: float = 10.0) -> None:
-        import urllib3
         from kubernetes import client
 
-        if isinstance(api, client.Configuration):
-            api = client.ApiClient(api)
-        if not isinstance(api, client.ApiClient):
-            raise ConfigurationError(
-                f"deployment backend: expected a kubernetes ApiClient or Configuration, found {type(api).__name__}"
-            )
+        api = api_client(api, "deployment backend")
         self.api_client = api
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.apis = client.ApisApi(api)
         self.timeout = request_timeout
-        self._errors: tuple[type[Exception], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
+        self._errors = client_errors()
 
     def call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
         """``method(*args, **kwargs)`` as a dict; errors mapped as the module says."""
@@ -130,10 +125,10 @@ class Kube:
 
 def api_error(err: Exception, what: str) -> SluiceError:
     """The Sluice error for a client exception raised while doing ``what``."""
-    status = getattr(err, "status", None)
-    if not isinstance(status, int) or status <= 0 or not hasattr(err, "body"):
+    status = status_of(err)
+    if status is None:
         return RetryableError(f"{what}: the Kubernetes API could not be reached: {err}")
-    message = _message(err)
+    message = message_of(err)
     if status == 404:
         return NotFoundError(f"{what}: not found ({message})")
     if status == 409:
@@ -146,18 +141,6 @@ def api_error(err: Exception, what: str) -> SluiceError:
     if status == 429 or status >= 500:
         return RetryableError(f"{what}: the API server answered {status} ({message})")
     return PermanentError(f"{what}: the API server refused it with {status} ({message})")
-
-
-def _message(err: Exception) -> str:
-    body = getattr(err, "body", None)
-    if body:
-        try:
-            doc = json.loads(body)
-        except (TypeError, ValueError):
-            return str(body)[:300]
-        if isinstance(doc, dict) and doc.get("message"):
-            return str(doc["message"])
-    return str(getattr(err, "reason", "") or err).strip()
 
 
 def with_conflict_retry(

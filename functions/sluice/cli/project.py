@@ -1,4 +1,8 @@
-"""``sluice create project``, ``sluice onboard service``, ``sluice add-resource``, ``sluice set sli-provider``."""
+"""``sluice create project``, ``sluice onboard service``, ``sluice add-resource``, ``sluice set sli-provider``.
+
+The CLI imports every command module to build its parser, so each command imports the services
+only it uses (the shipyard, the canary check, the SLI configuration …) when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from sluice.cli import common
+from sluice.core.validation import cluster_name_problems, dns_label_problem
+from sluice.errors import ValidationError
+from sluice.services.documents import load_document, load_slo
 
 
 def register(subparsers: Any) -> None:
@@ -76,9 +83,6 @@ def register(subparsers: Any) -> None:
 
 def create_project(args: argparse.Namespace) -> int:
     from sluice.core.shipyard import parse_shipyard
-    from sluice.core.validation import cluster_name_problems, dns_label_problem
-    from sluice.errors import ValidationError
-    from sluice.services.documents import load_document
 
     if problem := dns_label_problem("project name", args.name):
         raise ValidationError("create project", [problem])
@@ -128,8 +132,6 @@ def approver_key(args: argparse.Namespace) -> int:
 
 
 def onboard_service(args: argparse.Namespace) -> int:
-    from sluice.core.validation import cluster_name_problems, dns_label_problem
-    from sluice.errors import ValidationError
 
     if problem := dns_label_problem("service name", args.name):
         raise ValidationError("onboard service", [problem])
@@ -184,8 +186,6 @@ def add_resource(args: argparse.Namespace) -> int:
     records = common.records(args)
     records.project(args.project)
     if uri == "slo.yaml":
-        from sluice.services.documents import load_slo
-
         load_slo(text, args.resource)  # refuse an invalid SLO now rather than at the gate
     elif uri.endswith("sli.yaml"):
         from sluice.services.sli_config import load_sli_config
@@ -199,7 +199,6 @@ def add_resource(args: argparse.Namespace) -> int:
 
 def set_sli_provider(args: argparse.Namespace) -> int:
     from sluice.adapters.sli import PROVIDERS
-    from sluice.errors import ValidationError
 
     if args.provider not in PROVIDERS:
         raise ValidationError("sli-provider", [f"{args.provider!r} is no SLI provider: expected one of {', '.join(sorted(PROVIDERS))}"])
