@@ -9,7 +9,7 @@ DEMO_STAMP := $(VENV)/.installed-demo$(if $(DEMO_PROMETHEUS),-prometheus)
 SYSTEM_STAMP := $(VENV)/.system-packages
 IMAGE ?= ghcr.io/sluice-dev/sluice:0.1.0
 
-.PHONY: demo test test-kube kube-binaries soak lint unit bench venv system-deps jmeter image deploy clean help
+.PHONY: demo test test-kube kube-binaries helm soak lint unit bench venv system-deps jmeter image deploy clean help
 
 help:
 	@echo "make demo   - run the quality-gate tutorial locally (no cluster needed)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-kube - only the tests against a real Kubernetes API server (tests/integration/kube, the kube marker)"
 	@echo "make lint   - ruff, import-linter and mypy"
 	@echo "make bench  - print the benchmark figures"
+	@echo "make helm   - build helm 3 (Go module) for 'sluice onboard service --chart' into ~/.cache/sluice"
 	@echo "make jmeter - install Apache JMeter 5 (Maven Central) for .jmx tests into ~/.cache/sluice"
 	@echo "make image / make deploy - build the function image / install on a cluster"
 
@@ -58,6 +59,12 @@ system-deps: $(SYSTEM_STAMP)
 kube-binaries:
 	@bash tests/support/kube/build.sh >/dev/null
 
+# helm 3 for `sluice onboard service --chart` (helm template), built from its Go module into a
+# cache outside the clone (tools/helm/build.sh --print shows where). The first build takes minutes
+# (about 5.5 measured on a busy 2-core machine); afterwards this returns at once.
+helm:
+	@bash tools/helm/build.sh >/dev/null
+
 # Apache JMeter 5.x for .jmx tests, from Maven Central (tools/jmeter), cached outside the clone.
 # Debian's jmeter (2.13) cannot load plans on this machine's Java: it is not used.
 JMETER_HOME ?= $(HOME)/.cache/sluice/jmeter-5.6.3
@@ -78,7 +85,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: $(STAMP) $(SYSTEM_STAMP) kube-binaries $(JMETER_HOME)/bin/jmeter lint
+test: $(STAMP) $(SYSTEM_STAMP) kube-binaries helm $(JMETER_HOME)/bin/jmeter lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
@@ -87,7 +94,7 @@ test: $(STAMP) $(SYSTEM_STAMP) kube-binaries $(JMETER_HOME)/bin/jmeter lint
 soak: $(STAMP)
 	SLUICE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/flow/test_flow_model.py::test_delivery_flow_model
 
-test-kube: $(STAMP) kube-binaries
+test-kube: $(STAMP) kube-binaries helm
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m kube; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no kube tests: failing" >&2; exit 1; fi; exit $$rc
 

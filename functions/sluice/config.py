@@ -27,10 +27,17 @@ where it is written down; nothing below the composition root reads ``os.environ`
 | s3_endpoint_url    | SLUICE_S3_ENDPOINT_URL   | (AWS's)                                 |
 | bridge_identity_header | SLUICE_BRIDGE_IDENTITY_HEADER | (none: only a bearer token signs in) |
 | jmeter             | SLUICE_JMETER            | ``~/.cache/sluice/jmeter-5.6.3/bin/jmeter`` (``make jmeter``) |
+| helm               | SLUICE_HELM              | ``helm`` on the PATH, else ``make helm``'s (``~/.cache/sluice/helm``) |
+| kubectl            | SLUICE_KUBECTL           | ``kubectl`` on the PATH, else ``make kube-binaries``' |
+
+Any other ``SLUICE_*`` variable is an error naming it (and the nearest known name): a typo is
+reported, not silently ignored. The few ``SLUICE_*`` names that are not settings are listed in
+``NOT_SETTINGS`` (the test worker's event, and knobs of the test suite and its tools).
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -63,7 +70,39 @@ _ENV = {
     "s3_endpoint_url": "SLUICE_S3_ENDPOINT_URL",
     "bridge_identity_header": "SLUICE_BRIDGE_IDENTITY_HEADER",
     "jmeter": "SLUICE_JMETER",
+    "helm": "SLUICE_HELM",
+    "kubectl": "SLUICE_KUBECTL",
 }
+
+#: ``SLUICE_*`` variables that are not settings, and who reads them (never refused as unknown).
+NOT_SETTINGS = {
+    "SLUICE_TEST_EVENT": "the test worker's event, in a Kubernetes Job",
+    "SLUICE_SHARED": "the test suite: where the shared reference schemas are",
+    "SLUICE_SOAK": "the test suite: make soak",
+    "SLUICE_SOAK_EXAMPLES": "the test suite: make soak",
+    "SLUICE_MODEL_CHECKS": "the test suite: the flow model's invariants",
+    "SLUICE_HOSTILE_EXAMPLES": "the test suite: hostile-input examples",
+    "SLUICE_KUBE_CACHE": "the test suite: where the kube binaries are cached",
+    "SLUICE_KEEP_KUBE_LOGS": "the test suite: keep the test cluster's logs",
+}
+
+
+def unknown_names(environ: Mapping[str, str]) -> list[str]:
+    """The ``SLUICE_*`` names in ``environ`` that are neither a setting nor in ``NOT_SETTINGS``."""
+    known = set(_ENV.values()) | set(NOT_SETTINGS)
+    return sorted(name for name in environ if name.startswith("SLUICE_") and name not in known)
+
+
+def _unknown_error(names: list[str]) -> ConfigurationError:
+    known = sorted(v for v in _ENV.values() if v.startswith("SLUICE_"))
+    parts = []
+    for name in names:
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        parts.append(f"{name} (did you mean {near[0]}?)" if near else name)
+    return ConfigurationError(
+        f"unknown environment variable{'s' if len(names) > 1 else ''} {', '.join(parts)}; "
+        f"the settings are {', '.join(known)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -92,10 +131,18 @@ class Settings:
     bridge_identity_header: str = ""
     #: The JMeter binary for .jmx tests ('' → where 'make jmeter' installs it).
     jmeter: str = ""
+    #: helm for ``onboard --chart`` ('' → on the PATH, else where 'make helm' builds it).
+    helm: str = ""
+    #: kubectl for ``onboard --manifests`` of a kustomization ('' → on the PATH, else the kube test cache's).
+    kubectl: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **flags: Any) -> Settings:
-        """Defaults, overridden by ``environ``, overridden by non-None ``flags``."""
+        """Defaults, overridden by ``environ``, overridden by non-None ``flags``; an unknown
+        ``SLUICE_*`` name in ``environ`` is a ``ConfigurationError`` naming it."""
+        unknown = unknown_names(environ)
+        if unknown:
+            raise _unknown_error(unknown)
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw: Any = environ.get(_ENV[f.name])
@@ -130,7 +177,8 @@ class Settings:
         return replace(self, **changes)
 
     def to_env(self) -> dict[str, str]:
-        """The environment that hands these settings to a child process (a local function)."""
+        """The environment that hands these settings to a child process (a local function, a
+        test worker); ``K_SINK`` is not in it: each child is given its own sink."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)

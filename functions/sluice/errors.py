@@ -8,6 +8,10 @@ wrap them in one of these with ``raise ... from err``.
 - ``PermanentError``: will fail again the same way; a domain failure event is sent.
 - ``ConfigurationError``: the operator's configuration is wrong (a file, a setting).
 - ``ValidationError``: the input (an event, a file, a flag) is invalid; answered 400.
+
+Every HTTP entry point (the functions' CloudEvent adapter, intake and its front door, the
+bridge, the local broker) answers an error it could not turn into an event with
+``status_for(error)``; see docs/cluster.md "How the functions answer".
 """
 
 from __future__ import annotations
@@ -58,3 +62,27 @@ class ValidationError(SluiceError):
         self.subject = subject
         self.problems: tuple[str, ...] = tuple(problems)
         super().__init__(f"{subject}: " + "; ".join(self.problems))
+
+
+#: The one error → HTTP status map of every HTTP entry point, following Knative's retry rules
+#: (it retries 5xx, 404, 408, 409 and 429; other 4xx are final and go to the dead-letter sink).
+STATUS_BAD_INPUT = 400
+#: Permanent and configuration errors: final. A configuration error will not heal within a
+#: broker's retry window (seconds), so it is not retried either: the dead-letter sink keeps the
+#: event, to be sent again once the operator has fixed the setting the message names.
+STATUS_FINAL = 422
+STATUS_RETRY = 503
+STATUS_BUG = 500
+
+
+def status_for(error: BaseException) -> int:
+    """The HTTP status answering ``error``: 400 for invalid input, 422 for a permanent or a
+    configuration error (final, never retried), 503 for a temporary one (retried), 500 for
+    anything else (a bug: retried, then dead-lettered)."""
+    if isinstance(error, ValidationError):
+        return STATUS_BAD_INPUT
+    if isinstance(error, PermanentError | ConfigurationError):
+        return STATUS_FINAL
+    if isinstance(error, RetryableError):
+        return STATUS_RETRY
+    return STATUS_BUG

@@ -112,7 +112,7 @@ def test_the_commands_are_the_tutorials(story) -> None:  # type: ignore[no-untyp
     assert any(r.endswith("--resourceUri=slo.yaml") for r in ran)
     assert any(r.endswith("--resourceUri=prometheus/sli.yaml") for r in ran)
     assert [r.rsplit("--tag=", 1)[1] for r in ran if "new-artifact" in r] == ["0.10.1", "0.10.2", "0.10.3"]
-    assert "Chart carts (./carts) checked" in transcript[1][1]
+    assert "Workload from --chart ./carts for stages dev, staging, production" in transcript[1][1]
     assert any(r.endswith("--resourceUri=jmeter/load.jmx") for r in ran)
 
 

@@ -25,7 +25,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sluice.adapters._kubeclient import api_client, client_errors, message_of, status_of
 from sluice.core.validation import cluster_name_problems, dns_label_problem
+from sluice.core.workload import digest
 from sluice.errors import (
     ConfigurationError,
     ConflictError,
@@ -53,22 +55,16 @@ class Kube:
     """The typed client APIs over one ``ApiClient``; every call returns a JSON dict."""
 
     def __init__(self, api: Any, request_timeout: float = 10.0) -> None:
-        import urllib3
         from kubernetes import client
 
-        if isinstance(api, client.Configuration):
-            api = client.ApiClient(api)
-        if not isinstance(api, client.ApiClient):
-            raise ConfigurationError(
-                f"deployment backend: expected a kubernetes ApiClient or Configuration, found {type(api).__name__}"
-            )
+        api = api_client(api, "deployment backend")
         self.api_client = api
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.apis = client.ApisApi(api)
         self.timeout = request_timeout
-        self._errors: tuple[type[Exception], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
+        self._errors = client_errors()
 
     def call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
         """``method(*args, **kwargs)`` as a dict; errors mapped as the module says."""
@@ -86,6 +82,28 @@ class Kube:
         if not isinstance(value, dict):
             raise RetryableError(f"{what}: expected a JSON object from the API server, found {type(value).__name__}")
         return value
+
+    def rest(self, what: str, method: str, path: str, body: Obj | None = None, content_type: str | None = None) -> Obj:
+        """One request to ``path`` (``/api/v1/...``, ``/apis/<group>/<version>/...``) as a dict,
+        for kinds the typed APIs are not used for (the user's extra objects)."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        api = self.api_client
+
+        def send(*, _preload_content: bool, _request_timeout: float) -> Any:
+            request = api.param_serialize(method=method, resource_path=path, header_params=headers, body=body,
+                                          auth_settings=["BearerToken"])
+            response = api.call_api(*request, _request_timeout=_request_timeout)
+            if not 200 <= response.status <= 299:
+                response.read()
+                from kubernetes.client import ApiException
+
+                raise ApiException.from_response(http_resp=response, body=None, data=None)
+            response.read()
+            return response
+
+        return self.call(what, send)
 
     def get(self, what: str, method: Callable[..., Any], *args: Any) -> Obj | None:
         """Like ``call`` for a read, but ``None`` when the object does not exist."""
@@ -107,10 +125,10 @@ class Kube:
 
 def api_error(err: Exception, what: str) -> SluiceError:
     """The Sluice error for a client exception raised while doing ``what``."""
-    status = getattr(err, "status", None)
-    if not isinstance(status, int) or status <= 0 or not hasattr(err, "body"):
+    status = status_of(err)
+    if status is None:
         return RetryableError(f"{what}: the Kubernetes API could not be reached: {err}")
-    message = _message(err)
+    message = message_of(err)
     if status == 404:
         return NotFoundError(f"{what}: not found ({message})")
     if status == 409:
@@ -123,18 +141,6 @@ def api_error(err: Exception, what: str) -> SluiceError:
     if status == 429 or status >= 500:
         return RetryableError(f"{what}: the API server answered {status} ({message})")
     return PermanentError(f"{what}: the API server refused it with {status} ({message})")
-
-
-def _message(err: Exception) -> str:
-    body = getattr(err, "body", None)
-    if body:
-        try:
-            doc = json.loads(body)
-        except (TypeError, ValueError):
-            return str(body)[:300]
-        if isinstance(doc, dict) and doc.get("message"):
-            return str(doc["message"])
-    return str(getattr(err, "reason", "") or err).strip()
 
 
 def with_conflict_retry(
@@ -198,6 +204,65 @@ def placement_labels(placement: Placement) -> dict[str, str]:
         "sluice.dev/project": placement.project,
         "sluice.dev/stage": placement.stage,
     }
+
+
+#: Where the user's extra objects live: (apiVersion, kind) → the API path prefix and plural.
+EXTRA_PATHS: dict[tuple[str, str], tuple[str, str]] = {
+    ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
+    ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "PersistentVolumeClaim"): ("/api/v1", "persistentvolumeclaims"),
+    ("v1", "ServiceAccount"): ("/api/v1", "serviceaccounts"),
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
+    ("apps/v1", "StatefulSet"): ("/apis/apps/v1", "statefulsets"),
+}
+APPLIED_ANNOTATION = "sluice.dev/applied"
+
+
+def apply_extras(kube: Kube, placement: Placement, objects: tuple[Obj, ...] | list[Obj], source: str,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """Create or update the user's other objects (a database, ConfigMaps) in the stage's namespace,
+    once per content: each carries the digest of what was applied (annotation
+    ``sluice.dev/applied``), and an object whose digest matches is left alone, so a redelivered
+    deploy writes nothing. Updates are merge patches carrying the read ``resourceVersion``."""
+    ns = placement.namespace
+    for obj in objects:
+        key = (str(obj.get("apiVersion")), str(obj.get("kind")))
+        if key not in EXTRA_PATHS:
+            raise PermanentError(f"{source}: {key[1]} ({key[0]}) is not a kind Sluice applies")
+        prefix, plural = EXTRA_PATHS[key]
+        meta = dict(obj.get("metadata") or {})
+        name = str(meta.get("name", ""))
+        wanted = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+        stamp = digest({"metadata": meta, **wanted})
+        labels = {**(meta.get("labels") or {}), **MANAGED_BY, "sluice.dev/project": placement.project,
+                  "sluice.dev/stage": placement.stage}
+        annotations = {**(meta.get("annotations") or {}), APPLIED_ANNOTATION: stamp}
+        collection = f"{prefix}/namespaces/{ns}/{plural}"
+        what = f"{key[1]} {ns}/{name} (from {source})"
+
+        def step(collection: str = collection, name: str = name, what: str = what, wanted: Obj = wanted,
+                 labels: dict[str, Any] = labels, annotations: dict[str, Any] = annotations, stamp: str = stamp,
+                 key: tuple[str, str] = key) -> None:
+            current = _get_rest(kube, f"read {what}", f"{collection}/{name}")
+            if current is None:
+                body = {"apiVersion": key[0], "kind": key[1],
+                        "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": annotations}, **wanted}
+                kube.rest(f"create {what}", "POST", collection, body)
+                return
+            if ((current.get("metadata") or {}).get("annotations") or {}).get(APPLIED_ANNOTATION) == stamp:
+                return
+            patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"], "labels": labels,
+                                  "annotations": annotations}, **wanted}
+            kube.rest(f"update {what}", "PATCH", f"{collection}/{name}", patch, MERGE_PATCH)
+
+        with_conflict_retry(step, sleep=sleep)
+
+
+def _get_rest(kube: Kube, what: str, path: str) -> Obj | None:
+    try:
+        return kube.rest(what, "GET", path)
+    except NotFoundError:
+        return None
 
 
 def condition(obj: Obj, kind: str) -> Obj | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 
+from sluice.core.cloudevent import RawEvent
 from sluice.core.events import Event
 from sluice.errors import RetryableError
 
@@ -14,10 +14,8 @@ POST_TIMEOUT_S = 10.0
 
 def post_event(url: str, event: Event, timeout_s: float = POST_TIMEOUT_S) -> None:
     """POST one event in structured mode; the broker answers 2xx or we raise RetryableError."""
-    body = json.dumps(event.to_json_dict()).encode()
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/cloudevents+json"}
-    )
+    headers, body = RawEvent.of(event.to_attributes(), event.data.to_dict()).to_structured()
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             status = response.status

@@ -5,6 +5,8 @@ so the ``bridge`` function (functions-framework) and tests call the same code. A
 decline) send the same CloudEvent the CLI sends; nothing here writes the store. The what-if replay
 (``POST /history/<p>/<stage>/<svc>/replay`` with an SLO in ``slo`` or an uploaded ``slo_file``)
 only reads: a POST because an SLO is too big for a URL and does not belong in access logs.
+A page or record that does not exist is 404 (a web resource, never behind a broker); every other
+error is answered with ``sluice.errors.status_for``'s status, as at every HTTP entry point.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import unquote
 
 from sluice.bridge import guard, views
 from sluice.core.events import ApprovalFinished, Event
-from sluice.errors import NotFoundError, SluiceError, ValidationError
+from sluice.errors import NotFoundError, SluiceError, ValidationError, status_for
 from sluice.services import readmodel
 from sluice.services.records import Records
 
@@ -104,9 +106,9 @@ class Bridge:
         except NotFoundError as err:
             return self._error(api, 404, "Not found", str(err))
         except ValidationError as err:
-            return self._error(api, 400, "Bad request", str(err))
-        except SluiceError as err:
-            return self._error(api, 503, "Unavailable", str(err))
+            return self._error(api, status_for(err), "Bad request", str(err))
+        except SluiceError as err:  # the store's temporary (503) or configuration (422) errors
+            return self._error(api, status_for(err), "Unavailable" if status_for(err) >= 500 else "Cannot serve this", str(err))
 
     def _error(self, api: bool, status: int, title: str, text: str) -> Response:
         if api:

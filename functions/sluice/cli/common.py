@@ -39,10 +39,9 @@ def store(args: argparse.Namespace) -> StateStore:
 
 
 def records(args: argparse.Namespace) -> Any:
-    from sluice.compose import build_archive
-    from sluice.services.records import Records
+    from sluice.compose import build_records
 
-    return Records(store(args), build_archive(settings(args)))
+    return build_records(settings(args))
 
 
 def secrets(args: argparse.Namespace) -> Any:

@@ -80,12 +80,12 @@ def follow(records: Any, context: str, last_stage: str, timeout_s: float = DELIV
 
 def deliver(args: argparse.Namespace, records: Any, tag: str, last_stage: str) -> list[dict[str, Any]]:
     timeout = DELIVERY_TIMEOUT_S * (2 if getattr(args, "canary", False) else 1)  # three judged steps in production
-    from sluice.adapters.publish import post_event
     from sluice.cli.send import new_artifact_event
+    from sluice.compose import build_publisher
 
     print(f"\n$ sluice send event new-artifact --project=sockshop --service=carts --image={IMAGE} --tag={tag}")
     event = new_artifact_event("sockshop", "carts", IMAGE, tag)
-    post_event(common.settings(args).broker_url, event)
+    build_publisher(common.settings(args).broker_url)(event)
     print(f"   delivery {event.shkeptncontext}")
     return follow(records, event.shkeptncontext, last_stage, timeout)
 

@@ -1,4 +1,8 @@
-"""``sluice get event`` and ``sluice get evaluations``: read the event log and the history."""
+"""``sluice get event`` and ``sluice get evaluations``: read the event log and the history.
+
+The read-model is imported when a command runs (the CLI imports every command module to build
+its parser).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import argparse
 from typing import Any
 
 from sluice.cli import common
+from sluice.core.validation import context_id
+from sluice.errors import ConfigurationError, NotFoundError
+from sluice.services.verdicts import reasons, verdict_label
 
 
 def register(subparsers: Any) -> None:
@@ -33,12 +40,8 @@ def register(subparsers: Any) -> None:
 def get_event(args: argparse.Namespace) -> int:
     records = common.records(args)
     if args.context:
-        from sluice.core.validation import context_id
-
         events = records.events(context_id(args.context))
         if not events:
-            from sluice.errors import NotFoundError
-
             raise NotFoundError(f"no events for delivery {args.context}")
     else:  # the newest deliveries first, until the page is full: reads do not grow with history
         events = []
@@ -67,8 +70,6 @@ def get_evaluations(args: argparse.Namespace) -> int:
     history = readmodel.evaluations(records, args.project, args.stage, args.service)
     if args.all:
         if records.archive is None:
-            from sluice.errors import ConfigurationError
-
             raise ConfigurationError("--all reads the archive, but none is configured (set SLUICE_ARCHIVE=s3 and SLUICE_ARCHIVE_BUCKET)")
         history = history + list(reversed(records.archived_evaluations(args.project, args.stage, args.service)))
     if args.output == "json":
@@ -76,8 +77,6 @@ def get_evaluations(args: argparse.Namespace) -> int:
         return 0
     if not history:
         print(f"no evaluations of {args.service} in {args.project}/{args.stage}")
-    from sluice.services.verdicts import reasons, verdict_label
-
     for e in history:
         print(f"{str(e.get('time', ''))[:19]:19}  {e.get('image', '')}  {verdict_label(e)}  score {e.get('score', 0):.2f}")
         for reason in reasons(e):

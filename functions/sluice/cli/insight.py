@@ -137,9 +137,9 @@ def add_notification(args: argparse.Namespace) -> int:
     shown = config.url.split("?")[0] if config.url else f"the URL in secret {config.url_secret!r}"
     print(f"Notification {config.name} {'added' if new else 'updated'}: {config.format} to {shown} "
           f"on {', '.join(config.on)} in {where} of project {args.project}")
-    from sluice.adapters.notify.secretfiles import SecretFiles
+    from sluice.compose import build_notification_secrets
 
-    secrets = SecretFiles(common.settings(args).secrets_path)
+    secrets = build_notification_secrets(common.settings(args))
     for needed in (config.secret, config.url_secret):
         if needed and not secrets.exists(needed):
             print(f"Note: secret {needed!r} is not set yet (messages are refused until it is): "
@@ -148,7 +148,7 @@ def add_notification(args: argparse.Namespace) -> int:
 
 
 def set_notification_secret(args: argparse.Namespace) -> int:
-    from sluice.adapters.notify.secretfiles import SecretFiles
+    from sluice.compose import build_notification_secrets
     from sluice.core.validation import dns_label_problem
     from sluice.errors import ValidationError
 
@@ -160,6 +160,6 @@ def set_notification_secret(args: argparse.Namespace) -> int:
     value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         raise ValidationError("notification-secret", ["the secret is empty (expected it on stdin)"])
-    path = SecretFiles(common.settings(args).secrets_path).put(args.name, value)
+    path = build_notification_secrets(common.settings(args)).put(args.name, value)
     print(f"Secret {args.name} stored in {path} (mode 0600)")
     return 0

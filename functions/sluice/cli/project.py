@@ -1,4 +1,8 @@
-"""``sluice create project``, ``sluice onboard service``, ``sluice add-resource``, ``sluice set sli-provider``."""
+"""``sluice create project``, ``sluice onboard service``, ``sluice add-resource``, ``sluice set sli-provider``.
+
+The CLI imports every command module to build its parser, so each command imports the services
+only it uses (the shipyard, the canary check, the SLI configuration …) when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from sluice.cli import common
+from sluice.core.validation import cluster_name_problems, dns_label_problem
+from sluice.errors import ValidationError
+from sluice.services.documents import load_document, load_slo
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +30,9 @@ def register(subparsers: Any) -> None:
     service = onboard_sub.add_parser("service", help="onboard a service")
     service.add_argument("name")
     service.add_argument("--project", required=True)
-    service.add_argument("--chart", help="the service's Helm chart directory (Keptn's --chart); checked, see docs/coming-from-keptn.md")
+    source = service.add_mutually_exclusive_group()
+    source.add_argument("--chart", help="the service's Helm chart directory (Keptn's --chart), rendered with 'helm template' per stage")
+    source.add_argument("--manifests", help="a folder of the service's Kubernetes manifests (plain YAML, or a kustomization)")
     common.add_state_args(service)
     service.set_defaults(func=onboard_service)
 
@@ -74,9 +83,6 @@ def register(subparsers: Any) -> None:
 
 def create_project(args: argparse.Namespace) -> int:
     from sluice.core.shipyard import parse_shipyard
-    from sluice.core.validation import cluster_name_problems, dns_label_problem
-    from sluice.errors import ValidationError
-    from sluice.services.documents import load_document
 
     if problem := dns_label_problem("project name", args.name):
         raise ValidationError("create project", [problem])
@@ -126,46 +132,50 @@ def approver_key(args: argparse.Namespace) -> int:
 
 
 def onboard_service(args: argparse.Namespace) -> int:
-    from sluice.core.validation import cluster_name_problems, dns_label_problem
-    from sluice.errors import ValidationError
 
     if problem := dns_label_problem("service name", args.name):
         raise ValidationError("onboard service", [problem])
     if problems := cluster_name_problems(args.project, services=[args.name]):
         raise ValidationError("onboard service", problems)
-    note = _check_chart(args) if args.chart else ""
-    common.records(args).onboard(args.project, args.name)
+    records = common.records(args)
+    workloads = _render_workload(args, records) if args.chart or args.manifests else {}
+    for stage, workload in workloads.items():  # every stage rendered and checked: store, then onboard
+        records.put_workload(args.project, stage, args.name, workload)
+    records.onboard(args.project, args.name)
     print(f"Service {args.name} onboarded in project {args.project}")
-    if note:
-        print(note)
+    if workloads:
+        first = next(iter(workloads.values()))
+        kinds = ", ".join(f"{o.get('kind')} {o.get('metadata', {}).get('name')}" for o in first.objects)
+        print(f"Workload from {first.source} for stages {', '.join(workloads)}: {kinds}")
+        settings = common.settings(args)
+        if settings.backend in ("kubernetes", "knative"):
+            print(f"The {settings.backend} backend derives {args.name}-primary/{args.name}-canary from it "
+                  "(pod template kept, image replaced) and applies the other objects once per stage")
+        else:
+            print(f"The {settings.backend} backend runs {args.name} from its image map ({settings.image_map}); "
+                  "the workload is used by the kubernetes and knative backends")
     return 0
 
 
-def _check_chart(args: argparse.Namespace) -> str:
-    """``--chart DIR``: a Helm chart (Chart.yaml with a name, a templates/ folder). The local
-    backend runs services from its image map, so it says so; a cluster backend does not derive
-    ``<svc>-primary``/``-canary`` from a chart yet, so the flag is refused there rather than
-    accepted and ignored."""
-    from sluice.errors import ValidationError
-    from sluice.services.documents import load_document
+def _render_workload(args: argparse.Namespace, records: Any) -> dict[str, Any]:
+    """The user's workload rendered and checked for every stage of the project (nothing is
+    stored before every stage passed): ``--chart`` with ``helm template`` per stage namespace,
+    ``--manifests`` once (plain files or ``kubectl kustomize``)."""
+    from sluice.services.workloads import find_helm, prepare, render_chart, render_manifests
 
-    chart = Path(args.chart)
-    manifest = chart / "Chart.yaml"
-    if not manifest.is_file():
-        raise ValidationError("--chart", [f"{args.chart}: expected a Helm chart directory holding Chart.yaml"])
-    doc = load_document(common.read_file(str(manifest), "--chart"), str(manifest))
-    name = doc.get("name") if isinstance(doc, dict) else None
-    if not isinstance(name, str) or not name:
-        raise ValidationError("--chart", [f"{manifest}: expected a 'name'"])
-    if not (chart / "templates").is_dir():
-        raise ValidationError("--chart", [f"{args.chart}: expected a templates/ folder"])
+    project = records.project(args.project)
     settings = common.settings(args)
-    if settings.backend != "local":
-        raise ValidationError("--chart", [
-            f"the {settings.backend} backend does not derive {args.name}-primary/{args.name}-canary from a chart yet; "
-            f"onboard without --chart to use the generated Deployment (docs/coming-from-keptn.md)"])
-    return (f"Chart {name} ({args.chart}) checked; the local backend runs {args.name} from its image map "
-            f"({settings.image_map}), not from the chart's templates")
+    out: dict[str, Any] = {}
+    manifests = render_manifests(Path(args.manifests), settings.kubectl) if args.manifests else None
+    helm = find_helm(settings.helm) if args.chart else ""
+    for stage in project.shipyard.stages:
+        namespace = f"{args.project}-{stage.name}"
+        if manifests is not None:
+            objects, source = manifests, f"--manifests {args.manifests}"
+        else:
+            objects, source = render_chart(helm, Path(args.chart), args.name, namespace), f"--chart {args.chart}"
+        out[stage.name] = prepare(objects, service=args.name, namespace=namespace, platform=settings.backend, source=source)
+    return out
 
 
 def add_resource(args: argparse.Namespace) -> int:
@@ -176,8 +186,6 @@ def add_resource(args: argparse.Namespace) -> int:
     records = common.records(args)
     records.project(args.project)
     if uri == "slo.yaml":
-        from sluice.services.documents import load_slo
-
         load_slo(text, args.resource)  # refuse an invalid SLO now rather than at the gate
     elif uri.endswith("sli.yaml"):
         from sluice.adapters.sli import SECTIONS
@@ -192,7 +200,6 @@ def add_resource(args: argparse.Namespace) -> int:
 
 def set_sli_provider(args: argparse.Namespace) -> int:
     from sluice.adapters.sli import PROVIDERS
-    from sluice.errors import ValidationError
 
     if args.provider not in PROVIDERS:
         raise ValidationError("sli-provider", [f"{args.provider!r} is no SLI provider: expected one of {', '.join(sorted(PROVIDERS))}"])

@@ -210,7 +210,7 @@ def _approver(args: argparse.Namespace) -> str:
 
 
 def send_event(args: argparse.Namespace) -> int:
-    from sluice.adapters.publish import post_event
+    from sluice.compose import build_publisher
     from sluice.functions.frontdoor import existence_problems
 
     event = build_event(args)
@@ -229,7 +229,7 @@ def send_event(args: argparse.Namespace) -> int:
             _require_waiting(args, event)
         event = sign_approval(event, common.secrets(args), _approver(args))
     url = common.settings(args).broker_url
-    post_event(url, event)
+    build_publisher(url)(event)
     if args.wait < 0:
         raise ValidationError("--wait", [f"expected seconds ≥ 0, found {args.wait:g}"])
     if args.output != "json":

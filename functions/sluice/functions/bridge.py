@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.adapters.publish import post_event
 from sluice.bridge.app import Bridge
 from sluice.bridge.guard import Auth
 from sluice.core.events import Event
+from sluice.errors import ConfigurationError, status_for
 from sluice.functions.runtime import Runtime, runtime_for
 
 #: The secret holding the bridge's bearer token (values ``token`` and ``user``).
@@ -30,7 +30,7 @@ def bridge_for(runtime: Runtime, base: str) -> Bridge:
         return sign_approval(event, runtime.secrets, user)
 
     auth = Auth(token=token, identity_header=runtime.settings.bridge_identity_header)
-    return Bridge(runtime.records, lambda event: post_event(runtime.settings.sink, event), base=base, auth=auth, sign=sign)
+    return Bridge(runtime.records, runtime.publish, base=base, auth=auth, sign=sign)
 
 
 #: Most bytes read of an uploaded file (the what-if replay's SLO); the bridge refuses more.
@@ -38,7 +38,10 @@ UPLOAD_LIMIT = 64 * 1024
 
 
 def main(request: Any) -> Any:
-    runtime = runtime_for("bridge")
+    try:
+        runtime = runtime_for("bridge")  # the first request reads the settings
+    except ConfigurationError as err:
+        return str(err), status_for(err), {"Content-Type": "text/plain; charset=utf-8"}
     prefix = request.headers.get("X-Forwarded-Prefix", "")  # set by the local broker's /bridge proxy
     from werkzeug.exceptions import HTTPException
 
@@ -55,8 +58,4 @@ def main(request: Any) -> Any:
         request.method, request.path, dict(request.args), form, dict(request.headers)
     )
     return body, status, headers
-
-
-#: Most bytes read of an uploaded file (the what-if replay's SLO); the bridge refuses more.
-UPLOAD_LIMIT = 64 * 1024
 

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice.config import Settings
+from sluice.core.cloudevent import parse
 from sluice.core.events import Event
+from sluice.errors import ValidationError, status_for
 from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime, runtime_for
 from sluice.services.eventlog import EventLogService
@@ -21,13 +23,12 @@ def handle(event: Event, runtime: Runtime) -> list[Event]:
 
 def _insight(runtime: Runtime) -> Callable[[Event], None]:
     """Metrics and notifications (``sluice.services.insight``) fed by every event."""
-    from sluice.adapters.notify.secretfiles import SecretFiles
-    from sluice.adapters.notify.webhook import HttpWebhookSender
+    from sluice.compose import build_notification_secrets, webhook_sender
     from sluice.services.insight import InsightService, observer
 
     service = InsightService(
-        runtime.records, lambda: datetime.now(UTC), sender=HttpWebhookSender,
-        secrets=SecretFiles(runtime.settings.secrets_path), bridge_url=web_view_url(runtime.settings),
+        runtime.records, lambda: datetime.now(UTC), sender=webhook_sender,
+        secrets=build_notification_secrets(runtime.settings), bridge_url=web_view_url(runtime.settings),
     )
     return observer(service)
 
@@ -47,24 +48,18 @@ def web_view_url(settings: Settings) -> str:
 
 def dead_letter(request: Any) -> Any:
     """Keep a dead-lettered CloudEvent as it came, valid or not (it may be why it died)."""
-    from cloudevents.exceptions import GenericException
-    from cloudevents.http import from_http
-
     try:
-        ce = from_http(dict(request.headers), request.get_data())
-    except (GenericException, ValueError, TypeError) as err:
-        return f"dead-letter sink: not a CloudEvent: {err}", 400, {"Content-Type": "text/plain"}
-    attributes = {k: str(v) for k, v in ce.get_attributes().items()}
-    data = ce.data
-    if isinstance(data, bytes):
-        data = data.decode(errors="replace")
+        raw = parse(dict(request.headers), request.get_data())
+    except ValidationError as err:
+        return f"dead-letter sink: not a CloudEvent: {err}", status_for(err), {"Content-Type": "text/plain"}
+    attributes = dict(raw.attributes)
     letter = {
         "key": f"{attributes.get('source')}#{attributes.get('id')}#{attributes.get('knativeerrordest', '')}",
         "time": attributes.get("time", ""),
         "trigger": attributes.get("knativeerrordest", ""),
         "status": attributes.get("knativeerrorcode", ""),
         "reason": attributes.get("knativeerrordata", ""),
-        "event": {**attributes, "data": data},
+        "event": raw.to_json_dict(),
     }
     runtime_for("eventlog").records.append_dead_letter(json.loads(json.dumps(letter, default=str)))
     return b"", 202, {}

@@ -13,6 +13,7 @@ integrators; this door is where people get their mistakes named. When a secret i
 ``cloudevents`` intake source (``sluice set intake-secret --source cloudevents``, as you should
 when intake is reachable from outside the cluster), the door requires it too (``X-Sluice-Token``,
 ``Authorization: Bearer``, or ``?token=``); without one it is as open as the broker's ingress.
+Other errors are answered by intake with ``sluice.errors.status_for``'s status.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sluice.core.cloudevent import REQUIRED
 from sluice.core.events import Event, EventType
-from sluice.errors import NotFoundError, RetryableError, ValidationError
+from sluice.errors import NotFoundError, RetryableError, ValidationError, status_for
 from sluice.functions.http import decode
 from sluice.functions.runtime import Runtime
 from sluice.services.records import Records
@@ -66,8 +68,7 @@ def _attribute_problems(headers: Mapping[str, str], body: bytes) -> list[str]:
         if not isinstance(doc, dict):
             return ["not a CloudEvent: no ce- headers (binary mode) and the body is not a JSON object (structured mode)"]
         attrs, where = {k: v for k, v in doc.items() if isinstance(v, str)}, ""
-    return [f"{where}{name}: required CloudEvent attribute, missing" for name in ("specversion", "id", "source", "type")
-            if not attrs.get(name)]
+    return [f"{where}{name}: required CloudEvent attribute, missing" for name in REQUIRED if not attrs.get(name)]
 
 
 def _data(headers: Mapping[str, str], body: bytes) -> object:
@@ -122,11 +123,11 @@ def handle(request: Any, runtime: Runtime, body: bytes) -> tuple[str, int, dict[
     try:
         event = check(headers, body, runtime.records)
     except ValidationError as err:
-        return _answer(400, str(err), problems=list(err.problems))
+        return _answer(status_for(err), str(err), problems=list(err.problems))
     try:
         runtime.emit([event])
     except RetryableError as err:
-        return _answer(503, f"the broker did not take event {event.id}; retry: {err}")
+        return _answer(status_for(err), f"the broker did not take event {event.id}; retry: {err}")
     return _answer(
         202, f"accepted: {event.type.value} {event.id} published to the broker",
         id=event.id, type=event.type.value, shkeptncontext=event.shkeptncontext,

@@ -2,16 +2,17 @@
 
 functions-framework's ``cloud_event`` signature always answers "OK" and cannot reply with an
 event, so it cannot sit behind a Knative broker. This adapter decodes the CloudEvent (binary or
-structured mode) into a typed ``Event``, calls one handler, and answers:
+structured mode, with the one codec ``sluice.core.cloudevent``) into a typed ``Event``, calls
+one handler, and answers:
 
 - the handler's first event as a binary-mode CloudEvent reply (200); further events are posted
   to the sink (the broker) before replying;
 - ``202`` with an empty body when the handler has nothing to say;
-- ``400`` with the reason for bad input (never retried by the broker);
-- ``503`` for a transient failure (the broker retries);
-- ``422`` for a permanent or configuration error the handler could not turn into a failure
-  event (final: the broker dead-letters it);
-- ``500`` for a bug (retried, then dead-lettered).
+- an error the handler could not turn into a failure event with ``sluice.errors.status_for``
+  (the one map of every HTTP entry point): ``400`` with the reason for bad input, ``422`` for a
+  permanent or a configuration error (an unknown ``SLUICE_*`` setting included), both final
+  (the broker dead-letters them, no retry); ``503`` for a transient failure (the broker
+  retries); ``500`` for a bug (retried, then dead-lettered).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sluice.core.cloudevent import RawEvent, parse
 from sluice.core.events import Event, EventType
-from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
+from sluice.errors import STATUS_BUG, ValidationError, status_for
 from sluice.functions.runtime import Runtime, runtime_for
 
 log = logging.getLogger("sluice.functions")
@@ -58,33 +60,14 @@ def decode(headers: Any, body: bytes) -> Event:
 
 
 def _decode(headers: Any, body: bytes) -> Event:
-    from cloudevents.exceptions import GenericException
-    from cloudevents.http import from_http
-
-    try:
-        ce = from_http(dict(headers), body)
-    except GenericException as err:
-        raise ValidationError("request", [f"not a CloudEvent 1.0 (binary or structured mode): {err}"]) from err
-    except (ValueError, TypeError) as err:  # malformed JSON bodies surface as these
-        raise ValidationError("request", [f"body is not valid JSON: {err}"]) from err
-    data = ce.data
-    if isinstance(data, bytes | str):
-        try:
-            data = json.loads(data) if data else {}
-        except ValueError as err:
-            raise ValidationError("request", [f"data is not JSON: {err}"]) from err
-    return Event.from_parts(ce.get_attributes(), data)
+    raw = parse(dict(headers), body, strings_only=True)  # a CloudEvent, else ValidationError
+    return Event.from_parts(raw.attributes, raw.json_data())
 
 
 def encode_binary(event: Event) -> tuple[dict[str, str], bytes]:
-    """Binary-mode headers and body for a reply, through the cloudevents SDK."""
-    from cloudevents.conversion import to_binary
-    from cloudevents.http import CloudEvent
-
-    ce = CloudEvent(event.to_attributes(), event.data.to_dict())
-    headers, body = to_binary(ce)
-    headers["content-type"] = "application/json"
-    return dict(headers), body
+    """Binary-mode headers and body for a reply."""
+    raw = RawEvent.of(event.to_attributes(), event.data.to_dict())
+    return raw.to_binary(), raw.data
 
 
 def serve(request: Any, function: str, handler: Handler) -> Response:
@@ -96,31 +79,30 @@ def serve(request: Any, function: str, handler: Handler) -> Response:
     try:
         event = decode(request.headers, request.get_data())
     except ValidationError as err:
-        log.warning("%s: 400 %s", function, err)
-        return str(err), 400, _TEXT
+        return error_answer(function, "a request", err)
     accepted = CONSUMES.get(function)
     if accepted is not None and event.type not in accepted:
         log.warning("%s: 400 for %s: misrouted %s", function, event.id, event.type.value)
         return (f"{function} consumes {', '.join(sorted(t.value for t in accepted))}, not {event.type.value}",
                 400, _TEXT)
-    runtime = runtime_for(function)
     try:
+        runtime = runtime_for(function)  # the first request reads the settings
         events = list(handler(event, runtime))
         if len(events) > 1:
             runtime.emit(events[1:])
-    except ValidationError as err:
-        log.warning("%s: 400 for %s: %s", function, event.id, err)
-        return str(err), 400, _TEXT
-    except RetryableError as err:
-        log.warning("%s: 503 for %s: %s", function, event.id, err)
-        return str(err), 503, _TEXT
-    except (PermanentError, ConfigurationError) as err:
-        log.error("%s: 422 for %s: %s", function, event.id, err)
-        return str(err), 422, _TEXT
     except Exception as err:
-        log.exception("%s: 500 for %s", function, event.id)
-        return f"{function}: internal error: {type(err).__name__}", 500, _TEXT
+        return error_answer(function, event.id, err)
     if not events:
         return b"", 202, {}
     headers, body = encode_binary(events[0])
     return body, 200, headers
+
+
+def error_answer(function: str, what: str, err: Exception) -> Response:
+    """``status_for(err)`` with the error's message (a bug's type only), logged once."""
+    status = status_for(err)
+    if status == STATUS_BUG:
+        log.exception("%s: 500 for %s", function, what)
+        return f"{function}: internal error: {type(err).__name__}", status, _TEXT
+    (log.warning if status in (400, 503) else log.error)("%s: %d for %s: %s", function, status, what, err)
+    return str(err), status, _TEXT

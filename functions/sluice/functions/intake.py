@@ -7,7 +7,9 @@ and ``/events``: the validating front door for Sluice events (``sluice.functions
 The events it starts are posted to the sink (the broker); the registry gets a small JSON answer
 (see ``sluice.services.intake`` for the status codes) — except on ``/cloudevents``, where a
 success or "nothing to do" is 202 with an empty body (what a broker Trigger or a Knative
-source expects of a sink). ``GET`` answers readiness.
+source expects of a sink). ``GET`` answers readiness. An error the service could not answer
+itself gets ``sluice.errors.status_for``'s status: 503 for a temporary one (the registry
+retries), 422 for a permanent or a configuration error (final: a retry cannot succeed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 import weakref
 from typing import Any
 
-from sluice.errors import ConfigurationError, PermanentError, RetryableError
+from sluice.errors import RetryableError, SluiceError, status_for
 from sluice.functions import frontdoor
 from sluice.functions.runtime import Runtime, runtime_for
 from sluice.services.intake import MAX_BODY_BYTES, IntakeRequest, IntakeResponse, IntakeService
@@ -29,13 +31,12 @@ _SERVICES: weakref.WeakKeyDictionary[Runtime, IntakeService] = weakref.WeakKeyDi
 
 
 def service_for(runtime: Runtime) -> IntakeService:
-    """The process's intake service (ECR digests resolved with boto3's default credential chain;
-    ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_ECR`` are honoured by boto3 itself)."""
+    """The process's intake service (its digest resolver from ``sluice.compose.build_resolver``)."""
     if runtime not in _SERVICES:
-        from sluice.adapters.registry import create_resolver
+        from sluice.compose import build_resolver
 
         _SERVICES[runtime] = IntakeService(runtime.store, runtime.emit, runtime.now, runtime.source,
-                                       resolver=create_resolver("ecr"), secrets=runtime.secrets)
+                                       resolver=build_resolver(runtime.settings), secrets=runtime.secrets)
     return _SERVICES[runtime]
 
 
@@ -58,18 +59,19 @@ def main(request: Any) -> Any:
     if body is None:
         response = IntakeResponse(413, f"body over the limit of {MAX_BODY_BYTES} bytes")
         return response.to_json(), response.status, _JSON
-    if source == frontdoor.PATH:  # the validating front door for Sluice events (not a registry)
-        return frontdoor.handle(request, runtime_for("intake"), body)
     headers = {k.lower(): v for k, v in request.headers.items()}
     query = {k: v for k, v in request.args.items()}
     try:
-        response = service_for(runtime_for("intake")).handle(IntakeRequest(source, headers, query, body))
+        runtime = runtime_for("intake")  # the first request reads the settings
+        if source == frontdoor.PATH:  # the validating front door for Sluice events (not a registry)
+            return frontdoor.handle(request, runtime, body)
+        response = service_for(runtime).handle(IntakeRequest(source, headers, query, body))
     except RetryableError as err:
-        log.warning("intake %s: 503 %s", source, err)
-        response = IntakeResponse(503, f"temporary failure, retry: {err}")
-    except (PermanentError, ConfigurationError) as err:
-        log.error("intake %s: 500 %s", source, err)
-        response = IntakeResponse(500, f"intake cannot handle this ({type(err).__name__}): {err}")
+        log.warning("intake %s: %d %s", source, status_for(err), err)
+        response = IntakeResponse(status_for(err), f"temporary failure, retry: {err}")
+    except SluiceError as err:
+        log.error("intake %s: %d %s", source, status_for(err), err)
+        response = IntakeResponse(status_for(err), f"intake cannot handle this ({type(err).__name__}): {err}")
     if source == "cloudevents" and response.status in (200, 202):
         # Behind a broker Trigger a 2xx must be a CloudEvent or empty: the events went to the sink.
         return b"", 202, {}

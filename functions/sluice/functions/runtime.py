@@ -1,14 +1,16 @@
-"""The composition root of a function process: settings read once, adapters built lazily.
+"""What a function process holds: its settings, read once, and the adapters ``sluice.compose``
+builds from them, each on first use.
 
 A function process builds one ``Runtime`` on its first request (cold start stays small: the
-state store, backend or SLI provider a function never asks for is never imported).
+state store, backend or SLI provider a function never asks for is never imported, hence the
+imports inside the properties).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from sluice.ports.backend import DeploymentBackend
     from sluice.ports.secrets import SecretStore
     from sluice.ports.state import StateStore
+    from sluice.ports.testunit import Launcher
     from sluice.services.records import Records
 
 log = logging.getLogger("sluice.functions")
@@ -53,10 +56,9 @@ class Runtime:
     @cached_property
     def records(self) -> Records:
         """Typed records over the store, with the archive when one is configured."""
-        from sluice.compose import build_archive
-        from sluice.services.records import Records
+        from sluice.compose import build_records
 
-        return Records(self.store, build_archive(self.settings))
+        return build_records(self.settings, self.store)
 
     @cached_property
     def secrets(self) -> SecretStore:
@@ -67,16 +69,30 @@ class Runtime:
 
     @cached_property
     def backend(self) -> DeploymentBackend:
+        """The deployment backend; a cluster backend reads the user's workload (onboard --chart) from the records."""
         from sluice.compose import build_backend
 
-        return build_backend(self.settings)
+        records = self.records
+        return build_backend(self.settings, lambda p: records.workload(p.project, p.stage, p.service))
+
+    @cached_property
+    def launcher(self) -> Launcher:
+        """Where test units run (a Job on a cluster, a local process otherwise)."""
+        from sluice.compose import build_launcher
+
+        return build_launcher(self.settings, os.environ)
+
+    @cached_property
+    def publish(self) -> Callable[[Event], None]:
+        """Post one event to the sink (the broker); raises RetryableError."""
+        from sluice.compose import build_publisher
+
+        return build_publisher(self.settings.sink)
 
     def emit(self, events: Sequence[Event]) -> None:
         """Post events to the sink (the broker) beyond the HTTP reply; raises RetryableError."""
-        from sluice.adapters.publish import post_event  # urllib.request: only functions that emit pay for it
-
         for event in events:
-            post_event(self.settings.sink, event)
+            self.publish(event)
 
 
 _RUNTIMES: dict[str, Runtime] = {}

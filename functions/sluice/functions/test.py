@@ -7,9 +7,6 @@ runs the tests under a hard time limit and posts ``tests-finished`` to the broke
 
 from __future__ import annotations
 
-import functools
-import os
-from pathlib import Path
 from typing import Any
 
 from sluice.core.events import Event
@@ -19,23 +16,10 @@ from sluice.ports.testunit import Launcher
 from sluice.services.testflow import TestService
 
 
-@functools.cache
 def launcher(runtime: Runtime) -> Launcher:
-    """Local worker processes, or a Job per test on a cluster (SLUICE_BACKEND kubernetes/knative);
+    """Local worker processes, or a Job per test on a cluster (``sluice.compose.build_launcher``);
     built once per process (the cluster client reads its credentials once)."""
-    from sluice.adapters.testunits import create_launcher
-
-    settings = runtime.settings
-    if settings.backend in ("kubernetes", "knative"):
-        from sluice.adapters.state.configmap import load_api_client
-
-        return create_launcher(
-            "kubernetes", api=load_api_client(), namespace=settings.namespace, image=settings.function_image,
-            limit_s=settings.test_limit_s, env={"SLUICE_STATE": settings.state, "SLUICE_NAMESPACE": settings.namespace,
-                                               "SLUICE_BACKEND": settings.backend, "K_SINK": settings.sink},
-        )
-    environ = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return create_launcher("local", log_dir=settings.state_path / "logs", environ=environ)
+    return runtime.launcher
 
 
 def service(runtime: Runtime) -> TestService:

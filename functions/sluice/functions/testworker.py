@@ -5,21 +5,25 @@ Runs the stage's tests (``tests.yaml`` of the service in the stage, else the doc
 under a hard time limit, stores the measurements for the builtin SLI provider, and posts
 ``tests-finished`` to the broker (retrying a few times: the event's id is stable, so a repeated
 post is a duplicate the consumers ignore).
+
+The test runners (load generator, JMeter) are imported when tests run: a unit whose delivery
+no longer waits for them exits without loading them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from sluice.adapters.publish import post_event
 from sluice.core.events import DeploymentFinished, Event
 from sluice.errors import RetryableError, SluiceError
 from sluice.functions.runtime import Runtime, runtime_for
+from sluice.functions.test import service
 from sluice.services.testflow import Runner, TestOutcome
 
 if TYPE_CHECKING:
@@ -78,13 +82,9 @@ def make_runner(runtime: Runtime) -> Runner:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s testworker %(levelname)s %(message)s")
-    import os
-
     runtime = runtime_for("test")
     raw = os.environ.get("SLUICE_TEST_EVENT")  # a Job passes the event in its environment
     event = Event.from_json_dict(json.loads(raw) if raw else json.load(sys.stdin))
-    from sluice.functions.test import service
-
     try:
         reply = service(runtime).run_unit(event, make_runner(runtime))
     except SluiceError as err:
@@ -95,7 +95,7 @@ def main() -> int:
         return 0
     for attempt in range(1, POST_ATTEMPTS + 1):
         try:
-            post_event(runtime.settings.sink, reply)
+            runtime.publish(reply)
             log.info("tests-finished %s posted for %s (%s)", reply.id, event.id, reply.data.to_dict().get("result"))
             return 0
         except RetryableError as err:

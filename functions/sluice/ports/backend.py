@@ -7,9 +7,12 @@ Backends: ``local`` (processes + weighted router, the embedded default), ``kuber
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from sluice.core.workload import UserWorkload
 
 
 class Slot(StrEnum):
@@ -34,6 +37,11 @@ class Placement:
 
     def __str__(self) -> str:
         return f"{self.project}/{self.stage}/{self.service}"
+
+
+#: The user's workload of a placement as ``sluice onboard --chart/--manifests`` stored it, or
+#: ``None`` (the backend generates its own); may raise ``RetryableError`` (the store is unreachable).
+WorkloadSource = Callable[[Placement], "UserWorkload | None"]
 
 
 class DeploymentBackend(Protocol):

@@ -13,6 +13,9 @@
 | ``deliveries.<p>``                       | the project's recent deliveries, newest last (bounded: older |
 |                                          | event logs are archived or deleted)                     |
 | ``context.<uuid>``                       | one delivery's event log (``events`` JSON list, bounded in bytes) |
+| ``workload.<p>.<stage>.<svc>``           | the user's workload rendered for the stage by ``onboard --chart`` / |
+|                                          | ``--manifests`` (``objects`` JSON list, ``source``, ``digest``; |
+|                                          | at most ``RECORD_BUDGET`` bytes, refused at onboard beyond) |
 
 Each record is small and written with compare-and-swap (``cas_update``). Names use dots
 between DNS-1123 labels, so no two keys collide. Every record stays under its byte budget
@@ -29,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sluice.core.shipyard import Shipyard, parse_shipyard
-from sluice.errors import NotFoundError, SluiceError, ValidationError
+from sluice.core.workload import UserWorkload
+from sluice.errors import NotFoundError, SluiceError, TooLargeError, ValidationError
 from sluice.ports.archive import Archive
 from sluice.ports.state import Record, StateStore
 from sluice.services.state import cas_update
@@ -245,6 +249,27 @@ class Records:
             record = self.store.get(".".join(["resources", *parts]))
             out.append(record.data.get(key) if record else None)
         return tuple(out)
+
+    def put_workload(self, project: str, stage: str, service: str, workload: UserWorkload) -> str:
+        """Store the user's workload of a service in a stage (replacing the one before);
+        ``TooLargeError`` past ``RECORD_BUDGET`` bytes (nothing is written then)."""
+        objects = json.dumps(list(workload.objects), separators=(",", ":"), sort_keys=True)
+        if len(objects) > RECORD_BUDGET:
+            raise TooLargeError(
+                f"{workload.source}: the rendered objects take {len(objects):,} bytes as JSON; a service's workload "
+                f"may take at most {RECORD_BUDGET:,} (it is kept in one ConfigMap, limit 1 MiB)")
+        name, labels = self.scoped("workload", project, stage, service)
+        self.update_data(name, labels, lambda data, _: data.update(
+            {"objects": objects, "source": workload.source, "digest": workload.digest}))
+        return name
+
+    def workload(self, project: str, stage: str, service: str) -> UserWorkload | None:
+        """The user's workload of the service in the stage, ``None`` when it was onboarded without one."""
+        record = self.store.get(f"workload.{project}.{stage}.{service}")
+        if record is None or "objects" not in record.data:
+            return None
+        objects = json.loads(record.data["objects"])
+        return UserWorkload(record.data.get("source", "workload"), tuple(objects), record.data.get("digest", ""))
 
     def project_setting(self, project: str, key: str) -> str | None:
         record = self.store.get(f"lighthouse-config-{project}")

@@ -125,16 +125,18 @@ def test_jmeter_plans_are_accepted_by_keptns_layout() -> None:
 
 
 def test_onboard_with_a_chart(state, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """`--chart` checks the chart; locally it says the image map runs the service; a cluster
-    backend refuses it (it would be ignored there) and nothing is onboarded."""
+    """`--chart` renders the chart (helm template) for every stage and stores it; locally it says
+    the image map runs the service; a folder without Chart.yaml is refused and nothing is
+    onboarded; a cluster backend takes the chart (tests/integration/cli/test_onboard_workload.py)."""
     chart = ROOT / "examples" / "keptn-tutorial" / "carts"
     capsys.readouterr()
     assert main(["onboard", "service", "orders", "--project", "sockshop", f"--chart={chart}"]) == 0
     out = capsys.readouterr().out
-    assert "Chart carts" in out and "image map" in out
+    assert f"Workload from --chart {chart}" in out and "image map" in out
+    assert _records(state).workload("sockshop", "staging", "orders") is not None
     assert main(["onboard", "service", "users", "--project", "sockshop", f"--chart={state}"]) == 2
     assert "Chart.yaml" in capsys.readouterr().err
     monkeypatch.setenv("SLUICE_BACKEND", "kubernetes")
-    assert main(["onboard", "service", "payment", "--project", "sockshop", f"--chart={chart}"]) == 2
-    assert "does not derive payment-primary" in capsys.readouterr().err
-    assert _records(state).project("sockshop").services == ("carts", "orders")
+    assert main(["onboard", "service", "payment", "--project", "sockshop", f"--chart={chart}"]) == 0
+    assert "derives payment-primary/payment-canary" in capsys.readouterr().out
+    assert _records(state).project("sockshop").services == ("carts", "orders", "payment")

@@ -5,11 +5,13 @@ For each ServiceAccount: every call it makes is allowed (the audit log shows no 
 authorizer grants nothing more than what those calls used (SelfSubjectRulesReview, less what every
 authenticated user may). Secrets rules (credentials, one consumer each) must name their Secrets
 (``resourceNames``) and only ``get`` them. New project namespaces get the deployer's rights by the
-documented RoleBinding command (docs/cluster.md), and without it the deploy calls are refused.
+documented RoleBinding command (docs/cluster.md), and without it the deploy calls are refused;
+the objects of a service's own chart (created, then updated) are within the deployer's rights.
 """
 
 from __future__ import annotations
 
+import copy
 import uuid
 from pathlib import Path
 
@@ -22,9 +24,11 @@ from sluice.adapters.backends.knative import KnativeBackend
 from sluice.adapters.backends.kubernetes import KubernetesBackend
 from sluice.adapters.state.configmap import ConfigMapStore
 from sluice.adapters.testunits.kubernetes_job import JobLauncher
+from sluice.core.workload import UserWorkload
 from sluice.errors import ConfigurationError, ValidationError
 from sluice.ports.backend import Placement, Slot
 from sluice.ports.state import Record
+from sluice.services.workloads import find_helm, prepare, render_chart
 
 ROOT = Path(__file__).resolve().parents[3]
 NS = "sluice"
@@ -55,7 +59,27 @@ DEPLOYER: set[Rule] = {
     ("serving.knative.dev", "services", "get"), ("serving.knative.dev", "services", "create"),
     ("serving.knative.dev", "services", "patch"),
     ("serving.knative.dev", "revisions", "get"), ("serving.knative.dev", "revisions", "list"),
+    # the other objects of a service's own chart (sluice onboard --chart), created and updated
+    *((group, resource, verb) for group, resource in (("", "configmaps"), ("", "persistentvolumeclaims"),
+                                                      ("", "serviceaccounts"), ("apps", "statefulsets"))
+      for verb in ("get", "create", "patch")),
 }
+CHARTS = ROOT / "tests" / "fixtures" / "charts"
+
+
+def chart_workloads(placement: Placement) -> tuple[UserWorkload, UserWorkload]:
+    """tests/fixtures/charts/carts-full rendered for the placement by the real helm, and a second
+    version of it whose every other object changed (so each is created, then updated)."""
+    objects = render_chart(find_helm(), CHARTS / "carts-full", placement.service, placement.namespace)
+    first = prepare(objects, service=placement.service, namespace=placement.namespace, platform="kubernetes", source="chart")
+    changed = []
+    for obj in first.objects:
+        obj = copy.deepcopy(dict(obj))
+        if not (obj["kind"] in ("Deployment", "Service") and obj["metadata"]["name"] == placement.service):
+            obj["metadata"].setdefault("annotations", {})["example.test/revision"] = "2"
+        changed.append(obj)
+    second = prepare(changed, service=placement.service, namespace=placement.namespace, platform="kubernetes", source="chart")
+    return first, second
 
 
 def user(sa: str) -> str:
@@ -163,7 +187,7 @@ def test_the_deploy_function_in_a_new_projects_namespaces(installed: Cluster) ->
     cluster = installed
     require_knative(cluster)
     project = f"r{uuid.uuid4().hex[:6]}"
-    istio_ns, plain_ns, knative_ns = project_namespaces(cluster, project, ["dev", "staging", "production"])
+    istio_ns, plain_ns, knative_ns, chart_ns = project_namespaces(cluster, project, ["dev", "staging", "production", "chart"])
     token = cluster.service_account_token(NS, "sluice-deploy")
     old, new = "example.test/carts:1", "example.test/carts:2"
     for ns, istio in ((istio_ns, None), (plain_ns, False)):
@@ -176,6 +200,13 @@ def test_the_deploy_function_in_a_new_projects_namespaces(installed: Cluster) ->
             be.route(placement, 100)
             be.route(placement, 0)
             be.scale_to_zero(placement, Slot.CANARY)
+    placement = Placement(project, "chart", "carts")
+    workloads = list(chart_workloads(placement))
+    be = KubernetesBackend(cluster.api_client(token), istio=False, poll_s=0.2, workloads=lambda p: workloads[0])
+    with Kubelet(cluster, chart_ns):
+        be.deploy(placement, Slot.PRIMARY, old, 60)
+        workloads.pop(0)
+        be.deploy(placement, Slot.PRIMARY, old, 60)
     placement = Placement(project, "production", "carts")
     kn = KnativeBackend(cluster.api_client(token), poll_s=0.2)
     with ServingController(cluster, knative_ns):
@@ -184,9 +215,9 @@ def test_the_deploy_function_in_a_new_projects_namespaces(installed: Cluster) ->
         kn.route(placement, 50)
         kn.route(placement, 0)
         kn.scale_to_zero(placement, Slot.CANARY)
-    used_here = set().union(*(used(cluster, "sluice-deploy", ns) for ns in (istio_ns, plain_ns, knative_ns)))
+    used_here = set().union(*(used(cluster, "sluice-deploy", ns) for ns in (istio_ns, plain_ns, knative_ns, chart_ns)))
     assert used_here == DEPLOYER, f"unused or unexpected: {sorted(used_here ^ DEPLOYER)}"
-    for ns in (istio_ns, plain_ns, knative_ns):
+    for ns in (istio_ns, plain_ns, knative_ns, chart_ns):
         grants = {(g, r, v) for g, r, v, names in extra_grants(cluster, token, ns)}
         assert grants == DEPLOYER, f"in {ns}: granted beyond the calls: {sorted(grants - DEPLOYER)}"
 

@@ -116,7 +116,8 @@ class ServingController:
                     "name": revision_name,
                     "namespace": self.ns,
                     "labels": {"serving.knative.dev/service": name, "serving.knative.dev/configurationGeneration": str(number)},
-                    "annotations": {"test/template": _key(template)},
+                    # as Knative: the revision carries the template's annotations
+                    "annotations": {**((template.get("metadata") or {}).get("annotations") or {}), "test/template": _key(template)},
                 },
                 "spec": copy.deepcopy(template.get("spec") or {}),
             }

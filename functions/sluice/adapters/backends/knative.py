@@ -33,8 +33,20 @@ the Service has observed it and ``RoutesReady`` is ``True``. Writes carry the re
 ``resourceVersion`` (compare-and-swap; a lost race is re-read and retried after a jittered
 backoff).
 
+**The user's workload** (``sluice onboard service --chart/--manifests`` holding a Knative
+Service; the composition root passes ``workloads``): the revision template is the user's
+(``core.workload.derive_knative_template``: env, probes, resources, volumes, sidecars and
+annotations kept, the image of the service's container replaced, a fixed revision name dropped),
+and the Knative Service carries the user's labels and annotations beside Sluice's. The other
+objects of the chart (ConfigMaps, a database) are applied once per stage before the revision
+(``_kube.apply_extras``). The revision's template carries the workload's digest
+(``sluice.dev/workload``), so a changed workload makes a new revision even for the same image,
+and a redelivered deploy finds the revision it made. Without a workload, the template is the
+current one with the image replaced (or a bare container on first deploy).
+
 Verbs used (ClusterRole ``sluice-deployer``): services.serving.knative.dev get, create, patch;
-revisions.serving.knative.dev get, list.
+revisions.serving.knative.dev get, list; for a user's extra objects configmaps, services,
+persistentvolumeclaims, serviceaccounts, deployments and statefulsets get, create, patch.
 """
 
 from __future__ import annotations
@@ -49,6 +61,7 @@ from sluice.adapters._kube import (
     Deadline,
     Kube,
     Obj,
+    apply_extras,
     check_image,
     check_placement,
     check_weight,
@@ -56,13 +69,21 @@ from sluice.adapters._kube import (
     placement_labels,
     with_conflict_retry,
 )
-from sluice.errors import NotFoundError, PermanentError
-from sluice.ports.backend import Placement, Slot
+from sluice.core.workload import (
+    KnativeWorkload,
+    UserWorkload,
+    derive_knative_template,
+    service_container,
+    split_knative,
+)
+from sluice.errors import NotFoundError, PermanentError, ValidationError
+from sluice.ports.backend import Placement, Slot, WorkloadSource
 
 GROUP, VERSION = "serving.knative.dev", "v1"
 STRATEGY_ANNOTATION = "sluice.dev/strategy"
 IMAGE_ANNOTATION = "sluice.dev/image"
 RETRY_ANNOTATION = "sluice.dev/retry"
+WORKLOAD_ANNOTATION = "sluice.dev/workload"
 SERVICE_LABEL = "serving.knative.dev/service"
 GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
 PRIMARY, CANARY = Slot.PRIMARY.value, Slot.CANARY.value
@@ -73,6 +94,7 @@ class KnativeBackend:
 
     ``api``: a ``kubernetes.client.ApiClient`` (or ``Configuration``) built by the composition
     root. ``route_timeout_s`` bounds ``route`` and ``scale_to_zero`` (they take no timeout).
+    ``workloads``: the user's workload of a placement (``None``: Sluice's own template).
     """
 
     def __init__(
@@ -84,8 +106,10 @@ class KnativeBackend:
         request_timeout: float = 10.0,
         route_timeout_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        workloads: WorkloadSource | None = None,
     ) -> None:
         self._kube = Kube(api, request_timeout)
+        self._workloads = workloads
         self.container_port = container_port
         self.poll_s = poll_s
         self.route_timeout_s = route_timeout_s
@@ -105,7 +129,10 @@ class KnativeBackend:
                 f"{where}: expected Knative Service {placement.namespace}/{placement.service} with a primary "
                 "revision beside which to run the candidate, found none: deploy the primary first"
             )
-        revision = self._revision_for(placement, image, deadline, where, direct=slot is Slot.DIRECT)
+        user = self._user_workload(placement)
+        if user is not None:
+            apply_extras(self._kube, placement, tuple(dict(o) for o in user[1].extras), user[0].source, self._sleep)
+        revision = self._revision_for(placement, image, deadline, where, direct=slot is Slot.DIRECT, user=user)
 
         def retarget(traffic: list[Obj], svc: Obj) -> list[Obj]:
             if slot is Slot.DIRECT:
@@ -181,6 +208,18 @@ class KnativeBackend:
             GROUP, VERSION, ns, "services", name,
         )
 
+    def _user_workload(self, placement: Placement) -> tuple[UserWorkload, KnativeWorkload] | None:
+        """The user's workload of the placement, split (``None`` without one)."""
+        if self._workloads is None:
+            return None
+        stored = self._workloads(placement)
+        if stored is None:
+            return None
+        try:
+            return stored, split_knative(list(stored.objects), placement.service, stored.source)
+        except ValidationError as err:
+            raise PermanentError(f"{placement}: the workload from {stored.source} cannot be used: {err}") from err
+
     def _revisions(self, placement: Placement) -> list[Obj]:
         ns, name = placement.namespace, placement.service
         listed = self._kube.call(
@@ -190,14 +229,18 @@ class KnativeBackend:
         items = [r for r in listed.get("items") or [] if isinstance(r, dict)]
         return sorted(items, key=lambda r: int((r["metadata"].get("labels") or {}).get(GENERATION_LABEL, "0") or 0))
 
-    def _revision_for(self, placement: Placement, image: str, deadline: Deadline, where: str, *, direct: bool) -> str:
-        """The name of a ready revision running ``image``; creates one (template update) if there is
-        none, or if the newest one for ``image`` failed (it is never retried for ever)."""
+    def _revision_for(self, placement: Placement, image: str, deadline: Deadline, where: str, *, direct: bool,
+                      user: tuple[UserWorkload, KnativeWorkload] | None = None) -> str:
+        """The name of a ready revision running ``image`` (of the current workload); creates one
+        (template update) if there is none, or if the newest one for ``image`` failed (it is never
+        retried for ever)."""
         ns, name = placement.namespace, placement.service
         custom = self._kube.custom
         revisions = self._revisions(placement)
         known = {r["metadata"]["name"] for r in revisions}
-        existing = [r for r in revisions if _revision_image(r) == image]
+        wanted_digest = user[0].digest if user is not None else None
+        existing = [r for r in revisions if _revision_image(r, name) == image
+                    and _annotation(r, WORKLOAD_ANNOTATION) == wanted_digest]
         if existing and not _failed(existing[-1]):
             return self._wait_revision(ns, existing[-1]["metadata"]["name"], image, deadline, where)
         retry = len(existing)  # earlier revisions of this image failed: a fresh one, not the same again
@@ -205,17 +248,19 @@ class KnativeBackend:
         def step() -> int:
             svc = self._read_service(placement)
             if svc is None:
+                user_meta = (user[1].service.get("metadata") or {}) if user is not None else {}
                 body = {
                     "apiVersion": f"{GROUP}/{VERSION}",
                     "kind": "Service",
                     "metadata": {
                         "name": name,
                         "namespace": ns,
-                        "labels": placement_labels(placement),
-                        "annotations": {STRATEGY_ANNOTATION: "direct" if direct else "blue_green"},
+                        "labels": {**(user_meta.get("labels") or {}), **placement_labels(placement)},
+                        "annotations": {**(user_meta.get("annotations") or {}),
+                                        STRATEGY_ANNOTATION: "direct" if direct else "blue_green"},
                     },
                     "spec": {
-                        "template": self._template(None, image, retry),
+                        "template": self._template(None, image, retry, user, name),
                         "traffic": [{"latestRevision": True, "percent": 100}],
                     },
                 }
@@ -226,7 +271,7 @@ class KnativeBackend:
                 return int(created["metadata"].get("generation", 1) or 1)
             patch = {
                 "metadata": {"resourceVersion": svc["metadata"]["resourceVersion"]},
-                "spec": {"template": self._template(svc, image, retry)},
+                "spec": {"template": self._template(svc, image, retry, user, name)},
             }
             written = self._kube.call(
                 f"update the template of Knative Service {ns}/{name} to {image}", custom.patch_namespaced_custom_object,
@@ -245,17 +290,17 @@ class KnativeBackend:
             status = svc.get("status") or {}
             current = int(svc["metadata"].get("generation", 0) or 0)
             created = status.get("latestCreatedRevisionName")
-            if current > generation and _template_image(svc) != image:
+            if current > generation and _template_image(svc, name) != image:
                 raise PermanentError(
                     f"{where}: the template of Knative Service {ns}/{name} was changed to "
-                    f"{_template_image(svc)!r} by someone else while {image!r} was being rolled out"
+                    f"{_template_image(svc, name)!r} by someone else while {image!r} was being rolled out"
                 )
             if created and int(status.get("observedGeneration", 0) or 0) >= generation:
                 revision = self._kube.get(
                     f"read Revision {ns}/{created}", custom.get_namespaced_custom_object,
                     GROUP, VERSION, ns, "revisions", str(created),
                 )
-                if revision is not None and created not in known and _revision_image(revision) == image:
+                if revision is not None and created not in known and _revision_image(revision, name) == image:
                     return self._wait_revision(ns, str(created), image, deadline, where)
                 configured = condition(svc, "ConfigurationsReady")
                 if configured and configured.get("status") == "False":
@@ -268,30 +313,42 @@ class KnativeBackend:
                 )
             deadline.pause()
 
-    def _template(self, svc: Obj | None, image: str, retry: int = 0) -> Obj:
-        """The current template with ``image`` in its first container (other settings kept).
+    def _template(self, svc: Obj | None, image: str, retry: int = 0,
+                  user: tuple[UserWorkload, KnativeWorkload] | None = None, service: str = "") -> Obj:
+        """The user's template (with a workload), else the current one, with ``image`` in the
+        service's container (other settings kept).
 
         A fixed revision name is removed with an explicit ``null`` (a merge patch keeps what it
         does not mention); ``retry`` > 0 marks the template so Knative makes a fresh revision of an
         image whose earlier revision failed.
         """
-        template = copy.deepcopy(((svc or {}).get("spec") or {}).get("template") or {})
+        current = copy.deepcopy(((svc or {}).get("spec") or {}).get("template") or {})
+        if user is not None:
+            template = derive_knative_template(user[1].service, service=service, image=image, source=user[0].source)
+            if svc is not None and ((current.get("metadata") or {}).get("name")) is not None:
+                template["metadata"]["name"] = None
+        else:
+            template = current
         template.pop("status", None)
         meta = template.setdefault("metadata", {})
         if meta.get("name") is not None:
             meta["name"] = None  # a fixed revision name would clash with the next image
-        else:
+        elif "name" in meta and user is None:
             meta.pop("name", None)
         annotations = meta.get("annotations") or {}
         annotations[IMAGE_ANNOTATION] = image
+        if user is not None:
+            annotations[WORKLOAD_ANNOTATION] = user[0].digest
         if retry:
             annotations[RETRY_ANNOTATION] = str(retry)
         elif RETRY_ANNOTATION in annotations:
             annotations[RETRY_ANNOTATION] = None
         meta["annotations"] = annotations
         spec = template.setdefault("spec", {})
+        if user is not None:
+            return template
         containers = spec.get("containers") or [{"ports": [{"containerPort": self.container_port}]}]
-        containers[0]["image"] = image
+        containers[max(service_container(containers, service), 0)]["image"] = image
         spec["containers"] = containers
         return template
 
@@ -303,9 +360,10 @@ class KnativeBackend:
             )
             if revision is None:
                 raise PermanentError(f"{where}: revision {name} of {image} disappeared")
-            if _revision_image(revision) != image:
+            service = str(((revision.get("metadata") or {}).get("labels") or {}).get(SERVICE_LABEL, ""))
+            if _revision_image(revision, service) != image:
                 raise PermanentError(
-                    f"{where}: revision {name} runs {_revision_image(revision)!r}, expected {image!r} "
+                    f"{where}: revision {name} runs {_revision_image(revision, service)!r}, expected {image!r} "
                     "(someone else changed the Knative Service's template meanwhile)"
                 )
             ready = condition(revision, "Ready")
@@ -429,11 +487,22 @@ def _failed(revision: Obj) -> bool:
     return bool(ready and ready.get("status") == "False")
 
 
-def _template_image(svc: Obj) -> str | None:
-    containers = (((svc.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    return containers[0].get("image") if containers else None
+def _container_image(containers: list[Any], service: str) -> str | None:
+    """The image of the service's container (named so, else the only one, else the first)."""
+    if not containers:
+        return None
+    image = containers[max(service_container(containers, service), 0)].get("image")
+    return str(image) if image is not None else None
 
 
-def _revision_image(revision: Obj) -> str | None:
-    containers = (revision.get("spec") or {}).get("containers") or []
-    return containers[0].get("image") if containers else None
+def _template_image(svc: Obj, service: str) -> str | None:
+    return _container_image((((svc.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [], service)
+
+
+def _revision_image(revision: Obj, service: str) -> str | None:
+    return _container_image((revision.get("spec") or {}).get("containers") or [], service)
+
+
+def _annotation(obj: Obj, key: str) -> str | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(key)
+    return str(value) if value is not None else None

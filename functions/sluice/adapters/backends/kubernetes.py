@@ -24,6 +24,18 @@ Traffic of a blue/green stage (``route``):
   traffic by weight, and pointing it at whichever slot "mostly" should get the traffic would
   send 0 % or 100 % while the ledger says 10 %. (``create project`` refuses canary stages here.)
 
+**The user's workload** (``sluice onboard service --chart/--manifests``; the composition root
+passes ``workloads``, which reads what onboarding stored for the stage): the slot's Deployment is
+derived from the user's Deployment by ``core.workload.derive_deployment`` — the pod template kept
+whole (env, probes, resources, volumes, init containers, sidecars), only the name, labels,
+selector and the image of the service's container changed (``progressDeadlineSeconds`` and the
+rolling-update strategy are set only when the user's Deployment has none) — and each Service
+from the user's Service (its ports and type; the slot Services are ``ClusterIP`` without node
+ports). The chart's other objects (a database, ConfigMaps, ...) are applied once per stage
+before the slot's Deployment, each left alone while its content is unchanged
+(``_kube.apply_extras``). A changed workload rolls out again even for the same image (the pods
+carry its digest). Without a workload, the generated Deployment below is used.
+
 ``deploy`` creates or patches the slot's Deployment (rolling update, ``maxUnavailable: 0``, so
 replacing the image never drops a request) and waits, polling, until the rollout is complete
 (``observedGeneration``, ``updatedReplicas``, ``availableReplicas``) or has failed: Deployment
@@ -32,7 +44,9 @@ of the new image waiting with ``ErrImagePull``, ``ImagePullBackOff``, ``CrashLoo
 the like — each a ``PermanentError`` naming the reason and the message.
 
 Verbs used (``knative/rbac.yaml``, ClusterRole ``sluice-deployer``): deployments get, create,
-patch; services get, create, patch; pods list; virtualservices get, create, patch.
+patch; services get, create, patch; pods list; virtualservices get, create, patch; for a user's
+extra objects configmaps, persistentvolumeclaims, serviceaccounts and statefulsets get, create,
+patch.
 The ``kubernetes`` package is imported when a backend is built, not with this module.
 """
 
@@ -48,6 +62,7 @@ from sluice.adapters._kube import (
     Deadline,
     Kube,
     Obj,
+    apply_extras,
     check_image,
     check_placement,
     check_weight,
@@ -55,11 +70,20 @@ from sluice.adapters._kube import (
     placement_labels,
     with_conflict_retry,
 )
-from sluice.errors import NotFoundError, PermanentError
-from sluice.ports.backend import Placement, Slot
+from sluice.core.workload import (
+    UserWorkload,
+    Workload,
+    derive_deployment,
+    derive_service,
+    service_container,
+    split_workload,
+)
+from sluice.errors import NotFoundError, PermanentError, ValidationError
+from sluice.ports.backend import Placement, Slot, WorkloadSource
 
 SLOT_LABEL = "sluice.dev/slot"
 IMAGE_ANNOTATION = "sluice.dev/image"
+WORKLOAD_ANNOTATION = "sluice.dev/workload"
 ISTIO_GROUP = "networking.istio.io"
 #: Waiting reasons of a pod's container that will not resolve by waiting.
 FAILED_WAITING = frozenset(
@@ -80,6 +104,7 @@ class KubernetesBackend:
 
     ``api``: a ``kubernetes.client.ApiClient`` (or ``Configuration``) built by the composition
     root. ``istio``: ``None`` detects the ``networking.istio.io`` API group on first use.
+    ``workloads``: the user's workload of a placement (``None``: the generated Deployment).
     """
 
     def __init__(
@@ -94,8 +119,10 @@ class KubernetesBackend:
         poll_s: float = 1.0,
         request_timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        workloads: WorkloadSource | None = None,
     ) -> None:
         self._kube = Kube(api, request_timeout)
+        self._workloads = workloads
         self._istio = istio
         self._istio_version = "v1beta1"
         self.container_port = container_port
@@ -115,11 +142,14 @@ class KubernetesBackend:
         check_image(image, where)
         name = self.deployment_name(placement.service, slot)
         deadline = Deadline(timeout_s, self.poll_s, self._sleep)
-        self._ensure_deployment(placement, slot, name, image, timeout_s)
+        user = self._user_workload(placement)
+        if user is not None:
+            apply_extras(self._kube, placement, tuple(dict(o) for o in user[1].extras), user[0].source, self._sleep)
+        self._ensure_deployment(placement, slot, name, image, timeout_s, user)
         service = name if slot is not Slot.DIRECT else placement.service
-        self._ensure_service(placement.namespace, service, self._selector(placement.service, slot), placement)
+        self._ensure_service(placement.namespace, service, self._selector(placement.service, slot), placement, user)
         self._wait_rollout(placement.namespace, name, image, deadline, where)
-        return self._url(placement.namespace, service)
+        return self._url(placement.namespace, service, user)
 
     def route(self, placement: Placement, canary_weight: int) -> str:
         """Split the stage's traffic: VirtualService weights with Istio, else switch ``<svc>`` (0 or 100 only)."""
@@ -127,6 +157,7 @@ class KubernetesBackend:
         check_placement(placement)
         ns, svc = placement.namespace, placement.service
         apps = self._kube.apps
+        user = self._user_workload(placement)
         primary = self._kube.get(f"read Deployment {ns}/{svc}-primary", apps.read_namespaced_deployment, f"{svc}-primary", ns)
         if primary is None:
             direct = self._kube.get(f"read Deployment {ns}/{svc}", apps.read_namespaced_deployment, svc, ns)
@@ -135,8 +166,8 @@ class KubernetesBackend:
                     f"route {svc} in {ns}: expected Deployment {svc}-primary (blue/green) or {svc} (direct), "
                     "found neither: deploy before routing"
                 )
-            self._ensure_service(ns, svc, self._selector(svc, Slot.DIRECT), placement)
-            return self._url(ns, svc)
+            self._ensure_service(ns, svc, self._selector(svc, Slot.DIRECT), placement, user)
+            return self._url(ns, svc, user)
         if 0 < weight < 100 and not self._uses_istio():
             raise PermanentError(
                 f"route {weight} % of {svc} in {ns} to the canary: a partial weight needs a weighted router "
@@ -151,12 +182,12 @@ class KubernetesBackend:
                     f"found {'none' if canary is None else 'it scaled to zero'}"
                 )
         if self._uses_istio():
-            self._ensure_service(ns, svc, self._selector(svc, Slot.PRIMARY), placement)
-            self._ensure_virtual_service(placement, weight)
+            self._ensure_service(ns, svc, self._selector(svc, Slot.PRIMARY), placement, user)
+            self._ensure_virtual_service(placement, weight, user)
         else:
             slot = Slot.CANARY if weight == 100 else Slot.PRIMARY
-            self._ensure_service(ns, svc, self._selector(svc, slot), placement)
-        return self._url(ns, svc)
+            self._ensure_service(ns, svc, self._selector(svc, slot), placement, user)
+        return self._url(ns, svc, user)
 
     def weighted_split(self) -> bool:
         """True when route() can split traffic by weight (Istio is served): a canary stage needs it."""
@@ -190,9 +221,34 @@ class KubernetesBackend:
         """``<svc>-primary``, ``<svc>-canary``, or ``<svc>`` for a direct stage."""
         return service if Slot(slot) is Slot.DIRECT else f"{service}-{Slot(slot).value}"
 
-    def _url(self, namespace: str, service: str) -> str:
-        port = "" if self.service_port == 80 else f":{self.service_port}"
+    def _service_port(self, user: tuple[UserWorkload, Workload] | None) -> int:
+        """The port of the stage's address: the user's Service's first port, else ``service_port``."""
+        if user is not None and user[1].service is not None:
+            ports = (user[1].service.get("spec") or {}).get("ports") or []
+            if ports and isinstance(ports[0], dict) and isinstance(ports[0].get("port"), int):
+                return int(ports[0]["port"])
+        return self.service_port
+
+    def _url(self, namespace: str, service: str, user: tuple[UserWorkload, Workload] | None = None) -> str:
+        number = self._service_port(user)
+        port = "" if number == 80 else f":{number}"
         return f"http://{service}.{namespace}.{self.cluster_domain}{port}"
+
+    def _user_workload(self, placement: Placement) -> tuple[UserWorkload, Workload] | None:
+        """The user's workload of the placement, split (``None`` without one); a stored workload
+        that cannot be used any more is a ``PermanentError`` naming where it came from."""
+        if self._workloads is None:
+            return None
+        stored = self._workloads(placement)
+        if stored is None:
+            return None
+        try:
+            workload = split_workload(list(stored.objects), placement.service, stored.source)
+        except ValidationError as err:
+            raise PermanentError(f"{placement}: the workload from {stored.source} cannot be used: {err}") from err
+        if workload.service is None:
+            raise PermanentError(f"{placement}: the workload from {stored.source} has no Service of {placement.service}")
+        return stored, workload
 
     @staticmethod
     def _selector(service: str, slot: Slot) -> dict[str, str]:
@@ -231,35 +287,63 @@ class KubernetesBackend:
             },
         }
 
-    def _ensure_deployment(self, placement: Placement, slot: Slot, name: str, image: str, timeout_s: float) -> None:
+    def _desired_deployment(self, placement: Placement, slot: Slot, name: str, image: str, timeout_s: float,
+                            user: tuple[UserWorkload, Workload] | None) -> Obj:
+        """The slot's Deployment: derived from the user's, else generated."""
+        ns = placement.namespace
+        # two thirds of our wait: the controller's own verdict
+        # (ProgressDeadlineExceeded) arrives before our timeout and names the reason
+        deadline_s = max(10, math.ceil(timeout_s * 2 / 3))
+        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+        if user is None:
+            return {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": ns, "labels": self._labels(placement, slot)},
+                "spec": {
+                    "replicas": self.replicas,
+                    "selector": {"matchLabels": self._selector(placement.service, slot)},
+                    "progressDeadlineSeconds": deadline_s,
+                    "strategy": strategy,
+                    "template": self._template(placement, slot, image),
+                },
+            }
+        stored, workload = user
+        try:
+            body = derive_deployment(
+                workload.deployment, service=placement.service, name=name, image=image,
+                labels=self._labels(placement, slot), selector=self._selector(placement.service, slot),
+                annotations={IMAGE_ANNOTATION: image, WORKLOAD_ANNOTATION: stored.digest}, source=stored.source,
+            )
+        except ValidationError as err:
+            raise PermanentError(f"{placement}: the workload from {stored.source} cannot be used: {err}") from err
+        body["metadata"]["namespace"] = ns
+        spec = body["spec"]
+        if spec.get("replicas") is None:
+            spec["replicas"] = self.replicas
+        spec.setdefault("progressDeadlineSeconds", deadline_s)
+        spec.setdefault("strategy", strategy)
+        return body
+
+    def _ensure_deployment(self, placement: Placement, slot: Slot, name: str, image: str, timeout_s: float,
+                           user: tuple[UserWorkload, Workload] | None = None) -> None:
         ns, apps = placement.namespace, self._kube.apps
-        template = self._template(placement, slot, image)
+        body = self._desired_deployment(placement, slot, name, image, timeout_s, user)
+        template, replicas = body["spec"]["template"], int(body["spec"]["replicas"])
+        wanted_digest = user[0].digest if user is not None else None
 
         def step() -> None:
             current = self._kube.get(f"read Deployment {ns}/{name}", apps.read_namespaced_deployment, name, ns)
             if current is None:
-                body = {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": name, "namespace": ns, "labels": self._labels(placement, slot)},
-                    "spec": {
-                        "replicas": self.replicas,
-                        "selector": {"matchLabels": self._selector(placement.service, slot)},
-                        # two thirds of our wait: the controller's own verdict
-                        # (ProgressDeadlineExceeded) arrives before our timeout and names the reason
-                        "progressDeadlineSeconds": max(10, math.ceil(timeout_s * 2 / 3)),
-                        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                        "template": template,
-                    },
-                }
                 # 409 AlreadyExists (created meanwhile by a duplicate delivery): the retry patches it
                 self._kube.call(f"create Deployment {ns}/{name}", apps.create_namespaced_deployment, ns, body)
                 return
-            if _image(current) == image and _replicas(current) == self.replicas:
+            if (_image(current, placement.service) == image and _replicas(current) == replicas
+                    and _pod_annotation(current, WORKLOAD_ANNOTATION) == wanted_digest):
                 return
             patch = {
                 "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "spec": {"replicas": self.replicas, "template": template},
+                "spec": {"replicas": replicas, "template": template},
             }
             self._kube.call(
                 f"update Deployment {ns}/{name} to {image}", apps.patch_namespaced_deployment, name, ns, patch,
@@ -313,19 +397,35 @@ class KubernetesBackend:
 
     # --- Services and traffic ------------------------------------------------------------------
 
-    def _ensure_service(self, ns: str, name: str, selector: dict[str, str], placement: Placement) -> None:
+    def _desired_service(self, ns: str, name: str, selector: dict[str, str], placement: Placement,
+                         user: tuple[UserWorkload, Workload] | None) -> Obj:
+        """Service ``name``: from the user's Service (ports and type kept; the slot Services are
+        ClusterIP without node ports), else port ``service_port`` → the container's ``http``."""
+        if user is None or user[1].service is None:
+            ports = [{"name": "http", "port": self.service_port, "targetPort": "http", "protocol": "TCP"}]
+            return {"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": name, "namespace": ns, "labels": self._labels(placement)},
+                    "spec": {"selector": selector, "ports": ports}}
+        body = derive_service(user[1].service, name=name, labels=self._labels(placement), selector=selector,
+                              source=user[0].source)
+        body["metadata"]["namespace"] = ns
+        if name != placement.service:  # a slot's own Service: cluster-internal
+            spec = body["spec"]
+            for key in ("type", "externalTrafficPolicy", "loadBalancerIP", "loadBalancerSourceRanges", "externalIPs",
+                        "healthCheckNodePort", "loadBalancerClass", "allocateLoadBalancerNodePorts"):
+                spec.pop(key, None)
+            spec["ports"] = [{k: v for k, v in p.items() if k != "nodePort"} for p in spec.get("ports") or []]
+        return body
+
+    def _ensure_service(self, ns: str, name: str, selector: dict[str, str], placement: Placement,
+                        user: tuple[UserWorkload, Workload] | None = None) -> None:
         core = self._kube.core
-        ports = [{"name": "http", "port": self.service_port, "targetPort": "http", "protocol": "TCP"}]
+        body = self._desired_service(ns, name, selector, placement, user)
+        ports = body["spec"]["ports"]
 
         def step() -> None:
             current = self._kube.get(f"read Service {ns}/{name}", core.read_namespaced_service, name, ns)
             if current is None:
-                body = {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": name, "namespace": ns, "labels": self._labels(placement)},
-                    "spec": {"selector": selector, "ports": ports},
-                }
                 self._kube.call(f"create Service {ns}/{name}", core.create_namespaced_service, ns, body)
                 return
             spec = current.get("spec") or {}
@@ -350,23 +450,23 @@ class KubernetesBackend:
                 self._istio_version = version
         return self._istio
 
-    def _virtual_service_spec(self, ns: str, svc: str, weight: int) -> Obj:
+    def _virtual_service_spec(self, ns: str, svc: str, weight: int, port: int) -> Obj:
         return {
             "hosts": [svc, f"{svc}.{ns}.{self.cluster_domain}"],
             "http": [
                 {
                     "route": [
-                        {"destination": {"host": f"{svc}-primary", "port": {"number": self.service_port}}, "weight": 100 - weight},
-                        {"destination": {"host": f"{svc}-canary", "port": {"number": self.service_port}}, "weight": weight},
+                        {"destination": {"host": f"{svc}-primary", "port": {"number": port}}, "weight": 100 - weight},
+                        {"destination": {"host": f"{svc}-canary", "port": {"number": port}}, "weight": weight},
                     ]
                 }
             ],
         }
 
-    def _ensure_virtual_service(self, placement: Placement, weight: int) -> None:
+    def _ensure_virtual_service(self, placement: Placement, weight: int, user: tuple[UserWorkload, Workload] | None = None) -> None:
         ns, svc = placement.namespace, placement.service
         custom, version = self._kube.custom, self._istio_version
-        spec = self._virtual_service_spec(ns, svc, weight)
+        spec = self._virtual_service_spec(ns, svc, weight, self._service_port(user))
         args = (ISTIO_GROUP, version, ns, "virtualservices")
 
         def step() -> None:
@@ -419,9 +519,18 @@ def _replicas(deployment: Obj) -> int:
     return int(value) if value is not None else 1
 
 
-def _image(deployment: Obj) -> str | None:
+def _image(deployment: Obj, service: str) -> str | None:
+    """The image of the service's container (named so, else the only one, else the first)."""
     containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    return containers[0].get("image") if containers else None
+    if not containers:
+        return None
+    index = service_container(containers, service)
+    return containers[max(index, 0)].get("image")
+
+
+def _pod_annotation(deployment: Obj, key: str) -> str | None:
+    meta = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return (meta.get("annotations") or {}).get(key)
 
 
 def _ports(spec: Obj) -> list[tuple[Any, Any]]:

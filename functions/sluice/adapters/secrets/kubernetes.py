@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from sluice.adapters._kubeclient import record_error, status_of
 from sluice.adapters.state._rules import check_name
-from sluice.adapters.state.configmap import MANAGED_BY, MANAGER, _message, _status
-from sluice.errors import ConfigurationError, PermanentError, RetryableError, SluiceError
+from sluice.adapters.state.configmap import MANAGED_BY, MANAGER
+from sluice.errors import ConfigurationError, SluiceError
 
 
 class KubernetesSecrets:
@@ -36,7 +37,7 @@ class KubernetesSecrets:
         try:
             secret = self._api.read_namespaced_secret(name, self._namespace, _request_timeout=self._timeout)
         except self._errors as err:
-            if _status(err) == 404:
+            if status_of(err) == 404:
                 return None
             raise self._error(err, f"read Secret {self._namespace}/{name}") from err
         try:
@@ -56,7 +57,7 @@ class KubernetesSecrets:
             self._api.create_namespaced_secret(self._namespace, body, _request_timeout=self._timeout)
             return
         except self._errors as err:
-            if _status(err) != 409:
+            if status_of(err) != 409:
                 raise self._error(err, f"create Secret {self._namespace}/{name}") from err
         try:
             self._api.replace_namespaced_secret(name, self._namespace, body, _request_timeout=self._timeout)
@@ -68,20 +69,10 @@ class KubernetesSecrets:
         try:
             self._api.delete_namespaced_secret(name, self._namespace, _request_timeout=self._timeout)
         except self._errors as err:
-            if _status(err) == 404:
+            if status_of(err) == 404:
                 return False
             raise self._error(err, f"delete Secret {self._namespace}/{name}") from err
         return True
 
     def _error(self, err: Exception, action: str) -> SluiceError:
-        code = _status(err)
-        if code is None:
-            return RetryableError(f"cannot {action}: the Kubernetes API is unreachable ({type(err).__name__})")
-        if code in (401, 403):
-            return ConfigurationError(
-                f"cannot {action}: the Kubernetes API answered {code}; this service account has no RBAC "
-                "on that Secret (see knative/rbac.yaml)"
-            )
-        if code in (408, 429) or code >= 500:
-            return RetryableError(f"cannot {action}: the Kubernetes API answered {code} ({_message(err)})")
-        return PermanentError(f"cannot {action}: the Kubernetes API answered {code} ({_message(err)})")
+        return record_error(err, action, "this service account has no RBAC on that Secret (see knative/rbac.yaml)")

@@ -16,21 +16,13 @@ loads the configuration (in-cluster or kubeconfig) and injects it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from sluice.adapters._kubeclient import message_of, record_error, status_of
 from sluice.adapters.state._rules import check_labels, check_name, check_record
-from sluice.errors import (
-    ConfigurationError,
-    ConflictError,
-    PermanentError,
-    RetryableError,
-    SluiceError,
-    TooLargeError,
-    ValidationError,
-)
+from sluice.errors import ConfigurationError, ConflictError, SluiceError, TooLargeError, ValidationError
 from sluice.ports.state import Record
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -65,7 +57,7 @@ class ConfigMapStore:
         try:
             cm = self._api.read_namespaced_config_map(name, self._namespace, _request_timeout=self._timeout)
         except self._errors as err:
-            if _status(err) == 404:
+            if status_of(err) == 404:
                 return None
             raise self._error(err, f"read ConfigMap {self._namespace}/{name}") from err
         return _record(cm)
@@ -101,7 +93,7 @@ class ConfigMapStore:
                     record.name, self._namespace, patch, _content_type=JSON_PATCH, _request_timeout=self._timeout
                 )
         except self._errors as err:
-            code = _status(err)
+            code = status_of(err)
             if code == 409:
                 raise ConflictError(record.name, record.resource_version, self._found(record.name)) from err
             if code == 404 and record.resource_version is not None:
@@ -109,7 +101,7 @@ class ConfigMapStore:
             if code == 404:
                 raise ConfigurationError(
                     f"cannot create ConfigMap {self._namespace}/{record.name}: the API answered 404 "
-                    f"({_message(err)}); does namespace {self._namespace!r} exist?"
+                    f"({message_of(err)}); does namespace {self._namespace!r} exist?"
                 ) from err
             raise self._error(err, f"write ConfigMap {self._namespace}/{record.name}") from err
         return _record(cm)
@@ -150,7 +142,7 @@ class ConfigMapStore:
                 name, self._namespace, body=options, _request_timeout=self._timeout
             )
         except self._errors as err:
-            code = _status(err)
+            code = status_of(err)
             if code == 404:
                 return False
             if code == 409:
@@ -169,22 +161,13 @@ class ConfigMapStore:
         return current.resource_version if current else None
 
     def _error(self, err: Exception, action: str) -> SluiceError:
-        code = _status(err)
-        message = _message(err)
-        if code is None:
-            return RetryableError(f"cannot {action}: the Kubernetes API is unreachable ({type(err).__name__}: {err})")
+        code = status_of(err)
+        message = message_of(err)
         if code == 413 or (code == 422 and "too long" in message.lower()):
             return TooLargeError(f"cannot {action}: the Kubernetes API refused the size: {message}")
         if code in (400, 422):
             return ValidationError(f"ConfigMap in {self._namespace}", [f"cannot {action}: {message}"])
-        if code in (401, 403):
-            return ConfigurationError(
-                f"cannot {action}: the Kubernetes API answered {code} ({message}); "
-                "check the service account's RBAC for ConfigMaps in this namespace"
-            )
-        if code in (408, 429) or code >= 500:
-            return RetryableError(f"cannot {action}: the Kubernetes API answered {code} ({message})")
-        return PermanentError(f"cannot {action}: the Kubernetes API answered {code} ({message})")
+        return record_error(err, action, "check the service account's RBAC for ConfigMaps in this namespace")
 
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
@@ -224,23 +207,3 @@ def _record(cm: Any) -> Record:
         labels=MappingProxyType(labels),
         resource_version=meta.resource_version,
     )
-
-
-def _status(err: Exception) -> int | None:
-    """The HTTP status of a kubernetes ApiException, ``None`` for transport failures."""
-    status = getattr(err, "status", None)
-    if isinstance(status, int) and status > 0 and hasattr(err, "body"):
-        return status
-    return None
-
-
-def _message(err: Exception) -> str:
-    body = getattr(err, "body", None)
-    if body:
-        try:
-            doc = json.loads(body)
-            if isinstance(doc, dict) and doc.get("message"):
-                return str(doc["message"])
-        except ValueError:
-            pass
-    return str(getattr(err, "reason", None) or err)

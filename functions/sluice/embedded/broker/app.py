@@ -45,12 +45,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from sluice.core.cloudevent import STRUCTURED, RawEvent, parse
 from sluice.embedded.broker import deadletters
-from sluice.embedded.broker.cloudevent import STRUCTURED, RawEvent, parse
 from sluice.embedded.broker.delivery import is_retryable
 from sluice.embedded.broker.journal import DEAD_LETTERED, DELIVERED, Journal
 from sluice.embedded.broker.manifests import PROXIED_TARGETS, PingSourceSpec, Topology, TriggerSpec, resolve
-from sluice.errors import ConfigurationError, ValidationError
+from sluice.errors import ConfigurationError, RetryableError, ValidationError, status_for
 from sluice.functions.runtime import now_rfc3339
 
 log = logging.getLogger("sluice.embedded.broker")
@@ -475,10 +475,11 @@ def create_app(broker: Broker, on_startup: Callable[[], Awaitable[None]] | None 
         try:
             await broker.ingest(request.headers, bytes(body))
         except ValidationError as err:
-            return PlainTextResponse(f"{err}\n", status_code=400)
+            return PlainTextResponse(f"{err}\n", status_code=status_for(err))
         except OSError as err:
             log.error("journal: cannot persist an event: %s", err)
-            return PlainTextResponse(f"the broker cannot persist the event ({err}); try again\n", status_code=503)
+            unsaved = RetryableError(f"the broker cannot persist the event ({err}); try again")
+            return PlainTextResponse(f"{unsaved}\n", status_code=status_for(unsaved))
         return Response(status_code=202)
 
     async def wrong_method(request: Request) -> Response:

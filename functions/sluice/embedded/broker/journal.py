@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice.embedded.broker.cloudevent import RawEvent
+from sluice.core.cloudevent import RawEvent
 
 FILE = Path("broker") / "journal.jsonl"
 #: Rewrite the journal (keeping what is open) once it is larger than this.

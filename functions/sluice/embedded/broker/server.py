@@ -8,6 +8,9 @@ stops the functions when it ends (SIGTERM / SIGINT). While it runs, a supervisor
 function that exits and re-starts local deployments whose process died (every
 ``RECONCILE_EVERY_S``), and ``<state-dir>/broker/state.json`` records its pid, port, URL and the
 functions' pids and ports; logs go to ``<state-dir>/logs/``.
+
+uvicorn, the broker's app and its process helpers are imported when the broker starts: the CLI
+imports this module for its options and state file (``sluice status``, ``sluice down``).
 """
 
 from __future__ import annotations
@@ -186,87 +189,133 @@ def serve(options: ServeOptions, environ: Mapping[str, str], announce: Callable[
     """Run the broker and its functions until SIGTERM / SIGINT; ``announce(url)`` once ready."""
     import uvicorn
 
-    from sluice.embedded.broker import deadletters
-    from sluice.embedded.broker.app import Broker, create_app
-    from sluice.embedded.broker.journal import Journal
-    from sluice.embedded.broker.journal import path_for as journal_path
+    from sluice.embedded.broker.app import create_app
     from sluice.embedded.broker.manifests import load_topology
-    from sluice.embedded.broker.processes import Supervisor, start_functions, stop_functions
 
-    state_dir = options.state_dir
-    logs = state_dir / "logs"
+    logs = options.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     topology = load_topology(options.knative_dir, options.triggers_dir)
     url = f"http://127.0.0.1:{options.port}{topology.broker.path}"
     _check_port(options.port)
-    settings = options.settings.with_(broker_url=url)
-    if settings.sli_provider == "prometheus" and settings.backend == "local":
-        # A real Prometheus scraping every local deployment (stopped by ``sluice down``).
-        from sluice.embedded.prometheus import ensure_prometheus
-
-        prometheus = ensure_prometheus(str(state_dir), 0, runtime_dir=str(state_dir / "runtime"))
-        log.info("Prometheus at %s scrapes the local deployments", prometheus)
-        settings = settings.with_(prometheus_url=prometheus)
+    settings = _with_local_prometheus(options.settings.with_(broker_url=url), options.state_dir)
     reconcile_deployments(settings)
-    env = {**environ, **settings.to_env(), "K_SINK": url, "PYTHONUNBUFFERED": "1"}
-    for inherited in ("FUNCTION_TARGET", "FUNCTION_SOURCE", "PORT"):
-        env.pop(inherited, None)
+    env = function_env(environ, settings, url)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # functions started below are stopped on the way out
-    services = topology.subscribed_services()
-    log.info("starting %d functions: %s", len(services), ", ".join(f"{s.name}({s.target})" for s in services))
-    processes = start_functions(services, options.source, env, logs, options.ready_timeout_s)
-    state: dict[str, Any] = {
-        "pid": os.getpid(),
-        "port": options.port,
-        "url": url,
-        "started": time.time(),
-        "state_dir": str(state_dir),
-        "log": str(logs / "broker.log"),
-        "functions": {p.service.name: {"pid": p.pid, "port": p.port, "target": p.service.target} for p in processes},
-    }
-    _write_state(state_dir, {**state, "ready": False})
-    supervisor = Supervisor(processes, options.source, env, logs, options.ready_timeout_s)
-    broker = Broker(
-        topology, {p.service.name: p.url for p in processes}, deadletters.path_for(state_dir), url,
-        tick_s=options.tick_s, max_concurrency=function_threads(env), journal=Journal(journal_path(state_dir)),
-        max_event_bytes=options.max_event_bytes, function_health=supervisor.health,
-    )
-    is_ready = threading.Event()
-
-    def restarted(name: str, proc: Any) -> None:
-        broker.function_urls[name] = proc.url
-        state["functions"][name] = {"pid": proc.pid, "port": proc.port, "target": proc.service.target}
-        _write_state(state_dir, {**state, "ready": is_ready.is_set()})
-
-    supervisor.on_change = restarted
-    stop_reconciling = threading.Event()
-
-    async def ready() -> None:
-        is_ready.set()
-        _write_state(state_dir, {**state, "ready": True})
-        supervisor.start()
-        if settings.backend == "local" and RECONCILE_EVERY_S > 0:
-            threading.Thread(
-                target=_reconcile_loop, args=(settings, stop_reconciling, RECONCILE_EVERY_S),
-                name="sluice-reconcile", daemon=True,
-            ).start()
-        if announce is not None:
-            announce(url)
-
+    running = _Running.start(options, topology, settings, env, url, logs, announce)
     config = uvicorn.Config(
-        create_app(broker, on_startup=ready), host="127.0.0.1", port=options.port, log_level="warning",
-        access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_S,
+        create_app(running.broker, on_startup=running.ready), host="127.0.0.1", port=options.port,
+        log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_S,
     )
     try:
         uvicorn.Server(config).run()
     finally:
-        stop_reconciling.set()
-        supervisor.stop()
-        stop_functions(supervisor.processes)
-        if read_state(state_dir).get("pid") == os.getpid():
-            with contextlib.suppress(OSError):
-                state_path(state_dir).unlink()
+        running.stop()
     return 0
+
+
+def _with_local_prometheus(settings: Settings, state_dir: Path) -> Settings:
+    """With SLI provider ``prometheus`` on the ``local`` backend: a real Prometheus scraping every
+    local deployment (stopped by ``sluice down``), and the settings pointing at it."""
+    if settings.sli_provider != "prometheus" or settings.backend != "local":
+        return settings
+    from sluice.embedded.prometheus import ensure_prometheus
+
+    prometheus = ensure_prometheus(str(state_dir), 0, runtime_dir=str(state_dir / "runtime"))
+    log.info("Prometheus at %s scrapes the local deployments", prometheus)
+    return settings.with_(prometheus_url=prometheus)
+
+
+def function_env(environ: Mapping[str, str], settings: Settings, url: str) -> dict[str, str]:
+    """The environment of each function process: ours, the settings and the ingress as sink
+    (``sluice.compose.child_env``), without what functions-framework would take as its own."""
+    from sluice.compose import child_env
+
+    env = {**environ, **child_env(settings, url), "PYTHONUNBUFFERED": "1"}
+    for inherited in ("FUNCTION_TARGET", "FUNCTION_SOURCE", "PORT"):
+        env.pop(inherited, None)
+    return env
+
+
+class _Running:
+    """The started functions, their supervisor, the broker over them and the state file saying so."""
+
+    def __init__(self, options: ServeOptions, settings: Settings, broker: Any, supervisor: Any,
+                 state: dict[str, Any], announce: Callable[[str], None] | None) -> None:
+        self.options = options
+        self.settings = settings
+        self.broker = broker
+        self.supervisor = supervisor
+        self.state = state
+        self.announce = announce
+        self.is_ready = threading.Event()
+        self.stop_reconciling = threading.Event()
+        supervisor.on_change = self.restarted
+
+    @classmethod
+    def start(cls, options: ServeOptions, topology: Any, settings: Settings, env: Mapping[str, str], url: str,
+              logs: Path, announce: Callable[[str], None] | None) -> _Running:
+        """Start the functions, record them (not ready yet), and build the broker over them."""
+        from sluice.embedded.broker import deadletters
+        from sluice.embedded.broker.app import Broker
+        from sluice.embedded.broker.journal import Journal
+        from sluice.embedded.broker.journal import path_for as journal_path
+        from sluice.embedded.broker.processes import Supervisor, start_functions
+
+        state_dir = options.state_dir
+        services = topology.subscribed_services()
+        log.info("starting %d functions: %s", len(services), ", ".join(f"{s.name}({s.target})" for s in services))
+        processes = start_functions(services, options.source, env, logs, options.ready_timeout_s)
+        state: dict[str, Any] = {
+            "pid": os.getpid(),
+            "port": options.port,
+            "url": url,
+            "started": time.time(),
+            "state_dir": str(state_dir),
+            "log": str(logs / "broker.log"),
+            "functions": {p.service.name: _function_record(p) for p in processes},
+        }
+        _write_state(state_dir, {**state, "ready": False})
+        supervisor = Supervisor(processes, options.source, env, logs, options.ready_timeout_s)
+        broker = Broker(
+            topology, {p.service.name: p.url for p in processes}, deadletters.path_for(state_dir), url,
+            tick_s=options.tick_s, max_concurrency=function_threads(env), journal=Journal(journal_path(state_dir)),
+            max_event_bytes=options.max_event_bytes, function_health=supervisor.health,
+        )
+        return cls(options, settings, broker, supervisor, state, announce)
+
+    def restarted(self, name: str, proc: Any) -> None:
+        """A function the supervisor started again: route to its new URL, record its new pid."""
+        self.broker.function_urls[name] = proc.url
+        self.state["functions"][name] = _function_record(proc)
+        _write_state(self.options.state_dir, {**self.state, "ready": self.is_ready.is_set()})
+
+    async def ready(self) -> None:
+        """The ingress listens: say so, start supervising and reconciling, announce the URL."""
+        self.is_ready.set()
+        _write_state(self.options.state_dir, {**self.state, "ready": True})
+        self.supervisor.start()
+        if self.settings.backend == "local" and RECONCILE_EVERY_S > 0:
+            threading.Thread(
+                target=_reconcile_loop, args=(self.settings, self.stop_reconciling, RECONCILE_EVERY_S),
+                name="sluice-reconcile", daemon=True,
+            ).start()
+        if self.announce is not None:
+            self.announce(self.state["url"])
+
+    def stop(self) -> None:
+        """Stop reconciling and supervising, stop the functions, remove our state file."""
+        from sluice.embedded.broker.processes import stop_functions
+
+        self.stop_reconciling.set()
+        self.supervisor.stop()
+        stop_functions(self.supervisor.processes)
+        if read_state(self.options.state_dir).get("pid") == os.getpid():
+            with contextlib.suppress(OSError):
+                state_path(self.options.state_dir).unlink()
+
+
+def _function_record(proc: Any) -> dict[str, Any]:
+    return {"pid": proc.pid, "port": proc.port, "target": proc.service.target}
 
 
 def main(argv: list[str] | None = None) -> int:

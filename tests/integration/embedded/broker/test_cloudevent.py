@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sluice.embedded.broker.cloudevent import REQUIRED, STRUCTURED, RawEvent, parse
+from sluice.core.cloudevent import REQUIRED, STRUCTURED, RawEvent, parse
 from sluice.errors import ValidationError
 
 BINARY = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "com.example.any",

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.support.broker import process_alive, read_jsonl, start_broker, wait_for
 from tests.support.broker_fixtures import ksvc_ref, trigger, write_functions, write_knative
 
-from sluice.embedded.broker.cloudevent import RawEvent
+from sluice.core.cloudevent import RawEvent
 from sluice.embedded.broker.journal import DELIVERED, Journal, _accept_line, read_open
 from sluice.embedded.broker.processes import free_port
 

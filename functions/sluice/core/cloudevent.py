@@ -1,9 +1,12 @@
-"""A CloudEvent as the broker carries it: its attributes (extensions included) and data bytes.
+"""The one CloudEvent codec: CloudEvents 1.0 (and 0.3) over HTTP, binary and structured mode.
 
-The broker checks only that an event is a CloudEvent (as a Knative Broker's ingress does: any
-type, any payload) and forwards the attributes as they came, so extensions it does not know
-survive, and filters can match on them. The functions validate types and payloads. Delivery uses binary mode (``to_binary``) or, if a Trigger asks for
-``format: json``, structured mode (``to_structured``).
+A ``RawEvent`` is a CloudEvent's attributes (extensions included, as strings) and its data
+bytes; ``parse`` reads one from HTTP headers and a body, ``to_binary`` / ``to_structured``
+write one. It knows the CloudEvents format and nothing of Sluice's event types or payloads
+(``sluice.core.events`` decodes those from ``attributes`` and ``json_data()``), so the local
+broker (which forwards any CloudEvent as it came: extensions it does not know survive, and
+filters can match on them), the functions (their requests and replies) and the publisher
+(posting to a broker) share it. Header values are percent-encoded as the HTTP binding says.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
 class RawEvent:
     attributes: Mapping[str, str]
     data: bytes
+
+    @classmethod
+    def of(cls, attributes: Mapping[str, str], data: object) -> RawEvent:
+        """An event with JSON ``data`` (``datacontenttype`` application/json unless given)."""
+        return cls({"datacontenttype": "application/json", **attributes}, json.dumps(data).encode())
 
     @property
     def id(self) -> str:
@@ -63,7 +71,17 @@ class RawEvent:
         return doc
 
     def to_structured(self) -> tuple[dict[str, str], bytes]:
+        """Structured-mode headers and body."""
         return {"content-type": STRUCTURED}, json.dumps(self.to_json_dict()).encode()
+
+    def json_data(self) -> object:
+        """The data as JSON (``{}`` when there is none); ``ValidationError`` when it is not JSON."""
+        if not self.data:
+            return {}
+        try:
+            return json.loads(self.data)
+        except (ValueError, RecursionError) as err:
+            raise ValidationError("request", [f"data is not JSON: {err}"]) from err
 
 
 def _is_json(content_type: str) -> bool:
@@ -78,18 +96,21 @@ _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
-def parse(headers: Mapping[str, str], body: bytes) -> RawEvent:
+def parse(headers: Mapping[str, str], body: bytes, *, strings_only: bool = False) -> RawEvent:
     """Read an HTTP CloudEvent (binary or structured mode) and keep its attributes as sent.
 
     Checks only what makes it a CloudEvent — the required attributes (``id``, ``source``,
     ``specversion`` 1.0 or 0.3, ``type``), well-formed optional ones (``time`` RFC 3339,
     attribute names), a parseable structured body — as a Knative Broker's ingress does; any
     type and any payload pass. Raises ``ValidationError`` naming every problem otherwise.
+    In structured mode a number or boolean attribute (an Integer or Boolean extension) is kept as
+    its JSON text, unless ``strings_only`` asks for string attributes only (a reader whose
+    attributes are all strings, like Sluice's events).
     """
     lower = {k.lower(): v for k, v in headers.items()}
     content_type = lower.get("content-type", "")
     if "ce-specversion" not in lower and content_type.split(";", 1)[0].strip().lower() == STRUCTURED:
-        return _structured(body)
+        return _structured(body, strings_only)
     if "ce-specversion" not in lower:
         raise ValidationError("request", [
             "not a CloudEvent: no ce-specversion header (binary mode) and the content type is not "
@@ -102,7 +123,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> RawEvent:
     return RawEvent(attrs, body)
 
 
-def _structured(body: bytes) -> RawEvent:
+def _structured(body: bytes, strings_only: bool) -> RawEvent:
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as err:  # RecursionError: 10,000-deep JSON
@@ -113,6 +134,9 @@ def _structured(body: bytes) -> RawEvent:
         f"attribute {k!r}: expected a string, number or boolean, found {type(v).__name__}"
         for k, v in doc.items() if k not in ("data", "data_base64") and isinstance(v, dict | list)
     ]
+    if strings_only:
+        problems += [f"{k}: expected a string, found {type(v).__name__}" for k, v in doc.items()
+                     if k not in ("data", "data_base64") and v is not None and not isinstance(v, str | dict | list)]
     attrs = {
         k: v if isinstance(v, str) else json.dumps(v)
         for k, v in doc.items() if k not in ("data", "data_base64") and v is not None
