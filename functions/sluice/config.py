@@ -83,6 +83,7 @@ NOT_SETTINGS = {
     "SLUICE_MODEL_CHECKS": "the test suite: the flow model's invariants",
     "SLUICE_HOSTILE_EXAMPLES": "the test suite: hostile-input examples",
     "SLUICE_KUBE_CACHE": "the test suite: where the kube binaries are cached",
+    "SLUICE_HELM_CACHE": "tools/helm/build.sh: where make helm caches helm",
     "SLUICE_KEEP_KUBE_LOGS": "the test suite: keep the test cluster's logs",
 }
 
