@@ -26,6 +26,12 @@ R = TypeVar("R")
 KEY = "lane"
 LANE_KIND = "stage"
 GATE_KIND = "gate"
+#: Label of a lane record: "true" while a run or a gate is in the lane (written in the same
+#: write as the lane), so ticks list only those and never read the idle lanes' histories.
+BUSY = "sluice.dev/busy"
+#: A record whose presence says every lane record carries ``BUSY`` (lanes written before the
+#: label existed are labelled by the first tick that does not find it).
+LABELLED = "ledger.busy-labels"
 
 #: A transition's effect: (lane, the run as found) → (new lane, events caused).
 Effect = Callable[[Lane, Run], tuple[Lane, list[dict[str, Any]]]]
@@ -86,12 +92,27 @@ class Ledger:
         and skipped, so one bad record never stops a tick for everyone else."""
         return self._records(LANE_KIND, labels)
 
+    def busy(self) -> Iterator[LaneRecord]:
+        """The lanes with a run or a quality gate in them (what a tick looks at), by a
+        label-selected list: idle lanes are not read, whatever their history."""
+        if self.records.store.get(LABELLED) is None:
+            self._label_lanes()
+        return self._records(LANE_KIND, {}, {BUSY: "true"})
+
+    def _label_lanes(self) -> None:
+        """Label every lane written before ``BUSY`` existed (one full list, once per store)."""
+        for stored in self.records.store.list({KIND: LANE_KIND}):
+            if BUSY not in stored.labels and {PROJECT, STAGE, SERVICE} <= set(stored.labels):
+                placement = Placement(stored.labels[PROJECT], stored.labels[STAGE], stored.labels[SERVICE])
+                self.change(placement, lambda lane: (lane, None))
+        self.records.update_data(LABELLED, {KIND: "ledger"}, lambda data, _exists: data.update(lanes="labelled"))
+
     def gates(self) -> Iterator[LaneRecord]:
         """Every running quality gate (each in a record of its own)."""
         return self._records(GATE_KIND, {})
 
-    def _records(self, kind: str, labels: dict[str, str]) -> Iterator[LaneRecord]:
-        selector = {KIND: kind}
+    def _records(self, kind: str, labels: dict[str, str], extra: dict[str, str] | None = None) -> Iterator[LaneRecord]:
+        selector = {KIND: kind, **(extra or {})}
         for key, label in (("project", PROJECT), ("stage", STAGE), ("service", SERVICE)):
             if labels.get(key):
                 selector[label] = labels[key]
@@ -105,7 +126,8 @@ class Ledger:
     # --- writes --------------------------------------------------------------------------------
     def change(self, placement: Placement, mutate: Callable[[Lane], tuple[Lane, R]], gate: str = "") -> R:
         """Apply ``mutate`` to the lane (or a gate's record) and write it back in one
-        compare-and-swap (retried on conflicts; ``mutate`` must be pure), within its byte budget."""
+        compare-and-swap (retried on conflicts; ``mutate`` must be pure), within its byte budget.
+        The record's ``BUSY`` label is set from the new lane in the same write."""
         name, labels = self.name(placement, gate)
 
         def apply(data: dict[str, str], _exists: bool) -> R:
@@ -113,6 +135,7 @@ class Ledger:
             new, result = mutate(lane)
             if new != lane:
                 data[KEY] = new.encode()
+            labels[BUSY] = "true" if new.active is not None or new.gates else "false"  # read by update_data after apply
             return result
 
         return self.records.update_data(name, labels, apply)
