@@ -200,26 +200,30 @@ class Meter:
     def __init__(self, store: CountingStore, fake: Any = None) -> None:
         self.store, self.fake = store, fake
 
-    def __call__(self, name: str, read: Callable[[], Any]) -> Row:
-        gc.collect()  # a collection left over from building the state must not land in a read
-        self.store.reset()
-        calls = len(self.fake.requests) if self.fake is not None else 0
-        if self.fake is not None:
-            self.fake.answered_bytes = 0
-        began, cpu = time.perf_counter(), time.process_time()
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                read()
-        except Exception as err:
-            print(f"   {name}: failed: {type(err).__name__}: {err}")
-            return name, float("nan"), "failed", float("nan")
-        seconds, wall = time.process_time() - cpu, time.perf_counter() - began
+    def __call__(self, name: str, read: Callable[[], Any], times: int = 5) -> Row:
+        """The read ``times`` times in a row: the least CPU and wall time, and what one read read."""
+        best_cpu = best_wall = float("inf")
+        for _ in range(times):
+            gc.collect()  # a collection left over from building the state must not land in a read
+            self.store.reset()
+            calls = len(self.fake.requests) if self.fake is not None else 0
+            if self.fake is not None:
+                self.fake.answered_bytes = 0
+            began, cpu = time.perf_counter(), time.process_time()
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    read()
+            except Exception as err:
+                print(f"   {name}: failed: {type(err).__name__}: {err}")
+                return name, float("nan"), "failed", float("nan")
+            best_cpu = min(best_cpu, time.process_time() - cpu)
+            best_wall = min(best_wall, time.perf_counter() - began)
         what = f"{self.store.gets + self.store.listed}"
         if self.fake is not None:
             served = self.fake.requests[calls:]
             lists = sum(1 for r in served if r.method == "GET" and r.name is None)
             what += f" {lists}L{len(served) - lists}G {self.fake.answered_bytes / 1024:.0f}K"
-        return name, seconds, what, wall
+        return name, best_cpu, what, best_wall
 
 
 def newest(records: Any, kind: str) -> str:
@@ -277,7 +281,7 @@ def reads(store: CountingStore, fake: Any = None) -> list[Row]:
         ping = Event.new(Ping(), source="bench", id=str(uuid.uuid4()), time="2026-01-01T00:00:00Z")
         return lambda: module.handle(ping, runtime)
 
-    first = meter("first list by label (builds the local index once)", lambda: store.list({KIND: "project"}))
+    first = meter("first list by label (builds the local index once)", lambda: store.list({KIND: "project"}), times=1)
     plan: list[tuple[str, Callable[[], Any]]] = []
     for name, path in (("/", "/"), ("project page", "/project/sockshop"),
                        ("service page (deliveries)", "/project/sockshop/service/carts"),
@@ -391,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                     kube[size].append(on_configmaps(built[size]))
             print(f"round {n + 1} of {args.repeat} done", flush=True)
     load = os.getloadavg()[0]
-    note = ("(CPU ms of this process, the reader and the fake API server, least of the rounds; [wall ms]; "
+    note = ("(CPU ms of this process, the reader and the fake API server, least of 5 reads × the rounds; [wall ms]; "
             "(records read = gets + listed; on ConfigMaps also API lists L, gets G and KiB answered))")
     if "local" in args.stores:
         table(f"local store: ms by deliveries of history {note}; load {load:.1f}", args.sizes,
