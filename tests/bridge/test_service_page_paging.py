@@ -51,7 +51,7 @@ def shown(html: str) -> list[str]:
 
 def test_pages_of_ten_newest_first_with_links(world: tuple[CountingStore, Bridge, Sequence[str]]) -> None:
     """25 deliveries: pages of 10, 10 and 5, newest first, each reading only its own logs."""
-    _store, bridge, contexts = world
+    store, bridge, contexts = world
     seen = []
     for number, size in ((1, RECENT), (2, RECENT), (3, 5)):
         store.logs_read = 0
