@@ -24,6 +24,11 @@ event``, each function's tick) over a store that counts what it read: ``gets`` b
 requests (``L`` lists, ``G`` gets) and the bytes it answered. Aim (issue 17): every read within
 1.5× from 10 to 10,000 deliveries, printed beside the 10-delivery figure of the same run.
 
+Timing on a shared machine: each read runs once unmeasured (steady state), then five times in a
+row; ``--repeat`` rounds go over every size in turn. The figure is the least CPU time of this
+process (the reader, and on ConfigMaps the fake API server's thread too), which the machine's
+load hardly moves; the least wall time is printed beside it in brackets.
+
 ``--up`` also times ``sluice up`` (to ready) on each local state after the reads, then ``sluice down``.
 """
 

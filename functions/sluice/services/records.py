@@ -8,7 +8,7 @@
 | ``stage.<p>.<stage>.<svc>``              | the lane: what the stage serves, the delivery holding it (a |
 |                                          | typed run with its phase), the queue (``sluice.core.ledger``) |
 | ``evaluations.<p>.<stage>.<svc>``        | evaluation history (``history``, newest last, bounded in bytes; |
-|                                          | SLO texts once each by hash in ``slos``)                |
+|                                          | SLO texts once each by hash in ``slos``; the newest again in ``last``) |
 | ``measurements.<p>.<stage>.<svc>``       | the tests' measurements by delivery context (bounded)   |
 | ``deliveries.<p>``                       | the project's recent deliveries, newest last (bounded: older |
 |                                          | event logs are archived or deleted)                     |
