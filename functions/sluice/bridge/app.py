@@ -39,6 +39,16 @@ MAX_PART = 253
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 
 
+def _number(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Query parameter ``name`` as a whole number in [low, high]; ``ValidationError`` (400) names it otherwise."""
+    text = query.get(name, "")
+    if not text:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValidationError(f"query parameter {name}", [f"a whole number from {low} to {high}, found {text[:40]!r}"])
+    return int(text)
+
+
 def _running(view: Mapping[str, Any]) -> bool:
     return any(
         svc.get("active_delivery") or svc.get("queued") for stage in view.get("stages", []) for svc in stage["services"]
@@ -102,7 +112,7 @@ class Bridge:
                 return self._prometheus()
             if parts and parts[0] in ("assets", "static"):
                 return self._static(parts[1:])
-            return self._api(parts[1:], query) if api else self._page(parts)
+            return self._api(parts[1:], query) if api else self._page(parts, query)
         except NotFoundError as err:
             return self._error(api, 404, "Not found", str(err))
         except ValidationError as err:
@@ -116,7 +126,7 @@ class Bridge:
         return views.message_page(self.base, title, text, "fail"), status, HTML
 
     # --- pages -------------------------------------------------------------------------------
-    def _page(self, parts: list[str]) -> Response:
+    def _page(self, parts: list[str], query: Mapping[str, str]) -> Response:
         b = self.base
         match parts:
             case []:
@@ -127,11 +137,14 @@ class Bridge:
                 return views.project_page(b, view, REFRESH_S if _running(view) else 0, recent), 200, HTML
             case ["project", project, "service", service]:
                 self.records.require_service(project, service)
-                items = readmodel.deliveries(self.records, project, service)
-                running = bool(items) and _in_flight(items[0]["stages"])
+                number = _number(query, "page", 1, 1, 10_000)
+                items, total = readmodel.delivery_page(self.records, project, service, RECENT, (number - 1) * RECENT)
+                running = number == 1 and bool(items) and _in_flight(items[0]["stages"])
                 queued = views.queued_contexts(readmodel.project_status(self.records, project))
                 metrics = self._metrics_section(project, service)
-                return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0, queued, metrics), 200, HTML
+                pages = (number, max(1, -(-total // RECENT)))
+                return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0, queued, metrics,
+                                             pages), 200, HTML
             case ["delivery", context]:
                 d = readmodel.delivery(self.records, context)
                 if not d["events"]:
@@ -172,7 +185,8 @@ class Bridge:
             case ["projects", project]:
                 data = readmodel.project_status(self.records, project)
             case ["projects", project, "services", service, "deliveries"]:
-                data = readmodel.deliveries(self.records, project, service)
+                data = readmodel.deliveries(self.records, project, service, _number(query, "limit", RECENT, 1, 100),
+                                            _number(query, "offset", 0, 0, 100_000))
             case ["deliveries", context]:
                 data = readmodel.delivery(self.records, context)
                 if not data["events"]:

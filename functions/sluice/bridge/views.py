@@ -252,9 +252,15 @@ def project_page(base: str, view: Mapping[str, Any], refresh: int, recent: Seque
 
 
 def deliveries_page(base: str, project: str, service: str, deliveries: Sequence[Mapping[str, Any]], refresh: int,
-                    queued: Mapping[str, str] | None = None, metrics: str = "") -> str:
+                    queued: Mapping[str, str] | None = None, metrics: str = "", pages: tuple[int, int] = (1, 1)) -> str:
     table = _delivery_rows(base, deliveries, with_service=False, queued=queued) if deliveries else "<p>No delivery yet.</p>"
-    body = f"<h1>Deliveries of {e(service)} <small class='muted'>newest first</small></h1>{table}{metrics}"
+    number, count = pages
+    here = base + u("project", project, "service", service)
+    links = [f'<a href="{e(here)}?page={number - 1}">← newer</a>' if number > 1 else "",
+             f"page {number} of {count}" if count > 1 else "",
+             f'<a href="{e(here)}?page={number + 1}">older →</a>' if number < count else ""]
+    pager = f"<p class='pager'>{' · '.join(link for link in links if link)}</p>" if count > 1 else ""
+    body = f"<h1>Deliveries of {e(service)} <small class='muted'>newest first</small></h1>{table}{pager}{metrics}"
     return page(f"{service} deliveries", body, base, _in_project(project, (service, "")), refresh)
 
 

@@ -23,6 +23,8 @@ def register(subparsers: Any) -> None:
     event.add_argument("--type", help="only events of this type (e.g. sh.keptn.events.evaluation-done)")
     event.add_argument("--project", default="")
     event.add_argument("--limit", type=int, default=50)
+    event.add_argument("--deliveries", type=int, default=10, metavar="N",
+                       help="look through the newest N deliveries (default 10; without --context)")
     common.add_state_args(event)
     common.add_output_arg(event)
     event.set_defaults(func=get_event)
@@ -43,9 +45,9 @@ def get_event(args: argparse.Namespace) -> int:
         events = records.events(context_id(args.context))
         if not events:
             raise NotFoundError(f"no events for delivery {args.context}")
-    else:  # the newest deliveries first, until the page is full: reads do not grow with history
+    else:  # the newest deliveries first, until the page is full: at most --deliveries logs are read
         events = []
-        for context in reversed(records.contexts(args.project)):
+        for context in reversed(records.contexts(args.project, limit=max(args.deliveries, 1))):
             events.extend(e for e in records.events(context) if not args.type or e.get("type") == args.type)
             if len(events) >= args.limit:
                 break

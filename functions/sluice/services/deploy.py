@@ -290,7 +290,7 @@ class DeployService:
         broker gave up, or the process died), a promotion or roll-back that never happened."""
         now = self.now()
         replies: list[Event] = []
-        for found in self.ledger.lanes():
+        for found in self.ledger.busy():
             run = found.lane.active
             if run is None or not expired(run, now):
                 continue

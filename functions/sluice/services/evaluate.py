@@ -168,7 +168,7 @@ class EvaluateService:
         never started (tests-finished was lost)."""
         now = self.now()
         replies: list[Event] = []
-        for found in (*self.ledger.lanes(), *self.ledger.gates()):
+        for found in (*self.ledger.busy(), *self.ledger.gates()):
             lane = found.lane
             for run in (*((lane.active,) if lane.active else ()), *lane.gates):
                 if run.phase not in (Phase.TESTED, Phase.EVALUATING) or not expired(run, now):

@@ -356,7 +356,7 @@ class GatekeeperService:
         runs whose evaluation-done never reached the gatekeeper."""
         now = self.now()
         replies: list[Event] = []
-        for found in (*self.ledger.lanes(), *self.ledger.gates()):
+        for found in (*self.ledger.busy(), *self.ledger.gates()):
             lane = found.lane
             if lane.finished and not lane.gates and lane.active is None and lane.finished[-1].context in found.name:
                 self.ledger.close_gate(found.placement, lane.finished[-1].context)  # ended, but its record stayed

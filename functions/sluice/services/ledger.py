@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -24,8 +24,19 @@ log = logging.getLogger("sluice.ledger")
 
 R = TypeVar("R")
 KEY = "lane"
+#: The lane's finished runs are stored under a key of their own (same record, same write), and
+#: the few of them the status views read under another, so a read that does not look up old
+#: runs parses no history: ``head``.
+FINISHED = "finished"
+RECENT = "recent"
 LANE_KIND = "stage"
 GATE_KIND = "gate"
+#: Label of a lane record: "true" while a run or a gate is in the lane (written in the same
+#: write as the lane), so ticks list only those and never read the idle lanes' histories.
+BUSY = "sluice.dev/busy"
+#: A record whose presence says every lane record carries ``BUSY`` (lanes written before the
+#: label existed are labelled by the first tick that does not find it).
+LABELLED = "ledger.busy-labels"
 
 #: A transition's effect: (lane, the run as found) → (new lane, events caused).
 Effect = Callable[[Lane, Run], tuple[Lane, list[dict[str, Any]]]]
@@ -74,7 +85,18 @@ class Ledger:
         record = self.records.store.get(self.name(placement, gate)[0])
         if record is None or KEY not in record.data:
             return Lane()
-        return Lane.from_dict(json.loads(record.data[KEY]))
+        return decode(record.data)
+
+    def head(self, placement: Placement) -> Lane:
+        """The lane with only the finished runs the status views read (the newest with an
+        approval decision, the newest with a canary): its history is not parsed."""
+        record = self.records.store.get(self.name(placement)[0])
+        if record is None or KEY not in record.data:
+            return Lane()
+        if FINISHED not in record.data:  # stored before the split
+            lane = decode(record.data)
+            return replace(lane, finished=tuple(Lane.from_dict({"finished": recent(_plain_runs(lane))}).finished))
+        return decode(record.data, finished=RECENT)
 
     def run(self, placement: Placement, context: str) -> Run | None:
         """``context``'s run in this stage: in the lane, else its running quality gate."""
@@ -86,33 +108,50 @@ class Ledger:
         and skipped, so one bad record never stops a tick for everyone else."""
         return self._records(LANE_KIND, labels)
 
+    def busy(self) -> Iterator[LaneRecord]:
+        """The lanes with a run or a quality gate in them (what a tick looks at), by a
+        label-selected list: idle lanes are not read, whatever their history."""
+        if self.records.store.get(LABELLED) is None:
+            self._label_lanes()
+        return self._records(LANE_KIND, {}, {BUSY: "true"})
+
+    def _label_lanes(self) -> None:
+        """Label every lane written before ``BUSY`` existed (one full list, once per store)."""
+        for stored in self.records.store.list({KIND: LANE_KIND}):
+            if BUSY not in stored.labels and {PROJECT, STAGE, SERVICE} <= set(stored.labels):
+                placement = Placement(stored.labels[PROJECT], stored.labels[STAGE], stored.labels[SERVICE])
+                self.change(placement, lambda lane: (lane, None))
+        self.records.update_data(LABELLED, {KIND: "ledger"}, lambda data, _exists: data.update(lanes="labelled"))
+
     def gates(self) -> Iterator[LaneRecord]:
         """Every running quality gate (each in a record of its own)."""
         return self._records(GATE_KIND, {})
 
-    def _records(self, kind: str, labels: dict[str, str]) -> Iterator[LaneRecord]:
-        selector = {KIND: kind}
+    def _records(self, kind: str, labels: dict[str, str], extra: dict[str, str] | None = None) -> Iterator[LaneRecord]:
+        selector = {KIND: kind, **(extra or {})}
         for key, label in (("project", PROJECT), ("stage", STAGE), ("service", SERVICE)):
             if labels.get(key):
                 selector[label] = labels[key]
         for stored in self.records.store.list(selector):
             try:
                 placement = Placement(stored.labels[PROJECT], stored.labels[STAGE], stored.labels[SERVICE])
-                yield LaneRecord(placement, Lane.from_dict(json.loads(stored.data[KEY])), stored.name)
+                yield LaneRecord(placement, decode(stored.data), stored.name)
             except (KeyError, ValueError, TypeError) as err:
                 log.error("lane record %s is unreadable, skipped: %s: %s", stored.name, type(err).__name__, err)
 
     # --- writes --------------------------------------------------------------------------------
     def change(self, placement: Placement, mutate: Callable[[Lane], tuple[Lane, R]], gate: str = "") -> R:
         """Apply ``mutate`` to the lane (or a gate's record) and write it back in one
-        compare-and-swap (retried on conflicts; ``mutate`` must be pure), within its byte budget."""
+        compare-and-swap (retried on conflicts; ``mutate`` must be pure), within its byte budget.
+        The record's ``BUSY`` label is set from the new lane in the same write."""
         name, labels = self.name(placement, gate)
 
         def apply(data: dict[str, str], _exists: bool) -> R:
-            lane = Lane.from_dict(json.loads(data[KEY])) if KEY in data else Lane()
+            lane = decode(data) if KEY in data else Lane()
             new, result = mutate(lane)
-            if new != lane:
-                data[KEY] = new.encode()
+            if new != lane or FINISHED not in data:
+                encode(new, data)
+            labels[BUSY] = "true" if new.active is not None or new.gates else "false"  # read by update_data after apply
             return result
 
         return self.records.update_data(name, labels, apply)
@@ -162,6 +201,36 @@ class Ledger:
             return _remember(new, context, key, replies), Advanced(True, replies)
 
         return self.change(placement, mutate, gate=gate)
+
+
+def decode(data: Mapping[str, str], finished: str = FINISHED) -> Lane:
+    """The lane stored in a record's ``data`` (with the finished runs under ``finished``)."""
+    doc = json.loads(data[KEY])
+    if finished in data:
+        doc["finished"] = json.loads(data[finished])
+    return Lane.from_dict(doc)
+
+
+def encode(lane: Lane, data: dict[str, str]) -> None:
+    """Store ``lane`` (within its budgets) in ``data``: the lane, its finished runs, the recent ones."""
+    doc = json.loads(lane.encode())
+    finished = doc.pop("finished", [])
+    data[KEY] = json.dumps(doc, separators=(",", ":"), sort_keys=True)
+    data[FINISHED] = json.dumps(finished, separators=(",", ":"), sort_keys=True)
+    data[RECENT] = json.dumps(recent(finished), separators=(",", ":"), sort_keys=True)
+
+
+def recent(finished: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of the finished runs (oldest first), the newest with an approval decision and the newest
+    with a canary, oldest first: what ``readmodel.project_status`` shows of the past."""
+    picks = set()
+    for wanted in (lambda r: (r.get("hold") or {}).get("decision") is not None, lambda r: r.get("canary") is not None):
+        picks.update([next((i for i in reversed(range(len(finished))) if wanted(finished[i])), -1)])
+    return [finished[i] for i in sorted(picks - {-1})]
+
+
+def _plain_runs(lane: Lane) -> list[dict[str, Any]]:
+    return list(lane.to_dict().get("finished", []))
 
 
 def _remember(lane: Lane, context: str, key: str, replies: list[dict[str, Any]]) -> Lane:

@@ -102,9 +102,9 @@ def project_status(records: Records, project: str) -> dict[str, Any]:
     for stage in info.shipyard.stages:
         services = []
         for service in info.services:
-            lane: Lane = ledger.lane(Placement(project, stage.name, service))
+            lane: Lane = ledger.head(Placement(project, stage.name, service))  # no finished history parsed
             state = lane.serving
-            history = records.evaluations(project, stage.name, service)
+            last = records.last_evaluation(project, stage.name, service)
             active = lane.active
             held = [r for r in (active,) if r is not None and r.phase is Phase.HELD and r.hold is not None]
             weight = state.canary_weight if state.split else 0
@@ -132,7 +132,7 @@ def project_status(records: Records, project: str) -> dict[str, Any]:
                          if r.hold is not None and r.hold.decision is not None),
                         None,
                     ),
-                    "last_evaluation": last_evaluation_summary(history[-1] if history else None),
+                    "last_evaluation": last_evaluation_summary(last),
                     "canary": canary_view(lane, stage.canary.steps if stage.canary is not None else ()),
                 }
             )
@@ -238,15 +238,22 @@ def delivery(records: Records, context: str) -> dict[str, Any]:
     }
 
 
-def deliveries(records: Records, project: str, service: str = "", limit: int = 100) -> list[dict[str, Any]]:
-    """The newest ``limit`` deliveries of a project (or one service), newest first, without their
-    event lists: ``limit`` + 1 reads, whatever the length of history."""
+def deliveries(records: Records, project: str, service: str = "", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """The newest ``limit`` deliveries of a project (or one service) after skipping the ``offset``
+    newest, newest first, without their event lists: ``limit`` + 1 reads, whatever the length of history."""
+    return delivery_page(records, project, service, limit, offset)[0]
+
+
+def delivery_page(records: Records, project: str, service: str, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """``deliveries`` and how many deliveries the index holds in all (for page links)."""
+    contexts = records.contexts(project, service)
+    chosen = contexts[max(0, len(contexts) - offset - limit):max(0, len(contexts) - offset)]
     out = []
-    for context in records.contexts(project, service, limit=limit):
+    for context in chosen:
         d = delivery(records, context)
         d.pop("events")
         out.append(d)
-    return sorted(out, key=lambda d: d["started"], reverse=True)
+    return sorted(out, key=lambda d: d["started"], reverse=True), len(contexts)
 
 
 def evaluations(records: Records, project: str, stage: str, service: str) -> list[dict[str, Any]]:

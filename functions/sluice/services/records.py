@@ -8,7 +8,7 @@
 | ``stage.<p>.<stage>.<svc>``              | the lane: what the stage serves, the delivery holding it (a |
 |                                          | typed run with its phase), the queue (``sluice.core.ledger``) |
 | ``evaluations.<p>.<stage>.<svc>``        | evaluation history (``history``, newest last, bounded in bytes; |
-|                                          | SLO texts once each by hash in ``slos``)                |
+|                                          | SLO texts once each by hash in ``slos``; the newest again in ``last``) |
 | ``measurements.<p>.<stage>.<svc>``       | the tests' measurements by delivery context (bounded)   |
 | ``deliveries.<p>``                       | the project's recent deliveries, newest last (bounded: older |
 |                                          | event logs are archived or deleted)                     |
@@ -343,10 +343,14 @@ class Records:
 
     def contexts(self, project: str = "", service: str = "", limit: int | None = None) -> list[str]:
         """Recent deliveries of ``project`` (optionally of one service), oldest first, from the
-        project's index: one read, whatever the length of history. ``limit``: the newest N."""
+        project's index: one read, whatever the length of history. ``limit``: the newest N.
+        Without ``project``: of every project, from all the indexes (one list: one index per
+        project and the one of events that named none), by start time."""
         if not project:
-            return [r.name.removeprefix("context.") for r in self.store.list({KIND: "context"})]
-        index = self.read_json(f"deliveries.{project}", "deliveries", [])
+            index = [d for r in self.store.list({KIND: "deliveries"}) for d in json.loads(r.data.get("deliveries", "[]"))]
+            index.sort(key=lambda d: str(d.get("started", "")))
+        else:
+            index = self.read_json(f"deliveries.{project}", "deliveries", [])
         found = [d["context"] for d in index if not service or d.get("service") == service]
         return found[-limit:] if limit else found
 
@@ -378,6 +382,18 @@ class Records:
                 entry["slo_file"] = slos.get(entry.pop("slo_hash"), "")
         return list(history)
 
+    def last_evaluation(self, project: str, stage: str, service: str) -> dict[str, Any] | None:
+        """The newest evaluation (without its SLO text), or None: its own key, so the history is not parsed."""
+        record = self.store.get(f"evaluations.{project}.{stage}.{service}")
+        if record is None:
+            return None
+        if "last" in record.data:
+            last: dict[str, Any] = json.loads(record.data["last"])
+            last.pop("slo_hash", None)
+            return last
+        history = json.loads(record.data.get("history", "[]"))  # stored before the key existed
+        return {k: v for k, v in history[-1].items() if k != "slo_hash"} if history else None
+
     def append_evaluation(self, project: str, stage: str, service: str, evaluation: Mapping[str, Any]) -> bool:
         """Add ``evaluation`` once (by id); its SLO text is kept once per distinct text. The
         history stays within its count and byte budgets (the oldest leave, to the archive)."""
@@ -393,12 +409,14 @@ class Records:
             entry["slo_hash"] = slo_hash(text)
             slos[entry["slo_hash"]] = text
             history.append(entry)
+            budget = RECORD_BUDGET - _size(slos) - _size(entry)  # the newest is stored twice (``last``)
             self._archive_overflow(
-                f"evaluations/{project}/{stage}/{service}", history, HISTORY_LIMIT, "id", RECORD_BUDGET - _size(slos),
+                f"evaluations/{project}/{stage}/{service}", history, HISTORY_LIMIT, "id", budget,
                 full=lambda old: {**old, "slo_file": slos.get(old.get("slo_hash"), "")},
             )
             used = {e.get("slo_hash") for e in history}
             data["history"] = json.dumps(history, separators=(",", ":"), sort_keys=True)
+            data["last"] = json.dumps(history[-1], separators=(",", ":"), sort_keys=True)  # read by last_evaluation
             data["slos"] = json.dumps({h: t for h, t in slos.items() if h in used}, separators=(",", ":"), sort_keys=True)
             return True
 

@@ -171,7 +171,7 @@ class TestService:
         reported within the test's length and a grace."""
         now = self.now()
         replies: list[Event] = []
-        for found in self.ledger.lanes():
+        for found in self.ledger.busy():
             run = found.lane.active
             if run is None or run.phase not in (Phase.DEPLOYED, Phase.TESTING) or not expired(run, now):
                 continue
