@@ -31,21 +31,11 @@ IMAGE = "docker.io/keptnexamples/carts"
 DELIVERY_TIMEOUT_S = 150.0
 
 
-def perf_duration(args: argparse.Namespace) -> float:
-    """The load test's length per stage: asked, else 3 s (60 requests at the tutorial's 20 req/s:
-    enough for the builtin provider's p95 and its Mann-Whitney comparison), 6 s with Prometheus."""
-    if args.perf_duration is not None:
-        return float(args.perf_duration)
-    return 6.0 if args.sli_provider == "prometheus" else 3.0
-
-
 def register(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help="run the quality-gates tutorial locally (no cluster)")
     demo.add_argument("--state-dir", default=None, help="state directory (default .sluice)")
     demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--perf-duration", type=float, default=None,
-                      help="seconds of load test per stage (default 3; 6 with --sli-provider prometheus, whose "
-                           "queries need a few scrapes)")
+    demo.add_argument("--perf-duration", type=float, default=6.0, help="seconds of load test per stage")
     demo.add_argument("--sli-provider", default="builtin", choices=["builtin", "prometheus"])
     demo.add_argument("--keep-running", action="store_true", help="leave the system up at the end")
     demo.add_argument("--canary", action="store_true",
@@ -122,7 +112,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"(starting from a clean state: removing {state_dir}/ from an earlier run)")
         shutil.rmtree(state_dir)
     up = ["up", "--state-dir", state_dir, "--port", str(args.port), "--tick", "2",
-          "--perf-duration", f"{perf_duration(args):g}", "--sli-provider", args.sli_provider]
+          "--perf-duration", f"{args.perf_duration:g}", "--sli-provider", args.sli_provider]
     sluice(*up)
     try:
         sluice("create", "project", "sockshop", "--shipyard", str(shipyard), "--state-dir", state_dir)
