@@ -18,8 +18,9 @@ The contract, as the deploy service relies on it (its plans are core/deployment.
 5. Weights: ``route(w)`` gives the canary ``w`` % where the platform splits by weight (a switch
    at 50 % otherwise); ``route`` always answers the same stable stage URL; ``deploy`` answers the
    slot's own URL, the same for every image.
-6. Errors are classified: a weight outside 0..100 or a malformed image is refused before any
-   change (``ValidationError``); an image that never becomes ready is a ``PermanentError``
+6. Errors are classified: a weight outside 0..100 is refused before any change
+   (``ValidationError``), a malformed image too (``ValidationError`` or ``PermanentError``: never
+   retried); an image that never becomes ready is a ``PermanentError``
    within the timeout, and the traffic stays where it was; a platform that cannot be reached is a
    ``RetryableError`` (kubernetes, knative). No vendor exception escapes.
 """
@@ -546,3 +547,16 @@ def test_a_platform_that_cannot_be_reached_is_retryable(harness: Harness) -> Non
         with pytest.raises(SluiceError) as caught:
             call(harness.unreachable)
         assert isinstance(caught.value, RetryableError), f"{type(caught.value).__name__}: {caught.value}"
+
+
+@pytest.mark.parametrize("image", ["not an image!", "", "a:b:c:d"])
+def test_a_malformed_image_is_refused_before_any_change(harness: Harness, image: str) -> None:
+    """A reference no registry could hold is refused with an error that is never retried
+    (ValidationError or PermanentError), and nothing changes."""
+    h, p = harness, harness.placement
+    h.backend.deploy(p, Slot.PRIMARY, V1, h.timeout_s)
+    h.backend.route(p, 0)
+    before = (h.rollout(p, Slot.PRIMARY), h.rollout(p, Slot.CANARY), h.serving(p))
+    with pytest.raises((ValidationError, PermanentError)):
+        h.backend.deploy(p, Slot.CANARY, image, h.timeout_s)
+    assert (h.rollout(p, Slot.PRIMARY), h.rollout(p, Slot.CANARY), h.serving(p)) == before

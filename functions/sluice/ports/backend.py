@@ -42,8 +42,9 @@ class DeploymentBackend(Protocol):
     Every method is idempotent (repeating a call with the same arguments changes nothing)
     and bounded by a timeout. Failures: ``PermanentError`` with the reason (unknown image,
     crash loop, image pull error, not ready within the timeout); ``RetryableError`` when the
-    platform cannot be reached; ``ValidationError`` for a weight outside 0..100 or a malformed
-    image, before any change. Vendor exceptions never escape.
+    platform cannot be reached; ``ValidationError`` for a weight outside 0..100 (and a malformed
+    image: ``ValidationError`` or ``PermanentError``), before any change. Vendor exceptions never
+    escape.
 
     What the deploy service relies on (tests/contract/test_deployment_backend.py checks it for
     every backend): the same image deployed again in a slot starts no second rollout and answers
