@@ -253,6 +253,27 @@ class LaneMachine(RuleBasedStateMachine):
         else:
             assert (self.ledger.records.store.get(name) or Record(name)).resource_version == version, "nothing written"
 
+    @rule()
+    def retry(self) -> None:
+        """An inconclusive verdict re-runs the tests: the decision sends the run back to
+        ``deployed`` as its next attempt (as the gatekeeper's on_inconclusive: retry does)."""
+        run = self.ledger.lane(HERE).active
+        if run is None or run.phase is not Phase.EVALUATED:
+            return
+        now = self.now()
+
+        def again(lane: Lane, found: Run) -> tuple[Lane, list[dict[str, Any]]]:
+            moved = replace(enter(found, Phase.DEPLOYED, now, 60.0), attempt=found.attempt + 1)
+            return lane.put(moved), [{"id": f"{found.context}/retry@{found.attempt}"}]
+
+        key = (run.context, run.key(Transition.DECIDED))
+        done = self.ledger.advance(HERE, run.context, Transition.DECIDED, again)
+        assert done.applied and key not in self.stored
+        self.stored[key] = done.replies
+        retried = self.ledger.lane(HERE).active
+        assert retried is not None and retried.attempt == run.attempt + 1
+        assert retried.can(Transition.TESTING), "the next attempt passes the same steps again"
+
     @rule(size=st.integers(0, 40_000))
     def complete(self, size: int) -> None:
         """The active run goes along the main line to its end (its last events ``size`` bytes)."""
