@@ -10,9 +10,19 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from tests.support.phase_walk import CONTEXT, IMAGE, STAGING, World, artifact, walk
+from tests.support.phase_walk import CONTEXT, IMAGE, STAGING, World, artifact, runner, walk
 
-from sluice.core.events import ConfigurationChange, DeploymentFinished, Done, Event, Outcome, Ping, Result
+from sluice.core.events import (
+    ConfigurationChange,
+    DeploymentFinished,
+    Done,
+    Event,
+    GetSli,
+    Outcome,
+    Ping,
+    Result,
+)
+from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import QUEUE_LIMIT, Phase
 from sluice.errors import NotFoundError, RetryableError, ValidationError
 from sluice.ports.backend import Slot
@@ -172,3 +182,19 @@ def test_a_stale_duplicate_of_a_forgotten_delivery_is_refused() -> None:
     ledger.change(STAGING, lambda lane: (dataclasses.replace(lane, horizon="2026-06-01T00:00:00.000Z"), None))
     assert world.deploy.handle(artifact()) == []
     assert world.backend.calls == [] and lane(world).active is None
+
+
+def test_a_label_that_claims_an_attempt_does_not_derail_the_delivery() -> None:
+    """The attempt label is the ledger's (retries, canary steps): a user's set carrying
+    ``sluice.sh/attempt: 2`` must not make the delivery's own tests-finished look like another
+    attempt's (the evaluation would never start and the tick would fail a good build)."""
+    world = World()
+    change = ConfigurationChange(project="sockshop", service="carts", image=IMAGE,
+                                 labels={ATTEMPT_LABEL: "2", "team": "carts"})
+    (deployed,) = world.deploy.handle(Event.new(change, source="test", id="labelled", time="2026-01-01T00:00:00Z"))
+    assert isinstance(deployed.data, DeploymentFinished) and deployed.data.labels.get("team") == "carts"
+    assert world.test.handle(deployed) == []
+    finished = world.test.run_unit(Event.from_json_dict(world.units[-1]), runner)
+    assert finished is not None
+    (request,) = world.evaluate.handle(finished)
+    assert isinstance(request.data, GetSli), "the evaluation started"
