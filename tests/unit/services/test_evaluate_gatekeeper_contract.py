@@ -215,3 +215,13 @@ def test_an_approval_nobody_gave_expires_by_its_on_timeout() -> None:
     ended = run(world)
     assert ended.phase is Phase.DISCARDING and ended.hold is not None and ended.hold.decision is not None
     assert ended.hold.decision.value == "expired" and ended.stored(Transition.APPROVED)
+
+
+def test_a_quality_gate_labelled_with_an_attempt_still_evaluates() -> None:
+    """A user's start-evaluation carrying the ledger's attempt label is evaluated all the same
+    (a gate has one attempt; the label must not make it wait for ever)."""
+    world = World()
+    gate = StartEvaluation(project="sockshop", stage="staging", service="carts", labels={ATTEMPT_LABEL: "3"},
+                           start="2026-01-01T00:00:00Z", end="2026-01-01T00:05:00Z")
+    (request,) = world.evaluate.handle(Event.new(gate, source="test", id="g2", time="2026-01-01T00:06:00Z"))
+    assert isinstance(request.data, GetSli)
