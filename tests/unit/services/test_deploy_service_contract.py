@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.support.phase_walk import CONTEXT, IMAGE, STAGING, World, artifact, runner, walk
 
 from sluice.core.events import (
@@ -198,3 +200,22 @@ def test_a_label_that_claims_an_attempt_does_not_derail_the_delivery() -> None:
     assert finished is not None
     (request,) = world.evaluate.handle(finished)
     assert isinstance(request.data, GetSli), "the evaluation started"
+
+
+@settings(max_examples=40, deadline=None)
+@given(labels=st.dictionaries(st.one_of(st.just(ATTEMPT_LABEL), st.text(max_size=30)),
+                              st.text(max_size=30), max_size=5))
+def test_any_labels_travel_with_the_delivery_and_never_stop_it(labels: dict[str, str]) -> None:
+    """Whatever labels a set carries, its delivery reaches the evaluation, and the labels (but the
+    ledger's attempt label) travel with every event."""
+    world = World()
+    change = ConfigurationChange(project="sockshop", service="carts", image=IMAGE, labels=labels)
+    (deployed,) = world.deploy.handle(Event.new(change, source="test", id="any", time="2026-01-01T00:00:00Z"))
+    world.test.handle(deployed)
+    finished = world.test.run_unit(Event.from_json_dict(world.units[-1]), runner)
+    assert finished is not None
+    (request,) = world.evaluate.handle(finished)
+    assert isinstance(request.data, GetSli)
+    own = {k: v for k, v in labels.items() if k != ATTEMPT_LABEL}
+    for event in (deployed, finished, request):
+        assert event.data.labels == own  # type: ignore[attr-defined]
