@@ -284,12 +284,9 @@ def local(tmp_path: Path) -> Iterator[Harness]:
     backend = LocalBackend({"images": images}, runtime, drain_timeout_s=5, stop_timeout_s=3)
 
     def record(p: Placement, slot: Slot) -> Obj | None:
-        for path in (runtime / "slots").glob("*.json") if (runtime / "slots").is_dir() else ():
-            doc = json.loads(path.read_text())
-            if doc.get("slot") == slot.value and doc.get("placement", {}).get("stage", p.stage) == p.stage and \
-                    p.stage in path.name:
-                return dict(doc)
-        return None
+        """The slot's record (``slots/<project>.<stage>.<service>.<slot>.json``, docs/local-backend.md)."""
+        path = runtime / "slots" / f"{p.project}.{p.stage}.{p.service}.{slot.value}.json"
+        return dict(json.loads(path.read_text())) if path.exists() else None
 
     def serving(p: Placement) -> str:
         url = backend.stage_url(p)
