@@ -13,12 +13,27 @@ import pytest
 from tests.support.phase_walk import IMAGE, STAGING, TRIGGERS, Trigger, walk
 
 from sluice.adapters.backends.noop import NoopBackend
+from sluice.core.events import EventType
 from sluice.core.ledger import Phase
 
 _, REFERENCE = walk()
 _, DECLINED = walk(decline=True)
 TRIGGER_EVENTS = {**DECLINED.events, **REFERENCE.events}
 EMITTED = {**REFERENCE.emitted, **DECLINED.emitted}
+
+#: What each event answers in the phase it is for (the transition's documented effect).
+ANSWERS: dict[str, list[EventType]] = {
+    "set": [EventType.DEPLOYMENT_FINISHED],
+    "deployment-finished": [],  # the unit is launched; it answers later
+    "test unit reports": [EventType.TESTS_FINISHED],
+    "tests-finished": [EventType.GET_SLI],
+    "get-sli.done": [EventType.EVALUATION_DONE],
+    "evaluation-done": [EventType.APPROVAL_TRIGGERED],
+    "approve": [EventType.CONFIGURATION_CHANGE],  # promote (this stage is the last: no next set)
+    "decline": [EventType.CONFIGURATION_CHANGE],  # discard
+    "promote": [EventType.DONE],
+    "discard": [EventType.DONE],
+}
 
 #: Where each world stops, and on which branch (approve or decline).
 PHASES = [
@@ -40,7 +55,8 @@ def test_the_reference_walk_passes_every_phase() -> None:
 @pytest.mark.parametrize("trigger", TRIGGERS, ids=lambda t: t.name)
 @pytest.mark.parametrize(("phase", "decline"), PHASES, ids=lambda p: str(getattr(p, "value", p)))
 def test_an_event_moves_only_the_phase_it_is_for(phase: Phase | None, decline: bool, trigger: Trigger) -> None:
-    """In the phase it is for, the event moves the run to the documented next phase; in any other
+    """In the phase it is for, the event moves the run to the documented next phase and answers the
+    documented events; in any other
     phase it writes nothing and answers only events the run already stored (never a new one)."""
     world, _ = walk(until=phase, decline=decline)
     if phase is None:
@@ -54,6 +70,7 @@ def test_an_event_moves_only_the_phase_it_is_for(phase: Phase | None, decline: b
         out = trigger.deliver(world, event)
         assert world.phase() is trigger.then, f"{trigger.name} in {phase}: now {world.phase()}"
         assert world.snapshot() != before
+        assert [e.type for e in out] == ANSWERS[trigger.name]
         return
     out = trigger.deliver(world, event)
     assert world.phase() is (phase or Phase.DONE)
