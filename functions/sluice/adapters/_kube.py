@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sluice.adapters._kubeclient import api_client, client_errors, message_of, status_of
-from sluice.core.validation import cluster_name_problems, dns_label_problem
+from sluice.core.validation import cluster_name_problems, dns_label_problem, image_problem
 from sluice.core.workload import digest
 from sluice.errors import (
     ConfigurationError,
@@ -274,8 +274,8 @@ def condition(obj: Obj, kind: str) -> Obj | None:
 
 
 def check_image(image: object, where: str) -> str:
-    """``image`` if it is a non-empty reference without spaces, else ``PermanentError``."""
-    if not isinstance(image, str) or not image or any(c.isspace() for c in image):
+    """``image`` if it is an OCI image reference (the rule events are checked with), else ``PermanentError``."""
+    if not isinstance(image, str) or image_problem("image", image):
         raise PermanentError(f"{where}: expected an image reference like repo/name:tag, found {image!r}")
     return image
 

@@ -177,7 +177,8 @@ ATTEMPT_LABEL = "sluice.sh/attempt"
 def attempt_of(labels: Mapping[str, str]) -> int:
     """The attempt number in ``labels`` (1 when absent or not a whole number ≥ 1)."""
     raw = str(labels.get(ATTEMPT_LABEL, "1"))
-    return int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+    # ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() refuses
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) >= 1 else 1
 
 
 def next_attempt(labels: Mapping[str, str]) -> dict[str, str]:

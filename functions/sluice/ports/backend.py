@@ -50,7 +50,16 @@ class DeploymentBackend(Protocol):
     Every method is idempotent (repeating a call with the same arguments changes nothing)
     and bounded by a timeout. Failures: ``PermanentError`` with the reason (unknown image,
     crash loop, image pull error, not ready within the timeout); ``RetryableError`` when the
-    platform cannot be reached. Vendor exceptions never escape.
+    platform cannot be reached; ``ValidationError`` for a weight outside 0..100 (and a malformed
+    image: ``ValidationError`` or ``PermanentError``), before any change. Vendor exceptions never
+    escape.
+
+    What the deploy service relies on (tests/contract/test_deployment_backend.py checks it for
+    every backend): the same image deployed again in a slot starts no second rollout and answers
+    the same URL; a promotion (deploy the primary with the candidate's image, route 0, scale the
+    canary to zero) or a discard (route 0, scale the canary to zero) done twice leaves the state
+    of once; a discard where nothing or only the primary runs is no error; after an image that
+    never gets ready the traffic stays where it was.
     """
 
     def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
@@ -65,7 +74,9 @@ class DeploymentBackend(Protocol):
         """Send ``canary_weight`` % (0–100) of the stage's traffic to the canary slot.
 
         For a direct stage the weight is ignored. Requests in flight must not fail while the
-        weights switch. Returns the stage's stable public URL.
+        weights switch. Returns the stage's stable public URL (the same for every weight).
+        Where nothing runs yet, ``route(0)`` changes nothing (a backend that learns the URL only
+        from the platform answers ``''``); a weight above 0 is then an error.
         """
         ...
 

@@ -125,7 +125,7 @@ class DeployService:
                 queued = Queued(context, change.image, event.to_json_dict(), now)
                 return replace(lane, queue=(*lane.queue, queued)), ("queued", lane.active.context)
             serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy.value)
-            run = Run(context, change.image, Phase.DEPLOYING, now, "", event_time=event.time, labels=dict(change.labels),
+            run = Run(context, change.image, Phase.DEPLOYING, now, "", event_time=event.time, labels=_own(change.labels),
                       canary=_first_step(stage, now))
             run = enter(run, Phase.DEPLOYING, now, self.phase_s)
             return replace(lane, serving=serving, active=run), ("go", (serving, run))
@@ -150,7 +150,7 @@ class DeployService:
         serving, run = detail
         if run.canary is not None:  # the ledger says the step's weight and attempt, never the event
             return self._deploy(event, run.image, stage, placement, serving, run.canary.weight, _labels(run))
-        return self._deploy(event, change.image, stage, placement, serving, change.value, change.labels)
+        return self._deploy(event, change.image, stage, placement, serving, change.value, _labels(run))
 
     def _deploy(
         self, cause: Event, image: str, stage: Stage, placement: Placement, serving: dep.Serving, value: int,
@@ -277,7 +277,7 @@ class DeployService:
                 data = queued.data
                 assert isinstance(data, ConfigurationChange)
                 claimed = Run(head.context, head.image, Phase.DEPLOYING, now, "", event_time=queued.time,
-                              labels=dict(data.labels), canary=_first_step(stage, now))
+                              labels=_own(data.labels), canary=_first_step(stage, now))
                 lane = replace(lane, queue=rest, active=enter(claimed, Phase.DEPLOYING, now, self.phase_s))
                 replies.append(head.event)  # the deploy function gets it again and deploys it
             return lane, replies
@@ -325,6 +325,12 @@ def _next_stage_sets(run: Run) -> list[dict[str, Any]]:
     decided = [*(run.stored(Transition.DECIDED) or []), *(run.stored(Transition.APPROVED) or [])]
     return [e for e in decided if e.get("type") == ConfigurationChange.TYPE.value
             and ((e.get("data") or {}).get("canary") or {}).get("action") == CanaryAction.SET.value]
+
+
+def _own(labels: Mapping[str, str]) -> dict[str, str]:
+    """A new run's labels: the event's, without the attempt label (the ledger's own: a user's
+    label claiming an attempt would make the run's tests-finished look like another attempt's)."""
+    return {k: v for k, v in labels.items() if k != ATTEMPT_LABEL}
 
 
 def _labels(run: Run) -> dict[str, str]:

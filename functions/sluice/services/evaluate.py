@@ -104,8 +104,8 @@ class EvaluateService:
         for step in (Transition.EVALUATING, Transition.EVALUATED):
             if (stored := run.stored(step)) is not None:
                 return [Event.from_json_dict(e) for e in stored]
-        if run.phase is not Phase.TESTED or attempt_of(data.labels) != run.attempt:
-            return []  # not waiting for an evaluation, or tests-finished of an earlier attempt
+        if run.phase is not Phase.TESTED or (isinstance(data, TestsFinished) and attempt_of(data.labels) != run.attempt):
+            return []  # not waiting for an evaluation, or tests-finished of an earlier attempt (a gate has one)
         pending = PendingEvaluation(
             start=data.start, end=data.end, slo="", provider="", request_id="", deadline="",
             test_failed=isinstance(data, TestsFinished) and data.result == Result.FAIL.value,

@@ -125,13 +125,16 @@ class Records:
     ) -> R:
         """Let ``mutate`` change record ``name``'s data in place (its second argument says whether
         the record exists) and return a result; write it back with compare-and-swap, retried on
-        conflicts, adding ``labels``. ``mutate`` may run more than once: no side effects."""
+        conflicts, adding ``labels``. ``mutate`` may run more than once: no side effects. An absent
+        record that ``mutate`` leaves empty is not created (nothing a request names appears)."""
         outcome: list[R] = []
 
-        def apply(record: Record | None) -> Record:
+        def apply(record: Record | None) -> Record | None:
             data = dict(record.data) if record is not None else {}
             outcome.clear()
             outcome.append(mutate(data, record is not None))
+            if record is None and not data:
+                return None
             return Record(
                 name=name,
                 data=data,

@@ -159,8 +159,11 @@ class Requests:
         self.outside: list[str] = []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One Chromium per test module: sync_playwright runs an event loop in the main thread until
+    it exits, and a session-long one broke every later asyncio.run() (tests/integration/embedded/
+    broker/test_journal.py failed after the browser tests in a full run)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

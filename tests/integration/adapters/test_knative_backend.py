@@ -278,9 +278,12 @@ def test_route_to_a_missing_canary_is_refused(fake: FakeKube) -> None:
 
 
 def test_route_of_a_missing_service_is_not_found(fake: FakeKube) -> None:
-    """route before any deploy names the missing Knative Service."""
+    """route of traffic before any deploy names the missing Knative Service; route 0 (a discard
+    after a failed first deployment) has nothing to do: it answers and writes nothing."""
     with pytest.raises(NotFoundError, match="Knative Service sockshop-staging/carts does not exist"):
-        backend(fake).route(STAGING, 0)
+        backend(fake).route(STAGING, 50)
+    assert backend(fake).route(STAGING, 0) == ""
+    assert writes(fake) == []
 
 
 def test_scale_to_zero_refuses_a_canary_with_traffic(fake: FakeKube) -> None:

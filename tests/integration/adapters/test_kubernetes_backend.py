@@ -267,9 +267,12 @@ def test_istio_can_be_forced_off(fake: FakeKube) -> None:
 
 
 def test_route_before_any_deploy_is_not_found(fake: FakeKube) -> None:
-    """route of a service that has no Deployment in the stage says so."""
+    """route of traffic to a service that has no Deployment in the stage says so; route 0 (a
+    discard after a failed first deployment) has nothing to do: it answers and creates nothing."""
     with pytest.raises(NotFoundError, match="deploy before routing"):
-        backend(fake).route(STAGING, 0)
+        backend(fake).route(STAGING, 50)
+    assert backend(fake).route(STAGING, 0) == "http://carts.sockshop-staging.svc.cluster.local"
+    assert not [r for r in fake.requests if r.method in ("POST", "PUT", "PATCH", "DELETE")]
 
 
 def test_route_to_a_missing_canary_is_refused(fake: FakeKube) -> None:

@@ -101,3 +101,55 @@ def test_an_intake_delivery_moves_accepted_to_sent_once() -> None:
     for n in range(2, 6):
         sent, _ = accept_delivery(sent, IntakeDelivery(f"k{n}", (), IntakePhase.ACCEPTED, at(n)), limit=2)
     assert sorted(sent) == ["k4", "k5"], "the oldest are forgotten first"
+
+
+# --- properties of any lane (issue 16: the core state machine) --------------------------------------
+
+PHASES = st.sampled_from(list(Phase))
+TEXT = st.text(max_size=20)
+RUNS = st.builds(
+    lambda n, phase, attempt, labels, replies: Run(
+        f"ctx-{n}", f"img:{n}", phase, at(n), "" if phase is Phase.DONE else at(n + 60), event_time=at(n),
+        labels=labels, attempt=attempt, replies=replies,
+    ),
+    st.integers(0, 50), PHASES, st.integers(1, 5), st.dictionaries(TEXT, TEXT, max_size=3),
+    st.dictionaries(st.sampled_from([t.value for t in Transition] + ["tested@2", "finished@3"]),
+                    st.lists(st.dictionaries(TEXT, TEXT, max_size=2), max_size=2), max_size=3),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(active=st.none() | RUNS, gates=st.lists(RUNS, max_size=3), finished=st.lists(RUNS, max_size=4),
+       horizon=st.sampled_from(["", at(-10), at(3)]))
+def test_any_lane_round_trips(active: Run | None, gates: list[Run], finished: list[Run], horizon: str) -> None:
+    """Whatever it holds, a lane read back from its stored form is the same lane."""
+    import json
+
+    lane = Lane(active=active, gates=tuple(gates), finished=tuple(finished), horizon=horizon)
+    assert Lane.from_dict(json.loads(lane.to_json())) == lane
+
+
+@settings(max_examples=100, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["put", "retire"]), st.integers(0, 8), PHASES), max_size=40))
+def test_put_and_retire_keep_every_delivery_in_one_place(ops: list[tuple[str, int, Phase]]) -> None:
+    """Any sequence of put/retire: a delivery is in at most one of active, gates and finished (put
+    only of a delivery not finished, as the ledger does); gates stay within their limit; a retired
+    run is kept as DONE-only summary with its finished events only."""
+    from sluice.core.ledger import GATES_LIMIT
+
+    lane = Lane(active=Run("ctx-0", "img:0", Phase.DEPLOYING, at(0), at(60), event_time=at(0)))
+    for op, n, phase in ops:
+        context = f"ctx-{n}"
+        current = lane.run(context)
+        if op == "put" and not any(f.context == context for f in lane.finished):
+            lane = lane.put(Run(context, f"img:{n}", phase if phase is not Phase.DONE else Phase.TESTED, at(n), at(n + 1),
+                                event_time=at(n), replies={"deployed": [{"n": n}], "finished": [{"n": n}]}))
+        elif op == "retire" and current is not None and current.phase is not Phase.DONE:
+            ended = enter(current, Phase.DONE, at(n + 2), None)
+            lane = lane.put(ended).retire(ended)
+            summary = lane.finished[-1]
+            assert summary.phase is Phase.DONE and set(summary.replies) <= {"finished"}
+        places = [r.context for r in ((lane.active,) if lane.active else ())]
+        places += [g.context for g in lane.gates] + [f.context for f in lane.finished]
+        assert len(places) == len(set(places)), places
+        assert len(lane.gates) <= GATES_LIMIT

@@ -161,6 +161,8 @@ class KnativeBackend:
         weight = check_weight(canary_weight)
         check_placement(placement)
         where = f"route {placement.service} in {placement.namespace}"
+        if weight == 0 and self._read_service(placement) is None:
+            return ""  # nothing runs (a discard after a failed first deployment): nothing to route, no address yet
         deadline = Deadline(self.route_timeout_s, self.poll_s, self._sleep)
 
         def split(traffic: list[Obj], svc: Obj) -> list[Obj]:

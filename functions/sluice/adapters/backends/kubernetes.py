@@ -161,6 +161,8 @@ class KubernetesBackend:
         primary = self._kube.get(f"read Deployment {ns}/{svc}-primary", apps.read_namespaced_deployment, f"{svc}-primary", ns)
         if primary is None:
             direct = self._kube.get(f"read Deployment {ns}/{svc}", apps.read_namespaced_deployment, svc, ns)
+            if direct is None and weight == 0:
+                return self._url(ns, svc)  # nothing runs (a discard after a failed first deployment): nothing to route
             if direct is None:
                 raise NotFoundError(
                     f"route {svc} in {ns}: expected Deployment {svc}-primary (blue/green) or {svc} (direct), "

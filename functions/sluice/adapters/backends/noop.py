@@ -3,7 +3,8 @@
 ``deploy`` answers ``http://<service>-<slot>.<namespace>`` and ``route`` answers
 ``http://<service>.<namespace>`` at once. ``calls`` lists every call in order; ``images``
 and ``weights`` hold what a real backend would be running. Images listed in ``fail_images``
-make ``deploy`` raise ``PermanentError`` (a candidate that never becomes ready).
+make ``deploy`` raise ``PermanentError`` (a candidate that never becomes ready); a malformed
+image reference is a ``ValidationError`` (as on every backend: tests/contract).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sluice.core.validation import image_problem
 from sluice.errors import PermanentError, ValidationError
 from sluice.ports.backend import Placement, Slot
 
@@ -37,6 +39,8 @@ class NoopBackend:
 
     def deploy(self, placement: Placement, slot: Slot, image: str, timeout_s: float) -> str:
         slot = Slot(slot)
+        if problem := image_problem("image", image):
+            raise ValidationError("image", [problem])
         self.calls.append(Call("deploy", placement, slot, image))
         if image in self.fail_images:
             raise PermanentError(
