@@ -18,6 +18,7 @@ from tests.support.flow import FakeClock, Flow
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.events import ConfigurationChange, Event
+from sluice.core.verdict import Verdict
 from sluice.services.eventlog import EventLogService
 from sluice.services.insight import InsightService, observer
 from sluice.services.records import Records
@@ -51,7 +52,7 @@ total_score: {pass: "90%", warning: "75%"}
 def fake_runner(deployed: Any, context: str) -> TestOutcome:
     """p95 of 1,050 ms for 0.10.2, 50 ms for the others; 0.0.1-broken fails its tests."""
     return TestOutcome(
-        result="fail" if deployed.tag == "0.0.1-broken" else "pass",
+        result=Verdict.FAIL if deployed.tag == "0.0.1-broken" else Verdict.PASS,
         start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
         measurements={"response_time_p95": 1050.0 if deployed.tag == "0.10.2" else 50.0, "error_rate": 0.0},
     )

@@ -35,6 +35,10 @@ class DeploymentStrategy(StrEnum):
     CANARY = "canary"
 
 
+#: The strategies that run a candidate beside the primary (its SLIs are the ``canary`` slot's).
+SPLIT_STRATEGIES = frozenset({DeploymentStrategy.BLUE_GREEN, DeploymentStrategy.CANARY})
+
+
 class TestStrategy(StrEnum):
     __test__ = False
     FUNCTIONAL = "functional"
@@ -80,7 +84,7 @@ class Stage:
     @property
     def split(self) -> bool:
         """True when the stage runs a primary and a candidate side by side (blue/green, canary)."""
-        return self.deployment_strategy in (DeploymentStrategy.BLUE_GREEN, DeploymentStrategy.CANARY)
+        return self.deployment_strategy in SPLIT_STRATEGIES
 
     def to_dict(self) -> dict[str, object]:
         return {

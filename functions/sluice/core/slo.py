@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 
 __all__ = [
@@ -75,13 +76,13 @@ class IncludeResultWithScore(StrEnum):
     PASS_OR_WARN = "pass_or_warn"
     ALL = "all"
 
-    def admits(self, result: str) -> bool:
+    def admits(self, result: Verdict) -> bool:
         """Whether a previous evaluation whose overall result is ``result`` may be compared with."""
         if self is IncludeResultWithScore.ALL:
             return True
         if self is IncludeResultWithScore.PASS:
-            return result == "pass"
-        return result in ("pass", "warning")
+            return result is Verdict.PASS
+        return result in (Verdict.PASS, Verdict.WARNING)
 
 
 _CRITERION = re.compile(r"^(<=|>=|<|>|=)([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(%?)$")

@@ -8,16 +8,11 @@ Backends: ``local`` (processes + weighted router, the embedded default), ``kuber
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
+from sluice.core.deployment import Slot
 
-class Slot(StrEnum):
-    """Which deployment of a stage: blue/green has primary + canary; a direct stage has one."""
-
-    PRIMARY = "primary"
-    CANARY = "canary"
-    DIRECT = "direct"
+__all__ = ["DeploymentBackend", "Placement", "Slot"]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from sluice.core.events import (
     Event,
     Outcome,
     Ping,
-    Result,
 )
 from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import (
@@ -44,6 +43,7 @@ from sluice.core.ledger import (
 )
 from sluice.core.shipyard import Stage
 from sluice.core.validation import split_image
+from sluice.core.verdict import Verdict
 from sluice.errors import RetryableError, SluiceError
 from sluice.ports.backend import DeploymentBackend, Placement, Slot
 from sluice.services.ledger import Ledger
@@ -85,9 +85,9 @@ class DeployService:
         project = self.records.require_service(change.project, change.service)
         stage = project.shipyard.stage(change.stage) if change.stage else project.shipyard.first
         placement = Placement(change.project, stage.name, change.service)
-        if change.canary_action is CanaryAction.SET:
+        if change.action is CanaryAction.SET:
             return self._set(event, change, stage, placement)
-        return self._finish(event, stage, placement, promote=change.canary_action is CanaryAction.PROMOTE)
+        return self._finish(event, stage, placement, promote=change.action is CanaryAction.PROMOTE)
 
     def _run(self, placement: Placement, actions: list[dep.Action]) -> dict[str, str]:
         urls: dict[str, str] = {}
@@ -124,7 +124,7 @@ class DeployService:
                     return lane, ("full", [])
                 queued = Queued(context, change.image, event.to_json_dict(), now)
                 return replace(lane, queue=(*lane.queue, queued)), ("queued", lane.active.context)
-            serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy.value)
+            serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy)
             run = Run(context, change.image, Phase.DEPLOYING, now, "", event_time=event.time, labels=dict(change.labels),
                       canary=_first_step(stage, now))
             run = enter(run, Phase.DEPLOYING, now, self.phase_s)
@@ -143,7 +143,7 @@ class DeployService:
         if kind == "full":
             done = Done(
                 project=change.project, stage=stage.name, service=change.service, labels=change.labels,
-                outcome=Outcome.FAILED.value, result=Result.FAIL.value, image=change.image,
+                outcome=Outcome.FAILED, result=Verdict.FAIL, image=change.image,
                 message=f"{QUEUE_LIMIT} deliveries already wait for {stage.name}; {change.image} was not queued",
             )
             return [event.reply(done, source=self.source, time=now)]
@@ -160,7 +160,7 @@ class DeployService:
         repo, tag = split_image(image)
         common: Mapping[str, Any] = {
             "project": placement.project, "stage": stage.name, "service": placement.service, "image": repo, "tag": tag,
-            "teststrategy": stage.test_strategy.value, "deploymentstrategy": stage.deployment_strategy.value,
+            "teststrategy": stage.test_strategy, "deploymentstrategy": stage.deployment_strategy,
             "labels": dict(labels),
         }
         weight = value if stage.split else 100
@@ -170,7 +170,7 @@ class DeployService:
             candidate = urls.get("canary") or urls.get("direct") or ""
             payload = DeploymentFinished(
                 **common, deploymentURILocal=candidate, deploymentURIPublic=urls.get("public", ""),
-                result=Result.PASS.value,
+                result=Verdict.PASS,
                 message=f"{image} runs in {stage.name}"
                 + (f" beside the primary, with {weight} % of the traffic" if stage.split else ""),
             )
@@ -179,7 +179,7 @@ class DeployService:
         except Exception as err:  # permanent, configuration, or a defect: the stage must not stay claimed
             if not _expected(err):
                 log.exception("deploying %s to %s failed unexpectedly", image, placement)
-            payload = DeploymentFinished(**common, result=Result.FAIL.value, message=f"deployment of {image} failed: {err}")
+            payload = DeploymentFinished(**common, result=Verdict.FAIL, message=f"deployment of {image} failed: {err}")
             urls = {}
         reply = cause.reply(payload, source=self.source, time=self.now())
         return self._record_deployed(placement, cause.shkeptncontext, image, weight, urls, reply)
@@ -219,13 +219,13 @@ class DeployService:
         try:
             if promote:
                 self._run(placement, dep.plan_promote(state))
-                outcome, result = Outcome.PROMOTED, Result.PASS
+                outcome, result = Outcome.PROMOTED, Verdict.PASS
                 message = f"{image} is now the primary of {stage.name}"
             else:
                 actions = dep.plan_discard(state)
                 self._run(placement, actions)
                 rolled_to = state.primary_image if stage.split else state.last_good_image
-                outcome, result = Outcome.ROLLED_BACK, Result.FAIL
+                outcome, result = Outcome.ROLLED_BACK, Verdict.FAIL
                 if not actions:
                     serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"
                     outcome, message = Outcome.STOPPED, f"delivery of {image} stopped in {stage.name}; {serving}"
@@ -242,17 +242,17 @@ class DeployService:
         except RetryableError:
             if not final:
                 raise
-            promote, outcome, result = False, Outcome.FAILED, Result.FAIL
+            promote, outcome, result = False, Outcome.FAILED, Verdict.FAIL
             message = f"{'promotion' if promote else 'roll-back'} of {image} in {stage.name} did not finish in time"
         except Exception as err:
             if not _expected(err):
                 log.exception("finishing %s in %s failed unexpectedly", image, placement)
-            promote, outcome, result = False, Outcome.FAILED, Result.FAIL
+            promote, outcome, result = False, Outcome.FAILED, Verdict.FAIL
             message = f"{'promotion' if promote else 'roll-back'} of {image} in {stage.name} failed: {err}"
         base: dict[str, Any] = {"project": placement.project, "stage": stage.name, "service": placement.service,
                                 "labels": dict(run.labels)}
         done = cause.reply(
-            Done(**base, outcome=outcome.value, result=result.value, image=image, message=message),
+            Done(**base, outcome=outcome, result=result, image=image, message=message),
             source=self.source, time=self.now(),
         )
         now = self.now()
@@ -300,8 +300,8 @@ class DeployService:
             repo, tag = split_image(run.image)
             payload = DeploymentFinished(
                 project=placement.project, stage=stage.name, service=placement.service, image=repo, tag=tag,
-                teststrategy=stage.test_strategy.value, deploymentstrategy=stage.deployment_strategy.value,
-                labels=_labels(run), result=Result.FAIL.value,
+                teststrategy=stage.test_strategy, deploymentstrategy=stage.deployment_strategy,
+                labels=_labels(run), result=Verdict.FAIL,
                 message=f"deployment of {run.image} did not finish within {self.phase_s:g} s",
             )
             reply = cause.reply(payload, source=self.source, time=now)

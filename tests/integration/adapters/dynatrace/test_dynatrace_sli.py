@@ -14,6 +14,7 @@ from tests.support.fake_dynatrace import FakeDynatrace
 from sluice.adapters.secrets.memory import MemorySecrets
 from sluice.adapters.sli.dynatrace import DynatraceSliProvider
 from sluice.adapters.state.memory import MemoryStore
+from sluice.core.deployment import Slot
 from sluice.core.dynatrace_sli import escape_value, parse_query, render_selector
 from sluice.core.events import Event, GetSli
 from sluice.core.sli_config import SliConfig
@@ -170,7 +171,7 @@ def test_get_sli_with_the_secret_store(fake) -> None:  # type: ignore[no-untyped
                          f"indicators:\n  response_time_p95: 'MV2;MicroSecond;metricSelector={P95}&entitySelector={ENTITY}'\n")
     fake.series[(P95, ENTITY_CARTS)] = [[120000.0]]
     request = GetSli(project="sockshop", stage="staging", service="carts", sliProvider="dynatrace", start=START,
-                     end=END, indicators=["response_time_p95"], deployment="canary")
+                     end=END, indicators=["response_time_p95"], deployment=Slot.CANARY)
     service = SliService(lambda _name, req: dynatrace_provider(records, req, secrets), lambda: END, "test")
     event = Event.new(request, source="test", id="e1", time=START)
 
