@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sluice.core import deployment as dep
@@ -53,6 +53,17 @@ log = logging.getLogger("sluice.deploy")
 
 #: Extra time a phase of the deploy function gets beyond the backend's own timeouts.
 GRACE_S = 60.0
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How a promotion or roll-back ended: the done event's outcome and result, why, and whether
+    the candidate became the primary."""
+
+    outcome: Outcome
+    result: Verdict
+    message: str
+    promoted: bool
 
 
 class DeployService:
@@ -214,67 +225,84 @@ class DeployService:
     ) -> list[Event]:
         """Promote or discard ``run``'s candidate, then record ``finished`` (releasing the stage).
         ``final``: the last attempt (from the tick) — a retryable error fails the run too."""
-        state = lane.serving
-        image = run.image
+        ending = self._end(stage, placement, lane.serving, run, promote=promote, final=final)
+        return self._record_finished(cause, stage, placement, run, ending, final=final)
+
+    def _end(
+        self, stage: Stage, placement: Placement, state: dep.Serving, run: Run, *, promote: bool, final: bool
+    ) -> _Ending:
+        """Run the backend steps of the promotion or the roll-back; a failure is an ending too."""
+        what = "promotion" if promote else "roll-back"
         try:
             if promote:
                 self._run(placement, dep.plan_promote(state))
-                outcome, result = Outcome.PROMOTED, Verdict.PASS
-                message = f"{image} is now the primary of {stage.name}"
-            else:
-                actions = dep.plan_discard(state)
-                self._run(placement, actions)
-                rolled_to = state.primary_image if stage.split else state.last_good_image
-                outcome, result = Outcome.ROLLED_BACK, Verdict.FAIL
-                if not actions:
-                    serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"
-                    outcome, message = Outcome.STOPPED, f"delivery of {image} stopped in {stage.name}; {serving}"
-                else:
-                    message = f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
-                if run.canary is not None and run.canary.stopped:
-                    message = f"{message} ({run.canary.stopped})"
-                    if run.canary.stopped.startswith("aborted by"):
-                        outcome = Outcome.DECLINED  # abort = decline, by a person
-                hold = run.hold
-                if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
-                    outcome = Outcome.DECLINED
-                    message = f"{hold.reason}; {message}"
+                return _Ending(Outcome.PROMOTED, Verdict.PASS, f"{run.image} is now the primary of {stage.name}", True)
+            return self._roll_back(stage, placement, state, run)
         except RetryableError:
             if not final:
                 raise
-            promote, outcome, result = False, Outcome.FAILED, Verdict.FAIL
-            message = f"{'promotion' if promote else 'roll-back'} of {image} in {stage.name} did not finish in time"
+            message = f"{what} of {run.image} in {stage.name} did not finish in time"
         except Exception as err:
             if not _expected(err):
-                log.exception("finishing %s in %s failed unexpectedly", image, placement)
-            promote, outcome, result = False, Outcome.FAILED, Verdict.FAIL
-            message = f"{'promotion' if promote else 'roll-back'} of {image} in {stage.name} failed: {err}"
-        base: dict[str, Any] = {"project": placement.project, "stage": stage.name, "service": placement.service,
-                                "labels": dict(run.labels)}
+                log.exception("finishing %s in %s failed unexpectedly", run.image, placement)
+            message = f"{what} of {run.image} in {stage.name} failed: {err}"
+        return _Ending(Outcome.FAILED, Verdict.FAIL, message, False)
+
+    def _roll_back(self, stage: Stage, placement: Placement, state: dep.Serving, run: Run) -> _Ending:
+        """Discard the candidate; the outcome says whether there was something to roll back to,
+        and whether a person declined (or let the hold expire, or aborted the canary)."""
+        image = run.image
+        actions = dep.plan_discard(state)
+        self._run(placement, actions)
+        if not actions:
+            serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"
+            outcome, message = Outcome.STOPPED, f"delivery of {image} stopped in {stage.name}; {serving}"
+        else:
+            rolled_to = state.primary_image if stage.split else state.last_good_image
+            outcome, message = Outcome.ROLLED_BACK, f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
+        if run.canary is not None and run.canary.stopped:
+            message = f"{message} ({run.canary.stopped})"
+            if run.canary.stopped.startswith("aborted by"):
+                outcome = Outcome.DECLINED  # abort = decline, by a person
+        hold = run.hold
+        if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
+            outcome = Outcome.DECLINED
+            message = f"{hold.reason}; {message}"
+        return _Ending(outcome, Verdict.FAIL, message, False)
+
+    def _record_finished(
+        self, cause: Event, stage: Stage, placement: Placement, run: Run, ending: _Ending, *, final: bool
+    ) -> list[Event]:
+        """The ``finished`` transition: the run is done, the stage released, the next queued delivery claimed."""
         done = cause.reply(
-            Done(**base, outcome=outcome, result=result, image=image, message=message),
+            Done(project=placement.project, stage=stage.name, service=placement.service, labels=dict(run.labels),
+                 outcome=ending.outcome, result=ending.result, image=run.image, message=ending.message),
             source=self.source, time=self.now(),
         )
         now = self.now()
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
-            ended = replace(run, phase=Phase.DONE, since=now, deadline="", outcome=outcome.value, reason=message)
-            lane = replace(lane, serving=dep.release(lane.serving, now, promoted=promote)).put(ended).retire(ended)
+            ended = replace(run, phase=Phase.DONE, since=now, deadline="", outcome=ending.outcome.value, reason=ending.message)
+            lane = replace(lane, serving=dep.release(lane.serving, now, promoted=ending.promoted)).put(ended).retire(ended)
             replies = [done.to_json_dict()]
-            if promote and final:  # the tick completes a promotion whose decision reply may be lost:
+            if ending.promoted and final:  # the tick completes a promotion whose decision reply may be lost:
                 replies.extend(_next_stage_sets(run))  # the next stage's set goes again (a duplicate is harmless)
-            if lane.queue:
-                head, rest = lane.queue[0], lane.queue[1:]
-                queued = Event.from_json_dict(head.event)
-                data = queued.data
-                assert isinstance(data, ConfigurationChange)
-                claimed = Run(head.context, head.image, Phase.DEPLOYING, now, "", event_time=queued.time,
-                              labels=dict(data.labels), canary=_first_step(stage, now))
-                lane = replace(lane, queue=rest, active=enter(claimed, Phase.DEPLOYING, now, self.phase_s))
-                replies.append(head.event)  # the deploy function gets it again and deploys it
-            return lane, replies
+            lane, claimed = self._claim_queued(lane, stage, now)
+            return lane, replies + claimed
 
         return self.ledger.advance(placement, run.context, Transition.FINISHED, effect).events()
+
+    def _claim_queued(self, lane: Lane, stage: Stage, now: str) -> tuple[Lane, list[dict[str, Any]]]:
+        """The stage is free: the first queued delivery claims it (its event goes to the deploy function again)."""
+        if not lane.queue:
+            return lane, []
+        head, rest = lane.queue[0], lane.queue[1:]
+        queued = Event.from_json_dict(head.event)
+        data = queued.data
+        assert isinstance(data, ConfigurationChange)
+        claimed = Run(head.context, head.image, Phase.DEPLOYING, now, "", event_time=queued.time,
+                      labels=dict(data.labels), canary=_first_step(stage, now))
+        return replace(lane, queue=rest, active=enter(claimed, Phase.DEPLOYING, now, self.phase_s)), [head.event]
 
     # --- tick ----------------------------------------------------------------------------------
     def _expire(self) -> list[Event]:
