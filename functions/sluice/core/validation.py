@@ -8,6 +8,7 @@ sentence (what, expected, found) or ``None``; a reader takes them as ``check``.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -252,9 +253,10 @@ class Reader:
     def unknown_keys(self, known: Iterable[str]) -> None:
         """A problem naming the keys of this mapping that are not ``known``."""
         if isinstance(self.value, Mapping):
-            extra = sorted(str(k) for k in self.value if k not in set(known))
+            valid = list(known)
+            extra = sorted(shown(k) for k in self.value if k not in valid)
             if extra:
-                self.fail(f"unknown keys {', '.join(extra)}")
+                self.fail(f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)} (valid: {', '.join(valid)})")
 
     # --- typed reads of one key ----------------------------------------------------------------
     def _missing(self, key: str, required: bool, what: str) -> None:
@@ -275,8 +277,10 @@ class Reader:
             return default
         return value
 
-    def number(self, key: str, default: float | None = None, *, required: bool = False) -> float | None:
-        """A number (an int or a float, never a boolean), as a float."""
+    def number(
+        self, key: str, default: float | None = None, *, required: bool = False, finite: bool = False
+    ) -> float | None:
+        """A number (an int or a float, never a boolean), as a float; ``finite``: no NaN or infinity."""
         value = self.raw(key)
         if value is None:
             self._missing(key, required, "a number")
@@ -284,7 +288,14 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(f"expected a number, found {shown(value)}", key)
             return default
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int past a float's range
+            number = math.inf
+        if finite and not math.isfinite(number):
+            self.fail(f"expected a finite number, found {shown(value)}", key)
+            return default
+        return number
 
     def integer(
         self, key: str, default: int | None = None, *, required: bool = False,

@@ -31,7 +31,7 @@ class Stage:
 
 def _stage(r: Reader) -> Stage:
     r.expect_mapping()
-    r.unknown_keys({"name", "color", "weight", "replicas", "enabled", "tags", "labels"})
+    r.unknown_keys(("name", "color", "weight", "replicas", "enabled", "tags", "labels"))
     return Stage(
         name=r.string("name", required=True, check=dns_label_problem),
         color=r.enum("color", Color, Color.RED) or Color.RED,
@@ -72,7 +72,7 @@ def test_every_problem_is_reported_with_its_path() -> None:
     assert "spec.stages[2].replicas: expected a whole number from 0 to 10, found 11" in problems
     assert "spec.stages[2].enabled: expected true or false, found 'yes'" in problems
     assert "spec.stages[2].tags[1]: expected a string, found 3" in problems
-    assert "spec.stages[2]: unknown keys surprise" in problems
+    assert "spec.stages[2]: unknown key 'surprise' (valid: name, color, weight, replicas, enabled, tags, labels)" in problems
     assert len(problems) == 6
 
 
