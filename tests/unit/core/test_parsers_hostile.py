@@ -87,3 +87,36 @@ def test_any_shipyard_parses_or_names_its_fields(doc) -> None:  # type: ignore[n
         return
     assert isinstance(shipyard, Shipyard) and shipyard.stages
     assert parse_shipyard({"stages": [s.to_dict() for s in shipyard.stages]}) == shipyard
+
+
+REGISTRY_KEYS = st.sampled_from([
+    "repository", "repo_name", "push_data", "tag", "pushed_at", "type", "event_data", "occur_at", "resources",
+    "repo_full_name", "digest", "resource_url", "action", "package", "package_type", "name", "package_version",
+    "container_metadata", "package_url", "namespace", "owner", "login", "detail-type", "source", "id", "detail",
+    "action-type", "result", "repository-name", "account", "region", "image-tag", "image-digest", "version",
+]) | st.text(max_size=5)
+REGISTRY_JSON = st.recursive(
+    LEAVES | st.sampled_from(["PUSH_ARTIFACT", "published", "container", "aws.ecr", "ECR Image Action", "PUSH",
+                              "SUCCESS", "eu-west-1", "sha256:" + "a" * 64, "ghcr.io/o/n:1"]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(REGISTRY_KEYS, c, max_size=8),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["dockerhub", "harbor", "github", "ecr"]), REGISTRY_JSON)
+def test_any_registry_notification_parses_or_names_its_fields(registry, doc) -> None:  # type: ignore[no-untyped-def]
+    """A registry's webhook body of anything: pushes, an ignored notification, or problems — never another exception."""
+    from sluice.core import intake
+
+    parse = {
+        "dockerhub": intake.parse_dockerhub, "harbor": intake.parse_harbor, "ecr": intake.parse_ecr,
+        "github": lambda d: intake.parse_github(d, "package", "delivery-1"),
+    }[registry]
+    try:
+        parsed = parse(doc)
+    except ValidationError as err:
+        assert err.problems and all(":" in p for p in err.problems)
+        return
+    assert isinstance(parsed, intake.Parsed)
+    assert all(p.repository and p.tag for p in parsed.pushes)
