@@ -251,12 +251,12 @@ class Reader:
         return [Reader(v, node.where(i), self.problems) for i, v in enumerate(node.value)]
 
     def unknown_keys(self, known: Iterable[str]) -> None:
-        """A problem naming the keys of this mapping that are not ``known``."""
+        """A problem for each key of this mapping that is not ``known``, under the key's path."""
         if isinstance(self.value, Mapping):
-            valid = list(known)
-            extra = sorted(shown(k) for k in self.value if k not in valid)
-            if extra:
-                self.fail(f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)} (valid: {', '.join(valid)})")
+            valid = sorted(known)
+            for key in self.value:
+                if key not in valid:
+                    self.fail(f"unknown field (valid: {', '.join(valid)})", key if isinstance(key, str) else shown(key))
 
     # --- typed reads of one key ----------------------------------------------------------------
     def _missing(self, key: str, required: bool, what: str) -> None:

@@ -120,3 +120,29 @@ def test_any_registry_notification_parses_or_names_its_fields(registry, doc) -> 
         return
     assert isinstance(parsed, intake.Parsed)
     assert all(p.repository and p.tag for p in parsed.pushes)
+
+
+SPEC_KEYS = st.sampled_from([
+    "health", "functional", "performance", "jmeter", "path", "expected_status", "wait", "timeout", "method", "name",
+    "body", "headers", "expected_text", "weight", "mode", "rate", "vus", "think_time", "duration", "requests",
+    "max_error_rate", "properties",
+]) | st.text(max_size=4)
+SPEC_JSON = st.recursive(
+    LEAVES | st.sampled_from(["/", "/carts", "GET", "30s", "2m", "10%", "virtual-users", "constant-arrival-rate", 200]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(SPEC_KEYS, c, max_size=8),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(SPEC_JSON)
+def test_any_tests_yaml_parses_or_names_its_fields(doc) -> None:  # type: ignore[no-untyped-def]
+    """A tests.yaml of anything: a test spec, or problems — never another exception."""
+    from sluice.core.testspec import TestSpec, parse_test_spec
+
+    try:
+        spec = parse_test_spec(doc, "tests.yaml")
+    except ValidationError as err:
+        assert err.subject == "tests.yaml" and err.problems
+        return
+    assert isinstance(spec, TestSpec)

@@ -72,7 +72,7 @@ def test_every_problem_is_reported_with_its_path() -> None:
     assert "spec.stages[2].replicas: expected a whole number from 0 to 10, found 11" in problems
     assert "spec.stages[2].enabled: expected true or false, found 'yes'" in problems
     assert "spec.stages[2].tags[1]: expected a string, found 3" in problems
-    assert "spec.stages[2]: unknown key 'surprise' (valid: name, color, weight, replicas, enabled, tags, labels)" in problems
+    assert "spec.stages[2].surprise: unknown field (valid: color, enabled, labels, name, replicas, tags, weight)" in problems
     assert len(problems) == 6
 
 
