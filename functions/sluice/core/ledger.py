@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from sluice.core.canary import CanaryState
 from sluice.core.deployment import Serving
+from sluice.core.events import Outcome
 from sluice.core.shipyard import DeploymentStrategy, OnTimeout, TestStrategy
 from sluice.core.verdict import Verdict
 
@@ -182,7 +183,8 @@ class Run:
     evaluation: PendingEvaluation | None = None
     verdict: Judgement | None = None
     hold: Hold | None = None
-    outcome: str = ""  # an Outcome value once DONE
+    #: How the run ended, once DONE (stored as ``""`` before).
+    outcome: Outcome | None = field(default=None, metadata={"none_as": ""})
     reason: str = ""
     attempt: int = 1  # raised when an inconclusive evaluation re-runs the tests (on_inconclusive: retry) and by each canary step
     canary: CanaryState | None = None  # a canary stage's run: its step, weight and judged steps (core.canary)
@@ -388,6 +390,7 @@ def _run(doc: object) -> Run | None:
     known = _names(Run)
     values = {k: v for k, v in doc.items() if k in known}
     values["phase"] = Phase(values["phase"])
+    values["outcome"] = Outcome(values["outcome"]) if values.get("outcome") else None
     values["test"] = _load(TestRun, doc["test"]) if doc.get("test") else None
     values["evaluation"] = _pending(doc["evaluation"]) if doc.get("evaluation") else None
     if doc.get("verdict"):

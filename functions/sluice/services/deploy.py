@@ -282,7 +282,7 @@ class DeployService:
         now = self.now()
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
-            ended = replace(run, phase=Phase.DONE, since=now, deadline="", outcome=ending.outcome.value, reason=ending.message)
+            ended = replace(run, phase=Phase.DONE, since=now, deadline="", outcome=ending.outcome, reason=ending.message)
             lane = replace(lane, serving=dep.release(lane.serving, now, promoted=ending.promoted)).put(ended).retire(ended)
             replies = [done.to_json_dict()]
             if ending.promoted and final:  # the tick completes a promotion whose decision reply may be lost:

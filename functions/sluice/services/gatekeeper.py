@@ -91,7 +91,7 @@ class GatekeeperService:
             if any(g.context == run.context for g in lane.gates):  # a gate without a deployment ends here
                 done = self._done(event, placement, run, Outcome.EVALUATED, run.verdict.result,
                                   f"quality gate {run.verdict.result} (score {run.verdict.score:g})")
-                ended = enter(run, Phase.DONE, now, None, outcome=Outcome.EVALUATED.value)
+                ended = enter(run, Phase.DONE, now, None, outcome=Outcome.EVALUATED)
                 return lane.put(ended).retire(ended), [done]
             decision = decide(run.verdict.result, stage)
             why = ""

@@ -40,6 +40,7 @@ def test_an_old_lane_loads_as_enums_and_stores_the_same_json() -> None:
     assert active.evaluation is not None
     assert active.evaluation.teststrategy is TestStrategy.PERFORMANCE
     assert active.evaluation.deploymentstrategy is DeploymentStrategy.BLUE_GREEN
+    assert lane.finished[0].outcome is Outcome.PROMOTED and active.outcome is None
     gate = lane.gates[0]
     assert gate.evaluation is not None and gate.evaluation.deploymentstrategy is None
     assert gate.evaluation.teststrategy is TestStrategy.NONE
