@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sluice.core.scoring import EvaluationResult, Measurement, evaluate
+from sluice.core.scoring import EvaluationResult, Measurement, Subject, evaluate
 from sluice.core.slo import parse_slo
 from sluice.services.documents import load_slo
 
@@ -57,7 +57,7 @@ def timed(fn: Callable[[], object], seconds: float) -> tuple[int, float]:
 
 def main() -> None:
     slo = load_slo(TUTORIAL_SLO.read_text(), str(TUTORIAL_SLO))
-    prev = [evaluate(slo, [Measurement("response_time_p95", 350.0)], evaluation_id="prev")]
+    prev = [evaluate(slo, [Measurement("response_time_p95", 350.0)], subject=Subject(id="prev"))]
     values = [Measurement("response_time_p95", 380.0)]
     count, elapsed = timed(lambda: evaluate(slo, values, prev), 2.0)
     print(f"tutorial SLO (1 objective, 1 previous): {count / elapsed:,.0f} evaluations/s (aim >= 20,000/s)")
@@ -66,7 +66,7 @@ def main() -> None:
     history: list[EvaluationResult] = []
     for n in range(50):
         vals = [Measurement(f"sli_{i}", 300.0 + (n * 7 + i) % 200) for i in range(100)]
-        history.append(evaluate(big, vals, evaluation_id=f"e{n}"))
+        history.append(evaluate(big, vals, subject=Subject(id=f"e{n}")))
     current = [Measurement(f"sli_{i}", 320.0 + i % 50) for i in range(100)]
     result = evaluate(big, current, history)
     count, elapsed = timed(lambda: evaluate(big, current, history), 2.0)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))  # tests.support
 from tests.support.carts import run_carts  # noqa: E402
 
 from sluice.adapters.sli.builtin import BuiltinSliProvider  # noqa: E402
-from sluice.core.scoring import EvaluationResult, Measurement, Verdict, evaluate  # noqa: E402
+from sluice.core.scoring import EvaluationResult, Measurement, Subject, Verdict, evaluate  # noqa: E402
 from sluice.core.slo import Slo, parse_slo  # noqa: E402
 from sluice.loadgen import LoadProfile, LoadRequest, run_load_sync  # noqa: E402
 from sluice.ports.sli import SliQuery  # noqa: E402
@@ -72,7 +72,7 @@ def measure(url: str, seconds: float, rate: float) -> list[Measurement]:
 
 
 def score(slo: Slo, values: list[Measurement], baseline: EvaluationResult) -> EvaluationResult:
-    return evaluate(slo, values, [baseline], project="sockshop", stage="staging", service="carts")
+    return evaluate(slo, values, [baseline], subject=Subject(project="sockshop", stage="staging", service="carts"))
 
 
 def main() -> int:
@@ -87,7 +87,8 @@ def main() -> int:
     with run_carts("--app-version", "0.10.1") as url:
         base_values = measure(url, args.seconds, args.rate)
     baselines = {
-        name: evaluate(slo, base_values, evaluation_id="0.10.1", project="sockshop", stage="staging", service="carts")
+        name: evaluate(slo, base_values,
+            subject=Subject(id="0.10.1", project="sockshop", stage="staging", service="carts"))
         for name, slo in (("keptn", keptn), ("noisy", noisy))
     }
     base_p95 = baselines["keptn"].indicator("response_time_p95").value  # type: ignore[union-attr]

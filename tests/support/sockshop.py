@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from sluice.core.verdict import Verdict
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
 
@@ -49,7 +50,7 @@ total_score:
 def fake_runner(deployed: Any, context: str) -> TestOutcome:
     """p95 of 1,050 ms for the slow build 0.10.2, 50 ms for the others; 0.0.1-broken fails its tests."""
     return TestOutcome(
-        result="fail" if deployed.tag == "0.0.1-broken" else "pass",
+        result=Verdict.FAIL if deployed.tag == "0.0.1-broken" else Verdict.PASS,
         start="2026-01-01T00:00:00Z",
         end="2026-01-01T00:01:00Z",
         measurements={"response_time_p95": 1050.0 if deployed.tag == "0.10.2" else 50.0, "error_rate": 0.0},

@@ -20,7 +20,8 @@ from tests.support.sockshop import CARTS, SHIPYARD
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.secrets.local import LocalSecrets
 from sluice.adapters.state.local import LocalStore
-from sluice.core.events import ConfigurationChange, DeploymentFinished, Done, Event
+from sluice.core.events import ConfigurationChange, DeploymentFinished, Done, Event, Outcome
+from sluice.core.verdict import Verdict
 from sluice.services.approvals import ensure_key
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
@@ -49,7 +50,7 @@ THROUGHPUT = {"0.10.1": 190.0, "0.10.2": 92.5, "0.10.3": 187.0}
 def runner(deployed: DeploymentFinished, context: str) -> TestOutcome:
     """Measurements per tag (see ``P95``), with an error rate that stays at zero."""
     return TestOutcome(
-        result="pass", start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
+        result=Verdict.PASS, start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
         measurements={"response_time_p95": P95.get(deployed.tag, 50.0), "error_rate": 0.0,
                        "throughput": THROUGHPUT.get(deployed.tag, 180.0)},
     )
@@ -105,8 +106,8 @@ def write_stories(state_dir: Path) -> Stories:
         ConfigurationChange(project="hostile", service="carts", stage="dev", image=f"{CARTS}:0.10.9",
                             labels={"note": HOSTILE, HOSTILE: "key"}),
         DeploymentFinished(project="hostile", stage="dev", service="carts", image=HOSTILE, tag=HOSTILE,
-                           deploymentURILocal=f"javascript:alert(1)//{HOSTILE}", result="fail", message=HOSTILE),
-        Done(project="hostile", stage="dev", service="carts", outcome="failed", result="fail", image=HOSTILE,
+                           deploymentURILocal=f"javascript:alert(1)//{HOSTILE}", result=Verdict.FAIL, message=HOSTILE),
+        Done(project="hostile", stage="dev", service="carts", outcome=Outcome.FAILED, result=Verdict.FAIL, image=HOSTILE,
              message=HOSTILE),
     )):
         flow.eventlog.handle(Event.new(payload, source=HOSTILE, id=f"{HOSTILE}-{i}", time=clock(), context=hostile_context))

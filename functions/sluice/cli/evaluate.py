@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sluice.core.inconclusive import DEFAULT_MIN_SAMPLES, DataRules
-from sluice.core.scoring import EvaluationResult, IndicatorResult, IndicatorStatus, Verdict, evaluate
+from sluice.core.scoring import EvaluationResult, IndicatorResult, IndicatorStatus, Subject, Verdict, evaluate
 from sluice.errors import SluiceError, ValidationError
 from sluice.services.documents import load_evaluation, load_slo, load_values
 
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         values,
         previous,
         test_failed=args.test_result == "fail",
-        evaluation_id=args.id or str(uuid.uuid4()),
+        subject=Subject(id=args.id or str(uuid.uuid4())),
         rules=DataRules(args.min_samples, args.no_baseline == "inconclusive"),
     )
     if args.output == "json":
@@ -190,7 +190,7 @@ def run_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _with_id(prev: EvaluationResult, path: str) -> EvaluationResult:
     from dataclasses import replace
 
-    return replace(prev, id=path)
+    return replace(prev, subject=replace(prev.subject, id=path))
 
 
 _STATUS_STYLE = {

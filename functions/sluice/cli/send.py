@@ -20,7 +20,9 @@ from typing import Any
 from sluice.cli import common
 from sluice.core.events import (
     ApprovalFinished,
+    CanaryAction,
     ConfigurationChange,
+    Decision,
     Event,
     Payload,
     StartEvaluation,
@@ -129,7 +131,7 @@ def build_event(args: argparse.Namespace) -> Event:
             project, service = _find_held(args, args.context, args.stage)
         if args.decision not in ("approve", "decline"):
             raise ValidationError("send event approval", [f"--{args.decision} is for a canary: sluice send event canary"])
-        payload = ApprovalFinished(project=project, stage=args.stage, service=service, decision=args.decision)
+        payload = ApprovalFinished(project=project, stage=args.stage, service=service, decision=Decision(args.decision))
     elif args.kind == "canary":
         _require(args, "context", "stage", "decision")
         if args.decision not in ("pause", "resume", "abort"):
@@ -138,7 +140,7 @@ def build_event(args: argparse.Namespace) -> Event:
         project, service = args.project, args.service
         if not (project and service):
             project, service = _find_canary(args, args.context, args.stage)
-        payload = ApprovalFinished(project=project, stage=args.stage, service=service, decision=args.decision)
+        payload = ApprovalFinished(project=project, stage=args.stage, service=service, decision=Decision(args.decision))
     else:
         raise ValidationError("send event", ["say what to send: new-artifact, start-evaluation, approval, or --file"])
     return _event(payload, f"send event {args.kind}", context)
@@ -147,7 +149,7 @@ def build_event(args: argparse.Namespace) -> Event:
 def new_artifact_event(project: str, service: str, image: str, tag: str = "", stage: str = "") -> Event:
     """A new delivery of ``image[:tag]`` into ``stage`` (default: the shipyard's first stage)."""
     change = ConfigurationChange(
-        project=project, stage=stage, service=service, image=join_image(image, tag), action="set", value=100
+        project=project, stage=stage, service=service, image=join_image(image, tag), action=CanaryAction.SET, value=100
     )
     return _event(change, "send event new-artifact", None)
 

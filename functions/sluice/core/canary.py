@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sluice.core.verdict import Verdict
+
 #: The longest a step may wait under real traffic.
 MAX_STEP_DURATION_S = 24 * 3600.0
 #: The default wait of a step without tests.
@@ -66,7 +68,7 @@ class CanaryStep:
     attempt: int
     started: str
     ended: str
-    result: str
+    result: Verdict
     score: float = 0.0
     evaluation_id: str = ""
     reason: str = ""
@@ -116,7 +118,8 @@ class CanaryState:
     def from_dict(doc: Mapping[str, Any]) -> CanaryState:
         raw = doc.get("history")
         history = tuple(
-            CanaryStep(**{k: v for k, v in h.items() if k in CanaryStep.__dataclass_fields__})
+            CanaryStep(**{k: v for k, v in h.items() if k in CanaryStep.__dataclass_fields__ and k != "result"},
+                       result=Verdict(h["result"]))
             for h in (raw if isinstance(raw, list) else ())
             if isinstance(h, Mapping)
         )

@@ -14,6 +14,19 @@ from enum import StrEnum
 from sluice.core.shipyard import DeploymentStrategy
 
 
+class Slot(StrEnum):
+    """Which deployment of a stage: blue/green and canary have a primary and a canary; a direct
+    stage has one. The values name the URLs a deployment reports (``urls["primary"]``)."""
+
+    PRIMARY = "primary"
+    CANARY = "canary"
+    DIRECT = "direct"
+
+
+#: The key of a stage's stable public URL among the slots' URLs.
+PUBLIC = "public"
+
+
 class Step(StrEnum):
     """What the deploy service asks the backend to do."""
 
@@ -35,7 +48,7 @@ class Action:
 class Serving:
     """What a stage runs for one service: primary, candidate, weight, last good image, URLs."""
 
-    strategy: str = "direct"
+    strategy: DeploymentStrategy = DeploymentStrategy.DIRECT
     primary_image: str = ""
     candidate_image: str = ""
     canary_weight: int = 0
@@ -47,11 +60,11 @@ class Serving:
 
     @property
     def blue_green(self) -> bool:
-        return self.strategy == DeploymentStrategy.BLUE_GREEN.value
+        return self.strategy is DeploymentStrategy.BLUE_GREEN
 
     @property
     def canary(self) -> bool:
-        return self.strategy == DeploymentStrategy.CANARY.value
+        return self.strategy is DeploymentStrategy.CANARY
 
     @property
     def split(self) -> bool:
@@ -72,8 +85,8 @@ def after_set(state: Serving, image: str, weight: int, urls: Mapping[str, str], 
     if not state.split:
         return replace(
             state, primary_image=image, candidate_image=image, canary_weight=0, updated=now,
-            public_url=urls.get("public", state.public_url), primary_url=urls.get("direct", state.primary_url),
-            candidate_url=urls.get("direct", state.candidate_url),
+            public_url=urls.get(PUBLIC, state.public_url), primary_url=urls.get(Slot.DIRECT, state.primary_url),
+            candidate_url=urls.get(Slot.DIRECT, state.candidate_url),
         )
     return replace(
         state,
@@ -81,9 +94,9 @@ def after_set(state: Serving, image: str, weight: int, urls: Mapping[str, str], 
         candidate_image=image,
         canary_weight=weight,
         updated=now,
-        public_url=urls.get("public", state.public_url),
-        primary_url=urls.get("primary", state.primary_url),
-        candidate_url=urls.get("canary", state.candidate_url),
+        public_url=urls.get(PUBLIC, state.public_url),
+        primary_url=urls.get(Slot.PRIMARY, state.primary_url),
+        candidate_url=urls.get(Slot.CANARY, state.candidate_url),
     )
 
 

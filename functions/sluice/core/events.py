@@ -16,7 +16,18 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
-from sluice.core.validation import context_id, dns_label_problem, image_problem, rfc3339_problem
+from sluice.core.deployment import Slot
+from sluice.core.shipyard import DeploymentStrategy, TestStrategy
+from sluice.core.validation import (
+    Check,
+    Problems,
+    Reader,
+    context_id,
+    dns_label_problem,
+    image_problem,
+    rfc3339_problem,
+)
+from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 
 SPEC_VERSION = "1.0"
@@ -46,12 +57,6 @@ class CanaryAction(StrEnum):
     DISCARD = "discard"
 
 
-class Result(StrEnum):
-    PASS = "pass"
-    WARNING = "warning"
-    FAIL = "fail"
-
-
 class Decision(StrEnum):
     APPROVE = "approve"
     DECLINE = "decline"
@@ -73,14 +78,16 @@ class Outcome(StrEnum):
     EVALUATED = "evaluated"  # a quality gate without a deployment ended (``result`` is its verdict)
 
 
-# --- field helpers -------------------------------------------------------------------------
+# --- fields: each decoded once by the core's reader, encoded back to the same JSON ----------
 
-_Check = Callable[[str, object], "str | None"]
+_Read = Callable[[Reader, str], Any]
+_E = TypeVar("_E", bound=StrEnum)
 
 
-def _f(key: str, default: Any = MISSING, check: _Check | None = None) -> Any:
-    """A payload field stored under the seed's (possibly dotted) ``key``."""
-    meta = {"key": key, "check": check}
+def _f(key: str, default: Any = MISSING, read: _Read | None = None, encode: Callable[[Any], Any] | None = None) -> Any:
+    """A payload field stored under the seed's (possibly dotted) ``key``, read by ``read``
+    (a string by default) and written by ``encode`` (enums as their values by default)."""
+    meta = {"key": key, "read": read or _text, "encode": encode}
     if default is MISSING:
         return field(metadata=meta)
     if isinstance(default, dict | list):
@@ -88,99 +95,71 @@ def _f(key: str, default: Any = MISSING, check: _Check | None = None) -> Any:
     return field(default=default, metadata=meta)
 
 
-def _enum_check(enum: type[StrEnum]) -> _Check:
-    def check(name: str, value: object) -> str | None:
-        valid = [e.value for e in enum]
-        if value not in valid:
-            return f"{name}: expected one of {', '.join(valid)}, found {value!r}"
-        return None
-
-    return check
+def _text(r: Reader, key: str) -> str:
+    return r.string(key)
 
 
-def _optional(check: _Check) -> _Check:
-    def wrapped(name: str, value: object) -> str | None:
-        return None if value in (None, "") else check(name, value)
+def _checked(check: Check, *, optional: bool = False) -> _Read:
+    def read(r: Reader, key: str) -> str:
+        if optional and r.raw(key) == "":
+            return ""
+        return r.string(key, check=check)
 
-    return wrapped
-
-
-def _str_check(name: str, value: object) -> str | None:
-    return None if isinstance(value, str) else f"{name}: expected a string, found {value!r}"
+    return read
 
 
-def _int_0_100(name: str, value: object) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-        return f"{name}: expected a whole number from 0 to 100, found {value!r}"
-    return None
+def _enum(kind: type[_E], aliases: Mapping[str, str] | None = None) -> _Read:
+    def read(r: Reader, key: str) -> _E | None:
+        return r.enum(key, kind, aliases=aliases)
+
+    return read
 
 
-def _mapping_check(name: str, value: object) -> str | None:
-    return None if isinstance(value, dict) else f"{name}: expected an object, found {type(value).__name__}"
+def _deployment_strategy(r: Reader, key: str) -> DeploymentStrategy | None:
+    return None if r.raw(key) == "" else r.enum(key, DeploymentStrategy)
 
 
-def _labels_check(name: str, value: object) -> str | None:
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return f"{name}: expected an object of strings, found {type(value).__name__}"
-    return None
+def _percent(r: Reader, key: str) -> int | None:
+    return r.integer(key, minimum=0, maximum=100)
 
 
-def _shape_problem(data: Mapping[str, Any], dotted: str) -> str | None:
-    """Problem when a parent of a dotted key is present but not an object (``"canary": "set"``)."""
-    node: Any = data
-    parts = dotted.split(".")
-    for i, part in enumerate(parts[:-1]):
-        if not isinstance(node, Mapping) or part not in node or node[part] is None:
-            return None
-        node = node[part]
-        if not isinstance(node, Mapping):
-            return f"{'.'.join(parts[: i + 1])}: expected an object, found {type(node).__name__}"
-    return None
+def _labels(r: Reader, key: str) -> dict[str, str]:
+    return r.string_map(key)
 
 
-def _strings_check(name: str, value: object) -> str | None:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return f"{name}: expected a list of strings, found {type(value).__name__}"
-    return None
+def _object(r: Reader, key: str) -> dict[str, Any]:
+    node = r.mapping(key)
+    return dict(node.value) if isinstance(node.value, Mapping) else {}
 
 
-def _filters_check(name: str, value: object) -> str | None:
-    if not isinstance(value, list) or not all(
-        isinstance(f, dict) and isinstance(f.get("key"), str) and isinstance(f.get("value", ""), str) for f in value
-    ):
-        return f"{name}: expected a list of {{key, value}} objects of strings"
-    return None
+def _strings(r: Reader, key: str) -> list[str]:
+    return r.strings(key)
 
 
-def _indicator_values_check(name: str, value: object) -> str | None:
-    if not isinstance(value, list):
-        return f"{name}: expected a list, found {type(value).__name__}"
-    for i, v in enumerate(value):
-        if not isinstance(v, dict) or not isinstance(v.get("metric"), str):
-            return f"{name}[{i}]: expected an object with a string metric"
-        number = v.get("value")
-        if number is not None and (isinstance(number, bool) or not isinstance(number, int | float)):
-            return f"{name}[{i}].value: expected a number or null, found {type(number).__name__}"
-        if not isinstance(v.get("success", True), bool) or not isinstance(v.get("message", ""), str):
-            return f"{name}[{i}]: success must be true/false and message a string"
-    return None
+def _filters(r: Reader, key: str) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for item in r.items(key, what="a list of {key, value} objects"):
+        if item.expect_mapping("a {key, value} object of strings"):
+            out.append({"key": item.string("key", required=True), "value": item.string("value")})
+    return out
 
 
-def _get(data: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return MISSING
-        node = node[part]
-    return node
+def _indicator_values(r: Reader, key: str) -> list[dict[str, Any]]:
+    """``[{metric, value, success, message, …}]``: checked, and kept whole (a provider may add
+    ``samples``, ``distribution``)."""
+    out: list[dict[str, Any]] = []
+    for item in r.items(key):
+        if item.expect_mapping("an object with a string metric") and isinstance(item.value, Mapping):
+            item.string("metric", required=True)
+            item.number("value")
+            item.boolean("success", True)
+            item.string("message")
+            out.append(dict(item.value))
+    return out
 
 
-def _put(out: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = out
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+def _absent_as_empty(value: object) -> object:
+    return "" if value is None else value
 
 
 P = TypeVar("P", bound="Payload")
@@ -197,27 +176,24 @@ class Payload:
         subject = subject or f"event {cls.TYPE.value}"
         if not isinstance(data, Mapping):
             raise ValidationError(subject, [f"data: expected a JSON object, found {type(data).__name__}"])
-        problems: list[str] = []
+        problems = Problems(subject)
+        root = Reader(data, "", problems)
         values: dict[str, Any] = {}
         for f in fields(cls):
-            key = f.metadata["key"]
-            if (shape := _shape_problem(data, key)) and shape not in problems:
-                problems.append(shape)
-                continue
-            raw = _get(data, key)
-            if raw is MISSING or raw is None:
+            *parents, key = f.metadata["key"].split(".")
+            node = root
+            for part in parents:
+                node = node.mapping(part)
+            if not node.has(key):
                 if f.default is MISSING and f.default_factory is MISSING:
-                    problems.append(f"{key}: required, missing")
+                    node.fail("required, missing", key)
                 continue
-            check = f.metadata["check"]
-            problem = check(key, raw) if check else None
-            if problem:
-                problems.append(problem)
-                continue
-            values[f.name] = raw
+            before = len(problems.messages)
+            value = f.metadata["read"](node, key)
+            if len(problems.messages) == before:
+                values[f.name] = value
         problems.extend(cls._extra_problems(values))
-        if problems:
-            raise ValidationError(subject, problems)
+        problems.raise_if_any()
         return cls(**values)
 
     @classmethod
@@ -228,38 +204,49 @@ class Payload:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.metadata["encode"] is not None:
+                value = f.metadata["encode"](value)
             if isinstance(value, StrEnum):
                 value = value.value
             _put(out, f.metadata["key"], value)
         return out
 
 
-_label = dns_label_problem
-_opt_label = _optional(dns_label_problem)
-_time = rfc3339_problem
-_opt_time = _optional(rfc3339_problem)
-_result = _enum_check(Result)
-_opt_str = _str_check
+def _put(out: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = out
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+_label = _checked(dns_label_problem)
+_opt_label = _checked(dns_label_problem, optional=True)
+_time = _checked(rfc3339_problem)
+_verdict = _enum(Verdict)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Scoped(Payload):
     """A payload about one service in one stage of a project (most of them)."""
 
-    project: str = _f("project", check=_label)
-    stage: str = _f("stage", check=_label)
-    service: str = _f("service", check=_label)
-    labels: dict[str, str] = _f("labels", {}, check=_labels_check)
+    project: str = _f("project", read=_label)
+    stage: str = _f("stage", read=_label)
+    service: str = _f("service", read=_label)
+    labels: dict[str, str] = _f("labels", {}, read=_labels)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Staged(Scoped):
     """A payload about the artifact under delivery in a stage, and the stage's strategies."""
 
-    image: str = _f("image", "", check=_opt_str)
-    tag: str = _f("tag", "", check=_opt_str)
-    teststrategy: str = _f("teststrategy", "", check=_opt_str)
-    deploymentstrategy: str = _f("deploymentstrategy", "", check=_opt_str)
+    image: str = _f("image", "")
+    tag: str = _f("tag", "")
+    teststrategy: TestStrategy = _f("teststrategy", TestStrategy.NONE, read=_enum(TestStrategy, {"none": ""}))
+    #: ``None`` when the payload does not say (``""`` on the wire).
+    deploymentstrategy: DeploymentStrategy | None = _f(
+        "deploymentstrategy", None, read=_deployment_strategy, encode=_absent_as_empty
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,22 +257,18 @@ class ConfigurationChange(Scoped):
     """
 
     TYPE: ClassVar[EventType] = EventType.CONFIGURATION_CHANGE
-    stage: str = _f("stage", "", check=_opt_label)
-    image: str = _f("valuesCanary.image", "", check=_optional(image_problem))
-    action: str = _f("canary.action", CanaryAction.SET.value, check=_enum_check(CanaryAction))
-    value: int = _f("canary.value", 100, check=_int_0_100)
+    stage: str = _f("stage", "", read=_opt_label)
+    image: str = _f("valuesCanary.image", "", read=_checked(image_problem, optional=True))
+    action: CanaryAction = _f("canary.action", CanaryAction.SET, read=_enum(CanaryAction))
+    value: int = _f("canary.value", 100, read=_percent)
     #: Who approved a held promote / discard (empty when the gate decided on its own).
-    approver: str = _f("approver", "", check=_opt_str)
+    approver: str = _f("approver", "")
 
     @classmethod
     def _extra_problems(cls, values: Mapping[str, Any]) -> list[str]:
-        if values.get("action", "set") == "set" and not values.get("image"):
+        if values.get("action", CanaryAction.SET) is CanaryAction.SET and not values.get("image"):
             return ["valuesCanary.image: required when canary.action is 'set', missing"]
         return []
-
-    @property
-    def canary_action(self) -> CanaryAction:
-        return CanaryAction(self.action)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,10 +276,10 @@ class DeploymentFinished(Staged):
     """The candidate is reachable at ``deploymentURILocal`` — or the deployment failed."""
 
     TYPE: ClassVar[EventType] = EventType.DEPLOYMENT_FINISHED
-    deploymentURILocal: str = _f("deploymentURILocal", "", check=_opt_str)
-    deploymentURIPublic: str = _f("deploymentURIPublic", "", check=_opt_str)
-    result: str = _f("result", Result.PASS.value, check=_result)
-    message: str = _f("message", "", check=_opt_str)
+    deploymentURILocal: str = _f("deploymentURILocal", "")
+    deploymentURIPublic: str = _f("deploymentURIPublic", "")
+    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
+    message: str = _f("message", "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,10 +288,10 @@ class TestsFinished(Staged):
 
     __test__ = False  # not a pytest test class
     TYPE: ClassVar[EventType] = EventType.TESTS_FINISHED
-    start: str = _f("start", check=_time)
-    end: str = _f("end", check=_time)
-    result: str = _f("result", Result.PASS.value, check=_result)
-    message: str = _f("message", "", check=_opt_str)
+    start: str = _f("start", read=_time)
+    end: str = _f("end", read=_time)
+    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
+    message: str = _f("message", "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,8 +299,8 @@ class StartEvaluation(Scoped):
     """A quality gate on a time window, without deploying."""
 
     TYPE: ClassVar[EventType] = EventType.START_EVALUATION
-    start: str = _f("start", check=_time)
-    end: str = _f("end", check=_time)
+    start: str = _f("start", read=_time)
+    end: str = _f("end", read=_time)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -325,12 +308,13 @@ class GetSli(Staged):
     """Ask a provider for indicator values over a window."""
 
     TYPE: ClassVar[EventType] = EventType.GET_SLI
-    sliProvider: str = _f("sliProvider", check=_str_check)
-    start: str = _f("start", check=_time)
-    end: str = _f("end", check=_time)
-    indicators: list[str] = _f("indicators", [], check=_strings_check)
-    customFilters: list[dict[str, str]] = _f("customFilters", [], check=_filters_check)
-    deployment: str = _f("deployment", "direct", check=_opt_str)
+    sliProvider: str = _f("sliProvider")
+    start: str = _f("start", read=_time)
+    end: str = _f("end", read=_time)
+    indicators: list[str] = _f("indicators", [], read=_strings)
+    customFilters: list[dict[str, str]] = _f("customFilters", [], read=_filters)
+    #: Which deployment to measure: the candidate (``canary``) of a split stage, else ``direct``.
+    deployment: Slot = _f("deployment", Slot.DIRECT, read=_enum(Slot))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -338,11 +322,11 @@ class GetSliDone(Scoped):
     """Indicator values: ``[{metric, value, success, message}]``."""
 
     TYPE: ClassVar[EventType] = EventType.GET_SLI_DONE
-    start: str = _f("start", check=_time)
-    end: str = _f("end", check=_time)
-    indicatorValues: list[dict[str, Any]] = _f("indicatorValues", [], check=_indicator_values_check)
-    sliProvider: str = _f("sliProvider", "", check=_opt_str)
-    message: str = _f("message", "", check=_opt_str)
+    start: str = _f("start", read=_time)
+    end: str = _f("end", read=_time)
+    indicatorValues: list[dict[str, Any]] = _f("indicatorValues", [], read=_indicator_values)
+    sliProvider: str = _f("sliProvider", "")
+    message: str = _f("message", "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -350,9 +334,9 @@ class EvaluationDone(Staged):
     """The gate's verdict, in the seed's shape."""
 
     TYPE: ClassVar[EventType] = EventType.EVALUATION_DONE
-    result: str = _f("result", check=_result)
-    evaluationdetails: dict[str, Any] = _f("evaluationdetails", {}, check=_mapping_check)
-    message: str = _f("message", "", check=_opt_str)
+    result: Verdict = _f("result", read=_verdict)
+    evaluationdetails: dict[str, Any] = _f("evaluationdetails", {}, read=_object)
+    message: str = _f("message", "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -360,9 +344,9 @@ class ApprovalTriggered(Scoped):
     """A promotion waits for a person: approve or decline with ``approval.finished``."""
 
     TYPE: ClassVar[EventType] = EventType.APPROVAL_TRIGGERED
-    image: str = _f("image", "", check=_opt_str)
-    result: str = _f("result", Result.PASS.value, check=_result)
-    message: str = _f("message", "", check=_opt_str)
+    image: str = _f("image", "")
+    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
+    message: str = _f("message", "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -371,8 +355,8 @@ class ApprovalFinished(Scoped):
     (``pause``, ``resume``, ``abort``)."""
 
     TYPE: ClassVar[EventType] = EventType.APPROVAL_FINISHED
-    decision: str = _f("approval.decision", check=_enum_check(Decision))
-    message: str = _f("message", "", check=_opt_str)
+    decision: Decision = _f("approval.decision", read=_enum(Decision))
+    message: str = _f("message", "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -380,9 +364,10 @@ class ApprovalRejected(Scoped):
     """An ``approval.finished`` the gate refused (unsigned, badly signed, stale): it changed nothing."""
 
     TYPE: ClassVar[EventType] = EventType.APPROVAL_REJECTED
-    decision: str = _f("approval.decision", "", check=_opt_str)
-    approver: str = _f("approval.approver", "", check=_opt_str)
-    reason: str = _f("reason", check=_str_check)
+    #: The refused decision as it was sent (it may be no valid decision at all).
+    decision: str = _f("approval.decision", "")
+    approver: str = _f("approval.approver", "")
+    reason: str = _f("reason")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -390,10 +375,10 @@ class Done(Scoped):
     """A stage's part of a delivery has ended, with its outcome."""
 
     TYPE: ClassVar[EventType] = EventType.DONE
-    outcome: str = _f("outcome", check=_enum_check(Outcome))
-    result: str = _f("result", Result.PASS.value, check=_result)
-    image: str = _f("image", "", check=_opt_str)
-    message: str = _f("message", "", check=_opt_str)
+    outcome: Outcome = _f("outcome", read=_enum(Outcome))
+    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
+    image: str = _f("image", "")
+    message: str = _f("message", "")
 
 
 @dataclass(frozen=True)
@@ -401,7 +386,7 @@ class Ping(Payload):
     """A PingSource tick: time-driven work (timeouts of waits) runs on it."""
 
     TYPE: ClassVar[EventType] = EventType.PING
-    message: str = _f("message", "", check=_opt_str)
+    message: str = _f("message", "")
 
 
 PAYLOADS: Mapping[EventType, type[Payload]] = {

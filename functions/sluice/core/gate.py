@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from sluice.core.shipyard import Approval, Stage
+from sluice.core.verdict import Verdict
 
 
 class GateDecision(StrEnum):
@@ -13,11 +14,11 @@ class GateDecision(StrEnum):
     DISCARD = "discard"
 
 
-def decide(result: str, stage: Stage) -> GateDecision:
+def decide(result: Verdict, stage: Stage) -> GateDecision:
     """``pass`` and ``warning`` promote unless the stage's approval strategy asks a person for
-    that result; ``fail`` (and anything else) discards the candidate."""
-    if result == "pass":
+    that result; ``fail`` discards the candidate."""
+    if result is Verdict.PASS:
         return GateDecision.HOLD if stage.approval_pass is Approval.MANUAL else GateDecision.PROMOTE
-    if result == "warning":
+    if result is Verdict.WARNING:
         return GateDecision.HOLD if stage.approval_warning is Approval.MANUAL else GateDecision.PROMOTE
     return GateDecision.DISCARD

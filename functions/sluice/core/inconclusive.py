@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+from sluice.core.verdict import Verdict
+
 __all__ = [
     "ATTEMPT_LABEL",
     "DEFAULT_MAX_RETRIES",
@@ -157,7 +159,7 @@ class _Judged(Protocol):
     def inconclusive(self) -> bool: ...
 
     @property
-    def result(self) -> object: ...
+    def result(self) -> Verdict: ...
 
 
 J = TypeVar("J", bound=_Judged)
@@ -166,7 +168,7 @@ J = TypeVar("J", bound=_Judged)
 def comparison_history(previous: Sequence[J]) -> list[J]:
     """The previous evaluations a new one may compare with (oldest first): an inconclusive
     evaluation counts only when it passed — a build the gate could not judge is no baseline."""
-    return [p for p in previous if not p.inconclusive or str(getattr(p.result, "value", p.result)) == "pass"]
+    return [p for p in previous if not p.inconclusive or p.result is Verdict.PASS]
 
 
 #: The label that carries a stage's attempt number through a retried test + evaluation

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from sluice.core.events import ConfigurationChange, Event
-from sluice.core.validation import dns_label_problem, image_problem
+from sluice.core.validation import Problems, Reader, dns_label_problem, image_problem, shown
 from sluice.errors import ValidationError
 
 #: The registries intake understands (also the URL paths and the secret names).
@@ -91,33 +91,41 @@ class Parsed:
 # --- parsing -----------------------------------------------------------------------------
 
 
-def _obj(node: Any, path: str, problems: list[str], *, required: bool = True) -> Any:
-    """The value at dotted ``path`` of ``node``; records a problem when required and missing."""
-    current = node
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current or current[part] in (None, ""):
-            if required:
-                problems.append(f"{path}: required, missing")
-            return None
-        current = current[part]
-    return current
+def _at(r: Reader, dotted: str) -> tuple[Reader, str]:
+    """The reader of the mapping that holds the last key of ``dotted``, and that key."""
+    *parents, key = dotted.split(".")
+    for part in parents:
+        r = r.at(part)
+    return r, key
 
 
-def _text(node: Any, path: str, problems: list[str], *, required: bool = True) -> str:
-    value = _obj(node, path, problems, required=required)
-    if value is None:
+def _obj(r: Reader, dotted: str, *, required: bool = True) -> Any:
+    """The value at ``dotted``; a problem when required and missing (``""`` counts as missing)."""
+    node, key = _at(r, dotted)
+    value = node.raw(key)
+    if value in (None, ""):
+        if required:
+            node.fail("required, missing", key)
+        return None
+    return value
+
+
+def _text(r: Reader, dotted: str, *, required: bool = True) -> str:
+    """A string at ``dotted`` (a number is taken as its text)."""
+    if _obj(r, dotted, required=required) is None:
         return ""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        problems.append(f"{path}: expected a string, found {type(value).__name__}")
-        return ""
-    return str(value)
+    node, key = _at(r, dotted)
+    value = node.raw(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return node.string(key)
 
 
-def _digest(value: str, path: str, problems: list[str]) -> str | None:
+def _digest(value: str, path: str, problems: Problems) -> str | None:
     if not value:
         return None
     if not _DIGEST.match(value):
-        problems.append(f"{path}: expected 'sha256:' and 64 hex digits, found {value!r}")
+        problems.add(path, f"expected 'sha256:' and 64 hex digits, found {shown(value)}")
         return None
     return value
 
@@ -140,35 +148,35 @@ def parse_dockerhub(doc: object) -> Parsed:
     Docker Hub sends no delivery id; one is derived from repository, tag and ``pushed_at`` so
     a re-sent notification of the same push is recognised."""
     body = _require_object(doc, "Docker Hub webhook")
-    problems: list[str] = []
-    repo = _text(body, "repository.repo_name", problems)
-    tag = _text(body, "push_data.tag", problems)
-    pushed_at = _text(body, "push_data.pushed_at", problems, required=False)
+    problems = Problems("Docker Hub webhook")
+    r = Reader(body, "", problems)
+    repo = _text(r, "repository.repo_name")
+    tag = _text(r, "push_data.tag")
+    pushed_at = _text(r, "push_data.pushed_at", required=False)
     if repo and (p := repository_problem("repository.repo_name", repo)):
-        problems.append(p)
-    if problems:
-        raise ValidationError("Docker Hub webhook", problems)
+        problems.add("", p)
+    problems.raise_if_any()
     delivery = _derived_id("dockerhub", repo, tag, pushed_at)
     return Parsed((Push("dockerhub", normalize_repository(repo), tag, None, delivery),))
 
 
 def _harbor_pushes(data: Mapping[str, Any], delivery: str, occur_at: str, subject: str) -> Parsed:
-    problems: list[str] = []
-    full_name = _text(data, "repository.repo_full_name", problems)
-    resources = _obj(data, "resources", problems)
-    if resources is not None and (not isinstance(resources, list) or not resources):
-        problems.append("resources: expected a non-empty list")
-        resources = None
+    problems = Problems(subject)
+    r = Reader(data, "", problems)
+    full_name = _text(r, "repository.repo_full_name")
+    resources = r.items("resources", required=True, what="a non-empty list")
+    if not resources and isinstance(r.raw("resources"), list):
+        r.fail("expected a non-empty list", "resources")
     found: list[tuple[str, str, str | None]] = []
     untagged = 0
-    for i, res in enumerate(resources or []):
-        path = f"resources[{i}]"
-        if not isinstance(res, Mapping):
-            problems.append(f"{path}: expected an object, found {type(res).__name__}")
+    for res in resources:
+        path = res.path
+        if not isinstance(res.value, Mapping):
+            res.fail(f"expected an object, found {type(res.value).__name__}")
             continue
-        tag = _text(res, "tag", problems, required=False)
-        digest = _digest(_text(res, "digest", problems, required=False), f"{path}.digest", problems)
-        url = _text(res, "resource_url", problems, required=False)
+        tag = _text(res, "tag", required=False)
+        digest = _digest(_text(res, "digest", required=False), f"{path}.digest", problems)
+        url = _text(res, "resource_url", required=False)
         if not tag:
             untagged += 1
             continue
@@ -176,11 +184,10 @@ def _harbor_pushes(data: Mapping[str, Any], delivery: str, occur_at: str, subjec
         host = url.split("/", 1)[0] if "/" in url else ""
         repository = normalize_repository(f"{host}/{full_name}" if host else full_name)
         if p := repository_problem(f"{path}.resource_url", repository):
-            problems.append(p)
+            problems.add("", p)
             continue
         found.append((repository, tag, digest))
-    if problems:
-        raise ValidationError(subject, problems)
+    problems.raise_if_any()
     # Harbor's Default format has no delivery id: one notification, one id derived from its content.
     delivery = delivery or _derived_id("harbor", occur_at, *(f"{r}:{t}@{d}" for r, t, d in found))
     pushes = [Push("harbor", r, t, d, delivery) for r, t, d in found]
@@ -195,16 +202,18 @@ def parse_harbor(doc: object) -> Parsed:
     body = _require_object(doc, "Harbor webhook")
     if "specversion" in body:
         return parse_harbor_cloudevent(body, body.get("data"))
-    problems: list[str] = []
-    kind = _text(body, "type", problems)
-    if problems:
-        raise ValidationError("Harbor webhook", problems)
+    problems = Problems("Harbor webhook")
+    r = Reader(body, "", problems)
+    kind = _text(r, "type")
+    problems.raise_if_any()
     if kind != "PUSH_ARTIFACT":
         return Parsed(ignored=f"harbor: event type {kind!r} is not a push (PUSH_ARTIFACT)")
-    data = _obj(body, "event_data", problems)
-    if problems or not isinstance(data, Mapping):
-        raise ValidationError("Harbor webhook", problems or ["event_data: expected an object"])
-    return _harbor_pushes(data, "", _text(body, "occur_at", problems, required=False), "Harbor webhook")
+    data = _obj(r, "event_data")
+    if data is not None and not isinstance(data, Mapping):
+        r.fail("expected an object", "event_data")
+    problems.raise_if_any()
+    assert isinstance(data, Mapping)
+    return _harbor_pushes(data, "", _text(r, "occur_at", required=False), "Harbor webhook")
 
 
 def parse_harbor_cloudevent(attributes: Mapping[str, Any], data: object) -> Parsed:
@@ -230,30 +239,33 @@ def parse_github(doc: object, event_name: str, delivery_id: str) -> Parsed:
         return Parsed(ignored="github: ping (the webhook is set up)")
     if event_name not in ("package", "registry_package"):
         return Parsed(ignored=f"github: event {event_name or '(no X-GitHub-Event)'!r} is not package or registry_package")
-    problems: list[str] = []
+    problems = Problems("GitHub webhook")
+    r = Reader(body, "", problems)
     if not delivery_id:
-        problems.append("X-GitHub-Delivery: required header, missing")
-    action = _text(body, "action", problems)
-    package = _obj(body, event_name, problems)
-    if problems:
-        raise ValidationError("GitHub webhook", problems)
+        problems.add("X-GitHub-Delivery", "required header, missing")
+    action = _text(r, "action")
+    _obj(r, event_name)
+    problems.raise_if_any()
     if action != "published":
         return Parsed(ignored=f"github: action {action!r} is not 'published'")
-    if not isinstance(package, Mapping):
-        raise ValidationError("GitHub webhook", [f"{event_name}: expected an object"])
-    ptype = _text(package, "package_type", problems, required=False) or _text(package, "ecosystem", problems, required=False)
+    package = r.at(event_name)
+    if not package.is_mapping:
+        package.fail("expected an object")
+        problems.raise_if_any()
+    ptype = _text(package, "package_type", required=False) or _text(package, "ecosystem", required=False)
     if ptype.lower() not in ("container", "docker"):
         return Parsed(ignored=f"github: package type {ptype!r} is not a container")
-    name = _text(package, "name", problems)
-    version = _obj(package, "package_version", problems)
-    if problems or not isinstance(version, Mapping):
-        raise ValidationError("GitHub webhook", problems or [f"{event_name}.package_version: expected an object"])
-    tag = _text(version, "container_metadata.tag.name", problems, required=False)
-    digest_text = _text(version, "container_metadata.tag.digest", problems, required=False)
-    if not digest_text and str(version.get("version", "")).startswith("sha256:"):
-        digest_text = str(version["version"])
-    digest = _digest(digest_text, f"{event_name}.package_version.container_metadata.tag.digest", problems)
-    url = _text(version, "package_url", problems, required=False)
+    name = _text(package, "name")
+    version = package.at("package_version")
+    if not version.is_mapping:
+        version.fail("required, missing" if version.value in (None, "") else "expected an object")
+    problems.raise_if_any()
+    tag = _text(version, "container_metadata.tag.name", required=False)
+    digest_text = _text(version, "container_metadata.tag.digest", required=False)
+    if not digest_text and str(version.raw("version") or "").startswith("sha256:"):
+        digest_text = str(version.raw("version"))
+    digest = _digest(digest_text, version.where("container_metadata.tag.digest"), problems)
+    url = _text(version, "package_url", required=False)
     if url:
         repository = url.split("@", 1)[0]
         last = repository.rpartition("/")[2]
@@ -261,13 +273,12 @@ def parse_github(doc: object, event_name: str, delivery_id: str) -> Parsed:
             repository = repository[: len(repository) - len(last)] + last.split(":", 1)[0]
             tag = tag or url.rpartition(":")[2]
     else:
-        namespace = _text(package, "namespace", problems, required=False) or _text(package, "owner.login", problems)
+        namespace = _text(package, "namespace", required=False) or _text(package, "owner.login")
         repository = f"ghcr.io/{namespace}/{name}"
     repository = normalize_repository(repository.lower())
     if p := repository_problem(f"{event_name}.package_version.package_url", repository):
-        problems.append(p)
-    if problems:
-        raise ValidationError("GitHub webhook", problems)
+        problems.add("", p)
+    problems.raise_if_any()
     if not tag:
         return Parsed(ignored=f"github: untagged version of {repository}; only tags start deliveries")
     return Parsed((Push("github", repository, tag, digest, f"github-{delivery_id}"),))
@@ -277,23 +288,22 @@ def parse_ecr(doc: object) -> Parsed:
     """The EventBridge "ECR Image Action" event (as an API destination sends it, or as the
     ``data`` of a CloudEvent): a successful ``PUSH`` with a tag."""
     body = _require_object(doc, "ECR event")
-    problems: list[str] = []
-    detail_type = _text(body, "detail-type", problems)
-    source = _text(body, "source", problems)
-    event_id = _text(body, "id", problems)
-    if problems:
-        raise ValidationError("ECR event", problems)
+    problems = Problems("ECR event")
+    r = Reader(body, "", problems)
+    detail_type = _text(r, "detail-type")
+    source = _text(r, "source")
+    event_id = _text(r, "id")
+    problems.raise_if_any()
     if source != "aws.ecr" or detail_type != "ECR Image Action":
         return Parsed(ignored=f"ecr: {source}/{detail_type!r} is not an 'ECR Image Action' of aws.ecr")
-    action = _text(body, "detail.action-type", problems)
-    result = _text(body, "detail.result", problems)
-    repo_name = _text(body, "detail.repository-name", problems)
-    account = _text(body, "account", problems)
-    region = _text(body, "region", problems)
-    tag = _text(body, "detail.image-tag", problems, required=False)
-    digest = _digest(_text(body, "detail.image-digest", problems, required=False), "detail.image-digest", problems)
-    if problems:
-        raise ValidationError("ECR event", problems)
+    action = _text(r, "detail.action-type")
+    result = _text(r, "detail.result")
+    repo_name = _text(r, "detail.repository-name")
+    account = _text(r, "account")
+    region = _text(r, "region")
+    tag = _text(r, "detail.image-tag", required=False)
+    digest = _digest(_text(r, "detail.image-digest", required=False), "detail.image-digest", problems)
+    problems.raise_if_any()
     if action != "PUSH" or result != "SUCCESS":
         return Parsed(ignored=f"ecr: {action} with result {result} is not a successful PUSH")
     if not tag:

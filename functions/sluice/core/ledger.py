@@ -35,7 +35,9 @@ from typing import Any, TypeVar
 
 from sluice.core.canary import CanaryState
 from sluice.core.deployment import Serving
-from sluice.core.shipyard import OnTimeout
+from sluice.core.events import Outcome
+from sluice.core.shipyard import DeploymentStrategy, OnTimeout, TestStrategy
+from sluice.core.verdict import Verdict
 
 #: Byte budget of a lane (a ConfigMap holds 1 MiB; the rest is headroom for keys and labels).
 LANE_BUDGET = 700 * 1024
@@ -151,16 +153,17 @@ class PendingEvaluation:
     deadline: str
     test_failed: bool = False
     test_message: str = ""
-    teststrategy: str = ""
-    deploymentstrategy: str = ""
+    teststrategy: TestStrategy = TestStrategy.NONE
+    #: ``None`` when the evaluation's cause did not say (stored as ``""``).
+    deploymentstrategy: DeploymentStrategy | None = field(default=None, metadata={"none_as": ""})
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The gate's verdict for a run (stored with the transition that produced it); an
-    ``inconclusive`` one could not be judged (the reasons say why), whatever its result."""
+class Judgement:
+    """The gate's verdict for a run (stored with the transition that produced it, as ``verdict``);
+    an ``inconclusive`` one could not be judged (the reasons say why), whatever its result."""
 
-    result: str
+    result: Verdict
     score: float
     evaluation_id: str
     inconclusive: bool = False
@@ -171,7 +174,7 @@ class Verdict:
 class Hold:
     """A promotion held for a person, and how it ended."""
 
-    result: str
+    result: Verdict
     held_at: str
     deadline: str
     on_timeout: OnTimeout = OnTimeout.DECLINE
@@ -194,9 +197,10 @@ class Run:
     labels: Mapping[str, str] = field(default_factory=dict)
     test: TestRun | None = None
     evaluation: PendingEvaluation | None = None
-    verdict: Verdict | None = None
+    verdict: Judgement | None = None
     hold: Hold | None = None
-    outcome: str = ""  # an Outcome value once DONE
+    #: How the run ended, once DONE (stored as ``""`` before).
+    outcome: Outcome | None = field(default=None, metadata={"none_as": ""})
     reason: str = ""
     attempt: int = 1  # raised when an inconclusive evaluation re-runs the tests (on_inconclusive: retry) and by each canary step
     canary: CanaryState | None = None  # a canary stage's run: its step, weight and judged steps (core.canary)
@@ -316,7 +320,7 @@ class Lane:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Lane:
         return Lane(
-            serving=_load(Serving, doc.get("serving") or {}),
+            serving=_serving(doc.get("serving") or {}),
             active=_run(doc.get("active")),
             queue=tuple(_load(Queued, q) for q in doc.get("queue") or ()),
             gates=tuple(r for r in (_run(g) for g in doc.get("gates") or ()) if r is not None),
@@ -364,20 +368,28 @@ T = TypeVar("T")
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}
+_NONE_AS: dict[type, dict[str, object]] = {}
 
 
 def _names(cls: type) -> tuple[str, ...]:
     """A record class's field names (looked up once per class: loading a lane is frequent)."""
     if cls not in _NAMES:
         _NAMES[cls] = tuple(f.name for f in fields(cls))
+        _NONE_AS[cls] = {f.name: f.metadata["none_as"] for f in fields(cls) if "none_as" in f.metadata}
     return _NAMES[cls]
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready form of a record: dataclasses and tuples of them converted; mappings and lists
-    inside a record (labels, stored events) are JSON already and pass as they are."""
+    """JSON-ready form of a record: dataclasses and tuples of them converted (enums as their
+    values, an absent value as its field's ``none_as``); mappings and lists inside a record
+    (labels, stored events) are JSON already and pass as they are."""
     if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in _names(type(value))}
+        names = _names(type(value))
+        none_as = _NONE_AS[type(value)]
+        return {
+            name: none_as[name] if name in none_as and getattr(value, name) is None else _plain(getattr(value, name))
+            for name in names
+        }
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, StrEnum):
@@ -398,16 +410,19 @@ def _run(doc: object) -> Run | None:
     known = _names(Run)
     values = {k: v for k, v in doc.items() if k in known}
     values["phase"] = Phase(values["phase"])
+    values["outcome"] = Outcome(values["outcome"]) if values.get("outcome") else None
     values["test"] = _load(TestRun, doc["test"]) if doc.get("test") else None
-    values["evaluation"] = _load(PendingEvaluation, doc["evaluation"]) if doc.get("evaluation") else None
+    values["evaluation"] = _pending(doc["evaluation"]) if doc.get("evaluation") else None
     if doc.get("verdict"):
         verdict = dict(doc["verdict"])
+        verdict["result"] = Verdict(verdict["result"])
         verdict["reasons"] = tuple(verdict.get("reasons") or ())
-        values["verdict"] = _load(Verdict, verdict)
+        values["verdict"] = _load(Judgement, verdict)
     else:
         values["verdict"] = None
     if doc.get("hold"):
         hold = dict(doc["hold"])
+        hold["result"] = Verdict(hold["result"])
         hold["on_timeout"] = OnTimeout(hold.get("on_timeout") or OnTimeout.DECLINE.value)
         hold["decision"] = HoldDecision(hold["decision"]) if hold.get("decision") else None
         values["hold"] = _load(Hold, hold)
@@ -416,3 +431,17 @@ def _run(doc: object) -> Run | None:
     values["replies"] = {str(k): list(v) for k, v in (doc.get("replies") or {}).items()}
     return Run(**values)
 
+
+
+def _pending(doc: Mapping[str, Any]) -> PendingEvaluation:
+    values = dict(doc)
+    values["teststrategy"] = TestStrategy(values.get("teststrategy") or "")
+    values["deploymentstrategy"] = DeploymentStrategy(values["deploymentstrategy"]) if values.get("deploymentstrategy") else None
+    return _load(PendingEvaluation, values)
+
+
+def _serving(doc: Mapping[str, Any]) -> Serving:
+    values = dict(doc)
+    if values.get("strategy"):
+        values["strategy"] = DeploymentStrategy(values["strategy"])
+    return _load(Serving, values)

@@ -171,8 +171,7 @@ def replay(
         measurements = [*values.values(), *(Measurement(n, None, False, NOT_MEASURED_THEN) for n in missing)]
         history = comparison_history(replayed) if exclude_inconclusive else list(replayed)
         new = evaluate(
-            slo, measurements, history, old.test_failed, evaluation_id=old.id, project=old.project,
-            stage=old.stage, service=old.service, start=old.start, end=old.end, labels=old.labels, rules=rules,
+            slo, measurements, history, old.test_failed, subject=old.subject, rules=rules,
         )
         replayed.append(new)
         before = {i.name: i.status for i in old.indicators}

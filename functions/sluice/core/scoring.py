@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from sluice.core.inconclusive import DataRules
@@ -50,6 +50,8 @@ from sluice.core.slo import (
     Slo,
     TotalScore,
 )
+from sluice.core.validation import Problems, Reader
+from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "IndicatorStatus",
     "Measurement",
     "NoiseCheck",
+    "Subject",
     "Target",
     "TargetKind",
     "Verdict",
@@ -70,14 +73,6 @@ __all__ = [
 ]
 
 NO_VALUE_MESSAGE = "no value received from SLI provider"
-
-
-class Verdict(StrEnum):
-    """The overall result of an evaluation."""
-
-    PASS = "pass"
-    WARNING = "warning"
-    FAIL = "fail"
 
 
 class IndicatorStatus(StrEnum):
@@ -282,6 +277,19 @@ class ComparisonInfo:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an evaluation is about: its id, the service in its stage, the time window, the labels."""
+
+    id: str = ""
+    project: str = ""
+    stage: str = ""
+    service: str = ""
+    start: str = ""
+    end: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     """A finished evaluation: verdict, score and the whole explanation.
@@ -300,14 +308,36 @@ class EvaluationResult:
     key_sli_failed: bool = False
     test_failed: bool = False
     message: str = ""
-    id: str = ""
-    project: str = ""
-    stage: str = ""
-    service: str = ""
-    start: str = ""
-    end: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)
+    subject: Subject = field(default_factory=lambda: Subject())
     inconclusive_reasons: tuple[InconclusiveReason, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.subject.id
+
+    @property
+    def project(self) -> str:
+        return self.subject.project
+
+    @property
+    def stage(self) -> str:
+        return self.subject.stage
+
+    @property
+    def service(self) -> str:
+        return self.subject.service
+
+    @property
+    def start(self) -> str:
+        return self.subject.start
+
+    @property
+    def end(self) -> str:
+        return self.subject.end
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.subject.labels
 
     @property
     def inconclusive(self) -> bool:
@@ -432,7 +462,7 @@ def select_baseline(
     for prev in reversed(previous):
         if prev.project != project or prev.stage != stage or prev.service != service:
             continue
-        if not include.admits(prev.result.value):
+        if not include.admits(prev.result):
             continue
         chosen.append(prev)
         if len(chosen) >= wanted:
@@ -471,89 +501,113 @@ def evaluate(
     previous: Sequence[EvaluationResult] = (),
     test_failed: bool = False,
     *,
-    evaluation_id: str = "",
-    project: str = "",
-    stage: str = "",
-    service: str = "",
-    start: str = "",
-    end: str = "",
-    labels: Mapping[str, str] | None = None,
+    subject: Subject | None = None,
     rules: DataRules | None = None,
 ) -> EvaluationResult:
     """Score ``values`` against ``slo``.
 
     ``previous``: earlier results, oldest first (any project/stage/service; only those matching
-    this evaluation's are compared with). The first measurement of each name counts; names
+    ``subject``'s are compared with). The first measurement of each name counts; names
     without objective are ignored. Never raises for bad measurements: an unmeasured SLI is an
     ``error`` indicator scoring 0. ``rules`` decide when the result is marked inconclusive
     (default :class:`DataRules`); they never change the verdict or the score.
     """
-    rules = rules or DataRules()
-    measured: dict[str, Measurement] = {}
-    for m in values:
-        measured.setdefault(m.name, m)
-
-    baseline = select_baseline(slo, previous, project, stage, service) if previous else []
-    index = _baseline_index(baseline) if baseline else {}
-    wants_samples = any(o.noise is not None and o.noise.method is ComparisonMethod.MANN_WHITNEY for o in slo.objectives)
-    samples_index = _baseline_distributions(baseline) if baseline and wants_samples else {}
-    aggregate = slo.comparison.aggregate_function
-
-    indicators: list[IndicatorResult] = []
-    reasons: list[InconclusiveReason] = []
-    achieved = 0.0
-    maximum = 0.0
-    failed_keys: list[str] = []
-    for obj in slo.objectives:
-        ind = _evaluate_objective(obj, measured.get(obj.sli), index, aggregate.name, aggregate.apply, samples_index.get(obj.sli, ()))
-        indicators.append(ind)
-        reasons.extend(_inconclusive(obj, ind, rules))
-        if obj.pass_:
-            maximum += obj.weight
-            achieved += ind.score
-            if obj.key_sli and ind.status in (IndicatorStatus.FAIL, IndicatorStatus.ERROR):
-                failed_keys.append(obj.sli)
-
-    total = slo.total_score
-    if maximum == 0:
-        score = 100.0
-        verdict = Verdict.PASS
-        message = "no scored objective: pass with score 100"
-    else:
-        score = 100.0 * (achieved / maximum)
-        verdict, message = _verdict(score, total, failed_keys)
-
-    if test_failed:
-        message = f"the tests failed: result forced to fail (the SLIs alone gave {verdict.value}, score {_fmt(score)})"
-        verdict = Verdict.FAIL
-
-    comparison = slo.comparison
-    info = ComparisonInfo(
-        compare_with=None if comparison.compare_with is None else comparison.compare_with.value,
-        number_of_comparison_results=comparison.count,
-        include_result_with_score=comparison.include_result_with_score.value,
-        aggregate_function=aggregate.name,
-        compared_evaluations=tuple(p.id for p in baseline),
-    )
+    subject = subject or Subject()
+    baseline = _Baseline.of(slo, previous, subject)
+    tally = _score_objectives(slo, _first_per_name(values), baseline, rules or DataRules())
+    score, verdict, message = _overall(tally, slo.total_score, test_failed)
     return EvaluationResult(
         result=verdict,
         score=score,
-        indicators=tuple(indicators),
-        total_score=total,
-        achieved=achieved,
-        maximum=maximum,
-        comparison=info,
-        key_sli_failed=bool(failed_keys),
+        indicators=tuple(tally.indicators),
+        total_score=slo.total_score,
+        achieved=tally.achieved,
+        maximum=tally.maximum,
+        comparison=_comparison_info(slo, baseline.chosen),
+        key_sli_failed=bool(tally.failed_keys),
         test_failed=test_failed,
         message=message,
-        id=evaluation_id,
-        project=project,
-        stage=stage,
-        service=service,
-        start=start,
-        end=end,
-        labels=dict(labels) if labels else {},
-        inconclusive_reasons=tuple(reasons),
+        subject=replace(subject, labels=dict(subject.labels)),
+        inconclusive_reasons=tuple(tally.reasons),
+    )
+
+
+def _first_per_name(values: Iterable[Measurement]) -> dict[str, Measurement]:
+    measured: dict[str, Measurement] = {}
+    for m in values:
+        measured.setdefault(m.name, m)
+    return measured
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """The previous evaluations compared with, their values per SLI and (when an objective tests
+    samples) their latency distributions per SLI."""
+
+    chosen: list[EvaluationResult]
+    values: dict[str, tuple[list[float], list[str]]]
+    samples: dict[str, list[Distribution]]
+
+    @classmethod
+    def of(cls, slo: Slo, previous: Sequence[EvaluationResult], subject: Subject) -> _Baseline:
+        chosen = select_baseline(slo, previous, subject.project, subject.stage, subject.service) if previous else []
+        wants_samples = any(o.noise is not None and o.noise.method is ComparisonMethod.MANN_WHITNEY for o in slo.objectives)
+        return cls(
+            chosen,
+            _baseline_index(chosen) if chosen else {},
+            _baseline_distributions(chosen) if chosen and wants_samples else {},
+        )
+
+
+@dataclass
+class _Tally:
+    """The objectives scored so far: their results, the score arithmetic, the failed key SLIs."""
+
+    indicators: list[IndicatorResult] = field(default_factory=list)
+    reasons: list[InconclusiveReason] = field(default_factory=list)
+    achieved: float = 0.0
+    maximum: float = 0.0
+    failed_keys: list[str] = field(default_factory=list)
+
+
+def _score_objectives(slo: Slo, measured: Mapping[str, Measurement], baseline: _Baseline, rules: DataRules) -> _Tally:
+    aggregate = slo.comparison.aggregate_function
+    tally = _Tally()
+    for obj in slo.objectives:
+        ind = _evaluate_objective(
+            obj, measured.get(obj.sli), baseline.values, aggregate.name, aggregate.apply, baseline.samples.get(obj.sli, ())
+        )
+        tally.indicators.append(ind)
+        tally.reasons.extend(_inconclusive(obj, ind, rules))
+        if obj.pass_:
+            tally.maximum += obj.weight
+            tally.achieved += ind.score
+            if obj.key_sli and ind.status in (IndicatorStatus.FAIL, IndicatorStatus.ERROR):
+                tally.failed_keys.append(obj.sli)
+    return tally
+
+
+def _overall(tally: _Tally, total: TotalScore, test_failed: bool) -> tuple[float, Verdict, str]:
+    """The score, the verdict and why: from the arithmetic, the key SLIs, and the tests."""
+    if tally.maximum == 0:
+        score, verdict, message = 100.0, Verdict.PASS, "no scored objective: pass with score 100"
+    else:
+        score = 100.0 * (tally.achieved / tally.maximum)
+        verdict, message = _verdict(score, total, tally.failed_keys)
+    if test_failed:
+        message = f"the tests failed: result forced to fail (the SLIs alone gave {verdict.value}, score {_fmt(score)})"
+        verdict = Verdict.FAIL
+    return score, verdict, message
+
+
+def _comparison_info(slo: Slo, chosen: Sequence[EvaluationResult]) -> ComparisonInfo:
+    comparison = slo.comparison
+    return ComparisonInfo(
+        compare_with=None if comparison.compare_with is None else comparison.compare_with.value,
+        number_of_comparison_results=comparison.count,
+        include_result_with_score=comparison.include_result_with_score.value,
+        aggregate_function=comparison.aggregate_function.name,
+        compared_evaluations=tuple(p.id for p in chosen),
     )
 
 
@@ -820,233 +874,130 @@ def _violations(targets: list[Target], kind: TargetKind | None, value: float | N
 # ---------------------------------------------------------------------------- from_dict
 
 
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[str] = []
-
-    def fail(self, where: str, message: str) -> None:
-        self.problems.append(f"{where.lstrip('.')}: {message}")
-
-    def mapping(self, value: object, where: str) -> Mapping[str, object]:
-        if isinstance(value, Mapping):
-            return value
-        self.fail(where, "expected a mapping")
-        return {}
-
-    def string(self, data: Mapping[str, object], key: str, where: str, default: str = "") -> str:
-        value = data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            self.fail(f"{where}.{key}", f"expected a string, found {value!r}")
-            return default
-        return value
-
-    def number(self, data: Mapping[str, object], key: str, where: str, optional: bool = False) -> float | None:
-        value = data.get(key)
-        if value is None:
-            if not optional:
-                self.fail(f"{where}.{key}", "missing: expected a number")
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(f"{where}.{key}", f"expected a number, found {value!r}")
-            return None
-        return float(value)
-
-    def boolean(self, data: Mapping[str, object], key: str, where: str, default: bool = False) -> bool:
-        value = data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(f"{where}.{key}", f"expected true or false, found {value!r}")
-            return default
-        return value
-
-    def enum(self, data: Mapping[str, object], key: str, where: str, kind: type[StrEnum]) -> StrEnum | None:
-        value = data.get(key)
-        try:
-            return kind(str(value))
-        except ValueError:
-            choices = ", ".join(e.value for e in kind)
-            self.fail(f"{where}.{key}", f"expected one of {choices}, found {value!r}")
-            return None
-
-    def items(self, data: Mapping[str, object], key: str, where: str) -> list[object]:
-        value = data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.fail(f"{where}.{key}", "expected a list")
-            return []
-        return value
-
-
 def _from_dict(data: object, source: str) -> EvaluationResult:
-    r = _Reader(source)
     if not isinstance(data, Mapping):
         raise ValidationError(source, ["expected an evaluation (a JSON object with result, score, indicators)"])
-    verdict = r.enum(data, "result", "", Verdict)
-    score = r.number(data, "score", "")
-    total_raw = r.mapping(data.get("total_score", {}), "total_score")
-    pass_pct = r.number(total_raw, "pass", "total_score", optional=True)
-    warn_pct = r.number(total_raw, "warning", "total_score", optional=True)
-    arith = r.mapping(data.get("score_arithmetic") or {}, "score_arithmetic")
-    achieved = r.number(arith, "achieved", "score_arithmetic", optional=True) or 0.0
-    maximum = r.number(arith, "maximum", "score_arithmetic", optional=True) or 0.0
+    problems = Problems(source)
+    r = Reader(data, "", problems)
+    verdict = r.enum("result", Verdict)
+    score = r.number("score", required=True)
+    result = EvaluationResult(
+        result=verdict or Verdict.FAIL,
+        score=score or 0.0,
+        indicators=tuple(_read_indicator(i) for i in r.items("indicators")),
+        total_score=_read_total_score(r.mapping("total_score")),
+        achieved=_read_arithmetic(r.mapping("score_arithmetic"), "achieved"),
+        maximum=_read_arithmetic(r.mapping("score_arithmetic"), "maximum"),
+        comparison=_read_comparison_info(r.mapping("comparison")) if r.has("comparison") else None,
+        key_sli_failed=r.boolean("key_sli_failed"),
+        test_failed=r.boolean("test_failed"),
+        message=r.string("message"),
+        subject=_read_subject(r),
+        inconclusive_reasons=tuple(_read_reason(i) for i in r.items("inconclusive_reasons")),
+    )
+    problems.raise_if_any()
+    return result
 
-    comparison: ComparisonInfo | None = None
-    comp_raw = data.get("comparison")
-    if comp_raw is not None:
-        c = r.mapping(comp_raw, "comparison")
-        count = c.get("number_of_comparison_results", 1)
-        comparison = ComparisonInfo(
-            compare_with=c.get("compare_with") if isinstance(c.get("compare_with"), str) else None,  # type: ignore[arg-type]
-            number_of_comparison_results=count if isinstance(count, int) else 1,
-            include_result_with_score=r.string(c, "include_result_with_score", "comparison", "all"),
-            aggregate_function=r.string(c, "aggregate_function", "comparison", "avg"),
-            compared_evaluations=tuple(str(x) for x in r.items(c, "compared_evaluations", "comparison")),
-        )
 
-    indicators: list[IndicatorResult] = []
-    for i, raw in enumerate(r.items(data, "indicators", "")):
-        where = f"indicators[{i}]"
-        d = r.mapping(raw, where)
-        name = r.string(d, "name", where)
-        if not name:
-            r.fail(f"{where}.name", "missing: expected the SLI name")
-        status = r.enum(d, "status", where, IndicatorStatus)
-        targets: list[Target] = []
-        for j, traw in enumerate(r.items(d, "targets", where)):
-            tw = f"{where}.targets[{j}]"
-            t = r.mapping(traw, tw)
-            kind = r.enum(t, "kind", tw, TargetKind) if "kind" in t else TargetKind.PASS
-            targets.append(
-                Target(
-                    criteria=r.string(t, "criteria", tw),
-                    target_value=r.number(t, "targetValue", tw, optional=True),
-                    violated=r.boolean(t, "violated", tw),
-                    kind=kind if isinstance(kind, TargetKind) else TargetKind.PASS,
-                )
-            )
-        ind_comp: IndicatorComparison | None = None
-        if d.get("comparison") is not None:
-            cw = f"{where}.comparison"
-            c = r.mapping(d.get("comparison"), cw)
-            ind_comp = IndicatorComparison(
-                value=r.number(c, "value", cw) or 0.0,
-                aggregate_function=r.string(c, "aggregate_function", cw, "avg"),
-                values=tuple(float(v) for v in r.items(c, "values", cw) if isinstance(v, int | float)),
-                evaluations=tuple(str(v) for v in r.items(c, "evaluations", cw)),
-            )
-        indicators.append(
-            IndicatorResult(
-                name=name,
-                value=r.number(d, "value", where, optional=True),
-                status=status if isinstance(status, IndicatorStatus) else IndicatorStatus.ERROR,
-                score=r.number(d, "score", where, optional=True) or 0.0,
-                weight=r.number(d, "weight", where, optional=True) or 1.0,
-                key_sli=r.boolean(d, "key_sli", where),
-                success=r.boolean(d, "success", where, True),
-                display_name=r.string(d, "display_name", where),
-                targets=tuple(targets),
-                comparison=ind_comp,
-                message=r.string(d, "message", where),
-                samples=_samples(r, d, where),
-                distribution=_distribution(r, d, where),
-                noise=tuple(_noise_checks(r, d, where)),
-            )
-        )
+def _read_subject(r: Reader) -> Subject:
+    ids = {key: r.string(key) for key in ("id", "project", "stage", "service", "start", "end")}
+    return Subject(**ids, labels=r.string_map("labels"))
 
-    reasons: list[InconclusiveReason] = []
-    for i, raw in enumerate(r.items(data, "inconclusive_reasons", "")):
-        where = f"inconclusive_reasons[{i}]"
-        d = r.mapping(raw, where)
-        kind = r.enum(d, "kind", where, InconclusiveKind)
-        reasons.append(
-            InconclusiveReason(
-                r.string(d, "sli", where),
-                kind if isinstance(kind, InconclusiveKind) else InconclusiveKind.NOT_MEASURED,
-                r.string(d, "message", where),
-            )
-        )
 
-    labels_raw = data.get("labels") or {}
-    labels: dict[str, str] = {}
-    if isinstance(labels_raw, Mapping):
-        labels = {str(k): str(v) for k, v in labels_raw.items()}
-    else:
-        r.fail("labels", "expected a mapping of strings")
+def _read_total_score(r: Reader) -> TotalScore:
+    pass_pct = r.number("pass")
+    return TotalScore(pass_=pass_pct if pass_pct is not None else 0.0, warning=r.number("warning"))
 
-    key_sli_failed = r.boolean(data, "key_sli_failed", "")
-    test_failed = r.boolean(data, "test_failed", "")
-    message = r.string(data, "message", "")
-    ids = {key: r.string(data, key, "") for key in ("id", "project", "stage", "service", "start", "end")}
-    if r.problems or not isinstance(verdict, Verdict) or score is None:
-        raise ValidationError(source, r.problems)
-    return EvaluationResult(
-        result=verdict,
-        score=score,
-        indicators=tuple(indicators),
-        total_score=TotalScore(pass_=pass_pct if pass_pct is not None else 0.0, warning=warn_pct),
-        achieved=achieved,
-        maximum=maximum,
-        comparison=comparison,
-        key_sli_failed=key_sli_failed,
-        test_failed=test_failed,
-        message=message,
-        id=ids["id"],
-        project=ids["project"],
-        stage=ids["stage"],
-        service=ids["service"],
-        start=ids["start"],
-        end=ids["end"],
-        labels=labels,
-        inconclusive_reasons=tuple(reasons),
+
+def _read_arithmetic(r: Reader, key: str) -> float:
+    return r.number(key) or 0.0
+
+
+def _read_comparison_info(r: Reader) -> ComparisonInfo:
+    count = r.raw("number_of_comparison_results")
+    compare_with = r.raw("compare_with")
+    return ComparisonInfo(
+        compare_with=compare_with if isinstance(compare_with, str) else None,
+        number_of_comparison_results=count if isinstance(count, int) else 1,
+        include_result_with_score=r.string("include_result_with_score", "all"),
+        aggregate_function=r.string("aggregate_function", "avg"),
+        compared_evaluations=tuple(str(x.value) for x in r.items("compared_evaluations")),
     )
 
 
-def _samples(r: _Reader, d: Mapping[str, object], where: str) -> int | None:
-    value = d.get("samples")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        r.fail(f"{where}.samples", f"expected a whole number >= 0, found {value!r}")
-        return None
-    return value
+def _read_indicator(r: Reader) -> IndicatorResult:
+    r.expect_mapping()
+    name = r.string("name", required=True)
+    return IndicatorResult(
+        name=name,
+        value=r.number("value"),
+        status=r.enum("status", IndicatorStatus, None) or IndicatorStatus.ERROR,
+        score=r.number("score") or 0.0,
+        weight=r.number("weight") or 1.0,
+        key_sli=r.boolean("key_sli"),
+        success=r.boolean("success", True),
+        display_name=r.string("display_name"),
+        targets=tuple(_read_target(t) for t in r.items("targets")),
+        comparison=_read_indicator_comparison(r.mapping("comparison")) if r.has("comparison") else None,
+        message=r.string("message"),
+        samples=r.integer("samples", minimum=0),
+        distribution=_read_distribution(r),
+        noise=tuple(_read_noise_check(n) for n in r.items("noise")),
+    )
 
 
-def _distribution(r: _Reader, d: Mapping[str, object], where: str) -> Distribution | None:
-    if d.get("distribution") is None:
+def _read_target(r: Reader) -> Target:
+    r.expect_mapping()
+    return Target(
+        criteria=r.string("criteria"),
+        target_value=r.number("targetValue"),
+        violated=r.boolean("violated"),
+        kind=r.enum("kind", TargetKind, TargetKind.PASS) or TargetKind.PASS,
+    )
+
+
+def _read_indicator_comparison(r: Reader) -> IndicatorComparison:
+    return IndicatorComparison(
+        value=r.number("value", required=True) or 0.0,
+        aggregate_function=r.string("aggregate_function", "avg"),
+        values=tuple(float(v.value) for v in r.items("values") if isinstance(v.value, int | float)),
+        evaluations=tuple(str(v.value) for v in r.items("evaluations")),
+    )
+
+
+def _read_reason(r: Reader) -> InconclusiveReason:
+    r.expect_mapping()
+    return InconclusiveReason(
+        r.string("sli"),
+        r.enum("kind", InconclusiveKind, None) or InconclusiveKind.NOT_MEASURED,
+        r.string("message"),
+    )
+
+
+def _read_distribution(r: Reader) -> Distribution | None:
+    if not r.has("distribution"):
         return None
-    dist, problem = distribution_from_dict(d.get("distribution"))
+    dist, problem = distribution_from_dict(r.raw("distribution"))
     if dist is None:
-        r.fail(f"{where}.distribution", problem)
+        r.fail(problem, "distribution")
     return dist
 
 
-def _noise_checks(r: _Reader, d: Mapping[str, object], where: str) -> list[NoiseCheck]:
-    out: list[NoiseCheck] = []
-    for j, raw in enumerate(r.items(d, "noise", where)):
-        nw = f"{where}.noise[{j}]"
-        n = r.mapping(raw, nw)
-        test: RankTest | None = None
-        if n.get("test") is not None:
-            t = r.mapping(n.get("test"), f"{nw}.test")
-            alt = r.enum(t, "alternative", f"{nw}.test", Alternative)
-            nums = {k: r.number(t, k, f"{nw}.test") or 0.0 for k in ("u", "z", "p_value", "effect", "shift")}
-            test = RankTest(
-                alternative=alt if isinstance(alt, Alternative) else Alternative.GREATER,
-                n_candidate=int(r.number(t, "n_candidate", f"{nw}.test") or 0),
-                n_baseline=int(r.number(t, "n_baseline", f"{nw}.test") or 0),
-                **nums,
-            )
-        out.append(
-            NoiseCheck(
-                criteria=r.string(n, "criteria", nw), method=r.string(n, "method", nw), outcome=r.string(n, "outcome", nw),
-                reason=r.string(n, "reason", nw), difference=r.number(n, "difference", nw) or 0.0,
-                confidence=r.number(n, "confidence", nw, optional=True),
-                noise_floor=r.number(n, "noise_floor", nw, optional=True), test=test,
-            )
-        )
-    return out
+def _read_noise_check(r: Reader) -> NoiseCheck:
+    r.expect_mapping()
+    return NoiseCheck(
+        criteria=r.string("criteria"), method=r.string("method"), outcome=r.string("outcome"),
+        reason=r.string("reason"), difference=r.number("difference", required=True) or 0.0,
+        confidence=r.number("confidence"), noise_floor=r.number("noise_floor"),
+        test=_read_rank_test(r.mapping("test")) if r.has("test") else None,
+    )
+
+
+def _read_rank_test(r: Reader) -> RankTest:
+    numbers = {k: r.number(k, required=True) or 0.0 for k in ("u", "z", "p_value", "effect", "shift")}
+    return RankTest(
+        alternative=r.enum("alternative", Alternative) or Alternative.GREATER,
+        n_candidate=int(r.number("n_candidate", required=True) or 0),
+        n_baseline=int(r.number("n_baseline", required=True) or 0),
+        **numbers,
+    )

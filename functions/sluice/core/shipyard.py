@@ -25,7 +25,7 @@ from enum import StrEnum
 from sluice.core.canary import CanaryPolicy, parse_canary
 from sluice.core.inconclusive import InconclusivePolicy, parse_on_inconclusive
 from sluice.core.testspec import parse_duration
-from sluice.core.validation import dns_label_problem
+from sluice.core.validation import Problems, Reader, dns_label_problem
 from sluice.errors import ValidationError
 
 
@@ -33,6 +33,10 @@ class DeploymentStrategy(StrEnum):
     DIRECT = "direct"
     BLUE_GREEN = "blue_green_service"
     CANARY = "canary"
+
+
+#: The strategies that run a candidate beside the primary (its SLIs are the ``canary`` slot's).
+SPLIT_STRATEGIES = frozenset({DeploymentStrategy.BLUE_GREEN, DeploymentStrategy.CANARY})
 
 
 class TestStrategy(StrEnum):
@@ -80,7 +84,7 @@ class Stage:
     @property
     def split(self) -> bool:
         """True when the stage runs a primary and a candidate side by side (blue/green, canary)."""
-        return self.deployment_strategy in (DeploymentStrategy.BLUE_GREEN, DeploymentStrategy.CANARY)
+        return self.deployment_strategy in SPLIT_STRATEGIES
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -117,85 +121,67 @@ class Shipyard:
         return self.stages[index + 1] if index + 1 < len(self.stages) else None
 
 
-def _enum_value(enum: type[StrEnum], where: str, value: object, problems: list[str], aliases: Mapping[str, str]) -> str:
-    text = aliases.get(str(value), str(value)) if value is not None else ""
-    valid = [e.value for e in enum]
-    if text not in valid:
-        shown = [v or "none" for v in valid]
-        problems.append(f"{where}: expected one of {', '.join(shown)}, found {value!r}")
-        return valid[0]
-    return text
+_STAGE_KEYS = ("name", "deployment_strategy", "test_strategy", "approval_strategy", "on_inconclusive", "canary")
+_APPROVAL_KEYS = ("pass", "warning", "timeout", "on_timeout")
 
 
 def parse_shipyard(doc: object, source: str = "shipyard.yaml") -> Shipyard:
     """Validate a loaded shipyard document; every problem is reported in one ValidationError."""
-    problems: list[str] = []
     if not isinstance(doc, Mapping) or not isinstance(doc.get("stages"), list) or not doc["stages"]:
         raise ValidationError(source, ["stages: expected a non-empty list of stages"])
+    problems = Problems(source)
     stages: list[Stage] = []
     seen: set[str] = set()
-    for i, raw in enumerate(doc["stages"]):
-        where = f"stages[{i}]"
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where}: expected a mapping with name, deployment_strategy, test_strategy")
-            continue
-        name = raw.get("name")
-        if p := dns_label_problem(f"{where}.name", name):
-            problems.append(p)
-            continue
-        assert isinstance(name, str)
-        where = f"stage {name!r}"
-        if name in seen:
-            problems.append(f"{where}: the name appears twice")
-        seen.add(name)
-        unknown = set(raw) - {
-            "name", "deployment_strategy", "test_strategy", "approval_strategy", "on_inconclusive", "canary",
-        }
-        if unknown:
-            problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-        deployment = _enum_value(
-            DeploymentStrategy, f"{where}.deployment_strategy", raw.get("deployment_strategy", "direct"), problems, {}
-        )
-        test = _enum_value(
-            TestStrategy, f"{where}.test_strategy", raw.get("test_strategy") or "", problems, {"none": ""}
-        )
-        approval = raw.get("approval_strategy") or {}
-        if not isinstance(approval, Mapping):
-            problems.append(
-                f"{where}.approval_strategy: expected {{pass: automatic|manual, warning: automatic|manual, "
-                "timeout: a duration like 24h, on_timeout: decline|approve}"
-            )
-            approval = {}
-        unknown_approval = set(approval) - {"pass", "warning", "timeout", "on_timeout"}
-        if unknown_approval:
-            problems.append(f"{where}.approval_strategy: unknown keys {', '.join(sorted(map(str, unknown_approval)))}")
-        a_pass = _enum_value(Approval, f"{where}.approval_strategy.pass", approval.get("pass", "automatic"), problems, {})
-        a_warn = _enum_value(
-            Approval, f"{where}.approval_strategy.warning", approval.get("warning", "automatic"), problems, {}
-        )
-        timeout = parse_duration(approval.get("timeout", DEFAULT_APPROVAL_TIMEOUT_S))
-        if timeout is None or not 0 < timeout <= MAX_APPROVAL_TIMEOUT_S:
-            problems.append(
-                f"{where}.approval_strategy.timeout: expected a duration like 30m or 24h, more than 0 and at most "
-                f"30 days, found {approval.get('timeout')!r}"
-            )
-            timeout = DEFAULT_APPROVAL_TIMEOUT_S
-        on_timeout = _enum_value(
-            OnTimeout, f"{where}.approval_strategy.on_timeout", approval.get("on_timeout", "decline"), problems, {}
-        )
-        inconclusive = parse_on_inconclusive(raw.get("on_inconclusive"), f"{where}.on_inconclusive", problems)
-        canary: CanaryPolicy | None = None
-        if deployment == DeploymentStrategy.CANARY.value:
-            canary = parse_canary(raw.get("canary"), f"{where}.canary", problems)
-        elif raw.get("canary") is not None:
-            problems.append(f"{where}.canary: only a stage with deployment_strategy: canary has canary steps "
-                            f"(this one is {deployment})")
-        stages.append(
-            Stage(
-                name, DeploymentStrategy(deployment), TestStrategy(test), Approval(a_pass), Approval(a_warn),
-                timeout, OnTimeout(on_timeout), inconclusive, canary,
-            )
-        )
-    if problems:
-        raise ValidationError(source, problems)
+    for item in Reader(doc, "", problems).items("stages"):
+        stage = _parse_stage(item, seen)
+        if stage is not None:
+            stages.append(stage)
+    problems.raise_if_any()
     return Shipyard(tuple(stages))
+
+
+def _parse_stage(item: Reader, seen: set[str]) -> Stage | None:
+    """One entry of ``stages``; its problems are named ``stage '<name>'.<field>``."""
+    if not item.expect_mapping("a mapping with name, deployment_strategy, test_strategy") or item.value is None:
+        if item.value is None:
+            item.fail("expected a mapping with name, deployment_strategy, test_strategy")
+        return None
+    name = item.string("name", required=True, check=dns_label_problem)
+    if not name:
+        return None
+    r = Reader(item.value, f"stage {name!r}", item.problems)
+    if name in seen:
+        r.fail("the name appears twice")
+    seen.add(name)
+    r.unknown_keys(_STAGE_KEYS)
+    deployment = r.enum("deployment_strategy", DeploymentStrategy, DeploymentStrategy.DIRECT) or DeploymentStrategy.DIRECT
+    test = r.enum("test_strategy", TestStrategy, TestStrategy.NONE, aliases={"none": ""}) or TestStrategy.NONE
+    approval = r.mapping(
+        "approval_strategy",
+        "{pass: automatic|manual, warning: automatic|manual, timeout: a duration like 24h, on_timeout: decline|approve}",
+    )
+    approval.unknown_keys(_APPROVAL_KEYS)
+    problems = item.problems.messages  # the policies below still take a list of problems
+    canary: CanaryPolicy | None = None
+    if deployment is DeploymentStrategy.CANARY:
+        canary = parse_canary(r.raw("canary"), r.where("canary"), problems)
+    elif r.has("canary"):
+        r.fail(f"only a stage with deployment_strategy: canary has canary steps (this one is {deployment})", "canary")
+    return Stage(
+        name, deployment, test,
+        approval.enum("pass", Approval, Approval.AUTOMATIC) or Approval.AUTOMATIC,
+        approval.enum("warning", Approval, Approval.AUTOMATIC) or Approval.AUTOMATIC,
+        _approval_timeout(approval),
+        approval.enum("on_timeout", OnTimeout, OnTimeout.DECLINE) or OnTimeout.DECLINE,
+        parse_on_inconclusive(r.raw("on_inconclusive"), r.where("on_inconclusive"), problems),
+        canary,
+    )
+
+
+def _approval_timeout(approval: Reader) -> float:
+    raw = approval.raw("timeout")
+    timeout = parse_duration(DEFAULT_APPROVAL_TIMEOUT_S if raw is None else raw)
+    if timeout is None or not 0 < timeout <= MAX_APPROVAL_TIMEOUT_S:
+        approval.fail(f"expected a duration like 30m or 24h, more than 0 and at most 30 days, found {raw!r}", "timeout")
+        return DEFAULT_APPROVAL_TIMEOUT_S
+    return timeout

@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sluice.core.validation import Problems
+from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 
 __all__ = [
@@ -75,13 +77,13 @@ class IncludeResultWithScore(StrEnum):
     PASS_OR_WARN = "pass_or_warn"
     ALL = "all"
 
-    def admits(self, result: str) -> bool:
+    def admits(self, result: Verdict) -> bool:
         """Whether a previous evaluation whose overall result is ``result`` may be compared with."""
         if self is IncludeResultWithScore.ALL:
             return True
         if self is IncludeResultWithScore.PASS:
-            return result == "pass"
-        return result in ("pass", "warning")
+            return result is Verdict.PASS
+        return result in (Verdict.PASS, Verdict.WARNING)
 
 
 _CRITERION = re.compile(r"^(<=|>=|<|>|=)([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(%?)$")
@@ -360,17 +362,6 @@ def parse_aggregate_function(name: str) -> AggregateFunction:
     raise ValueError(f"expected 'avg' or a percentile such as 'p50', 'p90', 'p95' (pNN, 0 < NN <= 100), found {name!r}")
 
 
-class _Problems:
-    """Collects problems, each prefixed with the file and the location inside it."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.items: list[str] = []
-
-    def add(self, where: str, message: str) -> None:
-        self.items.append(f"{where}: {message}" if where else message)
-
-
 _TOP_KEYS = ("spec_version", "filter", "comparison", "objectives", "total_score")
 _COMPARISON_KEYS = ("compare_with", "number_of_comparison_results", "include_result_with_score", "aggregate_function")
 _OBJECTIVE_KEYS = ("sli", "displayName", "key_sli", "weight", "pass", "warning", "comparison", "noise_floor")
@@ -394,7 +385,7 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _unknown_keys(doc: Mapping[object, object], allowed: Sequence[str], where: str, problems: _Problems) -> None:
+def _unknown_keys(doc: Mapping[object, object], allowed: Sequence[str], where: str, problems: Problems) -> None:
     for key in doc:
         if key not in allowed:
             problems.add(where, f"unknown key {key!r}: expected one of {', '.join(allowed)}")
@@ -410,7 +401,7 @@ def parse_slo(doc: object, source: str) -> Slo:
     ``source`` names the file in every problem. Raises ``ValidationError(subject=source,
     problems=[...])`` listing every problem found, never just the first.
     """
-    problems = _Problems(source)
+    problems = Problems(source)
     if not isinstance(doc, Mapping):
         raise ValidationError(source, [f"expected a mapping with objectives and total_score, found {_type_name(doc)}"])
     _unknown_keys(doc, _TOP_KEYS, "", problems)
@@ -427,8 +418,8 @@ def parse_slo(doc: object, source: str) -> Slo:
     objectives = _parse_objectives(doc, problems)
     total = _parse_total_score(doc.get("total_score"), "total_score" in doc, problems)
 
-    if problems.items or total is None:
-        raise ValidationError(source, problems.items)
+    if problems.messages or total is None:
+        raise ValidationError(source, problems.messages)
     return Slo(
         objectives=tuple(objectives),
         total_score=total,
@@ -439,7 +430,7 @@ def parse_slo(doc: object, source: str) -> Slo:
     )
 
 
-def _parse_filter(raw: object, problems: _Problems) -> dict[str, str]:
+def _parse_filter(raw: object, problems: Problems) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -454,7 +445,7 @@ def _parse_filter(raw: object, problems: _Problems) -> dict[str, str]:
     return out
 
 
-def _parse_comparison(doc: Mapping[object, object], problems: _Problems) -> Comparison:
+def _parse_comparison(doc: Mapping[object, object], problems: Problems) -> Comparison:
     if "comparison" not in doc or doc.get("comparison") is None:
         return Comparison()  # lighthouse: single_result, all, 1, avg
     raw = doc["comparison"]
@@ -515,7 +506,7 @@ def _parse_comparison(doc: Mapping[object, object], problems: _Problems) -> Comp
     )
 
 
-def _parse_objectives(doc: Mapping[object, object], problems: _Problems) -> list[Objective]:
+def _parse_objectives(doc: Mapping[object, object], problems: Problems) -> list[Objective]:
     if "objectives" not in doc:
         problems.add("objectives", "missing: expected a list of objectives (each with at least 'sli')")
         return []
@@ -536,7 +527,7 @@ def _parse_objectives(doc: Mapping[object, object], problems: _Problems) -> list
     return out
 
 
-def _parse_objective(index: int, item: object, problems: _Problems) -> Objective | None:
+def _parse_objective(index: int, item: object, problems: Problems) -> Objective | None:
     where = f"objectives[{index}]"
     if not isinstance(item, Mapping):
         problems.add(where, f"expected a mapping with at least 'sli', found {_type_name(item)}")
@@ -548,7 +539,7 @@ def _parse_objective(index: int, item: object, problems: _Problems) -> Objective
         problems.add(f"{where}.sli", f"expected the name of an SLI, found {_type_name(sli)}")
         sli = None
     _unknown_keys(item, _OBJECTIVE_KEYS, where, problems)
-    before = len(problems.items)
+    before = len(problems.messages)
 
     display_name = item.get("displayName", "")
     if display_name is None:
@@ -582,7 +573,7 @@ def _parse_objective(index: int, item: object, problems: _Problems) -> Objective
             where, "comparison/noise_floor apply to relative criteria (such as '<=+10%'), and this objective has none"
         )
 
-    if sli is None or len(problems.items) > before:
+    if sli is None or len(problems.messages) > before:
         return None
     return Objective(
         sli=sli.strip(),
@@ -595,7 +586,7 @@ def _parse_objective(index: int, item: object, problems: _Problems) -> Objective
     )
 
 
-def _parse_noise(item: Mapping[object, object], where: str, problems: _Problems) -> NoiseRule | None:
+def _parse_noise(item: Mapping[object, object], where: str, problems: Problems) -> NoiseRule | None:
     """The objective's ``comparison: {method, confidence}`` and ``noise_floor``, or None."""
     raw = item.get("comparison")
     floor_raw = item.get("noise_floor")
@@ -642,7 +633,7 @@ def _parse_noise(item: Mapping[object, object], where: str, problems: _Problems)
     return NoiseRule(method, confidence, floor, min_effect)
 
 
-def _parse_criteria_sets(raw: object, where: str, problems: _Problems) -> tuple[CriteriaSet, ...]:
+def _parse_criteria_sets(raw: object, where: str, problems: Problems) -> tuple[CriteriaSet, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -685,7 +676,7 @@ def _parse_criteria_sets(raw: object, where: str, problems: _Problems) -> tuple[
     return tuple(sets)
 
 
-def _parse_total_score(raw: object, present: bool, problems: _Problems) -> TotalScore | None:
+def _parse_total_score(raw: object, present: bool, problems: Problems) -> TotalScore | None:
     if not present or raw is None:
         problems.add("total_score", "missing: expected a mapping with pass (e.g. '90%') and optionally warning")
         return None
@@ -706,7 +697,7 @@ def _parse_total_score(raw: object, present: bool, problems: _Problems) -> Total
     return TotalScore(pass_=pass_pct, warning=warning_pct)
 
 
-def _percent(value: object, where: str, problems: _Problems) -> float | None:
+def _percent(value: object, where: str, problems: Problems) -> float | None:
     number: float | None = None
     if _is_number(value):
         number = float(value)  # type: ignore[arg-type]

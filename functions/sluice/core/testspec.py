@@ -41,8 +41,8 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -192,51 +192,63 @@ def parse_duration(value: object) -> float | None:
     return None
 
 
-def _unknown(where: str, data: Mapping[str, Any], known: set[str], problems: list[str]) -> None:
-    for key in data:
-        if key not in known:
-            field_name = f"{where}.{key}" if where else key
-            problems.append(f"{field_name}: unknown field (valid: {', '.join(sorted(known))})")
-
-
-def _duration(where: str, value: object, problems: list[str], low: float, high: float) -> float | None:
+def _duration(r: Reader, key: str, default: float | None, low: float, high: float) -> float | None:
+    """Seconds under ``key`` (a number or ``500ms``, ``30s``, ``2m``, ``1h``), within ``low`` < s <= ``high``."""
+    value = r.raw(key)
+    if value is None:
+        return default
     seconds = parse_duration(value)
     if seconds is None:
-        problems.append(f"{where}: expected a duration like 30s, 500ms, 2m or a number of seconds, found {value!r}")
+        r.fail(f"expected a duration like 30s, 500ms, 2m or a number of seconds, found {shown(value)}", key)
         return None
     if not low < seconds <= high:
-        problems.append(f"{where}: expected more than {low:g} s and at most {high:g} s, found {value!r}")
+        r.fail(f"expected more than {low:g} s and at most {high:g} s, found {shown(value)}", key)
         return None
     return seconds
 
 
-def _status(where: str, value: object, problems: list[str]) -> int | None:
+def _status(r: Reader, key: str) -> int | None:
+    value = r.raw(key)
+    if value is None:
+        return 200
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
-        problems.append(f"{where}: expected an HTTP status code 100..599, found {value!r}")
+        r.fail(f"expected an HTTP status code 100..599, found {shown(value)}", key)
         return None
     return value
 
 
-def _path(where: str, value: object, problems: list[str]) -> str | None:
+def _path(r: Reader, key: str, default: str | None = None) -> str | None:
+    value = r.raw(key)
+    if value is None and default is not None:
+        return default
     if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
-        problems.append(f"{where}: expected a URL path starting with '/' and without spaces, found {value!r}")
+        r.fail(f"expected a URL path starting with '/' and without spaces, found {shown(value)}", key)
         return None
     return value
 
 
-def _number(where: str, value: object, problems: list[str], low: float, high: float, *, integer: bool = False) -> float | None:
-    ok_type = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, ok_type) or not math.isfinite(value):
-        problems.append(f"{where}: expected {'an integer' if integer else 'a number'} in {low:g}..{high:g}, found {value!r}")
+def _positive(r: Reader, key: str, high: float, *, integer: bool = False, required: bool = True) -> float | None:
+    """A number > 0 (a whole one when ``integer``) and at most ``high``."""
+    value = r.raw(key)
+    if value is None:
+        if required:
+            r.fail("required, missing", key)
         return None
-    if not low <= value <= high:
-        problems.append(f"{where}: expected {low:g}..{high:g}, found {value!r}")
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value <= 0:
+        r.fail(f"expected {'a whole number' if integer else 'a number'} > 0, found {shown(value)}", key)
+        return None
+    if value > high:
+        r.fail(f"expected at most {high:g}, found {shown(value)}", key)
         return None
     return float(value)
 
 
-def _fraction(where: str, value: object, problems: list[str]) -> float | None:
+def _fraction(r: Reader, key: str, default: float) -> float | None:
     """A fraction 0..1, or a percentage string like ``10%``."""
+    value = r.raw(key)
+    if value is None:
+        return default
     if isinstance(value, str) and value.strip().endswith("%"):
         try:
             number = float(value.strip()[:-1]) / 100.0
@@ -247,140 +259,121 @@ def _fraction(where: str, value: object, problems: list[str]) -> float | None:
     else:
         number = -1.0
     if not 0.0 <= number <= 1.0:
-        problems.append(f"{where}: expected a fraction 0..1 or a percentage like '10%', found {value!r}")
+        r.fail(f"expected a fraction 0..1 or a percentage like '10%', found {shown(value)}", key)
         return None
     return number
 
 
-def _request(where: str, data: object, problems: list[str], *, weighted: bool) -> RequestSpec | None:
-    if not isinstance(data, Mapping):
-        problems.append(f"{where}: expected a mapping with at least 'path', found {type(data).__name__} {data!r}")
+_REQUEST_KEYS = ("name", "method", "path", "body", "headers", "expected_status", "expected_text")
+
+
+def _request(r: Reader, *, weighted: bool) -> RequestSpec | None:
+    if not isinstance(r.value, Mapping):
+        r.fail(f"expected a mapping with at least 'path', found {type(r.value).__name__} {shown(r.value)}")
         return None
-    known = {"name", "method", "path", "body", "headers", "expected_status", "expected_text"}
-    known.add("weight" if weighted else "timeout")
-    _unknown(where, data, known, problems)
-    start = len(problems)
-    path = _path(f"{where}.path", data.get("path"), problems)
-    method = data.get("method", "GET")
-    if not isinstance(method, str) or method.upper() not in METHODS:
-        problems.append(f"{where}.method: expected one of {', '.join(sorted(METHODS))}, found {method!r}")
-        method = "GET"
-    name = data.get("name", "")
-    if not isinstance(name, str):
-        problems.append(f"{where}.name: expected a string, found {name!r}")
-    headers_raw = data.get("headers", {})
-    headers: dict[str, str] = {}
-    if not isinstance(headers_raw, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool) for k, v in headers_raw.items()
-    ):
-        problems.append(f"{where}.headers: expected a mapping of header names to strings, found {headers_raw!r}")
-    else:
-        headers = {k: str(v) for k, v in headers_raw.items()}
-    body_raw = data.get("body")
-    body: str | None = None
-    if isinstance(body_raw, Mapping | list):
-        body = json.dumps(body_raw, separators=(",", ":"))
-        if not any(k.lower() == "content-type" for k in headers):
-            headers["Content-Type"] = "application/json"
-    elif isinstance(body_raw, str):
-        body = body_raw
-    elif body_raw is not None:
-        problems.append(f"{where}.body: expected a string, a mapping or a list, found {body_raw!r}")
-    status = _status(f"{where}.expected_status", data.get("expected_status", 200), problems)
-    text = data.get("expected_text")
+    r.unknown_keys((*_REQUEST_KEYS, "weight" if weighted else "timeout"))
+    start = len(r.problems.messages)
+    path = _path(r, "path")
+    method = r.string("method", "GET")
+    if method.upper() not in METHODS:
+        r.fail(f"expected one of {', '.join(sorted(METHODS))}, found {shown(method)}", "method")
+    name = r.string("name")
+    headers = _headers(r)
+    body = _body(r, headers)
+    status = _status(r, "expected_status")
+    text = r.raw("expected_text")
     if text is not None and not isinstance(text, str):
-        problems.append(f"{where}.expected_text: expected a string (a substring of the answer), found {text!r}")
-    weight = 1.0
-    if weighted:
-        value = _number(f"{where}.weight", data.get("weight", 1), problems, 0.0, 1e6)
-        if value is not None and value <= 0:
-            problems.append(f"{where}.weight: expected a number > 0, found {data.get('weight')!r}")
-        weight = value or 0.0
-    timeout = DEFAULT_TIMEOUT_S
-    if not weighted and "timeout" in data:
-        timeout = _duration(f"{where}.timeout", data["timeout"], problems, 0.0, 300.0) or DEFAULT_TIMEOUT_S
-    if len(problems) > start or path is None or status is None:
+        r.fail(f"expected a string (a substring of the answer), found {shown(text)}", "expected_text")
+    weight = (_positive(r, "weight", 1e6, required=False) or 0.0) if weighted and r.has("weight") else 1.0
+    timeout = DEFAULT_TIMEOUT_S if weighted else _duration(r, "timeout", DEFAULT_TIMEOUT_S, 0.0, 300.0)
+    if len(r.problems.messages) > start or path is None or status is None:
         return None
     return RequestSpec(
-        path=path, method=method.upper(), name=name if isinstance(name, str) else "", body=body, headers=headers,
-        expected_status=status, expected_text=text, weight=weight, timeout_s=timeout,
+        path=path, method=method.upper(), name=name, body=body, headers=headers, expected_status=status,
+        expected_text=text if isinstance(text, str) else None, weight=weight, timeout_s=timeout or DEFAULT_TIMEOUT_S,
     )
 
 
-def _health(data: object, problems: list[str]) -> HealthCheck:
-    if data is None:
+def _headers(r: Reader) -> dict[str, str]:
+    raw = r.raw("headers")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool) for k, v in raw.items()
+    ):
+        r.fail(f"expected a mapping of header names to strings, found {shown(raw)}", "headers")
+        return {}
+    return {k: str(v) for k, v in raw.items()}
+
+
+def _body(r: Reader, headers: dict[str, str]) -> str | None:
+    """The request body: a string as it is, a mapping or a list as JSON (with its content type)."""
+    raw = r.raw("body")
+    if isinstance(raw, Mapping | list):
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        return json.dumps(raw, separators=(",", ":"))
+    if raw is not None and not isinstance(raw, str):
+        r.fail(f"expected a string, a mapping or a list, found {shown(raw)}", "body")
+        return None
+    return raw
+
+
+def _health(r: Reader) -> HealthCheck:
+    if r.value is None:
         return HealthCheck()
-    if not isinstance(data, Mapping):
-        problems.append(f"health: expected a mapping (path, expected_status, wait, timeout), found {data!r}")
+    if not isinstance(r.value, Mapping):
+        r.fail(f"expected a mapping (path, expected_status, wait, timeout), found {shown(r.value)}")
         return HealthCheck()
-    _unknown("health", data, {"path", "expected_status", "wait", "timeout"}, problems)
-    path = _path("health.path", data.get("path", "/health"), problems) or "/health"
-    status = _status("health.expected_status", data.get("expected_status", 200), problems) or 200
-    wait = _duration("health.wait", data.get("wait", DEFAULT_HEALTH_WAIT_S), problems, -1e-9, MAX_DURATION_S)
-    timeout = _duration("health.timeout", data.get("timeout", DEFAULT_TIMEOUT_S), problems, 0.0, 300.0)
+    r.unknown_keys(("path", "expected_status", "wait", "timeout"))
+    wait = _duration(r, "wait", DEFAULT_HEALTH_WAIT_S, -1e-9, MAX_DURATION_S)
     return HealthCheck(
-        path=path, expected_status=status, wait_s=DEFAULT_HEALTH_WAIT_S if wait is None else wait,
-        timeout_s=timeout or DEFAULT_TIMEOUT_S,
+        path=_path(r, "path", "/health") or "/health",
+        expected_status=_status(r, "expected_status") or 200,
+        wait_s=DEFAULT_HEALTH_WAIT_S if wait is None else wait,
+        timeout_s=_duration(r, "timeout", DEFAULT_TIMEOUT_S, 0.0, 300.0) or DEFAULT_TIMEOUT_S,
     )
 
 
-def _performance(data: object, problems: list[str]) -> PerformanceProfile | None:
-    if data is None:
+_PERFORMANCE_KEYS = ("mode", "rate", "vus", "think_time", "duration", "requests", "max_error_rate", "timeout")
+
+
+def _performance(r: Reader) -> PerformanceProfile | None:
+    if r.value is None:
         return None
-    if not isinstance(data, Mapping):
-        problems.append(f"performance: expected a mapping (mode, rate or vus, duration, requests, ...), found {data!r}")
+    if not isinstance(r.value, Mapping):
+        r.fail(f"expected a mapping (mode, rate or vus, duration, requests, ...), found {shown(r.value)}")
         return None
-    known = {"mode", "rate", "vus", "think_time", "duration", "requests", "max_error_rate", "timeout"}
-    _unknown("performance", data, known, problems)
-    start = len(problems)
-    mode_raw = data.get("mode", LoadMode.CONSTANT_ARRIVAL_RATE.value)
-    try:
-        mode = LoadMode(mode_raw)
-    except ValueError:
-        problems.append(f"performance.mode: expected one of {', '.join(m.value for m in LoadMode)}, found {mode_raw!r}")
-        mode = LoadMode.CONSTANT_ARRIVAL_RATE
-    rate = 20.0
-    vus = 10
-    think = 0.0
+    r.unknown_keys(_PERFORMANCE_KEYS)
+    start = len(r.problems.messages)
+    mode = r.enum("mode", LoadMode, LoadMode.CONSTANT_ARRIVAL_RATE) or LoadMode.CONSTANT_ARRIVAL_RATE
+    rate, vus, think = 20.0, 10, 0.0
     if mode is LoadMode.CONSTANT_ARRIVAL_RATE:
-        if "rate" not in data:
-            problems.append("performance.rate: required for mode constant-arrival-rate (requests per second), missing")
-        else:
-            value = _number("performance.rate", data["rate"], problems, 0.0, MAX_RATE)
-            if value is not None and value <= 0:
-                problems.append(f"performance.rate: expected a number > 0, found {data['rate']!r}")
-            rate = value or 0.0
+        if not r.has("rate"):
+            r.fail("required for mode constant-arrival-rate (requests per second), missing", "rate")
+        rate = _positive(r, "rate", MAX_RATE, required=False) or 0.0
         for key in ("vus", "think_time"):
-            if key in data:
-                problems.append(f"performance.{key}: only valid for mode virtual-users, found it with constant-arrival-rate")
+            if r.has(key):
+                r.fail("only valid for mode virtual-users, found it with constant-arrival-rate", key)
     else:
-        if "vus" not in data:
-            problems.append("performance.vus: required for mode virtual-users (number of virtual users), missing")
-        else:
-            vus = int(_number("performance.vus", data["vus"], problems, 1, MAX_VUS, integer=True) or 1)
-        if "think_time" in data:
-            think = _duration("performance.think_time", data["think_time"], problems, -1e-9, 3600.0) or 0.0
-        if "rate" in data:
-            problems.append("performance.rate: only valid for mode constant-arrival-rate, found it with virtual-users")
-    duration = None
-    if "duration" not in data:
-        problems.append("performance.duration: required (e.g. 60s), missing")
-    else:
-        duration = _duration("performance.duration", data["duration"], problems, 0.0, MAX_DURATION_S)
-    max_error = DEFAULT_MAX_ERROR_RATE
-    if "max_error_rate" in data:
-        max_error = _fraction("performance.max_error_rate", data["max_error_rate"], problems) or 0.0
-    timeout = _duration("performance.timeout", data.get("timeout", DEFAULT_TIMEOUT_S), problems, 0.0, 300.0)
-    raw_requests = data.get("requests")
+        if not r.has("vus"):
+            r.fail("required for mode virtual-users (number of virtual users), missing", "vus")
+        vus = int(_positive(r, "vus", MAX_VUS, integer=True, required=False) or 1)
+        think = _duration(r, "think_time", 0.0, -1e-9, 3600.0) or 0.0
+        if r.has("rate"):
+            r.fail("only valid for mode constant-arrival-rate, found it with virtual-users", "rate")
+    if not r.has("duration"):
+        r.fail("required (e.g. 60s), missing", "duration")
+    duration = _duration(r, "duration", None, 0.0, MAX_DURATION_S)
+    max_error = _fraction(r, "max_error_rate", DEFAULT_MAX_ERROR_RATE) or 0.0
+    timeout = _duration(r, "timeout", DEFAULT_TIMEOUT_S, 0.0, 300.0)
+    raw_requests = r.raw("requests")
     requests: list[RequestSpec] = []
     if not isinstance(raw_requests, list) or not raw_requests:
-        problems.append(f"performance.requests: expected a non-empty list of requests (method, path, weight, ...), found {raw_requests!r}")
+        r.fail(f"expected a non-empty list of requests (method, path, weight, ...), found {shown(raw_requests)}", "requests")
     else:
-        for i, raw in enumerate(raw_requests):
-            request = _request(f"performance.requests[{i}]", raw, problems, weighted=True)
-            if request is not None:
-                requests.append(request)
-    if len(problems) > start or duration is None:
+        requests = [q for q in (_request(i, weighted=True) for i in r.items("requests")) if q is not None]
+    if len(r.problems.messages) > start or duration is None:
         return None
     return PerformanceProfile(
         requests=tuple(requests), duration_s=duration, mode=mode, rate=rate, vus=vus, think_time_s=think,
@@ -390,63 +383,59 @@ def _performance(data: object, problems: list[str]) -> PerformanceProfile | None
 
 def parse_test_spec(data: object, source: str = "tests.yaml") -> TestSpec:
     """A ``TestSpec`` from a loaded ``tests.yaml`` mapping; ``ValidationError`` lists every problem."""
-    problems: list[str] = []
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ValidationError(source, [f"expected a mapping with health, functional, performance, found {type(data).__name__}"])
-    _unknown("", data, {"health", "functional", "performance", "jmeter"}, problems)
-    health = _health(data.get("health"), problems)
-    functional: list[RequestSpec] = []
-    raw_functional = data.get("functional")
-    if raw_functional is not None:
-        if not isinstance(raw_functional, list):
-            problems.append(f"functional: expected a list of requests, found {raw_functional!r}")
-        else:
-            for i, raw in enumerate(raw_functional):
-                request = _request(f"functional[{i}]", raw, problems, weighted=False)
-                if request is not None:
-                    functional.append(request)
-    performance = _performance(data.get("performance"), problems)
-    jmeter = _jmeter(data.get("jmeter"), problems)
-    if problems:
-        raise ValidationError(source, problems)
+    problems = Problems(source)
+    r = Reader(data, "", problems)
+    r.unknown_keys(("health", "functional", "performance", "jmeter"))
+    health = _health(r.at("health"))
+    functional = [
+        q for q in (_request(i, weighted=False) for i in r.items("functional", what="a list of requests")) if q is not None
+    ]
+    performance = _performance(r.at("performance"))
+    jmeter = _jmeter(r.at("jmeter"))
+    problems.raise_if_any()
     return TestSpec(health=health, functional=tuple(functional), performance=performance, source=source, jmeter=jmeter)
 
 
-def _jmeter(data: object, problems: list[str]) -> JMeterPlans | None:
-    if data is None:
+def _jmeter(r: Reader) -> JMeterPlans | None:
+    if r.value is None:
         return None
-    if not isinstance(data, Mapping):
-        problems.append(f"jmeter: expected a mapping of health/functional/performance → jmeter/<name>.jmx, found {data!r}")
+    if not isinstance(r.value, Mapping):
+        r.fail(f"expected a mapping of health/functional/performance → jmeter/<name>.jmx, found {shown(r.value)}")
         return None
-    _unknown("jmeter", data, {"health", "functional", "performance", "max_error_rate", "properties"}, problems)
+    r.unknown_keys(("health", "functional", "performance", "max_error_rate", "properties"))
     plans: dict[str, str | None] = {}
     for role in ("health", "functional", "performance"):
-        value = data.get(role)
+        value = r.raw(role)
         if value is not None and (not isinstance(value, str) or not JMX_URI.fullmatch(value)):
-            problems.append(f"jmeter.{role}: expected a resource URI like jmeter/load.jmx, found {value!r}")
+            r.fail(f"expected a resource URI like jmeter/load.jmx, found {shown(value)}", role)
             value = None
         plans[role] = value
     if not any(plans.values()):
-        problems.append("jmeter: names no plan (health, functional or performance)")
-    limit = DEFAULT_MAX_ERROR_RATE
-    if "max_error_rate" in data:
-        limit = _fraction("jmeter.max_error_rate", data["max_error_rate"], problems) or 0.0
+        r.fail("names no plan (health, functional or performance)")
+    limit = _fraction(r, "max_error_rate", DEFAULT_MAX_ERROR_RATE) or 0.0
+    return JMeterPlans(plans["health"], plans["functional"], plans["performance"], limit, _properties(r.at("properties")))
+
+
+def _properties(r: Reader) -> dict[str, str]:
     properties: dict[str, str] = {}
-    raw = data.get("properties") or {}
-    if not isinstance(raw, Mapping):
-        problems.append(f"jmeter.properties: expected a mapping of name → value, found {raw!r}")
-    else:
-        for key, value in raw.items():
-            if not isinstance(key, str) or not _PROPERTY.fullmatch(key) or key in JMETER_TARGET_PROPERTIES:
-                problems.append(f"jmeter.properties: {key!r} is not a property name Sluice passes "
-                                f"(letters, digits, '_', '.'; {', '.join(JMETER_TARGET_PROPERTIES)} are set by Sluice)")
-            elif isinstance(value, bool) or not isinstance(value, str | int | float) or any(ord(c) < 32 for c in str(value)):
-                problems.append(f"jmeter.properties.{key}: expected a one-line string or number, found {value!r}")
-            else:
-                properties[key] = str(value)
-    return JMeterPlans(plans["health"], plans["functional"], plans["performance"], limit, properties)
+    if r.value is None:
+        return properties
+    if not isinstance(r.value, Mapping):
+        r.fail(f"expected a mapping of name → value, found {shown(r.value)}")
+        return properties
+    for key, value in r.value.items():
+        if not isinstance(key, str) or not _PROPERTY.fullmatch(key) or key in JMETER_TARGET_PROPERTIES:
+            r.fail(f"{shown(key)} is not a property name Sluice passes "
+                   f"(letters, digits, '_', '.'; {', '.join(JMETER_TARGET_PROPERTIES)} are set by Sluice)")
+        elif isinstance(value, bool) or not isinstance(value, str | int | float) or any(ord(c) < 32 for c in str(value)):
+            r.fail(f"expected a one-line string or number, found {shown(value)}", key)
+        else:
+            properties[key] = str(value)
+    return properties
 
 
 def expected_length_s(spec: TestSpec, strategy: str, duration_s: float | None = None) -> float:

@@ -1,15 +1,22 @@
-"""Validators for the values that cross Sluice's edges (pure, standard library only).
+"""Reading and validating the values that cross Sluice's edges (pure, standard library only).
 
-Each returns a problem sentence (what, expected, found) or ``None`` when the value is valid,
-so a caller can collect every problem of one input and report them together.
+One way to read a JSON-like document: a :class:`Reader` walks it, reads each field typed, and
+records every problem under its field path (``stages[2].name``) in one :class:`Problems`, which
+raises one ``ValidationError`` carrying them all. The ``*_problem`` validators return a problem
+sentence (what, expected, found) or ``None``; a reader takes them as ``check``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
+
+from sluice.errors import ValidationError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -134,3 +141,241 @@ def cluster_name_problems(project: str, stages: Iterable[str] = (), services: It
                 f"use at most {63 - max(len(x) for x in (*_SLOT_SUFFIXES, *_TAG_PREFIXES))} characters"
             )
     return problems
+
+
+# --- the reader: one way to read a JSON-like document ----------------------------------------
+
+E = TypeVar("E", bound=StrEnum)
+T = TypeVar("T")
+Check = Callable[[str, object], "str | None"]
+
+#: How much of a bad value a problem quotes (hostile input must not make the message huge).
+_SHOWN = 80
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 1]}…"
+
+
+class Problems:
+    """Every problem of one input, each a sentence led by its field path (``spec.stages[2].name``)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.messages: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        text = f"{path}: {message}" if path else message
+        if text not in self.messages:
+            self.messages.append(text)
+
+    def extend(self, messages: Iterable[str]) -> None:
+        for message in messages:
+            if message not in self.messages:
+                self.messages.append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self.messages)
+
+    def raise_if_any(self) -> None:
+        """``ValidationError`` naming the input and carrying every problem, when there is one."""
+        if self.messages:
+            raise ValidationError(self.source, list(self.messages))
+
+
+class Reader:
+    """A cursor on one node of a JSON-like document (dicts, lists, strings, numbers, booleans, null).
+
+    Each read names a key of the node, returns a typed value, and on a wrong value records a
+    problem under the key's full path and returns the default — so a parser reads every field and
+    reports every problem at once, never only the first. ``null`` counts as absent.
+    """
+
+    def __init__(self, value: object, path: str = "", problems: Problems | None = None) -> None:
+        self.value = value
+        self.path = path
+        self.problems = problems if problems is not None else Problems("input")
+
+    # --- navigation --------------------------------------------------------------------------
+    def where(self, key: str | int) -> str:
+        """The path of ``key`` under this node (``a.b``, ``a[2]``)."""
+        if isinstance(key, int):
+            return f"{self.path}[{key}]"
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, message: str, key: str | int | None = None) -> None:
+        """Record a problem of this node (or of its ``key``)."""
+        self.problems.add(self.path if key is None else self.where(key), message)
+
+    @property
+    def is_mapping(self) -> bool:
+        return isinstance(self.value, Mapping)
+
+    def raw(self, key: str) -> object:
+        """The raw value under ``key`` (``None`` when absent, or when this node is not a mapping)."""
+        return self.value.get(key) if isinstance(self.value, Mapping) else None
+
+    def has(self, key: str) -> bool:
+        return self.raw(key) is not None
+
+    def at(self, key: str) -> Reader:
+        """The node under ``key``, as a reader (its value is ``None`` when absent)."""
+        return Reader(self.raw(key), self.where(key), self.problems)
+
+    def expect_mapping(self, what: str = "an object") -> bool:
+        """True when this node is a mapping; a problem otherwise (absent counts as empty, no problem)."""
+        if self.value is None or isinstance(self.value, Mapping):
+            return True
+        self.fail(f"expected {what}, found {type(self.value).__name__}")
+        return False
+
+    def mapping(self, key: str, what: str = "an object") -> Reader:
+        """The mapping under ``key`` as a reader; a problem (and an empty node) when it is something else."""
+        child = self.at(key)
+        if not child.expect_mapping(what):
+            child.value = None
+        return child
+
+    def items(self, key: str | None = None, *, required: bool = False, what: str = "a list") -> list[Reader]:
+        """The entries of the list under ``key`` (or of this node), each a reader with its ``[i]`` path."""
+        node = self if key is None else self.at(key)
+        if node.value is None:
+            if required:
+                node.fail(f"required, missing: expected {what}")
+            return []
+        if not isinstance(node.value, list):
+            node.fail(f"expected {what}, found {type(node.value).__name__}")
+            return []
+        return [Reader(v, node.where(i), self.problems) for i, v in enumerate(node.value)]
+
+    def unknown_keys(self, known: Iterable[str]) -> None:
+        """A problem for each key of this mapping that is not ``known``, under the key's path."""
+        if isinstance(self.value, Mapping):
+            valid = sorted(known)
+            for key in self.value:
+                if key not in valid:
+                    self.fail(f"unknown field (valid: {', '.join(valid)})", key if isinstance(key, str) else shown(key))
+
+    # --- typed reads of one key ----------------------------------------------------------------
+    def _missing(self, key: str, required: bool, what: str) -> None:
+        if required:
+            self.fail(f"required, missing: expected {what}", key)
+
+    def string(self, key: str, default: str = "", *, required: bool = False, check: Check | None = None) -> str:
+        """A string; ``check`` (``validation.*_problem``) adds its own rule."""
+        value = self.raw(key)
+        if value is None:
+            self._missing(key, required, "a string")
+            return default
+        if not isinstance(value, str):
+            self.fail(f"expected a string, found {shown(value)}", key)
+            return default
+        if check is not None and (problem := check(self.where(key), value)):
+            self.problems.add("", problem)
+            return default
+        return value
+
+    def number(
+        self, key: str, default: float | None = None, *, required: bool = False, finite: bool = False
+    ) -> float | None:
+        """A number (an int or a float, never a boolean), as a float; ``finite``: no NaN or infinity."""
+        value = self.raw(key)
+        if value is None:
+            self._missing(key, required, "a number")
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(f"expected a number, found {shown(value)}", key)
+            return default
+        try:
+            number = float(value)
+        except OverflowError:  # an int past a float's range
+            number = math.inf
+        if finite and not math.isfinite(number):
+            self.fail(f"expected a finite number, found {shown(value)}", key)
+            return default
+        return number
+
+    def integer(
+        self, key: str, default: int | None = None, *, required: bool = False,
+        minimum: int | None = None, maximum: int | None = None,
+    ) -> int | None:
+        """A whole number, within ``minimum``..``maximum`` when given."""
+        value = self.raw(key)
+        if value is None:
+            self._missing(key, required, "a whole number")
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum) or (
+            maximum is not None and value > maximum
+        ):
+            self.fail(f"expected a whole number{_bounds(minimum, maximum)}, found {shown(value)}", key)
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool = False) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(f"expected true or false, found {shown(value)}", key)
+            return default
+        return value
+
+    def enum(self, key: str, kind: type[E], default: E | None = None, *, aliases: Mapping[str, str] | None = None) -> E | None:
+        """A member of ``kind`` by value; absent → ``default`` (a problem when there is none)."""
+        value = self.raw(key)
+        if value is None:
+            if default is None:
+                self.fail(f"required, missing: expected one of {_choices(kind)}", key)
+            return default
+        if isinstance(value, str):
+            try:
+                return kind((aliases or {}).get(value, value))
+            except ValueError:
+                pass
+        self.fail(f"expected one of {_choices(kind)}, found {shown(value)}", key)
+        return default
+
+    def strings(self, key: str) -> list[str]:
+        """A list of strings (absent → empty)."""
+        out: list[str] = []
+        for item in self.items(key, what="a list of strings"):
+            if isinstance(item.value, str):
+                out.append(item.value)
+            else:
+                item.fail(f"expected a string, found {shown(item.value)}")
+        return out
+
+    def string_map(self, key: str) -> dict[str, str]:
+        """An object of strings (absent → empty)."""
+        node = self.mapping(key, "an object of strings")
+        out: dict[str, str] = {}
+        if isinstance(node.value, Mapping):
+            for k, v in node.value.items():
+                if isinstance(k, str) and isinstance(v, str):
+                    out[k] = v
+                else:
+                    node.fail(f"expected an object of strings, found {shown(k)}: {shown(v)}")
+        return out
+
+
+def _bounds(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" from {minimum} to {maximum}"
+    if minimum is not None:
+        return f" >= {minimum}"
+    return "" if maximum is None else f" <= {maximum}"
+
+
+def _choices(kind: type[StrEnum]) -> str:
+    return ", ".join(e.value or "none" for e in kind)
+
+
+def read(value: object, source: str, build: Callable[[Reader], T]) -> T:
+    """Run ``build`` on a reader of ``value``; ``ValidationError`` naming ``source`` with every
+    problem it found, or its typed result when there was none."""
+    problems = Problems(source)
+    result = build(Reader(value, "", problems))
+    problems.raise_if_any()
+    return result

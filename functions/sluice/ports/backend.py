@@ -9,18 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
+from sluice.core.deployment import Slot
 from sluice.core.workload import UserWorkload
 
-
-class Slot(StrEnum):
-    """Which deployment of a stage: blue/green has primary + canary; a direct stage has one."""
-
-    PRIMARY = "primary"
-    CANARY = "canary"
-    DIRECT = "direct"
+__all__ = ["DeploymentBackend", "Placement", "Slot"]
 
 
 @dataclass(frozen=True)

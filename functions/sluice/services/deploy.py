@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sluice.core import deployment as dep
@@ -27,7 +27,6 @@ from sluice.core.events import (
     Event,
     Outcome,
     Ping,
-    Result,
 )
 from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import (
@@ -44,6 +43,7 @@ from sluice.core.ledger import (
 )
 from sluice.core.shipyard import Stage
 from sluice.core.validation import split_image
+from sluice.core.verdict import Verdict
 from sluice.errors import RetryableError, SluiceError
 from sluice.ports.backend import DeploymentBackend, Placement, Slot
 from sluice.services.ledger import Ledger
@@ -53,6 +53,17 @@ log = logging.getLogger("sluice.deploy")
 
 #: Extra time a phase of the deploy function gets beyond the backend's own timeouts.
 GRACE_S = 60.0
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How a promotion or roll-back ended: the done event's outcome and result, why, and whether
+    the candidate became the primary."""
+
+    outcome: Outcome
+    result: Verdict
+    message: str
+    promoted: bool
 
 
 class DeployService:
@@ -85,9 +96,9 @@ class DeployService:
         project = self.records.require_service(change.project, change.service)
         stage = project.shipyard.stage(change.stage) if change.stage else project.shipyard.first
         placement = Placement(change.project, stage.name, change.service)
-        if change.canary_action is CanaryAction.SET:
+        if change.action is CanaryAction.SET:
             return self._set(event, change, stage, placement)
-        return self._finish(event, stage, placement, promote=change.canary_action is CanaryAction.PROMOTE)
+        return self._finish(event, stage, placement, promote=change.action is CanaryAction.PROMOTE)
 
     def _run(self, placement: Placement, actions: list[dep.Action]) -> dict[str, str]:
         urls: dict[str, str] = {}
@@ -124,7 +135,7 @@ class DeployService:
                     return lane, ("full", [])
                 queued = Queued(context, change.image, event.to_json_dict(), now)
                 return replace(lane, queue=(*lane.queue, queued)), ("queued", lane.active.context)
-            serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy.value)
+            serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy)
             run = Run(context, change.image, Phase.DEPLOYING, now, "", event_time=event.time, labels=_own(change.labels),
                       canary=_first_step(stage, now))
             run = enter(run, Phase.DEPLOYING, now, self.phase_s)
@@ -143,7 +154,7 @@ class DeployService:
         if kind == "full":
             done = Done(
                 project=change.project, stage=stage.name, service=change.service, labels=change.labels,
-                outcome=Outcome.FAILED.value, result=Result.FAIL.value, image=change.image,
+                outcome=Outcome.FAILED, result=Verdict.FAIL, image=change.image,
                 message=f"{QUEUE_LIMIT} deliveries already wait for {stage.name}; {change.image} was not queued",
             )
             return [event.reply(done, source=self.source, time=now)]
@@ -160,7 +171,7 @@ class DeployService:
         repo, tag = split_image(image)
         common: Mapping[str, Any] = {
             "project": placement.project, "stage": stage.name, "service": placement.service, "image": repo, "tag": tag,
-            "teststrategy": stage.test_strategy.value, "deploymentstrategy": stage.deployment_strategy.value,
+            "teststrategy": stage.test_strategy, "deploymentstrategy": stage.deployment_strategy,
             "labels": dict(labels),
         }
         weight = value if stage.split else 100
@@ -170,7 +181,7 @@ class DeployService:
             candidate = urls.get("canary") or urls.get("direct") or ""
             payload = DeploymentFinished(
                 **common, deploymentURILocal=candidate, deploymentURIPublic=urls.get("public", ""),
-                result=Result.PASS.value,
+                result=Verdict.PASS,
                 message=f"{image} runs in {stage.name}"
                 + (f" beside the primary, with {weight} % of the traffic" if stage.split else ""),
             )
@@ -179,7 +190,7 @@ class DeployService:
         except Exception as err:  # permanent, configuration, or a defect: the stage must not stay claimed
             if not _expected(err):
                 log.exception("deploying %s to %s failed unexpectedly", image, placement)
-            payload = DeploymentFinished(**common, result=Result.FAIL.value, message=f"deployment of {image} failed: {err}")
+            payload = DeploymentFinished(**common, result=Verdict.FAIL, message=f"deployment of {image} failed: {err}")
             urls = {}
         reply = cause.reply(payload, source=self.source, time=self.now())
         return self._record_deployed(placement, cause.shkeptncontext, image, weight, urls, reply)
@@ -196,7 +207,7 @@ class DeployService:
                 # so the weight goes back to 0 now (no tests or evaluation for the step)
                 discard = ConfigurationChange(
                     project=placement.project, stage=placement.stage, service=placement.service, labels=dict(run.labels),
-                    image=run.image, action="discard", value=0,
+                    image=run.image, action=CanaryAction.DISCARD, value=0,
                 )
                 sent = reply.reply(discard, source=self.source, time=now, discriminator="discard").to_json_dict()
                 discarding = enter(run, Phase.DISCARDING, now, self.phase_s)
@@ -224,65 +235,82 @@ class DeployService:
     ) -> list[Event]:
         """Promote or discard ``run``'s candidate, then record ``finished`` (releasing the stage).
         ``final``: the last attempt (from the tick) — a retryable error fails the run too."""
-        state = lane.serving
-        image = run.image
+        ending = self._end(stage, placement, lane.serving, run, promote=promote, final=final)
+        return self._record_finished(cause, stage, placement, run, ending, final=final)
+
+    def _end(
+        self, stage: Stage, placement: Placement, state: dep.Serving, run: Run, *, promote: bool, final: bool
+    ) -> _Ending:
+        """Run the backend steps of the promotion or the roll-back; a failure is an ending too."""
+        what = "promotion" if promote else "roll-back"
         try:
             if promote:
                 self._run(placement, dep.plan_promote(state))
-                outcome, result = Outcome.PROMOTED, Result.PASS
-                message = f"{image} is now the primary of {stage.name}"
-            else:
-                actions = dep.plan_discard(state)
-                self._run(placement, actions)
-                rolled_to = state.primary_image if stage.split else state.last_good_image
-                outcome, result = Outcome.ROLLED_BACK, Result.FAIL
-                if not actions:
-                    serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"
-                    outcome, message = Outcome.STOPPED, f"delivery of {image} stopped in {stage.name}; {serving}"
-                else:
-                    message = f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
-                if run.canary is not None and run.canary.stopped:
-                    message = f"{message} ({run.canary.stopped})"  # an abort names the person: still a roll-back
-                hold = run.hold
-                if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
-                    outcome = Outcome.DECLINED
-                    message = f"{hold.reason}; {message}"
+                return _Ending(Outcome.PROMOTED, Verdict.PASS, f"{run.image} is now the primary of {stage.name}", True)
+            return self._roll_back(stage, placement, state, run)
         except RetryableError:
             if not final:
                 raise
-            promote, outcome, result = False, Outcome.FAILED, Result.FAIL
-            message = f"{'promotion' if promote else 'roll-back'} of {image} in {stage.name} did not finish in time"
+            message = f"{what} of {run.image} in {stage.name} did not finish in time"
         except Exception as err:
             if not _expected(err):
-                log.exception("finishing %s in %s failed unexpectedly", image, placement)
-            promote, outcome, result = False, Outcome.FAILED, Result.FAIL
-            message = f"{'promotion' if promote else 'roll-back'} of {image} in {stage.name} failed: {err}"
-        base: dict[str, Any] = {"project": placement.project, "stage": stage.name, "service": placement.service,
-                                "labels": dict(run.labels)}
+                log.exception("finishing %s in %s failed unexpectedly", run.image, placement)
+            message = f"{what} of {run.image} in {stage.name} failed: {err}"
+        return _Ending(Outcome.FAILED, Verdict.FAIL, message, False)
+
+    def _roll_back(self, stage: Stage, placement: Placement, state: dep.Serving, run: Run) -> _Ending:
+        """Discard the candidate; the outcome says whether there was something to roll back to,
+        and whether a person declined (or let the hold expire, or aborted the canary)."""
+        image = run.image
+        actions = dep.plan_discard(state)
+        self._run(placement, actions)
+        if not actions:
+            serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"
+            outcome, message = Outcome.STOPPED, f"delivery of {image} stopped in {stage.name}; {serving}"
+        else:
+            rolled_to = state.primary_image if stage.split else state.last_good_image
+            outcome, message = Outcome.ROLLED_BACK, f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
+        if run.canary is not None and run.canary.stopped:
+            message = f"{message} ({run.canary.stopped})"  # an abort names the person: still a roll-back
+        hold = run.hold
+        if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
+            outcome = Outcome.DECLINED
+            message = f"{hold.reason}; {message}"
+        return _Ending(outcome, Verdict.FAIL, message, False)
+
+    def _record_finished(
+        self, cause: Event, stage: Stage, placement: Placement, run: Run, ending: _Ending, *, final: bool
+    ) -> list[Event]:
+        """The ``finished`` transition: the run is done, the stage released, the next queued delivery claimed."""
         done = cause.reply(
-            Done(**base, outcome=outcome.value, result=result.value, image=image, message=message),
+            Done(project=placement.project, stage=stage.name, service=placement.service, labels=dict(run.labels),
+                 outcome=ending.outcome, result=ending.result, image=run.image, message=ending.message),
             source=self.source, time=self.now(),
         )
         now = self.now()
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
-            ended = replace(run, phase=Phase.DONE, since=now, deadline="", outcome=outcome.value, reason=message)
-            lane = replace(lane, serving=dep.release(lane.serving, now, promoted=promote)).put(ended).retire(ended)
+            ended = replace(run, phase=Phase.DONE, since=now, deadline="", outcome=ending.outcome, reason=ending.message)
+            lane = replace(lane, serving=dep.release(lane.serving, now, promoted=ending.promoted)).put(ended).retire(ended)
             replies = [done.to_json_dict()]
-            if promote and final:  # the tick completes a promotion whose decision reply may be lost:
+            if ending.promoted and final:  # the tick completes a promotion whose decision reply may be lost:
                 replies.extend(_next_stage_sets(run))  # the next stage's set goes again (a duplicate is harmless)
-            if lane.queue:
-                head, rest = lane.queue[0], lane.queue[1:]
-                queued = Event.from_json_dict(head.event)
-                data = queued.data
-                assert isinstance(data, ConfigurationChange)
-                claimed = Run(head.context, head.image, Phase.DEPLOYING, now, "", event_time=queued.time,
-                              labels=_own(data.labels), canary=_first_step(stage, now))
-                lane = replace(lane, queue=rest, active=enter(claimed, Phase.DEPLOYING, now, self.phase_s))
-                replies.append(head.event)  # the deploy function gets it again and deploys it
-            return lane, replies
+            lane, claimed = self._claim_queued(lane, stage, now)
+            return lane, replies + claimed
 
         return self.ledger.advance(placement, run.context, Transition.FINISHED, effect).events()
+
+    def _claim_queued(self, lane: Lane, stage: Stage, now: str) -> tuple[Lane, list[dict[str, Any]]]:
+        """The stage is free: the first queued delivery claims it (its event goes to the deploy function again)."""
+        if not lane.queue:
+            return lane, []
+        head, rest = lane.queue[0], lane.queue[1:]
+        queued = Event.from_json_dict(head.event)
+        data = queued.data
+        assert isinstance(data, ConfigurationChange)
+        claimed = Run(head.context, head.image, Phase.DEPLOYING, now, "", event_time=queued.time,
+                      labels=_own(data.labels), canary=_first_step(stage, now))
+        return replace(lane, queue=rest, active=enter(claimed, Phase.DEPLOYING, now, self.phase_s)), [head.event]
 
     # --- tick ----------------------------------------------------------------------------------
     def _expire(self) -> list[Event]:
@@ -308,8 +336,8 @@ class DeployService:
             repo, tag = split_image(run.image)
             payload = DeploymentFinished(
                 project=placement.project, stage=stage.name, service=placement.service, image=repo, tag=tag,
-                teststrategy=stage.test_strategy.value, deploymentstrategy=stage.deployment_strategy.value,
-                labels=_labels(run), result=Result.FAIL.value,
+                teststrategy=stage.test_strategy, deploymentstrategy=stage.deployment_strategy,
+                labels=_labels(run), result=Verdict.FAIL,
                 message=f"deployment of {run.image} did not finish within {self.phase_s:g} s",
             )
             reply = cause.reply(payload, source=self.source, time=now)

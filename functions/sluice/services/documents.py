@@ -14,6 +14,7 @@ import yaml
 
 from sluice.core.scoring import EvaluationResult, Measurement
 from sluice.core.slo import Slo, parse_slo
+from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
 
 __all__ = ["load_document", "load_evaluation", "load_slo", "load_values", "values_from_document"]
@@ -70,75 +71,55 @@ _VALUE_KEYS = ("value", "success", "message", "samples")
 
 def values_from_document(doc: object, source: str) -> list[Measurement]:
     """Build measurements from an already loaded SLI-values document (see :func:`load_values`)."""
-    problems: list[str] = []
-    out: list[Measurement] = []
+    problems = Problems(source)
+    out: list[Measurement | None] = []
     if isinstance(doc, list):
-        for i, item in enumerate(doc):
-            if not isinstance(item, Mapping) or not isinstance(item.get("metric"), str):
-                problems.append(f"[{i}]: expected a mapping with metric, value, success and message")
+        for item in Reader(doc, "", problems).items():
+            if not isinstance(item.value, Mapping) or not isinstance(item.value.get("metric"), str):
+                item.fail("expected a mapping with metric, value, success and message")
                 continue
-            rest = {k: v for k, v in item.items() if k != "metric"}
-            m = _measurement(item["metric"], rest, problems)
-            if m is not None:
-                out.append(m)
+            rest = {k: v for k, v in item.value.items() if k != "metric"}
+            out.append(_measurement(item.value["metric"], rest, problems))
     elif isinstance(doc, Mapping):
-        for name, raw in doc.items():
-            m = _measurement(str(name), raw, problems)
-            if m is not None:
-                out.append(m)
+        out.extend(_measurement(str(name), raw, problems) for name, raw in doc.items())
     else:
-        problems.append("expected a mapping of SLI name to a number or to {value, success, message}")
-    if problems:
-        raise ValidationError(source, problems)
-    return out
+        problems.add("", "expected a mapping of SLI name to a number or to {value, success, message}")
+    problems.raise_if_any()
+    return [m for m in out if m is not None]
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _measurement(name: str, raw: object, problems: list[str]) -> Measurement | None:
-    if _is_number(raw):
-        plain = float(raw)  # type: ignore[arg-type]
-        if not math.isfinite(plain):
-            problems.append(f"SLI {name!r}: expected a finite number, found {raw!r}")
-            return None
-        return Measurement(name, plain)
+def _measurement(name: str, raw: object, problems: Problems) -> Measurement | None:
+    """One SLI's value: a plain number, or ``{value, success, message, samples}``; problems are
+    named ``SLI '<name>'`` (``SLI 'rt'.value``)."""
+    r = Reader(raw, f"SLI {name!r}", problems)
     if not isinstance(raw, Mapping):
-        problems.append(
-            f"SLI {name!r}: expected a number or a mapping {{value, success, message}}, found {raw!r}"
-        )
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            number = _finite(raw, r)
+            return None if number is None else Measurement(name, number)
+        r.fail(f"expected a number or a mapping {{value, success, message}}, found {shown(raw)}")
         return None
-    before = len(problems)
-    for key in raw:
-        if key not in _VALUE_KEYS:
-            problems.append(f"SLI {name!r}: unknown key {key!r}: expected value, success, message, samples")
-    success = raw.get("success", True)
-    if not isinstance(success, bool):
-        problems.append(f"SLI {name!r} success: expected true or false, found {success!r}")
-        success = False
-    message = raw.get("message", "")
-    if message is None:
-        message = ""
-    if not isinstance(message, str):
-        problems.append(f"SLI {name!r} message: expected a string, found {message!r}")
-        message = ""
-    value = raw.get("value")
-    number: float | None = None
-    if value is not None:
-        if not _is_number(value) or not math.isfinite(float(value)):
-            problems.append(f"SLI {name!r} value: expected a finite number, found {value!r}")
-        else:
-            number = float(value)
-    samples = raw.get("samples")
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 0):
-        problems.append(f"SLI {name!r} samples: expected a whole number >= 0 (requests behind the value), found {samples!r}")
-        samples = None
-    if success and number is None and len(problems) == before:
-        problems.append(f"SLI {name!r} value: missing: expected a number (or success: false with a message)")
-    if len(problems) > before:
+    before = len(problems.messages)
+    r.unknown_keys(_VALUE_KEYS)
+    success = r.boolean("success", True)
+    message = r.string("message")
+    number = r.number("value", finite=True)
+    samples = r.integer("samples", minimum=0)
+    if success and number is None and len(problems.messages) == before:
+        r.fail("missing: expected a number (or success: false with a message)", "value")
+    if len(problems.messages) > before:
         return None
     return Measurement(name, number if success else None, success, message, samples)
+
+
+def _finite(raw: float, r: Reader) -> float | None:
+    try:
+        number = float(raw)
+    except OverflowError:  # an int past a float's range
+        number = math.inf
+    if not math.isfinite(number):
+        r.fail(f"expected a finite number, found {shown(raw)}")
+        return None
+    return number
 
 
 def load_evaluation(text: str, source: str) -> EvaluationResult:

@@ -24,7 +24,6 @@ from sluice.core.events import (
     GetSli,
     GetSliDone,
     Ping,
-    Result,
     StartEvaluation,
     TestsFinished,
 )
@@ -32,20 +31,22 @@ from sluice.core.inconclusive import attempt_of, comparison_history
 from sluice.core.ledger import (
     HANDOFF_S,
     SLO_MAX_BYTES,
+    Judgement,
     Lane,
     PendingEvaluation,
     Phase,
     Run,
     Transition,
-    Verdict,
     enter,
     expired,
 )
-from sluice.core.scoring import EvaluationResult, Measurement, evaluate
+from sluice.core.scoring import EvaluationResult, Measurement, Subject, evaluate
+from sluice.core.shipyard import SPLIT_STRATEGIES, TestStrategy
 from sluice.core.slo import Slo, parse_slo
 from sluice.core.validation import join_image, split_image
+from sluice.core.verdict import Verdict
 from sluice.errors import SluiceError, ValidationError
-from sluice.ports.backend import Placement
+from sluice.ports.backend import Placement, Slot
 from sluice.services.documents import load_slo
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
@@ -108,10 +109,10 @@ class EvaluateService:
             return []  # not waiting for an evaluation, or tests-finished of an earlier attempt (a gate has one)
         pending = PendingEvaluation(
             start=data.start, end=data.end, slo="", provider="", request_id="", deadline="",
-            test_failed=isinstance(data, TestsFinished) and data.result == Result.FAIL.value,
+            test_failed=isinstance(data, TestsFinished) and data.result == Verdict.FAIL,
             test_message=data.message if isinstance(data, TestsFinished) else "",
-            teststrategy=data.teststrategy if isinstance(data, TestsFinished) else "",
-            deploymentstrategy=data.deploymentstrategy if isinstance(data, TestsFinished) else "",
+            teststrategy=data.teststrategy if isinstance(data, TestsFinished) else TestStrategy.NONE,
+            deploymentstrategy=data.deploymentstrategy if isinstance(data, TestsFinished) else None,
         )
         slo_text = self.records.resource(data.project, data.stage, data.service, "slo.yaml")
         if slo_text is None:
@@ -132,7 +133,7 @@ class EvaluateService:
             project=data.project, stage=data.stage, service=data.service, sliProvider=provider,
             start=data.start, end=data.end, indicators=list(dict.fromkeys(o.sli for o in slo.objectives)),
             customFilters=[{"key": k, "value": v} for k, v in slo.filter.items()],
-            deployment="canary" if pending.deploymentstrategy in ("blue_green_service", "canary") else "direct",
+            deployment=Slot.CANARY if pending.deploymentstrategy in SPLIT_STRATEGIES else Slot.DIRECT,
             image=repo, tag=tag, teststrategy=pending.teststrategy,
             deploymentstrategy=pending.deploymentstrategy, labels=dict(run.labels),
         )
@@ -209,9 +210,9 @@ class EvaluateService:
                 log.warning("skipping an unreadable evaluation in the history of %s: %s", placement, err)
         policy = self.records.project(project).shipyard.stage(stage).inconclusive
         result = evaluate(
-            slo, values, comparison_history(previous), pending.test_failed or force_fail, evaluation_id=evaluation_id,
-            project=project, stage=stage, service=service, start=pending.start, end=pending.end,
-            labels=dict(run.labels), rules=policy.rules,
+            slo, values, comparison_history(previous), pending.test_failed or force_fail,
+            subject=Subject(evaluation_id, project, stage, service, pending.start, pending.end, dict(run.labels)),
+            rules=policy.rules,
         )
         notes = [m for m in (message, result.message, pending.test_message if pending.test_failed else "") if m]
         now = self.now()
@@ -227,13 +228,13 @@ class EvaluateService:
             },
         }
         payload = EvaluationDone(
-            project=project, stage=stage, service=service, result=result.result.value, evaluationdetails=details,
+            project=project, stage=stage, service=service, result=result.result, evaluationdetails=details,
             image=repo, tag=tag, teststrategy=pending.teststrategy, deploymentstrategy=pending.deploymentstrategy,
             message="; ".join(notes), labels=dict(run.labels),
         )
         reply = event.reply(payload, source=self.source, time=now)
-        verdict = Verdict(
-            result.result.value, result.score, evaluation_id, result.inconclusive,
+        verdict = Judgement(
+            result.result, result.score, evaluation_id, result.inconclusive,
             tuple(r.message for r in result.inconclusive_reasons),
         )
 

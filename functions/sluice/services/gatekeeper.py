@@ -21,6 +21,7 @@ from sluice.core.events import (
     ApprovalFinished,
     ApprovalRejected,
     ApprovalTriggered,
+    CanaryAction,
     ConfigurationChange,
     Decision,
     DeploymentFinished,
@@ -29,7 +30,6 @@ from sluice.core.events import (
     Event,
     Outcome,
     Ping,
-    Result,
 )
 from sluice.core.gate import GateDecision, decide
 from sluice.core.inconclusive import ATTEMPT_LABEL, InconclusiveAction, inconclusive_action, next_attempt
@@ -49,6 +49,7 @@ from sluice.core.ledger import (
     steering_key,
 )
 from sluice.core.shipyard import OnTimeout, Shipyard, Stage
+from sluice.core.verdict import Verdict
 from sluice.errors import SluiceError
 from sluice.ports.backend import Placement
 from sluice.services.ledger import Ledger
@@ -92,7 +93,7 @@ class GatekeeperService:
             if any(g.context == run.context for g in lane.gates):  # a gate without a deployment ends here
                 done = self._done(event, placement, run, Outcome.EVALUATED, run.verdict.result,
                                   f"quality gate {run.verdict.result} (score {run.verdict.score:g})")
-                ended = enter(run, Phase.DONE, now, None, outcome=Outcome.EVALUATED.value)
+                ended = enter(run, Phase.DONE, now, None, outcome=Outcome.EVALUATED)
                 return lane.put(ended).retire(ended), [done]
             decision = decide(run.verdict.result, stage)
             why = ""
@@ -147,12 +148,12 @@ class GatekeeperService:
         assert run.canary is not None and stage.canary is not None and run.verdict is not None
         policy, state, verdict = stage.canary, run.canary, run.verdict
         # a step held for a person (inconclusive under hold) is not failed: the person decides
-        failed = inconclusive_fail or (verdict.result == Result.FAIL.value and decision is not GateDecision.HOLD)
+        failed = inconclusive_fail or (verdict.result == Verdict.FAIL and decision is not GateDecision.HOLD)
         if inconclusive_fail:
             reason = f"inconclusive ({'; '.join(verdict.reasons)})"
         else:
             reason = f"the evaluation said {verdict.result} (score {verdict.score:g})"
-        entry = CanaryStep(state.step, state.weight, run.attempt, state.started, now, Result.FAIL.value if failed else
+        entry = CanaryStep(state.step, state.weight, run.attempt, state.started, now, Verdict.FAIL if failed else
                            verdict.result, verdict.score, verdict.evaluation_id, reason)
         state = state.judged(entry)
         where = f"canary step {state.step + 1} of {len(policy.steps)} ({state.weight} %)"
@@ -182,7 +183,7 @@ class GatekeeperService:
         state = run.canary.again(attempt, now) if again else run.canary.next(stage.canary, attempt, now)
         change = ConfigurationChange(
             project=placement.project, service=placement.service, labels={**run.labels, ATTEMPT_LABEL: str(attempt)},
-            stage=placement.stage, image=run.image, action="set", value=state.weight,
+            stage=placement.stage, image=run.image, action=CanaryAction.SET, value=state.weight,
         )
         reply = cause.reply(change, source=self.source, time=now, discriminator=f"step:{state.step}@{attempt}")
         moved = replace(enter(run, Phase.DEPLOYING, now, self.deploy_phase_s), attempt=attempt, verdict=None, test=None,
@@ -198,7 +199,7 @@ class GatekeeperService:
             return None
         previous = Event.from_json_dict(stored[0])
         deployed = previous.data
-        if not isinstance(deployed, DeploymentFinished) or deployed.result != Result.PASS.value:
+        if not isinstance(deployed, DeploymentFinished) or deployed.result != Verdict.PASS:
             return None
         attempt = run.attempt + 1
         again = replace(deployed, labels=next_attempt(deployed.labels),
@@ -215,18 +216,18 @@ class GatekeeperService:
         if not check.ok:
             rejected = ApprovalRejected(
                 project=approval.project, stage=approval.stage, service=approval.service, labels=approval.labels,
-                decision=approval.decision, approver=event.extensions.get(APPROVER_ATTRIBUTE, "")[:128],
+                decision=approval.decision.value, approver=event.extensions.get(APPROVER_ATTRIBUTE, "")[:128],
                 reason=check.reason,
             )
             return [event.reply(rejected, source=self.source, time=self.now())]
         placement = Placement(approval.project, approval.stage, approval.service)
         lane = self.ledger.lane(placement)
         run = lane.run(event.shkeptncontext)
-        steer = approval.decision in (Decision.PAUSE.value, Decision.RESUME.value, Decision.ABORT.value)
+        steer = approval.decision in (Decision.PAUSE, Decision.RESUME, Decision.ABORT)
         if steer and run is not None and run.canary is not None and (
-                run.phase is not Phase.HELD or approval.decision == Decision.ABORT.value):
+                run.phase is not Phase.HELD or approval.decision is Decision.ABORT):
             return self._steer(event, approval, placement, check.approver)
-        if (approval.decision == Decision.RESUME.value and run is not None and run.canary is not None
+        if (approval.decision is Decision.RESUME and run is not None and run.canary is not None
                 and run.phase is Phase.HELD and _steering_mark(event) <= run.canary.steered):
             log.info("resume %s for %s in %s changes nothing: a newer pause or resume stands", event.id,
                      event.shkeptncontext, placement)
@@ -242,9 +243,9 @@ class GatekeeperService:
                 f"the promotion was already {ended}" if ended else "no promotion of that delivery waits for approval there",
             )
             return [] if run is None else run_events(run, Transition.APPROVED)
-        if approval.decision == Decision.PAUSE.value:
+        if approval.decision is Decision.PAUSE:
             return []  # held already
-        approve = approval.decision in (Decision.APPROVE.value, Decision.RESUME.value)  # abort = decline
+        approve = approval.decision in (Decision.APPROVE, Decision.RESUME)  # abort = decline
         who = check.approver
         shipyard = self.records.project(approval.project).shipyard
         decision = HoldDecision.APPROVED if approve else HoldDecision.DECLINED
@@ -259,8 +260,8 @@ class GatekeeperService:
         the deploy function discards when the setting ends (``DeployService._record_deployed``)."""
         now = self.now()
         shipyard = self.records.project(placement.project).shipyard
-        step = {Decision.PAUSE.value: Transition.PAUSED, Decision.RESUME.value: Transition.RESUMED,
-                Decision.ABORT.value: Transition.ABORTED}[approval.decision]
+        step = {Decision.PAUSE: Transition.PAUSED, Decision.RESUME: Transition.RESUMED,
+                Decision.ABORT: Transition.ABORTED}[approval.decision]
         note = f" ({approval.message})" if approval.message else ""
         mark = _steering_mark(event)
         current = self.ledger.lane(placement).run(event.shkeptncontext)
@@ -323,12 +324,12 @@ class GatekeeperService:
                 run = replace(run, canary=replace(
                     state, stopped=f"stopped at canary step {state.step + 1} of {steps} ({state.weight} %)"))
         if not promote:
-            discard = ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action="discard", value=0)
+            discard = ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action=CanaryAction.DISCARD, value=0)
             reply = cause.reply(discard, source=self.source, time=now, discriminator="discard")
             return lane.put(enter(run, Phase.DISCARDING, now, self.deploy_phase_s)), [reply.to_json_dict()]
         replies = [
             cause.reply(
-                ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action="promote", value=0),
+                ConfigurationChange(**base, **decided, stage=placement.stage, image=run.image, action=CanaryAction.PROMOTE, value=0),
                 source=self.source, time=now, discriminator="promote",
             ).to_json_dict()
         ]
@@ -336,16 +337,16 @@ class GatekeeperService:
         if following is not None:
             replies.append(
                 cause.reply(
-                    ConfigurationChange(**base, stage=following.name, image=run.image, action="set", value=100),
+                    ConfigurationChange(**base, stage=following.name, image=run.image, action=CanaryAction.SET, value=100),
                     source=self.source, time=now, discriminator=f"set:{following.name}",
                 ).to_json_dict()
             )
         return lane.put(enter(run, Phase.PROMOTING, now, self.deploy_phase_s)), replies
 
-    def _done(self, cause: Event, placement: Placement, run: Run, outcome: Outcome, result: str, message: str) -> dict[str, Any]:
+    def _done(self, cause: Event, placement: Placement, run: Run, outcome: Outcome, result: Verdict, message: str) -> dict[str, Any]:
         done = Done(
             project=placement.project, stage=placement.stage, service=placement.service, labels=dict(run.labels),
-            outcome=outcome.value, result=result if result in {r.value for r in Result} else Result.FAIL.value,
+            outcome=outcome, result=result,
             image=run.image, message=message,
         )
         return cause.reply(done, source=self.source, time=self.now()).to_json_dict()

@@ -40,6 +40,7 @@ from sluice.core.events import (
     Event,
     EventType,
     GetSliDone,
+    Outcome,
     TestsFinished,
 )
 from sluice.errors import ConfigurationError, NotFoundError, RetryableError, SluiceError
@@ -109,9 +110,9 @@ def fact_of(event: Event, is_last_stage: Callable[[str, str], bool], now: dateti
     if isinstance(data, ConfigurationChange):
         if not data.stage:
             return None  # a new artifact without a stage: its first deployment-finished names the stage
-        if data.canary_action is CanaryAction.PROMOTE:
+        if data.action is CanaryAction.PROMOTE:
             return dm.Fact(dm.FactKind.PROMOTING, stage=data.stage, **common)
-        if data.canary_action is not CanaryAction.SET:
+        if data.action is not CanaryAction.SET:
             return None
         return dm.Fact(dm.FactKind.STAGE_STARTED, stage=data.stage, image=data.image, **common)
     if isinstance(data, DeploymentFinished):
@@ -136,7 +137,7 @@ def fact_of(event: Event, is_last_stage: Callable[[str, str], bool], now: dateti
         return dm.Fact(dm.FactKind.APPROVAL_HELD, stage=data.stage, image=data.image, result=data.result,
                        message=data.message, **common)
     if isinstance(data, Done):
-        if data.outcome == "evaluated":
+        if data.outcome is Outcome.EVALUATED:
             return None  # a quality gate without a delivery (start-evaluation): its evaluation counts, not a stage
         return dm.Fact(dm.FactKind.DONE, stage=data.stage, image=data.image, result=data.result, outcome=data.outcome,
                        message=data.message, last_stage=is_last_stage(data.project, data.stage), **common)

@@ -40,7 +40,7 @@ def _steps_view(run: Run) -> dict[str, Any]:
     state = run.canary
     return {
         "step": state.step + 1, "weight": state.weight, "started": state.started, "phase": run.phase.value,
-        "since": run.since, "outcome": run.outcome, "stopped": state.stopped,
+        "since": run.since, "outcome": run.outcome.value if run.outcome else "", "stopped": state.stopped,
         "history": [{"step": h.step + 1, "weight": h.weight, "started": h.started, "ended": h.ended, "result": h.result,
                      "score": h.score} for h in state.history],
     }
@@ -57,7 +57,7 @@ def canary_view(lane: Lane, steps: tuple[int, ...]) -> dict[str, Any] | None:
     return {
         "context": run.context, "image": run.image, "active": run is lane.active, "phase": run.phase.value,
         "step": state.step + 1, "steps": list(steps), "weight": state.weight, "started": state.started,
-        "stopped": state.stopped, "outcome": run.outcome,
+        "stopped": state.stopped, "outcome": run.outcome.value if run.outcome else "",
         "history": [
             {"step": h.step + 1, "weight": h.weight, "attempt": h.attempt, "started": h.started, "ended": h.ended,
              "result": h.result, "score": h.score, "evaluation_id": h.evaluation_id, "reason": h.reason}

@@ -15,9 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluice.core.events import DeploymentFinished, Event, Ping, Result, TestsFinished
+from sluice.core.events import DeploymentFinished, Event, Ping, TestsFinished
 from sluice.core.ledger import HANDOFF_S, Lane, Phase, Run, TestRun, Transition, enter, expired
+from sluice.core.shipyard import DeploymentStrategy
 from sluice.core.testspec import expected_length_s
+from sluice.core.verdict import Verdict
 from sluice.errors import ConfigurationError, PermanentError, SluiceError, ValidationError
 from sluice.ports.backend import Placement
 from sluice.ports.testunit import Launcher
@@ -36,7 +38,7 @@ class TestOutcome:
     """What a test unit measured."""
 
     __test__ = False
-    result: str
+    result: Verdict
     start: str
     end: str
     message: str = ""
@@ -69,11 +71,11 @@ class TestService:
         assert isinstance(deployed, DeploymentFinished)
         placement = Placement(deployed.project, deployed.stage, deployed.service)
         context, now = event.shkeptncontext, self.now()
-        if deployed.result != Result.FAIL.value and not deployed.teststrategy and deployed.deploymentstrategy == "canary":
+        if deployed.result != Verdict.FAIL and not deployed.teststrategy and deployed.deploymentstrategy is DeploymentStrategy.CANARY:
             return self._soak(event, deployed, placement)
-        if deployed.result == Result.FAIL.value or not deployed.teststrategy:
-            message = f"not tested: {deployed.message}" if deployed.result == Result.FAIL.value else "no test (test_strategy none)"
-            result = Result.FAIL.value if deployed.result == Result.FAIL.value else Result.PASS.value
+        if deployed.result == Verdict.FAIL or not deployed.teststrategy:
+            message = f"not tested: {deployed.message}" if deployed.result == Verdict.FAIL else "no test (test_strategy none)"
+            result = Verdict.FAIL if deployed.result == Verdict.FAIL else Verdict.PASS
             reply = self._reply(event, deployed, result, now, now, message)
             return self._record_tested(placement, context, reply)
         limit = self._length(deployed)
@@ -91,7 +93,7 @@ class TestService:
         try:
             self.launcher(event.to_json_dict())
         except (SluiceError, OSError) as err:  # the unit cannot start: the run must not wait for it
-            reply = self._reply(event, deployed, Result.FAIL.value, now, self.now(), f"the test unit could not start: {err}")
+            reply = self._reply(event, deployed, Verdict.FAIL, now, self.now(), f"the test unit could not start: {err}")
             return self._record_tested(placement, context, reply)
         return []
 
@@ -124,7 +126,7 @@ class TestService:
             return min(self.limit_s, 60.0)
         return min(self.limit_s, expected_length_s(spec, deployed.teststrategy, self.duration_s))
 
-    def _reply(self, event: Event, deployed: DeploymentFinished, result: str, start: str, end: str, message: str) -> Event:
+    def _reply(self, event: Event, deployed: DeploymentFinished, result: Verdict, start: str, end: str, message: str) -> Event:
         payload = TestsFinished(
             project=deployed.project, stage=deployed.stage, service=deployed.service, start=start, end=end,
             result=result, image=deployed.image, tag=deployed.tag, teststrategy=deployed.teststrategy,
@@ -157,7 +159,7 @@ class TestService:
             outcome = runner(deployed, event.shkeptncontext)
         except (ValidationError, PermanentError, ConfigurationError) as err:  # e.g. an invalid tests.yaml
             now = self.now()
-            outcome = TestOutcome(Result.FAIL.value, now, now, f"tests could not run: {err}")
+            outcome = TestOutcome(Verdict.FAIL, now, now, f"tests could not run: {err}")
         if outcome.measurements:
             self.records.put_measurements(
                 deployed.project, deployed.stage, deployed.service, event.shkeptncontext, outcome.measurements
@@ -188,7 +190,7 @@ class TestService:
             assert isinstance(soaked, DeploymentFinished)
             weight = f" with {run.canary.weight} % of the traffic" if run.canary is not None else ""
             message = f"no tests: the candidate served real traffic{weight} for {run.test.limit_s:g} s"
-            reply = self._reply(cause, soaked, Result.PASS.value, run.test.started, now, message)
+            reply = self._reply(cause, soaked, Verdict.PASS, run.test.started, now, message)
             return self._record_tested(placement, run.context, reply)
         if run.phase is Phase.TESTING and run.test is not None:
             cause = Event.from_json_dict(run.test.event)
@@ -203,6 +205,6 @@ class TestService:
             start = run.since
         data = cause.data
         assert isinstance(data, DeploymentFinished)
-        return self._record_tested(placement, run.context, self._reply(cause, data, Result.FAIL.value, start, now, message))
+        return self._record_tested(placement, run.context, self._reply(cause, data, Verdict.FAIL, start, now, message))
 
 

@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 
-from sluice.core.events import Result
 from sluice.core.shipyard import TestStrategy
 from sluice.core.testspec import (
     HealthCheck,
@@ -40,6 +39,7 @@ from sluice.core.testspec import (
     TestSpec,
     default_test_spec,
 )
+from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 from sluice.loadgen import LoadProfile, LoadRequest, LogLinearHistogram, Mode, rfc3339, run_load_sync
 
@@ -83,7 +83,7 @@ class TestReport:
     """
 
     __test__ = False
-    result: str
+    result: Verdict
     start: str
     end: str
     message: str
@@ -95,11 +95,11 @@ class TestReport:
 
     @property
     def passed(self) -> bool:
-        return self.result == Result.PASS.value
+        return self.result == Verdict.PASS
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "result": self.result, "start": self.start, "end": self.end, "message": self.message,
+            "result": self.result.value, "start": self.start, "end": self.end, "message": self.message,
             "strategy": self.strategy, "used_default_spec": self.used_default_spec,
             "outcomes": [o.to_dict() for o in self.outcomes], "measurements": dict(self.measurements),
             "load": dict(self.load) if self.load is not None else None,
@@ -250,7 +250,7 @@ def run_tests(
         raise ValidationError("test run", problems)
     start = rfc3339(wall())
     if chosen is TestStrategy.NONE:
-        return TestReport(Result.PASS.value, start, start, NO_TEST_MESSAGE, strategy=chosen.value)
+        return TestReport(Verdict.PASS, start, start, NO_TEST_MESSAGE, strategy=chosen.value)
     spec = default_test_spec() if spec is None else spec
     if duration_s is not None:
         spec = spec.with_duration(duration_s)
@@ -261,7 +261,7 @@ def run_tests(
 
     def report(passed: bool, message: str, outcomes: list[RequestOutcome], measurements: Mapping[str, Any] | None = None,
                load: Mapping[str, Any] | None = None) -> TestReport:
-        verdict = Result.PASS.value if passed else Result.FAIL.value
+        verdict = Verdict.PASS if passed else Verdict.FAIL
         return TestReport(
             verdict, start, rfc3339(wall()), f"{chosen.value} test {verdict}: {message}; spec: {about}",
             strategy=chosen.value, used_default_spec=spec.is_default, outcomes=tuple(outcomes),

@@ -19,6 +19,7 @@ from sluice.adapters.backends.kubernetes import KubernetesBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.events import ConfigurationChange, Event, EventType
 from sluice.core.shipyard import parse_shipyard
+from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 from sluice.ports.backend import Placement
 from sluice.ports.sli import SliQuery, SliValue
@@ -67,7 +68,7 @@ def deliver_walk(backend: Any, observe: Callable[[], Any], latencies: Sequence[f
     provider = Latency(latencies)
 
     def runner(deployed, context):  # type: ignore[no-untyped-def]
-        return TestOutcome("pass", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
+        return TestOutcome(Verdict.PASS, "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
 
     flow = Flow(records, backend, runner, FakeClock(), providers=lambda name, request: provider)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from sluice.adapters.sli.builtin import BuiltinSliProvider
 from sluice.core.samples import MAX_BUCKETS, Alternative, Distribution, distribution_from_dict, mann_whitney
-from sluice.core.scoring import EvaluationResult, IndicatorStatus, Measurement, Verdict, evaluate
+from sluice.core.scoring import EvaluationResult, IndicatorStatus, Measurement, Subject, Verdict, evaluate
 from sluice.core.slo import ComparisonMethod, Slo, parse_slo
 from sluice.errors import ValidationError
 from sluice.loadgen import LogLinearHistogram
@@ -151,12 +151,12 @@ def test_example_slo_opts_in_to_mann_whitney() -> None:
 
 
 def story(slo: Slo, candidate: list[float]) -> EvaluationResult:
-    base = evaluate(slo, measured(stored_run(latencies(1, 600))), evaluation_id="0.10.1",
-                    project="sockshop", stage="staging", service="carts")
+    base = evaluate(slo, measured(stored_run(latencies(1, 600))),
+        subject=Subject(id="0.10.1", project="sockshop", stage="staging", service="carts"))
     assert base.result is Verdict.PASS
     stored = EvaluationResult.from_dict(json.loads(json.dumps(base.to_dict())))  # as read back from the history
-    return evaluate(slo, measured(stored_run(candidate)), [stored], evaluation_id="candidate",
-                    project="sockshop", stage="staging", service="carts")
+    return evaluate(slo, measured(stored_run(candidate)), [stored],
+        subject=Subject(id="candidate", project="sockshop", stage="staging", service="carts"))
 
 
 NOISY_0_10_3 = latencies(2, 600, slow_share=0.08, slow_extra_ms=(4, 12))
@@ -206,7 +206,7 @@ def test_noise_floor_alone() -> None:
             obj.pop("comparison", None)
             obj["noise_floor"] = 5
     slo = parse_slo(doc, "floor")
-    prev = evaluate(slo, [Measurement("response_time_p95", 6.0)], evaluation_id="p")
+    prev = evaluate(slo, [Measurement("response_time_p95", 6.0)], subject=Subject(id="p"))
     near = evaluate(slo, [Measurement("response_time_p95", 8.1)], [prev])
     far = evaluate(slo, [Measurement("response_time_p95", 1006.0)], [prev])
     assert near.result is Verdict.PASS and near.indicators[0].noise[0].outcome == "noise"
@@ -217,7 +217,7 @@ def test_noise_floor_alone() -> None:
 def test_mann_whitney_without_samples_keeps_the_point_comparison() -> None:
     """No histogram (e.g. a Prometheus value): the test is not applied and says so; Keptn's result stands."""
     slo = example_slo()
-    prev = evaluate(slo, [Measurement("response_time_p95", 6.0)], evaluation_id="p")
+    prev = evaluate(slo, [Measurement("response_time_p95", 6.0)], subject=Subject(id="p"))
     r = evaluate(slo, [Measurement("response_time_p95", 8.1)], [prev])
     k = evaluate(keptn_slo(), [Measurement("response_time_p95", 8.1)], [prev])
     assert (r.result, r.score) == (k.result, k.score)
@@ -300,8 +300,8 @@ def test_opting_in_never_makes_a_status_worse(base: list[int], cand: list[int], 
         dist = Distribution.of((v, 1) for v in values)
         return Measurement("rt", float(sorted(values)[int(0.95 * (len(values) - 1))]), samples=len(values), distribution=dist)
 
-    prev_noisy = evaluate(noisy, [m(base)], evaluation_id="b")
-    prev_plain = evaluate(plain, [m(base)], evaluation_id="b")
+    prev_noisy = evaluate(noisy, [m(base)], subject=Subject(id="b"))
+    prev_plain = evaluate(plain, [m(base)], subject=Subject(id="b"))
     with_noise = evaluate(noisy, [m(cand)], [prev_noisy])
     keptn = evaluate(plain, [m(cand)], [prev_plain])
     assert RANK[with_noise.indicators[0].status] >= RANK[keptn.indicators[0].status]

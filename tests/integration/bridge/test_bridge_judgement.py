@@ -13,7 +13,7 @@ from tests.support.stories import write_stories
 from sluice.adapters.state.local import LocalStore
 from sluice.bridge import views
 from sluice.bridge.app import Bridge
-from sluice.core.scoring import Measurement, evaluate
+from sluice.core.scoring import Measurement, Subject, evaluate
 from sluice.core.slo import parse_slo
 from sluice.services.records import Records
 
@@ -26,7 +26,8 @@ EVIL = '<img src=x onerror="alert(1)">'
 
 def inconclusive_doc() -> dict[str, Any]:
     slo = parse_slo({"objectives": [{"sli": EVIL, "pass": [{"criteria": ["<600"]}]}], "total_score": {"pass": "90%"}}, "s")
-    doc = evaluate(slo, [Measurement(EVIL, None, False, f"prometheus: {EVIL}")], evaluation_id="ev-1").to_dict()
+    doc = evaluate(slo, [Measurement(EVIL, None, False, f"prometheus: {EVIL}")],
+        subject=Subject(id="ev-1")).to_dict()
     return {**doc, "image": "carts:0.10.4", "time": "2026-01-01T00:00:00Z", "context": "c"}
 
 

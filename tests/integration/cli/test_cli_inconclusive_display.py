@@ -9,7 +9,7 @@ import yaml
 
 from sluice.adapters.state.local import LocalStore
 from sluice.cli.main import main
-from sluice.core.scoring import Measurement, evaluate
+from sluice.core.scoring import Measurement, Subject, evaluate
 from sluice.core.slo import parse_slo
 from sluice.services.records import Records
 
@@ -28,7 +28,8 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Records:
         ("e1", "0.10.1", [Measurement("response_time_p95", 48.0, samples=3000)]),
         ("e2", "0.10.4", [Measurement("response_time_p95", None, False, "no answer from SLI provider within 120 s")]),
     ):
-        doc = evaluate(SLO, values, evaluation_id=ident, project="sockshop", stage="staging", service="carts").to_dict()
+        doc = evaluate(SLO, values,
+            subject=Subject(id=ident, project="sockshop", stage="staging", service="carts")).to_dict()
         records.append_evaluation("sockshop", "staging", "carts",
                                   {**doc, "image": f"carts:{tag}", "time": f"2026-01-01T00:0{ident[-1]}:00Z", "context": ident})
     return records

@@ -16,8 +16,9 @@ from tests.support.flow import FakeClock, Flow, by_type
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.cli.status import render
-from sluice.core.events import ConfigurationChange, Event, EventType
+from sluice.core.events import ApprovalFinished, ConfigurationChange, Decision, Event, EventType
 from sluice.core.shipyard import parse_shipyard
+from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 from sluice.ports.backend import Placement, Slot
 from sluice.ports.sli import SliQuery, SliValue
@@ -68,7 +69,7 @@ def world(values: Sequence[float | None], **kw: object) -> tuple[Flow, NoopBacke
     backend = NoopBackend()
 
     def runner(deployed, context):  # type: ignore[no-untyped-def]
-        return TestOutcome("pass", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
+        return TestOutcome(Verdict.PASS, "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
 
     flow = Flow(records, backend, runner, FakeClock(), providers=lambda name, request: provider,
                 approver_keys={"sockshop": KEY}.get)
@@ -316,9 +317,8 @@ def test_the_delivery_page_charts_the_weights_of_each_step() -> None:
 
 def steer(flow: Flow, context: str, decision: str, n: int = 1) -> list[Event]:
     from sluice.core.approval_auth import sign
-    from sluice.core.events import ApprovalFinished
 
-    event = Event.new(ApprovalFinished(project="sockshop", stage="production", service="carts", decision=decision),
+    event = Event.new(ApprovalFinished(project="sockshop", stage="production", service="carts", decision=Decision(decision)),
                       source="test", id=f"{decision}-{n}", time=flow.clock(), context=context)
     return flow.send(sign(event, KEY, "alice"))
 
@@ -377,7 +377,7 @@ def test_manual_approval_holds_the_promotion_not_the_steps() -> None:
     records.onboard("sockshop", "carts")
     records.put_resource("sockshop", "production", "carts", "slo.yaml", SLO)
     def runner(deployed, context):  # type: ignore[no-untyped-def]
-        return TestOutcome("pass", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
+        return TestOutcome(Verdict.PASS, "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
 
     flow = Flow(records, backend, runner, FakeClock(), providers=lambda name, request: Latency([100.0]),
                 approver_keys={"sockshop": KEY}.get)

@@ -15,11 +15,12 @@ from sluice.core.approval_auth import sign
 from sluice.core.events import (
     ApprovalFinished,
     ConfigurationChange,
+    Decision,
     Event,
     EventType,
     GetSli,
-    Result,
 )
+from sluice.core.verdict import Verdict
 from sluice.ports.backend import Placement
 from sluice.ports.sli import SliQuery, SliValue
 from sluice.services.ledger import Ledger
@@ -57,7 +58,7 @@ def test_tutorial_story(world) -> None:  # type: ignore[no-untyped-def]
     slow = flow.send(new_artifact("0.10.2"))
     assert outcomes(slow) == [("dev", "promoted"), ("staging", "rolled_back")]
     evaluation = next(e for e in by_type(slow, EventType.EVALUATION_DONE) if e.data.stage == "staging")  # type: ignore[attr-defined]
-    assert evaluation.data.result == Result.FAIL.value  # type: ignore[attr-defined]
+    assert evaluation.data.result == Verdict.FAIL  # type: ignore[attr-defined]
     failing = [r["value"]["metric"] for r in evaluation.data.evaluationdetails["indicatorResults"] if r["status"] == "fail"]  # type: ignore[attr-defined]
     assert failing == ["response_time_p95"]
     assert backend.serving(Placement("sockshop", "staging", "carts")) == f"{CARTS}:0.10.1"
@@ -133,7 +134,7 @@ def test_manual_approval_holds_then_promotes(world) -> None:  # type: ignore[no-
     assert outcomes(events) == [("dev", "promoted"), ("staging", "promoted")]
     context = events[0].shkeptncontext
     approval = Event.new(
-        ApprovalFinished(project="sockshop", stage="production", service="carts", decision="approve"),
+        ApprovalFinished(project="sockshop", stage="production", service="carts", decision=Decision.APPROVE),
         source="test", id="approve-1", time=flow.clock(), context=context,
     )
     after = flow.send(sign(approval, APPROVER_KEY, "alice"))

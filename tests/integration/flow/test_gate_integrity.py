@@ -17,8 +17,9 @@ from tests.support.sockshop import CARTS, SHIPYARD
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.approval_auth import sign
-from sluice.core.events import ApprovalFinished, ConfigurationChange, Event, EventType, GetSliDone
+from sluice.core.events import ApprovalFinished, ConfigurationChange, Decision, Event, EventType, GetSliDone
 from sluice.core.ledger import Phase
+from sluice.core.verdict import Verdict
 from sluice.errors import ConfigurationError, RetryableError
 from sluice.ports.backend import Placement, Slot
 from sluice.services.ledger import Ledger
@@ -37,7 +38,7 @@ total_score: {pass: "90%", warning: "75%"}
 
 def runner(deployed, context):  # type: ignore[no-untyped-def]
     slow = deployed.tag == "0.10.2"
-    return TestOutcome("pass", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
+    return TestOutcome(Verdict.PASS, "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
                        measurements={"response_time_p95": 1050.0 if slow else 50.0, "error_rate": 0.0})
 
 
@@ -62,7 +63,7 @@ class World:
         return self.backend.serving(Placement("sockshop", stage, "carts"))
 
     def approval(self, context: str, decision: str, stage: str = "production") -> Event:
-        payload = ApprovalFinished(project="sockshop", stage=stage, service="carts", decision=decision)
+        payload = ApprovalFinished(project="sockshop", stage=stage, service="carts", decision=Decision(decision))
         event = Event.new(payload, source="test", id=str(uuid.uuid4()), time=self.clock(), context=context)
         return sign(event, KEY, "alice")
 

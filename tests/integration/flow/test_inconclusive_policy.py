@@ -12,8 +12,9 @@ from tests.support.flow import FakeClock, Flow, by_type
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.approval_auth import sign
-from sluice.core.events import ApprovalFinished, ConfigurationChange, Event, EventType, GetSli
+from sluice.core.events import ApprovalFinished, ConfigurationChange, Decision, Event, EventType, GetSli
 from sluice.core.inconclusive import attempt_of
+from sluice.core.verdict import Verdict
 from sluice.ports.backend import Placement
 from sluice.ports.sli import SliQuery, SliValue
 from sluice.services.records import Records
@@ -60,7 +61,7 @@ def world(policy: str, failures: int) -> tuple[Flow, NoopBackend, Flaky]:
     backend = NoopBackend()
 
     def runner(deployed, context):  # type: ignore[no-untyped-def]
-        return TestOutcome("pass", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
+        return TestOutcome(Verdict.PASS, "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
 
     def providers(name: str, request: GetSli) -> Flaky:
         return provider
@@ -120,7 +121,7 @@ def test_hold_waits_for_a_person_who_may_approve() -> None:
     triggered = next(by_type(events, EventType.APPROVAL_TRIGGERED))
     assert "inconclusive" in triggered.data.message  # type: ignore[attr-defined]
     assert not outcomes(events)
-    approval = Event.new(ApprovalFinished(project="sockshop", stage="dev", service="carts", decision="approve"),
+    approval = Event.new(ApprovalFinished(project="sockshop", stage="dev", service="carts", decision=Decision.APPROVE),
                          source="test", id="a-1", time=flow.clock(), context=events[0].shkeptncontext)
     after = flow.send(sign(approval, KEY, "alice"))
     assert outcomes(after) == [("dev", "promoted"), ("production", "promoted")]

@@ -20,7 +20,7 @@ from sluice.core.approval_auth import (
     check_approval,
     sign,
 )
-from sluice.core.events import ApprovalFinished, Event, EventType
+from sluice.core.events import ApprovalFinished, Decision, Event, EventType
 from sluice.ports.backend import Placement
 from sluice.services.approvals import ensure_key, key_lookup, key_name, sign_approval
 from sluice.services.records import Records
@@ -30,7 +30,7 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 def approval(decision: str = "approve", *, id: str = "a-1", time: str = "2026-01-01T12:00:00Z",
              context: str = "ctx-1", stage: str = "production") -> Event:
-    payload = ApprovalFinished(project="sockshop", stage=stage, service="carts", decision=decision)
+    payload = ApprovalFinished(project="sockshop", stage=stage, service="carts", decision=Decision(decision))
     return Event.new(payload, source="sluice/cli", id=id, time=time, context=context)
 
 
@@ -74,7 +74,7 @@ _CHANGES = {
     "id": lambda e: dataclasses.replace(e, id="a-2"),
     "context": lambda e: dataclasses.replace(e, shkeptncontext=str(uuid.uuid4())),
     "time": lambda e: dataclasses.replace(e, time="2026-01-01T12:00:01Z"),
-    "decision": lambda e: dataclasses.replace(e, data=dataclasses.replace(e.data, decision="decline")),
+    "decision": lambda e: dataclasses.replace(e, data=dataclasses.replace(e.data, decision=Decision.DECLINE)),
     "stage": lambda e: dataclasses.replace(e, data=dataclasses.replace(e.data, stage="staging")),
     "service": lambda e: dataclasses.replace(e, data=dataclasses.replace(e.data, service="orders")),
     "project": lambda e: dataclasses.replace(e, data=dataclasses.replace(e.data, project="other")),

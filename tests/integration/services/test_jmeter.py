@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.support.httptarget import TargetServer
 
+from sluice.core.shipyard import DeploymentStrategy, TestStrategy
 from sluice.core.testspec import JMeterPlans, parse_test_spec
 from sluice.errors import ValidationError
 from sluice.services.jmeter import DEFAULT_JMETER, parse_results
@@ -122,7 +123,7 @@ def test_the_test_unit_runs_the_stored_plans(jmeter, tmp_path) -> None:  # type:
     records.put_resource("sockshop", "staging", "carts", "jmeter/load.jmx", LOAD)
     with TargetServer() as server:
         deployed = DeploymentFinished(project="sockshop", stage="staging", service="carts", image="carts", tag="1",
-                                      teststrategy="performance", deploymentstrategy="blue_green_service",
+                                      teststrategy=TestStrategy.PERFORMANCE, deploymentstrategy=DeploymentStrategy.BLUE_GREEN,
                                       deploymentURILocal=server.url)
         outcome = make_runner(runtime)(deployed, "c1")
     assert outcome.result == "pass", outcome.message

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from sluice.core.events import PAYLOADS, ConfigurationChange, Done, Event, EventType, TestsFinished
+from sluice.core.events import PAYLOADS, ConfigurationChange, Done, Event, EventType, Outcome, TestsFinished
 from sluice.core.validation import context_id, image_problem, split_image
 from sluice.errors import ValidationError
 
@@ -84,7 +84,7 @@ def test_replies_are_deterministic_and_carry_the_cause() -> None:
     """Replying twice to the same event gives the same id, the same context and triggeredid = cause."""
     cause = Event.from_json_dict({"specversion": "1.0", "type": EventType.TESTS_FINISHED.value, "source": "t",
                                   "id": "abc", "shkeptncontext": "not-a-uuid", "data": SAMPLES[EventType.TESTS_FINISHED]})
-    done = Done(project="sockshop", stage="dev", service="carts", outcome="promoted")
+    done = Done(project="sockshop", stage="dev", service="carts", outcome=Outcome.PROMOTED)
     a = cause.reply(done, source="s", time="2026-01-01T00:00:00Z")
     b = cause.reply(done, source="s", time="2026-01-01T00:00:09Z")
     assert a.id == b.id and a.triggeredid == "abc" and a.shkeptncontext == cause.shkeptncontext

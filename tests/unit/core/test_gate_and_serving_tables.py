@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from sluice.core import deployment as dep
 from sluice.core.deployment import Action, Serving, Step
-from sluice.core.events import Result
 from sluice.core.gate import GateDecision, decide
 from sluice.core.shipyard import DeploymentStrategy, Stage, parse_shipyard
+from sluice.core.verdict import Verdict
 
 T = "2026-01-01T00:00:00.000Z"
 
@@ -29,30 +29,30 @@ def stage(**approval: str) -> Stage:
 
 GATE_TABLE = [
     # pass approval, warning approval, result → decision
-    ("automatic", "automatic", Result.PASS, GateDecision.PROMOTE),
-    ("automatic", "automatic", Result.WARNING, GateDecision.PROMOTE),
-    ("automatic", "automatic", Result.FAIL, GateDecision.DISCARD),
-    ("manual", "automatic", Result.PASS, GateDecision.HOLD),
-    ("manual", "automatic", Result.WARNING, GateDecision.PROMOTE),
-    ("manual", "automatic", Result.FAIL, GateDecision.DISCARD),
-    ("automatic", "manual", Result.PASS, GateDecision.PROMOTE),
-    ("automatic", "manual", Result.WARNING, GateDecision.HOLD),
-    ("automatic", "manual", Result.FAIL, GateDecision.DISCARD),
-    ("manual", "manual", Result.PASS, GateDecision.HOLD),
-    ("manual", "manual", Result.WARNING, GateDecision.HOLD),
-    ("manual", "manual", Result.FAIL, GateDecision.DISCARD),
+    ("automatic", "automatic", Verdict.PASS, GateDecision.PROMOTE),
+    ("automatic", "automatic", Verdict.WARNING, GateDecision.PROMOTE),
+    ("automatic", "automatic", Verdict.FAIL, GateDecision.DISCARD),
+    ("manual", "automatic", Verdict.PASS, GateDecision.HOLD),
+    ("manual", "automatic", Verdict.WARNING, GateDecision.PROMOTE),
+    ("manual", "automatic", Verdict.FAIL, GateDecision.DISCARD),
+    ("automatic", "manual", Verdict.PASS, GateDecision.PROMOTE),
+    ("automatic", "manual", Verdict.WARNING, GateDecision.HOLD),
+    ("automatic", "manual", Verdict.FAIL, GateDecision.DISCARD),
+    ("manual", "manual", Verdict.PASS, GateDecision.HOLD),
+    ("manual", "manual", Verdict.WARNING, GateDecision.HOLD),
+    ("manual", "manual", Verdict.FAIL, GateDecision.DISCARD),
 ]
 
 
 @pytest.mark.parametrize(("on_pass", "on_warning", "result", "expected"), GATE_TABLE)
 def test_the_gate_decides_by_result_and_approval_strategy(
-    on_pass: str, on_warning: str, result: Result, expected: GateDecision
+    on_pass: str, on_warning: str, result: Verdict, expected: GateDecision
 ) -> None:
     """pass/warning promote unless a person is asked for that result; fail always discards."""
     assert decide(result, stage(**{"pass": on_pass, "warning": on_warning})) is expected
 
 
-@given(st.text(max_size=12).filter(lambda s: s not in {r.value for r in Result if r is not Result.FAIL}))
+@given(st.text(max_size=12).filter(lambda s: s not in {r.value for r in Verdict if r is not Verdict.FAIL}))
 def test_anything_but_pass_or_warning_discards(result: str) -> None:
     """An unknown result never promotes or holds: it discards, even on a stage that asks a person."""
     assert decide(result, stage(**{"pass": "manual", "warning": "manual"})) is GateDecision.DISCARD

@@ -22,6 +22,7 @@ from sluice.core.scoring import (
     EvaluationResult,
     InconclusiveKind,
     Measurement,
+    Subject,
     Verdict,
     evaluate,
 )
@@ -87,16 +88,14 @@ def test_no_baseline_passes_by_default_and_is_inconclusive_when_asked() -> None:
     assert (keptn.result, keptn.score, keptn.inconclusive) == (Verdict.PASS, 100, False)
     assert (asked.result, asked.score) == (Verdict.PASS, 100)
     assert [x.kind for x in asked.inconclusive_reasons] == [InconclusiveKind.NO_BASELINE]
-    prev = evaluate(tutorial(), values, evaluation_id="p")
+    prev = evaluate(tutorial(), values, subject=Subject(id="p"))
     assert not evaluate(tutorial(), values, [prev], rules=DataRules(no_baseline_inconclusive=True)).inconclusive
 
 
 def test_marker_round_trips_and_old_records_read_as_conclusive() -> None:
     """to_dict → JSON → from_dict keeps the reasons, samples and all; a record without the keys is conclusive."""
-    r = evaluate(
-        tutorial(), [Measurement("response_time_p95", 300, samples=3), Measurement("error_rate", None, False, "x")],
-        evaluation_id="e", rules=DataRules(no_baseline_inconclusive=True),
-    )
+    r = evaluate(tutorial(), [Measurement("response_time_p95", 300, samples=3), Measurement("error_rate", None, False, "x")], rules=DataRules(no_baseline_inconclusive=True),
+        subject=Subject(id="e"))
     doc = json.loads(json.dumps(r.to_dict()))
     assert doc["inconclusive"] is True and len(doc["inconclusive_reasons"]) == 2
     assert EvaluationResult.from_dict(doc) == r
@@ -146,7 +145,7 @@ def test_inconclusive_never_changes_the_verdict_or_the_score(
     history: list[list[Measurement]], values: list[Measurement], min_samples: int, no_baseline: bool
 ) -> None:
     """Whatever the rules, the verdict, score and every indicator's status are Keptn's (the rules off)."""
-    prev = [evaluate(SLO3, h, evaluation_id=f"p{i}") for i, h in enumerate(history)]
+    prev = [evaluate(SLO3, h, subject=Subject(id=f"p{i}")) for i, h in enumerate(history)]
     keptn = evaluate(SLO3, values, prev, rules=DataRules(min_samples=0))
     judged = evaluate(SLO3, values, prev, rules=DataRules(min_samples, no_baseline))
     assert (judged.result, judged.score) == (keptn.result, keptn.score)
@@ -164,7 +163,8 @@ def test_fully_measured_with_enough_samples_is_never_inconclusive(
     p95: float, err: float, samples: int, baseline: float | None
 ) -> None:
     """Every scored and key SLI measured, with at least the minimum of samples: conclusive."""
-    prev = [] if baseline is None else [evaluate(SLO3, [Measurement("response_time_p95", baseline)], evaluation_id="b")]
+    prev = [] if baseline is None else [evaluate(SLO3, [Measurement("response_time_p95", baseline)],
+        subject=Subject(id="b"))]
     r = evaluate(
         SLO3, [Measurement("response_time_p95", p95, samples=samples), Measurement("error_rate", err, samples=samples)],
         prev,
@@ -241,10 +241,10 @@ def test_parse_on_inconclusive_names_every_problem(raw: object, fragment: str) -
 def test_comparison_history_leaves_out_inconclusive_unless_passed() -> None:
     """Inconclusive evaluations are no baseline unless they passed; conclusive ones all stay, in order."""
     slo = tutorial()
-    ok = evaluate(slo, [Measurement("response_time_p95", 300, samples=500)], evaluation_id="ok")
-    failed = evaluate(slo, [Measurement("response_time_p95", 900, samples=500)], evaluation_id="failed")
-    lost = evaluate(slo, [Measurement("response_time_p95", None, False, "timeout")], evaluation_id="lost")
-    thin_pass = evaluate(slo, [Measurement("response_time_p95", 300, samples=5)], evaluation_id="thin")
+    ok = evaluate(slo, [Measurement("response_time_p95", 300, samples=500)], subject=Subject(id="ok"))
+    failed = evaluate(slo, [Measurement("response_time_p95", 900, samples=500)], subject=Subject(id="failed"))
+    lost = evaluate(slo, [Measurement("response_time_p95", None, False, "timeout")], subject=Subject(id="lost"))
+    thin_pass = evaluate(slo, [Measurement("response_time_p95", 300, samples=5)], subject=Subject(id="thin"))
     kept = comparison_history([ok, lost, failed, thin_pass])
     assert [e.id for e in kept] == ["ok", "failed", "thin"]
 

@@ -15,16 +15,17 @@ from sluice.core.ledger import (
     SOURCES,
     Hold,
     HoldDecision,
+    Judgement,
     Lane,
     Phase,
     Run,
     Transition,
-    Verdict,
     after,
     enter,
     record,
 )
 from sluice.core.shipyard import OnTimeout
+from sluice.core.verdict import Verdict
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -41,8 +42,8 @@ def run(n: int, phase: Phase = Phase.DONE, size: int = 10) -> Run:
 def test_a_lane_round_trips_with_every_part() -> None:
     """Every typed part of a lane survives its stored JSON form."""
     held = Run("c1", "img:1", Phase.HELD, at(0), at(60), event_time=at(0), labels={"a": "b"},
-               verdict=Verdict("pass", 100.0, "e1", True, ("no data",)),
-               hold=Hold("pass", at(0), at(60), OnTimeout.APPROVE, HoldDecision.EXPIRED, "", at(61), "expired"),
+               verdict=Judgement(Verdict.PASS, 100.0, "e1", True, ("no data",)),
+               hold=Hold(Verdict.PASS, at(0), at(60), OnTimeout.APPROVE, HoldDecision.EXPIRED, "", at(61), "expired"),
                attempt=2, replies={"decided@2": [{"id": "x"}]})
     lane = Lane(active=held, finished=(run(1),), horizon=at(-5))
     import json

@@ -14,6 +14,7 @@ from sluice.core.scoring import (
     EvaluationResult,
     IndicatorStatus,
     Measurement,
+    Subject,
     TargetKind,
     Verdict,
     evaluate,
@@ -60,7 +61,7 @@ def run(slo: Slo, **values: float | None) -> EvaluationResult:
 
 def past(slo: Slo, ident: str, verdict: Verdict | None = None, **values: float) -> EvaluationResult:
     """A previous evaluation with the given values (its verdict overridden when asked)."""
-    r = evaluate(slo, [Measurement(k, v) for k, v in values.items()], evaluation_id=ident)
+    r = evaluate(slo, [Measurement(k, v) for k, v in values.items()], subject=Subject(id=ident))
     return r if verdict is None else replace(r, result=verdict)
 
 
@@ -70,7 +71,7 @@ def past(slo: Slo, ident: str, verdict: Verdict | None = None, **values: float) 
 def test_tutorial_slow_build_fails_with_score_zero() -> None:
     """Tutorial SLO, p95 2021 ms after a passing 350 ms: fail with score 0."""
     slo = parse_slo(TUTORIAL, "slo.yaml")
-    before = evaluate(slo, [Measurement("response_time_p95", 350)], evaluation_id="e1")
+    before = evaluate(slo, [Measurement("response_time_p95", 350)], subject=Subject(id="e1"))
     r = evaluate(slo, [Measurement("response_time_p95", 2021)], [before])
     assert (r.result, r.score) == (Verdict.FAIL, 0)
     assert r.indicators[0].status is IndicatorStatus.FAIL
@@ -296,7 +297,7 @@ def test_unmeasured_previous_values_are_not_compared_with() -> None:
     slo = slo_of([one(["<=+10%"])], comparison={"compare_with": "several_results", "number_of_comparison_results": 3})
     prev = [
         past(slo, "a", x=100),
-        evaluate(slo, [Measurement("x", None, False, "down")], evaluation_id="b"),
+        evaluate(slo, [Measurement("x", None, False, "down")], subject=Subject(id="b")),
         past(slo, "c", x=200),
     ]
     ind = evaluate(slo, [Measurement("x", 160)], prev).indicators[0]
@@ -350,9 +351,11 @@ def test_single_result_uses_only_the_newest() -> None:
 def test_only_the_same_project_stage_and_service_are_compared() -> None:
     """Previous evaluations of another project, stage or service are never the baseline."""
     slo = slo_of([one(["<=+10%"])])
-    other = replace(past(slo, "other", x=1), stage="dev")
-    mine = replace(past(slo, "mine", x=100), stage="staging")
-    r = evaluate(slo, [Measurement("x", 105)], [mine, other], stage="staging")
+    other = past(slo, "other", x=1)
+    other = replace(other, subject=replace(other.subject, stage="dev"))
+    mine = past(slo, "mine", x=100)
+    mine = replace(mine, subject=replace(mine.subject, stage="staging"))
+    r = evaluate(slo, [Measurement("x", 105)], [mine, other], subject=Subject(stage="staging"))
     assert r.comparison is not None and r.comparison.compared_evaluations == ("mine",)
 
 
@@ -397,17 +400,8 @@ def test_result_round_trips_through_json() -> None:
     """to_dict → JSON → from_dict gives the same result."""
     slo = slo_of([one(["<=+10%", "<600"], ["<=800"], key_sli=True, displayName="p95"), {"sli": "info"}])
     prev = [past(slo, "a", x=100, info=1)]
-    r = evaluate(
-        slo,
-        [Measurement("x", 700), Measurement("info", None, False, "nope")],
-        prev,
-        evaluation_id="id-1",
-        project="sockshop",
-        stage="",
-        service="carts",
-        start="2024-01-01T00:00:00Z",
-        labels={"image": "carts:0.10.2"},
-    )
+    r = evaluate(slo, [Measurement("x", 700), Measurement("info", None, False, "nope")], prev,
+        subject=Subject(id="id-1", project="sockshop", stage="", service="carts", start="2024-01-01T00:00:00Z", labels={"image": "carts:0.10.2"}))
     again = EvaluationResult.from_dict(json.loads(json.dumps(r.to_dict())))
     assert again == r
 
@@ -481,7 +475,8 @@ def build(specs: list[Any], weight_scale: int = 1) -> tuple[Slo, list[Measuremen
         objectives.append(obj)
     slo = slo_of(objectives, {"pass": 90, "warning": 60})
     values = [Measurement(f"s{i}", spec[4]) for i, spec in enumerate(specs)]
-    prev = [evaluate(slo, [Measurement(f"s{i}", spec[5]) for i, spec in enumerate(specs)], evaluation_id="p")]
+    prev = [evaluate(slo, [Measurement(f"s{i}", spec[5]) for i, spec in enumerate(specs)],
+        subject=Subject(id="p"))]
     return slo, values, prev
 
 

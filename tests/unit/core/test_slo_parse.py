@@ -270,8 +270,8 @@ def test_values_file_accepts_json_and_keptn_lists() -> None:
     ("text", "fragment"),
     [
         ("rt: fast\n", "SLI 'rt': expected a number"),
-        ("rt: {value: 1, succes: true}\n", "unknown key 'succes'"),
-        ("rt: {success: true}\n", "SLI 'rt' value: missing"),
+        ("rt: {value: 1, succes: true}\n", "SLI 'rt'.succes: unknown field"),
+        ("rt: {success: true}\n", "SLI 'rt'.value: missing"),
         ("rt: .nan\n", "expected a finite number"),
         ("- 1\n- 2\n", "expected a mapping with metric"),
         ("42\n", "expected a mapping of SLI name"),

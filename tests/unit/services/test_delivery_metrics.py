@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from tests.support.insight_world import World, make_world
 
 from sluice.core import delivery_metrics as dm
-from sluice.core.events import Event, EventType
+from sluice.core.events import CanaryAction, Event, EventType, Outcome
+from sluice.core.verdict import Verdict
 from sluice.services.insight import delivery_metrics, metrics_docs, record_name
 
 
@@ -178,7 +179,7 @@ def test_a_hold_never_let_on_is_caught_as_declined_or_expired() -> None:
 
     w, held = _held_delivery()
     w.insight.observe(_after(w, held, Done(project="sockshop", stage="production", service="carts",
-                                           outcome="rolled_back", result="fail", message="discarded"), 1))
+                                           outcome=Outcome.ROLLED_BACK, result=Verdict.FAIL, message="discarded"), 1))
     m = delivery_metrics(w.records, "sockshop", "carts", timedelta(days=30), w.now())
     assert stage(m, "production")["reasons"] == {"approval_declined_or_expired": 1}
     assert stage(m, "production")["approvals_held"] == 1
@@ -190,9 +191,9 @@ def test_a_promotion_that_fails_after_approval_is_a_deploy_error() -> None:
 
     w, held = _held_delivery()
     w.insight.observe(_after(w, held, ConfigurationChange(project="sockshop", stage="production", service="carts",
-                                                          image="docker.io/keptnexamples/carts:0.10.1", action="promote", value=0), 1))
+                                                          image="docker.io/keptnexamples/carts:0.10.1", action=CanaryAction.PROMOTE, value=0), 1))
     w.insight.observe(_after(w, held, Done(project="sockshop", stage="production", service="carts",
-                                           outcome="failed", result="fail", message="promote failed"), 2))
+                                           outcome=Outcome.FAILED, result=Verdict.FAIL, message="promote failed"), 2))
     m = delivery_metrics(w.records, "sockshop", "carts", timedelta(days=30), w.now())
     assert stage(m, "production")["reasons"] == {"deploy_error": 1}
 

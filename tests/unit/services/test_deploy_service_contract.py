@@ -22,10 +22,10 @@ from sluice.core.events import (
     GetSli,
     Outcome,
     Ping,
-    Result,
 )
 from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import QUEUE_LIMIT, Phase
+from sluice.core.verdict import Verdict
 from sluice.errors import NotFoundError, RetryableError, ValidationError
 from sluice.ports.backend import Slot
 from sluice.services.ledger import Ledger
@@ -49,7 +49,7 @@ def test_a_set_on_a_free_stage_claims_it_deploys_and_answers_once() -> None:
     world = World()
     (answer,) = world.deploy.handle(artifact())
     data = answer.data
-    assert isinstance(data, DeploymentFinished) and data.result == Result.PASS.value
+    assert isinstance(data, DeploymentFinished) and data.result == Verdict.PASS.value
     assert (data.image, data.tag) == ("docker.io/keptnexamples/carts", "0.10.3")
     assert data.deploymentURILocal == "http://carts-canary.sockshop-staging"
     assert data.deploymentURIPublic == "http://carts.sockshop-staging"
@@ -111,7 +111,7 @@ def test_a_candidate_that_never_gets_ready_is_reported_not_left_claimed() -> Non
     world = World()
     world.backend.fail_images.add(IMAGE)
     (answer,) = world.deploy.handle(artifact())
-    assert isinstance(answer.data, DeploymentFinished) and answer.data.result == Result.FAIL.value
+    assert isinstance(answer.data, DeploymentFinished) and answer.data.result == Verdict.FAIL.value
     assert IMAGE in answer.data.message and world.phase() is Phase.DEPLOYED
     assert lane(world).serving.primary_image == "", "a failed deployment changes no serving state"
 
@@ -127,7 +127,7 @@ def test_an_unreachable_platform_is_retried_then_ended_by_the_tick() -> None:
     assert world.deploy.handle(tick) == [], "not yet expired"
     world.clock.advance(world.deploy.phase_s + 1)
     (answer,) = world.deploy.handle(tick)
-    assert isinstance(answer.data, DeploymentFinished) and answer.data.result == Result.FAIL.value
+    assert isinstance(answer.data, DeploymentFinished) and answer.data.result == Verdict.FAIL.value
     assert "did not finish within" in answer.data.message and world.phase() is Phase.DEPLOYED
 
 

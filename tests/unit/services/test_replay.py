@@ -14,7 +14,7 @@ from tests.support.stories import Stories, write_stories
 
 from sluice.adapters.state.local import LocalStore
 from sluice.core.replay import NOT_MEASURED_THEN, StoredEvaluation, replay
-from sluice.core.scoring import EvaluationResult, IndicatorStatus, Measurement, Verdict, evaluate
+from sluice.core.scoring import EvaluationResult, IndicatorStatus, Measurement, Subject, Verdict, evaluate
 from sluice.core.slo import Slo, parse_slo
 from sluice.errors import NotFoundError
 from sluice.services.records import Records
@@ -146,7 +146,7 @@ def test_inconclusive_replayed_builds_leave_the_comparison_history() -> None:
 
     def stored(ident: str, **values: float | None) -> StoredEvaluation:
         ms = [Measurement(k, v, v is not None, "" if v is not None else "timeout") for k, v in values.items()]
-        return StoredEvaluation(evaluate(slo, ms, evaluation_id=ident), image=f"img:{ident}")
+        return StoredEvaluation(evaluate(slo, ms, subject=Subject(id=ident)), image=f"img:{ident}")
     report = replay(slo, [stored("a", rt=100, err=0), stored("b", rt=50, err=None), stored("c", rt=105, err=0)])
     b, c = report.builds[1], report.builds[2]
     assert b.replayed.inconclusive and b.replayed.result is Verdict.FAIL
@@ -161,6 +161,6 @@ def test_inconclusive_replayed_builds_leave_the_comparison_history() -> None:
 def test_round_trip_of_a_replayed_result() -> None:
     """A replayed result is an ordinary evaluation result (JSON round trip)."""
     slo = parse_slo(TUTORIAL, "s")
-    r = evaluate(slo, [Measurement("response_time_p95", 50)], evaluation_id="x")
+    r = evaluate(slo, [Measurement("response_time_p95", 50)], subject=Subject(id="x"))
     report = replay(slo, [StoredEvaluation(r, "img", "t")])
     assert EvaluationResult.from_dict(report.builds[0].replayed.to_dict()) == report.builds[0].replayed

@@ -17,6 +17,7 @@ from sluice.adapters.sli.dynatrace.query import escape_value, parse_query, rende
 from sluice.adapters.state.memory import MemoryStore
 from sluice.compose import sli_provider
 from sluice.config import Settings
+from sluice.core.deployment import Slot
 from sluice.core.events import Event, GetSli
 from sluice.core.sli_config import SliConfig
 from sluice.errors import ConfigurationError, ValidationError
@@ -172,7 +173,7 @@ def test_get_sli_with_the_secret_store(fake) -> None:  # type: ignore[no-untyped
                          f"indicators:\n  response_time_p95: 'MV2;MicroSecond;metricSelector={P95}&entitySelector={ENTITY}'\n")
     fake.series[(P95, ENTITY_CARTS)] = [[120000.0]]
     request = GetSli(project="sockshop", stage="staging", service="carts", sliProvider="dynatrace", start=START,
-                     end=END, indicators=["response_time_p95"], deployment="canary")
+                     end=END, indicators=["response_time_p95"], deployment=Slot.CANARY)
     service = SliService(lambda name, req: sli_provider(Settings(), records, lambda: secrets, name, req.project,
                                                         req.stage, req.service), lambda: END, "test")
     event = Event.new(request, source="test", id="e1", time=START)

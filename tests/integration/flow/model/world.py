@@ -35,6 +35,7 @@ from sluice.core.approval_auth import sign
 from sluice.core.events import (
     ApprovalFinished,
     ConfigurationChange,
+    Decision,
     DeploymentFinished,
     Event,
     EventType,
@@ -45,6 +46,7 @@ from sluice.core.events import (
 from sluice.core.gate import GateDecision, decide
 from sluice.core.inconclusive import attempt_of
 from sluice.core.shipyard import Shipyard, Stage
+from sluice.core.verdict import Verdict
 from sluice.errors import ConfigurationError, PermanentError, RetryableError, ValidationError
 from sluice.ports.backend import Placement, Slot
 from sluice.ports.sli import SliProvider, SliQuery, SliValue
@@ -293,7 +295,7 @@ def runner(deployed: DeploymentFinished, context: str) -> TestOutcome:
     """A test unit: the build's speed is the suffix of its tag (``1.4.0-slow``)."""
     speed = deployed.tag.rsplit("-", 1)[-1]
     return TestOutcome(
-        result="pass", start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
+        result=Verdict.PASS, start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
         measurements={"response_time_p95": SPEEDS.get(speed, 50.0), "error_rate": 0.0},
     )
 
@@ -517,7 +519,7 @@ class World:
 
     def approval(self, context: str, stage: str, service: str, decision: str, forged: bool = False) -> None:
         """A person's decision, signed with the project's approver key (``forged``: unsigned)."""
-        payload = ApprovalFinished(project=PROJECT, stage=stage, service=service, decision=decision)
+        payload = ApprovalFinished(project=PROJECT, stage=stage, service=service, decision=Decision(decision))
         event = Event.new(payload, source="model/person", id=self._next("approval"), time=self.clock(), context=context)
         self.emit([event if forged else sign(event, APPROVER_KEY, "model-approver")])
 
