@@ -202,7 +202,7 @@ def _next(name: str, seen: Walk, world: World) -> Event:
         return approval(Decision.APPROVE if name == "approve" else Decision.DECLINE)
     if name in ("promote", "discard"):
         wanted = CanaryAction.PROMOTE if name == "promote" else CanaryAction.DISCARD
-        return next(e for e in last if isinstance(e.data, ConfigurationChange) and e.data.canary_action is wanted)
+        return next(e for e in last if isinstance(e.data, ConfigurationChange) and e.data.action is wanted)
     return only(last)
 
 
