@@ -146,11 +146,11 @@ class Ledger:
         The record's ``BUSY`` label is set from the new lane in the same write."""
         name, labels = self.name(placement, gate)
 
-        def apply(data: dict[str, str], _exists: bool) -> R:
+        def apply(data: dict[str, str], exists: bool) -> R:
             lane = decode(data) if KEY in data else Lane()
             new, result = mutate(lane)
-            if new != lane or FINISHED not in data:
-                encode(new, data)
+            if new != lane or (exists and FINISHED not in data):  # an older lane moves to the split layout
+                encode(new, data)  # an absent lane left as it was is not created
             labels[BUSY] = "true" if new.active is not None or new.gates else "false"  # read by update_data after apply
             return result
 

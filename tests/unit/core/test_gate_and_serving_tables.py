@@ -60,13 +60,13 @@ def test_anything_but_pass_or_warning_discards(result: str) -> None:
 
 # --- deployment plans: a table per strategy and state --------------------------------------------
 
-BG = DeploymentStrategy.BLUE_GREEN.value
-CANARY = DeploymentStrategy.CANARY.value
-DIRECT = DeploymentStrategy.DIRECT.value
+BG = DeploymentStrategy.BLUE_GREEN
+CANARY = DeploymentStrategy.CANARY
+DIRECT = DeploymentStrategy.DIRECT
 OLD, NEW, GOOD = "carts:1", "carts:2", "carts:0"
 
 
-def serving(strategy: str, primary: str = "", candidate: str = "", last_good: str = "") -> Serving:
+def serving(strategy: DeploymentStrategy, primary: str = "", candidate: str = "", last_good: str = "") -> Serving:
     return Serving(strategy=strategy, primary_image=primary, candidate_image=candidate, last_good_image=last_good)
 
 

@@ -60,7 +60,7 @@ SHIPYARD_PROBLEMS = [
     ({"stages": [{"name": "dev", "approval_strategy": {"timeout": "0s"}}]}, "approval_strategy.timeout"),
     ({"stages": [{"name": "dev", "approval_strategy": {"on_timeout": "x"}}]}, "approval_strategy.on_timeout"),
     ({"stages": [{"name": "dev", "canary": {"steps": [10]}}]}, "only a stage with deployment_strategy: canary"),
-    ({"stages": [{"name": "dev", "colour": "blue"}]}, "unknown keys colour"),
+    ({"stages": [{"name": "dev", "colour": "blue"}]}, "colour: unknown field"),
     ({"stages": [{"name": "dev", "on_inconclusive": "shrug"}]}, "on_inconclusive.action"),
 ]
 

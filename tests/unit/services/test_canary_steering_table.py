@@ -1,8 +1,9 @@
 """Steering a running canary (pause, resume, abort: the PAUSED, RESUMED and ABORTED transitions)
 from each phase of its first step, through the real gatekeeper: from a phase a step is under way
 in, pause marks the run paused, resume clears it, abort discards (weight back to 0); while the
-backend changes the weight (deploying) nothing changes at all. A paused canary holds at its next
-judged step instead of moving on."""
+backend changes the weight (deploying) a steer is recorded and an abort waits for the setting to
+end (the deploy function then discards). A paused canary holds at its next judged step instead of
+moving on."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def test_steering_from_each_phase_of_a_step(phase: Phase, decision: Decision) ->
         assert out == [] and world.snapshot() == before, f"{decision.value} in {phase.value} changed something"
         return
     steered = run(world)
+    if decision is Decision.ABORT and phase is Phase.DEPLOYING:
+        assert out == [] and steered.phase is Phase.DEPLOYING and steered.canary.aborted, "recorded, not yet sent"
+        return
     if decision is Decision.ABORT:
         (discard,) = out
         assert isinstance(discard.data, ConfigurationChange) and discard.data.action == "discard"

@@ -198,7 +198,7 @@ def test_an_automatic_pass_promotes_and_delivers_to_the_next_stage() -> None:
 def test_an_unsigned_approval_is_rejected_and_changes_nothing() -> None:
     world, _ = walk(until=Phase.HELD)
     unsigned = Event.new(ApprovalFinished(project="sockshop", stage="staging", service="carts",
-                                          decision=Decision.APPROVE.value),
+                                          decision=Decision.APPROVE),
                          source="test", id="u1", time="2026-01-01T00:00:30.000Z", context=CONTEXT)
     before = world.snapshot()
     (rejected,) = world.gatekeeper.handle(unsigned)
