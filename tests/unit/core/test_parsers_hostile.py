@@ -146,3 +146,29 @@ def test_any_tests_yaml_parses_or_names_its_fields(doc) -> None:  # type: ignore
         assert err.subject == "tests.yaml" and err.problems
         return
     assert isinstance(spec, TestSpec)
+
+
+SLI_KEYS = st.sampled_from(["spec_version", "indicators", "cloudwatch", "region", "namespace", "metric", "dimensions",
+                            "statistic", "period", "unit", "aggregate", "rt", "a b"]) | st.text(max_size=5)
+SLI_JSON = st.recursive(
+    LEAVES | st.sampled_from(["1.0", "up", "Average", "p95", "us-east-1", 60, "sum"]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(SLI_KEYS, c, max_size=6),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(SLI_JSON | st.dictionaries(SLI_KEYS, SLI_JSON, max_size=4))
+def test_any_sli_yaml_parses_or_names_its_fields(doc) -> None:  # type: ignore[no-untyped-def]
+    """An sli.yaml of anything: indicators, or problems each led by its field (or the document's own shape)."""
+    from sluice.core.sli_config import SliConfig, parse_sli_config
+
+    try:
+        config = parse_sli_config(doc, "sli.yaml (stage level)", "stage", ("cloudwatch",))
+    except ValidationError as err:
+        assert err.subject == "sli.yaml (stage level)" and err.problems
+        fields = ("spec_version", "indicators", *(f"{k}: " if isinstance(k, str) and k else repr(k) for k in (doc if isinstance(doc, dict) else ())))
+        assert all(p.startswith(("expected a mapping", *fields)) for p in err.problems), err.problems
+        return
+    assert isinstance(config, SliConfig)
+    assert all(isinstance(q, str) and q for q in config.indicators.values())
