@@ -172,3 +172,23 @@ def test_any_sli_yaml_parses_or_names_its_fields(doc) -> None:  # type: ignore[n
         return
     assert isinstance(config, SliConfig)
     assert all(isinstance(q, str) and q for q in config.indicators.values())
+
+
+@settings(max_examples=100, deadline=None)
+@given(SLI_JSON | st.fixed_dictionaries({"cloudwatch": SLI_JSON | st.dictionaries(SLI_KEYS, SLI_JSON, max_size=4)}),
+       st.dictionaries(SLI_KEYS, SLI_JSON, max_size=3))
+def test_any_cloudwatch_section_parses_or_names_its_fields(doc, indicator) -> None:  # type: ignore[no-untyped-def]
+    """sli.yaml's cloudwatch section of anything (and one indicator of anything): metric queries, or
+    problems each led by ``cloudwatch…`` (or the document's own shape) — never another exception."""
+    from sluice.adapters.sli.cloudwatch.section import CloudWatchConfig, parse_section
+
+    docs = [doc, {"cloudwatch": {"indicators": {"rt": indicator}}}]
+    for each in docs:
+        try:
+            config = parse_section(each, "sli.yaml (stage level)")
+        except ValidationError as err:
+            assert err.subject == "sli.yaml (stage level)" and err.problems
+            assert all(p.startswith(("expected a mapping", "cloudwatch")) for p in err.problems), err.problems
+            continue
+        assert isinstance(config, CloudWatchConfig)
+        assert all(q.namespace and q.metric for q in config.indicators.values())
