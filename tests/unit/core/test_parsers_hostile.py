@@ -192,3 +192,25 @@ def test_any_cloudwatch_section_parses_or_names_its_fields(doc, indicator) -> No
             continue
         assert isinstance(config, CloudWatchConfig)
         assert all(q.namespace and q.metric for q in config.indicators.values())
+
+
+DT_TEXT = st.lists(
+    st.sampled_from(["metricSelector=", "entitySelector=", "MV2;", "MicroSecond;", "Byte;", "&", "=", "?scope=", ";",
+                     "builtin:service.response.time", "type(SERVICE)", "from=", " "]) | st.text(max_size=8),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(DT_TEXT)
+def test_any_dynatrace_query_parses_or_names_its_part(text) -> None:  # type: ignore[no-untyped-def]
+    """A dynatrace/sli.yaml query of anything: a selector, or problems each led by the part at fault."""
+    from sluice.adapters.sli.dynatrace.query import DynatraceQuery, parse_query
+
+    try:
+        query = parse_query(text, "dynatrace/sli.yaml indicator rt")
+    except ValidationError as err:
+        assert err.subject == "dynatrace/sli.yaml indicator rt" and err.problems
+        assert all(": " in p and p.split(": ", 1)[0] for p in err.problems), err.problems
+        return
+    assert isinstance(query, DynatraceQuery) and query.metric_selector and query.divisor > 0
