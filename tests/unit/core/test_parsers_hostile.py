@@ -214,3 +214,33 @@ def test_any_dynatrace_query_parses_or_names_its_part(text) -> None:  # type: ig
         assert all(": " in p and p.split(": ", 1)[0] for p in err.problems), err.problems
         return
     assert isinstance(query, DynatraceQuery) and query.metric_selector and query.divisor > 0
+
+
+SLO_KEYS = st.sampled_from([
+    "spec_version", "filter", "comparison", "objectives", "total_score", "compare_with", "number_of_comparison_results",
+    "include_result_with_score", "aggregate_function", "sli", "displayName", "key_sli", "weight", "pass", "warning",
+    "noise_floor", "method", "confidence", "min_effect", "criteria",
+]) | st.text(max_size=4)
+SLO_JSON = st.recursive(
+    LEAVES | st.sampled_from(["<600", "<=+10%", ">-8%", "90%", "avg", "p95", "several_results", "mann_whitney", 0.95]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(SLO_KEYS, c, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(SLO_JSON | st.dictionaries(SLO_KEYS, SLO_JSON, max_size=6),
+       st.lists(st.dictionaries(SLO_KEYS, SLO_JSON, max_size=6), max_size=3))
+def test_any_slo_parses_or_names_its_fields(doc, objectives) -> None:  # type: ignore[no-untyped-def]
+    """An slo.yaml of anything (and one with objectives of anything): an Slo, or problems — never another exception."""
+    from sluice.core.slo import Slo, parse_slo
+
+    for each in (doc, {"objectives": objectives, "total_score": {"pass": "90%"}}):
+        try:
+            slo = parse_slo(each, "slo.yaml")
+        except ValidationError as err:
+            assert err.subject == "slo.yaml" and err.problems
+            assert all(": " in p or p.startswith("expected a mapping") for p in err.problems), err.problems
+            continue
+        assert isinstance(slo, Slo)
+        assert parse_slo(slo.to_dict(), "slo.yaml").objectives == slo.objectives
