@@ -30,6 +30,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
 
 __all__ = [
@@ -86,40 +87,39 @@ class SliConfig:
 def parse_sli_config(doc: object, source: str, level: str = "", sections: Collection[str] = ()) -> SliConfig:
     """Validate one loaded sli.yaml document (``None``, an empty file, is an empty config).
 
-    ``ValidationError(source, problems)`` lists every problem: not a mapping, unknown top-level
+    Read through the core's :class:`~sluice.core.validation.Reader`: ``ValidationError(source,
+    problems)`` lists every problem under its field path: not a mapping, unknown top-level
     keys (``sections``, the providers' own sections, are known and left to their provider),
     ``indicators`` not a mapping, an indicator name that is not a plain name, a query that is
     not a non-empty string.
     """
     if doc is None:
         return SliConfig()
-    if not isinstance(doc, Mapping):
-        raise ValidationError(source, [f"expected a mapping with spec_version and indicators, found {type(doc).__name__}"])
-    problems: list[str] = []
-    top_keys = (*_TOP_KEYS, *sorted(sections))
-    unknown = sorted(str(k) for k in doc if k not in top_keys)
-    if unknown:
-        problems.append(f"unknown key(s) {', '.join(unknown)}: expected only {', '.join(top_keys)}")
-    version = doc.get("spec_version", "")
+    problems = Problems(source)
+    top = Reader(doc, "", problems)
+    if not top.is_mapping:
+        top.fail(f"expected a mapping with spec_version and indicators, found {type(doc).__name__}")
+        problems.raise_if_any()
+    top.unknown_keys((*_TOP_KEYS, *sections))
+    version = top.value.get("spec_version", "") if isinstance(top.value, Mapping) else ""
     if isinstance(version, bool) or not isinstance(version, str | int | float):
-        problems.append(f"spec_version: expected a string such as '1.0', found {type(version).__name__}")
+        top.fail(f"expected a string such as '1.0', found {type(version).__name__}", "spec_version")
         version = ""
-    raw = doc.get("indicators")
+    node = top.at("indicators")
     indicators: dict[str, str] = {}
-    if raw is None:
-        problems.append("indicators: missing (expected a mapping of indicator name → query)")
-    elif not isinstance(raw, Mapping):
-        problems.append(f"indicators: expected a mapping of indicator name → query, found {type(raw).__name__}")
+    if node.value is None:
+        node.fail("missing (expected a mapping of indicator name → query)")
+    elif not isinstance(node.value, Mapping):
+        node.fail(f"expected a mapping of indicator name → query, found {type(node.value).__name__}")
     else:
-        for name, query in raw.items():
+        for name, query in node.value.items():
             if not isinstance(name, str) or not INDICATOR_NAME.fullmatch(name):
-                problems.append(f"indicators: {name!r} is not an indicator name (letters, digits, '_', '.', ':', '-')")
+                node.fail(f"{shown(name)} is not an indicator name (letters, digits, '_', '.', ':', '-')")
             elif not isinstance(query, str) or not query.strip():
-                problems.append(f"indicators.{name}: expected a non-empty query string, found {query!r}")
+                node.fail(f"expected a non-empty query string, found {shown(query)}", name)
             else:
                 indicators[name] = query.strip()
-    if problems:
-        raise ValidationError(source, problems)
+    problems.raise_if_any()
     return SliConfig(indicators, dict.fromkeys(indicators, level), str(version))
 
 

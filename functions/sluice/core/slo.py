@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sluice.core.validation import Problems
+from sluice.core.validation import Problems, Reader
 from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 
@@ -386,9 +386,8 @@ def _type_name(value: object) -> str:
 
 
 def _unknown_keys(doc: Mapping[object, object], allowed: Sequence[str], where: str, problems: Problems) -> None:
-    for key in doc:
-        if key not in allowed:
-            problems.add(where, f"unknown key {key!r}: expected one of {', '.join(allowed)}")
+    """Each key of ``doc`` not ``allowed``, named by its own path under ``where`` (the core's reader)."""
+    Reader(doc, where, problems).unknown_keys(allowed)
 
 
 def _is_number(value: object) -> bool:
@@ -648,9 +647,7 @@ def _parse_criteria_sets(raw: object, where: str, problems: Problems) -> tuple[C
         if not isinstance(entry, Mapping) or "criteria" not in entry:
             problems.add(here, f"expected a mapping with a 'criteria' list, found {_type_name(entry)}")
             continue
-        for key in entry:
-            if key != "criteria":
-                problems.add(here, f"unknown key {key!r}: expected only 'criteria'")
+        _unknown_keys(entry, ("criteria",), here, problems)
         crits = entry["criteria"]
         if crits is None:
             crits = []

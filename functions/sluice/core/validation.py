@@ -256,7 +256,7 @@ class Reader:
             valid = sorted(known)
             for key in self.value:
                 if key not in valid:
-                    self.fail(f"unknown field (valid: {', '.join(valid)})", key if isinstance(key, str) else shown(key))
+                    self.fail(f"unknown field (valid: {', '.join(valid)})", key if isinstance(key, str) and key else shown(key))
 
     # --- typed reads of one key ----------------------------------------------------------------
     def _missing(self, key: str, required: bool, what: str) -> None:

@@ -130,7 +130,7 @@ HOSTILE = [
      "cloudwatch.indicators.rt.dimensions"),
     ("prometheus", "sli.yaml", "stage", {"indicators": {"a": ""}}, "indicators.a"),
     ("prometheus", "sli.yaml", "project", {"indicators": ["a"]}, "indicators: expected a mapping"),
-    ("prometheus", "sli.yaml", "service", {"indicators": {"a": "up"}, "cloudwach": {}}, "unknown key(s) cloudwach"),
+    ("prometheus", "sli.yaml", "service", {"indicators": {"a": "up"}, "cloudwach": {}}, "cloudwach: unknown field"),
     ("prometheus", "prometheus/sli.yaml", "stage", {"indicators": {"a b": "up"}}, "indicators: 'a b'"),
     ("dynatrace", "dynatrace/sli.yaml", "service", {"indicators": {"a": 5}}, "indicators.a"),
     ("dynatrace", "dynatrace/sli.yaml", "project", "just text", "expected a mapping"),

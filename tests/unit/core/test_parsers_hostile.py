@@ -146,3 +146,101 @@ def test_any_tests_yaml_parses_or_names_its_fields(doc) -> None:  # type: ignore
         assert err.subject == "tests.yaml" and err.problems
         return
     assert isinstance(spec, TestSpec)
+
+
+SLI_KEYS = st.sampled_from(["spec_version", "indicators", "cloudwatch", "region", "namespace", "metric", "dimensions",
+                            "statistic", "period", "unit", "aggregate", "rt", "a b"]) | st.text(max_size=5)
+SLI_JSON = st.recursive(
+    LEAVES | st.sampled_from(["1.0", "up", "Average", "p95", "us-east-1", 60, "sum"]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(SLI_KEYS, c, max_size=6),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(SLI_JSON | st.dictionaries(SLI_KEYS, SLI_JSON, max_size=4))
+def test_any_sli_yaml_parses_or_names_its_fields(doc) -> None:  # type: ignore[no-untyped-def]
+    """An sli.yaml of anything: indicators, or problems each led by its field (or the document's own shape)."""
+    from sluice.core.sli_config import SliConfig, parse_sli_config
+
+    try:
+        config = parse_sli_config(doc, "sli.yaml (stage level)", "stage", ("cloudwatch",))
+    except ValidationError as err:
+        assert err.subject == "sli.yaml (stage level)" and err.problems
+        fields = ("spec_version", "indicators", *(f"{k}: " if isinstance(k, str) and k else repr(k) for k in (doc if isinstance(doc, dict) else ())))
+        assert all(p.startswith(("expected a mapping", *fields)) for p in err.problems), err.problems
+        return
+    assert isinstance(config, SliConfig)
+    assert all(isinstance(q, str) and q for q in config.indicators.values())
+
+
+@settings(max_examples=100, deadline=None)
+@given(SLI_JSON | st.fixed_dictionaries({"cloudwatch": SLI_JSON | st.dictionaries(SLI_KEYS, SLI_JSON, max_size=4)}),
+       st.dictionaries(SLI_KEYS, SLI_JSON, max_size=3))
+def test_any_cloudwatch_section_parses_or_names_its_fields(doc, indicator) -> None:  # type: ignore[no-untyped-def]
+    """sli.yaml's cloudwatch section of anything (and one indicator of anything): metric queries, or
+    problems each led by ``cloudwatch…`` (or the document's own shape) — never another exception."""
+    from sluice.adapters.sli.cloudwatch.section import CloudWatchConfig, parse_section
+
+    docs = [doc, {"cloudwatch": {"indicators": {"rt": indicator}}}]
+    for each in docs:
+        try:
+            config = parse_section(each, "sli.yaml (stage level)")
+        except ValidationError as err:
+            assert err.subject == "sli.yaml (stage level)" and err.problems
+            assert all(p.startswith(("expected a mapping", "cloudwatch")) for p in err.problems), err.problems
+            continue
+        assert isinstance(config, CloudWatchConfig)
+        assert all(q.namespace and q.metric for q in config.indicators.values())
+
+
+DT_TEXT = st.lists(
+    st.sampled_from(["metricSelector=", "entitySelector=", "MV2;", "MicroSecond;", "Byte;", "&", "=", "?scope=", ";",
+                     "builtin:service.response.time", "type(SERVICE)", "from=", " "]) | st.text(max_size=8),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(DT_TEXT)
+def test_any_dynatrace_query_parses_or_names_its_part(text) -> None:  # type: ignore[no-untyped-def]
+    """A dynatrace/sli.yaml query of anything: a selector, or problems each led by the part at fault."""
+    from sluice.adapters.sli.dynatrace.query import DynatraceQuery, parse_query
+
+    try:
+        query = parse_query(text, "dynatrace/sli.yaml indicator rt")
+    except ValidationError as err:
+        assert err.subject == "dynatrace/sli.yaml indicator rt" and err.problems
+        assert all(": " in p and p.split(": ", 1)[0] for p in err.problems), err.problems
+        return
+    assert isinstance(query, DynatraceQuery) and query.metric_selector and query.divisor > 0
+
+
+SLO_KEYS = st.sampled_from([
+    "spec_version", "filter", "comparison", "objectives", "total_score", "compare_with", "number_of_comparison_results",
+    "include_result_with_score", "aggregate_function", "sli", "displayName", "key_sli", "weight", "pass", "warning",
+    "noise_floor", "method", "confidence", "min_effect", "criteria",
+]) | st.text(max_size=4)
+SLO_JSON = st.recursive(
+    LEAVES | st.sampled_from(["<600", "<=+10%", ">-8%", "90%", "avg", "p95", "several_results", "mann_whitney", 0.95]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(SLO_KEYS, c, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(SLO_JSON | st.dictionaries(SLO_KEYS, SLO_JSON, max_size=6),
+       st.lists(st.dictionaries(SLO_KEYS, SLO_JSON, max_size=6), max_size=3))
+def test_any_slo_parses_or_names_its_fields(doc, objectives) -> None:  # type: ignore[no-untyped-def]
+    """An slo.yaml of anything (and one with objectives of anything): an Slo, or problems — never another exception."""
+    from sluice.core.slo import Slo, parse_slo
+
+    for each in (doc, {"objectives": objectives, "total_score": {"pass": "90%"}}):
+        try:
+            slo = parse_slo(each, "slo.yaml")
+        except ValidationError as err:
+            assert err.subject == "slo.yaml" and err.problems
+            assert all(": " in p or p.startswith("expected a mapping") for p in err.problems), err.problems
+            continue
+        assert isinstance(slo, Slo)
+        assert parse_slo(slo.to_dict(), "slo.yaml").objectives == slo.objectives

@@ -55,7 +55,7 @@ def test_parse_empty_document_is_empty_config() -> None:
     ("doc", "problem"),
     [
         ([1, 2], "expected a mapping"),
-        ({"indicator": {}}, "unknown key(s) indicator"),
+        ({"indicator": {}}, "indicator: unknown field (valid: indicators, spec_version)"),
         ({"spec_version": "1.0"}, "indicators: missing"),
         ({"indicators": ["a"]}, "expected a mapping of indicator name"),
         ({"indicators": {"a b": "x"}}, "is not an indicator name"),

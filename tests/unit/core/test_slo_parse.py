@@ -199,10 +199,10 @@ def test_aggregate_functions_avg_and_percentiles(name: str, fraction: float | No
         (minimal(objectives=[{"sli": "rt", "key_sli": "yes"}]), "objective 'rt' (objectives[0]) key_sli: expected true or false"),
         (minimal(objectives=[{"sli": "rt", "pass": {"criteria": ["<1"]}}]), "objective 'rt' (objectives[0]) pass: expected a list"),
         (minimal(objectives=[{"sli": "rt", "pass": [["<1"]]}]), "pass[0]: expected a mapping with a 'criteria' list"),
-        (minimal(objectives=[{"sli": "rt", "key-sli": True}]), "unknown key 'key-sli'"),
+        (minimal(objectives=[{"sli": "rt", "key-sli": True}]), "objective 'rt' (objectives[0]).key-sli: unknown field (valid: comparison, displayName, key_sli"),
         (minimal(objectives="rt"), "objectives: expected a list"),
         ({"total_score": {"pass": 90}}, "objectives: missing"),
-        (minimal(totalscore=1), "unknown key 'totalscore'"),
+        (minimal(totalscore=1), "totalscore: unknown field (valid: comparison, filter, objectives, spec_version, total_score)"),
         (["not", "a", "mapping"], "expected a mapping"),
     ],
 )

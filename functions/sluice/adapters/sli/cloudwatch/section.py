@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sluice.core.sli_config import INDICATOR_NAME, LEVELS
+from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
 
 __all__ = ["AGGREGATES", "STATISTICS", "CloudWatchConfig", "MetricQuery", "combine", "merge_sections", "parse_section", "render"]
@@ -71,36 +72,35 @@ class CloudWatchConfig:
     indicators: Mapping[str, MetricQuery] = field(default_factory=dict)
 
 
-def _query(name: str, raw: object, problems: list[str]) -> MetricQuery | None:
-    where = f"cloudwatch.indicators.{name}"
+def _query(node: Reader) -> MetricQuery | None:
+    """One indicator's metric query, read under its path (``cloudwatch.indicators.<name>``)."""
+    raw = node.value
     if not isinstance(raw, Mapping):
-        problems.append(f"{where}: expected a mapping with namespace, metric, …, found {type(raw).__name__}")
+        node.fail(f"expected a mapping with namespace, metric, …, found {type(raw).__name__}")
         return None
-    before = len(problems)
-    unknown = sorted(str(k) for k in raw if k not in _KEYS)
-    if unknown:
-        problems.append(f"{where}: unknown key(s) {', '.join(unknown)}: expected {', '.join(_KEYS)}")
+    before = len(node.problems.messages)
+    node.unknown_keys(_KEYS)
     for key in ("namespace", "metric"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
-            problems.append(f"{where}.{key}: required, expected a non-empty string, found {raw.get(key)!r}")
+            node.fail(f"required, expected a non-empty string, found {shown(raw.get(key))}", key)
     dims = raw.get("dimensions") or {}
     if not isinstance(dims, Mapping) or any(not isinstance(k, str) or not isinstance(v, str | int) for k, v in dims.items()):
-        problems.append(f"{where}.dimensions: expected a mapping of name → value, found {dims!r}")
+        node.fail(f"expected a mapping of name → value, found {shown(dims)}", "dimensions")
         dims = {}
     if len(dims) > 30:
-        problems.append(f"{where}.dimensions: CloudWatch allows at most 30, found {len(dims)}")
+        node.fail(f"CloudWatch allows at most 30, found {len(dims)}", "dimensions")
     statistic = str(raw.get("statistic") or "Average")
     if statistic not in STATISTICS and not _PERCENTILE.match(statistic):
-        problems.append(f"{where}.statistic: expected one of {', '.join(STATISTICS)} or a percentile like p95, "
-                        f"found {statistic!r}")
+        node.fail(f"expected one of {', '.join(STATISTICS)} or a percentile like p95, found {shown(statistic)}",
+                  "statistic")
     period = raw.get("period", 0)
     if isinstance(period, bool) or not isinstance(period, int) or period < 0 or (
             period and period not in (1, 5, 10, 30) and period % 60):
-        problems.append(f"{where}.period: expected seconds: 1, 5, 10, 30 or a multiple of 60, found {period!r}")
+        node.fail(f"expected seconds: 1, 5, 10, 30 or a multiple of 60, found {shown(period)}", "period")
     aggregate = str(raw.get("aggregate") or "")
     if aggregate and aggregate not in AGGREGATES:
-        problems.append(f"{where}.aggregate: expected one of {', '.join(AGGREGATES)}, found {aggregate!r}")
-    if len(problems) > before:
+        node.fail(f"expected one of {', '.join(AGGREGATES)}, found {shown(aggregate)}", "aggregate")
+    if len(node.problems.messages) > before:
         return None
     return MetricQuery(str(raw["namespace"]).strip(), str(raw["metric"]).strip(),
                        {str(k): str(v) for k, v in dims.items()}, statistic, int(period),
@@ -108,38 +108,41 @@ def _query(name: str, raw: object, problems: list[str]) -> MetricQuery | None:
 
 
 def parse_section(doc: object, source: str) -> CloudWatchConfig:
-    """The ``cloudwatch`` section of one loaded sli.yaml (absent → empty); ValidationError lists every problem."""
+    """The ``cloudwatch`` section of one loaded sli.yaml (absent → empty), read through the core's
+    :class:`~sluice.core.validation.Reader`; ValidationError lists every problem under its field path."""
     if doc is None:
         return CloudWatchConfig()
-    if not isinstance(doc, Mapping):
-        raise ValidationError(source, [f"expected a mapping, found {type(doc).__name__}"])
-    section = doc.get("cloudwatch")
-    if section is None:
+    problems = Problems(source)
+    top = Reader(doc, "", problems)
+    if not top.is_mapping:
+        top.fail(f"expected a mapping, found {type(doc).__name__}")
+        problems.raise_if_any()
+    section = top.at("cloudwatch")
+    if section.value is None:
         return CloudWatchConfig()
-    problems: list[str] = []
-    if not isinstance(section, Mapping):
-        raise ValidationError(source, [f"cloudwatch: expected a mapping with region and indicators, found {type(section).__name__}"])
-    unknown = sorted(str(k) for k in section if k not in ("region", "indicators"))
-    if unknown:
-        problems.append(f"cloudwatch: unknown key(s) {', '.join(unknown)}: expected region, indicators")
-    region = section.get("region") or ""
+    if not isinstance(section.value, Mapping):
+        section.fail(f"expected a mapping with region and indicators, found {type(section.value).__name__}")
+        problems.raise_if_any()
+        return CloudWatchConfig()
+    section.unknown_keys(("region", "indicators"))
+    region = section.value.get("region") or ""
     if not isinstance(region, str) or (region and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region)):
-        problems.append(f"cloudwatch.region: expected an AWS region like 'us-east-1', found {region!r}")
+        section.fail(f"expected an AWS region like 'us-east-1', found {shown(region)}", "region")
         region = ""
-    raw = section.get("indicators") or {}
+    node = section.at("indicators")
+    raw = node.value or {}
     indicators: dict[str, MetricQuery] = {}
     if not isinstance(raw, Mapping):
-        problems.append(f"cloudwatch.indicators: expected a mapping of indicator → metric query, found {type(raw).__name__}")
+        node.fail(f"expected a mapping of indicator → metric query, found {type(raw).__name__}")
         raw = {}
     for name, spec in raw.items():
         if not isinstance(name, str) or not INDICATOR_NAME.fullmatch(name):
-            problems.append(f"cloudwatch.indicators: {name!r} is not an indicator name")
+            node.fail(f"{shown(name)} is not an indicator name")
             continue
-        query = _query(name, spec, problems)
+        query = _query(Reader(spec, node.where(name), problems))
         if query is not None:
             indicators[name] = query
-    if problems:
-        raise ValidationError(source, problems)
+    problems.raise_if_any()
     return CloudWatchConfig(region, indicators)
 
 

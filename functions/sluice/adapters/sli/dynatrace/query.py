@@ -16,7 +16,8 @@ Placeholders ``$PROJECT``, ``$STAGE``, ``$SERVICE``, ``$DEPLOYMENT``, ``$DURATIO
 Dynatrace's selector syntax (``~`` before ``~ " ( ) , :``), so no value can close a ``tag(...)``
 or add a condition. Control characters in a value, or an unknown ``$NAME``, are refused.
 
-Parsed here, beside the provider (:mod:`sluice.adapters.sli.dynatrace`). Standard library only.
+Parsed here, beside the provider (:mod:`sluice.adapters.sli.dynatrace`). Pure: standard library and
+the core only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sluice.core.validation import Problems, shown
 from sluice.errors import ValidationError
 
 __all__ = ["UNITS", "DynatraceQuery", "escape_value", "parse_query", "render_selector"]
@@ -46,37 +48,39 @@ class DynatraceQuery:
 
 
 def parse_query(text: str, source: str) -> DynatraceQuery:
-    """One query string of ``dynatrace/sli.yaml``; ``ValidationError(source, problems)``."""
-    problems: list[str] = []
+    """One query string of ``dynatrace/sli.yaml``; ``ValidationError(source, problems)``, every
+    problem collected in the core's :class:`~sluice.core.validation.Problems` under the part it is
+    about (``MV2 unit``, ``metricSelector``, ...)."""
+    problems = Problems(source)
     rest = text.strip()
     divisor = 1.0
     if rest.startswith("MV2;"):
         _, unit, rest = [*rest.split(";", 2), "", ""][:3]
         if unit not in UNITS:
-            problems.append(f"MV2 unit {unit!r}: expected one of {', '.join(UNITS)}")
+            problems.add("MV2 unit", f"expected one of {', '.join(UNITS)}, found {shown(unit)}")
         else:
             divisor = UNITS[unit]
     parts: dict[str, str] = {}
     if "?scope=" in rest and not rest.startswith(_KEYS):
-        raise ValidationError(source, [f"{rest[:80]!r}: Keptn 0.6's Timeseries API v1 form 'metric?scope=…' is not "
-                                       "supported; write metricSelector=…&entitySelector=… (docs/dynatrace.md)"])
+        problems.add(shown(rest), "Keptn 0.6's Timeseries API v1 form 'metric?scope=…' is not supported; "
+                                  "write metricSelector=…&entitySelector=… (docs/dynatrace.md)")
+        problems.raise_if_any()
     for piece in rest.split("&"):
         key, eq, value = piece.partition("=")
         key = key.strip()
         if not eq:
-            problems.append(f"{piece!r}: expected key=value (metricSelector=…, entitySelector=…)")
+            problems.add(shown(piece), "expected key=value (metricSelector=…, entitySelector=…)")
         elif key not in _KEYS:
-            problems.append(f"{key!r}: expected only {', '.join(_KEYS)} (Sluice sets from, to and resolution)")
+            problems.add(shown(key), f"expected only {', '.join(_KEYS)} (Sluice sets from, to and resolution)")
         elif key in parts:
-            problems.append(f"{key} given twice")
+            problems.add(key, "given twice")
         elif not value.strip():
-            problems.append(f"{key}: empty")
+            problems.add(key, "empty")
         else:
             parts[key] = value.strip()
     if "metricSelector" not in parts and not problems:
-        problems.append("metricSelector=… is missing")
-    if problems:
-        raise ValidationError(source, problems)
+        problems.add("metricSelector", "required, missing: metricSelector=… is missing")
+    problems.raise_if_any()
     return DynatraceQuery(parts["metricSelector"], parts.get("entitySelector", ""), divisor)
 
 
