@@ -193,7 +193,10 @@ def derive_service(user: Mapping[str, Any], *, name: str, labels: Mapping[str, s
     the spec kept; ``clusterIP``/``clusterIPs`` dropped (the API server assigns them)."""
     if user.get("kind") != "Service":
         raise ValidationError(source, [f"expected kind Service, found {user.get('kind')!r}"])
-    spec = copy.deepcopy(dict(user.get("spec") or {}))
+    raw = user.get("spec")
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ValidationError(source, [f"Service {_name(user)}: spec: expected a mapping, found {type(raw).__name__}"])
+    spec = copy.deepcopy(dict(raw or {}))
     for key in ("clusterIP", "clusterIPs"):
         spec.pop(key, None)
     spec["selector"] = dict(selector)

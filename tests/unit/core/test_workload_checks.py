@@ -85,6 +85,12 @@ def test_service_container() -> None:
     assert service_container([{"name": "a"}, {"name": "b"}], "carts") == -1
 
 
+def test_a_service_whose_spec_is_no_mapping_is_refused() -> None:
+    """Found by the property below (a TypeError before): a Service with ``spec: true``."""
+    with pytest.raises(ValidationError, match="spec: expected a mapping"):
+        check([DEP, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "carts"}, "spec": True}], "kubernetes")
+
+
 def test_a_knative_service_is_not_taken_for_the_core_service() -> None:
     """split_workload picks the v1 Service, not a Knative Service of the same name."""
     assert split_workload([DEP, KSVC, SVC], "carts", "src").service is SVC
