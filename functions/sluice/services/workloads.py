@@ -72,31 +72,26 @@ def _executable(path: Path) -> bool:
 
 def find_helm(configured: str = "") -> str:
     """``configured`` (SLUICE_HELM) else ``helm`` on the PATH else ``make helm``'s; ``ToolMissing`` otherwise."""
-    if configured:
-        if _executable(Path(configured)) or shutil.which(configured):
-            return configured
-        raise ToolMissing(f"helm is not installed (SLUICE_HELM={configured} is missing): {HELM_HINT}")
-    found = shutil.which("helm")
-    if found:
-        return found
-    if _executable(DEFAULT_HELM):
-        return str(DEFAULT_HELM)
-    raise ToolMissing(f"helm is not installed (needed to render --chart): {HELM_HINT}")
+    return _find_tool("helm", "SLUICE_HELM", configured, [DEFAULT_HELM], "needed to render --chart", HELM_HINT)
 
 
 def find_kubectl(configured: str = "") -> str:
     """``configured`` (SLUICE_KUBECTL) else ``kubectl`` on the PATH else the kube test cache's."""
+    cached = sorted(KUBE_CACHE.glob("*/kubectl"), reverse=True) if KUBE_CACHE.is_dir() else []
+    return _find_tool("kubectl", "SLUICE_KUBECTL", configured, cached, "needed to render the kustomization",
+                      KUBECTL_HINT)
+
+
+def _find_tool(name: str, variable: str, configured: str, fallbacks: list[Path], why: str, hint: str) -> str:
+    """The configured tool, else ``name`` on the PATH, else the first executable fallback."""
     if configured:
         if _executable(Path(configured)) or shutil.which(configured):
             return configured
-        raise ToolMissing(f"kubectl is not installed (SLUICE_KUBECTL={configured} is missing): {KUBECTL_HINT}")
-    found = shutil.which("kubectl")
+        raise ToolMissing(f"{name} is not installed ({variable}={configured} is missing): {hint}")
+    found = shutil.which(name) or next((str(p) for p in fallbacks if _executable(p)), None)
     if found:
         return found
-    cached = sorted(p for p in KUBE_CACHE.glob("*/kubectl") if _executable(p)) if KUBE_CACHE.is_dir() else []
-    if cached:
-        return str(cached[-1])
-    raise ToolMissing(f"kubectl is not installed (needed to render the kustomization): {KUBECTL_HINT}")
+    raise ToolMissing(f"{name} is not installed ({why}): {hint}")
 
 
 def _run_bounded(argv: list[str], source: str, what: str, timeout_s: float) -> str:
