@@ -108,15 +108,39 @@ def _checked(check: Check, *, optional: bool = False) -> _Read:
     return read
 
 
+@dataclass(frozen=True)
+class _EnumRead:
+    """Reads a member of ``kind`` (``aliases`` map wire spellings to values; with ``empty_none``
+    an empty string is ``None``). Payloads built in-process with plain strings go through it too
+    (``Payload.__post_init__``), so a field always holds the member the services compare with ``is``."""
+
+    kind: type[StrEnum]
+    aliases: Mapping[str, str] | None = None
+    empty_none: bool = False
+
+    def __call__(self, r: Reader, key: str) -> StrEnum | None:
+        if self.empty_none and r.raw(key) == "":
+            return None
+        return r.enum(key, self.kind, aliases=self.aliases)
+
+
 def _enum(kind: type[_E], aliases: Mapping[str, str] | None = None) -> _Read:
-    def read(r: Reader, key: str) -> _E | None:
-        return r.enum(key, kind, aliases=aliases)
-
-    return read
+    return _EnumRead(kind, aliases)
 
 
-def _deployment_strategy(r: Reader, key: str) -> DeploymentStrategy | None:
-    return None if r.raw(key) == "" else r.enum(key, DeploymentStrategy)
+_deployment_strategy = _EnumRead(DeploymentStrategy, empty_none=True)
+
+
+_ENUM_FIELDS: dict[str, tuple[tuple[str, str, _EnumRead], ...]] = {}
+
+
+def _enum_fields(cls: type[Any]) -> tuple[tuple[str, str, _EnumRead], ...]:
+    """(attribute, wire key, reader) of each enum field of a payload class (computed once)."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if name not in _ENUM_FIELDS:
+        _ENUM_FIELDS[name] = tuple((f.name, f.metadata["key"], f.metadata["read"]) for f in fields(cls)
+                                   if isinstance(f.metadata.get("read"), _EnumRead))
+    return _ENUM_FIELDS[name]
 
 
 def _percent(r: Reader, key: str) -> int | None:
@@ -170,6 +194,16 @@ class Payload:
     """Base of the typed payloads: ``from_dict`` validates and reports every problem at once."""
 
     TYPE: ClassVar[EventType]
+
+    def __post_init__(self) -> None:
+        for name, key, read in _enum_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, str) and not isinstance(value, read.kind):
+                problems = Problems(f"event {self.TYPE.value}")
+                parent, _, leaf = key.rpartition(".")
+                member = read(Reader({leaf: value}, parent, problems), leaf)
+                problems.raise_if_any()
+                object.__setattr__(self, name, member)
 
     @classmethod
     def from_dict(cls: type[P], data: object, subject: str | None = None) -> P:
