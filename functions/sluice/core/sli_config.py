@@ -13,7 +13,7 @@ named after it (the ``cloudwatch`` provider's, parsed by that provider's module)
 names those ``sections`` and this generic part leaves them alone.
 
 Placeholders in a query: ``$PROJECT``, ``$STAGE``, ``$SERVICE``, ``$DEPLOYMENT`` (canary |
-primary | direct), ``$DURATION_SECONDS`` (the window in whole seconds, e.g. ``600s``) and
+primary | direct), ``$DURATION_SECONDS`` (the window in whole seconds rounded down, e.g. ``600s``) and
 ``$<key>`` for each SLO ``filter`` entry. :func:`render_query` substitutes them so that no value
 can change the query's shape: it lexes the query and, per occurrence, escapes the value for the
 string it sits in (double-quoted, single-quoted) or rejects it (a backquoted raw string cannot
@@ -167,11 +167,18 @@ def merge_sli_files(
 
 
 def duration_placeholder(start_s: float, end_s: float) -> str:
-    """``$DURATION_SECONDS`` for a window: whole seconds rounded up, at least 1 (``"600s"``)."""
+    """``$DURATION_SECONDS`` for a window: whole seconds rounded down, at least 1 (``"600s"``).
+
+    Down, so that a range ``[$DURATION_SECONDS]`` ending at the window's end never reaches
+    before its start, where the build that ran before may have been measured: the candidates
+    of one slot are one series to a scraper (same job, same instance), and a predecessor's
+    sample in the range makes ``rate`` extrapolate only the buckets in which it had counts — a
+    fast build after the 1 s-late one was judged at a p95 of 1,031 ms that way. A window of
+    less than a second still gets ``1s``."""
     span = end_s - start_s
     if not math.isfinite(span) or span <= 0:
         raise ValidationError("window", [f"expected end after start, found a span of {span} s"])
-    return f"{max(1, math.ceil(span - 1e-6))}s"
+    return f"{max(1, math.floor(span + 1e-6))}s"
 
 
 def placeholder_values(

@@ -13,7 +13,10 @@ backend's slot records (``<state-dir>/runtime/slots/*.json``, see
 relay forwards to the slot's current process. One target per slot, kept when the slot's
 process is replaced (a new image on a new port), so a new deployment is scraped at the next
 scrape (1 s) rather than after Prometheus' target discovery (5-10 s, longer than a short load
-test); a replaced process is a counter reset, which ``rate`` handles. Every deployment the
+test). A replaced process is a counter reset of the same series, which ``rate`` handles only
+within a range that holds no sample of the predecessor: so a query's range must not reach
+before the window of the build it measures (``$DURATION_SECONDS`` is rounded down for that,
+:func:`sluice.core.sli_config.duration_placeholder`). Every deployment the
 local backend runs is scraped with the labels a Kubernetes scrape config would give it:
 
 - ``job``: ``<service>-<project>-<stage>`` (primary and direct slots) or

@@ -86,8 +86,8 @@ def provider(stub: Stub, queries: dict[str, str] | None = None, **conn: Any) -> 
 
 
 def test_instant_query_at_end_over_the_window(stub: Stub) -> None:
-    """One instant query per indicator at ``end``, the window rounded up to whole seconds."""
-    stub.vector('sum(m{job="carts-sockshop-staging"}[61s])', "42.5")
+    """One instant query per indicator at ``end``, the window (60.5 s) rounded down to whole seconds."""
+    stub.vector('sum(m{job="carts-sockshop-staging"}[60s])', "42.5")
     values = provider(stub, {"x": 'sum(m{job="$SERVICE-$PROJECT-$STAGE"}[$DURATION_SECONDS])'}).fetch(query("x"))
     assert [v.to_dict() for v in values] == [{"metric": "x", "value": 42.5, "success": True, "message": ""}]
     params = stub.seen[0]["params"]
@@ -109,7 +109,7 @@ def test_builtin_used_when_sli_yaml_lacks_the_indicator(stub: Stub) -> None:
     """Without an sli.yaml entry the built-in PromQL is sent, rendered for the deployment."""
     expected = (
         'histogram_quantile(0.95, sum by (le) (rate(http_response_time_milliseconds_bucket'
-        '{job="carts-sockshop-staging-canary",handler!~"/health|/metrics"}[61s])))'
+        '{job="carts-sockshop-staging-canary",handler!~"/health|/metrics"}[60s])))'
     )
     stub.vector(expected, "250")
     [value] = provider(stub).fetch(query("response_time_p95"))
@@ -159,7 +159,7 @@ def test_empty_builtin_error_rate_is_not_measured(stub: Stub) -> None:
 def test_builtin_error_rate_zero_errors_reads_zero(stub: Stub) -> None:
     """With requests counted and no errors, the built-in query itself answers 0: a measured 0."""
     rendered = (builtin_query("error_rate", "canary") or "").replace("$SERVICE-$PROJECT-$STAGE", "carts-sockshop-staging")
-    stub.vector(rendered.replace("$DURATION_SECONDS", "61s"), "0")
+    stub.vector(rendered.replace("$DURATION_SECONDS", "60s"), "0")
     [value] = provider(stub).fetch(query("error_rate"))
     assert value.success and value.value == 0.0
 

@@ -215,9 +215,10 @@ def test_placeholder_values_reject_bad_inputs(args: tuple, problem: str) -> None
         placeholder_values(*args)
 
 
-@pytest.mark.parametrize(("start", "end", "expected"), [(0, 600, "600s"), (0, 5.2, "6s"), (0, 0.3, "1s"), (10, 10.0000001, "1s")])
-def test_duration_placeholder_rounds_up(start: float, end: float, expected: str) -> None:
-    """The window is whole seconds, rounded up, at least one."""
+@pytest.mark.parametrize(("start", "end", "expected"),
+                         [(0, 600, "600s"), (0, 5.2, "5s"), (0, 5.99, "5s"), (0, 0.3, "1s"), (10, 10.0000001, "1s")])
+def test_duration_placeholder_rounds_down(start: float, end: float, expected: str) -> None:
+    """The window is whole seconds, rounded down (never reaching before the start), at least one."""
     assert duration_placeholder(start, end) == expected
 
 

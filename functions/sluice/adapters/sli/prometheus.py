@@ -1,7 +1,8 @@
 """The ``prometheus`` SLI provider: PromQL from ``sli.yaml`` (or built-in queries), via prometheus-api-client.
 
 Each indicator is one instant query at the window's ``end`` over ``[$DURATION_SECONDS]``
-(``end − start`` in whole seconds, rounded up). The query comes from the merged ``sli.yaml``
+(``end − start`` in whole seconds, rounded down: the range never reaches before the window,
+into the build that ran in the slot before). The query comes from the merged ``sli.yaml``
 (:mod:`sluice.core.sli_config`; service over stage over project level); when it has none for
 an indicator, a built-in query over the metrics of the example service is used:
 
