@@ -223,7 +223,7 @@ def delivery(records: Records, context: str) -> dict[str, Any]:
             stage = str(d.get("stage", ""))
             if stage in canary or not d.get("project") or not d.get("service"):
                 continue
-            run = Ledger(records).lane(Placement(d["project"], stage, d["service"])).run(context)
+            run = Ledger(records).lane_run(Placement(d["project"], stage, d["service"]), context)
             if run is not None and run.canary is not None:
                 canary[stage] = _steps_view(run)
     return {
