@@ -18,8 +18,7 @@ from sluice.core.events import Event
 from sluice.core.ledger import FINISHED_LIMIT, Lane, Phase, Run, Transition, before, record
 from sluice.errors import SluiceError
 from sluice.ports.backend import Placement
-from sluice.ports.state import Record
-from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records
+from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records, newer_chunk
 from sluice.services.state import cas_update
 
 log = logging.getLogger("sluice.ledger")
@@ -211,8 +210,7 @@ class Ledger:
         """Write sealed chunk ``seq`` of the lane ``name`` into ``slot`` (before the lane's own write)."""
         data = {"seq": str(seq), FINISHED: json.dumps(runs, separators=(",", ":"), sort_keys=True)}
         chunk_labels = {k: v for k, v in labels.items() if k != BUSY} | {KIND: CHUNK_KIND}
-        cas_update(self.records.store, f"{name}.{slot}", lambda record: Record(
-            f"{name}.{slot}", data, chunk_labels, record.resource_version if record else None))
+        cas_update(self.records.store, f"{name}.{slot}", lambda record: newer_chunk(record, f"{name}.{slot}", data, chunk_labels, seq))
 
     def open_gate(self, placement: Placement, run: Run) -> bool:
         """Start a quality gate without a deployment (its own record); False when this stage

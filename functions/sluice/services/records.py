@@ -82,6 +82,15 @@ def _with_slo(history: list[dict[str, Any]], slos: Mapping[str, str]) -> list[di
     return history
 
 
+def newer_chunk(record: Record | None, name: str, data: Mapping[str, str], labels: Mapping[str, str], seq: int) -> Record | None:
+    """Chunk ``seq`` written into its slot, unless the slot holds that chunk or a newer one already
+    (a writer that read an old head never overwrites a chunk sealed after it)."""
+    held = record.data.get("seq", "") if record is not None else ""
+    if held.isdigit() and int(held) >= seq:
+        return None
+    return Record(name, dict(data), dict(labels), record.resource_version if record else None)
+
+
 def slo_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -530,8 +539,7 @@ class Records:
         data = {"seq": str(seq), "history": json.dumps(entries, separators=(",", ":"), sort_keys=True),
                 "slos": json.dumps(own, separators=(",", ":"), sort_keys=True)}
         chunk_labels = {**labels, KIND: "evaluations-chunk"}
-        cas_update(self.store, f"{name}.{slot}", lambda record: Record(
-            f"{name}.{slot}", data, chunk_labels, record.resource_version if record else None))
+        cas_update(self.store, f"{name}.{slot}", lambda record: newer_chunk(record, f"{name}.{slot}", data, chunk_labels, seq))
         chunks.append({"slot": slot, "seq": seq, "ids": [e.get("id") for e in entries]})
         return taken
 

@@ -185,3 +185,16 @@ def test_a_bad_history_page_is_a_400_naming_it(path: str, page: str) -> None:
     _store, _records, bridge = world(3)
     body, status, _ = bridge.handle("GET", path, {"page": page}, {})
     assert (status == 200) if page == "" else (status == 400 and "page" in str(body))
+
+
+def test_a_stale_writer_never_overwrites_a_newer_chunk() -> None:
+    """A slot holding chunk 7 is not overwritten by chunk 7 again nor by chunk 3 (a writer that
+    read an old head); chunk 8 replaces it (the slot was freed)."""
+    from sluice.services.records import newer_chunk
+
+    held = Record("evaluations.p.s.svc.0", {"seq": "7", "history": "[]"}, {}, "12")
+    assert newer_chunk(held, held.name, {"seq": "7"}, {}, 7) is None
+    assert newer_chunk(held, held.name, {"seq": "3"}, {}, 3) is None
+    replaced = newer_chunk(held, held.name, {"seq": "8"}, {}, 8)
+    assert replaced is not None and replaced.data == {"seq": "8"} and replaced.resource_version == "12"
+    assert newer_chunk(None, held.name, {"seq": "1"}, {}, 1) is not None
