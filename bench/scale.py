@@ -12,8 +12,10 @@ from the demo's under new context ids, with the product's own bounds applied:
 - ``context.*`` (event logs) of the newest ``DELIVERIES_LIMIT`` deliveries (older logs are
   retired to the archive, as ``Records._index_delivery`` does), and ``deliveries.<p>`` indexing them;
 - each lane (``stage.*``) with the finished runs of the newest deliveries that reached its stage,
-  bounded by ``Lane.bounded`` (count and bytes);
-- each evaluation history with the newest ``HISTORY_LIMIT`` evaluations, each measurement record
+  bounded by ``Lane.bounded`` (count and bytes), written through ``Ledger.change`` (its sealed
+  chunks too);
+- each evaluation history with the newest ``HISTORY_LIMIT`` evaluations (appended through
+  ``Records``: its head and sealed chunks), each measurement record
   with the newest ``MEASUREMENTS_LIMIT``;
 - project, resources and the insight record as the demo left them (the insight record's own bound,
   90 days and 600 KiB, is not filled here).
@@ -139,6 +141,7 @@ def build(template: Path, deliveries: int) -> dict[str, dict[str, Any]]:
     clones = [(str(uuid.UUID(int=n + 1)), ids[n % len(ids)]) for n in range(deliveries)]  # (new, template)
     kept = clones[-DELIVERIES_LIMIT:]
     out: dict[str, dict[str, Any]] = {}
+    extra: dict[str, dict[str, Any]] = {}  # records the writes put beside the one written (sealed chunks)
     for name, doc in docs.items():
         kind = doc["metadata"].get("labels", {}).get(KIND)
         data = doc["data"]
@@ -160,6 +163,7 @@ def build(template: Path, deliveries: int) -> dict[str, dict[str, Any]]:
             assert written is not None
             data = dict(written.data)
             doc = {**doc, "metadata": {**doc["metadata"], "labels": dict(written.labels)}}
+            extra.update(beside(memory, name, doc))
         elif kind == "evaluations":  # appended through Records, within its bounds
             history = json.loads(data["history"])
             slos = json.loads(data.get("slos", "{}"))
@@ -175,17 +179,25 @@ def build(template: Path, deliveries: int) -> dict[str, dict[str, Any]]:
             written = memory.store.get(name)
             assert written is not None and sum(len(v) for v in written.data.values()) < RECORD_BUDGET, name
             data = dict(written.data)
+            extra.update(beside(memory, name, doc))
         elif kind == "measurements":
             by_context = json.loads(data["measurements"])
             reached = [(new, old) for new, old in clones if old in by_context][-MEASUREMENTS_LIMIT:]
             data = {"measurements": json.dumps({new: by_context[old] for new, old in reached})}
         out[name] = {**doc, "data": data}
+    out.update(extra)
     source_docs = dict(zip(ids, sources, strict=True))
     for new, old in kept:
         out[f"context.{new}"] = _replace(source_docs[old], old, new)
     for version, doc in enumerate(out.values(), start=1):
         doc["metadata"]["resourceVersion"] = str(version)
     return out
+
+
+def beside(memory: Any, name: str, doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The other records a write of ``name`` left in ``memory`` (its sealed chunks, ``<name>.<slot>``), as documents."""
+    return {r.name: {**doc, "metadata": {**doc["metadata"], "labels": dict(r.labels)}, "data": dict(r.data)}
+            for r in memory.store.list({}) if r.name.startswith(f"{name}.")}
 
 
 def write_local(docs: Mapping[str, dict[str, Any]], target: Path) -> None:

@@ -24,7 +24,7 @@ from sluice.bridge import guard, views
 from sluice.core.events import ApprovalFinished, Event
 from sluice.errors import NotFoundError, SluiceError, ValidationError, status_for
 from sluice.services import readmodel
-from sluice.services.records import Records
+from sluice.services.records import HISTORY_HEAD, Records
 
 Response = tuple[str | bytes, int, dict[str, str]]
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -33,6 +33,9 @@ JSON = {"Content-Type": "application/json"}
 REFRESH_S = 3
 #: Deliveries listed under the stages of a project page (all of them: the service's page).
 RECENT = 10
+#: Evaluations on a page of the history (and the API's default): the newest page is in the
+#: history's head record (``Records.evaluation_page``).
+HISTORY_PAGE = HISTORY_HEAD
 #: Longest path part accepted (names are DNS labels; ids and contexts are UUIDs).
 MAX_PART = 253
 #: What a base path (``X-Forwarded-Prefix``) may look like: never ``//host`` (an open redirect).
@@ -151,15 +154,18 @@ class Bridge:
                     raise NotFoundError(f"no delivery {context}")
                 return views.delivery_page(b, d, REFRESH_S if _in_flight(d["stages"]) else 0), 200, HTML
             case ["evaluation", project, stage, service, evaluation_id]:
-                history = readmodel.evaluations(self.records, project, stage, service)  # one read: the page and its links
-                ev = next((h for h in history if h.get("id") == evaluation_id), None)
+                # at most two reads: the history's head and the chunk holding it (their images label the links)
+                ev, seen = self.records.evaluation(project, stage, service, evaluation_id)
                 if ev is None:
                     raise NotFoundError(f"no evaluation {evaluation_id} of {service} in {project}/{stage}")
-                return views.evaluation_page(b, project, stage, service, ev, history), 200, HTML
+                return views.evaluation_page(b, project, stage, service, ev, seen), 200, HTML
             case ["history", project, stage, service]:
                 self.records.require_service(project, service)
-                history = readmodel.evaluations(self.records, project, stage, service)
-                return views.history_page(b, project, stage, service, history, 0), 200, HTML
+                number = _number(query, "page", 1, 1, 10_000)
+                history, total = readmodel.evaluation_page(self.records, project, stage, service, HISTORY_PAGE,
+                                                           (number - 1) * HISTORY_PAGE)
+                pages = (number, max(1, -(-total // HISTORY_PAGE)))
+                return views.history_page(b, project, stage, service, history, 0, pages=pages), 200, HTML
         raise NotFoundError(f"no page at /{'/'.join(parts)}")
 
     # --- delivery metrics (sluice.services.insight) -----------------------------------------
@@ -192,7 +198,9 @@ class Bridge:
                 if not data["events"]:
                     raise NotFoundError(f"no delivery {context}")
             case ["projects", project, "stages", stage, "services", service, "evaluations"]:
-                data = readmodel.evaluations(self.records, project, stage, service)
+                data = readmodel.evaluation_page(self.records, project, stage, service,
+                                                 _number(query, "limit", HISTORY_PAGE, 1, 100),
+                                                 _number(query, "offset", 0, 0, 100_000))[0]
             case ["projects", project, "stages", stage, "services", service, "evaluations", evaluation_id]:
                 data = readmodel.evaluation(self.records, project, stage, service, evaluation_id)
                 if data is None:

@@ -574,8 +574,11 @@ def _sli_chart(name: str, points: Sequence[tuple[int, float, str, str, str]], co
 
 
 def history_page(base: str, project: str, stage: str, service: str, history: Sequence[Mapping[str, Any]], refresh: int,
-                 replay: Mapping[str, Any] | None = None, slo_text: str = "", problem: str = "") -> str:
-    """The heatmap and charts of the last 50 evaluations, and the what-if replay form.
+                 replay: Mapping[str, Any] | None = None, slo_text: str = "", problem: str = "",
+                 pages: tuple[int, int] = (1, 1)) -> str:
+    """The heatmap and charts of the evaluations given (newest first: a page of them, ``pages``
+    = (this page, pages in all) with links to newer and older pages; at most 50), and the
+    what-if replay form.
 
     With ``replay`` (``ReplayReport.to_dict()`` of the whole history under a pasted SLO) the heatmap
     is recoloured with the replayed statuses; a cell whose status changed is marked (◆, class
@@ -654,14 +657,22 @@ def history_page(base: str, project: str, stage: str, service: str, history: Seq
                           if isinstance(t.get("targetValue"), int | float) and not _is_relative(str(t.get("criteria", "")))]
             charts.append(_sli_chart(name, points, len(recent), thresholds))
     legend = "".join(chip(s) for s in ("pass", "warning", "fail", "error", "info")) + chip("inconclusive", "? inconclusive")
-    heading = (f"{e(service)} in {e(stage)}: the last {len(recent)} evaluation{'s' if len(recent) != 1 else ''}"
+    number, count = pages
+    here = base + u("history", project, stage, service)
+    links = [f'<a href="{e(here)}?page={number - 1}">← newer</a>' if number > 1 else "",
+             f"page {number} of {count}" if count > 1 else "",
+             f'<a href="{e(here)}?page={number + 1}">older →</a>' if number < count else ""]
+    pager = f"<p class='pager'>{' · '.join(link for link in links if link)}</p>" if count > 1 else ""
+    which = "the last" if number == 1 else f"page {number}:"
+    heading = (f"{e(service)} in {e(stage)}: {which} {len(recent)} evaluation{'s' if len(recent) != 1 else ''}"
                + (" — what if under the pasted SLO" if replay is not None else ""))
     body = f"<h1>{heading}</h1>"
     if replay is not None:
         body += _replay_summary(replay)
     body += (f"<p class='muted'>oldest left, newest right; click a cell to open its evaluation"
              f"{' · ◆ = changed under the pasted SLO' if replay is not None else ''} · {legend}</p>"
-             f"<div class='scroll'><table class='heatmap{' replayed' if replay is not None else ''}'><tr><th></th>{head}</tr>{''.join(rows)}</table></div>")
+             f"<div class='scroll'><table class='heatmap{' replayed' if replay is not None else ''}'><tr><th></th>{head}</tr>{''.join(rows)}</table></div>"
+             f"{pager}")
     if replay is not None:
         body += _replay_table(base, project, stage, service, replay)
     else:

@@ -241,6 +241,9 @@ class Lane:
     gates: tuple[Run, ...] = ()
     finished: tuple[Run, ...] = ()
     horizon: str = ""
+    #: Contexts of older finished runs the store keeps beside the lane (sealed chunks, read only
+    #: to answer a duplicate): not in ``finished``, and a ``set`` for one of them is stale.
+    sealed: frozenset[str] = frozenset()
 
     # --- lookups ---------------------------------------------------------------------------
     def run(self, context: str) -> Run | None:
@@ -258,7 +261,9 @@ class Lane:
     def stale(self, context: str, event_time: str) -> bool:
         """True for a delivery this lane forgot: unknown, and no newer than the horizon (the
         newest event time among the forgotten, which is itself forgotten)."""
-        return bool(self.horizon and event_time) and not self.knows(context) and not before(self.horizon, event_time)
+        if self.knows(context):
+            return False
+        return context in self.sealed or (bool(self.horizon and event_time) and not before(self.horizon, event_time))
 
     # --- changes ---------------------------------------------------------------------------
     def put(self, run: Run) -> Lane:
@@ -312,7 +317,10 @@ class Lane:
 
     # --- encoding --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        """The stored form (``sealed`` is kept by the store beside the lane, not in it)."""
+        doc: dict[str, Any] = _plain(self)
+        doc.pop("sealed", None)
+        return doc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)

@@ -220,7 +220,7 @@ class DeployService:
     def _finish(self, event: Event, stage: Stage, placement: Placement, *, promote: bool) -> list[Event]:
         context = event.shkeptncontext
         lane = self.ledger.lane(placement)
-        run = lane.run(context)
+        run = self.ledger.lane_run(placement, context, lane)  # an old run's stored outcome, from its sealed chunk
         wanted = Phase.PROMOTING if promote else Phase.DISCARDING
         if run is None or run.stored(Transition.FINISHED) is not None or run.phase is not wanted:
             stored = run.stored(Transition.FINISHED) if run is not None else None

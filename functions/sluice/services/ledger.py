@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sluice.core.events import Event
-from sluice.core.ledger import Lane, Phase, Run, Transition, record
+from sluice.core.ledger import FINISHED_LIMIT, Lane, Phase, Run, Transition, before, record
 from sluice.errors import SluiceError
 from sluice.ports.backend import Placement
-from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records
+from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records, newer_chunk
+from sluice.services.state import cas_update
 
 log = logging.getLogger("sluice.ledger")
 
@@ -29,6 +30,18 @@ KEY = "lane"
 #: runs parses no history: ``head``.
 FINISHED = "finished"
 RECENT = "recent"
+#: Older finished runs leave the lane record in sealed chunks (same scheme as the evaluation
+#: history, ``Records.append_evaluation``): the lane keeps its newest ``FINISHED_HEAD`` finished
+#: runs (and up to ``FINISHED_CHUNK`` - 1 more); when it holds ``FINISHED_HEAD + FINISHED_CHUNK``
+#: its oldest ``FINISHED_CHUNK`` are first copied into a free slot (``stage.<p>.<s>.<svc>.<slot>``,
+#: the same content whoever writes it) and the lane's own write drops them and lists their
+#: contexts under ``chunks``. Chunks are read only to answer a duplicate of an old delivery;
+#: the lane, its chunks together remember at most ``FINISHED_LIMIT`` runs (older ones move the horizon).
+CHUNKS = "chunks"
+FINISHED_HEAD = 10
+FINISHED_CHUNK = 5
+FINISHED_SLOTS = -(-FINISHED_LIMIT // FINISHED_CHUNK) + 2
+CHUNK_KIND = "stage-chunk"
 LANE_KIND = "stage"
 GATE_KIND = "gate"
 #: Label of a lane record: "true" while a run or a gate is in the lane (written in the same
@@ -37,6 +50,10 @@ BUSY = "sluice.dev/busy"
 #: A record whose presence says every lane record carries ``BUSY`` (lanes written before the
 #: label existed are labelled by the first tick that does not find it).
 LABELLED = "ledger.busy-labels"
+
+#: Bytes of runs a sealed chunk holds at most, and of finished runs the lane keeps before it seals
+#: some (a ConfigMap holds 1 MiB; the lane's own budget, ``LANE_BUDGET``, is 700 KiB).
+LANE_BUDGET_OF_CHUNK = 350 * 1024
 
 #: A transition's effect: (lane, the run as found) → (new lane, events caused).
 Effect = Callable[[Lane, Run], tuple[Lane, list[dict[str, Any]]]]
@@ -99,9 +116,27 @@ class Ledger:
         return decode(record.data, finished=RECENT)
 
     def run(self, placement: Placement, context: str) -> Run | None:
-        """``context``'s run in this stage: in the lane, else its running quality gate."""
-        found = self.lane(placement).run(context)
+        """``context``'s run in this stage: in the lane (or its sealed chunks), else its running quality gate."""
+        found = self.lane_run(placement, context)
         return found if found is not None else self.lane(placement, context).run(context)
+
+    def lane_run(self, placement: Placement, context: str, lane: Lane | None = None) -> Run | None:
+        """``context``'s run in the lane (``lane`` when given, as read), or in the sealed chunk
+        holding it (one more read)."""
+        lane = self.lane(placement) if lane is None else lane
+        found = lane.run(context)
+        if found is not None or context not in lane.sealed:
+            return found
+        name = self.name(placement)[0]
+        lane_record = self.records.store.get(name)
+        for ref in _index(lane_record.data if lane_record else {}).get("live", []):
+            if context in ref["runs"]:
+                chunk = self.records.store.get(f"{name}.{ref['slot']}")
+                if chunk is None or chunk.data.get("seq") != str(ref["seq"]):
+                    return None
+                runs = Lane.from_dict({"finished": json.loads(chunk.data.get(FINISHED, "[]"))}).finished
+                return next((r for r in runs if r.context == context), None)
+        return None
 
     def lanes(self, **labels: str) -> Iterator[LaneRecord]:
         """Every lane (optionally of one project/stage/service); an unreadable one is reported
@@ -150,7 +185,7 @@ class Ledger:
             lane = decode(data) if KEY in data else Lane()
             new, result = mutate(lane)
             if new != lane or (exists and FINISHED not in data):  # an older lane moves to the split layout
-                encode(new, data)  # an absent lane left as it was is not created
+                encode(new, data, lambda seq, slot, runs: self._seal(name, labels, seq, slot, runs))  # an absent lane left as it was is not created
             labels[BUSY] = "true" if new.active is not None or new.gates else "false"  # read by update_data after apply
             return result
 
@@ -163,7 +198,19 @@ class Ledger:
         done = self._advance(placement, context, step, effect, "", key)
         if done.known:
             return done
-        return self._advance(placement, context, step, effect, context, key)
+        gated = self._advance(placement, context, step, effect, context, key)
+        if gated.known:
+            return gated
+        old = self.lane_run(placement, context)  # a duplicate for a run in a sealed chunk: what it stored
+        if old is None:
+            return gated
+        return Advanced(False, list((old.replies.get(key) if key else old.stored(step)) or []))
+
+    def _seal(self, name: str, labels: Mapping[str, str], seq: int, slot: int, runs: list[dict[str, Any]]) -> None:
+        """Write sealed chunk ``seq`` of the lane ``name`` into ``slot`` (before the lane's own write)."""
+        data = {"seq": str(seq), FINISHED: json.dumps(runs, separators=(",", ":"), sort_keys=True)}
+        chunk_labels = {k: v for k, v in labels.items() if k != BUSY} | {KIND: CHUNK_KIND}
+        cas_update(self.records.store, f"{name}.{slot}", lambda record: newer_chunk(record, f"{name}.{slot}", data, chunk_labels, seq))
 
     def open_gate(self, placement: Placement, run: Run) -> bool:
         """Start a quality gate without a deployment (its own record); False when this stage
@@ -179,7 +226,7 @@ class Ledger:
         ended = self.lane(placement, context).run(context)
         if ended is None or ended.phase is not Phase.DONE:
             return
-        self.change(placement, lambda lane: (lane if lane.knows(context) else lane.remember(ended), None))
+        self.change(placement, lambda lane: (lane if lane.knows(context) or context in lane.sealed else lane.remember(ended), None))
         self.records.store.delete(self.name(placement, context)[0])
 
     def _advance(self, placement: Placement, context: str, step: Transition, effect: Effect, gate: str,
@@ -203,21 +250,69 @@ class Ledger:
         return self.change(placement, mutate, gate=gate)
 
 
+def _index(data: Mapping[str, str]) -> dict[str, Any]:
+    """The lane's sealed chunks: ``{"seq": last sealed, "live": [{"slot", "seq", "runs": [contexts], "newest": event time}]}``."""
+    index: dict[str, Any] = json.loads(data[CHUNKS]) if CHUNKS in data else {"seq": 0, "live": []}
+    return index
+
+
 def decode(data: Mapping[str, str], finished: str = FINISHED) -> Lane:
-    """The lane stored in a record's ``data`` (with the finished runs under ``finished``)."""
+    """The lane stored in a record's ``data`` (with the finished runs under ``finished``, and the
+    contexts of its sealed chunks)."""
     doc = json.loads(data[KEY])
     if finished in data:
         doc["finished"] = json.loads(data[finished])
-    return Lane.from_dict(doc)
+    lane = Lane.from_dict(doc)
+    if CHUNKS not in data:
+        return lane
+    return replace(lane, sealed=frozenset(c for ref in _index(data)["live"] for c in ref["runs"]))
 
 
-def encode(lane: Lane, data: dict[str, str]) -> None:
-    """Store ``lane`` (within its budgets) in ``data``: the lane, its finished runs, the recent ones."""
+def encode(lane: Lane, data: dict[str, str], seal: Callable[[int, int, list[dict[str, Any]]], None] | None = None) -> None:
+    """Store ``lane`` (within its budgets) in ``data``: the lane, its finished runs, the recent
+    ones; with ``seal`` (which writes a chunk: seq, slot, runs), the oldest finished runs leave
+    in sealed chunks (see ``CHUNKS``)."""
     doc = json.loads(lane.encode())
     finished = doc.pop("finished", [])
+    kept = {r["context"] for r in finished}  # what status shows may come from a sealed run
+    shown = [*(r for r in json.loads(data.get(RECENT, "[]")) if r.get("context") not in kept), *finished]
+    if seal is not None:
+        index = _index(data)
+        live: list[dict[str, Any]] = index["live"]
+        sizes = [len(json.dumps(r, separators=(",", ":"))) for r in finished]
+        while len(finished) >= FINISHED_HEAD + FINISHED_CHUNK or (len(finished) > 1 and sum(sizes) > LANE_BUDGET_OF_CHUNK):
+            taken = 1  # the oldest FINISHED_CHUNK, fewer if their bytes say so, never the newest
+            while taken < min(FINISHED_CHUNK, len(finished) - 1) and sum(sizes[:taken + 1]) <= LANE_BUDGET_OF_CHUNK:
+                taken += 1
+            used = {ref["slot"] for ref in live}
+            while len(used) >= FINISHED_SLOTS:  # every slot holds remembered runs: the oldest chunk is forgotten
+                doc["horizon"] = _horizon(doc.get("horizon", ""), live.pop(0)["newest"])
+                used = {ref["slot"] for ref in live}
+            index["seq"] += 1
+            slot = min(set(range(FINISHED_SLOTS)) - used)
+            seal(index["seq"], slot, finished[:taken])
+            live.append({"slot": slot, "seq": index["seq"], "runs": [r["context"] for r in finished[:taken]],
+                         "newest": _horizon("", *(r.get("event_time", "") for r in finished[:taken]))})
+            del finished[:taken], sizes[:taken]
+        excess = len(finished) + sum(len(ref["runs"]) for ref in live) - FINISHED_LIMIT
+        while excess > 0 and live:  # the oldest sealed runs are forgotten: they move the horizon
+            gone, live[0]["runs"] = live[0]["runs"][:excess], live[0]["runs"][excess:]
+            doc["horizon"] = _horizon(doc.get("horizon", ""), live[0]["newest"])  # the chunk's newest: its rest is sealed (stale) anyway
+            excess -= len(gone)
+            if not live[0]["runs"]:
+                live.pop(0)
+        data[CHUNKS] = json.dumps(index, separators=(",", ":"), sort_keys=True)
     data[KEY] = json.dumps(doc, separators=(",", ":"), sort_keys=True)
     data[FINISHED] = json.dumps(finished, separators=(",", ":"), sort_keys=True)
-    data[RECENT] = json.dumps(recent(finished), separators=(",", ":"), sort_keys=True)
+    data[RECENT] = json.dumps(recent(shown), separators=(",", ":"), sort_keys=True)
+
+
+def _horizon(horizon: str, *forgotten: str) -> str:
+    """The horizon moved to the newest of the event times ``forgotten``."""
+    for event_time in forgotten:
+        if event_time and (not horizon or before(horizon, event_time)):
+            horizon = event_time
+    return horizon
 
 
 def recent(finished: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -223,7 +223,7 @@ def delivery(records: Records, context: str) -> dict[str, Any]:
             stage = str(d.get("stage", ""))
             if stage in canary or not d.get("project") or not d.get("service"):
                 continue
-            run = Ledger(records).lane(Placement(d["project"], stage, d["service"])).run(context)
+            run = Ledger(records).lane_run(Placement(d["project"], stage, d["service"]), context)
             if run is not None and run.canary is not None:
                 canary[stage] = _steps_view(run)
     return {
@@ -257,12 +257,18 @@ def delivery_page(records: Records, project: str, service: str, limit: int, offs
 
 
 def evaluations(records: Records, project: str, stage: str, service: str) -> list[dict[str, Any]]:
-    """Evaluation history, newest first (full records: indicators, targets, comparison)."""
+    """Evaluation history, newest first (full records: indicators, targets, comparison): every
+    stored one (at most ``HISTORY_LIMIT``); a page reads fewer (``evaluation_page``)."""
     return list(reversed(records.evaluations(project, stage, service)))
 
 
+def evaluation_page(records: Records, project: str, stage: str, service: str, limit: int,
+                    offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The ``limit`` newest evaluations after the ``offset`` newest, newest first, and how many
+    are stored: the history's head and the chunks shown, whatever the length of history."""
+    return records.evaluation_page(project, stage, service, limit, offset)
+
+
 def evaluation(records: Records, project: str, stage: str, service: str, evaluation_id: str) -> dict[str, Any] | None:
-    for doc in records.evaluations(project, stage, service):
-        if doc.get("id") == evaluation_id:
-            return doc
-    return None
+    """One evaluation (at most two records read), or None."""
+    return records.evaluation(project, stage, service, evaluation_id)[0]

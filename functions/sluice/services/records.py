@@ -7,8 +7,10 @@
 | ``resources.<p>[.<stage>[.<svc>]]``      | resources by URI (``sluice.core.resources.READ_URIS``) |
 | ``stage.<p>.<stage>.<svc>``              | the lane: what the stage serves, the delivery holding it (a |
 |                                          | typed run with its phase), the queue (``sluice.core.ledger``) |
-| ``evaluations.<p>.<stage>.<svc>``        | evaluation history (``history``, newest last, bounded in bytes; |
-|                                          | SLO texts once each by hash in ``slos``; the newest again in ``last``) |
+| ``evaluations.<p>.<stage>.<svc>``        | evaluation history: its newest entries (``history``, newest last, |
+|                                          | bounded in bytes; SLO texts once each by hash in ``slos``; the newest |
+|                                          | again in ``last``; older entries' chunks by id in ``chunks``) |
+| ``evaluations.<p>.<stage>.<svc>.<slot>`` | a sealed chunk of older entries (``HISTORY_CHUNK``, with their SLOs) |
 | ``measurements.<p>.<stage>.<svc>``       | the tests' measurements by delivery context (bounded)   |
 | ``deliveries.<p>``                       | the project's recent deliveries, newest last (bounded: older |
 |                                          | event logs are archived or deleted)                     |
@@ -48,6 +50,12 @@ SERVICE = "sluice.dev/service"
 
 #: Evaluations kept per project/stage/service in the store (older ones go to the archive).
 HISTORY_LIMIT = 100
+#: A history's head record holds its newest ``HISTORY_HEAD`` evaluations (and up to
+#: ``HISTORY_CHUNK`` - 1 more); older ones are sealed ``HISTORY_CHUNK`` at a time into chunk
+#: records, at most ``CHUNK_SLOTS`` of them. A page of the newest ``HISTORY_HEAD`` reads the head alone.
+HISTORY_HEAD = 10
+HISTORY_CHUNK = 5
+CHUNK_SLOTS = -(-HISTORY_LIMIT // HISTORY_CHUNK) + 2
 #: Events kept per delivery context.
 EVENTS_LIMIT = 400
 #: Dead letters kept (a cluster broker's dead-letter sink posts them to the eventlog function).
@@ -64,6 +72,23 @@ DELIVERIES_MAX_AGE_S = 30 * 24 * 3600.0
 
 def _size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), sort_keys=True))
+
+
+def _with_slo(history: list[dict[str, Any]], slos: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Stored evaluations with their SLO text (``slo_file``) in place of its hash."""
+    for entry in history:
+        if "slo_hash" in entry:
+            entry["slo_file"] = slos.get(entry.pop("slo_hash"), "")
+    return history
+
+
+def newer_chunk(record: Record | None, name: str, data: Mapping[str, str], labels: Mapping[str, str], seq: int) -> Record | None:
+    """Chunk ``seq`` written into its slot, unless the slot holds that chunk or a newer one already
+    (a writer that read an old head never overwrites a chunk sealed after it)."""
+    held = record.data.get("seq", "") if record is not None else ""
+    if held.isdigit() and int(held) >= seq:
+        return None
+    return Record(name, dict(data), dict(labels), record.resource_version if record else None)
 
 
 def slo_hash(text: str) -> str:
@@ -373,17 +398,70 @@ class Records:
         return list(self.read_json("dead-letters", "letters", []))
 
     # --- evaluations and measurements ------------------------------------------------------
-    def evaluations(self, project: str, stage: str, service: str) -> list[dict[str, Any]]:
-        """The stored evaluation history, oldest first, each with its SLO text (``slo_file``)."""
+    # The history of a stage's service is a *head* record (``evaluations.<p>.<s>.<svc>``: the
+    # newest entries, the newest again under ``last``, and under ``chunks`` which older entries
+    # live in which sealed chunk) and up to ``CHUNK_SLOTS`` sealed *chunks*
+    # (``evaluations.<p>.<s>.<svc>.<slot>``: ``HISTORY_CHUNK`` entries each, never changed once
+    # the head refers to them). An append is one compare-and-swap write of the head; when the head
+    # holds ``HISTORY_HEAD + HISTORY_CHUNK`` entries its oldest ``HISTORY_CHUNK`` are first copied into a free
+    # slot (the same content whoever writes it, so a lost or repeated copy is harmless), and the
+    # head's write drops them. A page reads the head and the chunks it shows, whatever the length
+    # of the history. A head written before chunks existed reads as it is and is split by its
+    # next append.
+    def _history_head(self, project: str, stage: str, service: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any]]:
+        """The head's entries (oldest first, SLO texts resolved), its SLO texts and its chunk list."""
         record = self.store.get(f"evaluations.{project}.{stage}.{service}")
         if record is None:
-            return []
+            return [], {}, []
         history = json.loads(record.data.get("history", "[]"))
         slos = json.loads(record.data.get("slos", "{}"))
-        for entry in history:
-            if "slo_hash" in entry:
-                entry["slo_file"] = slos.get(entry.pop("slo_hash"), "")
-        return list(history)
+        return _with_slo(history, slos), slos, list(json.loads(record.data.get("chunks", "{}")).get("live", []))
+
+    def _chunk(self, project: str, stage: str, service: str, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The live entries of one sealed chunk (oldest first); none when the slot holds another chunk."""
+        record = self.store.get(f"evaluations.{project}.{stage}.{service}.{ref['slot']}")
+        if record is None or record.data.get("seq") != str(ref["seq"]):
+            log.warning("evaluation history of %s/%s/%s: chunk %s is missing", project, stage, service, ref)
+            return []
+        live = set(ref["ids"])
+        entries = _with_slo(json.loads(record.data.get("history", "[]")), json.loads(record.data.get("slos", "{}")))
+        return [e for e in entries if e.get("id") in live]
+
+    def evaluations(self, project: str, stage: str, service: str) -> list[dict[str, Any]]:
+        """The stored evaluation history, oldest first, each with its SLO text (``slo_file``):
+        the head and every chunk (at most ``HISTORY_LIMIT`` entries)."""
+        head, _slos, chunks = self._history_head(project, stage, service)
+        return [e for ref in chunks for e in self._chunk(project, stage, service, ref)] + head
+
+    def evaluation_page(self, project: str, stage: str, service: str, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The ``limit`` newest evaluations after skipping the ``offset`` newest, newest first,
+        and how many the history holds: the head and only the chunks the page shows."""
+        head, _slos, chunks = self._history_head(project, stage, service)
+        total = len(head) + sum(len(ref["ids"]) for ref in chunks)
+        newest_first = list(reversed(head))
+        seen = len(head)
+        for ref in reversed(chunks):
+            if seen >= offset + limit:
+                break
+            if seen + len(ref["ids"]) > offset:
+                newest_first[seen:] = reversed(self._chunk(project, stage, service, ref))
+            else:
+                newest_first[seen:] = [{}] * len(ref["ids"])  # skipped unread
+            seen += len(ref["ids"])
+        return newest_first[offset:offset + limit], total
+
+    def evaluation(self, project: str, stage: str, service: str, evaluation_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The evaluation ``evaluation_id`` (or None) and the entries read to find it (the head,
+        and the one chunk holding it): at most two records."""
+        head, _slos, chunks = self._history_head(project, stage, service)
+        found = next((e for e in head if e.get("id") == evaluation_id), None)
+        if found is not None:
+            return found, head
+        ref = next((r for r in chunks if evaluation_id in r["ids"]), None)
+        if ref is None:
+            return None, head
+        chunk = self._chunk(project, stage, service, ref)
+        return next((e for e in chunk if e.get("id") == evaluation_id), None), [*chunk, *head]
 
     def last_evaluation(self, project: str, stage: str, service: str) -> dict[str, Any] | None:
         """The newest evaluation (without its SLO text), or None: its own key, so the history is not parsed."""
@@ -398,13 +476,18 @@ class Records:
         return {k: v for k, v in history[-1].items() if k != "slo_hash"} if history else None
 
     def append_evaluation(self, project: str, stage: str, service: str, evaluation: Mapping[str, Any]) -> bool:
-        """Add ``evaluation`` once (by id); its SLO text is kept once per distinct text. The
-        history stays within its count and byte budgets (the oldest leave, to the archive)."""
+        """Add ``evaluation`` once (by id); its SLO text is kept once per distinct text in each
+        record. The history stays within ``HISTORY_LIMIT`` entries and every record within its
+        byte budget (the oldest leave, to the archive); see the block comment above."""
         name, labels = self.scoped("evaluations", project, stage, service)
+        prefix = f"evaluations/{project}/{stage}/{service}"
 
         def change(data: dict[str, str], _exists: bool) -> bool:
             history = json.loads(data.get("history", "[]"))
-            if any(e.get("id") == evaluation.get("id") for e in history):
+            index = json.loads(data.get("chunks", "{}"))
+            chunks: list[dict[str, Any]] = list(index.get("live", []))
+            if any(e.get("id") == evaluation.get("id") for e in history) or any(
+                    evaluation.get("id") in ref["ids"] for ref in chunks):
                 return False
             slos = json.loads(data.get("slos", "{}"))
             entry = dict(evaluation)
@@ -412,18 +495,83 @@ class Records:
             entry["slo_hash"] = slo_hash(text)
             slos[entry["slo_hash"]] = text
             history.append(entry)
-            budget = RECORD_BUDGET - _size(slos) - _size(entry)  # the newest is stored twice (``last``)
-            self._archive_overflow(
-                f"evaluations/{project}/{stage}/{service}", history, HISTORY_LIMIT, "id", budget,
-                full=lambda old: {**old, "slo_file": slos.get(old.get("slo_hash"), "")},
-            )
+            sealed = int(index.get("seq", 0))
+            while len(history) >= HISTORY_HEAD + HISTORY_CHUNK or (len(history) > 1 and _size(history) + _size(slos) > RECORD_BUDGET // 2):
+                sealed += 1
+                taken = self._seal(name, labels, prefix, history, slos, chunks, sealed)
+                del history[:taken]
+            self._trim_history(name, prefix, history, slos, chunks)
+            budget = RECORD_BUDGET - _size(slos) - _size(entry) - _size(chunks)  # the newest is stored twice (``last``)
+            chunked = sum(len(ref["ids"]) for ref in chunks)
+            self._archive_overflow(prefix, history, max(1, HISTORY_LIMIT - chunked), "id", budget,
+                                   full=lambda old: {**old, "slo_file": slos.get(old.get("slo_hash"), "")})
             used = {e.get("slo_hash") for e in history}
             data["history"] = json.dumps(history, separators=(",", ":"), sort_keys=True)
             data["last"] = json.dumps(history[-1], separators=(",", ":"), sort_keys=True)  # read by last_evaluation
             data["slos"] = json.dumps({h: t for h, t in slos.items() if h in used}, separators=(",", ":"), sort_keys=True)
+            data["chunks"] = json.dumps({"seq": sealed, "live": chunks}, separators=(",", ":"), sort_keys=True)
             return True
 
         return self.update_data(name, labels, change)
+
+    def _seal(self, name: str, labels: Mapping[str, str], prefix: str, history: list[dict[str, Any]],
+              slos: Mapping[str, str], chunks: list[dict[str, Any]], seq: int) -> int:
+        """Copy the head's oldest entries (``HISTORY_CHUNK``, fewer if their bytes say so, at least
+        one) into a free slot as chunk ``seq`` and add it to ``chunks``; how many were taken. With
+        every slot in use, the oldest chunk is forgotten first (archived)."""
+        def cost(entry: Mapping[str, Any], counted: set[Any]) -> int:  # the entry, and its SLO text the first time
+            text = slos.get(str(entry.get("slo_hash")), "") if entry.get("slo_hash") not in counted else ""
+            counted.add(entry.get("slo_hash"))
+            return _size(entry) + len(text)
+
+        counted: set[Any] = set()
+        taken, size = 1, cost(history[0], counted)
+        while taken < min(HISTORY_CHUNK, len(history) - 1) and size + cost(history[taken], set(counted)) <= RECORD_BUDGET // 2:
+            size += cost(history[taken], counted)
+            taken += 1
+        used = {ref["slot"] for ref in chunks}
+        while len(used) >= CHUNK_SLOTS:
+            self._forget_chunk(name, prefix, chunks)
+            used = {ref["slot"] for ref in chunks}
+        slot = min(set(range(CHUNK_SLOTS)) - used)
+        entries = history[:taken]
+        own = {str(e.get("slo_hash")): slos.get(str(e.get("slo_hash")), "") for e in entries}
+        data = {"seq": str(seq), "history": json.dumps(entries, separators=(",", ":"), sort_keys=True),
+                "slos": json.dumps(own, separators=(",", ":"), sort_keys=True)}
+        chunk_labels = {**labels, KIND: "evaluations-chunk"}
+        cas_update(self.store, f"{name}.{slot}", lambda record: newer_chunk(record, f"{name}.{slot}", data, chunk_labels, seq))
+        chunks.append({"slot": slot, "seq": seq, "ids": [e.get("id") for e in entries]})
+        return taken
+
+    def _trim_history(self, name: str, prefix: str, history: list[dict[str, Any]], slos: Mapping[str, str],
+                      chunks: list[dict[str, Any]]) -> None:
+        """Forget the oldest chunked entries while the history holds more than ``HISTORY_LIMIT``."""
+        excess = len(history) + sum(len(ref["ids"]) for ref in chunks) - HISTORY_LIMIT
+        while excess > 0 and chunks:
+            oldest = chunks[0]
+            if len(oldest["ids"]) <= excess:
+                excess -= len(oldest["ids"])
+                self._forget_chunk(name, prefix, chunks)
+                continue
+            self._archive_ids(name, prefix, oldest, oldest["ids"][:excess])
+            chunks[0] = {**oldest, "ids": oldest["ids"][excess:]}
+            excess = 0
+
+    def _forget_chunk(self, name: str, prefix: str, chunks: list[dict[str, Any]]) -> None:
+        self._archive_ids(name, prefix, chunks[0], chunks[0]["ids"])
+        del chunks[0]
+
+    def _archive_ids(self, name: str, prefix: str, ref: Mapping[str, Any], ids: list[str]) -> None:
+        """Entries ``ids`` of a chunk leave the store: to the archive first, when there is one."""
+        if self.archive is None or not ids:
+            return
+        record = self.store.get(f"{name}.{ref['slot']}")
+        if record is None or record.data.get("seq") != str(ref["seq"]):
+            return
+        entries = _with_slo(json.loads(record.data.get("history", "[]")), json.loads(record.data.get("slos", "{}")))
+        for entry in entries:
+            if entry.get("id") in ids:
+                self.archive.put(f"{prefix}/{entry.get('id')}.json", json.dumps(entry, sort_keys=True))
 
     def archived_evaluations(self, project: str, stage: str, service: str) -> list[dict[str, Any]]:
         """Evaluations that left the store for the archive (oldest first); empty without one."""
