@@ -41,8 +41,8 @@ from sluice.core.ledger import (
     expired,
 )
 from sluice.core.scoring import EvaluationResult, Measurement, Subject, evaluate
-from sluice.core.shipyard import SPLIT_STRATEGIES, TestStrategy
 from sluice.core.slo import Slo, parse_slo
+from sluice.core.strategies import SPLIT_STRATEGIES, TestStrategy
 from sluice.core.validation import join_image, split_image
 from sluice.core.verdict import Verdict
 from sluice.errors import SluiceError, ValidationError
