@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from sluice.core.scoring import EvaluationResult, Measurement
 from sluice.core.slo import Slo, parse_slo
 from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
 from sluice.services.yamldoc import load_document
+
+if TYPE_CHECKING:  # the scoring rules load with the first SLI values or evaluation read, not with an SLO
+    from sluice.core.scoring import EvaluationResult, Measurement
 
 __all__ = ["load_document", "load_evaluation", "load_slo", "load_values", "values_from_document"]
 
@@ -59,6 +62,8 @@ def values_from_document(doc: object, source: str) -> list[Measurement]:
 def _measurement(name: str, raw: object, problems: Problems) -> Measurement | None:
     """One SLI's value: a plain number, or ``{value, success, message, samples}``; problems are
     named ``SLI '<name>'`` (``SLI 'rt'.value``)."""
+    from sluice.core.scoring import Measurement
+
     r = Reader(raw, f"SLI {name!r}", problems)
     if not isinstance(raw, Mapping):
         if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -93,4 +98,6 @@ def _finite(raw: float, r: Reader) -> float | None:
 def load_evaluation(text: str, source: str) -> EvaluationResult:
     """Parse one stored evaluation (the JSON of ``sluice evaluate --output json``)."""
     doc = load_document(text, source)
+    from sluice.core.scoring import EvaluationResult
+
     return EvaluationResult.from_dict(doc, source)

@@ -32,6 +32,9 @@ SCOPE = {"project": "sockshop", "service": "carts"}
 #: The parser of YAML and the SLO/scoring rules: a function whose first event reads no YAML
 #: file (a project's shipyard is stored parsed too) and scores nothing loads neither.
 YAML_AND_SCORING = ("yaml", "sluice.services.documents", "sluice.core.slo", "sluice.core.scoring")
+#: The scoring rules: the evaluate function reads the SLO on a start-evaluation, and scores only
+#: when the SLIs are back.
+SCORING = ("sluice.core.scoring",)
 #: The shipyard parser: only a function that reads a project's shipyard loads it (the strategies
 #: an event names are enums of their own, ``sluice.core.strategies``).
 SHIPYARD = ("sluice.core.shipyard",)
@@ -47,7 +50,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
              {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
              YAML_AND_SCORING + SHIPYARD),
     "evaluate": ("sh.keptn.event.start-evaluation", {**SCOPE, "stage": "staging", "start": START, "end": END},
-                 ()),
+                 SCORING),
     "sli": ("sh.keptn.internal.event.get-sli",
             {**SCOPE, "stage": "staging", "sliProvider": "builtin", "start": START, "end": END,
              "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD),
