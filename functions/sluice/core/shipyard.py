@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from sluice.core.canary import CanaryPolicy, parse_canary
 from sluice.core.inconclusive import InconclusivePolicy, parse_on_inconclusive
 from sluice.core.strategies import SPLIT_STRATEGIES, Approval, DeploymentStrategy, OnTimeout, TestStrategy
-from sluice.core.testspec import parse_duration
-from sluice.core.validation import Problems, Reader, dns_label_problem
+from sluice.core.validation import Problems, Reader, dns_label_problem, parse_duration
 from sluice.errors import ValidationError
 
 #: How long a held promotion waits for a person by default (``approval_strategy.timeout``).

@@ -38,6 +38,8 @@ SCORING = ("sluice.core.scoring",)
 #: The shipyard parser: only a function that reads a project's shipyard loads it (the strategies
 #: an event names are enums of their own, ``sluice.core.strategies``).
 SHIPYARD = ("sluice.core.shipyard",)
+#: The test-spec rules: only the test function (and the test worker) reads test specs.
+TEST_SPECS = ("sluice.core.testspec",)
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
 
@@ -45,22 +47,23 @@ CLUSTER = ("kubernetes", "botocore", "boto3")
 #: modules it must not have imported by its answer).
 CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
     "deploy": ("sh.keptn.event.configuration.change",
-               {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}}, YAML_AND_SCORING),
+               {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}}, YAML_AND_SCORING + TEST_SPECS),
     "test": ("sh.keptn.events.deployment-finished",
              {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
              YAML_AND_SCORING + SHIPYARD),
     "evaluate": ("sh.keptn.event.start-evaluation", {**SCOPE, "stage": "staging", "start": START, "end": END},
-                 SCORING),
+                 SCORING + TEST_SPECS),
     "sli": ("sh.keptn.internal.event.get-sli",
             {**SCOPE, "stage": "staging", "sliProvider": "builtin", "start": START, "end": END,
-             "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD),
+             "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
     "gatekeeper": ("sh.keptn.events.evaluation-done",
-                   {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"}, YAML_AND_SCORING),
+                   {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
+                   YAML_AND_SCORING + TEST_SPECS),
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
-                 YAML_AND_SCORING),
+                 YAML_AND_SCORING + TEST_SPECS),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
-               YAML_AND_SCORING + SHIPYARD),
-    "bridge": ("", {}, YAML_AND_SCORING),
+               YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
+    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS),
 }
 
 CHILD = r"""
