@@ -221,7 +221,7 @@ class _Timers:
         self.pending[key] = self.loop.call_later(delay, self._fire, key, callback, args)
 
     def _fire(self, key: int, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
-        del self.pending[key]
+        self.pending.pop(key, None)
         callback(*args)
 
     def cancel(self) -> None:
