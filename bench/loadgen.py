@@ -21,6 +21,11 @@ Prints, measured in the same run:
    Our percentiles are the midpoint of a bucket 0.78 % wide (half a bucket: ±0.39 %); wrk's are
    exact to the microsecond. (An earlier version paced wrk with a fixed delay per connection, so
    on the 20 ms route wrk sent 137 req/s while ours sent 200: the two did not load the target alike.)
+   On the 20 ms route the two p50s may differ by up to about ±0.5 ms from one run to the next (either
+   sign): the target's asyncio loop waits in epoll, which rounds every wait up to the next
+   millisecond, so how late its 20 ms timers fire depends on how the arrivals fall against them.
+   Served by the same target on a ``select(2)`` loop (microsecond waits) the p50s agreed within
+   0.11 ms, inside our half bucket, both on ``/delay/20`` and ``/delay/22.5`` (session 4).
 
 The target runs pinned to one CPU, the clients to another (``sched_setaffinity``), both at
 ``nice -15`` when allowed (root): on a machine shared with other work a normal process gets only

@@ -101,7 +101,8 @@ def create_project(args: argparse.Namespace) -> int:
 
 def _check_canary(args: argparse.Namespace, doc: object, source: str) -> None:
     """A shipyard with canary stages is refused when the deployment backend cannot split by weight."""
-    from sluice.core.shipyard import DeploymentStrategy, parse_shipyard
+    from sluice.core.shipyard import parse_shipyard
+    from sluice.core.strategies import DeploymentStrategy
 
     shipyard = parse_shipyard(doc, source)
     if all(s.deployment_strategy is not DeploymentStrategy.CANARY for s in shipyard.stages):

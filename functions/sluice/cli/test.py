@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
 
 
 def _seconds(flag: str, value: str) -> float:
-    from sluice.core.testspec import parse_duration
+    from sluice.core.validation import parse_duration
 
     seconds = parse_duration(value)
     if seconds is None or seconds <= 0:

@@ -130,7 +130,7 @@ class CanaryState:
 def parse_canary(raw: object, where: str, problems: list[str]) -> CanaryPolicy:
     """A stage's ``canary`` mapping (missing → the defaults). Each problem names ``where`` and
     the field; what could not be read keeps its default."""
-    from sluice.core.testspec import parse_duration
+    from sluice.core.validation import parse_duration
 
     if raw is None:
         return CanaryPolicy()

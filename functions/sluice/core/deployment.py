@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from sluice.core.shipyard import DeploymentStrategy
+from sluice.core.strategies import DeploymentStrategy
 
 
 class Slot(StrEnum):

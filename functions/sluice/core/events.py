@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from sluice.core.deployment import Slot
-from sluice.core.shipyard import DeploymentStrategy, TestStrategy
+from sluice.core.strategies import DeploymentStrategy, TestStrategy
 from sluice.core.validation import (
     Check,
     Problems,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sluice.core.shipyard import Approval, Stage
+from sluice.core.shipyard import Stage
+from sluice.core.strategies import Approval
 from sluice.core.verdict import Verdict
 
 

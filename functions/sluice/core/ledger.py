@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from sluice.core.canary import CanaryState
 from sluice.core.deployment import Serving
 from sluice.core.events import Outcome
-from sluice.core.shipyard import DeploymentStrategy, OnTimeout, TestStrategy
+from sluice.core.strategies import DeploymentStrategy, OnTimeout, TestStrategy
 from sluice.core.verdict import Verdict
 
 #: Byte budget of a lane (a ConfigMap holds 1 MiB; the rest is headroom for keys and labels).

@@ -20,43 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from sluice.core.canary import CanaryPolicy, parse_canary
 from sluice.core.inconclusive import InconclusivePolicy, parse_on_inconclusive
-from sluice.core.testspec import parse_duration
-from sluice.core.validation import Problems, Reader, dns_label_problem
+from sluice.core.strategies import SPLIT_STRATEGIES, Approval, DeploymentStrategy, OnTimeout, TestStrategy
+from sluice.core.validation import Problems, Reader, dns_label_problem, parse_duration
 from sluice.errors import ValidationError
-
-
-class DeploymentStrategy(StrEnum):
-    DIRECT = "direct"
-    BLUE_GREEN = "blue_green_service"
-    CANARY = "canary"
-
-
-#: The strategies that run a candidate beside the primary (its SLIs are the ``canary`` slot's).
-SPLIT_STRATEGIES = frozenset({DeploymentStrategy.BLUE_GREEN, DeploymentStrategy.CANARY})
-
-
-class TestStrategy(StrEnum):
-    __test__ = False
-    FUNCTIONAL = "functional"
-    PERFORMANCE = "performance"
-    NONE = ""
-
-
-class Approval(StrEnum):
-    AUTOMATIC = "automatic"
-    MANUAL = "manual"
-
-
-class OnTimeout(StrEnum):
-    """What a held promotion that nobody decided in time becomes."""
-
-    DECLINE = "decline"
-    APPROVE = "approve"
-
 
 #: How long a held promotion waits for a person by default (``approval_strategy.timeout``).
 DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600.0

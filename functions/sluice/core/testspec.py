@@ -42,7 +42,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sluice.core.validation import Problems, Reader, shown
+from sluice.core.validation import Problems, Reader, parse_duration, shown
 from sluice.errors import ValidationError
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -60,8 +60,6 @@ DEFAULT_SPEC_SOURCE = (
     "performance 20 req/s of GET / for 30 s)"
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class LoadMode(enum.StrEnum):
@@ -177,19 +175,6 @@ def default_test_spec() -> TestSpec:
 
 
 # --- parsing --------------------------------------------------------------------------------
-
-
-def parse_duration(value: object) -> float | None:
-    """Seconds from a number (seconds) or a string like ``500ms``, ``30s``, ``2m``, ``1h``; None if invalid."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    return None
 
 
 def _duration(r: Reader, key: str, default: float | None, low: float, high: float) -> float | None:

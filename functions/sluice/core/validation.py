@@ -379,3 +379,20 @@ def read(value: object, source: str, build: Callable[[Reader], T]) -> T:
     result = build(Reader(value, "", problems))
     problems.raise_if_any()
     return result
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from a number (seconds) or a string like ``500ms``, ``30s``, ``2m``, ``1h``; None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    return None

@@ -206,6 +206,33 @@ def target_for(base_url: str, requests: tuple[LoadRequest, ...]) -> Target:
     return Target(parts.hostname, port, tls, tuple(entries))
 
 
+class _Timers:
+    """The timers a run has armed and not yet seen fire, to cancel at its end. A timer lets go of
+    its handle when it fires, so a run keeps the handful still pending however long it lasts (the
+    sweep alone arms one every ``_SWEEP_S``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: dict[int, asyncio.TimerHandle] = {}
+        self.ids = itertools.count()
+
+    def later(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        key = next(self.ids)
+        self.pending[key] = self.loop.call_later(delay, self._fire, key, callback, args)
+
+    def _fire(self, key: int, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.pending.pop(key, None)
+        callback(*args)
+
+    def cancel(self) -> None:
+        for timer in self.pending.values():
+            timer.cancel()
+        self.pending.clear()
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+
 class _Run:
     """One process's run: connections, the schedule, the tally. Everything happens in callbacks.
 
@@ -238,7 +265,7 @@ class _Run:
         self.sending = True
         self.stopped = False
         self.all_dispatched = False
-        self.timers: list[asyncio.TimerHandle] = []
+        self.timers = _Timers(loop)
         # Open loop: this process sends requests index, index + of, index + 2·of, … of the schedule.
         self.planned = profile.planned_requests() or 0
         self.interval = 1.0 / profile.rate
@@ -269,13 +296,13 @@ class _Run:
             # until sending ends.
             self.all_dispatched = True
             if self.queue and now < send_end:
-                self.timers.append(self.loop.call_later(send_end - now, self.stop_sending))
+                self.timers.later(send_end - now, self.stop_sending)
             else:
                 self.stop_sending()
             return
         gap = due - time.monotonic()
         if gap > _SPIN_S:
-            self.timers.append(self.loop.call_later(gap - _SPIN_S, self.tick))
+            self.timers.later(gap - _SPIN_S, self.tick)
         else:
             self.loop.call_soon(self.tick)
 
@@ -336,7 +363,7 @@ class _Run:
             if self.may_issue():
                 self.issued += 1
                 self.connect(time.monotonic(), True)
-        self.timers.append(self.loop.call_later(max(0.0, self.send_end - time.monotonic()), self.stop_sending))
+        self.timers.later(max(0.0, self.send_end - time.monotonic()), self.stop_sending)
         self.check_done()
 
     def may_issue(self) -> bool:
@@ -351,7 +378,7 @@ class _Run:
             return
         think = self.profile.think_time_s
         if think > 0:
-            self.timers.append(self.loop.call_later(think, self._user_sends, connection))
+            self.timers.later(think, self._user_sends, connection)
         else:
             self._user_sends(connection)
 
@@ -490,7 +517,7 @@ class _Run:
                 task.cancel()
         self.check_done()
         if not self.done.done():
-            self.timers.append(self.loop.call_later(_SWEEP_S, self.sweep))
+            self.timers.later(_SWEEP_S, self.sweep)
 
     def check_done(self) -> None:
         if self.sending or self.done.done() or self.opening:
@@ -516,11 +543,10 @@ class _Run:
             self.on_progress(self.tally.finished, self.my_planned if self.open_loop else self.max_issued,
                              time.monotonic() - self.t0)
         if not self.done.done():
-            self.timers.append(self.loop.call_later(0.25, self.progress))
+            self.timers.later(0.25, self.progress)
 
     async def run(self) -> Tally:
-        loop = self.loop
-        self.timers.append(loop.call_later(max(0.0, self.drain_end - time.monotonic()), self.hard_stop))
+        self.timers.later(max(0.0, self.drain_end - time.monotonic()), self.hard_stop)
         delay = self.t0 - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -534,8 +560,7 @@ class _Run:
                 self.start_users()
             await self.done
         finally:
-            for timer in self.timers:
-                timer.cancel()
+            self.timers.cancel()
             for connection in list(self.connections):
                 connection.close()
         self.tally.last_done = max(self.tally.last_done, self.t0)

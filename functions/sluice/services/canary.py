@@ -8,7 +8,8 @@ replica ratios. Backends without the method split by weight (local router, Knati
 
 from __future__ import annotations
 
-from sluice.core.shipyard import DeploymentStrategy, Shipyard
+from sluice.core.shipyard import Shipyard
+from sluice.core.strategies import DeploymentStrategy
 from sluice.errors import ValidationError
 
 

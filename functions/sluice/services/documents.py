@@ -6,48 +6,19 @@ name the line (for syntax errors) or the field, and say what was expected.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import yaml
-
-from sluice.core.scoring import EvaluationResult, Measurement
 from sluice.core.slo import Slo, parse_slo
 from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
+from sluice.services.yamldoc import load_document
+
+if TYPE_CHECKING:  # the scoring rules load with the first SLI values or evaluation read, not with an SLO
+    from sluice.core.scoring import EvaluationResult, Measurement
 
 __all__ = ["load_document", "load_evaluation", "load_slo", "load_values", "values_from_document"]
-
-
-#: PyYAML's safe loader, in C when libyaml is there (a 100-objective SLO parses ~10× faster).
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-def load_document(text: str, source: str) -> object:
-    """Parse YAML (a superset of JSON) or, for ``*.json`` sources, JSON.
-
-    A syntax error becomes ``ValidationError`` naming the file, line and column.
-    """
-    if source.lower().endswith(".json"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValidationError(
-                source, [f"line {err.lineno}, column {err.colno}: not valid JSON: {err.msg}"]
-            ) from err
-    try:
-        return yaml.load(text, Loader=SAFE_LOADER)
-    except yaml.YAMLError:
-        pass
-    try:  # the pure-Python parser places errors where a person looks for them (libyaml often at the end)
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        context = getattr(err, "context", None)
-        detail = f"{problem} ({context})" if context else str(problem)
-        raise ValidationError(source, [f"{where}not valid YAML: {detail}"]) from err
 
 
 def load_slo(text: str, source: str) -> Slo:
@@ -91,6 +62,8 @@ def values_from_document(doc: object, source: str) -> list[Measurement]:
 def _measurement(name: str, raw: object, problems: Problems) -> Measurement | None:
     """One SLI's value: a plain number, or ``{value, success, message, samples}``; problems are
     named ``SLI '<name>'`` (``SLI 'rt'.value``)."""
+    from sluice.core.scoring import Measurement
+
     r = Reader(raw, f"SLI {name!r}", problems)
     if not isinstance(raw, Mapping):
         if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -125,4 +98,6 @@ def _finite(raw: float, r: Reader) -> float | None:
 def load_evaluation(text: str, source: str) -> EvaluationResult:
     """Parse one stored evaluation (the JSON of ``sluice evaluate --output json``)."""
     doc = load_document(text, source)
+    from sluice.core.scoring import EvaluationResult
+
     return EvaluationResult.from_dict(doc, source)

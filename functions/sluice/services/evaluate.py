@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.core.events import (
     EvaluationDone,
@@ -40,9 +40,8 @@ from sluice.core.ledger import (
     enter,
     expired,
 )
-from sluice.core.scoring import EvaluationResult, Measurement, Subject, evaluate
-from sluice.core.shipyard import SPLIT_STRATEGIES, TestStrategy
 from sluice.core.slo import Slo, parse_slo
+from sluice.core.strategies import SPLIT_STRATEGIES, TestStrategy
 from sluice.core.validation import join_image, split_image
 from sluice.core.verdict import Verdict
 from sluice.errors import SluiceError, ValidationError
@@ -50,6 +49,9 @@ from sluice.ports.backend import Placement, Slot
 from sluice.services.documents import load_slo
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
+
+if TYPE_CHECKING:  # the scoring rules load when SLIs are scored, not with a start-evaluation or a tick
+    from sluice.core.scoring import Measurement
 
 log = logging.getLogger("sluice.evaluate")
 
@@ -159,6 +161,8 @@ class EvaluateService:
             return [Event.from_json_dict(e) for e in stored]
         if run.phase is not Phase.EVALUATING or run.evaluation is None or event.triggeredid != run.evaluation.request_id:
             return []  # not waiting for SLIs, or the answer to an earlier attempt's request
+        from sluice.core.scoring import Measurement
+
         values = [Measurement.from_indicator_value(v) for v in done.indicatorValues if isinstance(v, Mapping)]
         slo = load_slo(run.evaluation.slo, "slo.yaml")
         return self._finish(event, placement, run, run.evaluation, slo, values, done.message)
@@ -187,6 +191,8 @@ class EvaluateService:
         )
         if run.phase is Phase.EVALUATING and run.evaluation is not None:
             slo = load_slo(run.evaluation.slo, "slo.yaml")
+            from sluice.core.scoring import Measurement
+
             reason = f"no answer from SLI provider {run.evaluation.provider!r} within {self.sli_timeout_s:g} s"
             values = [Measurement(o.sli, None, False, reason) for o in slo.objectives]
             return self._finish(cause, placement, run, run.evaluation, slo, values, reason, force_fail=True)
@@ -200,6 +206,8 @@ class EvaluateService:
         self, event: Event, placement: Placement, run: Run, pending: PendingEvaluation, slo: Slo,
         values: list[Measurement], message: str, force_fail: bool = False,
     ) -> list[Event]:
+        from sluice.core.scoring import EvaluationResult, Subject, evaluate
+
         project, stage, service = placement.project, placement.stage, placement.service
         evaluation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}#evaluation"))
         previous = []

@@ -48,7 +48,8 @@ from sluice.core.ledger import (
     record,
     steering_key,
 )
-from sluice.core.shipyard import OnTimeout, Shipyard, Stage
+from sluice.core.shipyard import Shipyard, Stage
+from sluice.core.strategies import OnTimeout
 from sluice.core.verdict import Verdict
 from sluice.errors import SluiceError
 from sluice.ports.backend import Placement

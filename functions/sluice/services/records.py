@@ -2,7 +2,8 @@
 
 | record name                              | holds                                                   |
 |------------------------------------------|---------------------------------------------------------|
-| ``project.<p>``                          | ``shipyard.yaml``, ``services`` (JSON list)             |
+| ``project.<p>``                          | ``shipyard.yaml``, the same parsed (``shipyard.parsed``, |
+|                                          | JSON), ``services`` (JSON list)                         |
 | ``lighthouse-config-<p>``                | ``sli-provider`` (Keptn's name, kept)                   |
 | ``resources.<p>[.<stage>[.<svc>]]``      | resources by URI (``sluice.core.resources.READ_URIS``) |
 | ``stage.<p>.<stage>.<svc>``              | the lane: what the stage serves, the delivery holding it (a |
@@ -31,14 +32,16 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sluice.core.shipyard import Shipyard, parse_shipyard
 from sluice.core.workload import UserWorkload
 from sluice.errors import NotFoundError, SluiceError, TooLargeError, ValidationError
 from sluice.ports.archive import Archive
 from sluice.ports.state import Record, StateStore
 from sluice.services.state import cas_update
+
+if TYPE_CHECKING:
+    from sluice.core.shipyard import Shipyard
 
 R = TypeVar("R")
 log = logging.getLogger("sluice.records")
@@ -109,6 +112,34 @@ class Project:
     shipyard: Shipyard
     shipyard_text: str
     services: tuple[str, ...]
+
+
+#: The project record's key holding its shipyard already parsed (JSON, with the digest of the text
+#: it came from), so that reading a project needs no YAML parser: a function's cold start skips it.
+SHIPYARD_PARSED = "shipyard.parsed"
+
+
+def _parsed_shipyard(text: str, doc: object) -> str | None:
+    """The parsed form to store beside the shipyard's text; None when the document has values JSON
+    cannot hold (dates): readers then parse the text."""
+    try:
+        return json.dumps({"sha256": hashlib.sha256(text.encode()).hexdigest(), "doc": doc}, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _shipyard_doc(text: str, parsed: str | None) -> object | None:
+    """The stored parsed shipyard when it was made from ``text`` (a writer that knows no parsed
+    form may have changed the text since), else None."""
+    if parsed is None:
+        return None
+    try:
+        stored = json.loads(parsed)
+    except ValueError:
+        return None
+    if not isinstance(stored, dict) or stored.get("sha256") != hashlib.sha256(text.encode()).hexdigest():
+        return None
+    return stored.get("doc")
 
 
 class Records:
@@ -196,20 +227,24 @@ class Records:
 
     # --- projects --------------------------------------------------------------------------
     def create_project(self, project: str, shipyard_text: str, shipyard_doc: object) -> Project:
+        from sluice.core.shipyard import parse_shipyard
+
         parse_shipyard(shipyard_doc, "shipyard")
         name, labels = self.scoped("project", project)
+        parsed = _parsed_shipyard(shipyard_text, shipyard_doc)
 
         def change(data: dict[str, str], _exists: bool) -> None:
             data["shipyard.yaml"] = shipyard_text
+            data.pop(SHIPYARD_PARSED, None)
+            if parsed is not None:
+                data[SHIPYARD_PARSED] = parsed
             data.setdefault("services", "[]")
 
         self.update_data(name, labels, change)
         return self.project(project)
 
     def project(self, project: str) -> Project:
-        from sluice.services.documents import (
-            load_document,  # YAML: only functions that read projects pay for it
-        )
+        from sluice.core.shipyard import parse_shipyard
 
         record = self.store.get(f"project.{project}")
         if record is None:
@@ -217,7 +252,14 @@ class Records:
             raise NotFoundError(f"project {project!r} does not exist (projects: {', '.join(known) or 'none'})")
         text = record.data.get("shipyard.yaml", "")
         source = f"shipyard of project {project}"
-        shipyard = parse_shipyard(load_document(text, source), source)
+        doc = _shipyard_doc(text, record.data.get(SHIPYARD_PARSED))
+        if doc is None:
+            from sluice.services.yamldoc import (
+                load_document,  # YAML: only a project stored without its parsed form
+            )
+
+            doc = load_document(text, source)
+        shipyard = parse_shipyard(doc, source)
         return Project(project, shipyard, text, tuple(json.loads(record.data.get("services", "[]"))))
 
     def projects(self) -> list[str]:

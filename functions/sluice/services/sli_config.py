@@ -34,7 +34,7 @@ SLI_URI = "sli.yaml"
 def load_sli_config(text: str, source: str, sections: Collection[str] = ()) -> SliConfig:
     """One sli.yaml text (its generic part; ``sections`` are the providers' own top-level keys);
     ``ValidationError`` naming ``source`` and every problem."""
-    from sluice.services.documents import load_document
+    from sluice.services.yamldoc import load_document
 
     return parse_sli_config(load_document(text, source), source, sections=sections)
 
@@ -48,7 +48,7 @@ def provider_context(
     measurements."""
 
     def levels(uri: str) -> Sequence[object]:
-        from sluice.services.documents import load_document
+        from sluice.services.yamldoc import load_document
 
         texts = records.resource_levels(project, stage, service, uri)
         return tuple(None if text is None else load_document(text, f"{uri} ({level} level)")

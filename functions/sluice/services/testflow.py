@@ -17,7 +17,7 @@ from typing import Any
 
 from sluice.core.events import DeploymentFinished, Event, Ping, TestsFinished
 from sluice.core.ledger import HANDOFF_S, Lane, Phase, Run, TestRun, Transition, enter, expired
-from sluice.core.shipyard import DeploymentStrategy
+from sluice.core.strategies import DeploymentStrategy
 from sluice.core.testspec import expected_length_s
 from sluice.core.verdict import Verdict
 from sluice.errors import ConfigurationError, PermanentError, SluiceError, ValidationError

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from sluice.core.shipyard import TestStrategy
+from sluice.core.strategies import TestStrategy
 from sluice.core.testspec import (
     HealthCheck,
     LoadMode,

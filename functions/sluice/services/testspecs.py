@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sluice.core.testspec import TestSpec, parse_test_spec
 from sluice.errors import ValidationError
-from sluice.services.documents import load_document
+from sluice.services.yamldoc import load_document
 
 __all__ = ["load_test_spec"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tests.support.httptarget import TargetServer
 
-from sluice.core.shipyard import DeploymentStrategy, TestStrategy
+from sluice.core.strategies import DeploymentStrategy, TestStrategy
 from sluice.core.testspec import JMeterPlans, parse_test_spec
 from sluice.errors import ValidationError
 from sluice.services.jmeter import DEFAULT_JMETER, parse_results

@@ -19,7 +19,7 @@ from sluice.core.deployment import Serving
 from sluice.core.events import PAYLOADS, CanaryAction, Decision, Event, EventType, Outcome
 from sluice.core.ledger import Lane
 from sluice.core.scoring import EvaluationResult
-from sluice.core.shipyard import DeploymentStrategy, TestStrategy
+from sluice.core.strategies import DeploymentStrategy, TestStrategy
 from sluice.core.verdict import Verdict
 from sluice.ports.backend import Slot
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from sluice.core import deployment as dep
 from sluice.core.deployment import Action, Serving, Step
 from sluice.core.gate import GateDecision, decide
-from sluice.core.shipyard import DeploymentStrategy, Stage, parse_shipyard
+from sluice.core.shipyard import Stage, parse_shipyard
+from sluice.core.strategies import DeploymentStrategy
 from sluice.core.verdict import Verdict
 
 T = "2026-01-01T00:00:00.000Z"

@@ -24,7 +24,7 @@ from sluice.core.ledger import (
     enter,
     record,
 )
-from sluice.core.shipyard import OnTimeout
+from sluice.core.strategies import OnTimeout
 from sluice.core.verdict import Verdict
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

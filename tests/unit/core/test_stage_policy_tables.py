@@ -17,7 +17,8 @@ from sluice.core.inconclusive import (
     parse_on_inconclusive,
 )
 from sluice.core.ledger import _plain
-from sluice.core.shipyard import DeploymentStrategy, parse_shipyard
+from sluice.core.shipyard import parse_shipyard
+from sluice.core.strategies import DeploymentStrategy
 from sluice.errors import ValidationError
 
 NAMES = st.lists(st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True), min_size=1, max_size=8, unique=True)

@@ -25,7 +25,7 @@ from sluice.core.events import (
 )
 from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import Phase, Transition
-from sluice.core.shipyard import OnTimeout
+from sluice.core.strategies import OnTimeout
 from sluice.errors import ValidationError
 from sluice.services.ledger import Ledger
 

@@ -1,0 +1,137 @@
+"""Cold start: each function, answering its first real event in a fresh process, loads only what
+that event needs (what ``bench/coldstart.py`` times). Behaviour, not timing: the modules a
+function must not have imported by its first answer are looked up in ``sys.modules``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sluice.adapters.secrets.local import LocalSecrets
+from sluice.adapters.state.local import LocalStore
+from sluice.cli.main import main as sluice
+from sluice.core.intake import Trigger
+from sluice.services.intake import add_trigger, set_secret
+
+ROOT = Path(__file__).resolve().parents[3]
+SOCKSHOP = ROOT / "examples" / "sockshop"
+IMAGE = "docker.io/keptnexamples/carts"
+SECRET = "cold-start-intake-secret"
+START, END = "2026-01-01T00:00:00.000Z", "2026-01-01T00:01:00.000Z"
+SCOPE = {"project": "sockshop", "service": "carts"}
+
+#: The parser of YAML and the SLO/scoring rules: a function whose first event reads no YAML
+#: file (a project's shipyard is stored parsed too) and scores nothing loads neither.
+YAML_AND_SCORING = ("yaml", "sluice.services.documents", "sluice.core.slo", "sluice.core.scoring")
+#: The scoring rules: the evaluate function reads the SLO on a start-evaluation, and scores only
+#: when the SLIs are back.
+SCORING = ("sluice.core.scoring",)
+#: The shipyard parser: only a function that reads a project's shipyard loads it (the strategies
+#: an event names are enums of their own, ``sluice.core.strategies``).
+SHIPYARD = ("sluice.core.shipyard",)
+#: The test-spec rules: only the test function (and the test worker) reads test specs.
+TEST_SPECS = ("sluice.core.testspec",)
+#: Never on the local store and backend.
+CLUSTER = ("kubernetes", "botocore", "boto3")
+
+#: function → (its first event: CloudEvent type and data, or an HTTP request of its own; the
+#: modules it must not have imported by its answer).
+CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
+    "deploy": ("sh.keptn.event.configuration.change",
+               {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}}, YAML_AND_SCORING + TEST_SPECS),
+    "test": ("sh.keptn.events.deployment-finished",
+             {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
+             YAML_AND_SCORING + SHIPYARD),
+    "evaluate": ("sh.keptn.event.start-evaluation", {**SCOPE, "stage": "staging", "start": START, "end": END},
+                 SCORING + TEST_SPECS),
+    "sli": ("sh.keptn.internal.event.get-sli",
+            {**SCOPE, "stage": "staging", "sliProvider": "builtin", "start": START, "end": END,
+             "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
+    "gatekeeper": ("sh.keptn.events.evaluation-done",
+                   {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
+                   YAML_AND_SCORING + TEST_SPECS),
+    "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
+                 YAML_AND_SCORING + TEST_SPECS),
+    "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
+               YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
+    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS),
+}
+
+CHILD = r"""
+import json, os, sys
+from functions_framework import create_app
+
+app = create_app(os.environ["TARGET"], os.environ["SOURCE"])
+method, path, headers, body = json.loads(os.environ["REQUEST"])
+answer = app.test_client().open(path, method=method, headers=headers, data=body.encode())
+print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules)}))
+"""
+
+
+class _Sink(BaseHTTPRequestHandler):
+    """The broker's ingress, as far as a function that posts more than its reply needs it: 202."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An onboarded sockshop (shipyard, carts, SLO, a Docker Hub trigger) in a local state dir, and a sink."""
+    state = tmp_path_factory.mktemp("state")
+    for step in (["create", "project", "sockshop", "--shipyard", str(SOCKSHOP / "shipyard.yaml")],
+                 ["onboard", "service", "carts", "--project", "sockshop"],
+                 ["add-resource", "--project", "sockshop", "--stage", "staging", "--service", "carts",
+                  "--resource", str(SOCKSHOP / "slo.yaml"), "--resourceUri", "slo.yaml"]):
+        assert sluice([*step, "--state-dir", str(state)]) == 0, step
+    set_secret(LocalSecrets(str(state)), "dockerhub", SECRET)
+    add_trigger(LocalStore(directory=str(state)), Trigger.create("sockshop", "carts", IMAGE))
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_") and k != "K_SINK"}
+    env.update(SLUICE_STATE_DIR=str(state), SLUICE_BACKEND="noop", PYTHONPATH=str(ROOT),
+               SLUICE_BROKER_URL=f"http://127.0.0.1:{sink.server_address[1]}/sluice/default")
+    yield env
+    sink.shutdown()
+    sink.server_close()
+
+
+def request_for(function: str, kind: str, data: dict[str, object]) -> tuple[str, str, dict[str, str], str]:
+    if function == "intake":
+        return "POST", "/dockerhub", {"content-type": "application/json", "x-sluice-token": SECRET}, json.dumps(data)
+    if function == "bridge":
+        return "GET", "/project/sockshop", {}, ""
+    headers = {"ce-specversion": "1.0", "ce-id": str(uuid.uuid4()), "ce-source": "tests/cold", "ce-type": kind,
+               "ce-time": START, "ce-shkeptncontext": str(uuid.uuid4()), "content-type": "application/json"}
+    return "POST", "/", headers, json.dumps(data)
+
+
+@pytest.mark.parametrize("function", sorted(CASES))
+def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: str) -> None:
+    """A fresh process of the function answers its first real event without loading the heavy
+    modules that event does not need (nor a cluster client on the local store)."""
+    kind, data, unneeded = CASES[function]
+    env = {**world, "TARGET": function, "SOURCE": str(ROOT / "functions" / "main.py"),
+           "REQUEST": json.dumps(request_for(function, kind, data))}
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["status"] < 300, out.stderr[-3000:]
+    loaded = set(answer["modules"])
+    assert "sluice.core.events" in loaded or function == "bridge"  # it did handle the event
+    assert [m for m in (*unneeded, *CLUSTER) if m in loaded] == []
