@@ -206,16 +206,27 @@ class EvaluateService:
         self, event: Event, placement: Placement, run: Run, pending: PendingEvaluation, slo: Slo,
         values: list[Measurement], message: str, force_fail: bool = False,
     ) -> list[Event]:
-        from sluice.core.scoring import EvaluationResult, Subject, evaluate
+        from sluice.core.scoring import EvaluationResult, Subject, evaluate, select_baseline
 
         project, stage, service = placement.project, placement.stage, placement.service
         evaluation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}#evaluation"))
-        previous = []
-        for doc in self.records.evaluations(project, stage, service):
-            try:
-                previous.append(EvaluationResult.from_dict(doc))
-            except ValidationError as err:
-                log.warning("skipping an unreadable evaluation in the history of %s: %s", placement, err)
+        parsed: dict[int, EvaluationResult | None] = {}  # by id() of the stored entry: each parsed once
+
+        def results(docs: list[dict[str, Any]]) -> list[EvaluationResult]:
+            for doc in docs:
+                if id(doc) not in parsed:
+                    try:
+                        parsed[id(doc)] = EvaluationResult.from_dict(doc)
+                    except ValidationError as err:
+                        parsed[id(doc)] = None
+                        log.warning("skipping an unreadable evaluation in the history of %s: %s", placement, err)
+            return [r for doc in docs if (r := parsed[id(doc)]) is not None]
+
+        def enough(docs: list[dict[str, Any]]) -> bool:  # the baseline the SLO compares with is complete
+            chosen = select_baseline(slo, comparison_history(results(docs)), project, stage, service)
+            return len(chosen) >= slo.comparison.count
+
+        previous = results(self.records.evaluations_back(project, stage, service, enough))
         policy = self.records.project(project).shipyard.stage(stage).inconclusive
         result = evaluate(
             slo, values, comparison_history(previous), pending.test_failed or force_fail,

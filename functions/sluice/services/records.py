@@ -475,6 +475,20 @@ class Records:
         head, _slos, chunks = self._history_head(project, stage, service)
         return [e for ref in chunks for e in self._chunk(project, stage, service, ref)] + head
 
+    def evaluations_back(
+        self, project: str, stage: str, service: str, enough: Callable[[list[dict[str, Any]]], bool],
+    ) -> list[dict[str, Any]]:
+        """The newest part of the history (oldest first) that satisfies ``enough``: the head, then
+        older sealed chunks one at a time, newest first, until ``enough(entries)`` holds or the
+        history ends — a reader that needs the newest few reads one record, not every chunk."""
+        head, _slos, chunks = self._history_head(project, stage, service)
+        entries = head
+        for ref in reversed(chunks):
+            if enough(entries):
+                break
+            entries = self._chunk(project, stage, service, ref) + entries
+        return entries
+
     def evaluation_page(self, project: str, stage: str, service: str, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """The ``limit`` newest evaluations after skipping the ``offset`` newest, newest first,
         and how many the history holds: the head and only the chunks the page shows."""
