@@ -284,7 +284,13 @@ class DeploymentFinished(Staged):
 
 @dataclass(frozen=True, kw_only=True)
 class TestsFinished(Staged):
-    """The test window and its result."""
+    """The test window and its result.
+
+    ``inconclusive`` (Sluice extension, ``sluice.inconclusive`` on the wire; absent in Keptn's
+    events and in older ones, which read as ``""``): why the tests' measurement cannot be trusted
+    although they did not fail — e.g. the load generator fell behind its schedule on a starved
+    machine. ``result`` stays Keptn's pass/fail; the evaluation becomes inconclusive with this reason.
+    """
 
     __test__ = False  # not a pytest test class
     TYPE: ClassVar[EventType] = EventType.TESTS_FINISHED
@@ -292,6 +298,13 @@ class TestsFinished(Staged):
     end: str = _f("end", read=_time)
     result: Verdict = _f("result", Verdict.PASS, read=_verdict)
     message: str = _f("message", "")
+    inconclusive: str = _f("sluice.inconclusive", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.inconclusive:
+            del out["sluice"]  # absent, as in Keptn's event: an old event encodes to the same JSON
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -57,7 +57,7 @@ def run_stage_tests(deployed: DeploymentFinished, spec: TestSpec | None, limit_s
     if public and measurements:
         measurements["measured_at"] = "public"
     return TestOutcome(result=report.result, start=report.start, end=report.end, message=report.message,
-                       measurements=measurements)
+                       measurements=measurements, inconclusive=report.inconclusive)
 
 
 def make_runner(runtime: Runtime) -> Runner:

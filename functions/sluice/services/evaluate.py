@@ -40,7 +40,7 @@ from sluice.core.ledger import (
     enter,
     expired,
 )
-from sluice.core.scoring import EvaluationResult, Measurement, Subject, evaluate
+from sluice.core.scoring import EvaluationResult, InconclusiveKind, Measurement, Subject, evaluate
 from sluice.core.shipyard import SPLIT_STRATEGIES, TestStrategy
 from sluice.core.slo import Slo, parse_slo
 from sluice.core.validation import join_image, split_image
@@ -111,6 +111,7 @@ class EvaluateService:
             start=data.start, end=data.end, slo="", provider="", request_id="", deadline="",
             test_failed=isinstance(data, TestsFinished) and data.result == Verdict.FAIL,
             test_message=data.message if isinstance(data, TestsFinished) else "",
+            test_inconclusive=data.inconclusive if isinstance(data, TestsFinished) else "",
             teststrategy=data.teststrategy if isinstance(data, TestsFinished) else TestStrategy.NONE,
             deploymentstrategy=data.deploymentstrategy if isinstance(data, TestsFinished) else None,
         )
@@ -212,9 +213,9 @@ class EvaluateService:
         result = evaluate(
             slo, values, comparison_history(previous), pending.test_failed or force_fail,
             subject=Subject(evaluation_id, project, stage, service, pending.start, pending.end, dict(run.labels)),
-            rules=policy.rules,
+            rules=policy.rules, unreliable=(pending.test_inconclusive,) if pending.test_inconclusive else (),
         )
-        notes = [m for m in (message, result.message, pending.test_message if pending.test_failed else "") if m]
+        notes = [m for m in (message, result.message, pending.test_message if pending.test_failed or pending.test_inconclusive else "") if m]
         now = self.now()
         repo, tag = split_image(run.image) if run.image else ("", "")
         details = {
@@ -236,6 +237,7 @@ class EvaluateService:
         verdict = Judgement(
             result.result, result.score, evaluation_id, result.inconclusive,
             tuple(r.message for r in result.inconclusive_reasons),
+            any(r.kind is InconclusiveKind.UNRELIABLE_MEASUREMENT for r in result.inconclusive_reasons),
         )
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:

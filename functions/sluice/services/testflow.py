@@ -43,6 +43,8 @@ class TestOutcome:
     end: str
     message: str = ""
     measurements: Mapping[str, float] = field(default_factory=dict)
+    #: Why the measurement cannot be trusted (empty: it can); see ``TestsFinished.inconclusive``.
+    inconclusive: str = ""
 
 
 #: Runs the tests for a deployment: (deployment-finished payload, its context) → outcome.
@@ -126,11 +128,13 @@ class TestService:
             return min(self.limit_s, 60.0)
         return min(self.limit_s, expected_length_s(spec, deployed.teststrategy, self.duration_s))
 
-    def _reply(self, event: Event, deployed: DeploymentFinished, result: Verdict, start: str, end: str, message: str) -> Event:
+    def _reply(self, event: Event, deployed: DeploymentFinished, result: Verdict, start: str, end: str, message: str,
+               inconclusive: str = "") -> Event:
         payload = TestsFinished(
             project=deployed.project, stage=deployed.stage, service=deployed.service, start=start, end=end,
             result=result, image=deployed.image, tag=deployed.tag, teststrategy=deployed.teststrategy,
             deploymentstrategy=deployed.deploymentstrategy, message=message, labels=deployed.labels,
+            inconclusive=inconclusive,
         )
         return event.reply(payload, source=self.source, time=self.now())
 
@@ -164,7 +168,8 @@ class TestService:
             self.records.put_measurements(
                 deployed.project, deployed.stage, deployed.service, event.shkeptncontext, outcome.measurements
             )
-        reply = self._reply(event, deployed, outcome.result, outcome.start, outcome.end, outcome.message)
+        reply = self._reply(event, deployed, outcome.result, outcome.start, outcome.end, outcome.message,
+                            outcome.inconclusive)
         recorded = self._record_tested(placement, event.shkeptncontext, reply)
         return recorded[0] if recorded else None
 
