@@ -213,7 +213,10 @@ class EvaluateService:
         result = evaluate(
             slo, values, comparison_history(previous), pending.test_failed or force_fail,
             subject=Subject(evaluation_id, project, stage, service, pending.start, pending.end, dict(run.labels)),
-            rules=policy.rules, unreliable=(pending.test_inconclusive,) if pending.test_inconclusive else (),
+            rules=policy.rules,
+            # an SLO judges the measurement: one the tests call unreliable leaves it unable to (without
+            # objectives only the test result decides, and a starved generator only adds errors)
+            unreliable=(pending.test_inconclusive,) if pending.test_inconclusive and slo.objectives else (),
         )
         notes = [m for m in (message, result.message, pending.test_message if pending.test_failed or pending.test_inconclusive else "") if m]
         now = self.now()
