@@ -148,3 +148,15 @@ def test_a_starved_canary_step_under_fail_rolls_back_with_the_reason() -> None:
     done = next(by_type(events, EventType.DONE))
     assert "canary step 1 of 2 (10 %) failed: inconclusive (the load generator fell behind" in done.data.message  # type: ignore[attr-defined]
     assert backend.serving(Placement("sockshop", "production", "carts")) == ""
+
+
+def test_the_extension_round_trips_and_old_events_read_as_reliable() -> None:
+    """``sluice.inconclusive`` decodes and encodes back; a Keptn/older tests-finished without it
+    decodes as reliable and encodes to the same JSON (no ``sluice`` key)."""
+    base = {"project": "sockshop", "stage": "staging", "service": "carts", "start": "2026-01-01T00:00:00Z",
+            "end": "2026-01-01T00:01:00Z", "result": "pass"}
+    old = TestsFinished.from_dict(base)
+    assert old.inconclusive == "" and "sluice" not in old.to_dict()
+    new = TestsFinished.from_dict({**base, "sluice": {"inconclusive": STARVED}})
+    assert new.inconclusive == STARVED and TestsFinished.from_dict(new.to_dict()) == new
+    assert new.result == Verdict.PASS  # Keptn's result keeps its two values
