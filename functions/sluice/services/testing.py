@@ -11,7 +11,7 @@ http(s)).
 - ``performance``: the load profile (``sluice.loadgen``); fails above ``max_error_rate`` of
   errors, or of requests left unsent because the target kept every connection busy. When the
   load generator itself fell behind its schedule (this machine starved it of CPU) on more than
-  ``max_error_rate`` of the planned requests, the test does not fail: it passes the measurement
+  ``MAX_BEHIND`` (1 %) of the planned requests, the test does not fail: it passes the measurement
   on with ``inconclusive`` set to why, and the evaluation is inconclusive;
 - ``""``: no test, a pass that says so.
 
@@ -47,12 +47,19 @@ from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
 from sluice.loadgen import LoadProfile, LoadRequest, LogLinearHistogram, Mode, rfc3339, run_load_sync
 
-__all__ = ["NO_TEST_MESSAGE", "ProgressCallback", "RequestOutcome", "TestReport", "run_tests"]
+__all__ = ["MAX_BEHIND", "NO_TEST_MESSAGE", "ProgressCallback", "RequestOutcome", "TestReport", "run_tests"]
 
 NO_TEST_MESSAGE = "no test (test_strategy none)"
 #: Seconds kept back from the hard limit for draining requests and reporting.
 SLACK_S = 2.0
 HEALTH_POLL_S = 0.5
+#: The share of a load's planned requests the generator may start late through its own fault
+#: (``LoadReport.behind``) before its measurement is unreliable. Their latencies include its delay
+#: and land in the slowest part of the histogram: the slowest 1 % is what a p99 reads, so with more
+#: late requests than that every percentile the builtin provider reports (p50…p99) may measure the
+#: generator rather than the target. (Measured under CPU starvation: one 358 ms stall made 62 of
+#: 1,200 requests late, 5.2 %, and moved a canary's p95 from 15 ms to 138 ms.)
+MAX_BEHIND = 0.01
 
 #: Progress: (phase ``health`` | ``functional`` | ``performance``, done, total or None).
 ProgressCallback = Callable[[str, int, int | None], None]
@@ -407,11 +414,11 @@ def _performance(run: _Run, spec: TestSpec, health: RequestOutcome, report: Repo
     if load.dropped_busy / planned > profile.max_error_rate:
         return report(False, f"{summary}: the declared load was not delivered (the target kept every connection "
                              "busy)", [health], measurements, load.to_dict())
-    if load.behind / planned > profile.max_error_rate:
+    if load.behind / planned > MAX_BEHIND:
         # Not the target's fault: this machine starved the generator, so the latencies (counted
         # from the due times) include its own delay. Neither a pass nor a fail: inconclusive.
         why = (f"the load generator fell behind its schedule on {load.behind} of {planned} request(s) "
-               f"({load.behind / planned:.1%}, more than max_error_rate {profile.max_error_rate:.1%}; "
+               f"({load.behind / planned:.1%}, more than {MAX_BEHIND:.0%}; "
                f"worst stall {load.worst_lag_ms:.0f} ms): the machine running the test was starved of CPU, "
                "so the measurement is not reliable")
         return report(True, f"{summary}: {why}", [health], measurements, load.to_dict(), inconclusive=why)

@@ -93,7 +93,17 @@ def test_unsent_with_free_connections_is_the_generator_not_the_target(monkeypatc
 
 
 def test_lag_within_the_tolerance_is_reported_but_judged(monkeypatch: pytest.MonkeyPatch) -> None:
-    """5 of 100 late (5 % ≤ max_error_rate 10 %): the measurement stands, the lag is still named."""
-    report = run_with(fake_load(behind=5, worst_lag_ms=80.0), monkeypatch)
+    """1 of 100 late (1 % ≤ MAX_BEHIND): the measurement stands, the lag is still named."""
+    assert testing.MAX_BEHIND == 0.01
+    report = run_with(fake_load(behind=1, worst_lag_ms=80.0), monkeypatch)
     assert report.result == Verdict.PASS and report.inconclusive == ""
-    assert "fell behind its schedule on 5 request(s), worst stall 80 ms" in report.message
+    assert "fell behind its schedule on 1 request(s), worst stall 80 ms" in report.message
+
+
+def test_lag_beyond_one_percent_is_inconclusive_although_within_max_error_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """62 of 1,200 late (5.2 %, below max_error_rate 10 %) — measured under CPU starvation, it
+    moved a canary's p95 from 15 to 138 ms: more late requests than a p99 reads make it unreliable."""
+    load = fake_load(requests=1200, behind=62, worst_lag_ms=358.4)
+    report = run_with(load, monkeypatch)
+    assert report.result == Verdict.PASS
+    assert "fell behind its schedule on 62 of 1200 request(s) (5.2%, more than 1%; worst stall 358 ms)" in report.inconclusive
