@@ -155,6 +155,8 @@ class PendingEvaluation:
     test_message: str = ""
     #: Why the tests' measurement cannot be trusted (``TestsFinished.inconclusive``; empty: it can).
     test_inconclusive: str = ""
+    #: The tests' load generator's worst stall (ms): how much its latencies may be over-stated.
+    test_lag_ms: float = 0.0
     teststrategy: TestStrategy = TestStrategy.NONE
     #: ``None`` when the evaluation's cause did not say (stored as ``""``).
     deploymentstrategy: DeploymentStrategy | None = field(default=None, metadata={"none_as": ""})

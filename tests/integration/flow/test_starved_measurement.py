@@ -39,13 +39,17 @@ stages:
 
 
 class Fast:
-    """An SLI provider that always measures a good p95 (the SLIs alone would pass)."""
+    """An SLI provider that always measures the same p95 (by default a good one: the SLIs alone pass)."""
+
+    def __init__(self, p95: float = 50.0) -> None:
+        self.p95 = p95
 
     def fetch(self, query: SliQuery) -> Sequence[SliValue]:
-        return [SliValue(i, 50.0) for i in query.indicators]
+        return [SliValue(i, self.p95) for i in query.indicators]
 
 
-def world(policy: str, starved_runs: int, **stage: str) -> tuple[Flow, NoopBackend, list[int]]:
+def world(policy: str, starved_runs: int, p95: float = 50.0, lag_ms: float = 1800.0,
+          **stage: str) -> tuple[Flow, NoopBackend, list[int]]:
     records = Records(MemoryStore())
     text = shipyard(policy, **stage)
     records.create_project("sockshop", text, yaml.safe_load(text))
@@ -58,10 +62,11 @@ def world(policy: str, starved_runs: int, **stage: str) -> tuple[Flow, NoopBacke
         runs.append(1)
         starved = len(runs) <= starved_runs
         return TestOutcome(Verdict.PASS, "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
-                           "performance test pass, inconclusive: …", inconclusive=STARVED if starved else "")
+                           "performance test pass, inconclusive: …", inconclusive=STARVED if starved else "",
+                           lag_ms=lag_ms if starved else 0.0)
 
     def providers(name: str, request: GetSli) -> Fast:
-        return Fast()
+        return Fast(p95)
 
     return Flow(records, backend, runner, FakeClock(), providers=providers), backend, runs
 
@@ -87,7 +92,7 @@ def test_tests_finished_carries_the_reason_and_the_evaluation_is_inconclusive() 
     events = flow.send(artifact(flow, "1.0.0"))
     finished = [e.data for e in by_type(events, EventType.TESTS_FINISHED) if e.data.stage == "staging"]  # type: ignore[attr-defined]
     assert isinstance(finished[0], TestsFinished) and finished[0].result == Verdict.PASS
-    assert finished[0].inconclusive == STARVED and finished[0].to_dict()["sluice"] == {"inconclusive": STARVED}
+    assert finished[0].inconclusive == STARVED and finished[0].to_dict()["sluice"] == {"inconclusive": STARVED, "lag_ms": 1800.0}
     first = staging_evaluations(events)[0]
     assert first["result"] == "pass" and first["inconclusive"] is True
     assert first["inconclusive_reasons"] == [{"sli": "", "kind": "unreliable_measurement", "message": STARVED}]
@@ -160,3 +165,27 @@ def test_the_extension_round_trips_and_old_events_read_as_reliable() -> None:
     new = TestsFinished.from_dict({**base, "sluice": {"inconclusive": STARVED}})
     assert new.inconclusive == STARVED and TestsFinished.from_dict(new.to_dict()) == new
     assert new.result == Verdict.PASS  # Keptn's result keeps its two values
+
+
+def test_a_fail_that_stands_without_the_stall_is_judged_not_retried() -> None:
+    """A starved generator only over-states latencies, by at most its worst stall: 0.10.2's p95 of
+    1,050 ms lowered by an 81 ms stall still fails '<600' — the build's own fail, judged at once
+    (no retry, no 'inconclusive' in the roll-back); the note says why."""
+    flow, _backend, runs = world("{action: retry, max_retries: 2}", starved_runs=99, p95=1050.0, lag_ms=81.0)
+    events = flow.send(artifact(flow, "1.0.0"))
+    assert len(runs) == 1
+    (evaluation,) = staging_evaluations(events)
+    assert evaluation["result"] == "fail" and evaluation["inconclusive"] is False
+    done = next(by_type(events, EventType.DONE))
+    assert outcomes(events) == [("staging", "rolled_back")] and "inconclusive" not in done.data.message  # type: ignore[attr-defined]
+    message = next(by_type(events, EventType.EVALUATION_DONE)).data.message  # type: ignore[attr-defined]
+    assert "the verdict is fail even with every latency lowered by that much" in message
+
+
+def test_a_fail_the_stall_could_explain_stays_inconclusive() -> None:
+    """650 ms measured with a 358 ms stall: the true p95 may be under 600 — inconclusive, retried."""
+    flow, _backend, runs = world("{action: retry, max_retries: 1}", starved_runs=1, p95=650.0, lag_ms=358.0)
+    events = flow.send(artifact(flow, "1.0.0"))
+    assert len(runs) == 2
+    assert [e["inconclusive"] for e in staging_evaluations(events)] == [True, False]
+    assert outcomes(events) == [("staging", "rolled_back")]  # the reliable re-run measured 650 ms: judged fail
