@@ -211,6 +211,8 @@ class EvaluateService:
         evaluation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}#evaluation"))
         previous = []
         for doc in self.records.evaluations(project, stage, service):
+            if doc.get("lag_ms"):
+                continue  # measured by a starved load generator: its latencies may be over-stated, no baseline
             try:
                 previous.append(EvaluationResult.from_dict(doc))
             except ValidationError as err:
@@ -224,14 +226,17 @@ class EvaluateService:
         failed = pending.test_failed or force_fail
         result = evaluate(slo, values, history, failed, subject=subject, rules=policy.rules, unreliable=unreliable)
         robust = ""
-        if unreliable and result.result is Verdict.FAIL and not failed and pending.test_lag_ms > 0:
-            # A starved generator only over-states latencies, by at most its worst stall: a fail that
-            # stands with every latency lowered by that much is the build's own, not the generator's.
+        if unreliable and not failed and pending.test_lag_ms > 0:
+            # A starved generator only over-states latencies, by at most its worst stall (docs/tests-format.md):
+            # the true values lie between the measured ones and the measured ones lowered by the stall,
+            # and a lower latency never worsens a verdict. When both ends give the same verdict, every
+            # value between does: the verdict is the build's own, whatever the generator's delay.
             lowered = [replace(v, value=max(0.0, (v.value or 0.0) - pending.test_lag_ms)) if _latency(v) else v for v in values]
-            if evaluate(slo, lowered, history, False, subject=subject, rules=policy.rules).result is Verdict.FAIL:
+            if evaluate(slo, lowered, history, False, subject=subject, rules=policy.rules).result is result.result:
                 result = evaluate(slo, values, history, False, subject=subject, rules=policy.rules)
                 robust = (f"the load generator fell behind its schedule (worst stall {pending.test_lag_ms:g} ms), but "
-                          f"the verdict is fail even with every latency lowered by that much: judged")
+                          f"the verdict is {result.result} with every latency as measured and lowered by that "
+                          f"much: judged (this evaluation is no baseline for later ones)")
         notes = [m for m in (message, result.message, robust,
                              pending.test_message if pending.test_failed or pending.test_inconclusive else "") if m]
         now = self.now()
@@ -244,6 +249,7 @@ class EvaluateService:
             "sluiceRecord": {
                 "context": event.shkeptncontext, "image": join_image(repo, tag), "time": now,
                 "sli_provider": pending.provider, "notes": notes,
+                **({"lag_ms": pending.test_lag_ms} if unreliable else {}),
             },
         }
         payload = EvaluationDone(
