@@ -153,6 +153,10 @@ class PendingEvaluation:
     deadline: str
     test_failed: bool = False
     test_message: str = ""
+    #: Why the tests' measurement cannot be trusted (``TestsFinished.inconclusive``; empty: it can).
+    test_inconclusive: str = ""
+    #: The tests' load generator's worst stall (ms): how much its latencies may be over-stated.
+    test_lag_ms: float = 0.0
     teststrategy: TestStrategy = TestStrategy.NONE
     #: ``None`` when the evaluation's cause did not say (stored as ``""``).
     deploymentstrategy: DeploymentStrategy | None = field(default=None, metadata={"none_as": ""})
@@ -168,6 +172,9 @@ class Judgement:
     evaluation_id: str
     inconclusive: bool = False
     reasons: tuple[str, ...] = ()
+    #: A reason says the measurement itself was unreliable (``unreliable_measurement``): under
+    #: ``on_inconclusive: fail`` the stage fails whatever the verdict (it was computed from it).
+    unreliable: bool = False
 
 
 @dataclass(frozen=True)

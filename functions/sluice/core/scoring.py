@@ -133,6 +133,9 @@ class InconclusiveKind(StrEnum):
     NOT_MEASURED = "not_measured"
     TOO_FEW_SAMPLES = "too_few_samples"
     NO_BASELINE = "no_baseline"
+    #: The measurement as a whole cannot be trusted (e.g. the load generator was starved of CPU
+    #: and fell behind its schedule); it concerns every indicator, so its ``sli`` is empty.
+    UNRELIABLE_MEASUREMENT = "unreliable_measurement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,6 +506,7 @@ def evaluate(
     *,
     subject: Subject | None = None,
     rules: DataRules | None = None,
+    unreliable: Sequence[str] = (),
 ) -> EvaluationResult:
     """Score ``values`` against ``slo``.
 
@@ -510,7 +514,9 @@ def evaluate(
     ``subject``'s are compared with). The first measurement of each name counts; names
     without objective are ignored. Never raises for bad measurements: an unmeasured SLI is an
     ``error`` indicator scoring 0. ``rules`` decide when the result is marked inconclusive
-    (default :class:`DataRules`); they never change the verdict or the score.
+    (default :class:`DataRules`); they never change the verdict or the score. ``unreliable``:
+    why the measurement as a whole cannot be trusted (from the tests), each an
+    ``unreliable_measurement`` reason, listed first.
     """
     subject = subject or Subject()
     baseline = _Baseline.of(slo, previous, subject)
@@ -528,7 +534,8 @@ def evaluate(
         test_failed=test_failed,
         message=message,
         subject=replace(subject, labels=dict(subject.labels)),
-        inconclusive_reasons=tuple(tally.reasons),
+        inconclusive_reasons=(*(InconclusiveReason("", InconclusiveKind.UNRELIABLE_MEASUREMENT, m) for m in unreliable),
+                              *tally.reasons),
     )
 
 

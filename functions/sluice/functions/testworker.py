@@ -57,7 +57,8 @@ def run_stage_tests(deployed: DeploymentFinished, spec: TestSpec | None, limit_s
     if public and measurements:
         measurements["measured_at"] = "public"
     return TestOutcome(result=report.result, start=report.start, end=report.end, message=report.message,
-                       measurements=measurements)
+                       measurements=measurements, inconclusive=report.inconclusive,
+                       lag_ms=float((report.load or {}).get("worst_lag_ms") or 0.0))
 
 
 def make_runner(runtime: Runtime) -> Runner:

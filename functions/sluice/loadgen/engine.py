@@ -57,6 +57,11 @@ _SWEEP_S = 0.01
 #: descheduled, the target slow) many requests fall due together, and opening a connection for
 #: each at once costs more than they wait for the connections already open.
 _MAX_OPENING = 16
+#: A request the open-loop scheduler itself starts more than this long after its due time was
+#: late because this process fell behind its own schedule (descheduled, starved of CPU, its loop
+#: blocked), not because the target was slow: its latency, counted from the due time, includes
+#: the generator's own delay. Such requests are counted apart (``Tally.behind``).
+LATE_S = 0.05
 
 ProgressCallback = Callable[[int, int | None, float], None]
 """Called about four times a second with (requests finished, requests planned or None, seconds elapsed)."""
@@ -101,6 +106,16 @@ class Tally:
     errors: int = 0
     launched: int = 0
     dropped: int = 0
+    #: Requests the generator could not send on schedule through its own fault: started by the
+    #: scheduler more than ``LATE_S`` after their due time, or never sent while a connection was
+    #: free (``dropped - dropped_busy``). The target's slowness is never counted here.
+    behind: int = 0
+    #: Of ``dropped``: unsent because every one of ``max_connections`` was busy when sending ended
+    #: (the target did not keep up).
+    dropped_busy: int = 0
+    #: The longest the scheduler ran behind its schedule (seconds): due time to the moment it
+    #: looked at the request.
+    worst_lag: float = 0.0
     first: float = math.inf  # monotonic time the measurement window starts (t0)
     last_done: float = 0.0
     slots: dict[str, SlotTally] = field(default_factory=dict)
@@ -113,6 +128,9 @@ class Tally:
         self.errors += other.errors
         self.launched += other.launched
         self.dropped += other.dropped
+        self.behind += other.behind
+        self.dropped_busy += other.dropped_busy
+        self.worst_lag = max(self.worst_lag, other.worst_lag)
         self.first = min(self.first, other.first)
         self.last_done = max(self.last_done, other.last_done)
         for name, slot in other.slots.items():
@@ -261,7 +279,8 @@ class _Run:
         self.opening: dict[asyncio.Task[Any], float] = {}  # connect attempts and when they began
         self.why_cancelled: dict[asyncio.Task[Any], str] = {}
         self.idle: list[Connection] = []
-        self.queue: deque[float] = deque()  # due times of requests waiting for a connection
+        # requests waiting for a connection: (due time, whether the scheduler reached it late)
+        self.queue: deque[tuple[float, bool]] = deque()
         self.sending = True
         self.stopped = False
         self.all_dispatched = False
@@ -286,8 +305,11 @@ class _Run:
         index = self.next_index
         due = t0 + index * interval
         send_end = self.send_end
+        if due <= now and due < send_end and index < planned and now - due > self.tally.worst_lag:
+            self.tally.worst_lag = now - due  # the oldest request due in this tick waited longest
+        late_before = now - LATE_S
         while index < planned and due <= now and due < send_end:
-            self.dispatch(due)
+            self.dispatch(due, due < late_before)
             index += stride
             due = t0 + index * interval
         self.next_index = index
@@ -306,15 +328,19 @@ class _Run:
         else:
             self.loop.call_soon(self.tick)
 
-    def dispatch(self, due: float) -> None:
+    def dispatch(self, due: float, late: bool) -> None:
+        """Start the request due at ``due`` on a free connection, else queue it; ``late``: the
+        scheduler itself reached it more than ``LATE_S`` after its due time."""
         if self.idle:
             self.tally.launched += 1
+            self.tally.behind += late
             self._write(self.idle.pop(), due, False)
         elif self.may_open():
             self.tally.launched += 1
+            self.tally.behind += late
             self.connect(due, False)
         else:
-            self.queue.append(due)
+            self.queue.append((due, late))
 
     def may_open(self) -> bool:
         opening = len(self.opening)
@@ -329,8 +355,9 @@ class _Run:
         """Give the oldest waiting request to ``connection`` (None: a new one); False if none waits."""
         if not (self.queue and self.sending):
             return False
-        due = self.queue.popleft()
+        due, late = self.queue.popleft()
         self.tally.launched += 1
+        self.tally.behind += late
         if connection is None:
             self.connect(due, False)
         else:
@@ -344,7 +371,12 @@ class _Run:
             return
         self.sending = False
         if self.open_loop:
-            # Requests still waiting for a connection were never sent: dropped, not counted.
+            # Requests still waiting for a connection were never sent: dropped, not counted. They
+            # are the target's doing when every connection is in use; otherwise (connections were
+            # free, only the opening of new ones was paced, or the scheduler never reached them)
+            # the generator fell behind.
+            if len(self.opening) + sum(1 for c in self.connections if c.busy) >= self.limit:
+                self.tally.dropped_busy = len(self.queue)
             self.queue.clear()
             span = self.send_end - self.t0
             due_total = min(self.planned, max(0, math.ceil(span / self.interval)))
@@ -352,6 +384,8 @@ class _Run:
                 due_total -= 1
             mine = len(range(self.share.index, due_total, self.stride))
             self.tally.dropped = max(0, mine - self.tally.launched)
+            self.tally.dropped_busy = min(self.tally.dropped_busy, self.tally.dropped)
+            self.tally.behind += self.tally.dropped - self.tally.dropped_busy
         for connection in self.idle:
             connection.close()
         self.idle.clear()
@@ -635,6 +669,9 @@ def report(profile: LoadProfile, tally: Tally, wall_offset: float, workers: int 
         error_kinds=dict(tally.kinds),
         target_rate=profile.rate if profile.mode is Mode.CONSTANT_ARRIVAL_RATE else None,
         dropped=tally.dropped,
+        dropped_busy=tally.dropped_busy,
+        behind=tally.behind,
+        worst_lag_ms=round(tally.worst_lag * 1000.0, 3),
         latency_histogram_us=tuple((v, c) for v, c in histogram.compact()),
         workers=workers,
         slots={name: _slot_report(slot, elapsed) for name, slot in sorted(tally.slots.items())},

@@ -152,8 +152,14 @@ class LoadReport:
     ``end`` (RFC 3339 UTC) bound the measurement window: first intended send to last answer.
     ``statuses`` counts answers per HTTP status; status 0 stands for no answer (see
     ``error_kinds``: ``timeout``, ``connection``, ``cancelled``). ``dropped`` counts requests of
-    an open-loop run that were due but never sent, because all ``max_connections`` slots stayed
-    busy until sending ended (not counted in ``requests``). ``workers`` is the number of
+    an open-loop run that were due but never sent (not counted in ``requests``); of them,
+    ``dropped_busy`` were unsent because every one of ``max_connections`` was busy when sending
+    ended (the target did not keep up). ``behind`` counts the requests the generator could not send
+    on schedule through its own fault — started by its scheduler more than ``LATE_S`` (50 ms)
+    after their due time, or never sent while connections were free (``dropped - dropped_busy``) —
+    and ``worst_lag_ms`` is the longest its scheduler ran behind: when this process is starved of
+    CPU, the latencies (counted from the due times) include its own delay, so a run with many
+    requests ``behind`` measured the generator as much as the target. ``workers`` is the number of
     processes that sent the load (their histograms merged exactly). ``slots``: the answers per
     slot that named one (``x-sluice-slot``; empty when the target does not say), merged exactly
     across the processes like the totals; ``unattributed()`` counts the requests that got no
@@ -179,9 +185,16 @@ class LoadReport:
     error_kinds: Mapping[str, int] = field(default_factory=dict)
     target_rate: float | None = None
     dropped: int = 0
+    dropped_busy: int = 0
+    behind: int = 0
+    worst_lag_ms: float = 0.0
     latency_histogram_us: tuple[tuple[int, int], ...] = ()
     workers: int = 1
     slots: Mapping[str, SlotReport] = field(default_factory=dict)
+
+    def planned(self) -> int:
+        """The requests the run was asked to send and could have: sent plus dropped."""
+        return self.requests + self.dropped
 
     def unattributed(self) -> int:
         """Requests whose answer named no slot (no answer at all, or a target that does not say)."""
@@ -216,6 +229,9 @@ class LoadReport:
             "duration_s": round(self.duration_s, 3),
             "target_rate": self.target_rate,
             "dropped": self.dropped,
+            "dropped_busy": self.dropped_busy,
+            "behind": self.behind,
+            "worst_lag_ms": self.worst_lag_ms,
             "workers": self.workers,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "error_kinds": dict(sorted(self.error_kinds.items())),

@@ -272,6 +272,8 @@ class DeployService:
             outcome, message = Outcome.ROLLED_BACK, f"rolled back: {stage.name} serves {rolled_to} again; {image} discarded"
         if run.canary is not None and run.canary.stopped:
             message = f"{message} ({run.canary.stopped})"  # an abort names the person: still a roll-back
+        elif run.verdict is not None and run.verdict.unreliable and run.hold is None:
+            message = f"{message} (inconclusive: {'; '.join(run.verdict.reasons)})"  # never judged on it
         hold = run.hold
         if hold is not None and hold.decision in (HoldDecision.DECLINED, HoldDecision.EXPIRED):
             outcome = Outcome.DECLINED

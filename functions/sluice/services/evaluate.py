@@ -58,6 +58,11 @@ log = logging.getLogger("sluice.evaluate")
 NO_SLO = parse_slo({"objectives": [], "total_score": {"pass": "90%", "warning": "75%"}}, "no slo.yaml")
 
 
+def _latency(value: Measurement) -> bool:
+    """A measured latency (``response_time_*``, the builtin provider's and the usual names)."""
+    return value.success and value.value is not None and value.name.startswith("response_time")
+
+
 class EvaluateService:
     def __init__(
         self,
@@ -113,6 +118,8 @@ class EvaluateService:
             start=data.start, end=data.end, slo="", provider="", request_id="", deadline="",
             test_failed=isinstance(data, TestsFinished) and data.result == Verdict.FAIL,
             test_message=data.message if isinstance(data, TestsFinished) else "",
+            test_inconclusive=data.inconclusive if isinstance(data, TestsFinished) else "",
+            test_lag_ms=data.lag_ms if isinstance(data, TestsFinished) else 0.0,
             teststrategy=data.teststrategy if isinstance(data, TestsFinished) else TestStrategy.NONE,
             deploymentstrategy=data.deploymentstrategy if isinstance(data, TestsFinished) else None,
         )
@@ -206,7 +213,7 @@ class EvaluateService:
         self, event: Event, placement: Placement, run: Run, pending: PendingEvaluation, slo: Slo,
         values: list[Measurement], message: str, force_fail: bool = False,
     ) -> list[Event]:
-        from sluice.core.scoring import EvaluationResult, Subject, evaluate, select_baseline
+        from sluice.core.scoring import EvaluationResult, InconclusiveKind, Subject, evaluate, select_baseline
 
         project, stage, service = placement.project, placement.stage, placement.service
         evaluation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}#evaluation"))
@@ -215,6 +222,9 @@ class EvaluateService:
         def results(docs: list[dict[str, Any]]) -> list[EvaluationResult]:
             for doc in docs:
                 if id(doc) not in parsed:
+                    if doc.get("lag_ms"):  # measured by a starved load generator: its latencies may be over-stated
+                        parsed[id(doc)] = None
+                        continue
                     try:
                         parsed[id(doc)] = EvaluationResult.from_dict(doc)
                     except ValidationError as err:
@@ -228,12 +238,27 @@ class EvaluateService:
 
         previous = results(self.records.evaluations_back(project, stage, service, enough))
         policy = self.records.project(project).shipyard.stage(stage).inconclusive
-        result = evaluate(
-            slo, values, comparison_history(previous), pending.test_failed or force_fail,
-            subject=Subject(evaluation_id, project, stage, service, pending.start, pending.end, dict(run.labels)),
-            rules=policy.rules,
-        )
-        notes = [m for m in (message, result.message, pending.test_message if pending.test_failed else "") if m]
+        history = comparison_history(previous)
+        subject = Subject(evaluation_id, project, stage, service, pending.start, pending.end, dict(run.labels))
+        # an SLO judges the measurement: one the tests call unreliable leaves it unable to (without
+        # objectives only the test result decides, and a starved generator only adds errors)
+        unreliable = (pending.test_inconclusive,) if pending.test_inconclusive and slo.objectives else ()
+        failed = pending.test_failed or force_fail
+        result = evaluate(slo, values, history, failed, subject=subject, rules=policy.rules, unreliable=unreliable)
+        robust = ""
+        if unreliable and not failed and pending.test_lag_ms > 0:
+            # A starved generator only over-states latencies, by at most its worst stall (docs/tests-format.md):
+            # the true values lie between the measured ones and the measured ones lowered by the stall,
+            # and a lower latency never worsens a verdict. When both ends give the same verdict, every
+            # value between does: the verdict is the build's own, whatever the generator's delay.
+            lowered = [replace(v, value=max(0.0, (v.value or 0.0) - pending.test_lag_ms)) if _latency(v) else v for v in values]
+            if evaluate(slo, lowered, history, False, subject=subject, rules=policy.rules).result is result.result:
+                result = evaluate(slo, values, history, False, subject=subject, rules=policy.rules)
+                robust = (f"the load generator fell behind its schedule (worst stall {pending.test_lag_ms:g} ms), but "
+                          f"the verdict is {result.result} with every latency as measured and lowered by that "
+                          f"much: judged (this evaluation is no baseline for later ones)")
+        notes = [m for m in (message, result.message, robust,
+                             pending.test_message if pending.test_failed or pending.test_inconclusive else "") if m]
         now = self.now()
         repo, tag = split_image(run.image) if run.image else ("", "")
         details = {
@@ -244,6 +269,7 @@ class EvaluateService:
             "sluiceRecord": {
                 "context": event.shkeptncontext, "image": join_image(repo, tag), "time": now,
                 "sli_provider": pending.provider, "notes": notes,
+                **({"lag_ms": pending.test_lag_ms} if unreliable else {}),
             },
         }
         payload = EvaluationDone(
@@ -255,6 +281,7 @@ class EvaluateService:
         verdict = Judgement(
             result.result, result.score, evaluation_id, result.inconclusive,
             tuple(r.message for r in result.inconclusive_reasons),
+            any(r.kind is InconclusiveKind.UNRELIABLE_MEASUREMENT for r in result.inconclusive_reasons),
         )
 
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:

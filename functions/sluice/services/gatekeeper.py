@@ -109,6 +109,10 @@ class GatekeeperService:
                     why = f" (inconclusive: {'; '.join(run.verdict.reasons)})"
                 else:
                     inconclusive_fail = True
+                    if verdict.unreliable and decision is not GateDecision.DISCARD:
+                        # the verdict was computed from a measurement that cannot be trusted: under
+                        # ``fail`` it never promotes (an unmeasured SLI already scored 0)
+                        decision = GateDecision.DISCARD
             if run.canary is not None and stage.canary is not None:
                 run, decision, stepped = self._judge_step(lane, event, placement, stage, run, decision, inconclusive_fail,
                                                           bool(why), now)

@@ -43,6 +43,10 @@ class TestOutcome:
     end: str
     message: str = ""
     measurements: Mapping[str, float] = field(default_factory=dict)
+    #: Why the measurement cannot be trusted (empty: it can); see ``TestsFinished.inconclusive``.
+    inconclusive: str = ""
+    #: The load generator's worst stall in ms: the most a latency it measured is over-stated by.
+    lag_ms: float = 0.0
 
 
 #: Runs the tests for a deployment: (deployment-finished payload, its context) → outcome.
@@ -126,11 +130,13 @@ class TestService:
             return min(self.limit_s, 60.0)
         return min(self.limit_s, expected_length_s(spec, deployed.teststrategy, self.duration_s))
 
-    def _reply(self, event: Event, deployed: DeploymentFinished, result: Verdict, start: str, end: str, message: str) -> Event:
+    def _reply(self, event: Event, deployed: DeploymentFinished, result: Verdict, start: str, end: str, message: str,
+               inconclusive: str = "", lag_ms: float = 0.0) -> Event:
         payload = TestsFinished(
             project=deployed.project, stage=deployed.stage, service=deployed.service, start=start, end=end,
             result=result, image=deployed.image, tag=deployed.tag, teststrategy=deployed.teststrategy,
             deploymentstrategy=deployed.deploymentstrategy, message=message, labels=deployed.labels,
+            inconclusive=inconclusive, lag_ms=lag_ms if inconclusive else 0.0,
         )
         return event.reply(payload, source=self.source, time=self.now())
 
@@ -164,7 +170,8 @@ class TestService:
             self.records.put_measurements(
                 deployed.project, deployed.stage, deployed.service, event.shkeptncontext, outcome.measurements
             )
-        reply = self._reply(event, deployed, outcome.result, outcome.start, outcome.end, outcome.message)
+        reply = self._reply(event, deployed, outcome.result, outcome.start, outcome.end, outcome.message,
+                            outcome.inconclusive, outcome.lag_ms)
         recorded = self._record_tested(placement, event.shkeptncontext, reply)
         return recorded[0] if recorded else None
 

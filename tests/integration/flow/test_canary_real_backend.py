@@ -92,7 +92,9 @@ def test_canary_tutorial_on_real_processes(world) -> None:  # type: ignore[no-un
 
     fast = deliver(flow, "0.10.3")
     assert outcomes(fast) == [("dev", "promoted"), ("production", "promoted")], [e.data.message for e in by_type(fast, EventType.DONE)]  # type: ignore[attr-defined]
-    assert [w for w, _ in shares["0.10.3"]] == [10, 25, 50]
+    # each step's weight, in order (a step whose evaluation was inconclusive, e.g. its load generator
+    # starved on a loaded machine, runs its test again at the same weight: on_inconclusive retry)
+    assert list(dict.fromkeys(w for w, _ in shares["0.10.3"])) == [10, 25, 50]
     assert all(abs(share - weight) <= 2 for weight, share in shares["0.10.3"]), shares["0.10.3"]
     lane = Ledger(records).lane(PRODUCTION)
     history = lane.finished[-1].canary

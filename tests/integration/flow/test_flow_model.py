@@ -91,6 +91,13 @@ class DeliveryModel(RuleBasedStateMachine):
     def sli_provider_fails(self, kind: str) -> None:
         self.world.sli_provider.arm(kind)
 
+    @rule(units=st.integers(1, 3))
+    def generator_starved(self, units: int) -> None:
+        """The next ``units`` test units' load generator is starved of CPU: the tests pass, but say
+        their measurement is unreliable (the evaluation is inconclusive; a pass on it promotes nothing
+        unless a person approves)."""
+        self.world.starved = units
+
     @rule(
         whom=st.sampled_from(["held", "any", "unknown"]), pick=PICK, decision=st.sampled_from(["approve", "decline"]),
         forged=st.booleans(),
@@ -299,6 +306,20 @@ SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {
         ("new_artifact", {"service": "carts", "speed": "fast"}), ("drain", {}),
         ("approval", {"whom": "held", "pick": 0, "decision": "approve"}), ("drain", {}),
         ("dup_last", {"type": EventType.EVALUATION_DONE}),
+    ],
+    "starved generator: staging under fail never promotes on the measurement": [
+        ("start", START), ("generator_starved", {"units": 3}),
+        ("new_artifact", {"service": "carts", "speed": "fast"}), ("drain", {}),
+    ],
+    "starved generator: staging under retry judges the reliable re-run": [
+        ("start", {**START, "inconclusive": "retry"}), ("generator_starved", {"units": 2}),
+        ("new_artifact", {"service": "carts", "speed": "fast"}), ("drain", {}),
+        ("dup_last", {"type": EventType.TESTS_FINISHED}),
+    ],
+    "starved generator: staging under hold, a person approves": [
+        ("start", {**START, "inconclusive": "hold"}), ("generator_starved", {"units": 2}),
+        ("new_artifact", {"service": "carts", "speed": "fast"}), ("drain", {}),
+        ("approval", {"whom": "held", "pick": 0, "decision": "approve"}), ("drain", {}),
     ],
     "N4 the gatekeeper's replies are lost, then the promotion's deadline passes": [
         ("start", START), ("new_artifact", {"service": "carts", "speed": "fast"}),

@@ -23,7 +23,7 @@ hypothesis); it is a no-op for every bound that no longer exists.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -66,7 +66,7 @@ class StoredEvaluation:
     service: str
     stage: str
     context: str
-    result: str
+    result: str  # ``unreliable`` for one measured by a starved load generator: never a pass
     id: str
     attempt: int = 1  # the run's attempt (a stage with ``on_inconclusive: retry`` runs again)
 
@@ -106,6 +106,17 @@ def claims(store: StateStore, project: str) -> list[Claim]:
     ]
 
 
+#: The model's result for an evaluation whose measurement the tests called unreliable (a starved
+#: load generator): whatever Keptn's verdict, it is no pass a build may be promoted on without a person.
+UNRELIABLE = "unreliable"
+
+
+def unreliable(sluice_record: Mapping[str, Any]) -> bool:
+    """Whether an evaluation record (``evaluationdetails.sluice``) says its measurement was unreliable."""
+    reasons = sluice_record.get("inconclusive_reasons") or []
+    return any(isinstance(r, Mapping) and r.get("kind") == "unreliable_measurement" for r in reasons)
+
+
 def verdicts(store: StateStore, project: str) -> list[StoredEvaluation]:
     """The gate verdicts the ledger keeps on its runs (active, gates and remembered finished
     ones); ``id`` is the evaluation's id."""
@@ -115,8 +126,8 @@ def verdicts(store: StateStore, project: str) -> list[StoredEvaluation]:
         runs = [*([lane.active] if lane.active is not None else []), *lane.gates, *lane.finished]
         out.extend(
             StoredEvaluation(
-                placement.service, placement.stage, run.context, run.verdict.result, run.verdict.evaluation_id,
-                run.attempt,
+                placement.service, placement.stage, run.context,
+                UNRELIABLE if run.verdict.unreliable else run.verdict.result, run.verdict.evaluation_id, run.attempt,
             )
             for run in runs if run.verdict is not None
         )
@@ -130,8 +141,8 @@ def stored_evaluations(store: StateStore, project: str) -> list[StoredEvaluation
         stage, service = record.labels.get(STAGE, ""), record.labels.get(SERVICE, "")
         for doc in records.evaluations(project, stage, service):
             out.append(StoredEvaluation(
-                service, stage, str(doc.get("context", "")), str(doc.get("result")), str(doc.get("id")),
-                attempt_of(doc.get("labels") or {}),
+                service, stage, str(doc.get("context", "")), UNRELIABLE if unreliable(doc) else str(doc.get("result")),
+                str(doc.get("id")), attempt_of(doc.get("labels") or {}),
             ))
     return out
 

@@ -21,7 +21,7 @@ import functools
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -291,6 +291,10 @@ class FaultySli:
         return self.builtin.fetch(query)
 
 
+#: What a test unit whose load generator was starved of CPU reports (``TestOutcome.inconclusive``).
+STARVED = "model: the load generator fell behind its schedule on 40 of 120 request(s): starved of CPU"
+
+
 def runner(deployed: DeploymentFinished, context: str) -> TestOutcome:
     """A test unit: the build's speed is the suffix of its tag (``1.4.0-slow``)."""
     speed = deployed.tag.rsplit("-", 1)[-1]
@@ -341,6 +345,8 @@ class World:
         self.dead_letters: list[tuple[Event, BaseException | None]] = []
         self.tick_errors: list[BaseException] = []
         self.counter = 0
+        #: How many of the next test units report a starved load generator (``generator_starved``).
+        self.starved = 0
         # --- what the model learnt from the events ---
         self.deliveries: dict[str, Delivery] = {}
         self.by_image: dict[str, Delivery] = {}
@@ -396,7 +402,8 @@ class World:
         key = (event.shkeptncontext, self.stage_of(event))
         data: Any = event.data
         if event.type is EventType.EVALUATION_DONE:
-            self.verdicts[key][event.id] = (attempt_of(data.labels), data.result)  # the label, where events carry it
+            result = records_view.UNRELIABLE if records_view.unreliable(data.evaluationdetails.get("sluice") or {}) else data.result
+            self.verdicts[key][event.id] = (attempt_of(data.labels), result)  # the label, where events carry it
         elif event.type is EventType.DONE:
             self.dones[key][event.id] = data.outcome
         elif event.type is EventType.APPROVAL_FINISHED and event.extensions:  # signed ones only
@@ -475,8 +482,16 @@ class World:
     def run_unit(self, index: int) -> None:
         unit = self.units.pop(index)
         event = Event.from_json_dict(unit)
-        reply = self.test.run_unit(event, runner)
+        reply = self.test.run_unit(event, self._runner)
         self.emit([reply] if reply is not None else [])
+
+    def _runner(self, deployed: DeploymentFinished, context: str) -> TestOutcome:
+        """``runner``, but the next ``starved`` units report that their load generator fell behind."""
+        outcome = runner(deployed, context)
+        if self.starved > 0:
+            self.starved -= 1
+            return replace(outcome, inconclusive=STARVED)
+        return outcome
 
     def tick(self, advance: float) -> None:
         """A PingSource tick after ``advance`` seconds, to every service that owns deadlines."""
