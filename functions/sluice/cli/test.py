@@ -3,7 +3,9 @@
     sluice test --spec tests.yaml --url http://127.0.0.1:8080 --strategy performance --duration 10s
 
 Without ``--spec`` the default test spec is used (and the output says so). Exit codes: 0 the
-test passed, 1 it failed, 2 bad input (an unreadable or invalid spec, a bad flag).
+test passed, 1 it failed, 2 bad input (an unreadable or invalid spec, a bad flag), 4 the
+measurement cannot be trusted (the load generator fell behind its schedule: run it again on a
+less loaded machine).
 The progress bar goes to stderr, so ``--output json`` keeps stdout machine-readable.
 """
 
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         _print_summary(report)
+    if report.passed and report.inconclusive:
+        return 4
     return 0 if report.passed else 1
 
 
@@ -124,8 +128,11 @@ def _print_summary(report: Any) -> None:
     from rich.table import Table
 
     console = Console()
-    colour = "green" if report.passed else "red"
-    console.print(f"[bold {colour}]{report.result.upper()}[/] {report.message}")
+    if report.passed and report.inconclusive:
+        console.print(f"[bold yellow]INCONCLUSIVE[/] {report.message}")
+    else:
+        colour = "green" if report.passed else "red"
+        console.print(f"[bold {colour}]{report.result.upper()}[/] {report.message}")
     console.print(f"window {report.start} → {report.end}")
     if report.outcomes:
         table = Table(title="requests")
