@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.counting import CountingStore
 
 from sluice.adapters.state.memory import MemoryStore
 from sluice.bridge.app import HISTORY_PAGE, Bridge
@@ -23,31 +23,6 @@ from sluice.services.records import HISTORY_HEAD, HISTORY_LIMIT, RECORD_BUDGET, 
 
 SHIPYARD = "stages:\n  - name: staging\n    deployment_strategy: blue_green_service\n"
 WHERE = ("sockshop", "staging", "carts")
-
-
-class CountingStore(MemoryStore):
-    """Counts the records and the bytes (of their data) that reads hand out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records_read = self.bytes_read = 0
-
-    def _count(self, records: Sequence[Record]) -> None:
-        self.records_read += len(records)
-        self.bytes_read += sum(len(k) + len(v) for r in records for k, v in r.data.items())
-
-    def get(self, name: str) -> Record | None:
-        found = super().get(name)
-        self._count([found] if found is not None else [])
-        return found
-
-    def list(self, labels: Mapping[str, str]) -> Sequence[Record]:
-        found = super().list(labels)
-        self._count(found)
-        return found
-
-    def reset(self) -> None:
-        self.records_read = self.bytes_read = 0
 
 
 def evaluation(n: int) -> dict[str, Any]:

@@ -4,20 +4,15 @@ inconclusive evaluation) and says why."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.support.httptarget import TargetServer
+from tests.support.starve import starved_load
 
 from sluice.cli.main import main
-from sluice.loadgen import LoadProfile, LoadReport
-from sluice.loadgen.engine import new_loop, run_load
 from sluice.services import testing
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,15 +28,7 @@ def target() -> Iterator[TargetServer]:
 def starved(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real engine, its event loop blocked for 0.8 s of the run (this process starved of CPU)."""
 
-    def starved_load(base_url: str, profile: LoadProfile, **_: Any) -> LoadReport:
-        async def run() -> LoadReport:
-            asyncio.get_running_loop().call_later(0.3, time.sleep, 0.8)
-            return await run_load(base_url, replace(profile, workers=1))
-
-        with asyncio.Runner(loop_factory=new_loop) as runner:
-            return runner.run(run())
-
-    monkeypatch.setattr(testing, "run_load_sync", starved_load)
+    monkeypatch.setattr(testing, "run_load_sync", starved_load())
 
 
 @pytest.mark.parametrize("output", ["text", "json"])

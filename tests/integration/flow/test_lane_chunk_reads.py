@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
 
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.counting import CountingStore
 from tests.support.flow import FakeClock, Flow
 
 from sluice.adapters.backends.noop import NoopBackend
@@ -29,28 +29,6 @@ from sluice.services.testflow import TestOutcome
 
 SHIPYARD = "stages:\n  - name: dev\n    deployment_strategy: direct\n"
 WHERE = Placement("sockshop", "dev", "carts")
-
-
-class CountingStore(MemoryStore):
-    """Counts the records and the bytes (of their data) that reads hand out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records_read = self.bytes_read = 0
-
-    def _count(self, records: Sequence[Record]) -> None:
-        self.records_read += len(records)
-        self.bytes_read += sum(len(k) + len(v) for r in records for k, v in r.data.items())
-
-    def get(self, name: str) -> Record | None:
-        found = super().get(name)
-        self._count([found] if found is not None else [])
-        return found
-
-    def list(self, labels: Mapping[str, str]) -> Sequence[Record]:
-        found = super().list(labels)
-        self._count(found)
-        return found
 
 
 def context(n: int) -> str:

@@ -4,8 +4,6 @@ inconclusive; a target that keeps every connection busy still fails the test."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -13,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.httptarget import TargetServer
+from tests.support.starve import starved_load
 
 from sluice.core.testspec import default_test_spec
 from sluice.core.verdict import Verdict
-from sluice.loadgen import LoadProfile, LoadReport, Mode
-from sluice.loadgen.engine import new_loop, run_load
+from sluice.loadgen import LoadReport, Mode
 from sluice.services import testing
 from sluice.services.testing import run_tests
 
@@ -39,15 +37,7 @@ def test_a_starved_generator_makes_the_test_inconclusive_not_failed(target: Targ
     """The real engine against a real target, its loop blocked for 0.8 s of a 1.5 s run: result
     pass, ``inconclusive`` says the generator fell behind, and nothing says 'connections busy'."""
 
-    def starved_load(base_url: str, profile: LoadProfile, **_: Any) -> LoadReport:
-        async def run() -> LoadReport:
-            asyncio.get_running_loop().call_later(0.3, time.sleep, 0.8)
-            return await run_load(base_url, replace(profile, workers=1))
-
-        with asyncio.Runner(loop_factory=new_loop) as runner:
-            return runner.run(run())
-
-    monkeypatch.setattr(testing, "run_load_sync", starved_load)
+    monkeypatch.setattr(testing, "run_load_sync", starved_load())
     spec = replace(default_test_spec(), performance=replace(default_test_spec().performance, rate=40.0))  # type: ignore[arg-type]
     report = run_tests(spec, "performance", target.url, 60, duration_s=1.5, client=healthy())
     assert report.result == Verdict.PASS
