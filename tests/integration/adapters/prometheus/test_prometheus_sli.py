@@ -148,16 +148,24 @@ def test_bad_promql(prom_stack: PromStack, fast: Measured) -> None:
 
 
 def test_heavy_query_times_out(prom_stack: PromStack, fast: Measured) -> None:
-    """A query heavier than the timeout fails its indicator as timed out; the next one still answers.
+    """A query heavier than the timeout fails its indicator as timed out; it fails no other
+    indicator of the fetch for another reason, and the provider still answers afterwards.
 
-    (21.6 million subquery steps take seconds; the timeout leaves a light query half a second, so
-    a slow shared machine does not fail the light one.)"""
+    (21.6 million subquery steps take seconds, and Prometheus may go on computing them after the
+    timeout: on a busy 2-core machine the light query fetched right after can itself run out of
+    its half second — seen in a CI run. So the light one may time out too, but only time out; and
+    once Prometheus has finished, the same provider answers it.)"""
     p = PrometheusSliProvider(
         PrometheusConnection(prom_stack.url), {"heavy": "count_over_time(vector(1)[6h:1ms])"}, timeout_s=0.5, retries=0
     )
     heavy, error_rate = p.fetch(window_query(fast.report, "heavy", "error_rate"))
     assert not heavy.success and "timed out" in heavy.message
-    assert error_rate.success
+    assert error_rate.success or "timed out" in error_rate.message, error_rate.message
+    deadline = time.monotonic() + 60
+    while not (after := p.fetch(window_query(fast.report, "error_rate"))[0]).success and time.monotonic() < deadline:
+        assert "timed out" in after.message, after.message
+        time.sleep(0.5)
+    assert after.success, after.message
 
 
 @pytest.fixture
