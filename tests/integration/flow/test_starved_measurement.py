@@ -207,3 +207,16 @@ def test_a_pass_on_over_stated_latencies_is_judged_and_is_no_baseline() -> None:
     later = flow.send(artifact(flow, "1.0.1"))
     (second,) = staging_evaluations(later)
     assert second["comparison"]["compared_evaluations"] == []  # type: ignore[index]
+
+
+def test_a_starved_pass_without_a_stall_bound_is_no_baseline_either() -> None:
+    """An unreliable measurement whose stall is unknown (``lag_ms`` 0: no bound) passed but stayed
+    inconclusive; it is retried, and the retry's evaluation does not compare with it — nor does a
+    later delivery's (its latencies may be over-stated, which would make a later "<=+10%" lenient)."""
+    flow, _backend, _runs = world("retry", starved_runs=1, p95=50.0, lag_ms=0.0)
+    events = flow.send(artifact(flow, "1.0.0"))
+    first, retried = staging_evaluations(events)
+    assert first["inconclusive"] is True and first["result"] == "pass"
+    assert retried["comparison"]["compared_evaluations"] == []  # type: ignore[index]
+    later = staging_evaluations(flow.send(artifact(flow, "1.0.1")))
+    assert later[0]["comparison"]["compared_evaluations"] == [retried["id"]]  # type: ignore[index]
