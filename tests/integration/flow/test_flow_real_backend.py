@@ -15,11 +15,11 @@ from tests.support.sockshop import CARTS, SOCKSHOP, seed_project
 from sluice.adapters.backends.local import LocalBackend
 from sluice.adapters.state.local import LocalStore
 from sluice.core.events import ConfigurationChange, DeploymentFinished, Event, EventType
+from sluice.functions.testworker import run_stage_tests
 from sluice.ports.backend import Placement
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
 from sluice.services.testflow import TestOutcome
-from sluice.services.testing import run_tests
 from sluice.services.testspecs import load_test_spec
 
 EXAMPLE = SOCKSHOP
@@ -37,8 +37,8 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
     def runner(deployed: DeploymentFinished, context: str) -> TestOutcome:
         text = records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")
         spec = load_test_spec(text, "tests.yaml") if text else None
-        report = run_tests(spec, deployed.teststrategy, deployed.deploymentURILocal, 60.0, duration_s=4.0)
-        return TestOutcome(report.result, report.start, report.end, report.message, dict(report.measurements))
+        # the test worker's own path: a starved load generator makes the evaluation inconclusive
+        return run_stage_tests(deployed, spec, 60.0, duration_s=4.0)
 
     flow = Flow(records, backend, runner)  # type: ignore[arg-type]
     yield records, backend, flow
@@ -73,7 +73,8 @@ def test_tutorial_on_real_processes(world) -> None:  # type: ignore[no-untyped-d
 
     fast = deliver(flow, "0.10.3")
     done = [(e.data.stage, e.data.outcome) for e in by_type(fast, EventType.DONE)]  # type: ignore[attr-defined]
-    assert done == [("dev", "promoted"), ("staging", "promoted"), ("production", "promoted")]
+    why = [e.data.message for e in by_type(fast, EventType.DONE)]  # type: ignore[attr-defined]
+    assert done == [("dev", "promoted"), ("staging", "promoted"), ("production", "promoted")], why
     measured = records.measurements("sockshop", "staging", "carts", fast[0].shkeptncontext)
     assert measured["response_time_p95"] < 600
     production = Ledger(records).lane(Placement("sockshop", "production", "carts"))
