@@ -349,6 +349,7 @@ def on_local(docs: Mapping[str, dict[str, Any]], target: Path, up: bool) -> list
 
 
 def on_configmaps(docs: Mapping[str, dict[str, Any]]) -> list[Row]:
+    sys.path.insert(0, str(ROOT))  # the clone: tests.support
     from tests.support.fake_kube import FakeKube
 
     from sluice.adapters.state.configmap import MANAGED_BY, MANAGER, ConfigMapStore
