@@ -42,6 +42,14 @@ MAX_PART = 253
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 
 
+def _within(number: int, total: int, per_page: int, what: str) -> tuple[int, int]:
+    """(this page, pages in all); a page past the last one does not exist (404 naming it)."""
+    pages = max(1, -(-total // per_page))
+    if number > pages:
+        raise NotFoundError(f"no page {number}: {total} {what} stored, {pages} page(s) of {per_page}")
+    return number, pages
+
+
 def _number(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """Query parameter ``name`` as a whole number in [low, high]; ``ValidationError`` (400) names it otherwise."""
     text = query.get(name, "")
@@ -145,7 +153,7 @@ class Bridge:
                 running = number == 1 and bool(items) and _in_flight(items[0]["stages"])
                 queued = views.queued_contexts(readmodel.project_status(self.records, project))
                 metrics = self._metrics_section(project, service)
-                pages = (number, max(1, -(-total // RECENT)))
+                pages = _within(number, total, RECENT, "deliveries")
                 return views.deliveries_page(b, project, service, items, REFRESH_S if running else 0, queued, metrics,
                                              pages), 200, HTML
             case ["delivery", context]:
@@ -164,7 +172,7 @@ class Bridge:
                 number = _number(query, "page", 1, 1, 10_000)
                 history, total = readmodel.evaluation_page(self.records, project, stage, service, HISTORY_PAGE,
                                                            (number - 1) * HISTORY_PAGE)
-                pages = (number, max(1, -(-total // HISTORY_PAGE)))
+                pages = _within(number, total, HISTORY_PAGE, "evaluations")
                 return views.history_page(b, project, stage, service, history, 0, pages=pages), 200, HTML
         raise NotFoundError(f"no page at /{'/'.join(parts)}")
 
