@@ -253,7 +253,7 @@ class Meter:
 
 
 def newest(records: Any, kind: str) -> str:
-    return str(records.contexts("sockshop")[-1]) if kind == "context" else str(
+    return str(records.contexts("sockshop", limit=1)[-1]) if kind == "context" else str(
         records.evaluations("sockshop", "staging", "carts")[-1]["id"])
 
 

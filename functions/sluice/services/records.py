@@ -567,18 +567,18 @@ class Records:
             heads = list(self.store.list({KIND: "deliveries"}))
         # (start, record, chunk, position): the order of the logical index, sorted by start across indexes
         found: list[tuple[str, str, int, int, str]] = []
-        unread: list[tuple[str, str, int, dict[str, Any]]] = []  # (newest start, base, chunk, ref)
+        unread: list[tuple[str, str, int, str, dict[str, Any]]] = []  # (its last start, record, chunk, base, ref)
         total = 0
         for record in heads:
             base = record.name if record.name != "deliveries" else SHARED_CHUNKS
             live = list(json.loads(record.data.get("chunks", "{}")).get("live", []))
             head = [d for d in json.loads(record.data.get("deliveries", "[]")) if matches(d)]
             found += [(str(d.get("started", "")), record.name, len(live), i, str(d["context"])) for i, d in enumerate(head)]
-            unread += [(str(ref["last"]), base, n, ref) for n, ref in enumerate(live) if count(ref)]
+            unread += [(str(ref["last"]), record.name, n, base, ref) for n, ref in enumerate(live) if count(ref)]
             total += len(head) + sum(count(ref) for ref in live)
         if project:  # one index: its own order, the newest chunk first; chunks before the page are skipped unread
             newest_first = [c for *_, c in reversed(found)]
-            for _newest, base, _n, ref in reversed(unread):
+            for *_, base, ref in reversed(unread):
                 if wanted is not None and len(newest_first) >= wanted:
                     break
                 if wanted is not None and len(newest_first) + count(ref) <= offset:
@@ -586,13 +586,12 @@ class Records:
                     continue
                 newest_first += [str(d["context"]) for d in reversed(self._index_chunk(base, ref)) if matches(d)]
             return newest_first[offset:wanted], total
-        unread.sort(key=lambda u: u[0])
-        while unread:  # the chunk with the newest start next, while it may hold one of the newest ``wanted``
-            if wanted is not None and len(found) >= wanted and unread[-1][0] < sorted(found)[-wanted][0]:
+        unread.sort(key=lambda u: u[:3])
+        while unread:  # the chunk that may rank highest next, while it may hold one of the newest ``wanted``
+            if wanted is not None and len(found) >= wanted and unread[-1][:3] < sorted(found)[-wanted][:3]:
                 break
-            _newest, base, n, ref = unread.pop()
-            head_name = base if base != SHARED_CHUNKS else "deliveries"
-            found += [(str(d.get("started", "")), head_name, n, i, str(d["context"]))
+            _last, name, n, base, ref = unread.pop()
+            found += [(str(d.get("started", "")), name, n, i, str(d["context"]))
                       for i, d in enumerate(self._index_chunk(base, ref)) if matches(d)]
         return [c for *_, c in sorted(found, reverse=True)][offset:wanted], total
 
