@@ -15,6 +15,7 @@ The bounds are made small (a limit of 23, chunks of 4 behind a head of 3) so tha
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,16 +43,21 @@ class Crash(Exception):
 
 
 class CrashingStore(MemoryStore):
-    """Raises ``Crash`` (nothing written) on the next write of a record named ``crash_on``."""
+    """Raises ``Crash`` (nothing written) on the next write of a record named ``crash_on``; runs
+    ``racer`` (another writer) just before the next write of ``race_on``, which then conflicts."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.crash_on = ""
+        self.crash_on = self.race_on = ""
+        self.racer: Callable[[], None] | None = None
 
     def put(self, record: Record) -> Record:
         if record.name == self.crash_on:
             self.crash_on = ""
             raise Crash(record.name)
+        if record.name == self.race_on and self.racer is not None:
+            racer, self.racer = self.racer, None
+            racer()
         return super().put(record)
 
 
@@ -149,6 +155,22 @@ class DeliveryIndex(RuleBasedStateMachine):
         context, event = self.event(project, service, moved)
         self.sent.append((context, event))
         self.send(context, event, crash)
+
+    @rule(project=st.sampled_from(PROJECTS), services=st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["a", "c"])),
+          moved=st.integers(0, 5))
+    def race(self, project: str, services: tuple[str, str], moved: int) -> None:
+        """Two new deliveries of one index at once: the second writes the head (and any chunk)
+        between the first's read of it (and its chunk's copy) and its write, which conflicts and
+        is retried on the new head."""
+        first, first_event = self.event(project, services[0], moved)
+        self.sent.append((first, first_event))
+        second, second_event = self.event(project, services[1], moved)
+        self.sent.append((second, second_event))
+        self.store.race_on = index_of(project)
+        self.store.racer = lambda: self.send(second, second_event, "")
+        self.send(first, first_event, "")
+        assert self.store.racer is None
+        self.store.race_on = ""
 
     @precondition(lambda self: bool(self.sent))
     @rule(pick=st.integers(0, 10_000), crash=st.sampled_from(["", "", "head", "log"]))

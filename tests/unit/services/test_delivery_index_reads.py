@@ -127,3 +127,17 @@ def test_get_evaluations_shows_a_page(monkeypatch: pytest.MonkeyPatch, capsys: p
         assert exit_.value.code == 2
         assert f"argument {option}" in capsys.readouterr().err
 
+
+
+def test_the_newest_of_all_projects_read_only_the_heads_when_start_times_repeat() -> None:
+    """Deliveries started at one of three times (as bench/scale.py clones them): the newest 10
+    of all projects are still the heads' own (the older chunks rank below them), read in one list."""
+    store = CountingStore()
+    records = Records(store)
+    records.create_project("sockshop", SHIPYARD, yaml.safe_load(SHIPYARD))
+    for n in range(600):
+        context, sent = event(n)
+        records.append_event(context, {**sent, "time": f"2026-01-01T00:00:0{n % 3}Z"})
+    found, count, _size = read(records, lambda r: r.contexts("", limit=10))
+    assert count == 1
+    assert found == [event(n)[0] for n in range(600) if n % 3 == 2][-10:]
