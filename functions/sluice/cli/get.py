@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 def whole_number(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high`` (argparse names the option at fault)."""
     def parse(text: str) -> int:
-        if not text.isdigit() or not low <= int(text) <= high:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:  # not '²', which isdigit() takes
             raise argparse.ArgumentTypeError(f"a whole number from {low} to {high}, found {text[:40]!r}")
         return int(text)
     return parse

@@ -121,7 +121,7 @@ def test_get_evaluations_shows_a_page(monkeypatch: pytest.MonkeyPatch, capsys: p
     assert [e["id"] for e in json.loads(capsys.readouterr().out)] == [f"ev{n}" for n in range(29, 19, -1)]
     assert main([*base, "--limit", "3", "--offset", "25"]) == 0
     assert [e["id"] for e in json.loads(capsys.readouterr().out)] == ["ev4", "ev3", "ev2"]
-    for option, value in (("--limit", "0"), ("--limit", "101"), ("--offset", "-1"), ("--limit", "x")):
+    for option, value in (("--limit", "0"), ("--limit", "101"), ("--offset", "-1"), ("--limit", "x"), ("--offset", "²")):
         with pytest.raises(SystemExit) as exit_:
             main([*base, option, value])
         assert exit_.value.code == 2
