@@ -154,10 +154,19 @@ def build(template: Path, deliveries: int) -> dict[str, dict[str, Any]]:
         data = doc["data"]
         if kind == "context" or name == "ledger.busy-labels":
             continue
-        if kind == "deliveries":
-            index = json.loads(data["deliveries"])
-            by_id = {d["context"]: d for d in index}
-            data = {"deliveries": json.dumps([{**by_id[old], "context": new} for new, old in kept if old in by_id])}
+        if kind == "deliveries":  # indexed through Records (its head and sealed chunks)
+            by_id = {d["context"]: d for d in json.loads(data["deliveries"])}
+            memory = Records(MemoryStore())
+            project = doc["metadata"]["labels"].get(PROJECT, "")
+            if project:
+                memory.store.put(Record(f"project.{project}", {}, {}))  # the index of a known project
+            for new, old in kept:
+                if old in by_id:
+                    memory._index_delivery(new, project, by_id[old]["service"], by_id[old]["started"])
+            written = memory.store.get(name)
+            assert written is not None
+            data = dict(written.data)
+            extra.update(beside(memory, name, doc))
         elif kind == "stage":  # written through the ledger: the form (and labels) the code under test stores
             stored = json.loads(data["lane"])
             runs = {r["context"]: r for r in [*stored.get("finished", []), *json.loads(data.get("finished", "[]"))]}
@@ -262,7 +271,7 @@ class Meter:
 
 
 def newest(records: Any, kind: str) -> str:
-    return str(records.contexts("sockshop")[-1]) if kind == "context" else str(
+    return str(records.contexts("sockshop", limit=1)[-1]) if kind == "context" else str(
         records.evaluations("sockshop", "staging", "carts")[-1]["id"])
 
 

@@ -55,7 +55,7 @@ def _number(query: Mapping[str, str], name: str, default: int, low: int, high: i
     text = query.get(name, "")
     if not text:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:  # not '²', which isdigit() takes
         raise ValidationError(f"query parameter {name}", [f"a whole number from {low} to {high}, found {text[:40]!r}"])
     return int(text)
 

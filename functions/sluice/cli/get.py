@@ -7,11 +7,13 @@ its parser).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from sluice.cli import common
 from sluice.core.validation import context_id
 from sluice.errors import ConfigurationError, NotFoundError
+from sluice.services.records import HISTORY_LIMIT
 from sluice.services.verdicts import reasons, verdict_label
 
 
@@ -33,10 +35,23 @@ def register(subparsers: Any) -> None:
     evals.add_argument("--project", required=True)
     evals.add_argument("--stage", required=True)
     evals.add_argument("--service", required=True)
+    evals.add_argument("--limit", type=whole_number(1, HISTORY_LIMIT), default=10, metavar="N",
+                       help=f"the newest N evaluations (default 10, 1 to {HISTORY_LIMIT}), as the web API's ?limit=")
+    evals.add_argument("--offset", type=whole_number(0, 100_000), default=0, metavar="N",
+                       help="after skipping the newest N (default 0), as the web API's ?offset=")
     evals.add_argument("--all", action="store_true", help="include archived evaluations (needs an archive)")
     common.add_state_args(evals)
     common.add_output_arg(evals)
     evals.set_defaults(func=get_evaluations)
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse names the option at fault)."""
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:  # not '²', which isdigit() takes
+            raise argparse.ArgumentTypeError(f"a whole number from {low} to {high}, found {text[:40]!r}")
+        return int(text)
+    return parse
 
 
 def get_event(args: argparse.Namespace) -> int:
@@ -69,11 +84,14 @@ def get_evaluations(args: argparse.Namespace) -> int:
     from sluice.services import readmodel
 
     records = common.records(args)
-    history = readmodel.evaluations(records, args.project, args.stage, args.service)
-    if args.all:
+    if args.all:  # the stored history and the archive behind it, paged together
         if records.archive is None:
             raise ConfigurationError("--all reads the archive, but none is configured (set SLUICE_ARCHIVE=s3 and SLUICE_ARCHIVE_BUCKET)")
+        history = readmodel.evaluations(records, args.project, args.stage, args.service)
         history = history + list(reversed(records.archived_evaluations(args.project, args.stage, args.service)))
+        history = history[args.offset:args.offset + args.limit]
+    else:  # the history's head and only the chunks shown
+        history = readmodel.evaluation_page(records, args.project, args.stage, args.service, args.limit, args.offset)[0]
     if args.output == "json":
         common.print_json(history)
         return 0

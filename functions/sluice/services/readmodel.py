@@ -240,20 +240,19 @@ def delivery(records: Records, context: str) -> dict[str, Any]:
 
 def deliveries(records: Records, project: str, service: str = "", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """The newest ``limit`` deliveries of a project (or one service) after skipping the ``offset``
-    newest, newest first, without their event lists: ``limit`` + 1 reads, whatever the length of history."""
+    newest, newest first, without their event lists: the index's head (and the sealed chunks shown) and ``limit`` logs, whatever the length of history."""
     return delivery_page(records, project, service, limit, offset)[0]
 
 
 def delivery_page(records: Records, project: str, service: str, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """``deliveries`` and how many deliveries the index holds in all (for page links)."""
-    contexts = records.contexts(project, service)
-    chosen = contexts[max(0, len(contexts) - offset - limit):max(0, len(contexts) - offset)]
+    chosen, total = records.context_page(project, service, limit, offset)
     out = []
     for context in chosen:
         d = delivery(records, context)
         d.pop("events")
         out.append(d)
-    return sorted(out, key=lambda d: d["started"], reverse=True), len(contexts)
+    return sorted(out, key=lambda d: d["started"], reverse=True), total
 
 
 def evaluations(records: Records, project: str, stage: str, service: str) -> list[dict[str, Any]]:

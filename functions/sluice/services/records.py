@@ -13,8 +13,10 @@
 |                                          | again in ``last``; older entries' chunks by id in ``chunks``) |
 | ``evaluations.<p>.<stage>.<svc>.<slot>`` | a sealed chunk of older entries (``HISTORY_CHUNK``, with their SLOs) |
 | ``measurements.<p>.<stage>.<svc>``       | the tests' measurements by delivery context (bounded)   |
-| ``deliveries.<p>``                       | the project's recent deliveries, newest last (bounded: older |
-|                                          | event logs are archived or deleted)                     |
+| ``deliveries.<p>``                       | the project's recent deliveries: the newest (``deliveries``, |
+|                                          | newest last) and which chunks hold older ones (``chunks``); |
+|                                          | bounded: older event logs are archived or deleted       |
+| ``deliveries.<p>.<slot>``                | a sealed chunk of older deliveries (``DELIVERIES_CHUNK``) |
 | ``context.<uuid>``                       | one delivery's event log (``events`` JSON list, bounded in bytes) |
 | ``workload.<p>.<stage>.<svc>``           | the user's workload rendered for the stage by ``onboard --chart`` / |
 |                                          | ``--manifests`` (``objects`` JSON list, ``source``, ``digest``; |
@@ -71,6 +73,14 @@ RECORD_BUDGET = 800 * 1024
 #: (with an archive) and deleted.
 DELIVERIES_LIMIT = 1000
 DELIVERIES_MAX_AGE_S = 30 * 24 * 3600.0
+#: A deliveries index's head holds its newest ``DELIVERIES_HEAD`` deliveries (and up to
+#: ``DELIVERIES_CHUNK`` - 1 more); older ones are sealed ``DELIVERIES_CHUNK`` at a time into chunk
+#: records, at most ``DELIVERY_SLOTS`` of them. A page of the newest ``DELIVERIES_HEAD`` reads the head alone.
+DELIVERIES_HEAD = 20
+DELIVERIES_CHUNK = 50
+DELIVERY_SLOTS = -(-DELIVERIES_LIMIT // DELIVERIES_CHUNK) + 2
+#: The base of the names of the sealed chunks of the index of events naming no project (``deliveries``).
+SHARED_CHUNKS = "deliveries-none"
 
 
 def _size(value: Any) -> int:
@@ -92,6 +102,36 @@ def newer_chunk(record: Record | None, name: str, data: Mapping[str, str], label
     if held.isdigit() and int(held) >= seq:
         return None
     return Record(name, dict(data), dict(labels), record.resource_version if record else None)
+
+
+def _taken(items: list[Any], most: int, cost: Callable[[Any, set[Any]], int]) -> int:
+    """How many of the oldest ``items`` go into one sealed chunk: ``most``, fewer when their
+    ``cost`` (bytes; it may count a shared part once, in the set it is given) passes half a
+    record, at least one, never the newest."""
+    counted: set[Any] = set()
+    taken, size = 1, cost(items[0], counted)
+    while taken < min(most, len(items) - 1) and size + cost(items[taken], set(counted)) <= RECORD_BUDGET // 2:
+        size += cost(items[taken], counted)
+        taken += 1
+    return taken
+
+
+def _index_ref(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What an index's head keeps of a sealed chunk's live ``entries``: their count, count per
+    service, first and last start (as text, the order pages sort by) and latest and earliest (as times)."""
+    from sluice.core.ledger import before  # times: shared with the ledger
+
+    services: dict[str, int] = {}
+    for d in entries:
+        services[str(d.get("service", ""))] = services.get(str(d.get("service", "")), 0) + 1
+    starts = [str(d.get("started", "")) for d in entries]
+    dated = [s for s in starts if s]
+    earliest = latest = dated[0] if dated else ""
+    for started in dated:
+        earliest = started if before(started, earliest) else earliest
+        latest = started if before(latest, started) else latest
+    return {"count": len(entries), "services": services, "first": min(starts, default=""), "last": max(starts, default=""),
+            "earliest": earliest, "latest": latest}
 
 
 def slo_hash(text: str) -> str:
@@ -372,32 +412,121 @@ class Records:
 
         return self.update_json(f"context.{context}", "events", [], labels, mutate)
 
-    def _index_name(self, project: str) -> tuple[str, dict[str, str]]:
-        """A known project's index, or the shared one (events naming no existing project)."""
+    # --- the deliveries index ----------------------------------------------------------------
+    # Laid out as an evaluation history is (see below): a *head* (``deliveries.<p>``, or
+    # ``deliveries`` for events naming no project) holds the newest entries under ``deliveries``
+    # and, under ``chunks``, which sealed *chunks* (``deliveries.<p>.<slot>``, kind
+    # ``deliveries-chunk``, so that a list of heads does not return them) hold the older ones:
+    # for each, which of its entries are live (``skip``: the first ones are not; ``after``: none
+    # started before it is) and what they are (``_index_ref``: count, per service, first and
+    # last start), so that a page skips chunks unread and a new delivery reads none. A new
+    # delivery is one compare-and-swap write of the head; when the head is full its oldest
+    # ``DELIVERIES_CHUNK`` are first copied into a free slot (the same content whoever writes
+    # it). A head written before chunks existed reads as it is and is split by its next write.
+    def _index_name(self, project: str) -> tuple[str, str, dict[str, str]]:
+        """A known project's index (head, the base of its chunks' names, labels), or the shared
+        one (events naming no existing project)."""
         if project and self.store.get(f"project.{project}") is not None:
-            return f"deliveries.{project}", {KIND: "deliveries", PROJECT: project}
-        return "deliveries", {KIND: "deliveries"}
+            return f"deliveries.{project}", f"deliveries.{project}", {KIND: "deliveries", PROJECT: project}
+        return "deliveries", SHARED_CHUNKS, {KIND: "deliveries"}
 
     def _index_delivery(self, context: str, project: str, service: str, started: str) -> None:
+        name, base, labels = self._index_name(project)
+        forgotten: list[dict[str, Any]] = []
+
+        def change(data: dict[str, str], _exists: bool) -> list[dict[str, Any]]:
+            head: list[dict[str, Any]] = json.loads(data.get("deliveries", "[]"))
+            index = json.loads(data.get("chunks", "{}"))
+            live: list[dict[str, Any]] = list(index.get("live", []))
+            forgotten.clear()
+            if any(d.get("context") == context for d in head) or any(  # a repeat: only a chunk of its start can hold it
+                    ref["first"] <= started <= ref["last"] and any(d.get("context") == context for d in self._index_chunk(base, ref))
+                    for ref in live):
+                return []
+            head.append({"context": context, "service": service, "started": started})
+            evicted: list[dict[str, Any]] = []  # a chunk's entries forgotten for its slot (none while the count bounds them)
+
+            def forget() -> None:
+                evicted.extend(self._index_chunk(base, live[0]))
+                forgotten.append(live.pop(0))
+
+            sealed = int(index.get("seq", 0))
+            while len(head) >= DELIVERIES_HEAD + DELIVERIES_CHUNK or (len(head) > 1 and _size(head) > RECORD_BUDGET // 2):
+                sealed += 1
+                taken = _taken(head, DELIVERIES_CHUNK, lambda d, _counted: _size(d))
+                entries = head[:taken]
+                self._write_chunk(base, {**labels, KIND: "deliveries-chunk"}, live, DELIVERY_SLOTS, sealed,
+                                  {"deliveries": json.dumps(entries, separators=(",", ":"), sort_keys=True)}, forget)
+                live[-1].update(_index_ref(entries), skip=0, after="")
+                del head[:taken]
+            dropped = evicted + self._retire_from_index(base, head, live, forgotten)
+            data["deliveries"] = json.dumps(head, separators=(",", ":"), sort_keys=True)
+            data["chunks"] = json.dumps({"seq": sealed, "live": live}, separators=(",", ":"), sort_keys=True)
+            return dropped
+
+        dropped = self.update_data(name, labels, change)
+        for ref in forgotten:  # their entries are retired; a slot taken since holds a newer chunk and stays
+            self._delete_chunk(base, ref)
+        for old in dropped:
+            self._retire_delivery(old["context"])
+
+    def _retire_from_index(self, base: str, head: list[dict[str, Any]], live: list[dict[str, Any]],
+                           forgotten: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Drop from the index (in place) the deliveries past ``DELIVERIES_LIMIT`` (the oldest) or
+        started ``DELIVERIES_MAX_AGE_S`` before the newest; the dropped entries. A chunk is read
+        only when some of its entries may go; a chunk left empty is ``forgotten``."""
         from sluice.core.ledger import after, before  # times: shared with the ledger
 
-        name, labels = self._index_name(project)
+        newest = ""
+        for started in [d["started"] for d in head if d.get("started")] + [r["latest"] for r in live if r.get("latest")]:
+            newest = started if not newest or before(newest, started) else newest
+        horizon = after(newest, -DELIVERIES_MAX_AGE_S) if newest else ""
 
-        def mutate(index: list[dict[str, Any]]) -> list[str]:
-            if any(d.get("context") == context for d in index):
-                return []
-            index.append({"context": context, "service": service, "started": started})
-            newest = max((d["started"] for d in index if d.get("started")), default="")
-            horizon = after(newest, -DELIVERIES_MAX_AGE_S) if newest else ""
-            dropped = [
-                d for i, d in enumerate(index)
-                if i < len(index) - DELIVERIES_LIMIT or (horizon and d.get("started") and before(d["started"], horizon))
-            ]
-            index[:] = [d for d in index if d not in dropped]
-            return [d["context"] for d in dropped]
+        def old(started: object) -> bool:
+            return bool(horizon and started and before(str(started), horizon))
 
-        for old in self.update_json(name, "deliveries", [], labels, mutate):
-            self._retire_delivery(old)
+        excess = len(head) + sum(ref["count"] for ref in live) - DELIVERIES_LIMIT
+        dropped: list[dict[str, Any]] = []
+        for ref in list(live):
+            if excess <= 0 and not old(ref.get("earliest")):
+                continue
+            entries = self._index_chunk(base, ref, positions=True)
+            going = [(i, d) for n, (i, d) in enumerate(entries) if n < excess or old(d.get("started"))]
+            if excess > 0 and entries:
+                ref["skip"] = entries[min(excess, len(entries)) - 1][0] + 1
+            if any(old(d.get("started")) for _, d in going):
+                ref["after"] = horizon
+            excess -= min(max(excess, 0), len(entries))
+            if len(going) == len(entries):
+                forgotten.append(ref)
+                live.remove(ref)
+            elif going:
+                ref.update(_index_ref([d for i, d in entries if (i, d) not in going]))
+            dropped += [d for _, d in going]
+        going_head = [d for i, d in enumerate(head) if i < excess or old(d.get("started"))]
+        head[:] = [d for d in head if d not in going_head]
+        return dropped + going_head
+
+    def _index_chunk(self, base: str, ref: Mapping[str, Any], positions: bool = False) -> list[Any]:
+        """The live entries of one sealed chunk of an index (oldest first); with ``positions``,
+        as (position in the chunk, entry)."""
+        from sluice.core.ledger import before  # times: shared with the ledger
+
+        record = self._sealed(base, ref)
+        entries = json.loads(record.data.get("deliveries", "[]")) if record is not None else []
+        horizon = str(ref.get("after", ""))
+        found = [(i, d) for i, d in enumerate(entries) if i >= int(ref.get("skip", 0))
+                 and not (horizon and d.get("started") and before(str(d["started"]), horizon))]
+        return found if positions else [d for _, d in found]
+
+    def _delete_chunk(self, base: str, ref: Mapping[str, Any]) -> None:
+        """Delete a forgotten chunk, unless its slot holds another one by now."""
+        try:
+            record = self._sealed(base, ref, warn=False)
+            if record is not None:
+                self.store.delete(record.name, record.resource_version)
+        except SluiceError as err:  # a later seal overwrites the slot anyway
+            log.warning("could not delete the forgotten chunk %s.%s: %s", base, ref["slot"], err)
 
     def _retire_delivery(self, context: str) -> None:
         """An old delivery's log leaves the store (to the archive first, when there is one)."""
@@ -412,17 +541,59 @@ class Records:
         return list(self.read_json(f"context.{context}", "events", []))
 
     def contexts(self, project: str = "", service: str = "", limit: int | None = None) -> list[str]:
-        """Recent deliveries of ``project`` (optionally of one service), oldest first, from the
-        project's index: one read, whatever the length of history. ``limit``: the newest N.
-        Without ``project``: of every project, from all the indexes (one list: one index per
-        project and the one of events that named none), by start time."""
-        if not project:
-            index = [d for r in self.store.list({KIND: "deliveries"}) for d in json.loads(r.data.get("deliveries", "[]"))]
-            index.sort(key=lambda d: str(d.get("started", "")))
+        """Recent deliveries of ``project`` (optionally of one service), oldest first; ``limit``:
+        the newest N. Without ``project``: of every project (and of events naming none), by start time."""
+        return list(reversed(self.context_page(project, service, limit)[0]))
+
+    def context_page(self, project: str = "", service: str = "", limit: int | None = None,
+                     offset: int = 0) -> tuple[list[str], int]:
+        """The ``limit`` newest deliveries (all without a limit) after skipping the ``offset``
+        newest, newest first, and how many the index holds (of ``service`` when given). Reads the
+        index's head and only the sealed chunks that hold what is shown (see the block comment
+        above); without ``project``, one list of every index's head, and chunks only when the
+        heads hold too few."""
+        wanted = offset + limit if limit else None
+
+        def count(ref: Mapping[str, Any]) -> int:
+            return int(ref["services"].get(service, 0)) if service else int(ref["count"])
+
+        def matches(d: Mapping[str, Any]) -> bool:
+            return not service or d.get("service") == service
+
+        if project:
+            record = self.store.get(f"deliveries.{project}")
+            heads = [record] if record is not None else []
         else:
-            index = self.read_json(f"deliveries.{project}", "deliveries", [])
-        found = [d["context"] for d in index if not service or d.get("service") == service]
-        return found[-limit:] if limit else found
+            heads = list(self.store.list({KIND: "deliveries"}))
+        # (start, record, chunk, position): the order of the logical index, sorted by start across indexes
+        found: list[tuple[str, str, int, int, str]] = []
+        unread: list[tuple[str, str, int, str, dict[str, Any]]] = []  # (its last start, record, chunk, base, ref)
+        total = 0
+        for record in heads:
+            base = record.name if record.name != "deliveries" else SHARED_CHUNKS
+            live = list(json.loads(record.data.get("chunks", "{}")).get("live", []))
+            head = [d for d in json.loads(record.data.get("deliveries", "[]")) if matches(d)]
+            found += [(str(d.get("started", "")), record.name, len(live), i, str(d["context"])) for i, d in enumerate(head)]
+            unread += [(str(ref["last"]), record.name, n, base, ref) for n, ref in enumerate(live) if count(ref)]
+            total += len(head) + sum(count(ref) for ref in live)
+        if project:  # one index: its own order, the newest chunk first; chunks before the page are skipped unread
+            newest_first = [c for *_, c in reversed(found)]
+            for *_, base, ref in reversed(unread):
+                if wanted is not None and len(newest_first) >= wanted:
+                    break
+                if wanted is not None and len(newest_first) + count(ref) <= offset:
+                    newest_first += [""] * count(ref)
+                    continue
+                newest_first += [str(d["context"]) for d in reversed(self._index_chunk(base, ref)) if matches(d)]
+            return newest_first[offset:wanted], total
+        unread.sort(key=lambda u: u[:3])
+        while unread:  # the chunk that may rank highest next, while it may hold one of the newest ``wanted``
+            if wanted is not None and len(found) >= wanted and unread[-1][:3] < sorted(found)[-wanted][:3]:
+                break
+            _last, name, n, base, ref = unread.pop()
+            found += [(str(d.get("started", "")), name, n, i, str(d["context"]))
+                      for i, d in enumerate(self._index_chunk(base, ref)) if matches(d)]
+        return [c for *_, c in sorted(found, reverse=True)][offset:wanted], total
 
     def append_dead_letter(self, letter: Mapping[str, Any]) -> bool:
         """Keep a dead-lettered delivery (bounded; the newest stay); False when already kept."""
@@ -461,9 +632,8 @@ class Records:
 
     def _chunk(self, project: str, stage: str, service: str, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The live entries of one sealed chunk (oldest first); none when the slot holds another chunk."""
-        record = self.store.get(f"evaluations.{project}.{stage}.{service}.{ref['slot']}")
-        if record is None or record.data.get("seq") != str(ref["seq"]):
-            log.warning("evaluation history of %s/%s/%s: chunk %s is missing", project, stage, service, ref)
+        record = self._sealed(f"evaluations.{project}.{stage}.{service}", ref)
+        if record is None:
             return []
         live = set(ref["ids"])
         entries = _with_slo(json.loads(record.data.get("history", "[]")), json.loads(record.data.get("slos", "{}")))
@@ -580,24 +750,38 @@ class Records:
             counted.add(entry.get("slo_hash"))
             return _size(entry) + len(text)
 
-        counted: set[Any] = set()
-        taken, size = 1, cost(history[0], counted)
-        while taken < min(HISTORY_CHUNK, len(history) - 1) and size + cost(history[taken], set(counted)) <= RECORD_BUDGET // 2:
-            size += cost(history[taken], counted)
-            taken += 1
-        used = {ref["slot"] for ref in chunks}
-        while len(used) >= CHUNK_SLOTS:
-            self._forget_chunk(name, prefix, chunks)
-            used = {ref["slot"] for ref in chunks}
-        slot = min(set(range(CHUNK_SLOTS)) - used)
+        taken = _taken(history, HISTORY_CHUNK, cost)
         entries = history[:taken]
         own = {str(e.get("slo_hash")): slos.get(str(e.get("slo_hash")), "") for e in entries}
-        data = {"seq": str(seq), "history": json.dumps(entries, separators=(",", ":"), sort_keys=True),
+        data = {"history": json.dumps(entries, separators=(",", ":"), sort_keys=True),
                 "slos": json.dumps(own, separators=(",", ":"), sort_keys=True)}
-        chunk_labels = {**labels, KIND: "evaluations-chunk"}
-        cas_update(self.store, f"{name}.{slot}", lambda record: newer_chunk(record, f"{name}.{slot}", data, chunk_labels, seq))
-        chunks.append({"slot": slot, "seq": seq, "ids": [e.get("id") for e in entries]})
+        self._write_chunk(name, {**labels, KIND: "evaluations-chunk"}, chunks, CHUNK_SLOTS, seq, data,
+                          lambda: self._forget_chunk(name, prefix, chunks))
+        chunks[-1]["ids"] = [e.get("id") for e in entries]
         return taken
+
+    def _write_chunk(self, base: str, labels: Mapping[str, str], chunks: list[dict[str, Any]], slots: int, seq: int,
+                     data: Mapping[str, str], forget: Callable[[], None]) -> None:
+        """Write ``data`` as sealed chunk ``seq`` into the lowest free of ``slots`` slots
+        (``<base>.<slot>``; ``forget`` frees one, the oldest, while none is free) and add its
+        reference (slot, seq) to ``chunks``. A slot only takes a newer chunk (``newer_chunk``)."""
+        used = {ref["slot"] for ref in chunks}
+        while len(used) >= slots:
+            forget()
+            used = {ref["slot"] for ref in chunks}
+        slot = min(set(range(slots)) - used)
+        name, content = f"{base}.{slot}", {"seq": str(seq), **data}
+        cas_update(self.store, name, lambda record: newer_chunk(record, name, content, labels, seq))
+        chunks.append({"slot": slot, "seq": seq})
+
+    def _sealed(self, base: str, ref: Mapping[str, Any], warn: bool = True) -> Record | None:
+        """The sealed chunk ``ref`` names (``<base>.<slot>``), or None when the slot holds another one."""
+        record = self.store.get(f"{base}.{ref['slot']}")
+        if record is None or record.data.get("seq") != str(ref["seq"]):
+            if warn:
+                log.warning("%s: sealed chunk %s is missing", base, ref)
+            return None
+        return record
 
     def _trim_history(self, name: str, prefix: str, history: list[dict[str, Any]], slos: Mapping[str, str],
                       chunks: list[dict[str, Any]]) -> None:
@@ -621,8 +805,8 @@ class Records:
         """Entries ``ids`` of a chunk leave the store: to the archive first, when there is one."""
         if self.archive is None or not ids:
             return
-        record = self.store.get(f"{name}.{ref['slot']}")
-        if record is None or record.data.get("seq") != str(ref["seq"]):
+        record = self._sealed(name, ref, warn=False)
+        if record is None:
             return
         entries = _with_slo(json.loads(record.data.get("history", "[]")), json.loads(record.data.get("slos", "{}")))
         for entry in entries:
