@@ -215,11 +215,17 @@ def test_every_accepted_event_ends_despite_a_crash_at_any_point(
             if calls[0] >= crash_after or not first._tasks:
                 break
             await asyncio.sleep(0.001)
-        for task in list(first._tasks):  # SIGKILL: nothing more runs, nothing buffered is written
-            task.cancel()
-        await asyncio.gather(*first._tasks, return_exceptions=True)
         assert first.journal is not None
-        os.close(first.journal._fd)
+        flusher = first.journal._flusher  # the journal's writer is a task of its own: it dies too
+        for task in [*first._tasks, *([flusher] if flusher is not None else [])]:  # SIGKILL: nothing more runs,
+            task.cancel()                                                          # nothing buffered is written
+        # A write already handed to a thread finishes (a killed process may have made that write
+        # call too) or goes nowhere: the fd is pointed at /dev/null, not closed, so that its number
+        # is not reused by the restarted broker's journal while that thread may still write to it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, first.journal._fd)
+        os.close(devnull)
+        await asyncio.gather(*first._tasks, *([flusher] if flusher is not None else []), return_exceptions=True)
         await first.client.aclose()
         phase[0] = 2
 
@@ -233,6 +239,7 @@ def test_every_accepted_event_ends_despite_a_crash_at_any_point(
         assert not second._tasks, "deliveries still running after the restart"
         assert second.journal is not None and second.journal.open_entries == 0
         await second.close()
+        os.close(first.journal._fd)
 
     asyncio.run(run())
     dead = {(r["trigger"], r["event"]["id"]) for r in read_jsonl(dead_path)}
