@@ -66,6 +66,22 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
     "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS),
 }
 
+#: function → the event payload classes (``sluice.core.payloads.*``, created on first use) it may
+#: have loaded by its first answer: those its event, its replies and its service's code name.
+PAYLOADS_USED: dict[str, set[str]] = {
+    "deploy": {"configuration_change", "deployment_finished", "done", "ping"},
+    "test": {"deployment_finished", "tests_finished", "ping"},
+    "evaluate": {"start_evaluation", "get_sli", "get_sli_done", "evaluation_done", "tests_finished", "ping"},
+    "sli": {"get_sli", "get_sli_done"},
+    "gatekeeper": {"evaluation_done", "configuration_change", "deployment_finished", "done", "ping",
+                   "approval_triggered", "approval_finished", "approval_rejected"},
+    "eventlog": {"done", "configuration_change", "deployment_finished", "tests_finished", "evaluation_done",
+                 "get_sli_done", "approval_triggered"},
+    "intake": {"configuration_change"},
+    "bridge": {"approval_finished"},
+}
+PAYLOAD_PREFIX = "sluice.core.payloads."
+
 CHILD = r"""
 import json, os, sys
 from functions_framework import create_app
@@ -135,3 +151,5 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     loaded = set(answer["modules"])
     assert "sluice.core.events" in loaded or function == "bridge"  # it did handle the event
     assert [m for m in (*unneeded, *CLUSTER) if m in loaded] == []
+    payloads = {m.removeprefix(PAYLOAD_PREFIX) for m in loaded if m.startswith(PAYLOAD_PREFIX)}
+    assert payloads - PAYLOADS_USED[function] == set(), "payload classes its first event does not need"
