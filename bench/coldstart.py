@@ -27,12 +27,14 @@ Three measures, each as absolute median and as per-pair ratio:
   ``/proc/<pid>/task/<tid>/schedstat`` in nanoseconds; from ``/proc/<pid>/stat`` in clock ticks
   where schedstat is missing; Linux only).
 
-``--against DIR`` also times another checkout's functions (DIR/functions/main.py served by
-DIR/.venv's ``functions-framework``, cwd DIR) in the same rounds: each round's hello is then
-paired with both, so before and after are measured under the same load.
+``--against DIR`` also times another checkout's functions (DIR/functions served by DIR/.venv's
+``functions-framework``, cwd DIR) in the same rounds: each round's hello is then paired with
+both, so before and after are measured under the same load. Every checkout's ``functions/`` runs
+from a copy in a temporary directory (nothing is written into a checkout); the unmeasured first
+start of each target compiles its bytecode there, unless ``--no-bytecode``.
 
-``--no-bytecode`` runs the functions from a copy of ``functions/`` without ``__pycache__`` and with
-``PYTHONDONTWRITEBYTECODE=1`` (for the hello too): what an image without compiled bytecode paid on
+``--no-bytecode`` runs the functions with ``PYTHONDONTWRITEBYTECODE=1`` (the hello too), so their
+copy never gets a ``__pycache__``: what an image without compiled bytecode paid on
 every cold start (the Dockerfile compiles it now).
 
 ``--imports`` also runs each target once with ``-X importtime`` and prints the ten slowest
@@ -333,12 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.against:
             other = args.against.resolve()
             trees.append(Tree(other, str(other / ".venv" / "bin" / "python"), f" ({other.name})"))
+        # Every tree's functions run from a copy of its ``functions/`` (so nothing is written into a
+        # checkout, and each starts without stale bytecode); ``main.py`` puts the copy first on sys.path.
+        for n, tree in enumerate(trees):
+            copy = Path(tmp) / f"functions{n}"
+            shutil.copytree(tree.main_py.parent, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            tree.main_py = copy / "main.py"
         if args.no_bytecode:
             env["PYTHONDONTWRITEBYTECODE"] = "1"
-            for n, tree in enumerate(trees):
-                copy = Path(tmp) / f"functions{n}"
-                shutil.copytree(tree.main_py.parent, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-                tree.main_py = copy / "main.py"
 
         def spawn(target: str, tree: Tree | None, importtime: bool = False) -> Spawn:
             if tree is None:  # the hello: this checkout's framework, the same options and environment
