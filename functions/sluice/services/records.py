@@ -34,7 +34,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sluice.core.workload import UserWorkload
 from sluice.errors import NotFoundError, SluiceError, TooLargeError, ValidationError
 from sluice.ports.archive import Archive
 from sluice.ports.state import Record, StateStore
@@ -42,6 +41,7 @@ from sluice.services.state import cas_update
 
 if TYPE_CHECKING:
     from sluice.core.shipyard import Shipyard
+    from sluice.core.workload import UserWorkload
 
 R = TypeVar("R")
 log = logging.getLogger("sluice.records")
@@ -338,6 +338,8 @@ class Records:
         record = self.store.get(f"workload.{project}.{stage}.{service}")
         if record is None or "objects" not in record.data:
             return None
+        from sluice.core.workload import UserWorkload  # only here: most events read no workload
+
         objects = json.loads(record.data["objects"])
         return UserWorkload(record.data.get("source", "workload"), tuple(objects), record.data.get("digest", ""))
 
