@@ -35,6 +35,8 @@ YAML_AND_SCORING = ("yaml", "sluice.services.documents", "sluice.core.slo", "slu
 #: The scoring rules: the evaluate function reads the SLO on a start-evaluation, and scores only
 #: when the SLIs are back.
 SCORING = ("sluice.core.scoring",)
+#: The YAML parser alone: the evaluate function reads the SLO stored parsed beside its text.
+YAML = ("yaml", "sluice.services.yamldoc")
 #: The shipyard parser: only a function that reads a project's shipyard loads it (the strategies
 #: an event names are enums of their own, ``sluice.core.strategies``).
 SHIPYARD = ("sluice.core.shipyard",)
@@ -56,7 +58,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
              {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
              YAML_AND_SCORING + SHIPYARD),
     "evaluate": ("sh.keptn.event.start-evaluation", {**SCOPE, "stage": "staging", "start": START, "end": END},
-                 SCORING + TEST_SPECS),
+                 YAML + SCORING + TEST_SPECS),
     "sli": ("sh.keptn.internal.event.get-sli",
             {**SCOPE, "stage": "staging", "sliProvider": "builtin", "start": START, "end": END,
              "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
