@@ -1,6 +1,6 @@
 """Cold start of every Sluice function beside a bare functions-framework hello, in the same run.
 
-    .venv/bin/python bench/coldstart.py [--rounds 15] [--only deploy ...] [--imports] [--no-bytecode]
+    .venv/bin/python bench/coldstart.py [--rounds 40] [--only deploy ...] [--imports] [--no-bytecode]
     .venv/bin/python bench/coldstart.py --against /path/to/other/checkout   # before/after, same run
 
 What is timed: from the spawn of ``functions-framework`` to the first answer to a real event — the
@@ -312,7 +312,7 @@ def report(rows: dict[str, list[tuple[Spawn, Spawn]]], aim: float) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="cold start of each function beside a bare hello")
-    parser.add_argument("--rounds", type=int, default=15, help="pairs (hello, function) per function")
+    parser.add_argument("--rounds", type=int, default=40, help="pairs (hello, function) per function")
     parser.add_argument("--imports", action="store_true", help="also print each target's slowest imports")
     parser.add_argument("--only", nargs="*", default=None, help="only these targets (and the hello)")
     parser.add_argument("--no-bytecode", action="store_true", help="functions without compiled bytecode")
