@@ -37,6 +37,13 @@ start of each target compiles its bytecode there, unless ``--no-bytecode``.
 copy never gets a ``__pycache__``: what an image without compiled bytecode paid on
 every cold start (the Dockerfile compiles it now).
 
+``--instructions`` also counts, with valgrind (``cachegrind``; skipped when valgrind is missing),
+the instructions one Python process executes to import the framework, load the target and answer
+its first event (``functions_framework.create_app`` and a test client: no gunicorn, no sockets),
+from a fresh copy of the state each time: a figure that does not move with the machine's load
+(PYTHONHASHSEED=0; repeated runs agree within 0.01 %). It is a proxy — instructions are not
+time — printed beside the hello's count.
+
 ``--imports`` also runs each target once with ``-X importtime`` and prints the ten slowest
 top-level imports it made by its first answer (``python -X importtime`` is how to find what a
 function loads but does not need).
@@ -264,6 +271,33 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
+INSTRUCTIONS_CHILD = r"""
+import json, os, sys
+from functions_framework import create_app
+
+app = create_app(os.environ["BENCH_TARGET"], os.environ["BENCH_SOURCE"])
+method, path, headers, body = json.loads(os.environ["BENCH_REQUEST"])
+answer = app.test_client().open(path, method=method, headers=headers, data=body.encode("latin-1"))
+print(answer.status_code)
+"""
+
+
+def instructions(target: str, source: Path, env: dict[str, str], request: tuple[str, str, dict[str, str], bytes],
+                 python: str, cwd: Path) -> tuple[float, int]:
+    """Millions of instructions (valgrind cachegrind) one process runs to answer ``target``'s first
+    event through ``create_app`` (see the module's doc), and the status of the answer."""
+    method, path, headers, body = request
+    child_env = {**env, "PYTHONHASHSEED": "0", "BENCH_TARGET": target, "BENCH_SOURCE": str(source),
+                 "BENCH_REQUEST": json.dumps([method, path, headers, body.decode("latin-1")])}
+    out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                          python, "-c", INSTRUCTIONS_CHILD], env=child_env, cwd=cwd, capture_output=True, text=True,
+                         timeout=600)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if out.returncode != 0 or found is None:
+        raise SystemExit(f"{target} under valgrind failed:\n{out.stderr[-1500:]}")
+    return int(found.group(1).replace(",", "")) / 1e6, int(out.stdout.split()[-1])
+
+
 def top_imports(stderr: str, n: int = 10) -> list[tuple[int, str]]:
     """The slowest top-level imports (cumulative µs) in ``-X importtime`` output."""
     rows = []
@@ -314,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="cold start of each function beside a bare hello")
     parser.add_argument("--rounds", type=int, default=40, help="pairs (hello, function) per function")
     parser.add_argument("--imports", action="store_true", help="also print each target's slowest imports")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each target's instructions to its first answer in one process (valgrind)")
     parser.add_argument("--only", nargs="*", default=None, help="only these targets (and the hello)")
     parser.add_argument("--no-bytecode", action="store_true", help="functions without compiled bytecode")
     parser.add_argument("--against", type=Path, default=None,
@@ -326,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         state_dir = Path(tmp) / "state"
         prepare(state_dir)
+        pristine = Path(tmp) / "pristine"  # the onboarded project before any event, for --instructions
+        shutil.copytree(state_dir, pristine)
         hello = Path(tmp) / "hello.py"
         hello.write_text(HELLO)
         env = {**os.environ, "SLUICE_STATE_DIR": str(state_dir), "SLUICE_BACKEND": "noop",
@@ -376,6 +414,27 @@ def main(argv: list[str] | None = None) -> int:
               f"bytecode {'off (PYTHONDONTWRITEBYTECODE=1, no __pycache__)' if args.no_bytecode else 'compiled'}")
         for line in report(rows, 1.15):
             print(line)
+        if args.instructions and shutil.which("valgrind") is None:
+            print("\n--instructions: valgrind is not installed (apt-get install valgrind); skipped")
+        elif args.instructions:
+            print("\ninstructions to import the framework, load the target and answer its first event in one process "
+                  "(valgrind cachegrind, millions; no gunicorn; fresh state each)")
+            counted: dict[str, float] = {}
+            for target in ["hello", *targets]:
+                for which in [None] if target == "hello" else trees:
+                    fresh = Path(tmp) / "counted"
+                    shutil.rmtree(fresh, ignore_errors=True)
+                    shutil.copytree(pristine, fresh)
+                    counted_env = {**env, "SLUICE_STATE_DIR": str(fresh), "PYTHONDONTWRITEBYTECODE": "1"}
+                    if which is None:
+                        mi, status = instructions("hello", hello, counted_env, requests["hello"], sys.executable, ROOT)
+                    else:
+                        mi, status = instructions(target, which.main_py, counted_env, requests[target], which.python,
+                                                  which.root)
+                    name = f"{target}{which.label if which else ''}"
+                    counted[name] = mi
+                    extra = f"   +{mi - counted['hello']:>6.0f} over the hello" if which else ""
+                    print(f"   {name:<17} {mi:>8.0f} Mi {mi / counted['hello']:>6.2f}×{extra}   status {status}")
         if args.imports:
             for target in targets:
                 for tree in trees:
