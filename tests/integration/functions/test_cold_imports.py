@@ -42,7 +42,7 @@ YAML = ("yaml", "sluice.services.yamldoc")
 SHIPYARD = ("sluice.core.shipyard",)
 #: The test-spec rules: only the test function (and the test worker) reads test specs.
 TEST_SPECS = ("sluice.core.testspec",)
-#: The canary rules: only a canary stage's run, and the gatekeeper (which steers canaries), load them.
+#: The canary rules: only a canary stage's run loads them.
 CANARY = ("sluice.core.canary",)
 #: The workload rules: only an event that reads or renders a service's workload loads them.
 WORKLOAD = ("sluice.core.workload",)
@@ -156,7 +156,6 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     assert answer["status"] < 300, out.stderr[-3000:]
     loaded = set(answer["modules"])
     assert "sluice.core.events" in loaded or function == "bridge"  # it did handle the event
-    deferred = (*WORKLOAD, *(CANARY if function != "gatekeeper" else ()))
-    assert [m for m in (*unneeded, *deferred, *CLUSTER) if m in loaded] == []
+    assert [m for m in (*unneeded, *WORKLOAD, *CANARY, *CLUSTER) if m in loaded] == []
     payloads = {m.removeprefix(PAYLOAD_PREFIX) for m in loaded if m.startswith(PAYLOAD_PREFIX)}
     assert payloads - PAYLOADS_USED[function] == set(), "payload classes its first event does not need"
