@@ -1,26 +1,48 @@
 """Cold start of every Sluice function beside a bare functions-framework hello, in the same run.
 
-    .venv/bin/python bench/coldstart.py [--rounds 5] [--imports]
+    .venv/bin/python bench/coldstart.py [--rounds 40] [--only deploy ...] [--imports] [--no-bytecode]
+    .venv/bin/python bench/coldstart.py --against /path/to/other/checkout   # before/after, same run
 
-Each round spawns, in a shuffled order, a bare hello (``functions-framework`` serving a function
-that imports nothing and answers "hello") and every Sluice function target
-(``functions/main.py``), and times from the spawn to the first answer to a real event: the
+What is timed: from the spawn of ``functions-framework`` to the first answer to a real event — the
 event a broker would deliver to that function, against an onboarded ``sockshop`` project in a
 fresh local state directory (backend ``noop``: no sample service is started, so what is timed is
-the function, not a deployment). The figure is the median over the rounds; the ratio is to the
-hello's median. Aim: every function ≤ 1.15× the hello.
+the function, not a deployment). The reference is a bare hello (a function that imports nothing
+and answers "hello") served by the same ``functions-framework`` executable, with the same
+options, environment and bytecode state as the functions. Aim: every function ≤ 1.15× the hello.
 
-On a machine shared with other work the wall-clock figures measure the neighbours too, so each
-spawned process runs in a session of its own at ``nice -15`` when allowed (root; with the kernel's
-autogroups plain nice only counts inside a session), and the CPU time the whole process tree
-used (master and worker, through to its exit) is printed beside it: that figure does not depend
-on the machine's load. So is the CPU time the tree had used when the answer came (read from
-``/proc``, Linux only): what a cold start costs before the event is answered, without the
-framework's shutdown (about half of the hello's whole CPU time).
+How, on a machine shared with other work: each round spawns, for every function in a shuffled
+order, a *pair* — the hello and the function, back to back in a random order — so both run under
+the same load, and the ratio is taken per pair. The figure is the median of those per-pair ratios,
+printed with their interquartile range (``q1–q3``: half of the pairs lie inside it); the absolute
+medians are printed beside them. Each process runs in a session of its own at ``nice -15`` when
+allowed (root; with the kernel's autogroups plain nice only counts inside a session).
 
-``--no-bytecode`` runs the functions from a copy of ``functions/`` without ``__pycache__`` and with
-``PYTHONDONTWRITEBYTECODE=1``: what an image without compiled bytecode paid on every cold start
-(the Dockerfile compiles it now).
+Three measures, each as absolute median and as per-pair ratio:
+
+- ``wall``: spawn → first answer (what the aim names; on a loaded machine it measures the
+  neighbours too — the per-pair ratio cancels most of that, the spread shows what is left).
+- ``CPU``: the CPU time the whole process tree (master and worker) used through to its exit.
+- ``CPU to answer``: the CPU time the tree had used when the answer came, without the framework's
+  shutdown: what a cold start costs before the event is answered (read per thread from
+  ``/proc/<pid>/task/<tid>/schedstat`` in nanoseconds; from ``/proc/<pid>/stat`` in clock ticks
+  where schedstat is missing; Linux only).
+
+``--against DIR`` also times another checkout's functions (DIR/functions served by DIR/.venv's
+``functions-framework``, cwd DIR) in the same rounds: each round's hello is then paired with
+both, so before and after are measured under the same load. Every checkout's ``functions/`` runs
+from a copy in a temporary directory (nothing is written into a checkout); the unmeasured first
+start of each target compiles its bytecode there, unless ``--no-bytecode``.
+
+``--no-bytecode`` runs the functions with ``PYTHONDONTWRITEBYTECODE=1`` (the hello too), so their
+copy never gets a ``__pycache__``: what an image without compiled bytecode paid on
+every cold start (the Dockerfile compiles it now).
+
+``--instructions`` also counts, with valgrind (``cachegrind``; skipped when valgrind is missing),
+the instructions one Python process executes to import the framework, load the target and answer
+its first event (``functions_framework.create_app`` and a test client: no gunicorn, no sockets),
+from a fresh copy of the state each time: a figure that does not move with the machine's load
+(PYTHONHASHSEED=0; repeated runs agree within 0.01 %). It is a proxy — instructions are not
+time — printed beside the hello's count.
 
 ``--imports`` also runs each target once with ``-X importtime`` and prints the ten slowest
 top-level imports it made by its first answer (``python -X importtime`` is how to find what a
@@ -112,8 +134,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def framework() -> str:
-    beside = Path(sys.executable).with_name("functions-framework")
+def framework(python: str = sys.executable) -> str:
+    """The ``functions-framework`` executable beside ``python`` (a virtualenv's), else on PATH."""
+    beside = Path(python).with_name("functions-framework")
     return str(beside) if beside.exists() else (shutil.which("functions-framework") or "functions-framework")
 
 
@@ -138,11 +161,20 @@ def _children_cpu() -> float:
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of one process: the sum of its threads' schedstat (ns), else its stat (ticks)."""
+    try:
+        return sum(int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+                   for task in os.listdir(f"/proc/{pid}/task")) / 1e9
+    except (OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def tree_cpu(pid: int) -> float | None:
     """CPU seconds used so far by ``pid`` and its descendants (``/proc``; None elsewhere)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        used = (int(fields[11]) + int(fields[12])) / _TICK
+        used = _process_cpu(pid)
         for task in os.listdir(f"/proc/{pid}/task"):
             for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
                 used += tree_cpu(int(child)) or 0.0
@@ -151,19 +183,34 @@ def tree_cpu(pid: int) -> float | None:
         return None
 
 
+class Tree:
+    """A checkout whose functions are timed: its ``functions/main.py``, served by its virtualenv."""
+
+    def __init__(self, root: Path, python: str, label: str) -> None:
+        self.root, self.python, self.label = root, python, label
+        self.main_py = root / "functions" / "main.py"
+
+
+class Spawn:
+    """One cold start: seconds to the first answer, its status, stderr (with the answer's body when
+    it is not a success), the CPU seconds the tree used through to its exit, and those it had used
+    when the answer came (None without ``/proc``)."""
+
+    def __init__(self, wall: float, status: int, err: str, cpu: float, at_answer: float | None) -> None:
+        self.wall, self.status, self.err, self.cpu, self.at_answer = wall, status, err, cpu, at_answer
+
+
 def first_answer(target: str, source: Path, env: dict[str, str], request: tuple[str, str, dict[str, str], bytes],
-                 importtime: bool = False) -> tuple[float, int, str, float, float | None]:
-    """Spawn ``target``; seconds from the spawn to its first answer, the status, stderr (with the
-    answer's body when it is not a success), the CPU seconds its process tree used through to its
-    exit, and those it had used when the answer came (None without ``/proc``)."""
+                 python: str = sys.executable, cwd: Path = ROOT, importtime: bool = False) -> Spawn:
+    """Spawn ``target`` from ``source`` with ``python``'s functions-framework and time its first answer."""
     port = free_port()
-    cmd = [framework(), "--source", str(source), "--target", target, "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [framework(python), "--source", str(source), "--target", target, "--host", "127.0.0.1", "--port", str(port)]
     if importtime:
-        cmd = [sys.executable, "-X", "importtime", *cmd]
+        cmd = [python, "-X", "importtime", *cmd]
     method, path, headers, body = request
     cpu_before = _children_cpu()
     began = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=boosted)
     try:
         while True:
@@ -188,7 +235,7 @@ def first_answer(target: str, source: Path, env: dict[str, str], request: tuple[
             _, err = proc.communicate()
     if response.status_code >= 300:
         err = f"{err}\nanswer {response.status_code}: {response.text[:500]}"
-    return elapsed, response.status_code, err or "", _children_cpu() - cpu_before, at_answer
+    return Spawn(elapsed, response.status_code, err or "", _children_cpu() - cpu_before, at_answer)
 
 
 def prepare(state_dir: Path) -> None:
@@ -224,6 +271,33 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
+INSTRUCTIONS_CHILD = r"""
+import json, os, sys
+from functions_framework import create_app
+
+app = create_app(os.environ["BENCH_TARGET"], os.environ["BENCH_SOURCE"])
+method, path, headers, body = json.loads(os.environ["BENCH_REQUEST"])
+answer = app.test_client().open(path, method=method, headers=headers, data=body.encode("latin-1"))
+print(answer.status_code)
+"""
+
+
+def instructions(target: str, source: Path, env: dict[str, str], request: tuple[str, str, dict[str, str], bytes],
+                 python: str, cwd: Path) -> tuple[float, int]:
+    """Millions of instructions (valgrind cachegrind) one process runs to answer ``target``'s first
+    event through ``create_app`` (see the module's doc), and the status of the answer."""
+    method, path, headers, body = request
+    child_env = {**env, "PYTHONHASHSEED": "0", "BENCH_TARGET": target, "BENCH_SOURCE": str(source),
+                 "BENCH_REQUEST": json.dumps([method, path, headers, body.decode("latin-1")])}
+    out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                          python, "-c", INSTRUCTIONS_CHILD], env=child_env, cwd=cwd, capture_output=True, text=True,
+                         timeout=600)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if out.returncode != 0 or found is None:
+        raise SystemExit(f"{target} under valgrind failed:\n{out.stderr[-1500:]}")
+    return int(found.group(1).replace(",", "")) / 1e6, int(out.stdout.split()[-1])
+
+
 def top_imports(stderr: str, n: int = 10) -> list[tuple[int, str]]:
     """The slowest top-level imports (cumulative µs) in ``-X importtime`` output."""
     rows = []
@@ -234,12 +308,52 @@ def top_imports(stderr: str, n: int = 10) -> list[tuple[int, str]]:
     return sorted(rows, reverse=True)[:n]
 
 
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(q1, median, q3) of ``values``."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+MEASURES = (("wall", lambda s: s.wall), ("CPU", lambda s: s.cpu), ("CPU to answer", lambda s: s.at_answer))
+
+
+def report(rows: dict[str, list[tuple[Spawn, Spawn]]], aim: float) -> list[str]:
+    """One line per target: for each measure, the function's and its hellos' absolute medians (ms)
+    and the median per-pair ratio with its interquartile range."""
+    head = "".join(f"   {name + ' ms':>15} {'hello':>5} {'× hello (q1–q3)':<18}" for name, _ in MEASURES)
+    lines = [f"   {'target':<17}{head}  status"]
+    above = []
+    for target, pairs in rows.items():
+        cells, worst = [], 0.0
+        for _, get in MEASURES:
+            ok = [(get(f), get(h)) for h, f in pairs if get(f) is not None and get(h)]
+            if not ok:
+                cells.append(f"   {'—':>15} {'—':>5} {'—':<18}")
+                continue
+            q1, med, q3 = quartiles([f / h for f, h in ok])
+            worst = max(worst, med)
+            cells.append(f"   {statistics.median(f for f, _ in ok) * 1000:>15.0f} "
+                         f"{statistics.median(h for _, h in ok) * 1000:>5.0f} {f'{med:.2f}× ({q1:.2f}–{q3:.2f})':<18}")
+        statuses = ",".join(map(str, sorted({f.status for _, f in pairs})))
+        lines.append(f"   {target:<17}{''.join(cells)}  {statuses}" + (f"  above {aim}×" if worst > aim else ""))
+        if worst > aim:
+            above.append(target)
+    lines.append(f"   above {aim}× (median per-pair ratio, any measure): {', '.join(above) if above else 'none'}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="cold start of each function beside a bare hello")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=40, help="pairs (hello, function) per function")
     parser.add_argument("--imports", action="store_true", help="also print each target's slowest imports")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each target's instructions to its first answer in one process (valgrind)")
     parser.add_argument("--only", nargs="*", default=None, help="only these targets (and the hello)")
     parser.add_argument("--no-bytecode", action="store_true", help="functions without compiled bytecode")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another checkout (with its .venv) whose functions are timed in the same rounds")
     args = parser.parse_args(argv)
     requests = requests_for()
     targets = [t for t in requests if t != "hello" and (args.only is None or t in args.only)]
@@ -248,60 +362,86 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         state_dir = Path(tmp) / "state"
         prepare(state_dir)
+        pristine = Path(tmp) / "pristine"  # the onboarded project before any event, for --instructions
+        shutil.copytree(state_dir, pristine)
         hello = Path(tmp) / "hello.py"
         hello.write_text(HELLO)
         env = {**os.environ, "SLUICE_STATE_DIR": str(state_dir), "SLUICE_BACKEND": "noop",
                "SLUICE_BROKER_URL": f"http://127.0.0.1:{sink.server_address[1]}/sluice/default"}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        main_py = MAIN
+        trees = [Tree(ROOT, sys.executable, "")]
+        if args.against:
+            other = args.against.resolve()
+            trees.append(Tree(other, str(other / ".venv" / "bin" / "python"), f" ({other.name})"))
+        # Every tree's functions run from a copy of its ``functions/`` (so nothing is written into a
+        # checkout, and each starts without stale bytecode); ``main.py`` puts the copy first on sys.path.
+        for n, tree in enumerate(trees):
+            copy = Path(tmp) / f"functions{n}"
+            shutil.copytree(tree.main_py.parent, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            tree.main_py = copy / "main.py"
         if args.no_bytecode:
-            copy = Path(tmp) / "functions"
-            shutil.copytree(MAIN.parent, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            main_py = copy / "main.py"
             env["PYTHONDONTWRITEBYTECODE"] = "1"
+
+        def spawn(target: str, tree: Tree | None, importtime: bool = False) -> Spawn:
+            if tree is None:  # the hello: this checkout's framework, the same options and environment
+                return first_answer("hello", hello, env, requests["hello"], importtime=importtime)
+            return first_answer(target, tree.main_py, env, requests[target], tree.python, tree.root, importtime)
+
         # One unmeasured start of each, so every round finds the bytecode compiled and the files cached.
         for target in ["hello", *targets]:
-            _, status, err, _, _ = first_answer(target, hello if target == "hello" else main_py, env, requests[target])
-            if status >= 300:
-                print(f"{target}: answered {status} to its first event:\n{err[-1500:]}")
-        times: dict[str, list[float]] = {t: [] for t in ["hello", *targets]}
-        cpu: dict[str, list[float]] = {t: [] for t in times}
-        answer_cpu: dict[str, list[float]] = {t: [] for t in times}
-        statuses: dict[str, set[int]] = {t: set() for t in times}
+            for which in [None] if target == "hello" else trees:
+                first = spawn(target, which)
+                if first.status >= 300:
+                    print(f"{target}{which.label if which else ''}: answered {first.status} to its first event:\n"
+                          f"{first.err[-1500:]}")
+        rows: dict[str, list[tuple[Spawn, Spawn]]] = {f"{t}{tree.label}": [] for t in targets for tree in trees}
+        loads = []
+        began = time.perf_counter()
         for _ in range(args.rounds):
-            order = ["hello", *targets]
+            order = list(targets)
             random.shuffle(order)
             for target in order:
-                seconds, status, _, used, at_answer = first_answer(target, hello if target == "hello" else main_py, env,
-                                                        requests[target])
-                times[target].append(seconds)
-                cpu[target].append(used)
-                if at_answer is not None:
-                    answer_cpu[target].append(at_answer)
-                statuses[target].add(status)
-        floor = statistics.median(times["hello"])
-        cpu_floor = statistics.median(cpu["hello"])
-        print(f"cold start: spawn → first answer to a real event, median of {args.rounds} rounds, interleaved "
-              f"(load average {os.getloadavg()[0]:.1f}; spawned at nice {NICE} when root)")
-        answer_floor = statistics.median(answer_cpu["hello"]) if answer_cpu["hello"] else 0.0
-        print(f"   {'target':<11} {'wall ms':>8} {'min ms':>7} {'× hello':>8}   {'CPU ms':>7} {'× hello':>8}   "
-              f"{'CPU to answer':>13} {'× hello':>8}  status")
-        for target, values in times.items():
-            ratio = statistics.median(values) / floor
-            cpu_ratio = statistics.median(cpu[target]) / cpu_floor
-            answer_ratio = statistics.median(answer_cpu[target]) / answer_floor if answer_cpu[target] and answer_floor else 0.0
-            flag = "" if target == "hello" or max(ratio, cpu_ratio, answer_ratio) <= 1.15 else "  above 1.15×"
-            to_answer = (f"{statistics.median(answer_cpu[target]) * 1000:>13.0f} {answer_ratio:>7.2f}×"
-                         if answer_ratio else f"{'—':>13} {'—':>8}")
-            print(f"   {target:<11} {statistics.median(values) * 1000:>8.0f} {min(values) * 1000:>7.0f} {ratio:>7.2f}×   "
-                  f"{statistics.median(cpu[target]) * 1000:>7.0f} {cpu_ratio:>7.2f}×   {to_answer}  "
-                  f"{','.join(map(str, sorted(statuses[target])))}{flag}")
+                group: list[Tree | None] = [None, *trees]
+                random.shuffle(group)  # the hello and the function(s), back to back, in a random order
+                spawned = {id(tree): spawn(target, tree) for tree in group}
+                for tree in trees:
+                    rows[f"{target}{tree.label}"].append((spawned[id(None)], spawned[id(tree)]))
+            loads.append(os.getloadavg()[0])
+        print(f"cold start: spawn → first answer to a real event; {args.rounds} pairs (hello, function) per function,"
+              f" back to back in a random order; ratio = median of the per-pair ratios (q1–q3)")
+        print(f"   load average {min(loads):.1f}–{max(loads):.1f} over {time.perf_counter() - began:.0f} s "
+              f"({os.cpu_count()} CPUs); spawned at nice {NICE} when root; "
+              f"bytecode {'off (PYTHONDONTWRITEBYTECODE=1, no __pycache__)' if args.no_bytecode else 'compiled'}")
+        for line in report(rows, 1.15):
+            print(line)
+        if args.instructions and shutil.which("valgrind") is None:
+            print("\n--instructions: valgrind is not installed (apt-get install valgrind); skipped")
+        elif args.instructions:
+            print("\ninstructions to import the framework, load the target and answer its first event in one process "
+                  "(valgrind cachegrind, millions; no gunicorn; fresh state each)")
+            counted: dict[str, float] = {}
+            for target in ["hello", *targets]:
+                for which in [None] if target == "hello" else trees:
+                    fresh = Path(tmp) / "counted"
+                    shutil.rmtree(fresh, ignore_errors=True)
+                    shutil.copytree(pristine, fresh)
+                    counted_env = {**env, "SLUICE_STATE_DIR": str(fresh), "PYTHONDONTWRITEBYTECODE": "1"}
+                    if which is None:
+                        mi, status = instructions("hello", hello, counted_env, requests["hello"], sys.executable, ROOT)
+                    else:
+                        mi, status = instructions(target, which.main_py, counted_env, requests[target], which.python,
+                                                  which.root)
+                    name = f"{target}{which.label if which else ''}"
+                    counted[name] = mi
+                    extra = f"   +{mi - counted['hello']:>6.0f} over the hello" if which else ""
+                    print(f"   {name:<17} {mi:>8.0f} Mi {mi / counted['hello']:>6.2f}×{extra}   status {status}")
         if args.imports:
             for target in targets:
-                _, _, err, _, _ = first_answer(target, main_py, env, requests[target], importtime=True)
-                print(f"\n{target}: slowest top-level imports by its first answer (cumulative ms)")
-                for micros, name in top_imports(err):
-                    print(f"   {micros / 1000:>7.1f}  {name}")
+                for tree in trees:
+                    err = spawn(target, tree, importtime=True).err
+                    print(f"\n{target}{tree.label}: slowest top-level imports by its first answer (cumulative ms)")
+                    for micros, name in top_imports(err):
+                        print(f"   {micros / 1000:>7.1f}  {name}")
     sink.shutdown()
     return 0
 

@@ -13,7 +13,8 @@ from typing import Any
 from sluice.cli import common
 from sluice.core.validation import cluster_name_problems, dns_label_problem
 from sluice.errors import ValidationError
-from sluice.services.documents import load_document, load_slo
+from sluice.services.documents import load_slo
+from sluice.services.yamldoc import load_document
 
 
 def register(subparsers: Any) -> None:

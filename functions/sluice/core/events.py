@@ -10,13 +10,13 @@ delivery produces byte-identical replies; times are passed in by the caller.
 
 from __future__ import annotations
 
+import importlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from sluice.core.deployment import Slot
 from sluice.core.strategies import DeploymentStrategy, TestStrategy
 from sluice.core.validation import (
     Check,
@@ -24,11 +24,24 @@ from sluice.core.validation import (
     Reader,
     context_id,
     dns_label_problem,
-    image_problem,
     rfc3339_problem,
 )
 from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
+
+if TYPE_CHECKING:
+    from sluice.core.payloads.approval_finished import ApprovalFinished as ApprovalFinished
+    from sluice.core.payloads.approval_rejected import ApprovalRejected as ApprovalRejected
+    from sluice.core.payloads.approval_triggered import ApprovalTriggered as ApprovalTriggered
+    from sluice.core.payloads.configuration_change import ConfigurationChange as ConfigurationChange
+    from sluice.core.payloads.deployment_finished import DeploymentFinished as DeploymentFinished
+    from sluice.core.payloads.done import Done as Done
+    from sluice.core.payloads.evaluation_done import EvaluationDone as EvaluationDone
+    from sluice.core.payloads.get_sli import GetSli as GetSli
+    from sluice.core.payloads.get_sli_done import GetSliDone as GetSliDone
+    from sluice.core.payloads.ping import Ping as Ping
+    from sluice.core.payloads.start_evaluation import StartEvaluation as StartEvaluation
+    from sluice.core.payloads.tests_finished import TestsFinished as TestsFinished
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -288,179 +301,79 @@ class Staged(Scoped):
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ConfigurationChange(Scoped):
-    """Deploy ``image`` to a stage (``set``), or ``promote`` / ``discard`` its candidate.
+# --- the payload classes: one module each (``sluice.core.payloads``), created on first use ------
+#
+# ``from sluice.core.events import Done`` works as if they were defined here (module ``__getattr__``,
+# PEP 562), and so does ``PAYLOADS[EventType.DONE]``: a function's cold start compiles the dataclass
+# methods of the payloads its first event needs, not of all of them.
 
-    ``stage`` may be empty for a new artifact: the first stage of the shipyard is meant.
-    """
-
-    TYPE: ClassVar[EventType] = EventType.CONFIGURATION_CHANGE
-    stage: str = _f("stage", "", read=_opt_label)
-    image: str = _f("valuesCanary.image", "", read=_checked(image_problem, optional=True))
-    action: CanaryAction = _f("canary.action", CanaryAction.SET, read=_enum(CanaryAction))
-    value: int = _f("canary.value", 100, read=_percent)
-    #: Who approved a held promote / discard (empty when the gate decided on its own).
-    approver: str = _f("approver", "")
-
-    @classmethod
-    def _extra_problems(cls, values: Mapping[str, Any]) -> list[str]:
-        if values.get("action", CanaryAction.SET) is CanaryAction.SET and not values.get("image"):
-            return ["valuesCanary.image: required when canary.action is 'set', missing"]
-        return []
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeploymentFinished(Staged):
-    """The candidate is reachable at ``deploymentURILocal`` — or the deployment failed."""
-
-    TYPE: ClassVar[EventType] = EventType.DEPLOYMENT_FINISHED
-    deploymentURILocal: str = _f("deploymentURILocal", "")
-    deploymentURIPublic: str = _f("deploymentURIPublic", "")
-    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
-    message: str = _f("message", "")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TestsFinished(Staged):
-    """The test window and its result.
-
-    ``inconclusive`` (Sluice extension, ``sluice.inconclusive`` on the wire; absent in Keptn's
-    events and in older ones, which read as ``""``): why the tests' measurement cannot be trusted
-    although they did not fail — e.g. the load generator fell behind its schedule on a starved
-    machine. ``result`` stays Keptn's pass/fail; the evaluation becomes inconclusive with this reason.
-    ``lag_ms`` (``sluice.lag_ms``): the generator's worst stall, the most any latency it measured
-    is over-stated by (0: not known).
-    """
-
-    __test__ = False  # not a pytest test class
-    TYPE: ClassVar[EventType] = EventType.TESTS_FINISHED
-    start: str = _f("start", read=_time)
-    end: str = _f("end", read=_time)
-    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
-    message: str = _f("message", "")
-    inconclusive: str = _f("sluice.inconclusive", "")
-    lag_ms: float = _f("sluice.lag_ms", 0.0, read=_lag)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        if not self.inconclusive:
-            del out["sluice"]  # absent, as in Keptn's event: an old event encodes to the same JSON
-        return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class StartEvaluation(Scoped):
-    """A quality gate on a time window, without deploying."""
-
-    TYPE: ClassVar[EventType] = EventType.START_EVALUATION
-    start: str = _f("start", read=_time)
-    end: str = _f("end", read=_time)
-
-
-@dataclass(frozen=True, kw_only=True)
-class GetSli(Staged):
-    """Ask a provider for indicator values over a window."""
-
-    TYPE: ClassVar[EventType] = EventType.GET_SLI
-    sliProvider: str = _f("sliProvider")
-    start: str = _f("start", read=_time)
-    end: str = _f("end", read=_time)
-    indicators: list[str] = _f("indicators", [], read=_strings)
-    customFilters: list[dict[str, str]] = _f("customFilters", [], read=_filters)
-    #: Which deployment to measure: the candidate (``canary``) of a split stage, else ``direct``.
-    deployment: Slot = _f("deployment", Slot.DIRECT, read=_enum(Slot))
-
-
-@dataclass(frozen=True, kw_only=True)
-class GetSliDone(Scoped):
-    """Indicator values: ``[{metric, value, success, message}]``."""
-
-    TYPE: ClassVar[EventType] = EventType.GET_SLI_DONE
-    start: str = _f("start", read=_time)
-    end: str = _f("end", read=_time)
-    indicatorValues: list[dict[str, Any]] = _f("indicatorValues", [], read=_indicator_values)
-    sliProvider: str = _f("sliProvider", "")
-    message: str = _f("message", "")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EvaluationDone(Staged):
-    """The gate's verdict, in the seed's shape."""
-
-    TYPE: ClassVar[EventType] = EventType.EVALUATION_DONE
-    result: Verdict = _f("result", read=_verdict)
-    evaluationdetails: dict[str, Any] = _f("evaluationdetails", {}, read=_object)
-    message: str = _f("message", "")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApprovalTriggered(Scoped):
-    """A promotion waits for a person: approve or decline with ``approval.finished``."""
-
-    TYPE: ClassVar[EventType] = EventType.APPROVAL_TRIGGERED
-    image: str = _f("image", "")
-    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
-    message: str = _f("message", "")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApprovalFinished(Scoped):
-    """A person's decision on a held promotion (``approve`` or ``decline``), or on a running canary
-    (``pause``, ``resume``, ``abort``)."""
-
-    TYPE: ClassVar[EventType] = EventType.APPROVAL_FINISHED
-    decision: Decision = _f("approval.decision", read=_enum(Decision))
-    message: str = _f("message", "")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApprovalRejected(Scoped):
-    """An ``approval.finished`` the gate refused (unsigned, badly signed, stale): it changed nothing."""
-
-    TYPE: ClassVar[EventType] = EventType.APPROVAL_REJECTED
-    #: The refused decision as it was sent (it may be no valid decision at all).
-    decision: str = _f("approval.decision", "")
-    approver: str = _f("approval.approver", "")
-    reason: str = _f("reason")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Done(Scoped):
-    """A stage's part of a delivery has ended, with its outcome."""
-
-    TYPE: ClassVar[EventType] = EventType.DONE
-    outcome: Outcome = _f("outcome", read=_enum(Outcome))
-    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
-    image: str = _f("image", "")
-    message: str = _f("message", "")
-
-
-@dataclass(frozen=True)
-class Ping(Payload):
-    """A PingSource tick: time-driven work (timeouts of waits) runs on it."""
-
-    TYPE: ClassVar[EventType] = EventType.PING
-    message: str = _f("message", "")
-
-
-PAYLOADS: Mapping[EventType, type[Payload]] = {
-    cls.TYPE: cls
-    for cls in (
-        ConfigurationChange,
-        DeploymentFinished,
-        TestsFinished,
-        StartEvaluation,
-        GetSli,
-        GetSliDone,
-        EvaluationDone,
-        ApprovalTriggered,
-        ApprovalFinished,
-        ApprovalRejected,
-        Done,
-        Ping,
-    )
+#: type → the name of its payload class.
+_PAYLOAD_NAMES: Mapping[EventType, str] = {
+    EventType.CONFIGURATION_CHANGE: "ConfigurationChange",
+    EventType.DEPLOYMENT_FINISHED: "DeploymentFinished",
+    EventType.TESTS_FINISHED: "TestsFinished",
+    EventType.START_EVALUATION: "StartEvaluation",
+    EventType.GET_SLI: "GetSli",
+    EventType.GET_SLI_DONE: "GetSliDone",
+    EventType.EVALUATION_DONE: "EvaluationDone",
+    EventType.APPROVAL_TRIGGERED: "ApprovalTriggered",
+    EventType.APPROVAL_FINISHED: "ApprovalFinished",
+    EventType.APPROVAL_REJECTED: "ApprovalRejected",
+    EventType.DONE: "Done",
+    EventType.PING: "Ping",
 }
+#: payload class name → its module.
+_PAYLOAD_MODULES: Mapping[str, str] = {
+    "ConfigurationChange": "sluice.core.payloads.configuration_change",
+    "DeploymentFinished": "sluice.core.payloads.deployment_finished",
+    "TestsFinished": "sluice.core.payloads.tests_finished",
+    "StartEvaluation": "sluice.core.payloads.start_evaluation",
+    "GetSli": "sluice.core.payloads.get_sli",
+    "GetSliDone": "sluice.core.payloads.get_sli_done",
+    "EvaluationDone": "sluice.core.payloads.evaluation_done",
+    "ApprovalTriggered": "sluice.core.payloads.approval_triggered",
+    "ApprovalFinished": "sluice.core.payloads.approval_finished",
+    "ApprovalRejected": "sluice.core.payloads.approval_rejected",
+    "Done": "sluice.core.payloads.done",
+    "Ping": "sluice.core.payloads.ping",
+}
+
+
+def _payload_class(name: str) -> type[Payload]:
+    cls: type[Payload] = getattr(importlib.import_module(_PAYLOAD_MODULES[name]), name)
+    globals()[name] = cls  # later lookups find it without this function
+    return cls
+
+
+if not TYPE_CHECKING:  # for mypy the names are the TYPE_CHECKING imports above, checked as any other
+
+    def __getattr__(name: str) -> Any:
+        if name in _PAYLOAD_MODULES:
+            return _payload_class(name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_PAYLOAD_MODULES})
+
+
+class _Payloads(Mapping[EventType, "type[Payload]"]):
+    """The wire registry: every event type → its payload class (the class is loaded on lookup)."""
+
+    def __getitem__(self, kind: EventType) -> type[Payload]:
+        name = _PAYLOAD_NAMES[kind]
+        cls = globals().get(name) or _payload_class(name)
+        if cls.TYPE is not kind:
+            raise TypeError(f"payload {name} declares type {cls.TYPE.value}, registered for {kind.value}")
+        return cls
+
+    def __iter__(self) -> Iterator[EventType]:
+        return iter(_PAYLOAD_NAMES)
+
+    def __len__(self) -> int:
+        return len(_PAYLOAD_NAMES)
+
+
+PAYLOADS: Mapping[EventType, type[Payload]] = _Payloads()
 
 _REQUIRED_ATTRIBUTES = ("id", "source", "type", "specversion")
 _STRING_ATTRIBUTES = ("time", "shkeptncontext", "triggeredid", "datacontenttype", "subject", "dataschema")

@@ -31,13 +31,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sluice.core.canary import CanaryState
 from sluice.core.deployment import Serving
 from sluice.core.events import Outcome
 from sluice.core.strategies import DeploymentStrategy, OnTimeout, TestStrategy
 from sluice.core.verdict import Verdict
+
+if TYPE_CHECKING:  # loaded where a run has a canary (run_from_dict): most runs have none
+    from sluice.core.canary import CanaryState
 
 #: Byte budget of a lane (a ConfigMap holds 1 MiB; the rest is headroom for keys and labels).
 LANE_BUDGET = 700 * 1024
@@ -441,7 +443,11 @@ def _run(doc: object) -> Run | None:
         hold["on_timeout"] = OnTimeout(hold.get("on_timeout") or OnTimeout.DECLINE.value)
         hold["decision"] = HoldDecision(hold["decision"]) if hold.get("decision") else None
         values["hold"] = _load(Hold, hold)
-    values["canary"] = CanaryState.from_dict(doc["canary"]) if isinstance(doc.get("canary"), Mapping) else None
+    values["canary"] = None
+    if isinstance(doc.get("canary"), Mapping):
+        from sluice.core.canary import CanaryState
+
+        values["canary"] = CanaryState.from_dict(doc["canary"])
     values["labels"] = dict(doc.get("labels") or {})
     values["replies"] = {str(k): list(v) for k, v in (doc.get("replies") or {}).items()}
     return Run(**values)

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sluice.core.canary import CanaryPolicy, parse_canary
 from sluice.core.inconclusive import InconclusivePolicy, parse_on_inconclusive
 from sluice.core.strategies import SPLIT_STRATEGIES, Approval, DeploymentStrategy, OnTimeout, TestStrategy
 from sluice.core.validation import Problems, Reader, dns_label_problem, parse_duration
 from sluice.errors import ValidationError
+
+if TYPE_CHECKING:  # loaded where a stage has canary steps (parse_stage): most have none
+    from sluice.core.canary import CanaryPolicy
 
 #: How long a held promotion waits for a person by default (``approval_strategy.timeout``).
 DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600.0
@@ -133,6 +136,8 @@ def _parse_stage(item: Reader, seen: set[str]) -> Stage | None:
     problems = item.problems.messages  # the policies below still take a list of problems
     canary: CanaryPolicy | None = None
     if deployment is DeploymentStrategy.CANARY:
+        from sluice.core.canary import parse_canary
+
         canary = parse_canary(r.raw("canary"), r.where("canary"), problems)
     elif r.has("canary"):
         r.fail(f"only a stage with deployment_strategy: canary has canary steps (this one is {deployment})", "canary")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sluice.core.deployment import Slot
-from sluice.core.workload import UserWorkload
+
+if TYPE_CHECKING:  # only for annotations: a function that reads no workload does not load it
+    from sluice.core.workload import UserWorkload
 
 __all__ = ["DeploymentBackend", "Placement", "Slot"]
 

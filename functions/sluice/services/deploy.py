@@ -15,10 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.core import deployment as dep
-from sluice.core.canary import CanaryState
 from sluice.core.events import (
     CanaryAction,
     ConfigurationChange,
@@ -48,6 +47,9 @@ from sluice.errors import RetryableError, SluiceError
 from sluice.ports.backend import DeploymentBackend, Placement, Slot
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
+
+if TYPE_CHECKING:
+    from sluice.core.canary import CanaryState
 
 log = logging.getLogger("sluice.deploy")
 
@@ -372,6 +374,8 @@ def _first_step(stage: Stage, now: str) -> CanaryState | None:
     """A canary stage's run starts at its first step."""
     if stage.canary is None:
         return None
+    from sluice.core.canary import CanaryState  # only a canary stage's run loads it
+
     return CanaryState(step=0, weight=stage.canary.weight(0), first_attempt=1, started=now)
 
 

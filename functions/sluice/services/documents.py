@@ -13,16 +13,20 @@ from typing import TYPE_CHECKING
 from sluice.core.slo import Slo, parse_slo
 from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
-from sluice.services.yamldoc import load_document
 
 if TYPE_CHECKING:  # the scoring rules load with the first SLI values or evaluation read, not with an SLO
     from sluice.core.scoring import EvaluationResult, Measurement
 
-__all__ = ["load_document", "load_evaluation", "load_slo", "load_values", "values_from_document"]
+__all__ = ["load_evaluation", "load_slo", "load_values", "values_from_document"]
 
 
-def load_slo(text: str, source: str) -> Slo:
-    """Parse an ``slo.yaml`` text; ``ValidationError`` listing every problem otherwise."""
+def load_slo(text: str, source: str, parsed: object | None = None) -> Slo:
+    """Parse an ``slo.yaml`` text (or build it from ``parsed``, the document stored parsed from
+    that very text: then no YAML parser is loaded); ``ValidationError`` listing every problem otherwise."""
+    if parsed is not None:
+        return parse_slo(parsed, source)
+    from sluice.services.yamldoc import load_document  # YAML: only for a text without its parsed form
+
     doc = load_document(text, source)
     if doc is None:
         raise ValidationError(source, ["the file is empty: expected an SLO with objectives and total_score"])
@@ -34,6 +38,8 @@ def load_values(text: str, source: str) -> list[Measurement]:
     samples}`` (``samples``: requests behind the value, optional) or for an indicator that could
     not be measured. A list of ``{metric, value, success, message}``
     (Keptn's ``indicatorValues``) is accepted too."""
+    from sluice.services.yamldoc import load_document
+
     return values_from_document(load_document(text, source), source)
 
 
@@ -97,7 +103,9 @@ def _finite(raw: float, r: Reader) -> float | None:
 
 def load_evaluation(text: str, source: str) -> EvaluationResult:
     """Parse one stored evaluation (the JSON of ``sluice evaluate --output json``)."""
-    doc = load_document(text, source)
     from sluice.core.scoring import EvaluationResult
+    from sluice.services.yamldoc import load_document
+
+    doc = load_document(text, source)
 
     return EvaluationResult.from_dict(doc, source)

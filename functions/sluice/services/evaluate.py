@@ -123,17 +123,18 @@ class EvaluateService:
             teststrategy=data.teststrategy if isinstance(data, TestsFinished) else TestStrategy.NONE,
             deploymentstrategy=data.deploymentstrategy if isinstance(data, TestsFinished) else None,
         )
-        slo_text = self.records.resource(data.project, data.stage, data.service, "slo.yaml")
-        if slo_text is None:
+        found = self.records.resource_document(data.project, data.stage, data.service, "slo.yaml")
+        if found is None:
             message = (
                 f"no SLO found for {data.service} in {data.stage} (add one with "
                 f"'sluice add-resource --resource slo.yaml --resourceUri slo.yaml'): the test result decides"
             )
             return self._finish(event, placement, run, pending, NO_SLO, [], message)
+        slo_text, slo_doc = found
         try:
             if len(slo_text.encode()) > SLO_MAX_BYTES:
                 raise ValidationError("slo.yaml", [f"the file has {len(slo_text.encode())} bytes; at most {SLO_MAX_BYTES}"])
-            slo = load_slo(slo_text, f"slo.yaml of {data.service} in {data.project}/{data.stage}")
+            slo = load_slo(slo_text, f"slo.yaml of {data.service} in {data.project}/{data.stage}", slo_doc)
         except ValidationError as err:
             return self._finish(event, placement, run, pending, NO_SLO, [], f"the SLO is not valid: {err}", force_fail=True)
         provider = self.records.project_setting(data.project, "sli-provider") or self.default_provider or "builtin"

@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sluice.core.approval_auth import APPROVER_ATTRIBUTE, KeyLookup, check_approval
-from sluice.core.canary import ABORTED_PREFIX, CanaryStep
 from sluice.core.events import (
     ApprovalFinished,
     ApprovalRejected,
@@ -55,6 +53,9 @@ from sluice.errors import SluiceError
 from sluice.ports.backend import Placement
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
+
+if TYPE_CHECKING:  # the approval and canary rules load where an approval or a canary is handled
+    from sluice.core.approval_auth import KeyLookup
 
 log = logging.getLogger("sluice.gatekeeper")
 
@@ -158,6 +159,8 @@ class GatekeeperService:
             reason = f"inconclusive ({'; '.join(verdict.reasons)})"
         else:
             reason = f"the evaluation said {verdict.result} (score {verdict.score:g})"
+        from sluice.core.canary import CanaryStep
+
         entry = CanaryStep(state.step, state.weight, run.attempt, state.started, now, Verdict.FAIL if failed else
                            verdict.result, verdict.score, verdict.evaluation_id, reason)
         state = state.judged(entry)
@@ -217,6 +220,8 @@ class GatekeeperService:
     def _approval(self, event: Event, approval: ApprovalFinished) -> list[Event]:
         """Obeyed only when it proves its sender (signed with the project's approver key, fresh);
         otherwise nothing changes and the rejection is answered with the reason."""
+        from sluice.core.approval_auth import APPROVER_ATTRIBUTE, check_approval
+
         check = check_approval(event, self.approver_keys, parse_time(self.now()))
         if not check.ok:
             rejected = ApprovalRejected(
@@ -278,6 +283,8 @@ class GatekeeperService:
         def effect(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
             assert run.canary is not None
             if step is Transition.ABORTED:
+                from sluice.core.canary import ABORTED_PREFIX
+
                 where = f"canary step {run.canary.step + 1} ({run.canary.weight} %)"
                 stopped = replace(run, canary=replace(run.canary, stopped=f"{ABORTED_PREFIX}{who} at {where}{note}"))
                 if run.phase is Phase.DEPLOYING:  # the backend is setting the weight: discard when it is done

@@ -5,7 +5,8 @@
 | ``project.<p>``                          | ``shipyard.yaml``, the same parsed (``shipyard.parsed``, |
 |                                          | JSON), ``services`` (JSON list)                         |
 | ``lighthouse-config-<p>``                | ``sli-provider`` (Keptn's name, kept)                   |
-| ``resources.<p>[.<stage>[.<svc>]]``      | resources by URI (``sluice.core.resources.READ_URIS``) |
+| ``resources.<p>[.<stage>[.<svc>]]``      | resources by URI (``sluice.core.resources.READ_URIS``); an |
+|                                          | ``slo.yaml`` also parsed (``slo.yaml.parsed``, JSON)   |
 | ``stage.<p>.<stage>.<svc>``              | the lane: what the stage serves, the delivery holding it (a |
 |                                          | typed run with its phase), the queue (``sluice.core.ledger``) |
 | ``evaluations.<p>.<stage>.<svc>``        | evaluation history: its newest entries (``history``, newest last, |
@@ -36,7 +37,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sluice.core.workload import UserWorkload
 from sluice.errors import NotFoundError, SluiceError, TooLargeError, ValidationError
 from sluice.ports.archive import Archive
 from sluice.ports.state import Record, StateStore
@@ -44,6 +44,7 @@ from sluice.services.state import cas_update
 
 if TYPE_CHECKING:
     from sluice.core.shipyard import Shipyard
+    from sluice.core.workload import UserWorkload
 
 R = TypeVar("R")
 log = logging.getLogger("sluice.records")
@@ -159,17 +160,28 @@ class Project:
 SHIPYARD_PARSED = "shipyard.parsed"
 
 
-def _parsed_shipyard(text: str, doc: object) -> str | None:
-    """The parsed form to store beside the shipyard's text; None when the document has values JSON
-    cannot hold (dates): readers then parse the text."""
+#: Resources stored parsed beside their text too (key ``<key>.parsed``, the same JSON form as
+#: ``shipyard.parsed``): the SLO, which the evaluate function reads on its first event, so that it
+#: needs no YAML parser then. Only for texts of at most ``PARSED_MAX_BYTES``.
+PARSED_RESOURCES = frozenset({"slo.yaml"})
+PARSED_SUFFIX = ".parsed"
+PARSED_MAX_BYTES = 64 * 1024
+
+
+def _parsed_form(text: str, doc: object) -> str | None:
+    """The parsed form to store beside a YAML text (shipyard, SLO); None when JSON does not hold
+    the document as it is (dates, keys that are not strings): readers then parse the text."""
     try:
+        body = json.dumps(doc, separators=(",", ":"))
+        if json.loads(body) != doc:
+            return None
         return json.dumps({"sha256": hashlib.sha256(text.encode()).hexdigest(), "doc": doc}, separators=(",", ":"))
     except (TypeError, ValueError):
         return None
 
 
-def _shipyard_doc(text: str, parsed: str | None) -> object | None:
-    """The stored parsed shipyard when it was made from ``text`` (a writer that knows no parsed
+def _stored_doc(text: str, parsed: str | None) -> object | None:
+    """The stored parsed document when it was made from ``text`` (a writer that knows no parsed
     form may have changed the text since), else None."""
     if parsed is None:
         return None
@@ -180,6 +192,20 @@ def _shipyard_doc(text: str, parsed: str | None) -> object | None:
     if not isinstance(stored, dict) or stored.get("sha256") != hashlib.sha256(text.encode()).hexdigest():
         return None
     return stored.get("doc")
+
+
+def _parsed_resource(key: str, text: str) -> str | None:
+    """The parsed form of a resource in ``PARSED_RESOURCES`` (None for the others, and for a text
+    that does not parse to a mapping: the function that reads it reports the problem)."""
+    if key not in PARSED_RESOURCES or len(text.encode()) > PARSED_MAX_BYTES:
+        return None
+    from sluice.services.yamldoc import load_document  # YAML: only when a resource is written
+
+    try:
+        doc = load_document(text, key)
+    except ValidationError:
+        return None
+    return _parsed_form(text, doc) if isinstance(doc, Mapping) else None
 
 
 class Records:
@@ -271,7 +297,7 @@ class Records:
 
         parse_shipyard(shipyard_doc, "shipyard")
         name, labels = self.scoped("project", project)
-        parsed = _parsed_shipyard(shipyard_text, shipyard_doc)
+        parsed = _parsed_form(shipyard_text, shipyard_doc)
 
         def change(data: dict[str, str], _exists: bool) -> None:
             data["shipyard.yaml"] = shipyard_text
@@ -292,7 +318,7 @@ class Records:
             raise NotFoundError(f"project {project!r} does not exist (projects: {', '.join(known) or 'none'})")
         text = record.data.get("shipyard.yaml", "")
         source = f"shipyard of project {project}"
-        doc = _shipyard_doc(text, record.data.get(SHIPYARD_PARSED))
+        doc = _stored_doc(text, record.data.get(SHIPYARD_PARSED))
         if doc is None:
             from sluice.services.yamldoc import (
                 load_document,  # YAML: only a project stored without its parsed form
@@ -337,18 +363,33 @@ class Records:
 
         name, labels = self.scoped("resources", project, stage, service)
         key = resource_key(check_resource_uri(uri))
-        self.update_data(name, labels, lambda data, _: data.update({key: text}))
+        parsed = _parsed_resource(key, text)
+
+        def change(data: dict[str, str], _exists: bool) -> None:
+            data[key] = text
+            data.pop(key + PARSED_SUFFIX, None)
+            if parsed is not None:
+                data[key + PARSED_SUFFIX] = parsed
+
+        self.update_data(name, labels, change)
         return name
 
     def resource(self, project: str, stage: str, service: str, uri: str) -> str | None:
         """The most specific resource: service in stage, then stage, then project."""
+        found = self.resource_document(project, stage, service, uri)
+        return found[0] if found is not None else None
+
+    def resource_document(self, project: str, stage: str, service: str, uri: str) -> tuple[str, object | None] | None:
+        """The most specific resource (as ``resource``) with its stored parsed document when it has
+        one made from that text (``PARSED_RESOURCES``), else None in its place; None when absent."""
         key = resource_key(uri)
         for parts in ((project, stage, service), (project, stage), (project,)):
             if any(not p for p in parts):
                 continue
             record = self.store.get(".".join(["resources", *parts]))
             if record is not None and key in record.data:
-                return record.data[key]
+                text = record.data[key]
+                return text, _stored_doc(text, record.data.get(key + PARSED_SUFFIX))
         return None
 
     def resource_levels(self, project: str, stage: str, service: str, uri: str) -> tuple[str | None, ...]:
@@ -378,6 +419,8 @@ class Records:
         record = self.store.get(f"workload.{project}.{stage}.{service}")
         if record is None or "objects" not in record.data:
             return None
+        from sluice.core.workload import UserWorkload  # only here: most events read no workload
+
         objects = json.loads(record.data["objects"])
         return UserWorkload(record.data.get("source", "workload"), tuple(objects), record.data.get("digest", ""))
 

@@ -35,11 +35,17 @@ YAML_AND_SCORING = ("yaml", "sluice.services.documents", "sluice.core.slo", "slu
 #: The scoring rules: the evaluate function reads the SLO on a start-evaluation, and scores only
 #: when the SLIs are back.
 SCORING = ("sluice.core.scoring",)
+#: The YAML parser alone: the evaluate function reads the SLO stored parsed beside its text.
+YAML = ("yaml", "sluice.services.yamldoc")
 #: The shipyard parser: only a function that reads a project's shipyard loads it (the strategies
 #: an event names are enums of their own, ``sluice.core.strategies``).
 SHIPYARD = ("sluice.core.shipyard",)
 #: The test-spec rules: only the test function (and the test worker) reads test specs.
 TEST_SPECS = ("sluice.core.testspec",)
+#: The canary rules: only a canary stage's run loads them.
+CANARY = ("sluice.core.canary",)
+#: The workload rules: only an event that reads or renders a service's workload loads them.
+WORKLOAD = ("sluice.core.workload",)
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
 
@@ -52,7 +58,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
              {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
              YAML_AND_SCORING + SHIPYARD),
     "evaluate": ("sh.keptn.event.start-evaluation", {**SCOPE, "stage": "staging", "start": START, "end": END},
-                 SCORING + TEST_SPECS),
+                 YAML + SCORING + TEST_SPECS),
     "sli": ("sh.keptn.internal.event.get-sli",
             {**SCOPE, "stage": "staging", "sliProvider": "builtin", "start": START, "end": END,
              "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
@@ -65,6 +71,22 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
     "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS),
 }
+
+#: function → the event payload classes (``sluice.core.payloads.*``, created on first use) it may
+#: have loaded by its first answer: those its event, its replies and its service's code name.
+PAYLOADS_USED: dict[str, set[str]] = {
+    "deploy": {"configuration_change", "deployment_finished", "done", "ping"},
+    "test": {"deployment_finished", "tests_finished", "ping"},
+    "evaluate": {"start_evaluation", "get_sli", "get_sli_done", "evaluation_done", "tests_finished", "ping"},
+    "sli": {"get_sli", "get_sli_done"},
+    "gatekeeper": {"evaluation_done", "configuration_change", "deployment_finished", "done", "ping",
+                   "approval_triggered", "approval_finished", "approval_rejected"},
+    "eventlog": {"done", "configuration_change", "deployment_finished", "tests_finished", "evaluation_done",
+                 "get_sli_done", "approval_triggered"},
+    "intake": {"configuration_change"},
+    "bridge": {"approval_finished"},
+}
+PAYLOAD_PREFIX = "sluice.core.payloads."
 
 CHILD = r"""
 import json, os, sys
@@ -134,4 +156,6 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     assert answer["status"] < 300, out.stderr[-3000:]
     loaded = set(answer["modules"])
     assert "sluice.core.events" in loaded or function == "bridge"  # it did handle the event
-    assert [m for m in (*unneeded, *CLUSTER) if m in loaded] == []
+    assert [m for m in (*unneeded, *WORKLOAD, *CANARY, *CLUSTER) if m in loaded] == []
+    payloads = {m.removeprefix(PAYLOAD_PREFIX) for m in loaded if m.startswith(PAYLOAD_PREFIX)}
+    assert payloads - PAYLOADS_USED[function] == set(), "payload classes its first event does not need"

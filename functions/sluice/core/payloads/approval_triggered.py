@@ -1,0 +1,19 @@
+"""The ``ApprovalTriggered`` payload (see ``sluice.core.events``: loaded when first used)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sluice.core.events import EventType, Scoped, _f, _verdict
+from sluice.core.verdict import Verdict
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalTriggered(Scoped):
+    """A promotion waits for a person: approve or decline with ``approval.finished``."""
+
+    TYPE: ClassVar[EventType] = EventType.APPROVAL_TRIGGERED
+    image: str = _f("image", "")
+    result: Verdict = _f("result", Verdict.PASS, read=_verdict)
+    message: str = _f("message", "")

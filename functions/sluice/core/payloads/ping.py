@@ -1,0 +1,16 @@
+"""The ``Ping`` payload (see ``sluice.core.events``: loaded when first used)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sluice.core.events import EventType, Payload, _f
+
+
+@dataclass(frozen=True)
+class Ping(Payload):
+    """A PingSource tick: time-driven work (timeouts of waits) runs on it."""
+
+    TYPE: ClassVar[EventType] = EventType.PING
+    message: str = _f("message", "")
