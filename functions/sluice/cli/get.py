@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sluice.cli import common
@@ -66,7 +67,7 @@ def get_event(args: argparse.Namespace) -> int:
             events.extend(e for e in records.events(context) if not args.type or e.get("type") == args.type)
             if len(events) >= args.limit:
                 break
-        events.sort(key=lambda e: e.get("time", ""))
+        events.sort(key=_instant)
         events = events[-args.limit :]
     if args.type and args.context:
         events = [e for e in events if e.get("type") == args.type]
@@ -78,6 +79,17 @@ def get_event(args: argparse.Namespace) -> int:
     for e in events:
         print(f"{e.get('time', '')[:23]:23}  {e.get('source', ''):18}  {describe(e)}")
     return 0
+
+
+def _instant(event: dict[str, Any]) -> tuple[int, float, str]:
+    """Sort key of an event by its time as an instant (RFC 3339 texts of different precisions or
+    offsets do not sort as text); a time that does not parse sorts after those that do, as text."""
+    text = str(event.get("time", ""))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return 1, 0.0, text
+    return 0, (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp(), ""  # equal instants: log order
 
 
 def get_evaluations(args: argparse.Namespace) -> int:
