@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from sluice.bridge import guard, views
 from sluice.core.events import ApprovalFinished, Event
+from sluice.core.validation import whole_number_problem
 from sluice.errors import NotFoundError, SluiceError, ValidationError, status_for
 from sluice.services import readmodel
 from sluice.services.records import HISTORY_HEAD, Records
@@ -55,8 +56,9 @@ def _number(query: Mapping[str, str], name: str, default: int, low: int, high: i
     text = query.get(name, "")
     if not text:
         return default
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:  # not '²', which isdigit() takes
-        raise ValidationError(f"query parameter {name}", [f"a whole number from {low} to {high}, found {text[:40]!r}"])
+    problem = whole_number_problem(text, low, high)
+    if problem:
+        raise ValidationError(f"query parameter {name}", [problem])
     return int(text)
 
 

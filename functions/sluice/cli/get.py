@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from sluice.cli import common
-from sluice.core.validation import context_id
+from sluice.core.validation import context_id, instant_key, whole_number_problem
 from sluice.errors import ConfigurationError, NotFoundError
 from sluice.services.records import HISTORY_LIMIT
 from sluice.services.verdicts import reasons, verdict_label
@@ -49,8 +48,9 @@ def register(subparsers: Any) -> None:
 def whole_number(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high`` (argparse names the option at fault)."""
     def parse(text: str) -> int:
-        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:  # not '²', which isdigit() takes
-            raise argparse.ArgumentTypeError(f"a whole number from {low} to {high}, found {text[:40]!r}")
+        problem = whole_number_problem(text, low, high)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
         return int(text)
     return parse
 
@@ -67,7 +67,7 @@ def get_event(args: argparse.Namespace) -> int:
             events.extend(e for e in records.events(context) if not args.type or e.get("type") == args.type)
             if len(events) >= args.limit:
                 break
-        events.sort(key=_instant)
+        events.sort(key=lambda e: instant_key(e.get("time")))
         events = events[-args.limit :]
     if args.type and args.context:
         events = [e for e in events if e.get("type") == args.type]
@@ -79,17 +79,6 @@ def get_event(args: argparse.Namespace) -> int:
     for e in events:
         print(f"{e.get('time', '')[:23]:23}  {e.get('source', ''):18}  {describe(e)}")
     return 0
-
-
-def _instant(event: dict[str, Any]) -> tuple[int, float, str]:
-    """Sort key of an event by its time as an instant (RFC 3339 texts of different precisions or
-    offsets do not sort as text); a time that does not parse sorts after those that do, as text."""
-    text = str(event.get("time", ""))
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return 1, 0.0, text
-    return 0, (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp(), ""  # equal instants: log order
 
 
 def get_evaluations(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
 
@@ -86,6 +86,26 @@ def rfc3339_problem(field: str, value: object) -> str | None:
 def parse_rfc3339(value: str) -> datetime:
     """Parse a timestamp already checked by ``rfc3339_problem``."""
     return datetime.fromisoformat(value)
+
+
+def instant_key(value: object) -> tuple[int, float, str]:
+    """Sort key of an RFC 3339 time as the instant it names (texts of different precisions or
+    offsets do not sort as text: ``…:13Z`` is before ``…:13.410Z``); equal instants compare equal
+    (a stable sort keeps their order); a time that does not parse sorts after those that do, as text."""
+    text = str(value or "")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return 1, 0.0, text
+    return 0, (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp(), ""
+
+
+def whole_number_problem(text: str, low: int, high: int) -> str | None:
+    """None when ``text`` is a whole number from ``low`` to ``high`` in ASCII digits (not '²',
+    which ``str.isdigit`` takes and ``int`` refuses), else what is wrong with it."""
+    if text.isascii() and text.isdigit() and low <= int(text) <= high:
+        return None
+    return f"a whole number from {low} to {high}, found {text[:40]!r}"
 
 
 def context_id(value: str) -> str:
