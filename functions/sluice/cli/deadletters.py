@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from sluice.cli import common
+from sluice.core.validation import instant_key
 
 
 def register(subparsers: Any) -> None:
@@ -27,7 +28,7 @@ def get_dead_letters(args: argparse.Namespace) -> int:
 
     path = deadletters.path_for(common.settings(args).state_dir)
     records = deadletters.read(path) + common.records(args).dead_letters()  # local broker + a cluster's sink
-    records.sort(key=lambda r: str(r.get("time", "")))
+    records.sort(key=lambda r: instant_key(r.get("time")))  # the sink keeps the producer's form of the time
     if args.trigger:
         records = [r for r in records if r.get("trigger") == args.trigger]
     if args.limit > 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -61,3 +62,19 @@ def test_the_demo_case(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     monkeypatch.setattr(common, "records", lambda _args: records)
     assert main(["get", "event", "--project", "sockshop", "--output", "json"]) == 0
     assert [e["id"] for e in json.loads(capsys.readouterr().out)] == ["trigger", "deployed"]
+
+
+def test_dead_letters_are_listed_in_time_order(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    """The local broker stamps its dead letters in milliseconds; a cluster's sink keeps the event's
+    own time, in whatever form its producer wrote it: both are listed by instant."""
+    from sluice.embedded.broker import deadletters
+
+    path = deadletters.path_for(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"time": "2026-12-02T06:50:13.410Z", "trigger": "local", "event": {"id": "later"}}) + "\n")
+    records = Records(MemoryStore())
+    records.append_dead_letter({"time": "2026-12-02T06:50:13Z", "trigger": "sink", "event": {"id": "earlier"}})
+    monkeypatch.setattr(common, "records", lambda _args: records)
+    assert main(["get", "dead-letters", "--state-dir", str(tmp_path), "--output", "json"]) == 0
+    assert [r["event"]["id"] for r in json.loads(capsys.readouterr().out)] == ["earlier", "later"]
