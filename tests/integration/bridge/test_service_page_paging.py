@@ -11,23 +11,12 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.counting import CountingStore
 
-from sluice.adapters.state.memory import MemoryStore
 from sluice.bridge.app import RECENT, Bridge
-from sluice.ports.state import Record
 from sluice.services.records import Records
 
 SHIPYARD = "stages:\n  - name: dev\n    deployment_strategy: direct\n"
-
-
-class CountingStore(MemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.logs_read = 0
-
-    def get(self, name: str) -> Record | None:
-        self.logs_read += name.startswith("context.")
-        return super().get(name)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +43,11 @@ def test_pages_of_ten_newest_first_with_links(world: tuple[CountingStore, Bridge
     store, bridge, contexts = world
     seen = []
     for number, size in ((1, RECENT), (2, RECENT), (3, 5)):
-        store.logs_read = 0
+        store.reset()
         body, status, _ = bridge.handle("GET", "/project/sockshop/service/carts", {"page": str(number)}, {})
         assert status == 200
         page = list(dict.fromkeys(shown(str(body))))
-        assert len(page) == size and store.logs_read == size
+        assert len(page) == size and store.read_of("context.") == size
         assert (f"page={number + 1}" in str(body)) == (number < 3) and (f"page={number - 1}" in str(body)) == (number > 1)
         seen += page
     assert seen == list(reversed(contexts))

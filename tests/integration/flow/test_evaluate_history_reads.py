@@ -6,39 +6,20 @@ reads older chunks, newest first, until it has them: the verdicts are those of t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.integration.bridge.test_evaluation_history_reads import evaluation
+from tests.support.counting import CountingStore
 from tests.support.flow import FakeClock, Flow, by_type
 from tests.support.sockshop import CARTS, SHIPYARD, SLO, fake_runner, seed_project
 
 from sluice.adapters.backends.noop import NoopBackend
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.events import ConfigurationChange, Event, EventType
-from sluice.ports.state import Record
 from sluice.services.records import Records
 
 CHUNK_PREFIX = "evaluations.sockshop.staging.carts."
-
-
-class ChunkCountingStore(MemoryStore):
-    """Counts the reads of sealed evaluation-history chunks (``evaluations.<p>.<s>.<svc>.<slot>``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunk_reads = 0
-
-    def get(self, name: str) -> Record | None:
-        if name.startswith(CHUNK_PREFIX):
-            self.chunk_reads += 1
-        return super().get(name)
-
-    def list(self, labels: Mapping[str, str]) -> Sequence[Record]:
-        found = super().list(labels)
-        self.chunk_reads += sum(1 for r in found if r.name.startswith(CHUNK_PREFIX))
-        return found
 
 
 def deliver(flow: Flow, tag: str) -> list[Event]:
@@ -51,8 +32,8 @@ def staging(events: list[Event]) -> str:
     return str(done)
 
 
-def world(slo: str) -> tuple[ChunkCountingStore, Records, Flow]:
-    store = ChunkCountingStore()
+def world(slo: str) -> tuple[CountingStore, Records, Flow]:
+    store = CountingStore()
     records = Records(store)
     seed_project(records, SHIPYARD)
     records.put_resource("sockshop", "staging", "carts", "slo.yaml", slo)
@@ -64,9 +45,9 @@ def test_a_single_result_comparison_reads_no_sealed_chunk() -> None:
     for n in range(40):
         assert staging(deliver(flow, f"1.0.{n}")) == "promoted"
     assert len(records.evaluations("sockshop", "staging", "carts")) == 40
-    store.chunk_reads = 0
+    store.reset()
     assert staging(deliver(flow, "1.0.40")) == "promoted"
-    assert store.chunk_reads == 0
+    assert store.read_of(CHUNK_PREFIX) == 0
 
 
 def test_older_chunks_are_read_until_the_baseline_is_found() -> None:
@@ -78,13 +59,13 @@ def test_older_chunks_are_read_until_the_baseline_is_found() -> None:
     [baseline] = [e.data for e in by_type(first, EventType.EVALUATION_DONE) if e.data.stage == "staging"]  # type: ignore[attr-defined]
     for _ in range(30):
         assert staging(deliver(flow, "0.10.2")) == "rolled_back"
-    store.chunk_reads = 0
+    store.reset()
     events = deliver(flow, "0.10.3")
     assert staging(events) == "promoted"
     [evaluation] = [e.data for e in by_type(events, EventType.EVALUATION_DONE) if e.data.stage == "staging"]  # type: ignore[attr-defined]
     compared = evaluation.evaluationdetails["sluice"]["comparison"]["compared_evaluations"]  # type: ignore[attr-defined]
     assert compared == [baseline.evaluationdetails["evaluationId"]]  # type: ignore[attr-defined]
-    assert store.chunk_reads >= 1
+    assert store.read_of(CHUNK_PREFIX) >= 1
 
 
 @settings(max_examples=40, deadline=None)
