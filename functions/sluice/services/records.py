@@ -376,20 +376,28 @@ class Records:
 
     def resource(self, project: str, stage: str, service: str, uri: str) -> str | None:
         """The most specific resource: service in stage, then stage, then project."""
-        found = self.resource_document(project, stage, service, uri)
-        return found[0] if found is not None else None
+        found = self._resource_record(project, stage, service, uri)
+        return found[0].data[found[1]] if found is not None else None
 
     def resource_document(self, project: str, stage: str, service: str, uri: str) -> tuple[str, object | None] | None:
         """The most specific resource (as ``resource``) with its stored parsed document when it has
         one made from that text (``PARSED_RESOURCES``), else None in its place; None when absent."""
+        found = self._resource_record(project, stage, service, uri)
+        if found is None:
+            return None
+        record, key = found
+        return record.data[key], _stored_doc(record.data[key], record.data.get(key + PARSED_SUFFIX))
+
+    def _resource_record(self, project: str, stage: str, service: str, uri: str) -> tuple[Record, str] | None:
+        """The most specific record holding resource ``uri`` (service in stage, then stage, then
+        project), and its key there."""
         key = resource_key(uri)
         for parts in ((project, stage, service), (project, stage), (project,)):
             if any(not p for p in parts):
                 continue
             record = self.store.get(".".join(["resources", *parts]))
             if record is not None and key in record.data:
-                text = record.data[key]
-                return text, _stored_doc(text, record.data.get(key + PARSED_SUFFIX))
+                return record, key
         return None
 
     def resource_levels(self, project: str, stage: str, service: str, uri: str) -> tuple[str | None, ...]:
