@@ -39,10 +39,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from sluice.core.frozen import frozen
 from sluice.errors import ConfigurationError
 
 DEFAULT_BROKER_URL = "http://127.0.0.1:8080/sluice/default"
@@ -106,7 +107,7 @@ def _unknown_error(names: list[str]) -> ConfigurationError:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class Settings:
     state: str = "local"
     state_dir: str = ".sluice"

@@ -20,10 +20,10 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sluice.core.approval_auth import approver_problem
+from sluice.core.frozen import frozen
 
 CSRF_COOKIE = "sluice_csrf"
 CSRF_FIELD = "csrf"
@@ -42,7 +42,7 @@ SECURITY_HEADERS: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Auth:
     """How the bridge tells who a user is; with neither set, nobody can act through it."""
 

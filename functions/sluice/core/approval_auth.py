@@ -21,10 +21,10 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sluice.core.events import ApprovalFinished, Event
+from sluice.core.frozen import frozen
 
 #: Extension attribute carrying the signature (CloudEvents names: lower-case letters and digits).
 SIGNATURE_ATTRIBUTE = "sluiceapproval"
@@ -41,7 +41,7 @@ _APPROVER = re.compile(r"^[A-Za-z0-9._@+=:/-]{1,128}$")
 KeyLookup = Callable[[str], "bytes | None"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ApprovalCheck:
     """The gate's verdict on an approval's proof: ``approver`` when it holds, else ``reason``."""
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from sluice.core.frozen import frozen
 from sluice.core.verdict import Verdict
 
 #: The longest a step may wait under real traffic.
@@ -38,7 +39,7 @@ _KEYS = ("steps", "step_duration", "max_failed_steps")
 ABORTED_PREFIX = "aborted by "
 
 
-@dataclass(frozen=True)
+@frozen
 class CanaryPolicy:
     """A canary stage's steps (candidate weights in %, strictly increasing, 1..99), the wait of
     a step without tests, and how many failed steps may be repeated before the roll-back."""
@@ -59,7 +60,7 @@ class CanaryPolicy:
                 "max_failed_steps": self.max_failed_steps}
 
 
-@dataclass(frozen=True)
+@frozen
 class CanaryStep:
     """One judged step of a run: its weight, attempt, window and the gate's verdict."""
 
@@ -74,7 +75,7 @@ class CanaryStep:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class CanaryState:
     """Where a canary run is: the current step (0-based), its weight, the attempt that step
     began with (inconclusive retries within a step count from it), when the step began, the

@@ -15,17 +15,17 @@ import base64
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
+from sluice.core.frozen import frozen
 from sluice.errors import ValidationError
 
 STRUCTURED = "application/cloudevents+json"
 _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
 
 
-@dataclass(frozen=True)
+@frozen
 class RawEvent:
     attributes: Mapping[str, str]
     data: bytes

@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sluice.core.frozen import frozen
+
 #: Deliveries remembered per service (their stages' marks), by last activity.
 OPEN_LIMIT = 150
 #: UTC days of counts kept (``--since`` can reach this far back).
@@ -79,7 +81,7 @@ class Reason(StrEnum):
 NOT_CAUGHT = frozenset({"promoted", "superseded"})
 
 
-@dataclass(frozen=True)
+@frozen
 class Failing:
     """One SLI that failed (or could not be measured) in an evaluation."""
 
@@ -92,7 +94,7 @@ class Failing:
         return {"name": self.name, "value": self.value, "criteria": self.criteria, "status": self.status}
 
 
-@dataclass(frozen=True)
+@frozen
 class Fact:
     """One event, as the metrics see it."""
 

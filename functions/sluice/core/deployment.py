@@ -8,9 +8,10 @@ delivery holds the stage, and who waits for it, is the ledger's (``sluice.core.l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
 
+from sluice.core.frozen import frozen
 from sluice.core.strategies import DeploymentStrategy
 
 
@@ -37,14 +38,14 @@ class Step(StrEnum):
     SCALE_CANARY_TO_ZERO = "scale_canary_to_zero"
 
 
-@dataclass(frozen=True)
+@frozen
 class Action:
     step: Step
     image: str = ""
     weight: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Serving:
     """What a stage runs for one service: primary, candidate, weight, last good image, URLs."""
 

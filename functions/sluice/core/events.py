@@ -13,10 +13,11 @@ from __future__ import annotations
 import importlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, field, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from sluice.core.frozen import frozen
 from sluice.core.strategies import DeploymentStrategy, TestStrategy
 from sluice.core.validation import (
     Check,
@@ -121,7 +122,7 @@ def _checked(check: Check, *, optional: bool = False) -> _Read:
     return read
 
 
-@dataclass(frozen=True)
+@frozen
 class _EnumRead:
     """Reads a member of ``kind`` (``aliases`` map wire spellings to values; with ``empty_none``
     an empty string is ``None``). Payloads built in-process with plain strings go through it too
@@ -207,7 +208,7 @@ def _absent_as_empty(value: object) -> object:
 P = TypeVar("P", bound="Payload")
 
 
-@dataclass(frozen=True)
+@frozen
 class Payload:
     """Base of the typed payloads: ``from_dict`` validates and reports every problem at once."""
 
@@ -278,7 +279,7 @@ _time = _checked(rfc3339_problem)
 _verdict = _enum(Verdict)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Scoped(Payload):
     """A payload about one service in one stage of a project (most of them)."""
 
@@ -288,7 +289,7 @@ class Scoped(Payload):
     labels: dict[str, str] = _f("labels", {}, read=_labels)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Staged(Scoped):
     """A payload about the artifact under delivery in a stage, and the stage's strategies."""
 
@@ -382,7 +383,7 @@ _EXTENSION_PREFIX = "sluice"
 MAX_ATTRIBUTE_LENGTH = 1024
 
 
-@dataclass(frozen=True)
+@frozen
 class Event:
     """A CloudEvent 1.0 with Sluice's extensions and a typed payload."""
 

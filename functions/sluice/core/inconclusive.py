@@ -25,10 +25,10 @@ A stage's shipyard entry chooses what happens to an inconclusive evaluation::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+from sluice.core.frozen import frozen
 from sluice.core.verdict import Verdict
 
 __all__ = [
@@ -60,7 +60,7 @@ class InconclusiveAction(StrEnum):
     RETRY = "retry"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class DataRules:
     """When the evaluator marks an evaluation inconclusive (the verdict never changes).
 
@@ -73,7 +73,7 @@ class DataRules:
     no_baseline_inconclusive: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class InconclusivePolicy:
     """A stage's ``on_inconclusive``: the action, its retry budget and the data rules."""
 

@@ -14,11 +14,12 @@ import hashlib
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 
 from sluice.core.events import ConfigurationChange, Event
+from sluice.core.frozen import frozen
 from sluice.core.validation import Problems, Reader, dns_label_problem, image_problem, shown
 from sluice.errors import ValidationError
 
@@ -58,7 +59,7 @@ def repository_problem(field_name: str, value: object) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class Push:
     """One pushed image tag, as a registry announced it."""
 
@@ -80,7 +81,7 @@ class Push:
         return f"{self.image}@{self.digest}" if self.digest else self.image
 
 
-@dataclass(frozen=True)
+@frozen
 class Parsed:
     """What a notification announced: pushes, or nothing with the reason why (not an error)."""
 
@@ -330,7 +331,7 @@ def parse_cloudevent(attributes: Mapping[str, Any], data: object) -> Parsed:
 # --- triggers ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Trigger:
     """A repository feeds ``project``/``service``: tags matching ``tag_pattern`` start a delivery
     in the project's first stage. ``source`` limits which registry may trigger ('' = any);
@@ -379,7 +380,7 @@ class Trigger:
                           doc.get("tagPattern"), str(doc.get("source", "") or ""), bool(doc.get("pinDigest", False)))
 
 
-@dataclass(frozen=True)
+@frozen
 class Match:
     """The triggers a push starts, or why none does."""
 
@@ -420,7 +421,7 @@ def new_artifact_event(push: Push, trigger: Trigger, *, source: str, time: str) 
     return Event.new(payload, source=source, id=event_id(push, trigger), time=time, triggeredid=push.delivery_id)
 
 
-@dataclass(frozen=True)
+@frozen
 class Plan:
     """What one notification starts: its events (in order) and the reasons for what it does not."""
 
@@ -449,7 +450,7 @@ class IntakePhase(StrEnum):
     SENT = "sent"
 
 
-@dataclass(frozen=True)
+@frozen
 class IntakeDelivery:
     """One registry push (or several in one webhook) recorded before its events are emitted."""
 

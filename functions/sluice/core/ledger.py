@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluice.core.deployment import Serving
 from sluice.core.events import Outcome
+from sluice.core.frozen import frozen
 from sluice.core.strategies import DeploymentStrategy, OnTimeout, TestStrategy
 from sluice.core.verdict import Verdict
 
@@ -130,7 +131,7 @@ class HoldDecision(StrEnum):
     EXPIRED = "expired"
 
 
-@dataclass(frozen=True)
+@frozen
 class TestRun:
     """A test unit: the deployment-finished event it runs for, its deadline."""
 
@@ -143,7 +144,7 @@ class TestRun:
     soak: bool = False  # a canary step without tests: it waits under real traffic, and passes at its deadline
 
 
-@dataclass(frozen=True)
+@frozen
 class PendingEvaluation:
     """An evaluation waiting for its SLIs: the window, the SLO it asked with, the provider."""
 
@@ -164,7 +165,7 @@ class PendingEvaluation:
     deploymentstrategy: DeploymentStrategy | None = field(default=None, metadata={"none_as": ""})
 
 
-@dataclass(frozen=True)
+@frozen
 class Judgement:
     """The gate's verdict for a run (stored with the transition that produced it, as ``verdict``);
     an ``inconclusive`` one could not be judged (the reasons say why), whatever its result."""
@@ -179,7 +180,7 @@ class Judgement:
     unreliable: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Hold:
     """A promotion held for a person, and how it ended."""
 
@@ -193,7 +194,7 @@ class Hold:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class Run:
     """One delivery (``context``) of ``image`` through one stage."""
 
@@ -230,7 +231,7 @@ class Run:
         return sum(1 for k in self.replies if k.startswith((Transition.PAUSED.value + ":", Transition.RESUMED.value + ":")))
 
 
-@dataclass(frozen=True)
+@frozen
 class Queued:
     """A delivery waiting for the stage: the event that asked for it, re-sent when its turn comes."""
 
@@ -240,7 +241,7 @@ class Queued:
     queued_at: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Lane:
     """Everything that waits in one stage for one service (one record)."""
 

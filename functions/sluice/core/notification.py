@@ -16,13 +16,13 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from sluice.core.delivery_metrics import iso
+from sluice.core.frozen import frozen
 from sluice.core.validation import dns_label_problem
 
 #: What a notification can be sent on: the outcomes of ``done`` and ``approval`` (approval.triggered).
@@ -54,7 +54,7 @@ class Phase(StrEnum):
 FINAL = frozenset({Phase.SENT, Phase.FAILED, Phase.REJECTED})
 
 
-@dataclass(frozen=True)
+@frozen
 class Notification:
     """One configured notification of a project."""
 

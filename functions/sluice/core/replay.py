@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
+from sluice.core.frozen import frozen
 from sluice.core.inconclusive import DataRules, comparison_history
 from sluice.core.scoring import EvaluationResult, IndicatorStatus, Measurement, Verdict, evaluate
 from sluice.core.slo import Slo
@@ -25,7 +25,7 @@ __all__ = ["NOT_MEASURED_THEN", "Flip", "ReplayReport", "ReplayedBuild", "Stored
 NOT_MEASURED_THEN = "not measured then: the stored evaluation has no value for this indicator"
 
 
-@dataclass(frozen=True)
+@frozen
 class StoredEvaluation:
     """One stored evaluation as replay needs it: the result (with its measured values) and the build."""
 
@@ -34,7 +34,7 @@ class StoredEvaluation:
     time: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Flip:
     """One objective whose status differs: ``before`` under the stored SLO (``None``: it had no such
     objective), ``after`` under the new one."""
@@ -47,7 +47,7 @@ class Flip:
         return {"sli": self.sli, "before": None if self.before is None else self.before.value, "after": self.after.value}
 
 
-@dataclass(frozen=True)
+@frozen
 class ReplayedBuild:
     """One build: the stored verdict and score, the replayed ones, and which objectives flipped."""
 
@@ -94,7 +94,7 @@ class ReplayedBuild:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class ReplayReport:
     """Every replayed build (oldest first) and the counts of each verdict transition."""
 

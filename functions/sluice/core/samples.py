@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
+
+from sluice.core.frozen import frozen
 
 __all__ = [
     "MAX_BUCKETS",
@@ -44,7 +45,7 @@ class Alternative(StrEnum):
     LESS = "less"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Distribution:
     """Sorted ``(value, count)`` buckets, values distinct and finite, counts ≥ 1."""
 
@@ -92,7 +93,7 @@ def distribution_from_dict(data: object) -> tuple[Distribution | None, str]:
     return Distribution.of(pairs), ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class RankTest:
     """The outcome of :func:`mann_whitney`.
 

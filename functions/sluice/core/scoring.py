@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from sluice.core.frozen import frozen
 from sluice.core.inconclusive import DataRules
 from sluice.core.samples import Alternative, Distribution, RankTest, distribution_from_dict, mann_whitney
 from sluice.core.slo import (
@@ -92,7 +93,7 @@ class TargetKind(StrEnum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Measurement:
     """One SLI value as measured. ``success=False``: could not measure (``value`` is ignored).
 
@@ -138,7 +139,7 @@ class InconclusiveKind(StrEnum):
     UNRELIABLE_MEASUREMENT = "unreliable_measurement"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class InconclusiveReason:
     """One reason an evaluation is inconclusive: which SLI, what kind, in one sentence."""
 
@@ -150,7 +151,7 @@ class InconclusiveReason:
         return {"sli": self.sli, "kind": self.kind.value, "message": self.message}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class NoiseCheck:
     """How a noise-aware objective judged one relative criterion that the point comparison violated.
 
@@ -180,7 +181,7 @@ class NoiseCheck:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Target:
     """One criterion as applied: ``target_value`` is the threshold it resolved to (``None`` for a
     relative criterion that had no comparison value, which then holds)."""
@@ -199,7 +200,7 @@ class Target:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class IndicatorComparison:
     """The comparison value of one SLI: ``value`` = ``aggregate_function`` over ``values``,
     taken (newest first) from the previous evaluations ``evaluations`` (their ids)."""
@@ -218,7 +219,7 @@ class IndicatorComparison:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class IndicatorResult:
     """The outcome of one objective."""
 
@@ -260,7 +261,7 @@ class IndicatorResult:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ComparisonInfo:
     """How the baseline was chosen, and which previous evaluations (ids, newest first) it is."""
 
@@ -280,7 +281,7 @@ class ComparisonInfo:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Subject:
     """What an evaluation is about: its id, the service in its stage, the time window, the labels."""
 
@@ -293,7 +294,7 @@ class Subject:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class EvaluationResult:
     """A finished evaluation: verdict, score and the whole explanation.
 
@@ -546,7 +547,7 @@ def _first_per_name(values: Iterable[Measurement]) -> dict[str, Measurement]:
     return measured
 
 
-@dataclass(frozen=True)
+@frozen
 class _Baseline:
     """The previous evaluations compared with, their values per SLI and (when an objective tests
     samples) their latency distributions per SLI."""

@@ -19,9 +19,10 @@ The first entry is the first stage; a stage's next stage is the next entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
+from sluice.core.frozen import frozen
 from sluice.core.inconclusive import InconclusivePolicy, parse_on_inconclusive
 from sluice.core.strategies import SPLIT_STRATEGIES, Approval, DeploymentStrategy, OnTimeout, TestStrategy
 from sluice.core.validation import Problems, Reader, dns_label_problem, parse_duration
@@ -36,7 +37,7 @@ DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600.0
 MAX_APPROVAL_TIMEOUT_S = 30 * 24 * 3600.0
 
 
-@dataclass(frozen=True)
+@frozen
 class Stage:
     name: str
     deployment_strategy: DeploymentStrategy = DeploymentStrategy.DIRECT
@@ -72,7 +73,7 @@ class Stage:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class Shipyard:
     stages: tuple[Stage, ...]
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from sluice.core.frozen import frozen
 from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
 
@@ -72,7 +73,7 @@ _CONTEXT_NAMES = {_CODE: "outside a string", _DQ: "in a double-quoted string",
                   _SQ: "in a single-quoted string", _BQ: "in a backquoted string", _COMMENT: "in a comment"}
 
 
-@dataclass(frozen=True)
+@frozen
 class SliConfig:
     """The indicators of one (merged) sli.yaml: name → query, and the level each came from."""
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 
+from sluice.core.frozen import frozen
 from sluice.core.validation import Problems, Reader
 from sluice.core.verdict import Verdict
 from sluice.errors import ValidationError
@@ -95,7 +96,7 @@ MAX_OBJECTIVES = 1000
 MAX_CRITERIA = 100  # criteria sets per pass/warning, and criteria per set
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Criterion:
     """One criterion such as ``<600`` (absolute) or ``<=+10%`` (relative to the comparison value).
 
@@ -138,7 +139,7 @@ class Criterion:
         return value == threshold
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class CriteriaSet:
     """One ``{criteria: [...]}`` entry: all of its criteria must hold (AND)."""
 
@@ -152,7 +153,7 @@ class ComparisonMethod(StrEnum):
     MANN_WHITNEY = "mann_whitney"  # ... and a violation must also be a significant shift of the samples
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class NoiseRule:
     """An objective's opt-in noise-aware comparison (a Sluice extension; Keptn files have none).
 
@@ -178,7 +179,7 @@ class NoiseRule:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Objective:
     """One objective. ``pass_`` sets are alternatives (OR), and so are ``warning`` sets.
 
@@ -204,7 +205,7 @@ class Objective:
         return any(c.relative for s in (*self.pass_, *self.warning) for c in s.criteria)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class AggregateFunction:
     """``avg`` or a percentile ``pNN`` (0 < NN ≤ 100) over the previous values of one SLI."""
 
@@ -236,7 +237,7 @@ class AggregateFunction:
 AVG = AggregateFunction("avg")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Comparison:
     """The ``comparison`` block, with lighthouse's defaults filled in.
 
@@ -259,7 +260,7 @@ class Comparison:
         return _LIGHTHOUSE_DEFAULT_COUNT
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class TotalScore:
     """The ``total_score`` thresholds in percent; ``warning`` is ``None`` when not given."""
 
@@ -267,7 +268,7 @@ class TotalScore:
     warning: float | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Slo:
     """A parsed, valid SLO file."""
 

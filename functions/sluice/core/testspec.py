@@ -40,8 +40,9 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from sluice.core.frozen import frozen
 from sluice.core.validation import Problems, Reader, parse_duration, shown
 from sluice.errors import ValidationError
 
@@ -69,7 +70,7 @@ class LoadMode(enum.StrEnum):
     VIRTUAL_USERS = "virtual-users"
 
 
-@dataclass(frozen=True)
+@frozen
 class HealthCheck:
     """``GET path`` must answer ``expected_status``; it is polled for up to ``wait_s`` seconds."""
 
@@ -79,7 +80,7 @@ class HealthCheck:
     timeout_s: float = DEFAULT_TIMEOUT_S
 
 
-@dataclass(frozen=True)
+@frozen
 class RequestSpec:
     """One HTTP request and what its answer must be. ``expected_text`` is a substring of the body.
 
@@ -103,7 +104,7 @@ class RequestSpec:
         return self.name or f"{self.method} {self.path}"
 
 
-@dataclass(frozen=True)
+@frozen
 class PerformanceProfile:
     """The load: a mode, its rate or virtual users, a duration, a weighted request mix and limits."""
 
@@ -124,7 +125,7 @@ JMETER_TARGET_PROPERTIES = ("server", "port", "protocol")
 _PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
 
 
-@dataclass(frozen=True)
+@frozen
 class JMeterPlans:
     """The JMeter plans of a spec by role (resource URIs), their error limit and extra properties."""
 
@@ -140,7 +141,7 @@ class JMeterPlans:
         return tuple(p for p in (self.health, own) if p)
 
 
-@dataclass(frozen=True)
+@frozen
 class TestSpec:
     """A whole ``tests.yaml``. ``source`` names where it came from (for messages);
     ``is_default`` is True for :func:`default_test_spec`."""

@@ -30,9 +30,9 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from sluice.core.frozen import frozen
 from sluice.errors import ValidationError
 
 __all__ = [
@@ -69,7 +69,7 @@ _SERVER_FIELDS = ("namespace", "uid", "resourceVersion", "generation", "creation
 _OWN_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
 
 
-@dataclass(frozen=True)
+@frozen
 class UserWorkload:
     """What ``sluice onboard --chart/--manifests`` rendered for one stage: the objects as JSON
     mappings, where they came from (for messages) and a digest of them (a changed workload is
@@ -85,7 +85,7 @@ def digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@frozen
 class Workload:
     """The service's Deployment, its Service (if any) and every other object, as given."""
 
@@ -212,7 +212,7 @@ def service_container(containers: Sequence[object], service: str) -> int:
     return 0 if len(names) == 1 else -1
 
 
-@dataclass(frozen=True)
+@frozen
 class KnativeWorkload:
     """The service's Knative Service and every other object, as given."""
 

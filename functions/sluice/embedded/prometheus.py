@@ -56,12 +56,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from sluice.adapters.sli.prometheus import job_name
+from sluice.core.frozen import frozen
 from sluice.embedded.host import flock, free_port, pid_alive, read_json, start_ticks, tail, write_json
 from sluice.errors import ConfigurationError, PermanentError, RetryableError
 
@@ -83,7 +84,7 @@ _POLL_S = 0.05
 _SAFE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-@dataclass(frozen=True)
+@frozen
 class ScrapeTarget:
     """One endpoint to scrape: ``address`` (host:port) with its ``job`` and extra labels."""
 

@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from sluice.core.frozen import frozen
 from sluice.loadgen.client import Connection, encode_request
 from sluice.loadgen.histogram import LogLinearHistogram
 from sluice.loadgen.model import LoadProfile, LoadReport, LoadRequest, Mode, SlotReport
@@ -159,7 +160,7 @@ class Tally:
             self.last_done = done
 
 
-@dataclass(frozen=True)
+@frozen
 class Share:
     """This process's part of a run spread over ``of`` processes: every ``of``-th request of the
     open-loop schedule starting at ``index``, and its part of the connections and users."""
@@ -168,7 +169,7 @@ class Share:
     of: int = 1
 
 
-@dataclass(frozen=True)
+@frozen
 class _Entry:
     request: LoadRequest
     data: bytes
@@ -189,7 +190,7 @@ class _Picker:
         return self._entries[min(bisect.bisect_right(self._cumulative, point), len(self._entries) - 1)]
 
 
-@dataclass(frozen=True)
+@frozen
 class Target:
     """Where the load goes: scheme, host, port and the pre-encoded request mix."""
 

@@ -6,8 +6,10 @@ import enum
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from sluice.core.frozen import frozen
 
 
 class Mode(enum.StrEnum):
@@ -17,7 +19,7 @@ class Mode(enum.StrEnum):
     VIRTUAL_USERS = "virtual-users"
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadRequest:
     """One entry of the request mix. ``expected_status`` None means "any status below 400"."""
 
@@ -34,7 +36,7 @@ class LoadRequest:
         return status != self.expected_status
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadProfile:
     """A bounded load: it stops by itself after ``duration_s`` or ``max_requests``, whichever first.
 
@@ -109,7 +111,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass(frozen=True)
+@frozen
 class SlotReport:
     """The answers one slot gave during a run on a stage's public address (the weighted local
     router names the slot in ``x-sluice-slot``): the same figures as the run's, for that share.
@@ -144,7 +146,7 @@ class SlotReport:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadReport:
     """What one load run measured. Times in milliseconds; ``error_rate`` is a fraction 0..1.
 

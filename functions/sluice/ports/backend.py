@@ -8,10 +8,10 @@ Backends: ``local`` (processes + weighted router, the embedded default), ``kuber
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from sluice.core.deployment import Slot
+from sluice.core.frozen import frozen
 
 if TYPE_CHECKING:  # only for annotations: a function that reads no workload does not load it
     from sluice.core.workload import UserWorkload
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # only for annotations: a function that reads no workload doe
 __all__ = ["DeploymentBackend", "Placement", "Slot"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Placement:
     """A service in a stage of a project. Kubernetes namespace: ``<project>-<stage>``."""
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from sluice.core.frozen import frozen
 
 if TYPE_CHECKING:
     from sluice.config import Settings
@@ -16,7 +18,7 @@ LoadMeasurements = Callable[[str, str, str, str], Mapping[str, Any] | None]
 Levels = Callable[[str], Sequence[object]]
 
 
-@dataclass(frozen=True)
+@frozen
 class ProviderContext:
     """Everything an SLI provider is built from: the one argument of every provider's ``create(ctx)``.
 
@@ -38,7 +40,7 @@ class ProviderContext:
         return f"ProviderContext({self.project}/{self.stage}/{self.service})"
 
 
-@dataclass(frozen=True)
+@frozen
 class ConnectionRecord:
     """What ``sluice set <provider>`` stores for a project: settings in the state record ``name``
     (none when ``data`` is empty), credentials in the secret ``secret_name`` (deleted when
@@ -52,7 +54,7 @@ class ConnectionRecord:
     secret_values: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
+@frozen
 class SliQuery:
     """What to measure: which indicators, for which service and deployment, over which window."""
 
@@ -67,7 +69,7 @@ class SliQuery:
     context: str = ""  # shkeptncontext of the delivery (the builtin provider reads by it)
 
 
-@dataclass(frozen=True)
+@frozen
 class SliValue:
     """One indicator's value. ``success=False`` means "could not measure": value is None and
     ``message`` says which indicator and why. Never a silent 0.

@@ -7,14 +7,16 @@ One contract, several stores (local files, Kubernetes ConfigMaps, in-memory for 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
+
+from sluice.core.frozen import frozen
 
 #: A ConfigMap holds at most 1 MiB (keys + values); a record that would pass it is refused.
 MAX_RECORD_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@frozen
 class Record:
     """One ConfigMap-shaped record.
 

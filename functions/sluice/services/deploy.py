@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluice.core import deployment as dep
@@ -27,6 +27,7 @@ from sluice.core.events import (
     Outcome,
     Ping,
 )
+from sluice.core.frozen import frozen
 from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import (
     HANDOFF_S,
@@ -57,7 +58,7 @@ log = logging.getLogger("sluice.deploy")
 GRACE_S = 60.0
 
 
-@dataclass(frozen=True)
+@frozen
 class _Ending:
     """How a promotion or roll-back ended: the done event's outcome and result, why, and whether
     the candidate became the primary."""

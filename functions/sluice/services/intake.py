@@ -29,10 +29,11 @@ import hmac
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 from sluice.core.events import Event
+from sluice.core.frozen import frozen
 from sluice.core.intake import (
     SOURCES,
     IntakeDelivery,
@@ -202,7 +203,7 @@ def authenticate(source: str, secret: str | None, headers: Mapping[str, str], qu
 # --- the service -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class IntakeRequest:
     """One HTTP request to intake; header names lower-case."""
 
@@ -212,7 +213,7 @@ class IntakeRequest:
     body: bytes
 
 
-@dataclass(frozen=True)
+@frozen
 class IntakeResponse:
     status: int
     message: str

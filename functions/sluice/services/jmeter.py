@@ -23,11 +23,12 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sluice.core.frozen import frozen
 from sluice.errors import ConfigurationError
 from sluice.loadgen import LogLinearHistogram
 
@@ -54,7 +55,7 @@ def find_jmeter(configured: str = "") -> str:
     raise JMeterMissing(f"JMeter is not installed ({where} is missing): {INSTALL_HINT}")
 
 
-@dataclass(frozen=True)
+@frozen
 class JMeterRun:
     """One plan's results: counts, failures (label: message, a few), measurements, and whether
     JMeter ended by itself (``finished``) with which exit code."""

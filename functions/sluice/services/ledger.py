@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from sluice.core.events import Event
+from sluice.core.frozen import frozen
 from sluice.core.ledger import FINISHED_LIMIT, Lane, Phase, Run, Transition, before, record
 from sluice.errors import SluiceError
 from sluice.ports.backend import Placement
@@ -59,7 +60,7 @@ LANE_BUDGET_OF_CHUNK = 350 * 1024
 Effect = Callable[[Lane, Run], tuple[Lane, list[dict[str, Any]]]]
 
 
-@dataclass(frozen=True)
+@frozen
 class Advanced:
     """What a transition did: ``applied`` now, or not (``replies`` are then the ones the winner
     stored — empty when the run is unknown or in a phase the transition does not start from)."""
@@ -72,7 +73,7 @@ class Advanced:
         return [Event.from_json_dict(e) for e in self.replies]
 
 
-@dataclass(frozen=True)
+@frozen
 class LaneRecord:
     """A lane as read, with where it lives."""
 

@@ -34,9 +34,9 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sluice.core.frozen import frozen
 from sluice.errors import NotFoundError, SluiceError, TooLargeError, ValidationError
 from sluice.ports.archive import Archive
 from sluice.ports.state import Record, StateStore
@@ -147,7 +147,7 @@ def resource_key(uri: str) -> str:
     return key
 
 
-@dataclass(frozen=True)
+@frozen
 class Project:
     name: str
     shipyard: Shipyard

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from sluice.core.events import DeploymentFinished, Event, Ping, TestsFinished
+from sluice.core.frozen import frozen
 from sluice.core.ledger import HANDOFF_S, Lane, Phase, Run, TestRun, Transition, enter, expired
 from sluice.core.strategies import DeploymentStrategy
 from sluice.core.testspec import expected_length_s
@@ -33,7 +34,7 @@ log = logging.getLogger("sluice.test")
 GRACE_S = 30.0
 
 
-@dataclass(frozen=True)
+@frozen
 class TestOutcome:
     """What a test unit measured."""
 

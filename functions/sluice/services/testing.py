@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 import httpx
 
+from sluice.core.frozen import frozen
 from sluice.core.strategies import TestStrategy
 from sluice.core.testspec import (
     HealthCheck,
@@ -66,7 +67,7 @@ ProgressCallback = Callable[[str, int, int | None], None]
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True)
+@frozen
 class RequestOutcome:
     """One checked request: what was sent, what came back, and whether it passed (with why not)."""
 
@@ -85,7 +86,7 @@ class RequestOutcome:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class TestReport:
     """The outcome of one test run. ``result`` is ``pass`` or ``fail``; ``start``/``end`` RFC 3339 UTC.
 

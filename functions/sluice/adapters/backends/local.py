@@ -43,10 +43,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sluice.core.frozen import frozen
 from sluice.core.validation import dns_label_problem
 from sluice.embedded.host import (
     ROUTER_INFO,
@@ -66,7 +67,7 @@ from sluice.ports.backend import Placement, Slot
 _POLL_S = 0.05
 
 
-@dataclass(frozen=True)
+@frozen
 class ImageSpec:
     """How to run one image locally: argv with placeholders and the readiness path."""
 
@@ -75,7 +76,7 @@ class ImageSpec:
     health: str = "/health"
 
 
-@dataclass(frozen=True)
+@frozen
 class SlotRecord:
     """A running slot, as recorded in ``runtime_dir/slots/``."""
 
@@ -98,7 +99,7 @@ class SlotRecord:
         return Placement(self.project, self.stage, self.service)
 
 
-@dataclass(frozen=True)
+@frozen
 class SlotStatus:
     """What ``status()`` / ``reconcile()`` found (or did) for one slot."""
 

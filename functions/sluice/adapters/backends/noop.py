@@ -10,14 +10,14 @@ image reference is a ``ValidationError`` (as on every backend: tests/contract).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from sluice.core.frozen import frozen
 from sluice.core.validation import image_problem
 from sluice.errors import PermanentError, ValidationError
 from sluice.ports.backend import Placement, Slot
 
 
-@dataclass(frozen=True)
+@frozen
 class Call:
     """One call made to the backend."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime
 
+from sluice.core.frozen import frozen
 from sluice.core.sli_config import duration_placeholder, placeholder_values
 from sluice.errors import ValidationError
 from sluice.ports.sli import SliQuery, SliValue
@@ -25,7 +25,7 @@ class Unmeasured(Exception):
     """One indicator could not be measured; the message says why."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Window:
     """The request's test window and the placeholder → value table of its queries."""
 

@@ -48,12 +48,13 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from sluice.adapters.sli import SECTIONS
+from sluice.core.frozen import frozen
 from sluice.core.resources import sli_uris
 from sluice.core.sli_config import (
     LEVELS,
@@ -111,7 +112,7 @@ def builtin_query(indicator: str, deployment: str) -> str | None:
     return template.format(selector=_SELECTOR.format(suffix=suffix))
 
 
-@dataclass(frozen=True)
+@frozen
 class PrometheusConnection:
     """Where a project's Prometheus is and how to log in (a Secret-like record).
 

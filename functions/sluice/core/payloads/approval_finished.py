@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from sluice.core.events import Decision, EventType, Scoped, _enum, _f
+from sluice.core.frozen import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ApprovalFinished(Scoped):
     """A person's decision on a held promotion (``approve`` or ``decline``), or on a running canary
     (``pause``, ``resume``, ``abort``)."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from sluice.core.events import EventType, Scoped, _f
+from sluice.core.frozen import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ApprovalRejected(Scoped):
     """An ``approval.finished`` the gate refused (unsigned, badly signed, stale): it changed nothing."""
 

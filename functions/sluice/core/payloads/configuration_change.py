@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sluice.core.events import CanaryAction, EventType, Scoped, _checked, _enum, _f, _opt_label, _percent
+from sluice.core.frozen import frozen
 from sluice.core.validation import image_problem
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ConfigurationChange(Scoped):
     """Deploy ``image`` to a stage (``set``), or ``promote`` / ``discard`` its candidate.
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from sluice.core.events import EventType, Staged, _f, _verdict
+from sluice.core.frozen import frozen
 from sluice.core.verdict import Verdict
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DeploymentFinished(Staged):
     """The candidate is reachable at ``deploymentURILocal`` — or the deployment failed."""
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sluice.core.events import EventType, Staged, _f, _object, _verdict
+from sluice.core.frozen import frozen
 from sluice.core.verdict import Verdict
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class EvaluationDone(Staged):
     """The gate's verdict, in the seed's shape."""
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from sluice.core.deployment import Slot
 from sluice.core.events import EventType, Staged, _enum, _f, _filters, _strings, _time
+from sluice.core.frozen import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class GetSli(Staged):
     """Ask a provider for indicator values over a window."""
 

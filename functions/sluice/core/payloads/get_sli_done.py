@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sluice.core.events import EventType, Scoped, _f, _indicator_values, _time
+from sluice.core.frozen import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class GetSliDone(Scoped):
     """Indicator values: ``[{metric, value, success, message}]``."""
 

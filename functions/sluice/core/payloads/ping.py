@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from sluice.core.events import EventType, Payload, _f
+from sluice.core.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Ping(Payload):
     """A PingSource tick: time-driven work (timeouts of waits) runs on it."""
 

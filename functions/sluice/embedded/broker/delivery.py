@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from sluice.core.frozen import frozen
 from sluice.errors import ConfigurationError
 
 DEFAULT_TIMEOUT_S = 900.0
@@ -49,7 +50,7 @@ def is_retryable(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUS
 
 
-@dataclass(frozen=True)
+@frozen
 class DeadLetterSink:
     """``deadLetterSink``: a reference to a Knative Service, a URI, or both (URI relative)."""
 
@@ -58,7 +59,7 @@ class DeadLetterSink:
     uri: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class DeliverySpec:
     retry: int = 0
     backoff_policy: str = "exponential"

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import yaml
 
+from sluice.core.frozen import frozen
 from sluice.embedded.broker.delivery import DeliverySpec
 from sluice.embedded.broker.filters import Predicate, compile_filter
 from sluice.errors import ConfigurationError
@@ -34,7 +35,7 @@ SERVING = "serving.knative.dev/v1"
 SOURCES = "sources.knative.dev/v1"
 
 
-@dataclass(frozen=True)
+@frozen
 class BrokerSpec:
     namespace: str = DEFAULT_NAMESPACE
     name: str = DEFAULT_BROKER
@@ -46,7 +47,7 @@ class BrokerSpec:
         return f"/{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@frozen
 class ServiceSpec:
     """A Knative Service that runs one Sluice function (its ``FUNCTION_TARGET``)."""
 
@@ -58,7 +59,7 @@ class ServiceSpec:
     concurrency: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Subscriber:
     """Where a Trigger delivers: a Knative Service (``ref``), a URI, or a Service plus a path."""
 
@@ -69,7 +70,7 @@ class Subscriber:
         return f"ksvc/{self.service}{self.uri}" if self.service else self.uri
 
 
-@dataclass(frozen=True)
+@frozen
 class TriggerSpec:
     name: str
     namespace: str
@@ -79,7 +80,7 @@ class TriggerSpec:
     origin: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class PingSourceSpec:
     name: str
     namespace: str
@@ -94,7 +95,7 @@ class PingSourceSpec:
         return f"/apis/v1/namespaces/{self.namespace}/pingsources/{self.name}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Topology:
     broker: BrokerSpec
     services: Mapping[str, ServiceSpec]

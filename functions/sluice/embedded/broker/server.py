@@ -25,12 +25,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sluice
 from sluice.config import Settings
+from sluice.core.frozen import frozen
 from sluice.embedded.host import read_json, write_json
 from sluice.errors import ConfigurationError, SluiceError
 
@@ -70,7 +70,7 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
                         help="largest event the ingress accepts, in bytes (default 1 MiB; larger: 413)")
 
 
-@dataclass(frozen=True)
+@frozen
 class ServeOptions:
     port: int
     tick_s: float

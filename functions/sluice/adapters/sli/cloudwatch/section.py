@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from sluice.core.frozen import frozen
 from sluice.core.sli_config import INDICATOR_NAME, LEVELS
 from sluice.core.validation import Problems, Reader, shown
 from sluice.errors import ValidationError
@@ -49,7 +50,7 @@ _KEYS = ("namespace", "metric", "dimensions", "statistic", "period", "unit", "ag
 _DEFAULT_AGGREGATE = {"Sum": "sum", "SampleCount": "sum", "Minimum": "min", "Maximum": "max"}
 
 
-@dataclass(frozen=True)
+@frozen
 class MetricQuery:
     """One indicator as a CloudWatch metric statistic over the test window."""
 
@@ -66,7 +67,7 @@ class MetricQuery:
         return self.aggregate or _DEFAULT_AGGREGATE.get(self.statistic, "average")
 
 
-@dataclass(frozen=True)
+@frozen
 class CloudWatchConfig:
     region: str = ""
     indicators: Mapping[str, MetricQuery] = field(default_factory=dict)

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from sluice.core.frozen import frozen
 from sluice.core.validation import Problems, shown
 from sluice.errors import ValidationError
 
@@ -38,7 +38,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SPECIAL = '~"(),:'
 
 
-@dataclass(frozen=True)
+@frozen
 class DynatraceQuery:
     """One indicator's Metrics API v2 query (placeholders not yet replaced)."""
 

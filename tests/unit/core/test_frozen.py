@@ -1,0 +1,236 @@
+"""``@frozen`` behaves as ``@dataclass(frozen=True)`` over generated class shapes.
+
+Each example builds the same class shape twice, once with each decorator, and holds every
+observable behaviour of the two to each other: whether the class can be made at all, the
+signature, construction (and its errors), fields, equality, hashing, repr (secret fields kept
+out), ``replace``, ``asdict``, copies, ``__match_args__``, the ``__post_init__`` call and the
+frozen ``__setattr__``/``__delattr__``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+from dataclasses import MISSING, FrozenInstanceError, InitVar, dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice.core.frozen import frozen
+
+NAMES = ["a", "b", "c", "d", "e", "self", "f"]
+VALUES = st.one_of(st.integers(-3, 3), st.sampled_from(["", "x", "y"]), st.none(),
+                   st.tuples(st.integers(0, 2)), st.lists(st.integers(0, 2), max_size=2))
+DEFAULTS = st.one_of(st.integers(-3, 3), st.sampled_from(["", "x"]), st.none(), st.tuples(st.integers(0, 2)))
+
+
+@st.composite
+def field_specs(draw: Any, name: str) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["required", "default", "factory"]))
+    spec: dict[str, Any] = {"name": name, "kind": kind,
+                            "compare": draw(st.booleans()), "hash": draw(st.sampled_from([None, True, False])),
+                            "repr": draw(st.booleans()), "kw_only": draw(st.sampled_from([MISSING, True, False]))}
+    if kind == "default":
+        spec["default"] = draw(DEFAULTS)
+    if kind == "factory":
+        spec["factory"] = draw(st.sampled_from([list, dict, tuple, str]))
+    return spec
+
+
+@st.composite
+def shapes(draw: Any) -> dict[str, Any]:
+    names = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=5))
+    return {"fields": [draw(field_specs(n)) for n in names], "kw_only": draw(st.booleans()),
+            "slots": draw(st.booleans()), "post_init": draw(st.booleans())}
+
+
+def build(shape: dict[str, Any], decorate: Any, calls: list[str]) -> type:
+    """A fresh class of that shape (named alike for both decorators, so reprs compare)."""
+    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__, "__qualname__": "Shape"}
+    for spec in shape["fields"]:
+        options: dict[str, Any] = {"compare": spec["compare"], "hash": spec["hash"], "repr": spec["repr"],
+                                   "kw_only": spec["kw_only"]}
+        if spec["kind"] == "default":
+            options["default"] = spec["default"]
+        if spec["kind"] == "factory":
+            options["default_factory"] = spec["factory"]
+        namespace["__annotations__"][spec["name"]] = "Any"
+        namespace[spec["name"]] = field(**options)
+    if shape["post_init"]:
+        namespace["__post_init__"] = lambda self: calls.append(type(self).__module__)
+    return decorate(type("Shape", (), namespace))
+
+
+def outcome(make: Any) -> tuple[str, Any]:
+    try:
+        return "ok", make()
+    except Exception as err:  # noqa: BLE001 - the kind of error is what is compared
+        return type(err).__name__, str(err)
+
+
+def pair(shape: dict[str, Any]) -> tuple[tuple[str, Any], tuple[str, Any], list[str], list[str]]:
+    seen_a: list[str] = []
+    seen_b: list[str] = []
+    a = outcome(lambda: build(shape, dataclass(frozen=True, kw_only=shape["kw_only"], slots=shape["slots"]), seen_a))
+    b = outcome(lambda: build(shape, frozen(kw_only=shape["kw_only"], slots=shape["slots"]), seen_b))
+    return a, b, seen_a, seen_b
+
+
+def same(x: Any, y: Any) -> None:
+    """Two instances, one of each class, agree on everything observable."""
+    assert dataclasses.astuple(x) == dataclasses.astuple(y)
+    assert dataclasses.asdict(x) == dataclasses.asdict(y)
+    assert repr(x) == repr(y)
+    hx, hy = outcome(lambda: hash(x)), outcome(lambda: hash(y))
+    assert hx == hy
+
+
+@settings(max_examples=300, deadline=None)
+@given(shape=shapes(), data=st.data())
+def test_frozen_behaves_as_a_frozen_dataclass(shape: dict[str, Any], data: st.DataObject) -> None:
+    (kind_a, cls_a), (kind_b, cls_b), calls_a, calls_b = pair(shape)
+    assert kind_a == kind_b, (cls_a, cls_b)
+    if kind_a != "ok":
+        return
+    assert str(inspect.signature(cls_a)) == str(inspect.signature(cls_b))
+    assert [f.name for f in dataclasses.fields(cls_a)] == [f.name for f in dataclasses.fields(cls_b)]
+    assert cls_a.__match_args__ == cls_b.__match_args__
+    assert [f.name for f in dataclasses.fields(cls_b) if f.repr] == list(cls_b._frozen_shown)
+
+    params = list(inspect.signature(cls_a).parameters.values())
+    instances = []
+    for _ in range(2):  # two instances of each, to compare equality across them
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for p in params:
+            if p.default is not inspect.Parameter.empty and data.draw(st.booleans()):
+                continue  # left to its default
+            value = data.draw(VALUES)
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and not kwargs and data.draw(st.booleans()):
+                args.append(value)
+            else:
+                kwargs[p.name] = value
+        if data.draw(st.booleans()):
+            kwargs[data.draw(st.sampled_from(["zz", *NAMES]))] = 0  # perhaps unknown, perhaps a duplicate
+        made_a = outcome(lambda: cls_a(*args, **kwargs))
+        made_b = outcome(lambda: cls_b(*args, **kwargs))
+        assert made_a[0] == made_b[0], (made_a, made_b)
+        assert calls_a == [__name__] * len(calls_a) and len(calls_a) == len(calls_b)
+        if made_a[0] != "ok":
+            assert made_a[1].replace("Shape.__init__()", "__init__()") == made_b[1].replace(
+                "Shape.__init__()", "__init__()")
+            return
+        same(made_a[1], made_b[1])
+        instances.append((made_a[1], made_b[1]))
+
+    (a1, b1), (a2, b2) = instances
+    assert (a1 == a2) == (b1 == b2)
+    assert (a1 != a2) == (b1 != b2)
+    assert b1 == b1 and b1 != object() and b1 != a1  # another class is never equal
+
+    # Python 3.11's frozen slots dataclass fails on an attribute that is not a field (its
+    # __setattr__ names the class before slots replaced it: a TypeError from super()); @frozen
+    # refuses it as any other frozen instance does.
+    for name in [*(f.name for f in dataclasses.fields(cls_a)), "zz"]:
+        for obj in (a1, b1) if name != "zz" else (b1,):
+            with pytest.raises(FrozenInstanceError):
+                setattr(obj, name, 1)
+            with pytest.raises(FrozenInstanceError):
+                delattr(obj, name)
+
+    changes = {p.name: data.draw(VALUES) for p in params if data.draw(st.booleans())}
+    assert outcome(lambda: dataclasses.astuple(dataclasses.replace(a1, **changes))) == outcome(
+        lambda: dataclasses.astuple(dataclasses.replace(b1, **changes)))
+    for made in (copy.copy(b1), copy.deepcopy(b1)):
+        assert made == b1 and type(made) is cls_b
+        with pytest.raises(FrozenInstanceError):
+            setattr(made, "zz", 1)
+
+
+@frozen
+class Credentials:
+    user: str
+    password: str = field(default="", repr=False)
+
+
+def test_a_secret_field_stays_out_of_the_repr() -> None:
+    shown = repr(Credentials("ops", "hunter2"))
+    assert shown == "Credentials(user='ops')" and "hunter2" not in shown
+
+
+@frozen
+class Node:
+    name: str
+    children: list[Any] = field(default_factory=list, compare=False, hash=False)
+
+
+def test_a_recursive_repr_shows_an_ellipsis() -> None:
+    node = Node("root")
+    node.children.append(node)
+    assert repr(node) == "Node(name='root', children=[...])"
+    assert node == Node("root") and hash(node) == hash(Node("root", [1]))
+
+
+def test_methods_a_class_defines_are_kept() -> None:
+    @frozen
+    class Own:
+        x: int
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __repr__(self) -> str:
+            return "own"
+
+    assert Own(1) == Own(2) and repr(Own(1)) == "own"
+    assert hash(Own(1)) == hash((1,))  # as dataclass: an own __eq__ alone still gets the fields' hash
+
+    @frozen
+    class OwnHash:
+        x: int
+
+        def __hash__(self) -> int:
+            return 7
+
+    assert hash(OwnHash(1)) == 7 and OwnHash(1) == OwnHash(1)
+    with pytest.raises(TypeError, match="Cannot overwrite attribute __setattr__"):
+        @frozen
+        class Settable:
+            x: int
+
+            def __setattr__(self, name: str, value: Any) -> None:
+                pass
+
+
+def test_initvar_and_init_false_are_refused() -> None:
+    with pytest.raises(TypeError, match="InitVar"):
+        @frozen
+        class WithInitVar:
+            x: InitVar[int]
+
+    with pytest.raises(TypeError, match="init=False"):
+        @frozen
+        class WithoutInit:
+            x: int = field(default=0, init=False)
+
+
+def test_frozen_classes_inherit_their_fields() -> None:
+    @frozen
+    class Base:
+        x: int
+        y: str = "y"
+
+    @frozen(kw_only=True)
+    class Child(Base):
+        z: tuple[int, ...] = ()
+
+    child = Child(1, z=(2,))
+    assert dataclasses.astuple(child) == (1, "y", (2,))
+    assert child != Base(1) and child == Child(1, "y", z=(2,))
+    assert repr(child).endswith(".<locals>.Child(x=1, y='y', z=(2,))")
+    assert dataclasses.replace(child, y="w").y == "w"
+    with pytest.raises(FrozenInstanceError):
+        child.x = 2  # type: ignore[misc]
