@@ -32,6 +32,7 @@ TypeError); ``@frozen`` classes inherit from ``@frozen`` classes. ``InitVar`` an
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import reprlib
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
@@ -68,9 +69,15 @@ def frozen(cls: Any = None, /, *, kw_only: bool = False, slots: bool = False) ->
     """``@dataclass(frozen=True)`` (with ``kw_only``/``slots`` as there), cheaper to create."""
 
     def wrap(target: Any) -> Any:
+        documented = bool(target.__dict__.get("__doc__"))
+        if not documented:  # dataclass would read the signature of object.__init__ (with tokenize) for it
+            target.__doc__ = "(its signature, below)"
         made = dataclasses.dataclass(init=False, repr=False, eq=False, frozen=False, kw_only=kw_only,
                                      slots=slots)(target)
-        return _finish(made, slots)
+        made = _finish(made, slots)
+        if not documented:  # as dataclass: the class's name and its __init__'s signature
+            made.__doc__ = made.__name__ + str(inspect.signature(made)).replace(" -> None", "")
+        return made
 
     return wrap if cls is None else wrap(cls)
 

@@ -96,6 +96,7 @@ def test_frozen_behaves_as_a_frozen_dataclass(shape: dict[str, Any], data: st.Da
     if kind_a != "ok":
         return
     assert str(inspect.signature(cls_a)) == str(inspect.signature(cls_b))
+    assert cls_a.__doc__ == cls_b.__doc__
     assert [f.name for f in dataclasses.fields(cls_a)] == [f.name for f in dataclasses.fields(cls_b)]
     assert cls_a.__match_args__ == cls_b.__match_args__
     assert [f.name for f in dataclasses.fields(cls_b) if f.repr] == list(cls_b._frozen_shown)
