@@ -12,21 +12,14 @@ A quality gate without a deployment (start-evaluation) is a run of its own in th
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sluice.core.events import (
-    EvaluationDone,
-    Event,
-    GetSli,
-    GetSliDone,
-    Ping,
-    StartEvaluation,
-    TestsFinished,
-)
+from sluice.core.events import Event, EventType, GetSli
 from sluice.core.inconclusive import attempt_of, comparison_history
 from sluice.core.ledger import (
     HANDOFF_S,
@@ -50,12 +43,19 @@ from sluice.services.documents import load_slo
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
 
-if TYPE_CHECKING:  # the scoring rules load when SLIs are scored, not with a start-evaluation or a tick
+if TYPE_CHECKING:  # cold start: the payloads load with the event that carries them (events dispatch on
+    # their type), and the scoring rules when SLIs are scored, not with a start-evaluation or a tick
+    from sluice.core.events import GetSliDone, StartEvaluation, TestsFinished
     from sluice.core.scoring import Measurement
 
 log = logging.getLogger("sluice.evaluate")
 
-NO_SLO = parse_slo({"objectives": [], "total_score": {"pass": "90%", "warning": "75%"}}, "no slo.yaml")
+
+@functools.cache
+def no_slo() -> Slo:
+    """The SLO of a run without one (only the test result decides); built on first use: an
+    evaluation with an SLO never needs it."""
+    return parse_slo({"objectives": [], "total_score": {"pass": "90%", "warning": "75%"}}, "no slo.yaml")
 
 
 def _latency(value: Measurement) -> bool:
@@ -80,13 +80,17 @@ class EvaluateService:
         self.sli_timeout_s = sli_timeout_s
 
     def handle(self, event: Event) -> list[Event]:
-        if isinstance(event.data, TestsFinished):
-            return self._start(event, event.data)
-        if isinstance(event.data, StartEvaluation):
-            return self._gate(event, event.data)
-        if isinstance(event.data, GetSliDone):
-            return self._score(event, event.data)
-        if isinstance(event.data, Ping):
+        # by the payload's own type, not isinstance: a cold start loads the payload class of the
+        # event it answers, not those of every event evaluate takes (each payload has one TYPE)
+        kind = event.data.TYPE
+        if kind is EventType.TESTS_FINISHED:
+            tests = cast("TestsFinished", event.data)
+            return self._start(event, tests, tests)
+        if kind is EventType.START_EVALUATION:
+            return self._gate(event, cast("StartEvaluation", event.data))
+        if kind is EventType.GET_SLI_DONE:
+            return self._score(event, cast("GetSliDone", event.data))
+        if kind is EventType.PING:
             return self._expire()
         return []
 
@@ -100,9 +104,10 @@ class EvaluateService:
 
         run = Run(event.shkeptncontext, "", Phase.TESTED, now, "", event_time=event.time, labels=dict(data.labels))
         self.ledger.open_gate(placement, enter(run, Phase.TESTED, now, HANDOFF_S))
-        return self._start(event, data)
+        return self._start(event, data, None)
 
-    def _start(self, event: Event, data: TestsFinished | StartEvaluation) -> list[Event]:
+    def _start(self, event: Event, data: TestsFinished | StartEvaluation, tests: TestsFinished | None) -> list[Event]:
+        """Ask for the SLIs of ``data``'s window; ``tests`` is ``data`` when it is a tests-finished."""
         placement = Placement(data.project, data.stage, data.service)
         context = event.shkeptncontext
         run = self.ledger.run(placement, context)
@@ -112,16 +117,16 @@ class EvaluateService:
         for step in (Transition.EVALUATING, Transition.EVALUATED):
             if (stored := run.stored(step)) is not None:
                 return [Event.from_json_dict(e) for e in stored]
-        if run.phase is not Phase.TESTED or (isinstance(data, TestsFinished) and attempt_of(data.labels) != run.attempt):
+        if run.phase is not Phase.TESTED or (tests is not None and attempt_of(tests.labels) != run.attempt):
             return []  # not waiting for an evaluation, or tests-finished of an earlier attempt (a gate has one)
         pending = PendingEvaluation(
             start=data.start, end=data.end, slo="", provider="", request_id="", deadline="",
-            test_failed=isinstance(data, TestsFinished) and data.result == Verdict.FAIL,
-            test_message=data.message if isinstance(data, TestsFinished) else "",
-            test_inconclusive=data.inconclusive if isinstance(data, TestsFinished) else "",
-            test_lag_ms=data.lag_ms if isinstance(data, TestsFinished) else 0.0,
-            teststrategy=data.teststrategy if isinstance(data, TestsFinished) else TestStrategy.NONE,
-            deploymentstrategy=data.deploymentstrategy if isinstance(data, TestsFinished) else None,
+            test_failed=tests is not None and tests.result == Verdict.FAIL,
+            test_message=tests.message if tests is not None else "",
+            test_inconclusive=tests.inconclusive if tests is not None else "",
+            test_lag_ms=tests.lag_ms if tests is not None else 0.0,
+            teststrategy=tests.teststrategy if tests is not None else TestStrategy.NONE,
+            deploymentstrategy=tests.deploymentstrategy if tests is not None else None,
         )
         found = self.records.resource_document(data.project, data.stage, data.service, "slo.yaml")
         if found is None:
@@ -129,14 +134,14 @@ class EvaluateService:
                 f"no SLO found for {data.service} in {data.stage} (add one with "
                 f"'sluice add-resource --resource slo.yaml --resourceUri slo.yaml'): the test result decides"
             )
-            return self._finish(event, placement, run, pending, NO_SLO, [], message)
+            return self._finish(event, placement, run, pending, no_slo(), [], message)
         slo_text, slo_doc = found
         try:
             if len(slo_text.encode()) > SLO_MAX_BYTES:
                 raise ValidationError("slo.yaml", [f"the file has {len(slo_text.encode())} bytes; at most {SLO_MAX_BYTES}"])
             slo = load_slo(slo_text, f"slo.yaml of {data.service} in {data.project}/{data.stage}", slo_doc)
         except ValidationError as err:
-            return self._finish(event, placement, run, pending, NO_SLO, [], f"the SLO is not valid: {err}", force_fail=True)
+            return self._finish(event, placement, run, pending, no_slo(), [], f"the SLO is not valid: {err}", force_fail=True)
         provider = self.records.project_setting(data.project, "sli-provider") or self.default_provider or "builtin"
         repo, tag = split_image(run.image) if run.image else ("", "")
         request = GetSli(
@@ -193,6 +198,9 @@ class EvaluateService:
         return replies
 
     def _expire_run(self, placement: Placement, run: Run) -> list[Event]:
+        # cold start: only a tick builds one
+        from sluice.core.events import Ping
+
         cause = Event(
             type=Ping.TYPE, data=Ping(), source=self.source, id=f"{placement}/{run.context}/{run.phase.value}/timeout",
             time=self.now(), shkeptncontext=run.context,
@@ -207,13 +215,15 @@ class EvaluateService:
         now = self.now()
         pending = PendingEvaluation(start=run.since, end=now, slo="", provider="", request_id="", deadline="")
         reason = f"the evaluation never started within {HANDOFF_S:g} s of the tests"
-        return self._finish(cause, placement, run, pending, NO_SLO, [], reason, force_fail=True)
+        return self._finish(cause, placement, run, pending, no_slo(), [], reason, force_fail=True)
 
     # --- finish ------------------------------------------------------------------------------
     def _finish(
         self, event: Event, placement: Placement, run: Run, pending: PendingEvaluation, slo: Slo,
         values: list[Measurement], message: str, force_fail: bool = False,
     ) -> list[Event]:
+        # cold start: a start-evaluation with an SLO asks for SLIs and finishes nothing
+        from sluice.core.events import EvaluationDone
         from sluice.core.scoring import EvaluationResult, InconclusiveKind, Subject, evaluate, select_baseline
 
         project, stage, service = placement.project, placement.stage, placement.service
