@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from sluice.core.sli_config import LEVELS, SliConfig, parse_sli_config
 from sluice.ports.sli import ConnectionRecord, ProviderContext
 from sluice.ports.state import Record
 from sluice.services.records import KIND, PROJECT, Records
@@ -23,6 +22,7 @@ from sluice.services.state import cas_update
 
 if TYPE_CHECKING:
     from sluice.config import Settings
+    from sluice.core.sli_config import SliConfig
     from sluice.ports.secrets import SecretStore
 
 __all__ = ["SLI_URI", "load_sli_config", "provider_context", "store_connection"]
@@ -34,6 +34,7 @@ SLI_URI = "sli.yaml"
 def load_sli_config(text: str, source: str, sections: Collection[str] = ()) -> SliConfig:
     """One sli.yaml text (its generic part; ``sections`` are the providers' own top-level keys);
     ``ValidationError`` naming ``source`` and every problem."""
+    from sluice.core.sli_config import parse_sli_config
     from sluice.services.yamldoc import load_document
 
     return parse_sli_config(load_document(text, source), source, sections=sections)
@@ -48,6 +49,8 @@ def provider_context(
     measurements."""
 
     def levels(uri: str) -> Sequence[object]:
+        # cold start: only a provider that reads an SLI file calls this (builtin reads none)
+        from sluice.core.sli_config import LEVELS
         from sluice.services.yamldoc import load_document
 
         texts = records.resource_levels(project, stage, service, uri)

@@ -37,6 +37,8 @@ YAML_AND_SCORING = ("yaml", "sluice.services.documents", "sluice.core.slo", "slu
 SCORING = ("sluice.core.scoring",)
 #: The YAML parser alone: the evaluate function reads the SLO stored parsed beside its text.
 YAML = ("yaml", "sluice.services.yamldoc")
+#: The generic sli.yaml rules: only a provider that reads sli.yaml loads them (builtin reads none).
+SLI_FILES = ("sluice.core.sli_config",)
 #: The shipyard parser: only a function that reads a project's shipyard loads it (the strategies
 #: an event names are enums of their own, ``sluice.core.strategies``).
 SHIPYARD = ("sluice.core.shipyard",)
@@ -61,7 +63,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                  YAML + SCORING + TEST_SPECS),
     "sli": ("sh.keptn.internal.event.get-sli",
             {**SCOPE, "stage": "staging", "sliProvider": "builtin", "start": START, "end": END,
-             "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
+             "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS + SLI_FILES),
     "gatekeeper": ("sh.keptn.events.evaluation-done",
                    {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
                    YAML_AND_SCORING + TEST_SPECS),
@@ -77,7 +79,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
 PAYLOADS_USED: dict[str, set[str]] = {
     "deploy": {"configuration_change", "deployment_finished", "done", "ping"},
     "test": {"deployment_finished", "tests_finished", "ping"},
-    "evaluate": {"start_evaluation", "get_sli", "get_sli_done", "evaluation_done", "tests_finished", "ping"},
+    "evaluate": {"start_evaluation", "get_sli"},
     "sli": {"get_sli", "get_sli_done"},
     "gatekeeper": {"evaluation_done", "configuration_change", "deployment_finished", "done", "ping",
                    "approval_triggered", "approval_finished", "approval_rejected"},
