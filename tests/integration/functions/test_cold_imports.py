@@ -46,6 +46,10 @@ TEST_SPECS = ("sluice.core.testspec",)
 CANARY = ("sluice.core.canary",)
 #: The workload rules: only an event that reads or renders a service's workload loads them.
 WORKLOAD = ("sluice.core.workload",)
+#: The broker publisher (urllib.request): only a function that posts an event loads it.
+PUBLISHER = ("sluice.adapters.publish", "urllib.request")
+#: Signing approvals: the web view signs only when someone approves (a page only reads).
+APPROVAL_SIGNING = ("sluice.services.approvals",)
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
 
@@ -69,7 +73,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                  YAML_AND_SCORING + TEST_SPECS),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
                YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
-    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS),
+    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING),
 }
 
 #: function → the event payload classes (``sluice.core.payloads.*``, created on first use) it may
@@ -83,7 +87,7 @@ PAYLOADS_USED: dict[str, set[str]] = {
                    "approval_triggered", "approval_finished", "approval_rejected"},
     "eventlog": {"done"},  # its metrics read an event's payload TYPE: no other payload class
     "intake": {"configuration_change"},
-    "bridge": {"approval_finished"},
+    "bridge": set(),  # a page makes no event (an approval would)
 }
 PAYLOAD_PREFIX = "sluice.core.payloads."
 
