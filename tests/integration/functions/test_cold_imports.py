@@ -50,6 +50,9 @@ WORKLOAD = ("sluice.core.workload",)
 PUBLISHER = ("sluice.adapters.publish", "urllib.request")
 #: Signing approvals: the web view signs only when someone approves (a page only reads).
 APPROVAL_SIGNING = ("sluice.services.approvals",)
+#: The validating front door (``/events``) and the registry digest resolver (ECR pushes only):
+#: a Docker Hub push needs neither.
+FRONT_DOOR_AND_RESOLVER = ("sluice.functions.frontdoor", "sluice.functions.http", "sluice.adapters.registry")
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
 
@@ -72,7 +75,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
                  YAML_AND_SCORING + TEST_SPECS),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
-               YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
+               YAML_AND_SCORING + SHIPYARD + TEST_SPECS + FRONT_DOOR_AND_RESOLVER),
     "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING),
 }
 
@@ -162,3 +165,10 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     assert [m for m in (*unneeded, *WORKLOAD, *CANARY, *CLUSTER) if m in loaded] == []
     payloads = {m.removeprefix(PAYLOAD_PREFIX) for m in loaded if m.startswith(PAYLOAD_PREFIX)}
     assert payloads - PAYLOADS_USED[function] == set(), "payload classes its first event does not need"
+
+
+def test_intake_routes_the_front_door_path_it_does_not_import() -> None:
+    """intake names the front door's path without importing ``sluice.functions.frontdoor``."""
+    from sluice.functions import frontdoor, intake
+
+    assert intake.FRONT_DOOR == frontdoor.PATH
