@@ -48,8 +48,9 @@ CANARY = ("sluice.core.canary",)
 WORKLOAD = ("sluice.core.workload",)
 #: The broker publisher (urllib.request): only a function that posts an event loads it.
 PUBLISHER = ("sluice.adapters.publish", "urllib.request")
-#: Signing approvals: the web view signs only when someone approves (a page only reads).
-APPROVAL_SIGNING = ("sluice.services.approvals",)
+#: Signing approvals and naming approvers: the web view does either only when someone approves
+#: (a page only reads).
+APPROVAL_SIGNING = ("sluice.services.approvals", "sluice.core.approval_auth")
 #: The validating front door (``/events``) and the registry digest resolver (ECR pushes only):
 #: a Docker Hub push needs neither.
 FRONT_DOOR_AND_RESOLVER = ("sluice.functions.frontdoor", "sluice.functions.http", "sluice.adapters.registry")
