@@ -32,12 +32,11 @@ from sluice.core import delivery_metrics as dm
 from sluice.core import notification as nt
 from sluice.core.events import CanaryAction, Event, EventType, Outcome
 from sluice.errors import ConfigurationError, NotFoundError, RetryableError, SluiceError
-from sluice.ports.notify import SecretReader, WebhookSender
 from sluice.ports.state import Record
 from sluice.services.records import KIND, PROJECT, SERVICE, Records
 from sluice.services.state import cas_update
 
-if TYPE_CHECKING:  # cold start: an event's payload class is loaded by its own event (fact_of reads its TYPE)
+if TYPE_CHECKING:  # cold start: a payload class is loaded by its own event (fact_of reads its TYPE); ports: types only
     from sluice.core.events import (
         ApprovalTriggered,
         ConfigurationChange,
@@ -47,6 +46,7 @@ if TYPE_CHECKING:  # cold start: an event's payload class is loaded by its own e
         GetSliDone,
         TestsFinished,
     )
+    from sluice.ports.notify import SecretReader, WebhookSender
 
 log = logging.getLogger("sluice.insight")
 R = TypeVar("R")

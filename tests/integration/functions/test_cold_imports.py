@@ -54,6 +54,9 @@ APPROVAL_SIGNING = ("sluice.services.approvals", "sluice.core.approval_auth")
 #: The validating front door (``/events``) and the registry digest resolver (ECR pushes only):
 #: a Docker Hub push needs neither.
 FRONT_DOOR_AND_RESOLVER = ("sluice.functions.frontdoor", "sluice.functions.http", "sluice.adapters.registry")
+#: Notification secrets (files) and the notification ports: the event log reads a secret only
+#: when it sends a message that names one.
+NOTIFICATION_SECRETS = ("sluice.adapters.notify", "sluice.ports.notify")
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
 
@@ -74,7 +77,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                    {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
                    YAML_AND_SCORING + TEST_SPECS),
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
-                 YAML_AND_SCORING + TEST_SPECS),
+                 YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
                YAML_AND_SCORING + SHIPYARD + TEST_SPECS + FRONT_DOOR_AND_RESOLVER),
     "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING),
