@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.config import Settings
 from sluice.errors import RetryableError, SluiceError, status_for
 from sluice.functions.runtime import Runtime, runtime_for
-from sluice.ports.registry import DigestResolver
 from sluice.services.intake import MAX_BODY_BYTES, IntakeRequest, IntakeResponse, IntakeService
+
+if TYPE_CHECKING:  # cold start: the port is a Protocol, for the type checker only
+    from sluice.ports.registry import DigestResolver
 
 log = logging.getLogger("sluice.functions")
 

@@ -57,6 +57,8 @@ FRONT_DOOR_AND_RESOLVER = ("sluice.functions.frontdoor", "sluice.functions.http"
 #: Notification secrets (files) and the notification ports: the event log reads a secret only
 #: when it sends a message that names one.
 NOTIFICATION_SECRETS = ("sluice.adapters.notify", "sluice.ports.notify")
+#: Ports that are only Protocols (type hints): nothing needs them at run time.
+TYPE_ONLY_PORTS = ("sluice.ports.registry", "sluice.ports.secrets")
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
 
@@ -79,8 +81,8 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
                  YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
-               YAML_AND_SCORING + SHIPYARD + TEST_SPECS + FRONT_DOOR_AND_RESOLVER),
-    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING),
+               YAML_AND_SCORING + SHIPYARD + TEST_SPECS + FRONT_DOOR_AND_RESOLVER + TYPE_ONLY_PORTS),
+    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING + TYPE_ONLY_PORTS),
 }
 
 #: function → the event payload classes (``sluice.core.payloads.*``, created on first use) it may
