@@ -17,15 +17,17 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from sluice.bridge import guard, views
-from sluice.core.events import ApprovalFinished, Event
 from sluice.core.validation import whole_number_problem
 from sluice.errors import NotFoundError, SluiceError, ValidationError, status_for
 from sluice.services import readmodel
 from sluice.services.records import HISTORY_HEAD, Records
+
+if TYPE_CHECKING:
+    from sluice.core.events import ApprovalFinished, Event
 
 Response = tuple[str | bytes, int, dict[str, str]]
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -232,6 +234,8 @@ class Bridge:
         missing = [k for k in ("project", "stage", "service", "context", "decision") if not form.get(k)]
         if missing:
             raise ValidationError("approval", [f"{', '.join(missing)} required"])
+        from sluice.core.events import ApprovalFinished, Event  # cold start: only an approval makes one
+
         payload = ApprovalFinished.from_dict(
             {"project": form["project"], "stage": form["stage"], "service": form["service"],
              "approval": {"decision": form["decision"]}},

@@ -23,7 +23,6 @@ import bisect
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -374,16 +373,21 @@ def _done(doc: dict[str, Any], delivery: dict[str, Any], entry: dict[str, Any], 
 
 # --- reading --------------------------------------------------------------------------------
 
-@dataclass
 class _Sum:
-    outcomes: dict[str, int] = field(default_factory=dict)
-    reasons: dict[str, int] = field(default_factory=dict)
-    verdicts: dict[str, int] = field(default_factory=dict)
-    approvals: int = 0
-    durations: list[Mapping[str, Any]] = field(default_factory=list)
-    leads: list[Mapping[str, Any]] = field(default_factory=list)
-    score_sum: float = 0.0
-    scored: int = 0
+    """One stage's totals while summarizing (a plain class: a dataclass would compile three
+    methods on every import, and the event log, which only folds events in, never reads)."""
+
+    __slots__ = ("approvals", "durations", "leads", "outcomes", "reasons", "score_sum", "scored", "verdicts")
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, int] = {}
+        self.reasons: dict[str, int] = {}
+        self.verdicts: dict[str, int] = {}
+        self.approvals = 0
+        self.durations: list[Mapping[str, Any]] = []
+        self.leads: list[Mapping[str, Any]] = []
+        self.score_sum = 0.0
+        self.scored = 0
 
 
 def _add(into: dict[str, int], counts: Mapping[str, Any]) -> None:

@@ -7,30 +7,35 @@ It signs approvals on behalf of authenticated users only (a bearer token from th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.bridge.app import Bridge
 from sluice.bridge.guard import Auth
-from sluice.core.events import Event
 from sluice.errors import ConfigurationError, status_for
 from sluice.functions.runtime import Runtime, runtime_for
+
+if TYPE_CHECKING:
+    from sluice.core.events import Event
 
 #: The secret holding the bridge's bearer token (values ``token`` and ``user``).
 TOKEN_SECRET = "sluice-bridge-token"
 
 
 def bridge_for(runtime: Runtime, base: str) -> Bridge:
-    from sluice.services.approvals import sign_approval
-
     def token() -> tuple[str, str] | None:
         values = runtime.secrets.get(TOKEN_SECRET)
         return (values.get("token", ""), values.get("user", "")) if values else None
 
     def sign(event: Event, user: str) -> Event:
+        from sluice.services.approvals import sign_approval  # cold start: only an approval is signed
+
         return sign_approval(event, runtime.secrets, user)
 
+    def publish(event: Event) -> None:
+        runtime.publish(event)  # cold start: the publisher (urllib.request) is built by the first approval
+
     auth = Auth(token=token, identity_header=runtime.settings.bridge_identity_header)
-    return Bridge(runtime.records, runtime.publish, base=base, auth=auth, sign=sign)
+    return Bridge(runtime.records, publish, base=base, auth=auth, sign=sign)
 
 
 #: Most bytes read of an uploaded file (the what-if replay's SLO); the bridge refuses more.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.config import Settings
 from sluice.core.cloudevent import parse
@@ -16,6 +16,9 @@ from sluice.functions.http import serve
 from sluice.functions.runtime import Runtime, runtime_for
 from sluice.services.eventlog import EventLogService
 
+if TYPE_CHECKING:
+    from sluice.ports.notify import SecretReader
+
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
     return EventLogService(runtime.records, _insight(runtime)).handle(event)
@@ -23,14 +26,30 @@ def handle(event: Event, runtime: Runtime) -> list[Event]:
 
 def _insight(runtime: Runtime) -> Callable[[Event], None]:
     """Metrics and notifications (``sluice.services.insight``) fed by every event."""
-    from sluice.compose import build_notification_secrets, webhook_sender
+    from sluice.compose import webhook_sender
     from sluice.services.insight import InsightService, observer
 
     service = InsightService(
         runtime.records, lambda: datetime.now(UTC), sender=webhook_sender,
-        secrets=build_notification_secrets(runtime.settings), bridge_url=web_view_url(runtime.settings),
+        secrets=_NotificationSecrets(runtime.settings), bridge_url=web_view_url(runtime.settings),
     )
     return observer(service)
+
+
+class _NotificationSecrets:
+    """``sluice.compose.build_notification_secrets``, built when a message first reads a secret
+    (cold start: most events send nothing, and a message without a secret reads none)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._files: SecretReader | None = None
+
+    def secret(self, name: str) -> str | None:
+        if self._files is None:
+            from sluice.compose import build_notification_secrets
+
+            self._files = build_notification_secrets(self._settings)
+        return self._files.secret(name)
 
 
 def web_view_url(settings: Settings) -> str:

@@ -17,26 +17,46 @@ from __future__ import annotations
 import json
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sluice.config import Settings
 from sluice.errors import RetryableError, SluiceError, status_for
-from sluice.functions import frontdoor
 from sluice.functions.runtime import Runtime, runtime_for
 from sluice.services.intake import MAX_BODY_BYTES, IntakeRequest, IntakeResponse, IntakeService
+
+if TYPE_CHECKING:  # cold start: the port is a Protocol, for the type checker only
+    from sluice.ports.registry import DigestResolver
 
 log = logging.getLogger("sluice.functions")
 
 _JSON = {"Content-Type": "application/json"}
 _SERVICES: weakref.WeakKeyDictionary[Runtime, IntakeService] = weakref.WeakKeyDictionary()
+#: The last path segment of the validating front door (``sluice.functions.frontdoor.PATH``,
+#: imported when that path is called: a registry's webhook does not need it).
+FRONT_DOOR = "events"
+
+
+class _ResolverOnFirstUse:
+    """The digest resolver of ``sluice.compose.build_resolver``, built when it is first asked
+    (cold start: only an ECR push resolves a digest)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._resolver: DigestResolver | None = None
+
+    def resolve(self, repository: str, tag: str, digest: str | None, *, registry_id: str, region: str) -> str:
+        if self._resolver is None:
+            from sluice.compose import build_resolver
+
+            self._resolver = build_resolver(self._settings)
+        return self._resolver.resolve(repository, tag, digest, registry_id=registry_id, region=region)
 
 
 def service_for(runtime: Runtime) -> IntakeService:
     """The process's intake service (its digest resolver from ``sluice.compose.build_resolver``)."""
     if runtime not in _SERVICES:
-        from sluice.compose import build_resolver
-
         _SERVICES[runtime] = IntakeService(runtime.store, runtime.emit, runtime.now, runtime.source,
-                                       resolver=build_resolver(runtime.settings), secrets=runtime.secrets)
+                                           resolver=_ResolverOnFirstUse(runtime.settings), secrets=runtime.secrets)
     return _SERVICES[runtime]
 
 
@@ -63,7 +83,9 @@ def main(request: Any) -> Any:
     query = {k: v for k, v in request.args.items()}
     try:
         runtime = runtime_for("intake")  # the first request reads the settings
-        if source == frontdoor.PATH:  # the validating front door for Sluice events (not a registry)
+        if source == FRONT_DOOR:  # the validating front door for Sluice events (not a registry)
+            from sluice.functions import frontdoor  # cold start: a registry's webhook does not load it
+
             return frontdoor.handle(request, runtime, body)
         response = service_for(runtime).handle(IntakeRequest(source, headers, query, body))
     except RetryableError as err:

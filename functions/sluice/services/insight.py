@@ -26,28 +26,27 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from sluice.core import delivery_metrics as dm
 from sluice.core import notification as nt
-from sluice.core.events import (
-    ApprovalTriggered,
-    CanaryAction,
-    ConfigurationChange,
-    DeploymentFinished,
-    Done,
-    EvaluationDone,
-    Event,
-    EventType,
-    GetSliDone,
-    Outcome,
-    TestsFinished,
-)
+from sluice.core.events import CanaryAction, Event, EventType, Outcome
 from sluice.errors import ConfigurationError, NotFoundError, RetryableError, SluiceError
-from sluice.ports.notify import SecretReader, WebhookSender
 from sluice.ports.state import Record
 from sluice.services.records import KIND, PROJECT, SERVICE, Records
 from sluice.services.state import cas_update
+
+if TYPE_CHECKING:  # cold start: a payload class is loaded by its own event (fact_of reads its TYPE); ports: types only
+    from sluice.core.events import (
+        ApprovalTriggered,
+        ConfigurationChange,
+        DeploymentFinished,
+        Done,
+        EvaluationDone,
+        GetSliDone,
+        TestsFinished,
+    )
+    from sluice.ports.notify import SecretReader, WebhookSender
 
 log = logging.getLogger("sluice.insight")
 R = TypeVar("R")
@@ -105,9 +104,12 @@ def fact_of(event: Event, is_last_stage: Callable[[str, str], bool], now: dateti
     when = dm.parse_time(event.time) or now
     if when > now + MAX_SKEW:
         when = now
-    data = event.data
+    # The payload's own TYPE says which class it is (``PAYLOADS`` holds one class per type): no
+    # isinstance against every payload class, which would load each of them (cold start).
+    kind = event.data.TYPE
     common: dict[str, Any] = {"context": event.shkeptncontext, "time": when}
-    if isinstance(data, ConfigurationChange):
+    if kind is EventType.CONFIGURATION_CHANGE:
+        data = cast("ConfigurationChange", event.data)
         if not data.stage:
             return None  # a new artifact without a stage: its first deployment-finished names the stage
         if data.action is CanaryAction.PROMOTE:
@@ -115,32 +117,38 @@ def fact_of(event: Event, is_last_stage: Callable[[str, str], bool], now: dateti
         if data.action is not CanaryAction.SET:
             return None
         return dm.Fact(dm.FactKind.STAGE_STARTED, stage=data.stage, image=data.image, **common)
-    if isinstance(data, DeploymentFinished):
-        image = f"{data.image}:{data.tag}" if data.tag else data.image
-        return dm.Fact(dm.FactKind.DEPLOYED, stage=data.stage, image=image, result=data.result, **common)
-    if isinstance(data, TestsFinished):
-        return dm.Fact(dm.FactKind.TESTED, stage=data.stage, result=data.result, **common)
-    if isinstance(data, GetSliDone):
-        errors = sum(1 for v in data.indicatorValues if not (isinstance(v, Mapping) and v.get("success", True)))
-        if not data.indicatorValues and data.message:
+    if kind is EventType.DEPLOYMENT_FINISHED:
+        deployed = cast("DeploymentFinished", event.data)
+        image = f"{deployed.image}:{deployed.tag}" if deployed.tag else deployed.image
+        return dm.Fact(dm.FactKind.DEPLOYED, stage=deployed.stage, image=image, result=deployed.result, **common)
+    if kind is EventType.TESTS_FINISHED:
+        tested = cast("TestsFinished", event.data)
+        return dm.Fact(dm.FactKind.TESTED, stage=tested.stage, result=tested.result, **common)
+    if kind is EventType.GET_SLI_DONE:
+        fetched = cast("GetSliDone", event.data)
+        errors = sum(1 for v in fetched.indicatorValues if not (isinstance(v, Mapping) and v.get("success", True)))
+        if not fetched.indicatorValues and fetched.message:
             errors = 1
-        return dm.Fact(dm.FactKind.SLI_FETCHED, stage=data.stage, provider=data.sliProvider or "unknown", errors=errors, **common)
-    if isinstance(data, EvaluationDone):
-        failing, reason = _failing(data.evaluationdetails)
-        score = data.evaluationdetails.get("score")
-        image = f"{data.image}:{data.tag}" if data.tag else data.image
+        return dm.Fact(dm.FactKind.SLI_FETCHED, stage=fetched.stage, provider=fetched.sliProvider or "unknown", errors=errors, **common)
+    if kind is EventType.EVALUATION_DONE:
+        evaluated = cast("EvaluationDone", event.data)
+        failing, reason = _failing(evaluated.evaluationdetails)
+        score = evaluated.evaluationdetails.get("score")
+        image = f"{evaluated.image}:{evaluated.tag}" if evaluated.tag else evaluated.image
         return dm.Fact(
-            dm.FactKind.EVALUATED, stage=data.stage, image=image, result=data.result, failing=failing, reason=reason,
+            dm.FactKind.EVALUATED, stage=evaluated.stage, image=image, result=evaluated.result, failing=failing, reason=reason,
             score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None, **common,
         )
-    if isinstance(data, ApprovalTriggered):
-        return dm.Fact(dm.FactKind.APPROVAL_HELD, stage=data.stage, image=data.image, result=data.result,
-                       message=data.message, **common)
-    if isinstance(data, Done):
-        if data.outcome is Outcome.EVALUATED:
+    if kind is EventType.APPROVAL_TRIGGERED:
+        held = cast("ApprovalTriggered", event.data)
+        return dm.Fact(dm.FactKind.APPROVAL_HELD, stage=held.stage, image=held.image, result=held.result,
+                       message=held.message, **common)
+    if kind is EventType.DONE:
+        done = cast("Done", event.data)
+        if done.outcome is Outcome.EVALUATED:
             return None  # a quality gate without a delivery (start-evaluation): its evaluation counts, not a stage
-        return dm.Fact(dm.FactKind.DONE, stage=data.stage, image=data.image, result=data.result, outcome=data.outcome,
-                       message=data.message, last_stage=is_last_stage(data.project, data.stage), **common)
+        return dm.Fact(dm.FactKind.DONE, stage=done.stage, image=done.image, result=done.result, outcome=done.outcome,
+                       message=done.message, last_stage=is_last_stage(done.project, done.stage), **common)
     return None
 
 

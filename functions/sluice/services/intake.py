@@ -30,7 +30,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.core.events import Event
 from sluice.core.frozen import frozen
@@ -52,10 +52,12 @@ from sluice.core.intake import (
     plan,
 )
 from sluice.errors import ConfigurationError, NotFoundError, RetryableError, ValidationError
-from sluice.ports.registry import DigestResolver
-from sluice.ports.secrets import SecretStore
 from sluice.ports.state import StateStore
 from sluice.services.records import Records
+
+if TYPE_CHECKING:  # cold start: these ports are Protocols, for the type checker only
+    from sluice.ports.registry import DigestResolver
+    from sluice.ports.secrets import SecretStore
 
 log = logging.getLogger("sluice.intake")
 

@@ -48,6 +48,19 @@ TEST_SPECS = ("sluice.core.testspec",)
 CANARY = ("sluice.core.canary",)
 #: The workload rules: only an event that reads or renders a service's workload loads them.
 WORKLOAD = ("sluice.core.workload",)
+#: The broker publisher (urllib.request): only a function that posts an event loads it.
+PUBLISHER = ("sluice.adapters.publish", "urllib.request")
+#: Signing approvals and naming approvers: the web view does either only when someone approves
+#: (a page only reads).
+APPROVAL_SIGNING = ("sluice.services.approvals", "sluice.core.approval_auth")
+#: The validating front door (``/events``) and the registry digest resolver (ECR pushes only):
+#: a Docker Hub push needs neither.
+FRONT_DOOR_AND_RESOLVER = ("sluice.functions.frontdoor", "sluice.functions.http", "sluice.adapters.registry")
+#: Notification secrets (files) and the notification ports: the event log reads a secret only
+#: when it sends a message that names one.
+NOTIFICATION_SECRETS = ("sluice.adapters.notify", "sluice.ports.notify")
+#: Ports that are only Protocols (type hints): nothing needs them at run time.
+TYPE_ONLY_PORTS = ("sluice.ports.registry", "sluice.ports.secrets")
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
 
@@ -68,10 +81,10 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                    {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
                    YAML_AND_SCORING + TEST_SPECS),
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
-                 YAML_AND_SCORING + TEST_SPECS),
+                 YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
-               YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
-    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS),
+               YAML_AND_SCORING + SHIPYARD + TEST_SPECS + FRONT_DOOR_AND_RESOLVER + TYPE_ONLY_PORTS),
+    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING + TYPE_ONLY_PORTS),
 }
 
 #: function → the event payload classes (``sluice.core.payloads.*``, created on first use) it may
@@ -83,10 +96,9 @@ PAYLOADS_USED: dict[str, set[str]] = {
     "sli": {"get_sli", "get_sli_done"},
     "gatekeeper": {"evaluation_done", "configuration_change", "deployment_finished", "done", "ping",
                    "approval_triggered", "approval_finished", "approval_rejected"},
-    "eventlog": {"done", "configuration_change", "deployment_finished", "tests_finished", "evaluation_done",
-                 "get_sli_done", "approval_triggered"},
+    "eventlog": {"done"},  # its metrics read an event's payload TYPE: no other payload class
     "intake": {"configuration_change"},
-    "bridge": {"approval_finished"},
+    "bridge": set(),  # a page makes no event (an approval would)
 }
 PAYLOAD_PREFIX = "sluice.core.payloads."
 
@@ -173,3 +185,10 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     payloads = {m.removeprefix(PAYLOAD_PREFIX) for m in loaded if m.startswith(PAYLOAD_PREFIX)}
     assert payloads - PAYLOADS_USED[function] == set(), "payload classes its first event does not need"
     assert {ref: n for ref, n in answer["built"].items() if n} == {}, "built what its first event does not need"
+
+
+def test_intake_routes_the_front_door_path_it_does_not_import() -> None:
+    """intake names the front door's path without importing ``sluice.functions.frontdoor``."""
+    from sluice.functions import frontdoor, intake
+
+    assert intake.FRONT_DOOR == frontdoor.PATH

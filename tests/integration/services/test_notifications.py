@@ -172,6 +172,18 @@ def test_signed_with_a_secret_that_is_never_stored(receiver: Receiver, tmp_path:
     assert secret not in everything
 
 
+def test_the_eventlog_function_reads_notification_secrets_from_the_secrets_dir(tmp_path: Path) -> None:
+    """The eventlog function's secret reader (built on first read) reads the files of
+    ``build_notification_secrets``: a stored secret, None for an absent one."""
+    from sluice.config import Settings
+    from sluice.functions.eventlog import _NotificationSecrets
+
+    SecretFiles(tmp_path / "keys").put("team-key", "k" * 24)
+    reader = _NotificationSecrets(Settings(secrets_dir=str(tmp_path / "keys")))
+    assert reader.secret("team-key") == "k" * 24
+    assert reader.secret("absent") is None
+
+
 def test_missing_secret_rejects_without_sending(receiver: Receiver, tmp_path: Path) -> None:
     """A notification whose secret is not in the store is rejected, naming the secret (not a value)."""
     world = make_world(sender=HttpWebhookSender, secrets=SecretFiles(tmp_path / "none"))

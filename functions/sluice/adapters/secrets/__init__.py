@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.adapters.catalogue import build
-from sluice.ports.secrets import SecretStore
+
+if TYPE_CHECKING:  # cold start: the port is a Protocol, for the type checker only
+    from sluice.ports.secrets import SecretStore
 
 SECRET_STORES: Mapping[str, str] = MappingProxyType({
     "kubernetes": "sluice.adapters.secrets.kubernetes:KubernetesSecrets",
