@@ -18,15 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluice.core import deployment as dep
-from sluice.core.events import (
-    CanaryAction,
-    ConfigurationChange,
-    DeploymentFinished,
-    Done,
-    Event,
-    Outcome,
-    Ping,
-)
+from sluice.core.events import CanaryAction, ConfigurationChange, DeploymentFinished, Event, Outcome
 from sluice.core.frozen import frozen
 from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import (
@@ -92,8 +84,11 @@ class DeployService:
 
     # --- entry -------------------------------------------------------------------------------
     def handle(self, event: Event) -> list[Event]:
-        if isinstance(event.data, Ping):
-            return self._expire()
+        if not isinstance(event.data, ConfigurationChange):
+            from sluice.core.events import Ping  # cold start: only a tick's payload is not a change
+
+            if isinstance(event.data, Ping):
+                return self._expire()
         change = event.data
         assert isinstance(change, ConfigurationChange)
         project = self.records.require_service(change.project, change.service)
@@ -155,6 +150,8 @@ class DeployService:
             log.info("%s: %s waits for stage %s (held by %s)", change.service, change.image, stage.name, detail)
             return []
         if kind == "full":
+            from sluice.core.events import Done  # cold start: a set sends it only when the queue is full
+
             done = Done(
                 project=change.project, stage=stage.name, service=change.service, labels=change.labels,
                 outcome=Outcome.FAILED, result=Verdict.FAIL, image=change.image,
@@ -287,6 +284,8 @@ class DeployService:
         self, cause: Event, stage: Stage, placement: Placement, run: Run, ending: _Ending, *, final: bool
     ) -> list[Event]:
         """The ``finished`` transition: the run is done, the stage released, the next queued delivery claimed."""
+        from sluice.core.events import Done  # cold start: only a promotion or a roll-back ends a run
+
         done = cause.reply(
             Done(project=placement.project, stage=stage.name, service=placement.service, labels=dict(run.labels),
                  outcome=ending.outcome, result=ending.result, image=run.image, message=ending.message),
@@ -381,6 +380,8 @@ def _first_step(stage: Stage, now: str) -> CanaryState | None:
 
 
 def _tick_cause(source: str, run: Run, placement: Placement, now: str) -> Event:
+    from sluice.core.events import Ping  # cold start: only a tick needs it
+
     """The event a tick acts on behalf of (its id is stable per run and phase, so replies are too)."""
     return Event(
         type=Ping.TYPE, data=Ping(), source=source, id=f"{placement}/{run.context}/{run.phase.value}/timeout",

@@ -16,18 +16,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluice.core.events import (
-    ApprovalFinished,
-    ApprovalRejected,
-    ApprovalTriggered,
     CanaryAction,
     ConfigurationChange,
     Decision,
-    DeploymentFinished,
     Done,
     EvaluationDone,
     Event,
     Outcome,
-    Ping,
 )
 from sluice.core.gate import GateDecision, decide
 from sluice.core.inconclusive import ATTEMPT_LABEL, InconclusiveAction, inconclusive_action, next_attempt
@@ -56,6 +51,7 @@ from sluice.services.records import Records
 
 if TYPE_CHECKING:  # the approval and canary rules load where an approval or a canary is handled
     from sluice.core.approval_auth import KeyLookup
+    from sluice.core.events import ApprovalFinished
 
 log = logging.getLogger("sluice.gatekeeper")
 
@@ -77,6 +73,9 @@ class GatekeeperService:
         if isinstance(event.data, EvaluationDone):
             data = event.data
             return self._evaluated(event, Placement(data.project, data.stage, data.service))
+        # cold start: the payloads of an approval and of a tick load when one comes
+        from sluice.core.events import ApprovalFinished, Ping
+
         if isinstance(event.data, ApprovalFinished):
             return self._approval(event, event.data)
         if isinstance(event.data, Ping):
@@ -125,6 +124,8 @@ class GatekeeperService:
                 waits = "promotion"
                 if run.canary is not None and stage.canary is not None and not stage.canary.last(run.canary.step):
                     waits = f"the next canary step ({stage.canary.weight(run.canary.step + 1)} %)"
+                from sluice.core.events import ApprovalTriggered  # cold start: only a hold sends it
+
                 triggered = ApprovalTriggered(
                     project=placement.project, stage=placement.stage, service=placement.service, image=run.image,
                     result=verdict.result,
@@ -205,6 +206,8 @@ class GatekeeperService:
         stored = run.stored(Transition.DEPLOYED)
         if not stored:
             return None
+        from sluice.core.events import DeploymentFinished  # cold start: only a retry reads it
+
         previous = Event.from_json_dict(stored[0])
         deployed = previous.data
         if not isinstance(deployed, DeploymentFinished) or deployed.result != Verdict.PASS:
@@ -221,6 +224,7 @@ class GatekeeperService:
         """Obeyed only when it proves its sender (signed with the project's approver key, fresh);
         otherwise nothing changes and the rejection is answered with the reason."""
         from sluice.core.approval_auth import APPROVER_ATTRIBUTE, check_approval
+        from sluice.core.events import ApprovalRejected
 
         check = check_approval(event, self.approver_keys, parse_time(self.now()))
         if not check.ok:
@@ -367,6 +371,8 @@ class GatekeeperService:
     def _expire(self) -> list[Event]:
         """Expire held promotions (``approval_strategy.timeout``; ``on_timeout`` decides) and decide
         runs whose evaluation-done never reached the gatekeeper."""
+        from sluice.core.events import Ping  # cold start: only a tick needs it
+
         now = self.now()
         replies: list[Event] = []
         for found in (*self.ledger.busy(), *self.ledger.gates()):

@@ -48,6 +48,11 @@ CANARY = ("sluice.core.canary",)
 WORKLOAD = ("sluice.core.workload",)
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
+#: The process launcher: only a test run that starts a unit spawns a worker (a failed deployment
+#: is answered "not tested" without one).
+SPAWN = ("subprocess",)
+#: The approval rules, the approver keys and the secret store: only an approval reads them.
+APPROVALS = ("sluice.services.approvals", "sluice.core.approval_auth", "sluice.ports.secrets")
 
 #: function → (its first event: CloudEvent type and data, or an HTTP request of its own; the
 #: modules it must not have imported by its answer).
@@ -56,7 +61,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}}, YAML_AND_SCORING + TEST_SPECS),
     "test": ("sh.keptn.events.deployment-finished",
              {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
-             YAML_AND_SCORING + SHIPYARD),
+             YAML_AND_SCORING + SHIPYARD + TEST_SPECS + SPAWN),
     "evaluate": ("sh.keptn.event.start-evaluation", {**SCOPE, "stage": "staging", "start": START, "end": END},
                  YAML + SCORING + TEST_SPECS),
     "sli": ("sh.keptn.internal.event.get-sli",
@@ -64,7 +69,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
              "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
     "gatekeeper": ("sh.keptn.events.evaluation-done",
                    {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
-                   YAML_AND_SCORING + TEST_SPECS),
+                   YAML_AND_SCORING + TEST_SPECS + APPROVALS),
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
                  YAML_AND_SCORING + TEST_SPECS),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
@@ -73,14 +78,14 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
 }
 
 #: function → the event payload classes (``sluice.core.payloads.*``, created on first use) it may
-#: have loaded by its first answer: those its event, its replies and its service's code name.
+#: have loaded by its first answer: those its event and its replies need (a tick's ping, an
+#: approval's payloads, a done the first set does not send load where they are used).
 PAYLOADS_USED: dict[str, set[str]] = {
-    "deploy": {"configuration_change", "deployment_finished", "done", "ping"},
-    "test": {"deployment_finished", "tests_finished", "ping"},
+    "deploy": {"configuration_change", "deployment_finished"},
+    "test": {"deployment_finished", "tests_finished"},
     "evaluate": {"start_evaluation", "get_sli", "get_sli_done", "evaluation_done", "tests_finished", "ping"},
     "sli": {"get_sli", "get_sli_done"},
-    "gatekeeper": {"evaluation_done", "configuration_change", "deployment_finished", "done", "ping",
-                   "approval_triggered", "approval_finished", "approval_rejected"},
+    "gatekeeper": {"evaluation_done", "configuration_change", "done"},
     "eventlog": {"done", "configuration_change", "deployment_finished", "tests_finished", "evaluation_done",
                  "get_sli_done", "approval_triggered"},
     "intake": {"configuration_change"},
