@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -17,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from sluice.adapters.secrets.local import LocalSecrets
+from sluice.adapters.state import _rules
 from sluice.adapters.state.local import LocalStore
 from sluice.cli.main import main as sluice
+from sluice.core import validation
 from sluice.core.intake import Trigger
 from sluice.services.intake import add_trigger, set_secret
 
@@ -93,14 +96,25 @@ PAYLOADS_USED: dict[str, set[str]] = {
 }
 PAYLOAD_PREFIX = "sluice.core.payloads."
 
+#: Patterns compiled on first use, and the functions whose first event matches none of them:
+#: a cluster name (only onboarding checks one), a duration, an image reference (the deploy
+#: function's set names one), a record's label or data key (the deploy function's writes have them).
+RARE_PATTERNS = (validation._DNS_1035, validation._DURATION)
+PATTERNS_UNUSED: dict[str, tuple[str | re.Pattern[str], ...]] = {
+    "deploy": RARE_PATTERNS,
+    "test": (*RARE_PATTERNS, validation._REFERENCE, _rules._LABEL_NAME, _rules._DATA_KEY),
+    "gatekeeper": (*RARE_PATTERNS, validation._REFERENCE, _rules._LABEL_NAME, _rules._DATA_KEY),
+}
+
 CHILD = r"""
-import json, os, sys
+import json, os, re, sys
 from functions_framework import create_app
 
 app = create_app(os.environ["TARGET"], os.environ["SOURCE"])
 method, path, headers, body = json.loads(os.environ["REQUEST"])
 answer = app.test_client().open(path, method=method, headers=headers, data=body.encode())
-print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules)}))
+compiled = sorted({key[1] for key in re._cache if isinstance(key, tuple) and isinstance(key[1], str)})
+print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules), "patterns": compiled}))
 """
 
 
@@ -164,3 +178,6 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     assert [m for m in (*unneeded, *WORKLOAD, *CANARY, *CLUSTER) if m in loaded] == []
     payloads = {m.removeprefix(PAYLOAD_PREFIX) for m in loaded if m.startswith(PAYLOAD_PREFIX)}
     assert payloads - PAYLOADS_USED[function] == set(), "payload classes its first event does not need"
+    # ``re`` keeps every pattern it compiled (``re.compile`` at import included) in ``re._cache``
+    unused = [getattr(p, "pattern", p) for p in PATTERNS_UNUSED.get(function, ())]  # a text or a compiled pattern
+    assert [p for p in unused if p in answer["patterns"]] == [], "patterns compiled unused"
