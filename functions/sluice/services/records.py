@@ -149,6 +149,8 @@ def resource_key(uri: str) -> str:
 
 @frozen
 class Project:
+    """A project: its shipyard (parsed, and its text) and its services."""
+
     name: str
     shipyard: Shipyard
     shipyard_text: str
