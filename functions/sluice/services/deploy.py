@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluice.core import deployment as dep
+from sluice.core import plans
 from sluice.core.events import CanaryAction, ConfigurationChange, DeploymentFinished, Event, Outcome
 from sluice.core.frozen import frozen
 from sluice.core.inconclusive import ATTEMPT_LABEL
@@ -27,7 +28,6 @@ from sluice.core.ledger import (
     HoldDecision,
     Lane,
     Phase,
-    Queued,
     Run,
     Transition,
     enter,
@@ -98,18 +98,18 @@ class DeployService:
             return self._set(event, change, stage, placement)
         return self._finish(event, stage, placement, promote=change.action is CanaryAction.PROMOTE)
 
-    def _run(self, placement: Placement, actions: list[dep.Action]) -> dict[str, str]:
+    def _run(self, placement: Placement, actions: list[plans.Action]) -> dict[str, str]:
         urls: dict[str, str] = {}
         for action in actions:
-            if action.step is dep.Step.DEPLOY_PRIMARY:
+            if action.step is plans.Step.DEPLOY_PRIMARY:
                 urls["primary"] = self.backend.deploy(placement, Slot.PRIMARY, action.image, self.timeout_s)
-            elif action.step is dep.Step.DEPLOY_CANARY:
+            elif action.step is plans.Step.DEPLOY_CANARY:
                 urls["canary"] = self.backend.deploy(placement, Slot.CANARY, action.image, self.timeout_s)
-            elif action.step is dep.Step.DEPLOY_DIRECT:
+            elif action.step is plans.Step.DEPLOY_DIRECT:
                 urls["direct"] = self.backend.deploy(placement, Slot.DIRECT, action.image, self.timeout_s)
-            elif action.step is dep.Step.ROUTE:
+            elif action.step is plans.Step.ROUTE:
                 urls["public"] = self.backend.route(placement, action.weight)
-            elif action.step is dep.Step.SCALE_CANARY_TO_ZERO:
+            elif action.step is plans.Step.SCALE_CANARY_TO_ZERO:
                 self.backend.scale_to_zero(placement, Slot.CANARY)
         return urls
 
@@ -131,6 +131,8 @@ class DeployService:
             if lane.active is not None:
                 if len(lane.queue) >= QUEUE_LIMIT:
                     return lane, ("full", [])
+                from sluice.core.ledger import Queued  # cold start: only a busy stage queues
+
                 queued = Queued(context, change.image, event.to_json_dict(), now)
                 return replace(lane, queue=(*lane.queue, queued)), ("queued", lane.active.context)
             serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy)
@@ -177,7 +179,7 @@ class DeployService:
         weight = value if stage.split else 100
         urls: dict[str, str] = {}
         try:
-            urls = self._run(placement, dep.plan_set(serving, image, weight))
+            urls = self._run(placement, plans.plan_set(serving, image, weight))
             candidate = urls.get("canary") or urls.get("direct") or ""
             payload = DeploymentFinished(
                 **common, deploymentURILocal=candidate, deploymentURIPublic=urls.get("public", ""),
@@ -245,7 +247,7 @@ class DeployService:
         what = "promotion" if promote else "roll-back"
         try:
             if promote:
-                self._run(placement, dep.plan_promote(state))
+                self._run(placement, plans.plan_promote(state))
                 return _Ending(Outcome.PROMOTED, Verdict.PASS, f"{run.image} is now the primary of {stage.name}", True)
             return self._roll_back(stage, placement, state, run)
         except RetryableError:
@@ -262,7 +264,7 @@ class DeployService:
         """Discard the candidate; the outcome says whether there was something to roll back to,
         and whether a person declined (or let the hold expire, or aborted the canary)."""
         image = run.image
-        actions = dep.plan_discard(state)
+        actions = plans.plan_discard(state)
         self._run(placement, actions)
         if not actions:
             serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"

@@ -29,7 +29,6 @@ from sluice.core.inconclusive import ATTEMPT_LABEL, InconclusiveAction, inconclu
 from sluice.core.ledger import (
     HANDOFF_S,
     STEERING_LIMIT,
-    Hold,
     HoldDecision,
     Lane,
     Phase,
@@ -119,13 +118,15 @@ class GatekeeperService:
                 if stepped is not None:
                     return stepped
             if decision is GateDecision.HOLD:
+                # cold start: only a hold builds them
+                from sluice.core.events import ApprovalTriggered
+                from sluice.core.ledger import Hold
+
                 held = enter(run, Phase.HELD, now, stage.approval_timeout_s)
                 hold = Hold(verdict.result, now, held.deadline, stage.approval_on_timeout)
                 waits = "promotion"
                 if run.canary is not None and stage.canary is not None and not stage.canary.last(run.canary.step):
                     waits = f"the next canary step ({stage.canary.weight(run.canary.step + 1)} %)"
-                from sluice.core.events import ApprovalTriggered  # cold start: only a hold sends it
-
                 triggered = ApprovalTriggered(
                     project=placement.project, stage=placement.stage, service=placement.service, image=run.image,
                     result=verdict.result,

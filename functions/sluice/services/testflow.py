@@ -17,7 +17,7 @@ from typing import Any
 
 from sluice.core.events import DeploymentFinished, Event, TestsFinished
 from sluice.core.frozen import frozen
-from sluice.core.ledger import HANDOFF_S, Lane, Phase, Run, TestRun, Transition, enter, expired
+from sluice.core.ledger import HANDOFF_S, Lane, Phase, Run, Transition, enter, expired
 from sluice.core.strategies import DeploymentStrategy
 from sluice.core.verdict import Verdict
 from sluice.errors import ConfigurationError, PermanentError, SluiceError, ValidationError
@@ -87,6 +87,8 @@ class TestService:
             reply = self._reply(event, deployed, result, now, now, message)
             return self._record_tested(placement, context, reply)
         limit = self._length(deployed)
+        from sluice.core.ledger import TestRun  # cold start: only a run that is tested has a unit
+
         unit = TestRun(event.dedup_key, now, "", limit, event.to_json_dict())
 
         def start(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
@@ -111,6 +113,8 @@ class TestService:
         stage = self.records.project(deployed.project).shipyard.stage(deployed.stage)
         wait = stage.canary.step_duration_s if stage.canary is not None else 0.0
         now = self.now()
+        from sluice.core.ledger import TestRun  # cold start: only a run that is tested (or soaks) has a unit
+
         unit = TestRun(event.dedup_key, now, "", wait, event.to_json_dict(), soak=True)
 
         def start(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:

@@ -61,7 +61,8 @@ APPROVALS = ("sluice.services.approvals", "sluice.core.approval_auth", "sluice.p
 #: modules it must not have imported by its answer).
 CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
     "deploy": ("sh.keptn.event.configuration.change",
-               {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}}, YAML_AND_SCORING + TEST_SPECS),
+               {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}},
+               YAML_AND_SCORING + TEST_SPECS),
     "test": ("sh.keptn.events.deployment-finished",
              {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
              YAML_AND_SCORING + SHIPYARD + TEST_SPECS + SPAWN),
@@ -96,6 +97,17 @@ PAYLOADS_USED: dict[str, set[str]] = {
 }
 PAYLOAD_PREFIX = "sluice.core.payloads."
 
+#: Classes a first event never builds, so a cold start does not create them: a run's test unit,
+#: pending evaluation and hold, a queued delivery (``sluice.core.ledger_parts``, loaded where a run
+#: has one), and the backend steps only the deploy function plans (``sluice.core.plans``).
+LEDGER_PARTS = ("TestRun", "PendingEvaluation", "Hold", "Queued")
+PLANS = ("Step", "Action")
+CLASSES_UNUSED: dict[str, tuple[str, ...]] = {
+    "deploy": LEDGER_PARTS,
+    "test": LEDGER_PARTS + PLANS,
+    "gatekeeper": LEDGER_PARTS + PLANS,
+}
+
 #: Patterns compiled on first use, and the functions whose first event matches none of them:
 #: a cluster name (only onboarding checks one), a duration, an image reference (the deploy
 #: function's set names one), a record's label or data key (the deploy function's writes have them).
@@ -114,7 +126,10 @@ app = create_app(os.environ["TARGET"], os.environ["SOURCE"])
 method, path, headers, body = json.loads(os.environ["REQUEST"])
 answer = app.test_client().open(path, method=method, headers=headers, data=body.encode())
 compiled = sorted({key[1] for key in re._cache if isinstance(key, tuple) and isinstance(key[1], str)})
-print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules), "patterns": compiled}))
+classes = sorted({value.__qualname__ for name, module in list(sys.modules.items()) if name.startswith("sluice.")
+                  for value in vars(module).values() if isinstance(value, type) and value.__module__ == name})
+print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules), "patterns": compiled,
+                  "classes": classes}))
 """
 
 
@@ -176,6 +191,7 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     loaded = set(answer["modules"])
     assert "sluice.core.events" in loaded or function == "bridge"  # it did handle the event
     assert [m for m in (*unneeded, *WORKLOAD, *CANARY, *CLUSTER) if m in loaded] == []
+    assert [c for c in CLASSES_UNUSED.get(function, ()) if c in answer["classes"]] == [], "classes created unused"
     payloads = {m.removeprefix(PAYLOAD_PREFIX) for m in loaded if m.startswith(PAYLOAD_PREFIX)}
     assert payloads - PAYLOADS_USED[function] == set(), "payload classes its first event does not need"
     # ``re`` keeps every pattern it compiled (``re.compile`` at import included) in ``re._cache``
