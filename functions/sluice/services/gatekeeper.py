@@ -19,9 +19,9 @@ from sluice.core.events import (
     CanaryAction,
     ConfigurationChange,
     Decision,
-    Done,
     EvaluationDone,
     Event,
+    EventType,
     Outcome,
 )
 from sluice.core.gate import GateDecision, decide
@@ -140,7 +140,7 @@ class GatekeeperService:
             return self._act(lane, event, shipyard, placement, run, decision is GateDecision.PROMOTE, now)
 
         decided = self.ledger.advance(placement, event.shkeptncontext, Transition.DECIDED, effect)
-        if decided.applied and any(e.get("type") == Done.TYPE.value for e in decided.replies):
+        if decided.applied and any(e.get("type") == EventType.DONE.value for e in decided.replies):
             self.ledger.close_gate(placement, event.shkeptncontext)  # a gate ended: its record goes
         return decided.events()
 
@@ -361,6 +361,8 @@ class GatekeeperService:
         return lane.put(enter(run, Phase.PROMOTING, now, self.deploy_phase_s)), replies
 
     def _done(self, cause: Event, placement: Placement, run: Run, outcome: Outcome, result: Verdict, message: str) -> dict[str, Any]:
+        from sluice.core.events import Done  # cold start: only a gate without a deployment ends here
+
         done = Done(
             project=placement.project, stage=placement.stage, service=placement.service, labels=dict(run.labels),
             outcome=outcome, result=result,

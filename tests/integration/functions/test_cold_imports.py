@@ -89,7 +89,7 @@ PAYLOADS_USED: dict[str, set[str]] = {
     "test": {"deployment_finished", "tests_finished"},
     "evaluate": {"start_evaluation", "get_sli", "get_sli_done", "evaluation_done", "tests_finished", "ping"},
     "sli": {"get_sli", "get_sli_done"},
-    "gatekeeper": {"evaluation_done", "configuration_change", "done"},
+    "gatekeeper": {"evaluation_done", "configuration_change"},
     "eventlog": {"done", "configuration_change", "deployment_finished", "tests_finished", "evaluation_done",
                  "get_sli_done", "approval_triggered"},
     "intake": {"configuration_change"},
