@@ -54,6 +54,8 @@ CLUSTER = ("kubernetes", "botocore", "boto3")
 #: The process launcher: only a test run that starts a unit spawns a worker (a failed deployment
 #: is answered "not tested" without one).
 SPAWN = ("subprocess",)
+#: The archive port: a type only, without an archive configured (the local store has none).
+ARCHIVE = ("sluice.ports.archive",)
 #: The approval rules, the approver keys and the secret store: only an approval reads them.
 APPROVALS = ("sluice.services.approvals", "sluice.core.approval_auth", "sluice.ports.secrets")
 
@@ -62,10 +64,10 @@ APPROVALS = ("sluice.services.approvals", "sluice.core.approval_auth", "sluice.p
 CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
     "deploy": ("sh.keptn.event.configuration.change",
                {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}},
-               YAML_AND_SCORING + TEST_SPECS),
+               YAML_AND_SCORING + TEST_SPECS + ARCHIVE),
     "test": ("sh.keptn.events.deployment-finished",
              {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
-             YAML_AND_SCORING + SHIPYARD + TEST_SPECS + SPAWN),
+             YAML_AND_SCORING + SHIPYARD + TEST_SPECS + SPAWN + ARCHIVE),
     "evaluate": ("sh.keptn.event.start-evaluation", {**SCOPE, "stage": "staging", "start": START, "end": END},
                  YAML + SCORING + TEST_SPECS),
     "sli": ("sh.keptn.internal.event.get-sli",
@@ -73,7 +75,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
              "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS),
     "gatekeeper": ("sh.keptn.events.evaluation-done",
                    {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
-                   YAML_AND_SCORING + TEST_SPECS + APPROVALS),
+                   YAML_AND_SCORING + TEST_SPECS + APPROVALS + ARCHIVE),
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
                  YAML_AND_SCORING + TEST_SPECS),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
