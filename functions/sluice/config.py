@@ -109,6 +109,8 @@ def _unknown_error(names: list[str]) -> ConfigurationError:
 
 @frozen
 class Settings:
+    """A function's settings, each read from its ``SLUICE_…`` environment variable (the table above)."""
+
     state: str = "local"
     state_dir: str = ".sluice"
     secrets_dir: str = ""

@@ -27,6 +27,8 @@ _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
 
 @frozen
 class RawEvent:
+    """A CloudEvent as received: its attributes (strings) and its data (bytes)."""
+
     attributes: Mapping[str, str]
     data: bytes
 

@@ -1,4 +1,5 @@
-"""What a stage serves and the backend steps that change it (pure).
+"""What a stage serves, and how it changes when a delivery is set and released (pure); the
+backend steps that change it are ``sluice.core.plans`` (only the deploy function plans them).
 
 ``Serving`` keeps apart what the seed mixed up: the primary image (serving), the candidate
 image (under test), the traffic weight, and the last image that passed the gate. Which
@@ -26,23 +27,6 @@ class Slot(StrEnum):
 
 #: The key of a stage's stable public URL among the slots' URLs.
 PUBLIC = "public"
-
-
-class Step(StrEnum):
-    """What the deploy service asks the backend to do."""
-
-    DEPLOY_PRIMARY = "deploy_primary"
-    DEPLOY_CANARY = "deploy_canary"
-    DEPLOY_DIRECT = "deploy_direct"
-    ROUTE = "route"
-    SCALE_CANARY_TO_ZERO = "scale_canary_to_zero"
-
-
-@frozen
-class Action:
-    step: Step
-    image: str = ""
-    weight: int = 0
 
 
 @frozen
@@ -73,15 +57,6 @@ class Serving:
         return self.blue_green or self.canary
 
 
-def plan_set(state: Serving, image: str, weight: int) -> list[Action]:
-    """Backend steps to run ``image`` as the stage's new version."""
-    if not state.split:
-        return [Action(Step.DEPLOY_DIRECT, image), Action(Step.ROUTE, weight=100)]
-    if not state.primary_image:  # an empty stage: the first image becomes both
-        return [Action(Step.DEPLOY_PRIMARY, image), Action(Step.DEPLOY_CANARY, image), Action(Step.ROUTE, weight=weight)]
-    return [Action(Step.DEPLOY_CANARY, image), Action(Step.ROUTE, weight=weight)]
-
-
 def after_set(state: Serving, image: str, weight: int, urls: Mapping[str, str], now: str) -> Serving:
     if not state.split:
         return replace(
@@ -99,33 +74,6 @@ def after_set(state: Serving, image: str, weight: int, urls: Mapping[str, str], 
         primary_url=urls.get(Slot.PRIMARY, state.primary_url),
         candidate_url=urls.get(Slot.CANARY, state.candidate_url),
     )
-
-
-def plan_promote(state: Serving) -> list[Action]:
-    """The primary takes the candidate's image (ready before traffic moves), then traffic goes
-    to the primary and the candidate scales to zero."""
-    if not state.split:
-        return []
-    if not state.candidate_image:
-        return [Action(Step.ROUTE, weight=0), Action(Step.SCALE_CANARY_TO_ZERO)]
-    # a canary takes all of the traffic first (100 %), while the primary gets its image
-    full = [Action(Step.ROUTE, weight=100)] if state.canary else []
-    return [
-        *full,
-        Action(Step.DEPLOY_PRIMARY, state.candidate_image),
-        Action(Step.ROUTE, weight=0),
-        Action(Step.SCALE_CANARY_TO_ZERO),
-    ]
-
-
-def plan_discard(state: Serving) -> list[Action]:
-    """Traffic back to the primary, candidate to zero; a direct stage goes back to its last
-    good image when it has one."""
-    if not state.split:
-        if state.last_good_image and state.last_good_image != state.primary_image:
-            return [Action(Step.DEPLOY_DIRECT, state.last_good_image), Action(Step.ROUTE, weight=100)]
-        return []
-    return [Action(Step.ROUTE, weight=0), Action(Step.SCALE_CANARY_TO_ZERO)]
 
 
 def release(state: Serving, now: str, *, promoted: bool) -> Serving:

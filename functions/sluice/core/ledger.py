@@ -42,6 +42,12 @@ from sluice.core.verdict import Verdict
 if TYPE_CHECKING:  # loaded where a run has a canary (run_from_dict): most runs have none
     from sluice.core.canary import CanaryState
 
+    # loaded where a run has one (``sluice.core.ledger_parts``): as if defined here, for mypy too
+    from sluice.core.ledger_parts import Hold as Hold
+    from sluice.core.ledger_parts import PendingEvaluation as PendingEvaluation
+    from sluice.core.ledger_parts import Queued as Queued
+    from sluice.core.ledger_parts import TestRun as TestRun
+
 #: Byte budget of a lane (a ConfigMap holds 1 MiB; the rest is headroom for keys and labels).
 LANE_BUDGET = 700 * 1024
 #: Finished runs remembered per lane at most (older ones only move the horizon).
@@ -132,40 +138,6 @@ class HoldDecision(StrEnum):
 
 
 @frozen
-class TestRun:
-    """A test unit: the deployment-finished event it runs for, its deadline."""
-
-    __test__ = False
-    key: str
-    started: str
-    deadline: str
-    limit_s: float
-    event: dict[str, Any]
-    soak: bool = False  # a canary step without tests: it waits under real traffic, and passes at its deadline
-
-
-@frozen
-class PendingEvaluation:
-    """An evaluation waiting for its SLIs: the window, the SLO it asked with, the provider."""
-
-    start: str
-    end: str
-    slo: str
-    provider: str
-    request_id: str
-    deadline: str
-    test_failed: bool = False
-    test_message: str = ""
-    #: Why the tests' measurement cannot be trusted (``TestsFinished.inconclusive``; empty: it can).
-    test_inconclusive: str = ""
-    #: The tests' load generator's worst stall (ms): how much its latencies may be over-stated.
-    test_lag_ms: float = 0.0
-    teststrategy: TestStrategy = TestStrategy.NONE
-    #: ``None`` when the evaluation's cause did not say (stored as ``""``).
-    deploymentstrategy: DeploymentStrategy | None = field(default=None, metadata={"none_as": ""})
-
-
-@frozen
 class Judgement:
     """The gate's verdict for a run (stored with the transition that produced it, as ``verdict``);
     an ``inconclusive`` one could not be judged (the reasons say why), whatever its result."""
@@ -178,20 +150,6 @@ class Judgement:
     #: A reason says the measurement itself was unreliable (``unreliable_measurement``): under
     #: ``on_inconclusive: fail`` the stage fails whatever the verdict (it was computed from it).
     unreliable: bool = False
-
-
-@frozen
-class Hold:
-    """A promotion held for a person, and how it ended."""
-
-    result: Verdict
-    held_at: str
-    deadline: str
-    on_timeout: OnTimeout = OnTimeout.DECLINE
-    decision: HoldDecision | None = None
-    by: str = ""
-    decided_at: str = ""
-    reason: str = ""
 
 
 @frozen
@@ -229,16 +187,6 @@ class Run:
     def steered(self) -> int:
         """How many steering events (pause/resume) the run remembers."""
         return sum(1 for k in self.replies if k.startswith((Transition.PAUSED.value + ":", Transition.RESUMED.value + ":")))
-
-
-@frozen
-class Queued:
-    """A delivery waiting for the stage: the event that asked for it, re-sent when its turn comes."""
-
-    context: str
-    image: str
-    event: dict[str, Any]
-    queued_at: str
 
 
 @frozen
@@ -340,7 +288,7 @@ class Lane:
         return Lane(
             serving=_serving(doc.get("serving") or {}),
             active=_run(doc.get("active")),
-            queue=tuple(_load(Queued, q) for q in doc.get("queue") or ()),
+            queue=tuple(_load(_part("Queued"), q) for q in doc.get("queue") or ()),
             gates=tuple(r for r in (_run(g) for g in doc.get("gates") or ()) if r is not None),
             finished=tuple(r for r in (_run(g) for g in doc.get("finished") or ()) if r is not None),
             horizon=str(doc.get("horizon") or ""),
@@ -429,7 +377,7 @@ def _run(doc: object) -> Run | None:
     values = {k: v for k, v in doc.items() if k in known}
     values["phase"] = Phase(values["phase"])
     values["outcome"] = Outcome(values["outcome"]) if values.get("outcome") else None
-    values["test"] = _load(TestRun, doc["test"]) if doc.get("test") else None
+    values["test"] = _load(_part("TestRun"), doc["test"]) if doc.get("test") else None
     values["evaluation"] = _pending(doc["evaluation"]) if doc.get("evaluation") else None
     if doc.get("verdict"):
         verdict = dict(doc["verdict"])
@@ -443,7 +391,7 @@ def _run(doc: object) -> Run | None:
         hold["result"] = Verdict(hold["result"])
         hold["on_timeout"] = OnTimeout(hold.get("on_timeout") or OnTimeout.DECLINE.value)
         hold["decision"] = HoldDecision(hold["decision"]) if hold.get("decision") else None
-        values["hold"] = _load(Hold, hold)
+        values["hold"] = _load(_part("Hold"), hold)
     values["canary"] = None
     if isinstance(doc.get("canary"), Mapping):
         from sluice.core.canary import CanaryState
@@ -459,7 +407,7 @@ def _pending(doc: Mapping[str, Any]) -> PendingEvaluation:
     values = dict(doc)
     values["teststrategy"] = TestStrategy(values.get("teststrategy") or "")
     values["deploymentstrategy"] = DeploymentStrategy(values["deploymentstrategy"]) if values.get("deploymentstrategy") else None
-    return _load(PendingEvaluation, values)
+    return _load(_part("PendingEvaluation"), values)
 
 
 def _serving(doc: Mapping[str, Any]) -> Serving:
@@ -467,3 +415,24 @@ def _serving(doc: Mapping[str, Any]) -> Serving:
     if values.get("strategy"):
         values["strategy"] = DeploymentStrategy(values["strategy"])
     return _load(Serving, values)
+
+
+# --- the parts most events never build (``sluice.core.ledger_parts``), loaded on first use -----
+
+_PARTS = frozenset({"TestRun", "PendingEvaluation", "Hold", "Queued"})
+
+
+def _part(name: str) -> Any:
+    import sluice.core.ledger_parts as parts  # cold start: only a run that has one loads them
+
+    value = getattr(parts, name)
+    globals()[name] = value  # later lookups find it without this function
+    return value
+
+
+if not TYPE_CHECKING:  # for mypy the names are the TYPE_CHECKING imports above
+
+    def __getattr__(name: str) -> Any:
+        if name in _PARTS:
+            return _part(name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,8 @@ MAX_APPROVAL_TIMEOUT_S = 30 * 24 * 3600.0
 
 @frozen
 class Stage:
+    """One stage of a shipyard: its strategies, approvals, ``on_inconclusive`` policy and canary steps."""
+
     name: str
     deployment_strategy: DeploymentStrategy = DeploymentStrategy.DIRECT
     test_strategy: TestStrategy = TestStrategy.NONE
@@ -75,6 +77,8 @@ class Stage:
 
 @frozen
 class Shipyard:
+    """A project's stages, in delivery order."""
+
     stages: tuple[Stage, ...]
 
     @property

@@ -25,7 +25,6 @@ and criteria it could not parse (lighthouse counted them as always violated).
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -89,6 +88,8 @@ class IncludeResultWithScore(StrEnum):
 
 
 _CRITERION = re.compile(r"^(<=|>=|<|>|=)([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(%?)$")
+#: Compiled on first use (``re`` keeps it): most SLOs aggregate with ``avg`` (cold start).
+_PERCENTILE = r"^p(\d+(?:\.\d+)?)$"
 _LIGHTHOUSE_DEFAULT_COUNT = 3
 #: Bounds no real SLO reaches; past them a file (e.g. YAML aliases repeating one objective
 #: thousands of times) is refused before it costs anything to score.
@@ -351,17 +352,11 @@ def parse_criterion(text: str) -> Criterion:
     )
 
 
-@functools.cache
-def _percentile() -> re.Pattern[str]:
-    """``pNN``, compiled on first use: most SLOs aggregate with ``avg`` (cold start)."""
-    return re.compile(r"^p(\d+(?:\.\d+)?)$")
-
-
 def parse_aggregate_function(name: str) -> AggregateFunction:
     """``avg`` or ``pNN``; raises ``ValueError`` naming the valid choices."""
     if name == "avg":
         return AVG
-    m = _percentile().match(name)
+    m = re.match(_PERCENTILE, name)
     if m is not None:
         p = float(m.group(1))
         if 0 < p <= 100:

@@ -25,7 +25,8 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(
+#: Compiled on first use (``re`` keeps it): a function whose events name no image never compiles it.
+_REFERENCE = (
     rf"^(?P<name>(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
 )
 
@@ -49,14 +50,14 @@ def image_problem(field: str, value: object) -> str | None:
     """Problem with an OCI image reference such as ``docker.io/keptnexamples/carts:0.10.2``."""
     if not isinstance(value, str) or not value:
         return f"{field}: expected an image reference like 'docker.io/org/name:tag', found {value!r}"
-    if len(value) > 255 or not _REFERENCE.fullmatch(value):
+    if len(value) > 255 or not re.fullmatch(_REFERENCE, value):
         return f"{field}: {value!r} is not a valid OCI image reference (expected [registry/]name[:tag][@digest])"
     return None
 
 
 def split_image(reference: str) -> tuple[str, str]:
     """Split ``registry/name:tag@digest`` into (name, tag); tag is ``''`` when absent."""
-    match = _REFERENCE.fullmatch(reference)
+    match = re.fullmatch(_REFERENCE, reference)
     if not match:
         return reference, ""
     return match.group("name"), match.group("tag") or ""
@@ -117,7 +118,8 @@ def context_id(value: str) -> str:
         return str(uuid.uuid5(CONTEXT_NAMESPACE, value))
 
 
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+#: Compiled on first use (``re`` keeps it): only onboarding checks cluster names.
+_DNS_1035 = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 #: The longest suffix a backend adds to a service name for one of its objects (``-primary``).
 _SLOT_SUFFIXES = ("-primary", "-canary")
 #: Knative names each revision ``<service>-00001`` and each tagged route ``<tag>-<service>``.
@@ -143,7 +145,7 @@ def cluster_name_problems(project: str, stages: Iterable[str] = (), services: It
                 "is a DNS-1123 label of at most 63 characters; shorten the project or stage name"
             )
     for service in services:
-        if not _DNS_1035.fullmatch(service):
+        if not re.fullmatch(_DNS_1035, service):
             problems.append(
                 f"service {service!r}: its Kubernetes Service names must be DNS-1035 labels (start with a letter, "
                 "then lower-case letters, digits or '-')"
@@ -401,7 +403,8 @@ def read(value: object, source: str, build: Callable[[Reader], T]) -> T:
     return result
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+#: Compiled on first use (``re`` keeps it): only a document with a duration in it reads one.
+_DURATION = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -412,7 +415,7 @@ def parse_duration(value: object) -> float | None:
     if isinstance(value, int | float):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        match = re.match(_DURATION, value)
         if match:
             return float(match.group(1)) * _UNITS[match.group(2)]
     return None

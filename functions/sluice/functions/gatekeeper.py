@@ -11,11 +11,13 @@ from sluice.services.gatekeeper import GatekeeperService
 
 
 def handle(event: Event, runtime: Runtime) -> list[Event]:
-    from sluice.services.approvals import key_lookup
+    def approver_key(project: str) -> bytes | None:
+        # cold start: only an approval reads the approver keys (and builds the secret store)
+        from sluice.services.approvals import key_lookup
 
-    return GatekeeperService(
-        runtime.records, runtime.now, runtime.source, approver_keys=key_lookup(runtime.secrets)
-    ).handle(event)
+        return key_lookup(runtime.secrets)(project)
+
+    return GatekeeperService(runtime.records, runtime.now, runtime.source, approver_keys=approver_key).handle(event)
 
 
 def main(request: Any) -> Any:

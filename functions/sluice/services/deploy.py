@@ -18,15 +18,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluice.core import deployment as dep
-from sluice.core.events import (
-    CanaryAction,
-    ConfigurationChange,
-    DeploymentFinished,
-    Done,
-    Event,
-    Outcome,
-    Ping,
-)
+from sluice.core import plans
+from sluice.core.events import CanaryAction, ConfigurationChange, DeploymentFinished, Event, Outcome
 from sluice.core.frozen import frozen
 from sluice.core.inconclusive import ATTEMPT_LABEL
 from sluice.core.ledger import (
@@ -35,7 +28,6 @@ from sluice.core.ledger import (
     HoldDecision,
     Lane,
     Phase,
-    Queued,
     Run,
     Transition,
     enter,
@@ -92,8 +84,11 @@ class DeployService:
 
     # --- entry -------------------------------------------------------------------------------
     def handle(self, event: Event) -> list[Event]:
-        if isinstance(event.data, Ping):
-            return self._expire()
+        if not isinstance(event.data, ConfigurationChange):
+            from sluice.core.events import Ping  # cold start: only a tick's payload is not a change
+
+            if isinstance(event.data, Ping):
+                return self._expire()
         change = event.data
         assert isinstance(change, ConfigurationChange)
         project = self.records.require_service(change.project, change.service)
@@ -103,18 +98,18 @@ class DeployService:
             return self._set(event, change, stage, placement)
         return self._finish(event, stage, placement, promote=change.action is CanaryAction.PROMOTE)
 
-    def _run(self, placement: Placement, actions: list[dep.Action]) -> dict[str, str]:
+    def _run(self, placement: Placement, actions: list[plans.Action]) -> dict[str, str]:
         urls: dict[str, str] = {}
         for action in actions:
-            if action.step is dep.Step.DEPLOY_PRIMARY:
+            if action.step is plans.Step.DEPLOY_PRIMARY:
                 urls["primary"] = self.backend.deploy(placement, Slot.PRIMARY, action.image, self.timeout_s)
-            elif action.step is dep.Step.DEPLOY_CANARY:
+            elif action.step is plans.Step.DEPLOY_CANARY:
                 urls["canary"] = self.backend.deploy(placement, Slot.CANARY, action.image, self.timeout_s)
-            elif action.step is dep.Step.DEPLOY_DIRECT:
+            elif action.step is plans.Step.DEPLOY_DIRECT:
                 urls["direct"] = self.backend.deploy(placement, Slot.DIRECT, action.image, self.timeout_s)
-            elif action.step is dep.Step.ROUTE:
+            elif action.step is plans.Step.ROUTE:
                 urls["public"] = self.backend.route(placement, action.weight)
-            elif action.step is dep.Step.SCALE_CANARY_TO_ZERO:
+            elif action.step is plans.Step.SCALE_CANARY_TO_ZERO:
                 self.backend.scale_to_zero(placement, Slot.CANARY)
         return urls
 
@@ -136,6 +131,8 @@ class DeployService:
             if lane.active is not None:
                 if len(lane.queue) >= QUEUE_LIMIT:
                     return lane, ("full", [])
+                from sluice.core.ledger import Queued  # cold start: only a busy stage queues
+
                 queued = Queued(context, change.image, event.to_json_dict(), now)
                 return replace(lane, queue=(*lane.queue, queued)), ("queued", lane.active.context)
             serving = lane.serving if lane.serving.updated else replace(lane.serving, strategy=stage.deployment_strategy)
@@ -155,6 +152,8 @@ class DeployService:
             log.info("%s: %s waits for stage %s (held by %s)", change.service, change.image, stage.name, detail)
             return []
         if kind == "full":
+            from sluice.core.events import Done  # cold start: a set sends it only when the queue is full
+
             done = Done(
                 project=change.project, stage=stage.name, service=change.service, labels=change.labels,
                 outcome=Outcome.FAILED, result=Verdict.FAIL, image=change.image,
@@ -180,7 +179,7 @@ class DeployService:
         weight = value if stage.split else 100
         urls: dict[str, str] = {}
         try:
-            urls = self._run(placement, dep.plan_set(serving, image, weight))
+            urls = self._run(placement, plans.plan_set(serving, image, weight))
             candidate = urls.get("canary") or urls.get("direct") or ""
             payload = DeploymentFinished(
                 **common, deploymentURILocal=candidate, deploymentURIPublic=urls.get("public", ""),
@@ -248,7 +247,7 @@ class DeployService:
         what = "promotion" if promote else "roll-back"
         try:
             if promote:
-                self._run(placement, dep.plan_promote(state))
+                self._run(placement, plans.plan_promote(state))
                 return _Ending(Outcome.PROMOTED, Verdict.PASS, f"{run.image} is now the primary of {stage.name}", True)
             return self._roll_back(stage, placement, state, run)
         except RetryableError:
@@ -265,7 +264,7 @@ class DeployService:
         """Discard the candidate; the outcome says whether there was something to roll back to,
         and whether a person declined (or let the hold expire, or aborted the canary)."""
         image = run.image
-        actions = dep.plan_discard(state)
+        actions = plans.plan_discard(state)
         self._run(placement, actions)
         if not actions:
             serving = f"{stage.name} keeps serving {state.primary_image}" if state.primary_image else "nothing to roll back to"
@@ -287,6 +286,8 @@ class DeployService:
         self, cause: Event, stage: Stage, placement: Placement, run: Run, ending: _Ending, *, final: bool
     ) -> list[Event]:
         """The ``finished`` transition: the run is done, the stage released, the next queued delivery claimed."""
+        from sluice.core.events import Done  # cold start: only a promotion or a roll-back ends a run
+
         done = cause.reply(
             Done(project=placement.project, stage=stage.name, service=placement.service, labels=dict(run.labels),
                  outcome=ending.outcome, result=ending.result, image=run.image, message=ending.message),
@@ -381,6 +382,8 @@ def _first_step(stage: Stage, now: str) -> CanaryState | None:
 
 
 def _tick_cause(source: str, run: Run, placement: Placement, now: str) -> Event:
+    from sluice.core.events import Ping  # cold start: only a tick needs it
+
     """The event a tick acts on behalf of (its id is stable per run and phase, so replies are too)."""
     return Event(
         type=Ping.TYPE, data=Ping(), source=source, id=f"{placement}/{run.context}/{run.phase.value}/timeout",

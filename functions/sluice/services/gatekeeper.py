@@ -16,25 +16,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluice.core.events import (
-    ApprovalFinished,
-    ApprovalRejected,
-    ApprovalTriggered,
     CanaryAction,
     ConfigurationChange,
     Decision,
-    DeploymentFinished,
-    Done,
     EvaluationDone,
     Event,
+    EventType,
     Outcome,
-    Ping,
 )
 from sluice.core.gate import GateDecision, decide
 from sluice.core.inconclusive import ATTEMPT_LABEL, InconclusiveAction, inconclusive_action, next_attempt
 from sluice.core.ledger import (
     HANDOFF_S,
     STEERING_LIMIT,
-    Hold,
     HoldDecision,
     Lane,
     Phase,
@@ -56,6 +50,7 @@ from sluice.services.records import Records
 
 if TYPE_CHECKING:  # the approval and canary rules load where an approval or a canary is handled
     from sluice.core.approval_auth import KeyLookup
+    from sluice.core.events import ApprovalFinished
 
 log = logging.getLogger("sluice.gatekeeper")
 
@@ -77,6 +72,9 @@ class GatekeeperService:
         if isinstance(event.data, EvaluationDone):
             data = event.data
             return self._evaluated(event, Placement(data.project, data.stage, data.service))
+        # cold start: the payloads of an approval and of a tick load when one comes
+        from sluice.core.events import ApprovalFinished, Ping
+
         if isinstance(event.data, ApprovalFinished):
             return self._approval(event, event.data)
         if isinstance(event.data, Ping):
@@ -120,6 +118,10 @@ class GatekeeperService:
                 if stepped is not None:
                     return stepped
             if decision is GateDecision.HOLD:
+                # cold start: only a hold builds them
+                from sluice.core.events import ApprovalTriggered
+                from sluice.core.ledger import Hold
+
                 held = enter(run, Phase.HELD, now, stage.approval_timeout_s)
                 hold = Hold(verdict.result, now, held.deadline, stage.approval_on_timeout)
                 waits = "promotion"
@@ -138,7 +140,7 @@ class GatekeeperService:
             return self._act(lane, event, shipyard, placement, run, decision is GateDecision.PROMOTE, now)
 
         decided = self.ledger.advance(placement, event.shkeptncontext, Transition.DECIDED, effect)
-        if decided.applied and any(e.get("type") == Done.TYPE.value for e in decided.replies):
+        if decided.applied and any(e.get("type") == EventType.DONE.value for e in decided.replies):
             self.ledger.close_gate(placement, event.shkeptncontext)  # a gate ended: its record goes
         return decided.events()
 
@@ -205,6 +207,8 @@ class GatekeeperService:
         stored = run.stored(Transition.DEPLOYED)
         if not stored:
             return None
+        from sluice.core.events import DeploymentFinished  # cold start: only a retry reads it
+
         previous = Event.from_json_dict(stored[0])
         deployed = previous.data
         if not isinstance(deployed, DeploymentFinished) or deployed.result != Verdict.PASS:
@@ -221,6 +225,7 @@ class GatekeeperService:
         """Obeyed only when it proves its sender (signed with the project's approver key, fresh);
         otherwise nothing changes and the rejection is answered with the reason."""
         from sluice.core.approval_auth import APPROVER_ATTRIBUTE, check_approval
+        from sluice.core.events import ApprovalRejected
 
         check = check_approval(event, self.approver_keys, parse_time(self.now()))
         if not check.ok:
@@ -356,6 +361,8 @@ class GatekeeperService:
         return lane.put(enter(run, Phase.PROMOTING, now, self.deploy_phase_s)), replies
 
     def _done(self, cause: Event, placement: Placement, run: Run, outcome: Outcome, result: Verdict, message: str) -> dict[str, Any]:
+        from sluice.core.events import Done  # cold start: only a gate without a deployment ends here
+
         done = Done(
             project=placement.project, stage=placement.stage, service=placement.service, labels=dict(run.labels),
             outcome=outcome, result=result,
@@ -367,6 +374,8 @@ class GatekeeperService:
     def _expire(self) -> list[Event]:
         """Expire held promotions (``approval_strategy.timeout``; ``on_timeout`` decides) and decide
         runs whose evaluation-done never reached the gatekeeper."""
+        from sluice.core.events import Ping  # cold start: only a tick needs it
+
         now = self.now()
         replies: list[Event] = []
         for found in (*self.ledger.busy(), *self.ledger.gates()):

@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluice.core.frozen import frozen
 from sluice.errors import NotFoundError, SluiceError, TooLargeError, ValidationError
-from sluice.ports.archive import Archive
 from sluice.ports.state import Record, StateStore
 from sluice.services.state import cas_update
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the archive port is a type here: only a configured archive loads its adapter
     from sluice.core.shipyard import Shipyard
     from sluice.core.workload import UserWorkload
+    from sluice.ports.archive import Archive
 
 R = TypeVar("R")
 log = logging.getLogger("sluice.records")
@@ -149,6 +149,8 @@ def resource_key(uri: str) -> str:
 
 @frozen
 class Project:
+    """A project: its shipyard (parsed, and its text) and its services."""
+
     name: str
     shipyard: Shipyard
     shipyard_text: str

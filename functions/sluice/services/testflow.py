@@ -15,11 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import field
 from typing import Any
 
-from sluice.core.events import DeploymentFinished, Event, Ping, TestsFinished
+from sluice.core.events import DeploymentFinished, Event, TestsFinished
 from sluice.core.frozen import frozen
-from sluice.core.ledger import HANDOFF_S, Lane, Phase, Run, TestRun, Transition, enter, expired
+from sluice.core.ledger import HANDOFF_S, Lane, Phase, Run, Transition, enter, expired
 from sluice.core.strategies import DeploymentStrategy
-from sluice.core.testspec import expected_length_s
 from sluice.core.verdict import Verdict
 from sluice.errors import ConfigurationError, PermanentError, SluiceError, ValidationError
 from sluice.ports.backend import Placement
@@ -70,8 +69,12 @@ class TestService:
         self.duration_s = duration_s
 
     def handle(self, event: Event) -> list[Event]:
-        if isinstance(event.data, Ping):
-            return self._expire()
+        if not isinstance(event.data, DeploymentFinished):
+            # cold start: only a tick's payload is not a deployment-finished
+            from sluice.core.events import Ping
+
+            if isinstance(event.data, Ping):
+                return self._expire()
         deployed = event.data
         assert isinstance(deployed, DeploymentFinished)
         placement = Placement(deployed.project, deployed.stage, deployed.service)
@@ -84,6 +87,8 @@ class TestService:
             reply = self._reply(event, deployed, result, now, now, message)
             return self._record_tested(placement, context, reply)
         limit = self._length(deployed)
+        from sluice.core.ledger import TestRun  # cold start: only a run that is tested has a unit
+
         unit = TestRun(event.dedup_key, now, "", limit, event.to_json_dict())
 
         def start(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
@@ -108,6 +113,8 @@ class TestService:
         stage = self.records.project(deployed.project).shipyard.stage(deployed.stage)
         wait = stage.canary.step_duration_s if stage.canary is not None else 0.0
         now = self.now()
+        from sluice.core.ledger import TestRun  # cold start: only a run that is tested (or soaks) has a unit
+
         unit = TestRun(event.dedup_key, now, "", wait, event.to_json_dict(), soak=True)
 
         def start(lane: Lane, run: Run) -> tuple[Lane, list[dict[str, Any]]]:
@@ -121,7 +128,8 @@ class TestService:
 
     def _length(self, deployed: DeploymentFinished) -> float:
         """The test's own length (capped by the hard limit); an unreadable spec fails fast in the unit."""
-        from sluice.core.testspec import default_test_spec
+        # cold start: only a run that is tested reads its test spec
+        from sluice.core.testspec import default_test_spec, expected_length_s
         from sluice.services.testspecs import load_test_spec
 
         text = self.records.resource(deployed.project, deployed.stage, deployed.service, "tests.yaml")

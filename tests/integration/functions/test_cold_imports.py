@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -17,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from sluice.adapters.secrets.local import LocalSecrets
+from sluice.adapters.state import _rules
 from sluice.adapters.state.local import LocalStore
 from sluice.cli.main import main as sluice
+from sluice.core import slo, validation
 from sluice.core.intake import Trigger
 from sluice.services.intake import add_trigger, set_secret
 
@@ -63,15 +66,23 @@ NOTIFICATION_SECRETS = ("sluice.adapters.notify", "sluice.ports.notify")
 TYPE_ONLY_PORTS = ("sluice.ports.registry", "sluice.ports.secrets")
 #: Never on the local store and backend.
 CLUSTER = ("kubernetes", "botocore", "boto3")
+#: The process launcher: only a test run that starts a unit spawns a worker (a failed deployment
+#: is answered "not tested" without one).
+SPAWN = ("subprocess",)
+#: The archive port: a type only, without an archive configured (the local store has none).
+ARCHIVE = ("sluice.ports.archive",)
+#: The approval rules, the approver keys and the secret store: only an approval reads them.
+APPROVALS = ("sluice.services.approvals", "sluice.core.approval_auth", "sluice.ports.secrets")
 
 #: function → (its first event: CloudEvent type and data, or an HTTP request of its own; the
 #: modules it must not have imported by its answer).
 CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
     "deploy": ("sh.keptn.event.configuration.change",
-               {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}}, YAML_AND_SCORING + TEST_SPECS),
+               {**SCOPE, "stage": "dev", "valuesCanary": {"image": f"{IMAGE}:0.10.1"}},
+               YAML_AND_SCORING + TEST_SPECS + ARCHIVE),
     "test": ("sh.keptn.events.deployment-finished",
              {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "fail", "message": "cold"},
-             YAML_AND_SCORING + SHIPYARD),
+             YAML_AND_SCORING + SHIPYARD + TEST_SPECS + SPAWN + ARCHIVE),
     "evaluate": ("sh.keptn.event.start-evaluation", {**SCOPE, "stage": "staging", "start": START, "end": END},
                  YAML + SCORING + TEST_SPECS),
     "sli": ("sh.keptn.internal.event.get-sli",
@@ -79,7 +90,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
              "indicators": ["response_time_p95"]}, YAML_AND_SCORING + SHIPYARD + TEST_SPECS + SLI_FILES),
     "gatekeeper": ("sh.keptn.events.evaluation-done",
                    {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
-                   YAML_AND_SCORING + TEST_SPECS),
+                   YAML_AND_SCORING + TEST_SPECS + APPROVALS + ARCHIVE),
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
                  YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
@@ -88,39 +99,54 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
 }
 
 #: function → the event payload classes (``sluice.core.payloads.*``, created on first use) it may
-#: have loaded by its first answer: those its event, its replies and its service's code name.
+#: have loaded by its first answer: those its event and its replies need (a tick's ping, an
+#: approval's payloads, a done the first set does not send load where they are used).
 PAYLOADS_USED: dict[str, set[str]] = {
-    "deploy": {"configuration_change", "deployment_finished", "done", "ping"},
-    "test": {"deployment_finished", "tests_finished", "ping"},
+    "deploy": {"configuration_change", "deployment_finished"},
+    "test": {"deployment_finished", "tests_finished"},
     "evaluate": {"start_evaluation", "get_sli"},
     "sli": {"get_sli", "get_sli_done"},
-    "gatekeeper": {"evaluation_done", "configuration_change", "deployment_finished", "done", "ping",
-                   "approval_triggered", "approval_finished", "approval_rejected"},
+    "gatekeeper": {"evaluation_done", "configuration_change"},
     "eventlog": {"done"},  # its metrics read an event's payload TYPE: no other payload class
     "intake": {"configuration_change"},
     "bridge": set(),  # a page makes no event (an approval would)
 }
 PAYLOAD_PREFIX = "sluice.core.payloads."
 
-#: function → what its first event must not have built: ``module:function`` of a
-#: ``functools.cache``'d builder (a regular expression only other input needs) left empty.
-UNBUILT: dict[str, tuple[str, ...]] = {
-    "evaluate": ("sluice.core.slo:_percentile",),  # the SLO aggregates with avg, not pNN
+#: Classes a first event never builds, so a cold start does not create them: a run's test unit,
+#: pending evaluation and hold, a queued delivery (``sluice.core.ledger_parts``, loaded where a run
+#: has one), and the backend steps only the deploy function plans (``sluice.core.plans``).
+LEDGER_PARTS = ("TestRun", "PendingEvaluation", "Hold", "Queued")
+PLANS = ("Step", "Action")
+CLASSES_UNUSED: dict[str, tuple[str, ...]] = {
+    "deploy": LEDGER_PARTS,
+    "test": LEDGER_PARTS + PLANS,
+    "gatekeeper": LEDGER_PARTS + PLANS,
+}
+
+#: Patterns compiled on first use, and the functions whose first event matches none of them:
+#: a cluster name (only onboarding checks one), a duration, a percentile aggregate (``pNN``), an image reference (the deploy
+#: function's set names one), a record's label or data key (the deploy function's writes have them).
+RARE_PATTERNS = (validation._DNS_1035, validation._DURATION)
+PATTERNS_UNUSED: dict[str, tuple[str | re.Pattern[str], ...]] = {
+    "deploy": RARE_PATTERNS,
+    "test": (*RARE_PATTERNS, validation._REFERENCE, _rules._LABEL_NAME, _rules._DATA_KEY),
+    "gatekeeper": (*RARE_PATTERNS, validation._REFERENCE, _rules._LABEL_NAME, _rules._DATA_KEY),
+    "evaluate": (*RARE_PATTERNS, slo._PERCENTILE),  # the SLO aggregates with avg, not pNN
 }
 
 CHILD = r"""
-import json, os, sys
+import json, os, re, sys
 from functions_framework import create_app
 
 app = create_app(os.environ["TARGET"], os.environ["SOURCE"])
 method, path, headers, body = json.loads(os.environ["REQUEST"])
 answer = app.test_client().open(path, method=method, headers=headers, data=body.encode())
-built = {}
-for ref in json.loads(os.environ["UNBUILT"]):
-    name, _, attribute = ref.partition(":")
-    if name in sys.modules:
-        built[ref] = getattr(sys.modules[name], attribute).cache_info().currsize
-print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules), "built": built}))
+compiled = sorted({key[1] for key in re._cache if isinstance(key, tuple) and isinstance(key[1], str)})
+classes = sorted({value.__qualname__ for name, module in list(sys.modules.items()) if name.startswith("sluice.")
+                  for value in vars(module).values() if isinstance(value, type) and value.__module__ == name})
+print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules), "patterns": compiled,
+                  "classes": classes}))
 """
 
 
@@ -174,7 +200,7 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     modules that event does not need (nor a cluster client on the local store)."""
     kind, data, unneeded = CASES[function]
     env = {**world, "TARGET": function, "SOURCE": str(ROOT / "functions" / "main.py"),
-           "REQUEST": json.dumps(request_for(function, kind, data)), "UNBUILT": json.dumps(UNBUILT.get(function, ()))}
+           "REQUEST": json.dumps(request_for(function, kind, data))}
     out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     answer = json.loads(out.stdout.strip().splitlines()[-1])
@@ -182,9 +208,12 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     loaded = set(answer["modules"])
     assert "sluice.core.events" in loaded or function == "bridge"  # it did handle the event
     assert [m for m in (*unneeded, *WORKLOAD, *CANARY, *CLUSTER) if m in loaded] == []
+    assert [c for c in CLASSES_UNUSED.get(function, ()) if c in answer["classes"]] == [], "classes created unused"
     payloads = {m.removeprefix(PAYLOAD_PREFIX) for m in loaded if m.startswith(PAYLOAD_PREFIX)}
     assert payloads - PAYLOADS_USED[function] == set(), "payload classes its first event does not need"
-    assert {ref: n for ref, n in answer["built"].items() if n} == {}, "built what its first event does not need"
+    # ``re`` keeps every pattern it compiled (``re.compile`` at import included) in ``re._cache``
+    unused = [getattr(p, "pattern", p) for p in PATTERNS_UNUSED.get(function, ())]  # a text or a compiled pattern
+    assert [p for p in unused if p in answer["patterns"]] == [], "patterns compiled unused"
 
 
 def test_intake_routes_the_front_door_path_it_does_not_import() -> None:

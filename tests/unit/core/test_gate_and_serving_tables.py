@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.core import deployment as dep
-from sluice.core.deployment import Action, Serving, Step
+from sluice.core import plans
+from sluice.core.deployment import Serving
 from sluice.core.gate import GateDecision, decide
+from sluice.core.plans import Action, Step
 from sluice.core.shipyard import Stage, parse_shipyard
 from sluice.core.strategies import DeploymentStrategy
 from sluice.core.verdict import Verdict
@@ -73,30 +75,30 @@ def serving(strategy: DeploymentStrategy, primary: str = "", candidate: str = ""
 
 PLAN_TABLE = [
     # (name, plan, expected actions)
-    ("direct set", dep.plan_set(serving(DIRECT, OLD), NEW, 30),
+    ("direct set", plans.plan_set(serving(DIRECT, OLD), NEW, 30),
      [Action(Step.DEPLOY_DIRECT, NEW), Action(Step.ROUTE, weight=100)]),
-    ("blue/green set on an empty stage", dep.plan_set(serving(BG), NEW, 100),
+    ("blue/green set on an empty stage", plans.plan_set(serving(BG), NEW, 100),
      [Action(Step.DEPLOY_PRIMARY, NEW), Action(Step.DEPLOY_CANARY, NEW), Action(Step.ROUTE, weight=100)]),
-    ("blue/green set beside a primary", dep.plan_set(serving(BG, OLD), NEW, 100),
+    ("blue/green set beside a primary", plans.plan_set(serving(BG, OLD), NEW, 100),
      [Action(Step.DEPLOY_CANARY, NEW), Action(Step.ROUTE, weight=100)]),
-    ("canary set at a step's weight", dep.plan_set(serving(CANARY, OLD), NEW, 10),
+    ("canary set at a step's weight", plans.plan_set(serving(CANARY, OLD), NEW, 10),
      [Action(Step.DEPLOY_CANARY, NEW), Action(Step.ROUTE, weight=10)]),
-    ("direct promote", dep.plan_promote(serving(DIRECT, NEW, NEW)), []),
-    ("blue/green promote", dep.plan_promote(serving(BG, OLD, NEW)),
+    ("direct promote", plans.plan_promote(serving(DIRECT, NEW, NEW)), []),
+    ("blue/green promote", plans.plan_promote(serving(BG, OLD, NEW)),
      [Action(Step.DEPLOY_PRIMARY, NEW), Action(Step.ROUTE, weight=0), Action(Step.SCALE_CANARY_TO_ZERO)]),
-    ("canary promote takes all traffic first", dep.plan_promote(serving(CANARY, OLD, NEW)),
+    ("canary promote takes all traffic first", plans.plan_promote(serving(CANARY, OLD, NEW)),
      [Action(Step.ROUTE, weight=100), Action(Step.DEPLOY_PRIMARY, NEW), Action(Step.ROUTE, weight=0),
       Action(Step.SCALE_CANARY_TO_ZERO)]),
-    ("blue/green promote without a candidate", dep.plan_promote(serving(BG, OLD)),
+    ("blue/green promote without a candidate", plans.plan_promote(serving(BG, OLD)),
      [Action(Step.ROUTE, weight=0), Action(Step.SCALE_CANARY_TO_ZERO)]),
-    ("blue/green discard", dep.plan_discard(serving(BG, OLD, NEW)),
+    ("blue/green discard", plans.plan_discard(serving(BG, OLD, NEW)),
      [Action(Step.ROUTE, weight=0), Action(Step.SCALE_CANARY_TO_ZERO)]),
-    ("canary discard", dep.plan_discard(serving(CANARY, OLD, NEW)),
+    ("canary discard", plans.plan_discard(serving(CANARY, OLD, NEW)),
      [Action(Step.ROUTE, weight=0), Action(Step.SCALE_CANARY_TO_ZERO)]),
-    ("direct discard back to the last good image", dep.plan_discard(serving(DIRECT, NEW, NEW, GOOD)),
+    ("direct discard back to the last good image", plans.plan_discard(serving(DIRECT, NEW, NEW, GOOD)),
      [Action(Step.DEPLOY_DIRECT, GOOD), Action(Step.ROUTE, weight=100)]),
-    ("direct discard with nothing to go back to", dep.plan_discard(serving(DIRECT, NEW, NEW)), []),
-    ("direct discard when the last good one runs", dep.plan_discard(serving(DIRECT, GOOD, GOOD, GOOD)), []),
+    ("direct discard with nothing to go back to", plans.plan_discard(serving(DIRECT, NEW, NEW)), []),
+    ("direct discard when the last good one runs", plans.plan_discard(serving(DIRECT, GOOD, GOOD, GOOD)), []),
 ]
 
 
@@ -159,19 +161,19 @@ def test_the_served_image_follows_the_gate(strategy: str, ops: list[tuple[str, s
     for op, image, weight in ops:
         before = state
         if op == "set":
-            plan = dep.plan_set(state, image, weight)
+            plan = plans.plan_set(state, image, weight)
             state = dep.after_set(state, image, weight, {}, T)
             assert state.candidate_image == image
             assert state.primary_image == (before.primary_image or image if state.split else image)
         elif op == "promote":
-            plan = dep.plan_promote(state)
+            plan = plans.plan_promote(state)
             state = dep.release(state, T, promoted=True)
             expected = before.candidate_image or before.primary_image
             assert state.primary_image == state.last_good_image == expected
             if state.split and before.candidate_image:
                 assert apply(before, plan)["primary"] == expected
         else:
-            plan = dep.plan_discard(state)
+            plan = plans.plan_discard(state)
             state = dep.release(state, T, promoted=False)
             if state.split:
                 assert state.primary_image == before.primary_image

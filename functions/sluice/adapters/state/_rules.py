@@ -16,8 +16,9 @@ from sluice.errors import TooLargeError, ValidationError
 from sluice.ports.state import MAX_RECORD_BYTES, Record
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+#: Compiled on first use (``re`` keeps them): a write without labels or data checks neither.
+_LABEL_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+_DATA_KEY = r"^[-._a-zA-Z0-9]+$"
 
 #: The Kubernetes API server refuses request bodies over 3 MiB. The kubernetes client sends JSON
 #: with non-ASCII escaped (``é`` → ``\u00e9``, three times its UTF-8 size), so a record under
@@ -43,11 +44,11 @@ def label_problems(labels: Mapping[str, str]) -> list[str]:
         if (
             not isinstance(key, str)
             or len(label) > 63
-            or not _LABEL_NAME.match(label)
+            or not re.match(_LABEL_NAME, label)
             or (prefix and name_problem(prefix) is not None)
         ):
             problems.append(f"label key {key!r}: expected '[dns-subdomain/]name' with a name of at most 63 characters")
-        if not isinstance(value, str) or len(value) > 63 or (value and not _LABEL_NAME.match(value)):
+        if not isinstance(value, str) or len(value) > 63 or (value and not re.match(_LABEL_NAME, value)):
             problems.append(
                 f"label {key!r}: value {value!r} is not a label value "
                 "(at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
@@ -77,7 +78,7 @@ def check_record(record: Record) -> None:
         problems.append(problem)
     problems += label_problems(record.labels)
     for key, value in record.data.items():
-        if not isinstance(key, str) or len(key) > 253 or not _DATA_KEY.match(key):
+        if not isinstance(key, str) or len(key) > 253 or not re.match(_DATA_KEY, key):
             problems.append(f"data key {key!r}: expected at most 253 letters, digits, '-', '_' or '.'")
         if not isinstance(value, str):
             problems.append(f"data {key!r}: expected a string value, found {type(value).__name__}")

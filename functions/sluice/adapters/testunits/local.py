@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +17,8 @@ class LocalProcessLauncher:
         self.environ = dict(environ)
 
     def __call__(self, event: dict[str, Any]) -> None:
+        import subprocess  # cold start: only a launch needs it (the test function's first event may launch nothing)
+
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / "test-worker.log", "ab") as log:
             worker = subprocess.Popen(
