@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluice.core.frozen import frozen
+from sluice.core.times import after, before
 from sluice.errors import NotFoundError, SluiceError, TooLargeError, ValidationError
 from sluice.ports.state import Record, StateStore
 from sluice.services.state import cas_update
@@ -120,8 +121,6 @@ def _taken(items: list[Any], most: int, cost: Callable[[Any, set[Any]], int]) ->
 def _index_ref(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """What an index's head keeps of a sealed chunk's live ``entries``: their count, count per
     service, first and last start (as text, the order pages sort by) and latest and earliest (as times)."""
-    from sluice.core.ledger import before  # times: shared with the ledger
-
     services: dict[str, int] = {}
     for d in entries:
         services[str(d.get("service", ""))] = services.get(str(d.get("service", "")), 0) + 1
@@ -528,8 +527,6 @@ class Records:
         """Drop from the index (in place) the deliveries past ``DELIVERIES_LIMIT`` (the oldest) or
         started ``DELIVERIES_MAX_AGE_S`` before the newest; the dropped entries. A chunk is read
         only when some of its entries may go; a chunk left empty is ``forgotten``."""
-        from sluice.core.ledger import after, before  # times: shared with the ledger
-
         newest = ""
         for started in [d["started"] for d in head if d.get("started")] + [r["latest"] for r in live if r.get("latest")]:
             newest = started if not newest or before(newest, started) else newest
@@ -563,8 +560,6 @@ class Records:
     def _index_chunk(self, base: str, ref: Mapping[str, Any], positions: bool = False) -> list[Any]:
         """The live entries of one sealed chunk of an index (oldest first); with ``positions``,
         as (position in the chunk, entry)."""
-        from sluice.core.ledger import before  # times: shared with the ledger
-
         record = self._sealed(base, ref)
         entries = json.loads(record.data.get("deliveries", "[]")) if record is not None else []
         horizon = str(ref.get("after", ""))

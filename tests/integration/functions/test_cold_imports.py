@@ -73,6 +73,9 @@ SPAWN = ("subprocess",)
 ARCHIVE = ("sluice.ports.archive",)
 #: The approval rules, the approver keys and the secret store: only an approval reads them.
 APPROVALS = ("sluice.services.approvals", "sluice.core.approval_auth", "sluice.ports.secrets")
+#: The ledger's lanes and runs (and what they serve): the event log's delivery index compares
+#: times only (``sluice.core.times``).
+LEDGER = ("sluice.core.ledger", "sluice.core.deployment")
 
 #: function → (its first event: CloudEvent type and data, or an HTTP request of its own; the
 #: modules it must not have imported by its answer).
@@ -92,7 +95,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                    {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
                    YAML_AND_SCORING + TEST_SPECS + APPROVALS + ARCHIVE),
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
-                 YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER),
+                 YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER + LEDGER),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
                YAML_AND_SCORING + SHIPYARD + TEST_SPECS + FRONT_DOOR_AND_RESOLVER + TYPE_ONLY_PORTS),
     "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING + TYPE_ONLY_PORTS),
