@@ -237,7 +237,8 @@ class InsightService:
 
     def _is_last_stage(self, project: str, stage: str) -> bool:
         try:
-            return self.records.project(project).shipyard.stages[-1].name == stage
+            # cold start: the stage names only (a done reads no other rule of the shipyard)
+            return self.records.stage_names(project)[-1] == stage
         except SluiceError:
             return False
 

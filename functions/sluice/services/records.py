@@ -195,6 +195,21 @@ def _stored_doc(text: str, parsed: str | None) -> object | None:
     return stored.get("doc")
 
 
+def _stage_names(doc: object) -> tuple[str, ...] | None:
+    """The stage names of a parsed shipyard document, in order; None when it has not the form
+    every valid shipyard has (a non-empty list of stages, each a mapping with a name)."""
+    stages = doc.get("stages") if isinstance(doc, Mapping) else None
+    if not isinstance(stages, list) or not stages:
+        return None
+    names: list[str] = []
+    for stage in stages:
+        name = stage.get("name") if isinstance(stage, Mapping) else None
+        if not isinstance(name, str) or not name:
+            return None
+        names.append(name)
+    return tuple(names)
+
+
 def _parsed_resource(key: str, text: str) -> str | None:
     """The parsed form of a resource in ``PARSED_RESOURCES`` (None for the others, and for a text
     that does not parse to a mapping: the function that reads it reports the problem)."""
@@ -328,6 +343,18 @@ class Records:
             doc = load_document(text, source)
         shipyard = parse_shipyard(doc, source)
         return Project(project, shipyard, text, tuple(json.loads(record.data.get("services", "[]"))))
+
+    def stage_names(self, project: str) -> tuple[str, ...]:
+        """The names of a project's stages, in order, as ``project()`` would give them: read from
+        the stored parsed shipyard (validated when it was written, and made from the text the
+        record holds) without building the stages; else from the full read (which raises as it does)."""
+        record = self.store.get(f"project.{project}")
+        if record is not None:
+            doc = _stored_doc(record.data.get("shipyard.yaml", ""), record.data.get(SHIPYARD_PARSED))
+            names = _stage_names(doc)
+            if names is not None:
+                return names
+        return tuple(stage.name for stage in self.project(project).shipyard.stages)
 
     def projects(self) -> list[str]:
         return [r.labels.get(PROJECT, "") for r in self.store.list({KIND: "project"})]

@@ -76,6 +76,9 @@ APPROVALS = ("sluice.services.approvals", "sluice.core.approval_auth", "sluice.p
 #: The ledger's lanes and runs (and what they serve): the event log's delivery index compares
 #: times only (``sluice.core.times``).
 LEDGER = ("sluice.core.ledger", "sluice.core.deployment")
+#: The shipyard's rules (and the inconclusive policies they read): the event log's done asks the
+#: project's stage names only, read from the stored parsed shipyard (``Records.stage_names``).
+SHIPYARD_RULES = (*SHIPYARD, "sluice.core.inconclusive")
 
 #: function → (its first event: CloudEvent type and data, or an HTTP request of its own; the
 #: modules it must not have imported by its answer).
@@ -95,7 +98,7 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                    {**SCOPE, "stage": "dev", "image": IMAGE, "tag": "0.10.1", "result": "pass"},
                    YAML_AND_SCORING + TEST_SPECS + APPROVALS + ARCHIVE),
     "eventlog": ("sh.keptn.events.done", {**SCOPE, "stage": "dev", "result": "pass", "outcome": "promoted"},
-                 YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER + LEDGER),
+                 YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER + LEDGER + SHIPYARD_RULES),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
                YAML_AND_SCORING + SHIPYARD + TEST_SPECS + FRONT_DOOR_AND_RESOLVER + TYPE_ONLY_PORTS),
     "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING + TYPE_ONLY_PORTS),
