@@ -33,7 +33,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluice.core.deployment import Serving
-from sluice.core.events import Outcome
 from sluice.core.frozen import frozen
 from sluice.core.strategies import DeploymentStrategy, OnTimeout, TestStrategy
 from sluice.core.times import after as after
@@ -43,6 +42,7 @@ from sluice.core.verdict import Verdict
 
 if TYPE_CHECKING:  # loaded where a run has a canary (run_from_dict): most runs have none
     from sluice.core.canary import CanaryState
+    from sluice.core.events import Outcome  # loaded where a stored run has ended (``_run``)
 
     # loaded where a run has one (``sluice.core.ledger_parts``): as if defined here, for mypy too
     from sluice.core.ledger_parts import Hold as Hold
@@ -368,7 +368,12 @@ def _run(doc: object) -> Run | None:
     known = _names(Run)
     values = {k: v for k, v in doc.items() if k in known}
     values["phase"] = Phase(values["phase"])
-    values["outcome"] = Outcome(values["outcome"]) if values.get("outcome") else None
+    if values.get("outcome"):
+        from sluice.core.events import Outcome  # cold start: only an ended run has an outcome
+
+        values["outcome"] = Outcome(values["outcome"])
+    else:
+        values["outcome"] = None
     values["test"] = _load(_part("TestRun"), doc["test"]) if doc.get("test") else None
     values["evaluation"] = _pending(doc["evaluation"]) if doc.get("evaluation") else None
     if doc.get("verdict"):

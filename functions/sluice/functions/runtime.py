@@ -16,9 +16,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sluice.config import Settings
-from sluice.core.events import Event
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: a function that makes no event (a page) never loads the events
+    from sluice.core.events import Event
     from sluice.ports.backend import DeploymentBackend
     from sluice.ports.secrets import SecretStore
     from sluice.ports.state import StateStore

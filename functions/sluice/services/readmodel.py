@@ -6,28 +6,33 @@ Plain dicts (JSON-ready), built from the records; no second source of truth.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
-from sluice.core.events import EventType
 from sluice.core.ledger import Lane, Phase, Run
 from sluice.ports.backend import Placement
 from sluice.services.ledger import Ledger
 from sluice.services.records import Records
 
-#: A short verb per event type, for timelines.
-_VERBS = {
-    EventType.CONFIGURATION_CHANGE.value: "configuration change",
-    EventType.DEPLOYMENT_FINISHED.value: "deployed",
-    EventType.TESTS_FINISHED.value: "tests finished",
-    EventType.START_EVALUATION.value: "evaluation requested",
-    EventType.GET_SLI.value: "SLIs requested",
-    EventType.GET_SLI_DONE.value: "SLIs fetched",
-    EventType.EVALUATION_DONE.value: "evaluated",
-    EventType.APPROVAL_TRIGGERED.value: "waiting for approval",
-    EventType.APPROVAL_FINISHED.value: "approval",
-    EventType.APPROVAL_REJECTED.value: "approval rejected",
-    EventType.DONE.value: "done",
-}
+
+@cache
+def _verbs() -> dict[str, str]:
+    """A short verb per event type, for timelines."""
+    from sluice.core.events import EventType  # cold start: only a timeline names events
+
+    return {
+        EventType.CONFIGURATION_CHANGE.value: "configuration change",
+        EventType.DEPLOYMENT_FINISHED.value: "deployed",
+        EventType.TESTS_FINISHED.value: "tests finished",
+        EventType.START_EVALUATION.value: "evaluation requested",
+        EventType.GET_SLI.value: "SLIs requested",
+        EventType.GET_SLI_DONE.value: "SLIs fetched",
+        EventType.EVALUATION_DONE.value: "evaluated",
+        EventType.APPROVAL_TRIGGERED.value: "waiting for approval",
+        EventType.APPROVAL_FINISHED.value: "approval",
+        EventType.APPROVAL_REJECTED.value: "approval rejected",
+        EventType.DONE.value: "done",
+    }
 
 
 def _run_view(run: Run) -> dict[str, Any]:
@@ -142,6 +147,8 @@ def project_status(records: Records, project: str) -> dict[str, Any]:
 
 def describe(event: Mapping[str, Any]) -> str:
     """One line saying what an event did, in plain words."""
+    from sluice.core.events import EventType  # cold start: only a timeline describes events
+
     etype = str(event.get("type", ""))
     data = event.get("data") or {}
     stage = data.get("stage", "")
@@ -191,11 +198,13 @@ def describe(event: Mapping[str, Any]) -> str:
         return f"approval REJECTED{where}, nothing changed: {data.get('reason', '')}"
     if etype == EventType.DONE.value:
         return f"{str(data.get('outcome', '')).replace('_', ' ').upper()}{where}: {data.get('message', '')}"
-    return _VERBS.get(etype, etype)
+    return _verbs().get(etype, etype)
 
 
 def delivery(records: Records, context: str) -> dict[str, Any]:
     """One delivery: its events in order with a plain-words line each, and a chip per stage."""
+    from sluice.core.events import EventType  # cold start: only a delivery's page reads events
+
     events = records.events(context)
     first = events[0] if events else {}
     data = first.get("data") or {}

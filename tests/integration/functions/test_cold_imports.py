@@ -222,6 +222,18 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     assert [p for p in unused if p in answer["patterns"]] == [], "patterns compiled unused"
 
 
+def test_the_ledger_and_the_runtime_load_no_events() -> None:
+    """The ledger's records (its outcome is loaded where a stored run has ended) and the functions'
+    runtime (events are its types only) do not load ``sluice.core.events``: a page makes no event."""
+    code = ("import json, sys, sluice.core.ledger, sluice.functions.runtime\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('sluice.'))))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = json.loads(out.stdout)
+    assert "sluice.core.ledger" in loaded and "sluice.core.events" not in loaded
+
+
 def test_intake_routes_the_front_door_path_it_does_not_import() -> None:
     """intake names the front door's path without importing ``sluice.functions.frontdoor``."""
     from sluice.functions import frontdoor, intake
