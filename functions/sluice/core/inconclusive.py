@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sluice.core.frozen import frozen
 from sluice.core.verdict import Verdict
@@ -154,15 +154,17 @@ def parse_on_inconclusive(raw: object, where: str, problems: list[str]) -> Incon
     return InconclusivePolicy(action, max_retries, DataRules(min_samples, no_baseline))
 
 
-class _Judged(Protocol):
-    @property
-    def inconclusive(self) -> bool: ...
+if TYPE_CHECKING:  # cold start: a type only (a Protocol costs a class to create)
 
-    @property
-    def result(self) -> Verdict: ...
+    class _Judged(Protocol):
+        @property
+        def inconclusive(self) -> bool: ...
+
+        @property
+        def result(self) -> Verdict: ...
 
 
-J = TypeVar("J", bound=_Judged)
+J = TypeVar("J", bound="_Judged")
 
 
 def comparison_history(previous: Sequence[J]) -> list[J]:

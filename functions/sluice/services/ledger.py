@@ -12,15 +12,17 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sluice.core.events import Event
 from sluice.core.frozen import frozen
 from sluice.core.ledger import FINISHED_LIMIT, Lane, Phase, Run, Transition, before, record
 from sluice.errors import SluiceError
 from sluice.ports.backend import Placement
 from sluice.services.records import KIND, PROJECT, SERVICE, STAGE, Records, newer_chunk
 from sluice.services.state import cas_update
+
+if TYPE_CHECKING:
+    from sluice.core.events import Event
 
 log = logging.getLogger("sluice.ledger")
 
@@ -70,6 +72,8 @@ class Advanced:
     known: bool = True
 
     def events(self) -> list[Event]:
+        from sluice.core.events import Event  # cold start: a page of the web view reads no event
+
         return [Event.from_json_dict(e) for e in self.replies]
 
 

@@ -101,7 +101,9 @@ CASES: dict[str, tuple[str, dict[str, object], tuple[str, ...]]] = {
                  YAML_AND_SCORING + TEST_SPECS + NOTIFICATION_SECRETS + PUBLISHER + LEDGER + SHIPYARD_RULES),
     "intake": ("", {"push_data": {"tag": "0.10.1"}, "repository": {"repo_name": "keptnexamples/carts"}},
                YAML_AND_SCORING + SHIPYARD + TEST_SPECS + FRONT_DOOR_AND_RESOLVER + TYPE_ONLY_PORTS),
-    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING + TYPE_ONLY_PORTS),
+    # a page reads stored records: no event is decoded or made (an approval would)
+    "bridge": ("", {}, YAML_AND_SCORING + TEST_SPECS + PUBLISHER + APPROVAL_SIGNING + TYPE_ONLY_PORTS
+               + ("sluice.core.events",)),
 }
 
 #: function → the event payload classes (``sluice.core.payloads.*``, created on first use) it may
@@ -124,10 +126,13 @@ PAYLOAD_PREFIX = "sluice.core.payloads."
 #: has one), and the backend steps only the deploy function plans (``sluice.core.plans``).
 LEDGER_PARTS = ("TestRun", "PendingEvaluation", "Hold", "Queued")
 PLANS = ("Step", "Action")
+#: What ``comparison_history`` takes (``sluice.core.inconclusive``): a Protocol, a type only.
+TYPE_ONLY_CLASSES = ("_Judged",)
 CLASSES_UNUSED: dict[str, tuple[str, ...]] = {
-    "deploy": LEDGER_PARTS,
+    "deploy": LEDGER_PARTS + TYPE_ONLY_CLASSES,
     "test": LEDGER_PARTS + PLANS,
-    "gatekeeper": LEDGER_PARTS + PLANS,
+    "gatekeeper": LEDGER_PARTS + PLANS + TYPE_ONLY_CLASSES,
+    "evaluate": PLANS + TYPE_ONLY_CLASSES,
 }
 
 #: Patterns compiled on first use, and the functions whose first event matches none of them:
