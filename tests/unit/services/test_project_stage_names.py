@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sluice.adapters.state.memory import MemoryStore
 from sluice.core.shipyard import parse_shipyard
 from sluice.errors import NotFoundError, ValidationError
+from sluice.ports.state import Record
 from sluice.services.records import SHIPYARD_PARSED, Records
 
 #: Mostly valid shipyards (names unique DNS labels, known strategies), with now and then a
@@ -77,13 +78,19 @@ def test_stage_names_are_those_of_the_full_read(doc: dict[str, object]) -> None:
 SHIPYARD = {"stages": [{"name": "dev"}, {"name": "staging", "deployment_strategy": "blue_green_service"}]}
 
 
-def test_a_parsed_form_of_another_text_is_not_used() -> None:
-    """A writer that knows no parsed form changed the text: the names are those of the text."""
+def _sockshop() -> tuple[MemoryStore, Records, Record]:
+    """A project made with ``SHIPYARD``: its store, records and project record."""
     created = _stored(SHIPYARD)
     assert created is not None
     store, records = created
     record = store.get("project.sockshop")
     assert record is not None
+    return store, records, record
+
+
+def test_a_parsed_form_of_another_text_is_not_used() -> None:
+    """A writer that knows no parsed form changed the text: the names are those of the text."""
+    store, records, record = _sockshop()
     changed = json.dumps({"stages": [{"name": "dev"}, {"name": "staging"}, {"name": "production"}]})
     store.put(replace(record, data={**record.data, "shipyard.yaml": changed}))
     assert records.stage_names("sockshop") == ("dev", "staging", "production")
@@ -91,11 +98,7 @@ def test_a_parsed_form_of_another_text_is_not_used() -> None:
 
 def test_a_corrupt_parsed_form_is_read_from_the_text_and_an_invalid_one_raises() -> None:
     """A parsed form that is not JSON, or a text no longer valid (and no parsed form): as ``project()``."""
-    created = _stored(SHIPYARD)
-    assert created is not None
-    store, records = created
-    record = store.get("project.sockshop")
-    assert record is not None
+    store, records, record = _sockshop()
     record = store.put(replace(record, data={**record.data, SHIPYARD_PARSED: "not json"}))
     assert records.stage_names("sockshop") == ("dev", "staging")
     store.put(replace(record, data={**record.data, "shipyard.yaml": "stages: []"}))
