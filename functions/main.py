@@ -4,20 +4,36 @@ Each target imports only its own module on first use, so a function's cold start
 that function needs and nothing else::
 
     functions-framework --source functions/main.py --target deploy
+
+The objects already loaded when this file is (the framework's: Flask, Werkzeug, CloudEvents;
+some 33,000 the collector tracks) live as long as the process, and so do a function's modules once
+loaded: both are frozen out of the cyclic garbage collector (``gc.freeze``), so no full collection
+walks them again. That does not change the time to the first answer (on the real path, gunicorn's
+worker makes its first full collection at exit), but it spares every later full collection the
+framework's heap (some 35 ms of CPU each) and cuts the CPU a process uses from spawn to exit by
+about a quarter (bench/coldstart.py's "CPU" column: 0.73× the bare hello's instead of 1.05×).
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without install
+gc.freeze()  # the framework's objects, loaded before this file
+
+_LOADED: set[str] = set()
 
 
 def _call(module: str, request: Any) -> Any:
-    return importlib.import_module(f"sluice.functions.{module}").main(request)
+    loaded = importlib.import_module(f"sluice.functions.{module}")
+    if module not in _LOADED:  # its first event: its modules are loaded for good, freeze them too
+        _LOADED.add(module)
+        gc.freeze()
+    return loaded.main(request)
 
 
 def deploy(request: Any) -> Any:

@@ -147,17 +147,18 @@ PATTERNS_UNUSED: dict[str, tuple[str | re.Pattern[str], ...]] = {
 }
 
 CHILD = r"""
-import json, os, re, sys
+import gc, json, os, re, sys
 from functions_framework import create_app
 
 app = create_app(os.environ["TARGET"], os.environ["SOURCE"])
+loaded_frozen = gc.get_freeze_count()
 method, path, headers, body = json.loads(os.environ["REQUEST"])
 answer = app.test_client().open(path, method=method, headers=headers, data=body.encode())
 compiled = sorted({key[1] for key in re._cache if isinstance(key, tuple) and isinstance(key[1], str)})
 classes = sorted({value.__qualname__ for name, module in list(sys.modules.items()) if name.startswith("sluice.")
                   for value in vars(module).values() if isinstance(value, type) and value.__module__ == name})
 print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules), "patterns": compiled,
-                  "classes": classes}))
+                  "classes": classes, "frozen": [loaded_frozen, gc.get_freeze_count()]}))
 """
 
 
@@ -225,6 +226,10 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     # ``re`` keeps every pattern it compiled (``re.compile`` at import included) in ``re._cache``
     unused = [getattr(p, "pattern", p) for p in PATTERNS_UNUSED.get(function, ())]  # a text or a compiled pattern
     assert [p for p in unused if p in answer["patterns"]] == [], "patterns compiled unused"
+    # the framework's objects are frozen once ``main.py`` is loaded, the function's modules once
+    # imported: what its first event allocates is collected without walking either
+    at_load, at_answer = answer["frozen"]
+    assert 10_000 < at_load < at_answer, answer["frozen"]
 
 
 def test_the_ledger_and_the_runtime_load_no_events() -> None:
