@@ -37,12 +37,17 @@ start of each target compiles its bytecode there, unless ``--no-bytecode``.
 copy never gets a ``__pycache__``: what an image without compiled bytecode paid on
 every cold start (the Dockerfile compiles it now).
 
-``--instructions`` also counts, with valgrind (``cachegrind``; skipped when valgrind is missing),
-the instructions one Python process executes to import the framework, load the target and answer
-its first event (``functions_framework.create_app`` and a test client: no gunicorn, no sockets),
-from a fresh copy of the state each time: a figure that does not move with the machine's load
-(PYTHONHASHSEED=0; repeated runs agree within 0.01 %). It is a proxy — instructions are not
-time — printed beside the hello's count.
+``--instructions`` also counts, with valgrind (``callgrind``; skipped when valgrind is missing),
+the instructions on the path from the spawn to the first answer, on the real path: the same
+``functions-framework`` command (gunicorn master and worker) under ``valgrind --trace-children``,
+its counts dumped (``callgrind_control --dump``) the moment the answer is back. The figure is the
+worker's count, which includes what the master ran before forking it (importing the framework,
+loading the source): everything the answer waited for. A fresh copy of the state each time; a
+figure that does not move with the machine's load (PYTHONHASHSEED=0). It is a proxy —
+instructions are not time (an fsync, for one, costs none) — printed beside the hello's count.
+(An earlier proxy ran ``create_app`` and a test client in one process: there the framework's
+imports for the test client set off a full garbage collection before the answer, which the real
+path makes only at exit, so that count differed from the real path's by some 50 million.)
 
 ``--imports`` also runs each target once with ``-X importtime`` and prints the ten slowest
 top-level imports it made by its first answer (``python -X importtime`` is how to find what a
@@ -271,31 +276,55 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
-INSTRUCTIONS_CHILD = r"""
-import json, os, sys
-from functions_framework import create_app
-
-app = create_app(os.environ["BENCH_TARGET"], os.environ["BENCH_SOURCE"])
-method, path, headers, body = json.loads(os.environ["BENCH_REQUEST"])
-answer = app.test_client().open(path, method=method, headers=headers, data=body.encode("latin-1"))
-print(answer.status_code)
-"""
-
-
 def instructions(target: str, source: Path, env: dict[str, str], request: tuple[str, str, dict[str, str], bytes],
                  python: str, cwd: Path) -> tuple[float, int]:
-    """Millions of instructions (valgrind cachegrind) one process runs to answer ``target``'s first
-    event through ``create_app`` (see the module's doc), and the status of the answer."""
+    """Millions of instructions (valgrind callgrind) from the spawn of ``target`` to its first
+    answer, on the real path (see the module's doc): the worker's count, and the answer's status."""
     method, path, headers, body = request
-    child_env = {**env, "PYTHONHASHSEED": "0", "BENCH_TARGET": target, "BENCH_SOURCE": str(source),
-                 "BENCH_REQUEST": json.dumps([method, path, headers, body.decode("latin-1")])}
-    out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-                          python, "-c", INSTRUCTIONS_CHILD], env=child_env, cwd=cwd, capture_output=True, text=True,
-                         timeout=600)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
-    if out.returncode != 0 or found is None:
-        raise SystemExit(f"{target} under valgrind failed:\n{out.stderr[-1500:]}")
-    return int(found.group(1).replace(",", "")) / 1e6, int(out.stdout.split()[-1])
+    port = free_port()
+    with tempfile.TemporaryDirectory() as out:
+        cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--dump-line=no",
+               f"--callgrind-out-file={out}/cg.%p", framework(python), "--source", str(source), "--target", target,
+               "--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(cmd, env={**env, "PYTHONHASHSEED": "0"}, cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            began = time.perf_counter()
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.perf_counter() - began > 600:
+                        raise SystemExit(f"{target} under valgrind did not listen:\n{_stderr(proc)[-1500:]}") from None
+                    time.sleep(0.05)
+            status = httpx.request(method, f"http://127.0.0.1:{port}{path}", headers=headers, content=body,
+                                   timeout=600).status_code
+            workers = [int(c) for t in os.listdir(f"/proc/{proc.pid}/task")
+                       for c in Path(f"/proc/{proc.pid}/task/{t}/children").read_text().split()]
+            if len(workers) != 1:
+                raise SystemExit(f"{target} under valgrind: expected one gunicorn worker, found {workers}")
+            subprocess.run(["callgrind_control", "--dump", str(workers[0])], capture_output=True, timeout=120)
+            dump = Path(out) / f"cg.{workers[0]}.1"
+            while not dump.exists() or "totals:" not in dump.read_text():
+                if time.perf_counter() - began > 900:
+                    raise SystemExit(f"{target} under valgrind: no dump of worker {workers[0]}")
+                time.sleep(0.1)
+            found = re.search(r"^totals:\s+(\d+)", dump.read_text(), re.M)
+            assert found is not None
+            return int(found.group(1)) / 1e6, status
+        finally:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+
+
+def _stderr(proc: subprocess.Popen[str]) -> str:
+    proc.kill()
+    return proc.communicate()[1] or ""
 
 
 def top_imports(stderr: str, n: int = 10) -> list[tuple[int, str]]:
@@ -417,8 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.instructions and shutil.which("valgrind") is None:
             print("\n--instructions: valgrind is not installed (apt-get install valgrind); skipped")
         elif args.instructions:
-            print("\ninstructions to import the framework, load the target and answer its first event in one process "
-                  "(valgrind cachegrind, millions; no gunicorn; fresh state each)")
+            print("\ninstructions from the spawn to the first answer on the real path (functions-framework and "
+                  "gunicorn under valgrind callgrind; the worker's count, with what the master ran before forking it; "
+                  "millions; fresh state each)")
             counted: dict[str, float] = {}
             for target in ["hello", *targets]:
                 for which in [None] if target == "hello" else trees:
