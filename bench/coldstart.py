@@ -232,15 +232,21 @@ def first_answer(target: str, source: Path, env: dict[str, str], request: tuple[
         elapsed = time.perf_counter() - began
         at_answer = tree_cpu(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+        err = stop(proc, 10)
     if response.status_code >= 300:
         err = f"{err}\nanswer {response.status_code}: {response.text[:500]}"
     return Spawn(elapsed, response.status_code, err or "", _children_cpu() - cpu_before, at_answer)
+
+
+def stop(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Terminate ``proc`` (killed when it has not exited within ``timeout`` s); its stderr."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        return proc.communicate(timeout=timeout)[1] or ""
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[1] or ""
 
 
 def prepare(state_dir: Path) -> None:
@@ -296,7 +302,7 @@ def instructions(target: str, source: Path, env: dict[str, str], request: tuple[
                     break
                 except OSError:
                     if proc.poll() is not None or time.perf_counter() - began > 600:
-                        raise SystemExit(f"{target} under valgrind did not listen:\n{_stderr(proc)[-1500:]}") from None
+                        raise SystemExit(f"{target} under valgrind did not listen:\n{stop(proc, 10)[-1500:]}") from None
                     time.sleep(0.05)
             status = httpx.request(method, f"http://127.0.0.1:{port}{path}", headers=headers, content=body,
                                    timeout=600).status_code
@@ -314,17 +320,7 @@ def instructions(target: str, source: Path, env: dict[str, str], request: tuple[
             assert found is not None
             return int(found.group(1)) / 1e6, status
         finally:
-            proc.terminate()
-            try:
-                proc.communicate(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-
-
-def _stderr(proc: subprocess.Popen[str]) -> str:
-    proc.kill()
-    return proc.communicate()[1] or ""
+            stop(proc, 120)
 
 
 def top_imports(stderr: str, n: int = 10) -> list[tuple[int, str]]:
