@@ -4,7 +4,8 @@ Each example builds the same class shape twice, once with each decorator, and ho
 observable behaviour of the two to each other: whether the class can be made at all, the
 signature, construction (and its errors), fields, equality, hashing, repr (secret fields kept
 out), ``replace``, ``asdict``, copies, ``__match_args__``, the ``__post_init__`` call and the
-frozen ``__setattr__``/``__delattr__``.
+frozen ``__setattr__``/``__delattr__``. The compiled ``__init__`` is cached beside the module's
+bytecode, for a later process, and only there.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import json
+import os
+import subprocess
+import sys
 from dataclasses import MISSING, FrozenInstanceError, InitVar, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.core.frozen import frozen
+
+FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
 
 NAMES = ["a", "b", "c", "d", "e", "self", "f"]
 VALUES = st.one_of(st.integers(-3, 3), st.sampled_from(["", "x", "y"]), st.none(),
@@ -235,3 +243,82 @@ def test_frozen_classes_inherit_their_fields() -> None:
     assert dataclasses.replace(child, y="w").y == "w"
     with pytest.raises(FrozenInstanceError):
         child.x = 2  # type: ignore[misc]
+
+
+# --- the compiled __init__ cached beside the module's bytecode -------------------------------
+
+MODULE = '''
+from __future__ import annotations
+from dataclasses import field
+from sluice.core.frozen import frozen
+
+@frozen
+class Plain:
+    a: int
+    b: str = "b"
+
+@frozen(kw_only=True)
+class Keywords:
+    items: list[int] = field(default_factory=list)
+    name: str
+
+@frozen
+class Checked:
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise ValueError("negative")
+'''
+
+PROBE = '''
+import json, sluice.core.frozen as frozen, shapes
+one = shapes.Plain(1)
+kw = shapes.Keywords(name="k")
+try:
+    shapes.Checked(-1)
+    refused = False
+except ValueError:
+    refused = True
+print(json.dumps({"compiled": frozen.compiled, "seen": [repr(one), repr(kw), kw.items is not shapes.Keywords(name="k").items,
+                  refused, one == shapes.Plain(1, "b")]}))
+'''
+
+SEEN = ["Plain(a=1, b='b')", "Keywords(items=[], name='k')", True, True, True]
+
+
+def _probe(folder: Path, *, write: bool = True) -> int:
+    """Import the module in a fresh process; how many ``__init__`` it compiled (what it built is checked)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(FUNCTIONS)])
+    if not write:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    answer = json.loads(out.stdout)
+    assert answer["seen"] == SEEN
+    return int(answer["compiled"])
+
+
+def test_a_later_process_loads_the_compiled_init_instead_of_compiling_it(tmp_path: Path) -> None:
+    module = tmp_path / "shapes.py"
+    module.write_text(MODULE)
+    cache = tmp_path / "__pycache__" / f"shapes.{sys.implementation.cache_tag}.inits"
+    assert _probe(tmp_path, write=False) == 3 and not cache.exists()  # nothing written where bytecode is not
+    assert _probe(tmp_path) == 3 and cache.exists()
+    assert _probe(tmp_path) == 0  # every __init__ from the cache, each behaving as compiled
+    module.write_text(MODULE + "\n# edited\n")  # another source: the cache is stale
+    assert _probe(tmp_path) == 3
+    assert _probe(tmp_path) == 0
+    cache.write_bytes(cache.read_bytes()[:-7])  # torn
+    assert _probe(tmp_path) == 3
+    cache.write_bytes(b"not a cache")
+    assert _probe(tmp_path) == 3
+    assert _probe(tmp_path) == 0
+
+
+def test_an_unwritable_cache_only_means_compiling(tmp_path: Path) -> None:
+    (tmp_path / "shapes.py").write_text(MODULE)
+    (tmp_path / "__pycache__").write_text("a file where the cache folder would be")
+    assert _probe(tmp_path) == 3
+    assert _probe(tmp_path) == 3
