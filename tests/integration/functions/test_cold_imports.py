@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -158,7 +159,8 @@ compiled = sorted({key[1] for key in re._cache if isinstance(key, tuple) and isi
 classes = sorted({value.__qualname__ for name, module in list(sys.modules.items()) if name.startswith("sluice.")
                   for value in vars(module).values() if isinstance(value, type) and value.__module__ == name})
 print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules), "patterns": compiled,
-                  "classes": classes, "frozen": [loaded_frozen, gc.get_freeze_count()]}))
+                  "classes": classes, "frozen": [loaded_frozen, gc.get_freeze_count()],
+                  "inits_compiled": sys.modules["sluice.core.frozen"].compiled}))
 """
 
 
@@ -230,6 +232,29 @@ def test_first_event_loads_only_what_it_needs(world: dict[str, str], function: s
     # imported: what its first event allocates is collected without walking either
     at_load, at_answer = answer["frozen"]
     assert 10_000 < at_load < at_answer, answer["frozen"]
+
+
+@pytest.mark.parametrize("function", ["deploy", "evaluate", "bridge"])
+def test_after_the_image_build_warm_step_a_first_event_compiles_no_init(
+    world: dict[str, str], tmp_path: Path, function: str
+) -> None:
+    """``python -m sluice.functions.warm`` (the image build's last step, from the functions'
+    folder) caches every ``@frozen`` class's ``__init__``: a cold start then compiles none, even
+    with bytecode writing off as in the image."""
+    copy = tmp_path / "functions"
+    shutil.copytree(ROOT / "functions", copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = {k: v for k, v in world.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    warm = subprocess.run([sys.executable, "-m", "sluice.functions.warm"], cwd=copy, env={**env, "PYTHONPATH": ""},
+                          capture_output=True, text=True, timeout=120)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    assert "compiled and cached" in warm.stdout and list(copy.glob("sluice/core/__pycache__/*.inits"))
+    kind, data, _ = CASES[function]
+    child = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(copy), "TARGET": function,
+             "SOURCE": str(copy / "main.py"), "REQUEST": json.dumps(request_for(function, kind, data))}
+    out = subprocess.run([sys.executable, "-c", CHILD], env=child, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["status"] < 300 and answer["inits_compiled"] == 0
 
 
 def test_the_ledger_and_the_runtime_load_no_events() -> None:

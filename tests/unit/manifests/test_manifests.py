@@ -465,6 +465,21 @@ def test_dockerfile_installs_only_runtime_dependencies_and_starts_the_target() -
     assert '--port "$PORT"' in cmd
 
 
+def test_dockerfile_compiles_bytecode_and_warms_the_init_cache_in_the_final_stage() -> None:
+    """The final stage compiles the functions' bytecode, then imports them with the virtualenv's
+    Python from their folder (``sluice.functions.warm``: the cached ``@frozen`` inits), before
+    bytecode writing is turned off."""
+    instructions = _instructions()
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    final = instructions[last_from:]
+    runs = [(i, rest) for i, (word, rest) in enumerate(final) if word == "RUN"]
+    (at, warm), = [(i, rest) for i, rest in runs if "sluice.functions.warm" in rest]
+    assert "python -m compileall -q -j 0 /app/functions" in warm
+    assert "cd /app/functions && /opt/venv/bin/python -m sluice.functions.warm" in warm
+    off = [i for i, (word, rest) in enumerate(final) if word == "ENV" and "PYTHONDONTWRITEBYTECODE=1" in rest]
+    assert off and min(off) > at
+
+
 def test_dockerignore_keeps_the_context_to_the_package() -> None:
     """.dockerignore excludes everything but pyproject.toml, README.md and functions/ (no tests, no .venv)."""
     lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
