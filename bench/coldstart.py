@@ -31,11 +31,13 @@ Three measures, each as absolute median and as per-pair ratio:
 ``functions-framework``, cwd DIR) in the same rounds: each round's hello is then paired with
 both, so before and after are measured under the same load. Every checkout's ``functions/`` runs
 from a copy in a temporary directory (nothing is written into a checkout); the unmeasured first
-start of each target compiles its bytecode there, unless ``--no-bytecode``.
+start of each target compiles its bytecode there (and caches its ``@frozen`` classes' compiled
+``__init__`` beside it, as the image's build does with ``sluice.functions.warm``), unless
+``--no-bytecode``.
 
 ``--no-bytecode`` runs the functions with ``PYTHONDONTWRITEBYTECODE=1`` (the hello too), so their
-copy never gets a ``__pycache__``: what an image without compiled bytecode paid on
-every cold start (the Dockerfile compiles it now).
+copy never gets a ``__pycache__``: what an image without compiled bytecode (or cached inits) paid
+on every cold start (the Dockerfile makes both now).
 
 ``--instructions`` also counts, with valgrind (``callgrind``; skipped when valgrind is missing),
 the instructions on the path from the spawn to the first answer, on the real path: the same
