@@ -22,13 +22,11 @@ to a bare functions-framework hello). ``@frozen`` compiles one: ``__init__``.
   declared ``field(repr=False)`` stays out of it) and ``...`` for a recursive reference.
 - A method the class defines itself is kept, as ``dataclass`` keeps it.
 
-The compiled ``__init__`` is cached like bytecode: compiling it was two thirds of what
-``@frozen`` cost a class (some 0.28 ms of 0.44). Its code is kept, keyed by its source text,
-beside the defining module's bytecode (``__pycache__/<module>.<tag>.inits``, marked with the
-interpreter's bytecode magic number and the module source's mtime and size, as a ``.pyc`` is), so
-a later process of the same code loads it instead of compiling it. Nothing is written where
-bytecode is not (``PYTHONDONTWRITEBYTECODE``, a read-only tree): the image writes its caches at
-build time, as it compiles its bytecode.
+The compiled ``__init__`` can be cached between processes: compiling it was two thirds of what
+``@frozen`` cost a class (some 0.28 ms of 0.44). ``use_code_cache`` hands ``@frozen`` a cache
+(looked up by module and source text); the functions' entry point installs one that keeps the
+code beside each module's bytecode (``sluice.functions.inits``: files are I/O, kept out of the
+core). Without one, every ``__init__`` is compiled, as before.
 
 What differs: ``__dataclass_params__`` reports ``frozen=False``, so a ``@frozen`` class and a
 ``@dataclass(frozen=True)`` one cannot inherit from each other (``dataclasses`` refuses with a
@@ -39,19 +37,14 @@ TypeError); ``@frozen`` classes inherit from ``@frozen`` classes. ``InitVar`` an
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib.util
 import inspect
-import marshal
-import os
 import reprlib
-import sys
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
 from operator import attrgetter
 from types import CodeType
-from typing import Any, TypeVar, dataclass_transform, overload
+from typing import Any, Protocol, TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
 _Key = Callable[[Any], tuple[Any, ...]]
@@ -172,74 +165,38 @@ def _init(cls: Any, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[...,
     return init
 
 
-#: module name → its cache file (None: not cached) and the code it holds, by source text.
-_CACHES: dict[str, tuple[str | None, dict[str, CodeType]]] = {}
+class CodeCache(Protocol):
+    """Where compiled ``__init__`` code is kept between processes, by module and source text
+    (``sluice.functions.inits`` keeps it beside the module's bytecode)."""
+
+    def get(self, module: str, source: str) -> CodeType | None: ...
+
+    def put(self, module: str, source: str, code: CodeType) -> None: ...
+
+
+#: The cache in use (``use_code_cache``); without one, every ``__init__`` is compiled.
+_cache: CodeCache | None = None
 #: How many ``__init__`` were compiled (not found in a cache) by this process.
 compiled = 0
 
 
+def use_code_cache(cache: CodeCache | None) -> None:
+    """Keep compiled ``__init__`` code in ``cache`` from now on (None: compile every time)."""
+    global _cache
+    _cache = cache
+
+
 def _code(module: str, source: str) -> CodeType:
-    """The compiled ``source`` of an ``__init__`` for a class of ``module``: from the module's
-    cache when it holds it, else compiled (and written to the cache, where bytecode is written)."""
+    """The compiled ``source`` of an ``__init__`` for a class of ``module``: from the cache when
+    it holds it, else compiled (and given to the cache)."""
     global compiled
-    path, codes = _CACHES.get(module) or _load(module)
-    code = codes.get(source)
+    code = _cache.get(module, source) if _cache is not None else None
     if code is None:
         code = compile(source, "<@frozen __init__>", "exec")
-        codes[source] = code
         compiled += 1
-        if path is not None and not sys.dont_write_bytecode:
-            _store(module, path, codes)
+        if _cache is not None:
+            _cache.put(module, source, code)
     return code
-
-
-def _stamp(module: str) -> tuple[str, bytes] | None:
-    """The cache file of ``module`` and what marks it current (as a ``.pyc``: the bytecode magic
-    number, the source's mtime and size); None for a module without a source file."""
-    origin = getattr(sys.modules.get(module), "__file__", None)
-    if not origin or not origin.endswith(".py"):
-        return None
-    try:
-        stat = os.stat(origin)
-        path = importlib.util.cache_from_source(origin)
-    except (OSError, NotImplementedError, ValueError):
-        return None
-    return path.removesuffix(".pyc") + ".inits", importlib.util.MAGIC_NUMBER + marshal.dumps((stat.st_mtime_ns, stat.st_size))
-
-
-def _load(module: str) -> tuple[str | None, dict[str, CodeType]]:
-    stamp = _stamp(module)
-    codes: dict[str, CodeType] = {}
-    if stamp is not None:
-        path, mark = stamp
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-            if data.startswith(mark):
-                loaded = marshal.loads(data[len(mark):])
-                if isinstance(loaded, dict):
-                    codes = {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, CodeType)}
-        except (OSError, ValueError, EOFError, TypeError):
-            codes = {}  # none yet, unreadable or torn: compiled again and rewritten
-    _CACHES[module] = (stamp[0] if stamp else None), codes
-    return _CACHES[module]
-
-
-def _store(module: str, path: str, codes: dict[str, CodeType]) -> None:
-    """Write the module's cache whole (to a temporary file renamed over it: a reader sees the old
-    file or the new one); a tree where it cannot be written is left as it is."""
-    stamp = _stamp(module)
-    if stamp is None:
-        return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as handle:
-            handle.write(stamp[1] + marshal.dumps(codes))
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 def _frozen(cls: Any, names: frozenset[str]) -> tuple[Callable[..., None], Callable[..., None]]:

@@ -3,7 +3,7 @@
 The image is read-only at run time, so what a cold start would otherwise compute and cache is
 made while it is built (as its bytecode is): every module of the package that can be imported
 there is imported once, which compiles each ``@frozen`` class's ``__init__`` and caches it
-beside the module's bytecode (``sluice.core.frozen``). A module that needs a package the image
+beside the module's bytecode (``sluice.functions.inits``). A module that needs a package the image
 does not have is named and skipped: no function of that image imports it either. Entry points
 (``__main__``) are not run.
 """
@@ -16,12 +16,14 @@ import sys
 
 import sluice
 import sluice.core.frozen as frozen
+from sluice.functions.inits import install
 
 
 def main() -> int:
     if sys.dont_write_bytecode:
         print("sluice warm: bytecode writing is off (PYTHONDONTWRITEBYTECODE): nothing would be cached", file=sys.stderr)
         return 1
+    install()
     skipped = []
     names = [m.name for m in pkgutil.walk_packages(sluice.__path__, "sluice.") if not m.name.endswith(".__main__")]
     for name in names:

@@ -4,8 +4,9 @@ Each example builds the same class shape twice, once with each decorator, and ho
 observable behaviour of the two to each other: whether the class can be made at all, the
 signature, construction (and its errors), fields, equality, hashing, repr (secret fields kept
 out), ``replace``, ``asdict``, copies, ``__match_args__``, the ``__post_init__`` call and the
-frozen ``__setattr__``/``__delattr__``. The compiled ``__init__`` is cached beside the module's
-bytecode, for a later process, and only there.
+frozen ``__setattr__``/``__delattr__``. With the functions' cache installed
+(``sluice.functions.inits``), the compiled ``__init__`` is kept beside the module's bytecode for a
+later process, and only there.
 """
 
 from __future__ import annotations
@@ -272,7 +273,11 @@ class Checked:
 '''
 
 PROBE = '''
-import json, sluice.core.frozen as frozen, shapes
+import json, os, sluice.core.frozen as frozen
+if os.environ.get("CACHE"):
+    from sluice.functions.inits import install
+    install()
+import shapes
 one = shapes.Plain(1)
 kw = shapes.Keywords(name="k")
 try:
@@ -287,10 +292,12 @@ print(json.dumps({"compiled": frozen.compiled, "seen": [repr(one), repr(kw), kw.
 SEEN = ["Plain(a=1, b='b')", "Keywords(items=[], name='k')", True, True, True]
 
 
-def _probe(folder: Path, *, write: bool = True) -> int:
-    """Import the module in a fresh process; how many ``__init__`` it compiled (what it built is checked)."""
+def _probe(folder: Path, *, write: bool = True, cache: bool = True) -> int:
+    """Import the module in a fresh process (with the functions' cache installed, as main.py does,
+    unless ``cache`` is false); how many ``__init__`` it compiled (what it built is checked)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
     env["PYTHONPATH"] = os.pathsep.join([str(folder), str(FUNCTIONS)])
+    env["CACHE"] = "1" if cache else ""
     if not write:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60)
@@ -304,6 +311,7 @@ def test_a_later_process_loads_the_compiled_init_instead_of_compiling_it(tmp_pat
     module = tmp_path / "shapes.py"
     module.write_text(MODULE)
     cache = tmp_path / "__pycache__" / f"shapes.{sys.implementation.cache_tag}.inits"
+    assert _probe(tmp_path, cache=False) == 3 and not cache.exists()  # the core alone caches nothing
     assert _probe(tmp_path, write=False) == 3 and not cache.exists()  # nothing written where bytecode is not
     assert _probe(tmp_path) == 3 and cache.exists()
     assert _probe(tmp_path) == 0  # every __init__ from the cache, each behaving as compiled
