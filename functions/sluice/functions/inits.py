@@ -28,51 +28,54 @@ class FileCodeCache:
     """``frozen.CodeCache`` in files beside each module's bytecode (see the module's doc)."""
 
     def __init__(self) -> None:
-        #: module name → its cache file (None: not cached) and the code it holds, by source text
-        self._modules: dict[str, tuple[str | None, dict[str, CodeType]]] = {}
+        #: module name → its cache file and stamp (None: not cached) and the code it holds, by source text
+        self._modules: dict[str, tuple[tuple[str, bytes] | None, dict[str, CodeType]]] = {}
 
     def get(self, module: str, source: str) -> CodeType | None:
-        return (self._modules.get(module) or self._load(module))[1].get(source)
+        return self._entry(module)[1].get(source)
 
     def put(self, module: str, source: str, code: CodeType) -> None:
-        path, codes = self._modules.get(module) or self._load(module)
+        stamp, codes = self._entry(module)
         codes[source] = code
-        if path is not None and not sys.dont_write_bytecode:
-            self._store(module, path, codes)
+        if stamp is not None and not sys.dont_write_bytecode:
+            _store(stamp, codes)
 
-    def _load(self, module: str) -> tuple[str | None, dict[str, CodeType]]:
-        stamp = _stamp(module)
-        codes: dict[str, CodeType] = {}
-        if stamp is not None:
-            path, mark = stamp
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-                if data.startswith(mark):
-                    loaded = marshal.loads(data[len(mark):])
-                    if isinstance(loaded, dict):
-                        codes = {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, CodeType)}
-            except (OSError, ValueError, EOFError, TypeError):
-                codes = {}  # none yet, unreadable or torn: compiled again and rewritten
-        self._modules[module] = (stamp[0] if stamp else None), codes
-        return self._modules[module]
+    def _entry(self, module: str) -> tuple[tuple[str, bytes] | None, dict[str, CodeType]]:
+        """The module's stamp and cached code, read from its file on first use."""
+        found = self._modules.get(module)
+        if found is None:
+            stamp = _stamp(module)
+            found = self._modules[module] = stamp, (_load(*stamp) if stamp is not None else {})
+        return found
 
-    @staticmethod
-    def _store(module: str, path: str, codes: dict[str, CodeType]) -> None:
-        """Write the module's cache whole (to a temporary file renamed over it: a reader sees the
-        old file or the new one); a tree where it cannot be written is left as it is."""
-        stamp = _stamp(module)
-        if stamp is None:
-            return
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(tmp, "wb") as handle:
-                handle.write(stamp[1] + marshal.dumps(codes))
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+
+def _load(path: str, mark: bytes) -> dict[str, CodeType]:
+    """The code a cache file holds, if it is marked current; else none."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if data.startswith(mark):
+            loaded = marshal.loads(data[len(mark):])
+            if isinstance(loaded, dict):
+                return {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, CodeType)}
+    except (OSError, ValueError, EOFError, TypeError):
+        pass  # none yet, unreadable or torn: compiled again and rewritten
+    return {}
+
+
+def _store(stamp: tuple[str, bytes], codes: dict[str, CodeType]) -> None:
+    """Write a module's cache whole (to a temporary file renamed over it: a reader sees the old
+    file or the new one); a tree where it cannot be written is left as it is."""
+    path, mark = stamp
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as handle:
+            handle.write(mark + marshal.dumps(codes))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _stamp(module: str) -> tuple[str, bytes] | None:
