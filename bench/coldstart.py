@@ -181,13 +181,29 @@ def _process_cpu(pid: int) -> float:
 def tree_cpu(pid: int) -> float | None:
     """CPU seconds used so far by ``pid`` and its descendants (``/proc``; None elsewhere)."""
     try:
-        used = _process_cpu(pid)
-        for task in os.listdir(f"/proc/{pid}/task"):
-            for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
-                used += tree_cpu(int(child)) or 0.0
-        return used
+        return _process_cpu(pid) + sum(tree_cpu(child) or 0.0 for child in children(pid))
     except (OSError, IndexError, ValueError):
         return None
+
+
+def children(pid: int) -> list[int]:
+    """The pids of the processes ``pid``'s threads started (``/proc``)."""
+    return [int(child) for task in os.listdir(f"/proc/{pid}/task")
+            for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+
+
+def wait_listening(proc: subprocess.Popen[str], port: int, target: str, within: float, pause: float) -> None:
+    """Return once ``proc`` accepts connections on ``port``; ``SystemExit`` (with its stderr) when
+    it exits first or does not listen ``within`` seconds."""
+    began = time.perf_counter()
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.perf_counter() - began > within:
+                raise SystemExit(f"{target} did not listen within {within:g} s:\n{stop(proc, 10)[-1500:]}") from None
+            time.sleep(pause)
 
 
 class Tree:
@@ -220,16 +236,7 @@ def first_answer(target: str, source: Path, env: dict[str, str], request: tuple[
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=boosted)
     try:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise SystemExit(f"{target} exited: {proc.stderr.read() if proc.stderr else ''}") from None
-                if time.perf_counter() - began > 60:
-                    raise SystemExit(f"{target} did not listen within 60 s") from None
-                time.sleep(0.002)
+        wait_listening(proc, port, target, 60, 0.002)
         response = httpx.request(method, f"http://127.0.0.1:{port}{path}", headers=headers, content=body, timeout=60)
         elapsed = time.perf_counter() - began
         at_answer = tree_cpu(proc.pid)
@@ -298,18 +305,10 @@ def instructions(target: str, source: Path, env: dict[str, str], request: tuple[
                                 stderr=subprocess.PIPE, text=True)
         try:
             began = time.perf_counter()
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.perf_counter() - began > 600:
-                        raise SystemExit(f"{target} under valgrind did not listen:\n{stop(proc, 10)[-1500:]}") from None
-                    time.sleep(0.05)
+            wait_listening(proc, port, f"{target} under valgrind", 600, 0.05)
             status = httpx.request(method, f"http://127.0.0.1:{port}{path}", headers=headers, content=body,
                                    timeout=600).status_code
-            workers = [int(c) for t in os.listdir(f"/proc/{proc.pid}/task")
-                       for c in Path(f"/proc/{proc.pid}/task/{t}/children").read_text().split()]
+            workers = children(proc.pid)
             if len(workers) != 1:
                 raise SystemExit(f"{target} under valgrind: expected one gunicorn worker, found {workers}")
             subprocess.run(["callgrind_control", "--dump", str(workers[0])], capture_output=True, timeout=120)
