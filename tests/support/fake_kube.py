@@ -861,7 +861,7 @@ class FakeKube:
             if len(name) > 63 or not _DNS_1123_LABEL.match(name):
                 raise self._invalid(t, name, "metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 label must '
                                     "consist of lower case alphanumeric characters or '-' (at most 63 characters)")
-        elif len(name) > 253 or not _SUBDOMAIN.match(name):
+        elif len(name) > 253 or not _SUBDOMAIN.fullmatch(name):
             raise self._invalid(t, name, "metadata.name", f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
 
     def _check_labels(self, t: _Target, name: str, labels: object) -> None:
@@ -873,10 +873,10 @@ class FakeKube:
             raise KubeError(400, "metadata.labels: expected a map of strings")
         for key, value in labels.items():
             prefix, _, label = str(key).rpartition("/")
-            if "/" in prefix or (prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix))) or len(label) > 63 or not _LABEL_NAME.match(label):
+            if "/" in prefix or (prefix and (len(prefix) > 253 or not _SUBDOMAIN.fullmatch(prefix))) or len(label) > 63 or not _LABEL_NAME.fullmatch(label):
                 raise self._invalid(t, name, "metadata.labels", f'Invalid value: "{key}": name part must consist of '
                                     "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
-            if not isinstance(value, str) or len(value) > 63 or (value and not _LABEL_NAME.match(value)):
+            if not isinstance(value, str) or len(value) > 63 or (value and not _LABEL_NAME.fullmatch(value)):
                 raise self._invalid(t, name, "metadata.labels", f'Invalid value: "{value}": a valid label must be an empty '
                                     "string or consist of alphanumeric characters, '-', '_' or '.', and must start and end "
                                     "with an alphanumeric character (at most 63 characters)")

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
 from sluice.core.frozen import frozen
+from sluice.core.lexical import is_extension_name, is_rfc3339
 from sluice.errors import ValidationError
 
 STRUCTURED = "application/cloudevents+json"
@@ -94,8 +94,6 @@ def _is_json(content_type: str) -> bool:
 #: Required context attributes of every CloudEvent (0.3 and 1.0).
 REQUIRED = ("id", "source", "specversion", "type")
 SPEC_VERSIONS = ("1.0", "0.3")
-_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def parse(headers: Mapping[str, str], body: bytes, *, strings_only: bool = False) -> RawEvent:
@@ -171,9 +169,9 @@ def _check(attrs: Mapping[str, str], prefix: str) -> None:
     if version and version not in SPEC_VERSIONS:
         problems.append(f"{prefix}specversion: expected one of {', '.join(SPEC_VERSIONS)}, found {version!r}")
     when = attrs.get("time")
-    if when is not None and not _RFC3339.match(when):
+    if when is not None and not is_rfc3339(when):
         problems.append(f"{prefix}time: expected an RFC 3339 timestamp, found {when[:60]!r}")
-    bad = sorted(k for k in attrs if k != "datacontenttype" and not _EXTENSION_NAME.match(k))
+    bad = sorted(k for k in attrs if k != "datacontenttype" and not is_extension_name(k))
     if bad:
         problems.append(
             "attribute names must be 1-20 lower-case letters or digits, found "

@@ -125,7 +125,7 @@ def _text(r: Reader, dotted: str, *, required: bool = True) -> str:
 def _digest(value: str, path: str, problems: Problems) -> str | None:
     if not value:
         return None
-    if not _DIGEST.match(value):
+    if not _DIGEST.fullmatch(value):
         problems.add(path, f"expected 'sha256:' and 64 hex digits, found {shown(value)}")
         return None
     return value

@@ -331,7 +331,7 @@ def parse_criterion(text: str) -> Criterion:
     Raises ``ValueError`` with what was expected when the string is not a criterion.
     """
     compact = text.replace(" ", "")
-    m = _CRITERION.match(compact)
+    m = _CRITERION.fullmatch(compact)
     if m is None:
         raise ValueError(
             f"criterion {text!r} is not valid: expected an operator (<, <=, =, >=, >) followed by a "
@@ -356,7 +356,7 @@ def parse_aggregate_function(name: str) -> AggregateFunction:
     """``avg`` or ``pNN``; raises ``ValueError`` naming the valid choices."""
     if name == "avg":
         return AVG
-    m = re.match(_PERCENTILE, name)
+    m = re.fullmatch(_PERCENTILE, name)
     if m is not None:
         p = float(m.group(1))
         if 0 < p <= 100:

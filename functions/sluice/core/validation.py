@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from sluice.core.lexical import is_dns_label
 from sluice.errors import ValidationError
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # The OCI / Docker reference grammar (distribution/reference), without normalisation.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -38,7 +37,7 @@ def dns_label_problem(field: str, value: object) -> str | None:
     """Problem with a Kubernetes DNS-1123 label (project, stage, service names)."""
     if not isinstance(value, str) or not value:
         return f"{field}: expected a DNS-1123 label (lower-case letters, digits, '-'), found {value!r}"
-    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
+    if len(value) > 63 or not is_dns_label(value):
         return (
             f"{field}: {value!r} is not a DNS-1123 label "
             "(at most 63 lower-case letters, digits or '-', starting and ending with a letter or digit)"

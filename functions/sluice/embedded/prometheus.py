@@ -330,7 +330,7 @@ def _relay_handler(runtime_dir: Path) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             parts = self.path.split("?", 1)[0].strip("/").split("/")
-            if len(parts) != 5 or parts[0] != "metrics" or not all(_SAFE.match(p) for p in parts[1:]):
+            if len(parts) != 5 or parts[0] != "metrics" or not all(_SAFE.fullmatch(p) for p in parts[1:]):
                 return self._answer(404, b"expected /metrics/<project>/<stage>/<service>/<slot>\n")
             record = read_json(runtime_dir / "slots" / (".".join(parts[1:]) + ".json"))
             try:

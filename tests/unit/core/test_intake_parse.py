@@ -142,6 +142,14 @@ def test_bad_digest_is_malformed() -> None:
         parse_harbor(doc)
 
 
+def test_a_digest_with_a_trailing_newline_is_malformed() -> None:
+    """Once passed (``re.match`` with ``$``): the digest then broke every image reference built from it."""
+    doc = fixture("harbor_push.json")
+    doc["event_data"]["resources"][0]["digest"] = "sha256:" + "a" * 64 + "\n"
+    with pytest.raises(ValidationError, match="digest"):
+        parse_harbor(doc)
+
+
 def test_repository_normalisation_follows_docker() -> None:
     """Short Docker Hub names get docker.io (and library/); names with a registry host stay."""
     assert normalize_repository("keptnexamples/carts") == "docker.io/keptnexamples/carts"

@@ -7,18 +7,13 @@ so a record that works on a laptop also works on a cluster.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
+from sluice.core.lexical import is_data_key, is_dns_subdomain, is_label_name
 from sluice.errors import TooLargeError, ValidationError
 from sluice.ports.state import MAX_RECORD_BYTES, Record
-
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-#: Compiled on first use (``re`` keeps them): a write without labels or data checks neither.
-_LABEL_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
-_DATA_KEY = r"^[-._a-zA-Z0-9]+$"
 
 #: The Kubernetes API server refuses request bodies over 3 MiB. The kubernetes client sends JSON
 #: with non-ASCII escaped (``é`` → ``\u00e9``, three times its UTF-8 size), so a record under
@@ -28,7 +23,7 @@ MAX_ENCODED_BYTES = 3 * 1024 * 1024 - 64 * 1024
 
 def name_problem(name: object) -> str | None:
     """Problem with a record name (a DNS-1123 subdomain), or ``None``."""
-    if not isinstance(name, str) or not name or len(name) > 253 or not _SUBDOMAIN.match(name):
+    if not isinstance(name, str) or not name or len(name) > 253 or not is_dns_subdomain(name):
         return (
             f"name: expected a DNS-1123 subdomain (at most 253 lower-case letters, digits, '-' or '.'), "
             f"found {name!r}"
@@ -44,11 +39,11 @@ def label_problems(labels: Mapping[str, str]) -> list[str]:
         if (
             not isinstance(key, str)
             or len(label) > 63
-            or not re.match(_LABEL_NAME, label)
+            or not is_label_name(label)
             or (prefix and name_problem(prefix) is not None)
         ):
             problems.append(f"label key {key!r}: expected '[dns-subdomain/]name' with a name of at most 63 characters")
-        if not isinstance(value, str) or len(value) > 63 or (value and not re.match(_LABEL_NAME, value)):
+        if not isinstance(value, str) or len(value) > 63 or (value and not is_label_name(value)):
             problems.append(
                 f"label {key!r}: value {value!r} is not a label value "
                 "(at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
@@ -78,7 +73,7 @@ def check_record(record: Record) -> None:
         problems.append(problem)
     problems += label_problems(record.labels)
     for key, value in record.data.items():
-        if not isinstance(key, str) or len(key) > 253 or not re.match(_DATA_KEY, key):
+        if not isinstance(key, str) or len(key) > 253 or not is_data_key(key):
             problems.append(f"data key {key!r}: expected at most 253 letters, digits, '-', '_' or '.'")
         if not isinstance(value, str):
             problems.append(f"data {key!r}: expected a string value, found {type(value).__name__}")

@@ -37,7 +37,7 @@ _UNITS = (7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0)
 
 def parse_duration(text: object, where: str) -> float:
     """Seconds of an ISO-8601 duration like ``PT0.2S``, ``PT1M30S`` or ``P1D``."""
-    match = _DURATION.match(text) if isinstance(text, str) else None
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if not match or text in ("P", "PT") or (isinstance(text, str) and text.endswith("T")):
         raise ConfigurationError(
             f"{where}: expected an ISO-8601 duration such as PT0.2S, PT30S or PT1M, found {text!r}"

@@ -91,7 +91,7 @@ def _query(node: Reader) -> MetricQuery | None:
     if len(dims) > 30:
         node.fail(f"CloudWatch allows at most 30, found {len(dims)}", "dimensions")
     statistic = str(raw.get("statistic") or "Average")
-    if statistic not in STATISTICS and not _PERCENTILE.match(statistic):
+    if statistic not in STATISTICS and not _PERCENTILE.fullmatch(statistic):
         node.fail(f"expected one of {', '.join(STATISTICS)} or a percentile like p95, found {shown(statistic)}",
                   "statistic")
     period = raw.get("period", 0)
