@@ -37,13 +37,16 @@ TypeError); ``@frozen`` classes inherit from ``@frozen`` classes. ``InitVar`` an
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import inspect
 import reprlib
+import sys
+import typing
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
 from operator import attrgetter
-from types import CodeType
+from types import CodeType, MemberDescriptorType
 from typing import Any, Protocol, TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
@@ -79,14 +82,172 @@ def frozen(cls: Any = None, /, *, kw_only: bool = False, slots: bool = False) ->
         documented = bool(target.__dict__.get("__doc__"))
         if not documented:  # dataclass would read the signature of object.__init__ (with tokenize) for it
             target.__doc__ = "(its signature, below)"
-        made = dataclasses.dataclass(init=False, repr=False, eq=False, frozen=False, kw_only=kw_only,
-                                     slots=slots)(target)
-        made = _finish(made, slots)
+        made = _finish(_collect(target, kw_only, slots), slots)
         if not documented:  # as dataclass: the class's name and its __init__'s signature
             made.__doc__ = made.__name__ + str(inspect.signature(made)).replace(" -> None", "")
         return made
 
     return wrap if cls is None else wrap(cls)
+
+
+#: ``dataclasses``' markers of a field's kind, and the parameters a ``@frozen`` class reports
+#: (read off a probe class once: ``_DataclassParams`` is not public).
+_FIELD = getattr(dataclasses, "_FIELD", None)
+_CLASSVAR = getattr(dataclasses, "_FIELD_CLASSVAR", None)
+#: (The probe has a docstring: without one, dataclass would read a signature with ``tokenize``.)
+_PARAMS = dataclasses.dataclass(init=False, repr=False, eq=False)(
+    type("_Probe", (), {"__doc__": "probe"})).__dataclass_params__  # type: ignore[attr-defined]
+
+
+def _collect(cls: Any, kw_only: bool, slots: bool) -> Any:
+    """What ``dataclass(init=False, repr=False, eq=False, kw_only=…, slots=…)`` does to ``cls``:
+    its ``Field`` objects (with the bases' and the ``ClassVar`` pseudo-fields) in
+    ``__dataclass_fields__``, ``__dataclass_params__``, ``__match_args__``, the defaults left on
+    the class, and a new class with ``__slots__``. Written out, because ``dataclasses`` matches two
+    regular expressions per field to find a ``ClassVar`` in a string annotation (half of what
+    ``@frozen`` cost a class). A class it would treat otherwise — an annotation that is not a
+    string (this module's callers all postpone them), or a name in one that is ``InitVar`` or
+    ``KW_ONLY`` — is handed to ``dataclasses`` whole."""
+    annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 (the class's own, as dataclasses reads them)
+    module = sys.modules.get(cls.__module__)
+    namespace = module.__dict__ if module is not None else {}
+    kinds = [_kind(annotation, namespace) for annotation in annotations.values()]
+    if _OTHER in kinds or _CLASSVAR is None or _FIELD is None:
+        return dataclasses.dataclass(init=False, repr=False, eq=False, frozen=False, kw_only=kw_only, slots=slots)(cls)
+    fields: dict[str, dataclasses.Field[Any]] = {}
+    based = frozen_base = False
+    for base in cls.__mro__[-1:0:-1]:
+        inherited = getattr(base, "__dataclass_fields__", None)
+        if inherited is not None:
+            based = True
+            fields.update(inherited)
+            frozen_base = frozen_base or base.__dataclass_params__.frozen
+    own: list[dataclasses.Field[Any]] = []
+    for (name, annotation), classvar in zip(annotations.items(), kinds, strict=True):
+        default = getattr(cls, name, MISSING)
+        if isinstance(default, dataclasses.Field):
+            made = default
+        else:
+            if isinstance(default, MemberDescriptorType):  # a base's slot: no default
+                default = MISSING
+            made = dataclasses.field(default=default)  # type: ignore[arg-type]  # MISSING: none, as in dataclasses
+        made.name, made.type = name, annotation
+        made._field_type = _CLASSVAR if classvar is _CLASS else _FIELD  # type: ignore[attr-defined]
+        if classvar is _CLASS:
+            if made.default_factory is not MISSING:
+                raise TypeError(f"field {name} cannot have a default factory")
+            if made.kw_only is not MISSING:
+                raise TypeError(f"field {name} is a ClassVar but specifies kw_only")
+        else:
+            if made.kw_only is MISSING:
+                made.kw_only = kw_only
+            if made.default.__class__.__hash__ is None:
+                raise ValueError(f"mutable default {type(made.default)} for field {name} is not allowed: "
+                                 "use default_factory")
+        own.append(made)
+    cls.__dataclass_params__ = _PARAMS
+    for made in own:
+        fields[made.name] = made
+        if isinstance(cls.__dict__.get(made.name), dataclasses.Field):
+            if made.default is MISSING:
+                delattr(cls, made.name)
+            else:
+                setattr(cls, made.name, made.default)
+    for name, value in cls.__dict__.items():
+        if isinstance(value, dataclasses.Field) and name not in annotations:
+            raise TypeError(f"{name!r} is a field but has no type annotation")
+    if based and frozen_base:
+        raise TypeError("cannot inherit non-frozen dataclass from a frozen one")
+    cls.__dataclass_fields__ = fields
+    if "__match_args__" not in cls.__dict__:
+        cls.__match_args__ = tuple(f.name for f in fields.values() if f._field_type is _FIELD and not f.kw_only)  # type: ignore[attr-defined,misc]
+    if slots:
+        cls = _slotted(cls, tuple(f.name for f in fields.values() if f._field_type is _FIELD))  # type: ignore[attr-defined]
+    abc.update_abstractmethods(cls)
+    return cls
+
+
+_PLAIN, _CLASS, _OTHER = "plain", "classvar", "other"
+
+
+def _kind(annotation: object, namespace: dict[str, Any]) -> str:
+    """How ``dataclasses`` reads a field's annotation: a ``ClassVar``, something this module
+    leaves to it (not a string; ``InitVar``; ``KW_ONLY``), or a plain field. As there, what counts
+    is the text's first name (``[module.]Name``, ``dataclasses._MODULE_IDENTIFIER_RE``) looked up in
+    the class's module, the module part (if any) having to be ``typing`` (for ``ClassVar``) or
+    ``dataclasses`` (for the others) there."""
+    if not isinstance(annotation, str):
+        return _OTHER
+    module, name = _head(annotation)
+    if not name:
+        return _PLAIN
+    found = namespace.get(name)
+    via = namespace.get(module) if module else None
+    if (not module or via is typing) and (
+            found is typing.ClassVar or (type(found) is _GENERIC and getattr(found, "__origin__", None) is typing.ClassVar)):
+        return _CLASS
+    if (not module or via is dataclasses) and (
+            found is dataclasses.InitVar or type(found) is dataclasses.InitVar or found is dataclasses.KW_ONLY):
+        return _OTHER
+    return _PLAIN
+
+
+#: The type of a subscripted ``ClassVar`` (``typing._GenericAlias``).
+_GENERIC = type(typing.ClassVar[int])
+
+
+def _head(text: str) -> tuple[str, str]:
+    """(module, name) as ``^(?:\\s*(\\w+)\\s*\\.)?\\s*(\\w+)`` reads them off ``text``: ``("", "")`` when
+    it does not match, ``("", name)`` without a module part."""
+    first, at = _word(text, _space(text, 0))
+    if not first:
+        return "", ""
+    dot = _space(text, at)
+    if dot < len(text) and text[dot] == ".":
+        second, _ = _word(text, _space(text, dot + 1))
+        if second:
+            return first, second
+    return "", first
+
+
+def _space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def _word(text: str, at: int) -> tuple[str, int]:
+    """The run of word characters (``\\w``: alphanumeric or ``_``) from ``at``, and where it ends."""
+    end = at
+    while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    return text[at:end], end
+
+
+def _slotted(cls: Any, names: tuple[str, ...]) -> Any:
+    """``cls`` made again with ``__slots__`` for its fields (those of no base), as ``dataclass(slots=True)``."""
+    if "__slots__" in cls.__dict__:
+        raise TypeError(f"{cls.__name__} already specifies __slots__")
+    namespace = dict(cls.__dict__)
+    inherited: set[str] = set()
+    for base in cls.__mro__[1:-1]:
+        declared = base.__dict__.get("__slots__")
+        if isinstance(declared, str):
+            inherited.add(declared)
+        elif declared is not None:
+            if hasattr(declared, "__next__"):
+                raise TypeError(f"Slots of '{base.__name__}' cannot be determined")
+            inherited.update(declared)
+    namespace["__slots__"] = tuple(name for name in names if name not in inherited)
+    for name in names:
+        namespace.pop(name, None)
+    namespace.pop("__dict__", None)
+    namespace.pop("__weakref__", None)
+    qualname = getattr(cls, "__qualname__", None)
+    made = type(cls)(cls.__name__, cls.__bases__, namespace)
+    if qualname is not None:
+        made.__qualname__ = qualname
+    return made
 
 
 def _finish(cls: Any, slots: bool) -> Any:

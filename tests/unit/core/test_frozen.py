@@ -16,8 +16,10 @@ import dataclasses
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
+import typing
 from dataclasses import MISSING, FrozenInstanceError, InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sluice.core import frozen as frozen_module
 from sluice.core.frozen import frozen
+
+# The names the generated annotations use, looked up here (the classes' module) as dataclasses does
+ClassVar = typing.ClassVar
 
 FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
 
@@ -36,13 +42,22 @@ VALUES = st.one_of(st.integers(-3, 3), st.sampled_from(["", "x", "y"]), st.none(
 DEFAULTS = st.one_of(st.integers(-3, 3), st.sampled_from(["", "x"]), st.none(), st.tuples(st.integers(0, 2)))
 
 
+#: Annotations as a module with postponed annotations holds them: plain ones, and the spellings
+#: of ``ClassVar`` dataclasses recognises (or not: ``dataclasses.ClassVar``, nested, a space).
+ANNOTATIONS = ["Any", " Any", "typing.Any", "list[ClassVar[int]]", "ClassVar[Any]", "typing.ClassVar[Any]",
+               " ClassVar [int]", "ClassVar", "typing . ClassVar[int]", "dataclasses.ClassVar[int]", "os.ClassVar"]
+
+
 @st.composite
 def field_specs(draw: Any, name: str) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["required", "default", "factory"]))
-    spec: dict[str, Any] = {"name": name, "kind": kind,
+    # "only": an annotation alone; "plain": a bare class attribute as default; "mutable": a list as
+    # one; "bare": field() unannotated
+    kind = draw(st.sampled_from(["required", "default", "factory", "plain", "only"] * 4 + ["mutable", "bare"]))
+    annotation = draw(st.sampled_from(ANNOTATIONS)) if draw(st.integers(0, 3)) == 0 else "Any"
+    spec: dict[str, Any] = {"name": name, "kind": kind, "annotation": annotation,
                             "compare": draw(st.booleans()), "hash": draw(st.sampled_from([None, True, False])),
                             "repr": draw(st.booleans()), "kw_only": draw(st.sampled_from([MISSING, True, False]))}
-    if kind == "default":
+    if kind in ("default", "plain"):
         spec["default"] = draw(DEFAULTS)
     if kind == "factory":
         spec["factory"] = draw(st.sampled_from([list, dict, tuple, str]))
@@ -50,14 +65,16 @@ def field_specs(draw: Any, name: str) -> dict[str, Any]:
 
 
 @st.composite
-def shapes(draw: Any) -> dict[str, Any]:
+def shapes(draw: Any, base: bool = True) -> dict[str, Any]:
     names = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=5))
     return {"fields": [draw(field_specs(n)) for n in names], "kw_only": draw(st.booleans()),
-            "slots": draw(st.booleans()), "post_init": draw(st.booleans())}
+            "slots": draw(st.booleans()), "post_init": draw(st.booleans()),
+            "base": draw(st.one_of(st.none(), shapes(base=False))) if base else None}
 
 
 def build(shape: dict[str, Any], decorate: Any, calls: list[str]) -> type:
-    """A fresh class of that shape (named alike for both decorators, so reprs compare)."""
+    """A fresh class of that shape (named alike for both decorators, so reprs compare), on a base
+    of the shape's ``base`` made with the same decorator."""
     namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__, "__qualname__": "Shape"}
     for spec in shape["fields"]:
         options: dict[str, Any] = {"compare": spec["compare"], "hash": spec["hash"], "repr": spec["repr"],
@@ -66,11 +83,14 @@ def build(shape: dict[str, Any], decorate: Any, calls: list[str]) -> type:
             options["default"] = spec["default"]
         if spec["kind"] == "factory":
             options["default_factory"] = spec["factory"]
-        namespace["__annotations__"][spec["name"]] = "Any"
-        namespace[spec["name"]] = field(**options)
+        if spec["kind"] != "bare":
+            namespace["__annotations__"][spec["name"]] = spec["annotation"]
+        if spec["kind"] != "only":
+            namespace[spec["name"]] = {"plain": spec.get("default"), "mutable": []}.get(spec["kind"], field(**options))
     if shape["post_init"]:
         namespace["__post_init__"] = lambda self: calls.append(type(self).__module__)
-    return decorate(type("Shape", (), namespace))
+    bases = (build(shape["base"], decorate, calls),) if shape.get("base") else ()
+    return decorate(shape)(type("Shape", bases, namespace))
 
 
 def outcome(make: Any) -> tuple[str, Any]:
@@ -83,8 +103,8 @@ def outcome(make: Any) -> tuple[str, Any]:
 def pair(shape: dict[str, Any]) -> tuple[tuple[str, Any], tuple[str, Any], list[str], list[str]]:
     seen_a: list[str] = []
     seen_b: list[str] = []
-    a = outcome(lambda: build(shape, dataclass(frozen=True, kw_only=shape["kw_only"], slots=shape["slots"]), seen_a))
-    b = outcome(lambda: build(shape, frozen(kw_only=shape["kw_only"], slots=shape["slots"]), seen_b))
+    a = outcome(lambda: build(shape, lambda s: dataclass(frozen=True, kw_only=s["kw_only"], slots=s["slots"]), seen_a))
+    b = outcome(lambda: build(shape, lambda s: frozen(kw_only=s["kw_only"], slots=s["slots"]), seen_b))
     return a, b, seen_a, seen_b
 
 
@@ -103,6 +123,7 @@ def test_frozen_behaves_as_a_frozen_dataclass(shape: dict[str, Any], data: st.Da
     (kind_a, cls_a), (kind_b, cls_b), calls_a, calls_b = pair(shape)
     assert kind_a == kind_b, (cls_a, cls_b)
     if kind_a != "ok":
+        assert cls_a == cls_b  # the same error message
         return
     assert str(inspect.signature(cls_a)) == str(inspect.signature(cls_b))
     assert cls_a.__doc__ == cls_b.__doc__
@@ -330,3 +351,11 @@ def test_an_unwritable_cache_only_means_compiling(tmp_path: Path) -> None:
     (tmp_path / "__pycache__").write_text("a file where the cache folder would be")
     assert _probe(tmp_path) == 3
     assert _probe(tmp_path) == 3
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from([*"ab_1 .[]\t\n", "é", "٣", "\u00a0", "\x1c"]), max_size=12))
+def test_an_annotation_is_read_as_dataclasses_reads_it(text: str) -> None:
+    """``[module.]Name`` as ``dataclasses._MODULE_IDENTIFIER_RE`` reads it off an annotation's text."""
+    found = re.match(r"^(?:\s*(\w+)\s*\.)?\s*(\w+)", text)
+    assert frozen_module._head(text) == ((found.group(1) or "", found.group(2)) if found else ("", ""))
