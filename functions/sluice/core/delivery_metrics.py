@@ -24,9 +24,9 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 
 #: Deliveries remembered per service (their stages' marks), by last activity.
@@ -52,7 +52,7 @@ SECONDS_BUCKETS: tuple[float, ...] = (
 SCORE_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 1.0)
 
 
-class FactKind(StrEnum):
+class FactKind(FastStrEnum):
     """What one event tells the metrics."""
 
     STAGE_STARTED = "set"  # configuration.change (set): a stage's part of a delivery begins
@@ -65,7 +65,7 @@ class FactKind(StrEnum):
     DONE = "done"  # done
 
 
-class Reason(StrEnum):
+class Reason(FastStrEnum):
     """Why the gate stopped a build in a stage."""
 
     EVALUATION_FAIL = "evaluation_fail"

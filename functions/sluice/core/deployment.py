@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from enum import StrEnum
 
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 from sluice.core.strategies import DeploymentStrategy
 
 
-class Slot(StrEnum):
+class Slot(FastStrEnum):
     """Which deployment of a stage: blue/green and canary have a primary and a canary; a direct
     stage has one. The values name the URLs a deployment reports (``urls["primary"]``)."""
 

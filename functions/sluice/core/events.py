@@ -17,6 +17,7 @@ from dataclasses import MISSING, field, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 from sluice.core.strategies import DeploymentStrategy, TestStrategy
 from sluice.core.validation import (
@@ -48,7 +49,7 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
 
-class EventType(StrEnum):
+class EventType(FastStrEnum):
     """Every CloudEvent type Sluice produces or consumes (DESIGN §2)."""
 
     CONFIGURATION_CHANGE = "sh.keptn.event.configuration.change"
@@ -65,13 +66,13 @@ class EventType(StrEnum):
     PING = "dev.knative.sources.ping"
 
 
-class CanaryAction(StrEnum):
+class CanaryAction(FastStrEnum):
     SET = "set"
     PROMOTE = "promote"
     DISCARD = "discard"
 
 
-class Decision(StrEnum):
+class Decision(FastStrEnum):
     APPROVE = "approve"
     DECLINE = "decline"
     #: Steering a running canary (core.canary): hold it at its next step, let it go on, stop it now.
@@ -80,7 +81,7 @@ class Decision(StrEnum):
     ABORT = "abort"
 
 
-class Outcome(StrEnum):
+class Outcome(FastStrEnum):
     """How a stage's part of a delivery ended (``sh.keptn.events.done``)."""
 
     PROMOTED = "promoted"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.shipyard import Stage
 from sluice.core.strategies import Approval
 from sluice.core.verdict import Verdict
 
 
-class GateDecision(StrEnum):
+class GateDecision(FastStrEnum):
     PROMOTE = "promote"
     HOLD = "hold"
     DISCARD = "discard"

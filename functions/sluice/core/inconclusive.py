@@ -25,9 +25,9 @@ A stage's shipyard entry chooses what happens to an inconclusive evaluation::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 from sluice.core.verdict import Verdict
 
@@ -52,7 +52,7 @@ DEFAULT_MAX_RETRIES = 1
 MAX_RETRIES_LIMIT = 10
 
 
-class InconclusiveAction(StrEnum):
+class InconclusiveAction(FastStrEnum):
     """What a stage does with an inconclusive evaluation."""
 
     FAIL = "fail"

@@ -15,10 +15,10 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import field
-from enum import StrEnum
 from typing import Any
 
 from sluice.core.events import ConfigurationChange, Event
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 from sluice.core.validation import Problems, Reader, dns_label_problem, image_problem, shown
 from sluice.errors import ValidationError
@@ -443,7 +443,7 @@ def plan(parsed: Parsed, triggers: Sequence[Trigger], *, source: str, time: str)
     return Plan(tuple(events), tuple(skipped))
 
 
-class IntakePhase(StrEnum):
+class IntakePhase(FastStrEnum):
     """Where a registry delivery is: its events recorded (``accepted``), then confirmed ``sent``."""
 
     ACCEPTED = "accepted"

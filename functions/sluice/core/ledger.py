@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluice.core.deployment import Serving
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 from sluice.core.strategies import DeploymentStrategy, OnTimeout, TestStrategy
 from sluice.core.times import after as after
@@ -62,7 +63,7 @@ GATES_LIMIT = 20
 SLO_MAX_BYTES = 64 * 1024
 
 
-class Phase(StrEnum):
+class Phase(FastStrEnum):
     """Where a run is; the name says what it waits for."""
 
     DEPLOYING = "deploying"  # the backend deploys the candidate
@@ -77,7 +78,7 @@ class Phase(StrEnum):
     DONE = "done"
 
 
-class Transition(StrEnum):
+class Transition(FastStrEnum):
     """A transition; a run stores the events each step caused."""
 
     DEPLOYED = "deployed"
@@ -131,7 +132,7 @@ def steering_key(step: Transition, event_id: str) -> str:
 HANDOFF_S = 300.0
 
 
-class HoldDecision(StrEnum):
+class HoldDecision(FastStrEnum):
     """How a held promotion ended."""
 
     APPROVED = "approved"

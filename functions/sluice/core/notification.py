@@ -17,11 +17,11 @@ import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from sluice.core.delivery_metrics import iso
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 from sluice.core.validation import dns_label_problem
 
@@ -43,7 +43,7 @@ OUTBOX_BYTES = 250 * 1024
 SENDS_PER_CALL = 3
 
 
-class Phase(StrEnum):
+class Phase(FastStrEnum):
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"

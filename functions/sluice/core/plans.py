@@ -5,13 +5,12 @@ classes on a cold start.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from sluice.core.deployment import Serving
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 
 
-class Step(StrEnum):
+class Step(FastStrEnum):
     """What the deploy service asks the backend to do."""
 
     DEPLOY_PRIMARY = "deploy_primary"

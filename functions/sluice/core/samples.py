@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
 
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
 MAX_BUCKETS = 1024
 
 
-class Alternative(StrEnum):
+class Alternative(FastStrEnum):
     """What the test looks for: the candidate's values tend to be greater, or smaller."""
 
     GREATER = "greater"

@@ -36,8 +36,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 from sluice.core.inconclusive import DataRules
 from sluice.core.samples import Alternative, Distribution, RankTest, distribution_from_dict, mann_whitney
@@ -76,7 +76,7 @@ __all__ = [
 NO_VALUE_MESSAGE = "no value received from SLI provider"
 
 
-class IndicatorStatus(StrEnum):
+class IndicatorStatus(FastStrEnum):
     """One indicator's outcome. ``error`` = could not measure, never confused with ``fail``."""
 
     PASS = "pass"
@@ -86,7 +86,7 @@ class IndicatorStatus(StrEnum):
     ERROR = "error"
 
 
-class TargetKind(StrEnum):
+class TargetKind(FastStrEnum):
     """Whether a target came from the objective's ``pass`` or its ``warning`` criteria."""
 
     PASS = "pass"
@@ -128,7 +128,7 @@ class Measurement:
         )
 
 
-class InconclusiveKind(StrEnum):
+class InconclusiveKind(FastStrEnum):
     """Why the gate could not judge one indicator."""
 
     NOT_MEASURED = "not_measured"

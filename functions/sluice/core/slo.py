@@ -29,8 +29,8 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import field
-from enum import StrEnum
 
+from sluice.core.fastenum import FastStrEnum
 from sluice.core.frozen import frozen
 from sluice.core.validation import Problems, Reader
 from sluice.core.verdict import Verdict
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-class Operator(StrEnum):
+class Operator(FastStrEnum):
     """A criterion's comparison operator."""
 
     LT = "<"
@@ -64,14 +64,14 @@ class Operator(StrEnum):
     GT = ">"
 
 
-class CompareWith(StrEnum):
+class CompareWith(FastStrEnum):
     """How many previous evaluations a relative criterion compares with."""
 
     SINGLE_RESULT = "single_result"
     SEVERAL_RESULTS = "several_results"
 
 
-class IncludeResultWithScore(StrEnum):
+class IncludeResultWithScore(FastStrEnum):
     """Which previous evaluations (by their overall result) may serve as the baseline."""
 
     PASS = "pass"
@@ -147,7 +147,7 @@ class CriteriaSet:
     criteria: tuple[Criterion, ...]
 
 
-class ComparisonMethod(StrEnum):
+class ComparisonMethod(FastStrEnum):
     """How an objective's relative criteria compare with the baseline."""
 
     POINT = "point"  # Keptn's: the value against the threshold derived from the baseline value

@@ -7,12 +7,12 @@ it reads).
 
 from __future__ import annotations
 
-from enum import StrEnum
+from sluice.core.fastenum import FastStrEnum
 
 __all__ = ["SPLIT_STRATEGIES", "Approval", "DeploymentStrategy", "OnTimeout", "TestStrategy"]
 
 
-class DeploymentStrategy(StrEnum):
+class DeploymentStrategy(FastStrEnum):
     DIRECT = "direct"
     BLUE_GREEN = "blue_green_service"
     CANARY = "canary"
@@ -22,19 +22,19 @@ class DeploymentStrategy(StrEnum):
 SPLIT_STRATEGIES = frozenset({DeploymentStrategy.BLUE_GREEN, DeploymentStrategy.CANARY})
 
 
-class TestStrategy(StrEnum):
+class TestStrategy(FastStrEnum):
     __test__ = False
     FUNCTIONAL = "functional"
     PERFORMANCE = "performance"
     NONE = ""
 
 
-class Approval(StrEnum):
+class Approval(FastStrEnum):
     AUTOMATIC = "automatic"
     MANUAL = "manual"
 
 
-class OnTimeout(StrEnum):
+class OnTimeout(FastStrEnum):
     """What a held promotion that nobody decided in time becomes."""
 
     DECLINE = "decline"

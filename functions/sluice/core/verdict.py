@@ -6,10 +6,10 @@ Its values are the wire's (``result`` in events, evaluation records and the ledg
 
 from __future__ import annotations
 
-from enum import StrEnum
+from sluice.core.fastenum import FastStrEnum
 
 
-class Verdict(StrEnum):
+class Verdict(FastStrEnum):
     """``pass`` / ``warning`` / ``fail``: what the gate, a test run or a deployment concluded."""
 
     PASS = "pass"
