@@ -7,10 +7,13 @@ one (``__init__``, ``__setattr__``, ``__delattr__``, ``__eq__``, ``__hash__``, `
 about 0.3 ms a class, the largest single cost of a cold start (a third of what ``deploy`` added
 to a bare functions-framework hello). ``@frozen`` compiles one: ``__init__``.
 
-- ``dataclasses.dataclass`` still collects the fields (with ``init``, ``repr``, ``eq`` and
-  ``frozen`` off), so ``dataclasses.fields``, ``replace``, ``asdict``, ``astuple`` and
-  ``__match_args__`` work as for any dataclass, and mypy checks such a class as a frozen dataclass
-  (``typing.dataclass_transform``).
+- The fields are collected as ``dataclass(init=False, repr=False, eq=False)`` collects them —
+  the same ``Field`` objects, bases, ``ClassVar`` pseudo-fields, ``__match_args__`` and
+  ``__slots__`` — by ``_collect`` (``dataclasses`` itself matched two regular expressions per
+  field, a third of what a class cost), so ``dataclasses.fields``, ``replace``, ``asdict``,
+  ``astuple`` and ``__match_args__`` work as for any dataclass, and mypy checks such a class as a
+  frozen dataclass (``typing.dataclass_transform``). A class ``_collect`` does not cover
+  (``InitVar``, ``KW_ONLY``, an annotation that is not a string) is handed to ``dataclasses``.
 - ``__init__`` is written and compiled here, in one piece, with the same signature, defaults,
   ``default_factory`` and ``kw_only`` handling and ``__post_init__`` call as a frozen
   dataclass's.
@@ -104,7 +107,7 @@ def _collect(cls: Any, kw_only: bool, slots: bool) -> Any:
     its ``Field`` objects (with the bases' and the ``ClassVar`` pseudo-fields) in
     ``__dataclass_fields__``, ``__dataclass_params__``, ``__match_args__``, the defaults left on
     the class, and a new class with ``__slots__``. Written out, because ``dataclasses`` matches two
-    regular expressions per field to find a ``ClassVar`` in a string annotation (half of what
+    regular expressions per field to find a ``ClassVar`` in a string annotation (a third of what
     ``@frozen`` cost a class). A class it would treat otherwise — an annotation that is not a
     string (this module's callers all postpone them), or a name in one that is ``InitVar`` or
     ``KW_ONLY`` — is handed to ``dataclasses`` whole."""
