@@ -107,3 +107,18 @@ def test_the_fast_path_is_the_one_taken() -> None:
         ONE = "one"
 
     assert Kind.__bases__ == (StrEnum,) and fastenum.MADE[-1] is Kind
+
+
+def test_without_simple_enum_a_body_is_made_as_any_strenum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python without ``enum._simple_enum`` still gets the enumeration (by ``EnumType``)."""
+    monkeypatch.setattr(fastenum, "_simple", None)
+
+    class Kind(FastStrEnum):
+        ONE = "one"
+        TWO = "two"
+
+    assert issubclass(Kind, FastStrEnum) and list(Kind) == [Kind.ONE, Kind.TWO] and Kind("two") is Kind.TWO
+    with pytest.raises(TypeError):
+        class Twice(FastStrEnum):
+            ONE = "one"
+            ONE = "uno"  # type: ignore[misc]  # refused: the point of the test
