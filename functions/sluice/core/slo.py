@@ -87,9 +87,9 @@ class IncludeResultWithScore(FastStrEnum):
         return result in (Verdict.PASS, Verdict.WARNING)
 
 
-_CRITERION = re.compile(r"^(<=|>=|<|>|=)([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(%?)$")
+_CRITERION = re.compile(r"(?a)^(<=|>=|<|>|=)([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(%?)$")
 #: Compiled on first use (``re`` keeps it): most SLOs aggregate with ``avg`` (cold start).
-_PERCENTILE = r"^p(\d+(?:\.\d+)?)$"
+_PERCENTILE = r"(?a)^p(\d+(?:\.\d+)?)$"
 _LIGHTHOUSE_DEFAULT_COUNT = 3
 #: Bounds no real SLO reaches; past them a file (e.g. YAML aliases repeating one objective
 #: thousands of times) is refused before it costs anything to score.

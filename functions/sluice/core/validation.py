@@ -22,7 +22,7 @@ from sluice.errors import ValidationError
 # The OCI / Docker reference grammar (distribution/reference), without normalisation.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # Docker's [\w][\w.-]{0,127}, \w being ASCII in Go
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 #: Compiled on first use (``re`` keeps it): a function whose events name no image never compiles it.
 _REFERENCE = (
@@ -403,7 +403,7 @@ def read(value: object, source: str, build: Callable[[Reader], T]) -> T:
 
 
 #: Compiled on first use (``re`` keeps it): only a document with a duration in it reads one.
-_DURATION = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$"
+_DURATION = r"(?a)^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$"  # (?a): ASCII digits only
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 

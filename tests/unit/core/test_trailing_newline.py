@@ -49,3 +49,21 @@ def test_a_name_criterion_aggregate_or_duration_with_a_newline_is_refused() -> N
     with pytest.raises(ConfigurationError):
         parse_duration("PT1S\n", "delivery.retry")
     assert parse_criterion("<600") and parse_aggregate_function("p95") and parse_duration("PT1S", "x") == 1.0
+
+
+def test_another_scripts_digits_or_letters_are_not_ascii_ones() -> None:
+    """``\\d`` and ``\\w`` in a ``str`` pattern match '٦' and 'é' too; the grammars they stand for
+    (Keptn's criteria, Docker's tags, durations) are ASCII, as Go's regular expressions are."""
+    from sluice.core.validation import image_problem
+    from sluice.core.validation import parse_duration as seconds
+
+    assert image_problem("image", "docker.io/keptnexamples/carts:0.10.é") is not None
+    assert image_problem("image", "docker.io/keptnexamples/carts:٣") is not None
+    assert image_problem("image", "docker.io/keptnexamples/carts:0.10_3-rc.1") is None
+    with pytest.raises(ValueError):
+        parse_criterion("<٦٠٠")
+    with pytest.raises(ValueError):
+        parse_aggregate_function("p٩٥")
+    assert seconds("٣s") is None and seconds("3s") == 3.0
+    with pytest.raises(ConfigurationError):
+        parse_duration("PT٣S", "delivery.retry")

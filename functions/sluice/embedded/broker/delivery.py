@@ -30,8 +30,8 @@ DEFAULT_BACKOFF_DELAY_S = 0.2
 #: Status codes Knative retries; every other non-2xx status (3xx, other 4xx) is final.
 RETRYABLE_STATUS = frozenset({404, 408, 409, 429})
 
-_NUM = r"(\d+(?:[.,]\d+)?)"
-_DURATION = re.compile(rf"^P(?:{_NUM}W)?(?:{_NUM}D)?(?:T(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?$")
+_NUM = r"(\d+(?:[.,]\d+)?)"  # ASCII digits: _DURATION is compiled with re.ASCII
+_DURATION = re.compile(rf"^P(?:{_NUM}W)?(?:{_NUM}D)?(?:T(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?$", re.ASCII)
 _UNITS = (7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0)
 
 
