@@ -93,8 +93,9 @@ def frozen(cls: Any = None, /, *, kw_only: bool = False, slots: bool = False) ->
     return wrap if cls is None else wrap(cls)
 
 
-#: ``dataclasses``' markers of a field's kind, and the parameters a ``@frozen`` class reports
-#: (read off a probe class once: ``_DataclassParams`` is not public).
+#: ``dataclasses``' markers of a field's kind (stable since Python 3.7; without them every class
+#: goes to ``dataclasses``), and the parameters a ``@frozen`` class reports, read off a probe
+#: class once (``_DataclassParams`` is not public).
 _FIELD = getattr(dataclasses, "_FIELD", None)
 _CLASSVAR = getattr(dataclasses, "_FIELD_CLASSVAR", None)
 #: (The probe has a docstring: without one, dataclass would read a signature with ``tokenize``.)
@@ -118,11 +119,10 @@ def _collect(cls: Any, kw_only: bool, slots: bool) -> Any:
     if _OTHER in kinds or _CLASSVAR is None or _FIELD is None:
         return dataclasses.dataclass(init=False, repr=False, eq=False, frozen=False, kw_only=kw_only, slots=slots)(cls)
     fields: dict[str, dataclasses.Field[Any]] = {}
-    based = frozen_base = False
+    frozen_base = False
     for base in cls.__mro__[-1:0:-1]:
         inherited = getattr(base, "__dataclass_fields__", None)
         if inherited is not None:
-            based = True
             fields.update(inherited)
             frozen_base = frozen_base or base.__dataclass_params__.frozen
     own: list[dataclasses.Field[Any]] = []
@@ -159,7 +159,7 @@ def _collect(cls: Any, kw_only: bool, slots: bool) -> Any:
     for name, value in cls.__dict__.items():
         if isinstance(value, dataclasses.Field) and name not in annotations:
             raise TypeError(f"{name!r} is a field but has no type annotation")
-    if based and frozen_base:
+    if frozen_base:
         raise TypeError("cannot inherit non-frozen dataclass from a frozen one")
     cls.__dataclass_fields__ = fields
     if "__match_args__" not in cls.__dict__:

@@ -14,7 +14,8 @@ import pytest
 from sluice.adapters.state._rules import check_record, label_problems, name_problem
 from sluice.core.cloudevent import parse
 from sluice.core.slo import parse_aggregate_function, parse_criterion
-from sluice.core.validation import dns_label_problem
+from sluice.core.validation import dns_label_problem, image_problem
+from sluice.core.validation import parse_duration as seconds
 from sluice.embedded.broker.delivery import parse_duration
 from sluice.errors import ConfigurationError, ValidationError
 from sluice.ports.state import Record
@@ -54,9 +55,6 @@ def test_a_name_criterion_aggregate_or_duration_with_a_newline_is_refused() -> N
 def test_another_scripts_digits_or_letters_are_not_ascii_ones() -> None:
     """``\\d`` and ``\\w`` in a ``str`` pattern match '٦' and 'é' too; the grammars they stand for
     (Keptn's criteria, Docker's tags, durations) are ASCII, as Go's regular expressions are."""
-    from sluice.core.validation import image_problem
-    from sluice.core.validation import parse_duration as seconds
-
     assert image_problem("image", "docker.io/keptnexamples/carts:0.10.é") is not None
     assert image_problem("image", "docker.io/keptnexamples/carts:٣") is not None
     assert image_problem("image", "docker.io/keptnexamples/carts:0.10_3-rc.1") is None
